@@ -1,0 +1,130 @@
+/*
+ * shim.h — the project's one C module: libudev plus the Linux ioctls that
+ * Swift cannot import because their request codes are function-like macros
+ * (_IOC/_IOR/_IOW).
+ *
+ * What Swift already sees through this header, so nothing here wraps it:
+ *   - every libudev function (udev_new, udev_unref, udev_enumerate_*, ...);
+ *   - plain integer #defines, including simple aliases and sums:
+ *     EV_SYN, EV_KEY, EV_MAX, EV_CNT, SYN_REPORT, SYN_DROPPED, KEY_MAX,
+ *     KEY_CNT, TIOCM_CTS, TIOCM_DSR, TIOCM_CD (= TIOCM_CAR), TIOCM_RI
+ *     (= TIOCM_RNG), TIOCM_RTS, TIOCM_DTR, TIOCMGET, TIOCMIWAIT, TIOCGICOUNT;
+ *   - the structs input_event, input_id and serial_icounter_struct.
+ *
+ * Every wrapper returns what ioctl(2) returned: >= 0 on success (for the
+ * string and bitmap requests, the number of bytes the kernel copied), -1 with
+ * errno set on failure. A length too large for the 14-bit size field of an
+ * _IOC request, or an event type above EV_MAX, fails with EINVAL instead of
+ * silently encoding a different request.
+ *
+ * struct input_event layouts (decoded in Swift; this header only reports the
+ * size of the one this build uses):
+ *   - 64-bit longs (x86_64, aarch64, ...): struct timeval of two 8-byte longs,
+ *     then __u16 type, __u16 code, __s32 value: 24 bytes, type at offset 16.
+ *   - 32-bit longs with 32-bit time_t: timeval of two 4-byte longs, then
+ *     type/code/value: 16 bytes, type at offset 8.
+ *   - 32-bit longs with 64-bit time_t (__USE_TIME_BITS64): the header swaps
+ *     the timeval for __kernel_ulong_t __sec and __usec. __kernel_ulong_t is
+ *     still 4 bytes there, so the record is again 16 bytes, type at offset 8;
+ *     only the seconds are unsigned (good until 2106). (On x32, whose
+ *     __kernel_ulong_t is 8 bytes, the same branch gives 24 bytes.)
+ */
+#ifndef CDEVICESYS_SHIM_H
+#define CDEVICESYS_SHIM_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <linux/input.h>
+#include <linux/serial.h>
+#include <libudev.h>
+
+/* --- evdev (/dev/input/event*) --------------------------------------- */
+
+/* Request lengths must fit the _IOC size field; otherwise fail with EINVAL. */
+static inline int cdevicesys_ioc_length_ok(size_t len) {
+    if (len > _IOC_SIZEMASK) {
+        errno = EINVAL;
+        return 0;
+    }
+    return 1;
+}
+
+/* EVIOCGVERSION: the evdev protocol version (EV_VERSION). */
+static inline int cdevicesys_eviocgversion(int fd, int *version) {
+    return ioctl(fd, EVIOCGVERSION, version);
+}
+
+/* EVIOCGID: bus type, vendor, product and version of the device. */
+static inline int cdevicesys_eviocgid(int fd, struct input_id *id) {
+    return ioctl(fd, EVIOCGID, id);
+}
+
+/* EVIOCGNAME(len): the device name. Not NUL-terminated when truncated. */
+static inline int cdevicesys_eviocgname(int fd, char *buf, size_t len) {
+    if (!cdevicesys_ioc_length_ok(len)) return -1;
+    return ioctl(fd, EVIOCGNAME(len), buf);
+}
+
+/* EVIOCGPHYS(len): the physical location; ENOENT if the device has none. */
+static inline int cdevicesys_eviocgphys(int fd, char *buf, size_t len) {
+    if (!cdevicesys_ioc_length_ok(len)) return -1;
+    return ioctl(fd, EVIOCGPHYS(len), buf);
+}
+
+/* EVIOCGUNIQ(len): the unique identifier; ENOENT if the device has none. */
+static inline int cdevicesys_eviocguniq(int fd, char *buf, size_t len) {
+    if (!cdevicesys_ioc_length_ok(len)) return -1;
+    return ioctl(fd, EVIOCGUNIQ(len), buf);
+}
+
+/* EVIOCGBIT(ev, len): the codes supported for event type ev, as a bitmap of
+ * unsigned longs; ev == 0 gives the supported event types themselves. */
+static inline int cdevicesys_eviocgbit(int fd, unsigned int ev, void *bits, size_t len) {
+    if (ev > EV_MAX || !cdevicesys_ioc_length_ok(len)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return ioctl(fd, EVIOCGBIT(ev, len), bits);
+}
+
+/* EVIOCGKEY(len): the keys currently held down, as a bitmap of unsigned longs. */
+static inline int cdevicesys_eviocgkey(int fd, void *bits, size_t len) {
+    if (!cdevicesys_ioc_length_ok(len)) return -1;
+    return ioctl(fd, EVIOCGKEY(len), bits);
+}
+
+/* EVIOCGRAB: on != 0 grabs the device for this descriptor alone, 0 releases
+ * it. EBUSY if someone else holds the grab. */
+static inline int cdevicesys_eviocgrab(int fd, int on) {
+    return ioctl(fd, EVIOCGRAB, (void *)(uintptr_t)(on != 0));
+}
+
+/* --- serial modem lines ---------------------------------------------- */
+
+/* TIOCMGET: the TIOCM_* bits of the modem lines. */
+static inline int cdevicesys_tiocmget(int fd, int *lines) {
+    return ioctl(fd, TIOCMGET, lines);
+}
+
+/* TIOCMIWAIT: block until one of the input lines in mask (TIOCM_CTS,
+ * TIOCM_DSR, TIOCM_CD, TIOCM_RI) changes. */
+static inline int cdevicesys_tiocmiwait(int fd, int mask) {
+    return ioctl(fd, TIOCMIWAIT, (unsigned long)(unsigned int)mask);
+}
+
+/* TIOCGICOUNT: how many times each input line has changed (and other counts). */
+static inline int cdevicesys_tiocgicount(int fd, struct serial_icounter_struct *counts) {
+    return ioctl(fd, TIOCGICOUNT, counts);
+}
+
+/* --- input_event ------------------------------------------------------ */
+
+/* sizeof(struct input_event) for this build: 24 with 64-bit longs, else 16. */
+static inline size_t cdevicesys_input_event_size(void) {
+    return sizeof(struct input_event);
+}
+
+#endif /* CDEVICESYS_SHIM_H */

@@ -1,0 +1,41 @@
+import Crypto
+
+/// Opens the frames of one session in one direction: right device, right direction, authentic, fresh.
+///
+/// A frame that fails any check is refused with a `ProtocolError` and counted by category; it never reaches
+/// the state machines. Pure: no clock, no I/O.
+public struct FrameOpener: Sendable {
+    public let deviceID: UInt32
+    public let direction: Wire.Direction
+    private let key: SymmetricKey
+    public private(set) var window: ReplayWindow
+    /// Refused frames, by why.
+    public private(set) var refused: [ProtocolError.Category: Int] = [:]
+
+    /// - Parameter floor: counters at or below it are stale (the session anchor, for up frames).
+    public init(deviceID: UInt32, direction: Wire.Direction, key: SymmetricKey, floor: UInt64) {
+        self.deviceID = deviceID
+        self.direction = direction
+        self.key = key
+        self.window = ReplayWindow(floor: floor)
+    }
+
+    public mutating func open(_ frame: SealedFrame) throws(ProtocolError) -> Message {
+        do throws(ProtocolError) {
+            guard frame.header.deviceID == deviceID else {
+                throw .wrongDevice(expected: deviceID, received: frame.header.deviceID)
+            }
+            guard frame.header.direction == direction else { throw .wrongDirection(frame.header.direction) }
+            try window.check(frame.header.counter)
+            let message = try frame.open(with: key)
+            guard message.kind.directions.contains(direction) else {
+                throw .wrongDirection(frame.header.direction)
+            }
+            try window.accept(frame.header.counter)
+            return message
+        } catch {
+            refused[error.category, default: 0] += 1
+            throw error
+        }
+    }
+}

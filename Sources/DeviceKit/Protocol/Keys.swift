@@ -1,0 +1,101 @@
+import Crypto
+
+/// A device's root key and the keys derived from it (protocol.md §3.2).
+///
+/// ```
+/// root  = the provisioned key, 16 to 64 bytes, or HKDF-SHA256(master, salt "DeviceKit v1 device", info = id)
+/// up    = HKDF-SHA256(root, salt "",             info "DeviceKit v1 up")     device → centre
+/// down  = HKDF-SHA256(root, salt = anchor (6 B),  info "DeviceKit v1 down")   centre → device, per session
+/// ```
+/// The down key depends on the session's anchor (the counter of its `sessionStart`), which never repeats, so
+/// a centre needs no durable counter of its own to keep nonces unique.
+public struct DeviceKey: Sendable {
+    public let deviceID: UInt32
+    private let root: SymmetricKey
+    /// Seals and opens device → centre frames.
+    public let upKey: SymmetricKey
+
+    /// A provisioned key of 16 to 64 bytes.
+    public init(deviceID: UInt32, rootKey: [UInt8]) throws(KeyError) {
+        guard (16...64).contains(rootKey.count) else { throw .wrongLength(rootKey.count) }
+        self.init(deviceID: deviceID, root: SymmetricKey(data: rootKey))
+    }
+
+    /// The key of device `deviceID` in a fleet that shares one master key.
+    public init(deviceID: UInt32, master: FleetMasterKey) {
+        self.init(deviceID: deviceID, root: master.rootKey(for: deviceID))
+    }
+
+    private init(deviceID: UInt32, root: SymmetricKey) {
+        self.deviceID = deviceID
+        self.root = root
+        self.upKey = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: root, salt: [UInt8](), info: Array("DeviceKit v1 up".utf8), outputByteCount: 32)
+    }
+
+    /// Seals and opens centre → device frames of the session whose `sessionStart` had counter `anchor`.
+    public func downKey(anchor: UInt64) -> SymmetricKey {
+        var salt = [UInt8](repeating: 0, count: 6)
+        for i in 0..<6 { salt[i] = UInt8(truncatingIfNeeded: anchor >> (8 * (5 - i))) }
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: root, salt: salt, info: Array("DeviceKit v1 down".utf8), outputByteCount: 32)
+    }
+}
+
+/// The fleet master key from which every device's root key is derived, so a centre serving 100,000 devices
+/// holds one secret instead of a 100,000-line key file.
+public struct FleetMasterKey: Sendable {
+    private let key: SymmetricKey
+
+    /// 32 to 64 bytes.
+    public init(bytes: [UInt8]) throws(KeyError) {
+        guard (32...64).contains(bytes.count) else { throw .wrongMasterLength(bytes.count) }
+        key = SymmetricKey(data: bytes)
+    }
+
+    func rootKey(for deviceID: UInt32) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: key, salt: Array("DeviceKit v1 device".utf8),
+            info: [UInt8(deviceID >> 24), UInt8(truncatingIfNeeded: deviceID >> 16),
+                   UInt8(truncatingIfNeeded: deviceID >> 8), UInt8(truncatingIfNeeded: deviceID)],
+            outputByteCount: 32)
+    }
+}
+
+/// Why a key given on the command line or in a file was refused. Never contains the key.
+public enum KeyError: Error, Equatable, Sendable, CustomStringConvertible {
+    case wrongLength(Int)
+    case wrongMasterLength(Int)
+    case notHex
+
+    public var description: String {
+        switch self {
+        case .wrongLength(let n): "a device key must be 16 to 64 bytes (32 to 128 hex digits), got \(n) bytes"
+        case .wrongMasterLength(let n): "a fleet master key must be 32 to 64 bytes (64 to 128 hex digits), got \(n) bytes"
+        case .notHex: "the key is not hexadecimal: use only 0-9 and a-f, an even number of digits"
+        }
+    }
+}
+
+/// Hex text to bytes and back; spaces, colons and a leading 0x are ignored.
+public enum Hex {
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        var digits = String(text.filter { !$0.isWhitespace && $0 != ":" })
+        if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits.removeFirst(2) }
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(digits.count / 2)
+        var index = digits.startIndex
+        while index < digits.endIndex {
+            let next = digits.index(index, offsetBy: 2)
+            guard let byte = UInt8(digits[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
+
+    public static func encode(_ bytes: some Sequence<UInt8>, separator: String = "") -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: separator)
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The command-line tool: the device daemon, the reference centre, the load tester and the diagnostics.
+@main
+struct DeviceSim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devicesim",
+        abstract: "Home emergency call device firmware, its dispatch centre, load tests and diagnostics.",
+        subcommands: [ProtocolCommand.self, DemoCommand.self]
+    )
+}
