@@ -37,6 +37,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (README).
+        .executableTarget(
+            name: "DecoderFuzzer",
+            dependencies: [
+                "DeviceKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "DeviceKitTests",
             dependencies: [

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the fuzzer helper.
+print("DecoderFuzzer")
