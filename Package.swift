@@ -26,6 +26,7 @@ let package = Package(
             dependencies: [
                 "CDeviceSys",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -44,7 +44,7 @@ def check(v: dict) -> list:
         key = hkdf(root, int(v["anchor"], 0).to_bytes(6, "big"), b"DeviceKit v1 down")
         counter = int(v["salt"], 0) << 32 | int(v["sequence"], 0)
         header = bytes([0x18]) + len(frame).to_bytes(2, "big") + device.to_bytes(4, "big") + counter.to_bytes(8, "big")
-    nonce = device.to_bytes(4, "big") + counter.to_bytes(8, "big")
+    nonce = header[-12:]  # the last 12 bytes of the header (§3.3)
     if frame[: len(header)] != header:
         problems.append("header differs")
     sealed = header + ChaCha20Poly1305(key).encrypt(nonce, body, header)

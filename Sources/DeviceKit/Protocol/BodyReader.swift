@@ -5,11 +5,13 @@ import NIOCore
 /// It owns a slice of exactly one body, so no read can run past the frame.
 struct BodyReader {
     private(set) var buffer: ByteBuffer
-    let message: String
+    /// Named only when an error is thrown: building strings on the good path would cost more than decoding.
+    let kind: Message.Kind
+    var message: String { kind.name }
 
     init(_ buffer: ByteBuffer, message: Message.Kind) {
         self.buffer = buffer
-        self.message = message.name
+        self.kind = message
     }
 
     mutating func u8(_ field: String) throws(ProtocolError) -> UInt8 {
@@ -59,17 +61,20 @@ struct BodyReader {
     ///
     /// `handle` returns `false` for a tag it does not know. An unknown tag with the critical bit (0x80) set
     /// makes the whole message undecodable; other unknown tags are skipped, so a v1.1 sender works with a
-    /// v1 receiver. A tag seen twice is refused, so every body has one meaning.
+    /// v1 receiver. Tags must ascend, so a tag cannot appear twice and every body has one meaning.
     mutating func extensions(
         _ handle: (UInt8, inout BodyReader) throws(ProtocolError) -> Bool
     ) throws(ProtocolError) {
-        var seen = Set<UInt8>()
+        var previous = -1
         while buffer.readableBytes > 0 {
             let tag = try u8("extension tag")
             let length = Int(try u8("extension length"))
             guard let value = buffer.readSlice(length: length) else { throw truncated("extension 0x\(hex(tag))") }
-            guard seen.insert(tag).inserted else { throw invalid("extension 0x\(hex(tag))", "appears twice") }
-            var valueReader = BodyReader(slice: value, message: message)
+            guard Int(tag) > previous else {
+                throw invalid("extension 0x\(hex(tag))", "repeated or out of ascending order")
+            }
+            previous = Int(tag)
+            var valueReader = BodyReader(value, message: kind)
             if try handle(tag, &valueReader) {
                 guard valueReader.buffer.readableBytes == 0 else {
                     throw invalid("extension 0x\(hex(tag))", "\(length) bytes is longer than its value")
@@ -91,11 +96,6 @@ struct BodyReader {
     func truncated(_ field: String) -> ProtocolError { .truncatedBody(message: message, field: field) }
     func invalid(_ field: String, _ reason: String) -> ProtocolError {
         .invalidField(message: message, field: field, reason: reason)
-    }
-
-    private init(slice: ByteBuffer, message: String) {
-        self.buffer = slice
-        self.message = message
     }
 
     private func hex(_ v: UInt8) -> String { String(v, radix: 16) }

@@ -63,13 +63,11 @@ public struct FrameHeader: Hashable, Sendable {
         size(direction) + 1 + Wire.tagLength
     }
 
-    /// The 96-bit AEAD nonce: device id, then the counter as 64 bits (protocol.md §3.3).
-    var nonce: [UInt8] {
-        var n = [UInt8](repeating: 0, count: 12)
-        withUnsafeBytes(of: deviceID.bigEndian) { n.replaceSubrange(0..<4, with: $0) }
-        withUnsafeBytes(of: counter.bigEndian) { n.replaceSubrange(4..<12, with: $0) }
-        return n
-    }
+    /// The AEAD nonce is the last 12 bytes of the header (protocol.md §3.3), so the frame's tail from there
+    /// on is exactly ChaCha20-Poly1305's "combined" form (nonce ‖ ciphertext ‖ tag) and no nonce is copied.
+    ///
+    /// Up: length ‖ device id ‖ 48-bit counter. Down: device id ‖ salt ‖ sequence.
+    static let nonceLength = 12
 
     /// Reads the first three bytes: enough to know how long the frame is.
     ///

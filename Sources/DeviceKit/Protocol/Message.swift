@@ -52,7 +52,26 @@ public enum Message: Hashable, Sendable {
             }
         }
 
-        public var name: String { "\(self)" }
+        public var name: String {
+            switch self {
+            case .sessionStart: "sessionStart"
+            case .heartbeat: "heartbeat"
+            case .alarm: "alarm"
+            case .alarmCancel: "alarmCancel"
+            case .event: "event"
+            case .diagnosticsReport: "diagnosticsReport"
+            case .sessionAccept: "sessionAccept"
+            case .heartbeatAck: "heartbeatAck"
+            case .caseUpdate: "caseUpdate"
+            case .configPush: "configPush"
+            case .diagnosticsRequest: "diagnosticsRequest"
+            case .ack: "ack"
+            case .nak: "nak"
+            case .callOffer: "callOffer"
+            case .callAnswer: "callAnswer"
+            case .callEnd: "callEnd"
+            }
+        }
     }
 
     public var kind: Kind {

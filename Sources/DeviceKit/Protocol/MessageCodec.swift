@@ -202,7 +202,7 @@ extension Message {
 
     /// Checks that every field fits its wire representation.
     func validate() throws(ProtocolError) {
-        let name = kind.name
+        var name: String { kind.name }
         func time(_ t: WireTime, _ field: String) throws(ProtocolError) {
             guard t <= Wire.maximumUpCounter else {
                 throw .invalidField(message: name, field: field, reason: "time does not fit in 48 bits")

@@ -1,5 +1,7 @@
 import Crypto
+import Foundation
 import NIOCore
+import NIOFoundationCompat
 
 /// One whole frame as received: its parsed cleartext header and its bytes, not yet authenticated.
 ///
@@ -31,29 +33,43 @@ public struct SealedFrame: Sendable {
         into buffer: inout ByteBuffer
     ) throws(ProtocolError) {
         if direction == .up, counter > Wire.maximumUpCounter { throw .counterExhausted }
-        var body = ByteBuffer()
-        try message.encodeBody(into: &body)
         let headerSize = FrameHeader.size(direction)
-        let maximumBody = Wire.maximumFrameLength - headerSize - Wire.tagLength
-        guard body.readableBytes <= maximumBody else {
-            throw .messageTooLarge(bodyLength: body.readableBytes, maximum: maximumBody)
-        }
-        let header = FrameHeader(
-            direction: direction, length: headerSize + body.readableBytes + Wire.tagLength,
-            deviceID: deviceID, counter: counter)
         let start = buffer.writerIndex
+        // Header with a provisional length, then the plaintext body in place; the length is patched once
+        // known, then the body is encrypted over itself and the tag appended. No intermediate buffers.
+        var header = FrameHeader(direction: direction, length: 0, deviceID: deviceID, counter: counter)
         header.write(to: &buffer)
-        let aad = buffer.getBytes(at: start, length: headerSize) ?? []
-        let plaintext = body.readBytes(length: body.readableBytes) ?? []
+        let bodyStart = buffer.writerIndex
+        do throws(ProtocolError) {
+            try message.encodeBody(into: &buffer)
+        } catch {
+            buffer.moveWriterIndex(to: start)
+            throw error
+        }
+        let bodyLength = buffer.writerIndex - bodyStart
+        let maximumBody = Wire.maximumFrameLength - headerSize - Wire.tagLength
+        guard bodyLength <= maximumBody else {
+            buffer.moveWriterIndex(to: start)
+            throw .messageTooLarge(bodyLength: bodyLength, maximum: maximumBody)
+        }
+        header.length = headerSize + bodyLength + Wire.tagLength
+        buffer.setInteger(UInt16(header.length), at: start + 1)
+        let box: ChaChaPoly.SealedBox
         do {
-            let box = try ChaChaPoly.seal(
-                plaintext, using: key, nonce: try ChaChaPoly.Nonce(data: header.nonce), authenticating: aad)
-            buffer.writeBytes(box.ciphertext)
-            buffer.writeBytes(box.tag)
+            box = try buffer.withUnsafeReadableBytes { bytes in
+                let frame = UnsafeRawBufferPointer(rebasing: bytes[(start - buffer.readerIndex)...])
+                return try ChaChaPoly.seal(
+                    UnsafeRawBufferPointer(rebasing: frame[headerSize...]), using: key,
+                    nonce: try ChaChaPoly.Nonce(data: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize])),
+                    authenticating: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]))
+            }
         } catch {
             // Only a wrong nonce or key size can fail here, and both are fixed by construction.
             preconditionFailure("ChaChaPoly.seal failed: \(error)")
         }
+        buffer.moveWriterIndex(to: bodyStart)
+        buffer.writeBytes(box.ciphertext)
+        buffer.writeBytes(box.tag)
     }
 
     /// Authenticates, decrypts and decodes the frame with `key`.
@@ -61,21 +77,18 @@ public struct SealedFrame: Sendable {
     /// Does not check the counter: that is the receiving session's job (`ReplayWindow`), after this succeeds.
     public func open(with key: SymmetricKey) throws(ProtocolError) -> Message {
         let headerSize = FrameHeader.size(header.direction)
-        let total = bytes.readableBytes
-        let start = bytes.readerIndex
-        guard let aad = bytes.getBytes(at: start, length: headerSize),
-            let ciphertext = bytes.getBytes(at: start + headerSize, length: total - headerSize - Wire.tagLength),
-            let tag = bytes.getBytes(at: start + total - Wire.tagLength, length: Wire.tagLength)
-        else { throw .truncatedHeader(received: total) }
-        let plaintext: [UInt8]
+        let plaintext: Data
         do {
-            let box = try ChaChaPoly.SealedBox(
-                nonce: try ChaChaPoly.Nonce(data: header.nonce), ciphertext: ciphertext, tag: tag)
-            plaintext = Array(try ChaChaPoly.open(box, using: key, authenticating: aad))
+            plaintext = try bytes.withUnsafeReadableBytes { frame in
+                // nonce ‖ ciphertext ‖ tag is the frame's tail: one copy into the sealed box, none here.
+                let box = try ChaChaPoly.SealedBox(
+                    combined: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)...]))
+                return try ChaChaPoly.open(box, using: key, authenticating: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]))
+            }
         } catch {
             throw .authenticationFailed
         }
-        return try Message(body: ByteBuffer(bytes: plaintext))
+        return try Message(body: ByteBuffer(data: plaintext))
     }
 
     /// The frame as lowercase hex, for logs and `devicesim protocol decode`.

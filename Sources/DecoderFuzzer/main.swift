@@ -1,2 +1,0 @@
-// Placeholder: replaced by the fuzzer helper.
-print("DecoderFuzzer")
