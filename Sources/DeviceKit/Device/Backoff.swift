@@ -1,0 +1,48 @@
+/// Exponential backoff with full jitter, and the seeded generator that makes it reproducible.
+///
+/// Full jitter (a uniform delay in `0...min(cap, base × 2^attempt)`) spreads a crowd best: 10,000 devices
+/// that lost their centre at the same moment come back spread over the whole window, not in one second.
+public struct Backoff: Hashable, Sendable {
+    public var base: Duration
+    public var cap: Duration
+    /// The smallest delay, so a failing path is never hammered in a tight loop.
+    public var floor: Duration
+
+    public init(base: Duration = .seconds(1), cap: Duration = .seconds(60), floor: Duration = .milliseconds(50)) {
+        self.base = base
+        self.cap = cap
+        self.floor = floor
+    }
+
+    /// The upper end of the window for `attempt` (0 for the first retry).
+    public func window(attempt: Int) -> Duration {
+        let doublings = min(attempt, 30)
+        var window = base
+        for _ in 0..<doublings where window < cap { window = window * 2 }
+        return min(window, cap)
+    }
+
+    /// A delay drawn uniformly from the window of `attempt`.
+    public func delay(attempt: Int, using random: inout SplitMix64) -> Duration {
+        let window = window(attempt: attempt)
+        return max(floor, window * random.nextUnit())
+    }
+}
+
+/// A small, fast, seedable random generator (SplitMix64), so pure state machines stay deterministic in tests.
+public struct SplitMix64: RandomNumberGenerator, Hashable, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in `0..<1`.
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}

@@ -1,0 +1,159 @@
+import DequeModule
+
+/// Reliable delivery of the outbox to the centre: send, wait for `ack`, retransmit with backoff, in order.
+///
+/// Holds the ids of what waits (loaded from the durable outbox at start, then every new item) and what is in
+/// flight. Alarms and cancels go before routine events, oldest first. At most `window` messages are in flight.
+/// A retransmission sends the same message (same id); the runtime seals it with a new counter.
+/// The retransmission timeout starts at max(1 s, 3 × RTT), doubles up to 30 s, ±20 % (protocol.md §4.7).
+///
+/// Pure: no clock, no I/O; randomness from a seeded generator.
+public struct DeliveryMachine: Sendable {
+    public enum Timer: Hashable, Sendable {
+        case retransmit(id: UInt32, generation: Int)
+    }
+
+    public enum Action: Hashable, Sendable {
+        case send(Message)
+        case scheduleTimer(Timer, after: Duration)
+        /// The centre has it: delete it from the durable outbox.
+        case remove(id: UInt32)
+        /// The centre stored this message (an alarm: "delivered").
+        case delivered(Message)
+        /// The centre refused it for good; it was removed. Shown as a fault, logged.
+        case refused(Message, NakReason)
+    }
+
+    public struct Configuration: Hashable, Sendable {
+        public var window: Int
+        public var initialTimeout: Duration
+        public var maximumTimeout: Duration
+        public init(window: Int = 8, initialTimeout: Duration = .seconds(1), maximumTimeout: Duration = .seconds(30)) {
+            self.window = window
+            self.initialTimeout = initialTimeout
+            self.maximumTimeout = maximumTimeout
+        }
+    }
+
+    private struct InFlight: Hashable, Sendable {
+        var message: Message
+        var attempts: Int
+        var generation: Int
+    }
+
+    public let configuration: Configuration
+    private var urgent = Deque<Message>()
+    private var routine = Deque<Message>()
+    private var inFlight: [UInt32: InFlight] = [:]
+    /// Order in which in-flight messages were first sent, so a lost link requeues them in order.
+    private var inFlightOrder: [UInt32] = []
+    private var isLinkUp = false
+    private var generation = 0
+    private var random: SplitMix64
+    /// Smoothed round-trip time, from heartbeats.
+    private var roundTrip: Duration?
+
+    public init(configuration: Configuration = Configuration(), seed: UInt64) {
+        self.configuration = configuration
+        self.random = SplitMix64(seed: seed)
+    }
+
+    public var waiting: Int { urgent.count + routine.count + inFlight.count }
+    public var isBusy: Bool { waiting > 0 }
+
+    /// Messages found in the durable outbox at start, in the outbox's order.
+    public mutating func loaded(_ messages: [Message]) -> [Action] {
+        for m in messages { queue(m) }
+        return sendMore()
+    }
+
+    /// A new message is on durable storage.
+    public mutating func enqueued(_ message: Message) -> [Action] {
+        queue(message)
+        return sendMore()
+    }
+
+    public mutating func linkUp() -> [Action] {
+        isLinkUp = true
+        return sendMore()
+    }
+
+    /// The session ended: what was in flight waits again, at the front, in its order.
+    public mutating func linkDown() {
+        isLinkUp = false
+        generation += 1
+        for id in inFlightOrder.reversed() {
+            guard let f = inFlight[id] else { continue }
+            if f.message.outboxPriority == 0 { urgent.prepend(f.message) } else { routine.prepend(f.message) }
+        }
+        inFlight = [:]
+        inFlightOrder = []
+    }
+
+    public mutating func roundTripMeasured(_ rtt: Duration) {
+        roundTrip = roundTrip.map { ($0 * 7 + rtt) / 8 } ?? rtt
+    }
+
+    public mutating func ackReceived(id: UInt32) -> [Action] {
+        guard let f = inFlight.removeValue(forKey: id) else { return [] }  // a duplicate ack
+        inFlightOrder.removeAll { $0 == id }
+        return [.remove(id: id), .delivered(f.message)] + sendMore()
+    }
+
+    public mutating func nakReceived(_ nak: Nak) -> [Action] {
+        guard var f = inFlight[nak.id] else { return [] }
+        let final: Bool
+        switch nak.reason {
+        case .rateLimited, .busy: final = false
+        default: final = f.message.outboxPriority != 0  // an alarm is never dropped on a centre's word
+        }
+        if final {
+            inFlight[nak.id] = nil
+            inFlightOrder.removeAll { $0 == nak.id }
+            return [.remove(id: nak.id), .refused(f.message, nak.reason)] + sendMore()
+        }
+        // Retry later, as if the timeout had fired: keeps the backoff growing.
+        f.attempts += 1
+        f.generation += 1
+        inFlight[nak.id] = f
+        return [.scheduleTimer(.retransmit(id: nak.id, generation: f.generation), after: timeout(attempts: f.attempts))]
+    }
+
+    public mutating func timerFired(_ timer: Timer) -> [Action] {
+        switch timer {
+        case .retransmit(let id, let g):
+            guard isLinkUp, var f = inFlight[id], f.generation == g else { return [] }
+            f.attempts += 1
+            inFlight[id] = f
+            return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: g), after: timeout(attempts: f.attempts))]
+        }
+    }
+
+    private mutating func queue(_ message: Message) {
+        guard let id = message.reliableID, inFlight[id] == nil,
+            !urgent.contains(where: { $0.reliableID == id }), !routine.contains(where: { $0.reliableID == id })
+        else { return }
+        if message.outboxPriority == 0 { urgent.append(message) } else { routine.append(message) }
+    }
+
+    private mutating func sendMore() -> [Action] {
+        guard isLinkUp else { return [] }
+        var actions: [Action] = []
+        while inFlight.count < configuration.window, let next = urgent.popFirst() ?? routine.popFirst() {
+            guard let id = next.reliableID else { continue }
+            generation += 1
+            inFlight[id] = InFlight(message: next, attempts: 0, generation: generation)
+            inFlightOrder.append(id)
+            actions.append(.send(next))
+            actions.append(.scheduleTimer(.retransmit(id: id, generation: generation), after: timeout(attempts: 0)))
+        }
+        return actions
+    }
+
+    private mutating func timeout(attempts: Int) -> Duration {
+        var base = max(configuration.initialTimeout, (roundTrip ?? .zero) * 3)
+        for _ in 0..<min(attempts, 16) where base < configuration.maximumTimeout { base = base * 2 }
+        base = min(base, configuration.maximumTimeout)
+        return base * (0.8 + 0.4 * random.nextUnit())
+    }
+}

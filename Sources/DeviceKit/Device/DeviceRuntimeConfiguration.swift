@@ -1,0 +1,100 @@
+import NIOCore
+
+/// Everything a `DeviceRuntime` needs to know, already validated (the TOML file is parsed elsewhere).
+public struct DeviceRuntimeConfiguration: Sendable {
+    public enum Transport: String, Sendable, Hashable, CaseIterable { case tcp, udp }
+
+    /// Fault injection for the crash tests: what the runtime does to itself, and when.
+    public enum FaultInjection: String, Sendable, Hashable {
+        /// kill -9 itself after the alarm is on durable storage and before it is sent.
+        case crashAfterStoringAlarm = "crash-after-storing-alarm"
+    }
+
+    public var key: DeviceKey
+    public var primary: SocketAddress
+    public var secondary: SocketAddress?
+    public var transport: Transport
+    public var firmware: FirmwareVersion
+    public var capabilities: Capabilities
+    public var model: String?
+    public var bootCount: UInt32
+    public var press: PressDetector.Configuration
+    public var cancelWindow: Duration
+    public var defaultHeartbeatInterval: Duration
+    public var handshakeTimeout: Duration
+    public var connectTimeout: Duration
+    public var backoff: Backoff
+    public var returnToPrimaryAfter: Duration
+    public var delivery: DeliveryMachine.Configuration
+    public var events: DeviceEventMachine.Configuration
+    public var faultInjection: FaultInjection?
+
+    public init(
+        key: DeviceKey, primary: SocketAddress, secondary: SocketAddress? = nil, transport: Transport = .tcp,
+        bootCount: UInt32 = 1, firmware: FirmwareVersion = DeviceRuntimeConfiguration.firmwareVersion,
+        capabilities: Capabilities = [.button, .mainsSensing, .battery, .indicators, .cancelInput], model: String? = nil,
+        press: PressDetector.Configuration = .init(), cancelWindow: Duration = .seconds(10),
+        defaultHeartbeatInterval: Duration = .seconds(30), handshakeTimeout: Duration = .seconds(5),
+        connectTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
+        delivery: DeliveryMachine.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
+        faultInjection: FaultInjection? = nil
+    ) {
+        self.key = key
+        self.primary = primary
+        self.secondary = secondary
+        self.transport = transport
+        self.bootCount = bootCount
+        self.firmware = firmware
+        self.capabilities = capabilities
+        self.model = model
+        self.press = press
+        self.cancelWindow = cancelWindow
+        self.defaultHeartbeatInterval = defaultHeartbeatInterval
+        self.handshakeTimeout = handshakeTimeout
+        self.connectTimeout = connectTimeout
+        self.backoff = backoff
+        self.returnToPrimaryAfter = returnToPrimaryAfter
+        self.delivery = delivery
+        self.events = events
+        self.faultInjection = faultInjection
+    }
+
+    /// This build's firmware version, sent in `sessionStart`.
+    public static let firmwareVersion = FirmwareVersion(0, 3, 0)
+}
+
+/// One thing that happened on the device, with the time since the runtime started.
+public struct DeviceObservation: Sendable {
+    public var at: Duration
+    public var kind: Kind
+
+    public enum Kind: Sendable {
+        case story(AlarmStory)
+        case indicator(IndicatorState)
+        case connected(LinkMachine.Path)
+        case sessionEstablished(LinkMachine.Path)
+        case sessionLost(LinkLossReason)
+        case delivered(Message)
+        case heartbeatRoundTrip(Duration)
+        case refused(ProtocolError)
+        case recovered(count: Int)
+        case fault(String)
+    }
+}
+
+/// Where the up-frame counter's reservation lives: a `CounterReservationFile` on the device, memory in load.
+public protocol CounterStore: Sendable {
+    func load() throws -> UInt64
+    func store(_ limit: UInt64) throws
+}
+
+extension CounterReservationFile: CounterStore {}
+
+public enum DeviceRuntimeError: Error, CustomStringConvertible {
+    case counterStore(String)
+    public var description: String {
+        switch self {
+        case .counterStore(let why): "cannot start: \(why)"
+        }
+    }
+}

@@ -1,0 +1,231 @@
+/// The device's link to its centre: connect, open a session, keep it alive, notice when it dies, come back.
+///
+/// ```
+///            start                connected              sessionAccept
+///  idle ──────────────► connecting ─────────► handshaking ───────────► established
+///                         │  ▲                    │                       │
+///        connectFailed /  │  │ reconnect timer    │ timeout / closed      │ closed / silent for
+///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2 heartbeat intervals
+///        the path ───► waiting ◄──────────────────┴───────────────────────┘
+/// ```
+/// Dual path: after two consecutive failures on one centre the next attempt goes to the other (when a
+/// secondary is configured). Established on the secondary, the device probes the primary every
+/// `returnToPrimaryAfter` while nothing is in flight, and stays on the primary when that works.
+///
+/// Pure: time comes in as `now` (monotonic, since the runtime started), randomness from a seeded generator.
+public struct LinkMachine: Sendable {
+    public enum Path: String, Hashable, Sendable { case primary, secondary }
+
+    public enum Timer: Hashable, Sendable {
+        case reconnect(generation: Int)
+        case handshakeTimeout(generation: Int)
+        case heartbeat(generation: Int)
+        case deadLink(generation: Int)
+        case returnToPrimary(generation: Int)
+    }
+
+    public enum Action: Hashable, Sendable {
+        case connect(Path)
+        case disconnect
+        case send(Message)
+        /// Send a heartbeat with the device's live status and battery.
+        case sendHeartbeat
+        case scheduleTimer(Timer, after: Duration)
+        /// The session is open: send what waits, with the centre's settings.
+        case sessionEstablished(Path, SessionAccept)
+        /// The session ended: what was in flight goes back to waiting.
+        case sessionLost(reason: LinkLossReason)
+    }
+
+    public struct Configuration: Hashable, Sendable {
+        public var hasSecondary: Bool
+        public var sessionStart: SessionStart
+        public var defaultHeartbeatInterval: Duration
+        public var handshakeTimeout: Duration
+        public var backoff: Backoff
+        public var returnToPrimaryAfter: Duration
+        public var failuresBeforeSwitchingPath: Int
+
+        public init(
+            hasSecondary: Bool, sessionStart: SessionStart, defaultHeartbeatInterval: Duration = .seconds(30),
+            handshakeTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(),
+            returnToPrimaryAfter: Duration = .seconds(300), failuresBeforeSwitchingPath: Int = 2
+        ) {
+            self.hasSecondary = hasSecondary
+            self.sessionStart = sessionStart
+            self.defaultHeartbeatInterval = defaultHeartbeatInterval
+            self.handshakeTimeout = handshakeTimeout
+            self.backoff = backoff
+            self.returnToPrimaryAfter = returnToPrimaryAfter
+            self.failuresBeforeSwitchingPath = failuresBeforeSwitchingPath
+        }
+    }
+
+    private enum State: Hashable, Sendable {
+        case idle
+        case connecting(Path)
+        case handshaking(Path)
+        case established(Path, heartbeatInterval: Duration, lastHeard: Duration)
+        case waiting(next: Path)
+        case stopped
+    }
+
+    public let configuration: Configuration
+    private var state: State = .idle
+    private var generation = 0
+    /// Consecutive failures since the last established session, for the backoff.
+    private var failures = 0
+    /// Consecutive failures on the current path, for switching paths.
+    private var failuresOnPath = 0
+    private var random: SplitMix64
+    /// Whether reliable messages are in flight: the device does not leave a working path then.
+    private var busy = false
+
+    public init(configuration: Configuration, seed: UInt64) {
+        self.configuration = configuration
+        self.random = SplitMix64(seed: seed)
+    }
+
+    /// Where the link is, for indicators, logs and `diag`.
+    public var status: LinkStatus {
+        switch state {
+        case .idle, .stopped: .down
+        case .connecting(let p), .handshaking(let p): .connecting(p)
+        case .established(let p, _, _): .up(p)
+        case .waiting: .down
+        }
+    }
+
+    public mutating func start() -> [Action] {
+        guard case .idle = state else { return [] }
+        state = .connecting(.primary)
+        return [.connect(.primary)]
+    }
+
+    public mutating func stop() -> [Action] {
+        let wasConnected: Bool
+        switch state {
+        case .connecting, .handshaking, .established: wasConnected = true
+        case .idle, .waiting, .stopped: wasConnected = false
+        }
+        state = .stopped
+        generation += 1
+        return wasConnected ? [.disconnect] : []
+    }
+
+    /// The transport is open (TCP connected, or UDP socket ready): open a session.
+    public mutating func connected() -> [Action] {
+        guard case .connecting(let path) = state else { return [] }
+        state = .handshaking(path)
+        generation += 1
+        return [
+            .send(.sessionStart(configuration.sessionStart)),
+            .scheduleTimer(.handshakeTimeout(generation: generation), after: configuration.handshakeTimeout),
+        ]
+    }
+
+    public mutating func connectFailed() -> [Action] {
+        guard case .connecting(let path) = state else { return [] }
+        return fail(on: path, reason: .connectFailed)
+    }
+
+    /// The transport closed (the centre went away, or the network).
+    public mutating func disconnected() -> [Action] {
+        switch state {
+        case .connecting(let path), .handshaking(let path):
+            return fail(on: path, reason: .closed)
+        case .established(let path, _, _):
+            return [.sessionLost(reason: .closed)] + fail(on: path, reason: .closed, wasEstablished: true)
+        case .idle, .waiting, .stopped:
+            return []
+        }
+    }
+
+    /// An authenticated message from the centre arrived.
+    public mutating func messageReceived(_ message: Message, now: Duration) -> [Action] {
+        switch state {
+        case .handshaking(let path):
+            guard case .sessionAccept(let accept) = message else { return [] }
+            let interval =
+                accept.heartbeatIntervalSeconds > 0
+                ? Duration.seconds(Int(accept.heartbeatIntervalSeconds)) : configuration.defaultHeartbeatInterval
+            state = .established(path, heartbeatInterval: interval, lastHeard: now)
+            generation += 1
+            failures = 0
+            failuresOnPath = 0
+            var actions: [Action] = [
+                .sessionEstablished(path, accept),
+                .scheduleTimer(.heartbeat(generation: generation), after: interval),
+                .scheduleTimer(.deadLink(generation: generation), after: interval * 2),
+            ]
+            if path == .secondary {
+                actions.append(.scheduleTimer(.returnToPrimary(generation: generation), after: configuration.returnToPrimaryAfter))
+            }
+            return actions
+        case .established(let path, let interval, _):
+            if case .sessionAccept = message { return [] }
+            state = .established(path, heartbeatInterval: interval, lastHeard: now)
+            return []
+        case .idle, .connecting, .waiting, .stopped:
+            return []
+        }
+    }
+
+    /// Reliable messages are (or are no longer) in flight.
+    public mutating func busyChanged(_ busy: Bool) { self.busy = busy }
+
+    public mutating func timerFired(_ timer: Timer, now: Duration) -> [Action] {
+        switch (timer, state) {
+        case (.reconnect(let g), .waiting(let path)) where g == generation:
+            state = .connecting(path)
+            return [.connect(path)]
+        case (.handshakeTimeout(let g), .handshaking(let path)) where g == generation:
+            return [.disconnect] + fail(on: path, reason: .handshakeTimeout)
+        case (.heartbeat(let g), .established(_, let interval, _)) where g == generation:
+            return [
+                .sendHeartbeat,
+                .scheduleTimer(.heartbeat(generation: g), after: interval),
+            ]
+        case (.deadLink(let g), .established(let path, let interval, let lastHeard)) where g == generation:
+            let silent = now - lastHeard
+            if silent >= interval * 2 {
+                return [.disconnect, .sessionLost(reason: .silent)] + fail(on: path, reason: .silent, wasEstablished: true)
+            }
+            return [.scheduleTimer(.deadLink(generation: g), after: interval * 2 - silent)]
+        case (.returnToPrimary(let g), .established(.secondary, _, _)) where g == generation:
+            if busy {
+                return [.scheduleTimer(.returnToPrimary(generation: g), after: configuration.returnToPrimaryAfter)]
+            }
+            state = .connecting(.primary)
+            generation += 1
+            failuresOnPath = 0
+            return [.disconnect, .sessionLost(reason: .returningToPrimary), .connect(.primary)]
+        case (.reconnect, _), (.handshakeTimeout, _), (.heartbeat, _), (.deadLink, _), (.returnToPrimary, _):
+            return []  // a late timer of an earlier state
+        }
+    }
+
+    private mutating func fail(on path: Path, reason: LinkLossReason, wasEstablished: Bool = false) -> [Action] {
+        generation += 1
+        failuresOnPath = wasEstablished ? 1 : failuresOnPath + 1
+        var next = path
+        if configuration.hasSecondary, failuresOnPath >= configuration.failuresBeforeSwitchingPath {
+            next = path == .primary ? .secondary : .primary
+            failuresOnPath = 0
+        }
+        let delay = configuration.backoff.delay(attempt: failures, using: &random)
+        failures += 1
+        state = .waiting(next: next)
+        return [.scheduleTimer(.reconnect(generation: generation), after: delay)]
+    }
+}
+
+public enum LinkStatus: Hashable, Sendable {
+    case down
+    case connecting(LinkMachine.Path)
+    case up(LinkMachine.Path)
+}
+
+public enum LinkLossReason: String, Hashable, Sendable {
+    case connectFailed, closed, handshakeTimeout, silent, returningToPrimary
+}

@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+/// One alarm, end to end over real loopback sockets, through failures.
+@Suite(.serialized) struct DeviceRuntimeEndToEndTests {
+    @Test(arguments: [DeviceRuntimeConfiguration.Transport.tcp, .udp])
+    func anAlarmGoesFromPressToClosedAndIsRecordedOnce(transport: DeviceRuntimeConfiguration.Transport) async throws {
+        let harness = try EndToEndHarness()
+        try await harness.startCentre()
+        let indicators = RecordingIndicators()
+        let device = try harness.device(id: 11, transport: transport, indicators: indicators)
+        device.start()
+        _ = try await waitFor(device, "a session") { if case .sessionEstablished = $0 { true } else { false } }
+        device.buttonEdge(down: true)
+        try await Task.sleep(for: .milliseconds(250))
+        device.buttonEdge(down: false)
+        _ = try await waitFor(device, "the case closed") { if case .story(.closed) = $0 { true } else { false } }
+        try await eventually("the indicator back to idle") { indicators.current == .idle }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(harness.alarmsRecorded(device: 11).count == 1)
+        #expect(indicators.states.contains(.sending))
+        #expect(indicators.states.contains(.delivered))
+        #expect(indicators.states.contains(.helpComing))
+        await device.stop()
+        await harness.stopCentre()
+    }
+
+    @Test func anAlarmRaisedWhileTheCentreIsDownIsDeliveredOnceWhenItReturns() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        try await harness.startCentre()
+        let device = try harness.device(id: 12)
+        device.start()
+        _ = try await waitFor(device, "a session") { if case .sessionEstablished = $0 { true } else { false } }
+        await harness.stopCentre()
+        _ = try await waitFor(device, "the session lost") { if case .sessionLost = $0 { true } else { false } }
+        device.raiseAlarm()
+        _ = try await waitFor(device, "the alarm stored") { if case .story(.stored) = $0 { true } else { false } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(harness.alarmsRecorded(device: 12).isEmpty)
+        try await harness.startCentre()
+        _ = try await waitFor(device, "the alarm delivered") { if case .story(.delivered) = $0 { true } else { false } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(harness.alarmsRecorded(device: 12).count == 1)
+        await device.stop()
+        await harness.stopCentre()
+    }
+
+    @Test func anAlarmInFlightWhenTheCentreRestartsIsDispatchedOnce() async throws {
+        // The centre records the alarm, then restarts before the device sees the ack: the device resends
+        // the same alarm id, the restarted centre acks it again and does not record it twice.
+        let harness = try EndToEndHarness(cases: .init())
+        try await harness.startCentre()
+        let device = try harness.device(id: 13)
+        device.start()
+        _ = try await waitFor(device, "a session") { if case .sessionEstablished = $0 { true } else { false } }
+        for _ in 0..<5 { device.raiseAlarm(); try await Task.sleep(for: .milliseconds(30)) }
+        await harness.stopCentre()
+        try await harness.startCentre()
+        _ = try await waitFor(device, "the alarm delivered") { if case .story(.delivered) = $0 { true } else { false } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(harness.alarmsRecorded(device: 13).count == 1)
+        await device.stop()
+        await harness.stopCentre()
+    }
+
+    @Test func aDurableOutboxKeepsAnAlarmAcrossADeviceRestart() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        try await harness.startCentre()
+        let path = harness.directory + "/device.sqlite"
+        let counterPath = harness.directory + "/counter"
+        // The first life of the device stores an alarm and stops before any centre could hear it.
+        do {
+            let outbox = try SQLiteOutbox(path: path)
+            _ = try outbox.enqueue { .alarm(Alarm(id: $0, kind: .button, triggeredAt: 1, battery: 80, flags: [])) }
+        }
+        let device = try harness.device(id: 14, outbox: try SQLiteOutbox(path: path), counter: CounterReservationFile(path: counterPath))
+        device.start()
+        _ = try await waitFor(device, "the recovered alarm delivered") {
+            if case .delivered(.alarm) = $0 { true } else { false }
+        }
+        try await eventually("the alarm recorded") { !harness.alarmsRecorded(device: 14).isEmpty }
+        #expect(harness.alarmsRecorded(device: 14) == [1])
+        await device.stop()
+        #expect(try SQLiteOutbox(path: path).count() <= 1, "only the restart event may still wait")
+        await harness.stopCentre()
+    }
+
+    @Test func theCentreReportsASilentDeviceOffline() async throws {
+        let harness = try EndToEndHarness()
+        try await harness.startCentre()
+        let device = try harness.device(id: 15)
+        device.start()
+        _ = try await waitFor(device, "a session") { if case .sessionEstablished = $0 { true } else { false } }
+        await device.stop()
+        try await eventually("offline") {
+            harness.centreEvents.contains { if case .offline(15) = $0 { true } else { false } }
+        }
+        await harness.stopCentre()
+    }
+}

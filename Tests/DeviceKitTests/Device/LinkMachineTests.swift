@@ -1,0 +1,123 @@
+import Testing
+
+@testable import DeviceKit
+
+@Suite struct LinkMachineTests {
+    static let start = SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 3)
+    static let accept = SessionAccept(centreTime: 1_000, heartbeatIntervalSeconds: 10)
+
+    func machine(secondary: Bool = true, seed: UInt64 = 1) -> LinkMachine {
+        LinkMachine(configuration: .init(hasSecondary: secondary, sessionStart: Self.start), seed: seed)
+    }
+
+    func reconnectDelay(_ actions: [LinkMachine.Action]) -> Duration? {
+        for case .scheduleTimer(.reconnect, let after) in actions { return after }
+        return nil
+    }
+
+    @Test func aSessionOpensWithSessionStartAndHeartbeatsAtTheCentresInterval() {
+        var m = machine()
+        #expect(m.start() == [.connect(.primary)])
+        #expect(m.connected() == [.send(.sessionStart(Self.start)), .scheduleTimer(.handshakeTimeout(generation: 1), after: .seconds(5))])
+        #expect(
+            m.messageReceived(.sessionAccept(Self.accept), now: .seconds(1)) == [
+                .sessionEstablished(.primary, Self.accept),
+                .scheduleTimer(.heartbeat(generation: 2), after: .seconds(10)),
+                .scheduleTimer(.deadLink(generation: 2), after: .seconds(20)),
+            ])
+        #expect(m.status == .up(.primary))
+        #expect(m.timerFired(.heartbeat(generation: 2), now: .seconds(11)) == [.sendHeartbeat, .scheduleTimer(.heartbeat(generation: 2), after: .seconds(10))])
+    }
+
+    @Test func aSilentCentreIsSeenDeadWithinTwoHeartbeatIntervals() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(0))
+        _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .seconds(10))
+        // At 20 s the last frame is 10 s old: not dead yet, check again when it would be 20 s old.
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(20)) == [.scheduleTimer(.deadLink(generation: 2), after: .seconds(10))])
+        let actions = m.timerFired(.deadLink(generation: 2), now: .seconds(30))
+        #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .silent)])
+        #expect(reconnectDelay(actions) != nil)
+        #expect(m.status == .down)
+    }
+
+    @Test func reconnectDelaysGrowAndAreSpreadByJitter() {
+        var delays: [Duration] = []
+        var m = machine(secondary: false)
+        _ = m.start()
+        for _ in 0..<8 {
+            let actions = m.connectFailed()
+            let delay = reconnectDelay(actions)!
+            delays.append(delay)
+            guard case .scheduleTimer(let timer, _) = actions.last! else { Issue.record("no timer"); return }
+            #expect(m.timerFired(timer, now: .zero) == [.connect(.primary)])
+        }
+        // Each delay lies within its full-jitter window: 1 s, 2 s, 4 s … capped at 60 s.
+        for (attempt, d) in delays.enumerated() {
+            #expect(d <= Backoff().window(attempt: attempt))
+        }
+        #expect(Backoff().window(attempt: 7) == .seconds(60))
+    }
+
+    @Test func tenThousandDevicesThatLostTheirCentreDoNotReturnInTheSameSecond() {
+        // Every device fails five times, then reconnects: count reconnections per second of the last attempt.
+        var perSecond: [Int64: Int] = [:]
+        for seed in 0..<10_000 as Range<UInt64> {
+            var m = machine(secondary: false, seed: seed &* 0x9E37_79B9 &+ 1)
+            _ = m.start()
+            var delay = Duration.zero
+            for _ in 0..<5 {
+                let actions = m.connectFailed()
+                guard case .scheduleTimer(let timer, let after) = actions.last else { Issue.record("no retry"); return }
+                delay = after
+                _ = m.timerFired(timer, now: .zero)
+            }
+            perSecond[delay.components.seconds, default: 0] += 1
+        }
+        // The fifth retry's window is 16 s: no second may hold more than a quarter of the devices.
+        #expect(perSecond.values.max()! < 2_500)
+        #expect(perSecond.count >= 14)
+    }
+
+    @Test func twoFailuresOnThePrimarySwitchToTheSecondaryAndItReturnsLater() {
+        var m = machine()
+        _ = m.start()
+        #expect(m.timerFired(.reconnect(generation: 1), now: .zero) == [])  // nothing scheduled yet
+        _ = m.connectFailed()
+        #expect(m.timerFired(.reconnect(generation: 1), now: .zero) == [.connect(.primary)])
+        _ = m.connectFailed()
+        #expect(m.timerFired(.reconnect(generation: 2), now: .zero) == [.connect(.secondary)])
+        _ = m.connected()
+        let established = m.messageReceived(.sessionAccept(Self.accept), now: .zero)
+        #expect(established.contains(.scheduleTimer(.returnToPrimary(generation: 4), after: .seconds(300))))
+        // While an alarm is in flight the device stays where it is.
+        m.busyChanged(true)
+        #expect(m.timerFired(.returnToPrimary(generation: 4), now: .seconds(300)) == [.scheduleTimer(.returnToPrimary(generation: 4), after: .seconds(300))])
+        m.busyChanged(false)
+        #expect(m.timerFired(.returnToPrimary(generation: 4), now: .seconds(600)) == [.disconnect, .sessionLost(reason: .returningToPrimary), .connect(.primary)])
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(601))
+        #expect(m.status == .up(.primary))
+    }
+
+    @Test func aLateTimerFromAnEarlierSessionIsIgnored() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(Self.accept), now: .zero)
+        _ = m.disconnected()
+        #expect(m.timerFired(.heartbeat(generation: 2), now: .seconds(10)) == [])
+        #expect(m.timerFired(.handshakeTimeout(generation: 1), now: .seconds(10)) == [])
+    }
+
+    @Test func aCentreThatNeverAnswersTheHandshakeIsLeft() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        let actions = m.timerFired(.handshakeTimeout(generation: 1), now: .seconds(5))
+        #expect(actions.first == .disconnect)
+        #expect(reconnectDelay(actions) != nil)
+    }
+}
