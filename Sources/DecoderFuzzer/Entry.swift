@@ -1,11 +1,11 @@
 // Two entry points, chosen at compile time:
 //
-// - with `-DFUZZING` (and `-sanitize=fuzzer`): libFuzzer's `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
+// - with `-DFUZZING` (and `-sanitize=fuzzer`): `LLVMFuzzerTestOneInput`, and a `main` that runs libFuzzer.
 // - without it (a plain `swift build`): a `main` that replays corpus files and directories through `fuzzOne`,
 //   to reproduce a crash or run the seed corpus in CI:  DecoderFuzzer [-v] fuzz/corpus crash-1234…
 //
 // No file is named main.swift, so the module is library-style code in both builds (`-parse-as-library` is
-// harmless) and `@main` only exists when libFuzzer does not provide `main`.
+// harmless) and `@main` only exists when libFuzzer does not drive the program.
 
 #if FUZZING
 
@@ -13,6 +13,25 @@
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+// SwiftPM compiles an executable module with its entry point renamed to `<module>_main` and links it with
+// `--defsym main=DecoderFuzzer_main` (so tests can link executables). With `-parse-as-library` and no `@main`
+// that symbol would be missing, and libFuzzer's own `main` is never used. So provide it, and hand control to
+// libFuzzer's driver, which is what libFuzzer's `main` does. (A plain `swiftc` build ignores this function and
+// links libFuzzer's `main`.)
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+@_cdecl("DecoderFuzzer_main")
+public func decoderFuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
 }
 
 #else
@@ -52,7 +71,8 @@ enum DecoderFuzzerReplay {
                 inputs += 1
             }
         }
-        print("DecoderFuzzer: ran \(inputs) input\(inputs == 1 ? "" : "s"), all checks held")
+        print("DecoderFuzzer: ran \(inputs) input\(inputs == 1 ? "" : "s"), all checks held"
+            + (missing > 0 ? "; \(missing) path\(missing == 1 ? "" : "s") not found or unreadable" : ""))
         if missing > 0 { exit(1) }
     }
 

@@ -43,13 +43,20 @@ struct StreamResult: Equatable {
 func fuzzOne(_ data: UnsafeRawBufferPointer) {
     let input = ByteBuffer(bytes: data)
 
-    // (1) TCP stream: the whole input at once, and split in two at a point chosen by the first byte.
+    // (1) TCP stream: the whole input at once, and split in two at a point chosen by the first byte. A valid
+    // stream's first byte is 0x10...0x1f, so that point always falls in the first frame; a second split, chosen
+    // by the last two bytes (a tag, on a valid stream: uniform), also reaches later frames and their boundaries.
     let whole = decodeStreamInOnePiece(input)
-    let split = data.isEmpty ? 0 : Int(data[0]) % (data.count + 1)
-    let pieces = decodeStreamInTwoPieces(input, splitAt: split)
-    if whole != pieces {
-        fatalError("stream decoder depends on how the bytes arrive (split at \(split) of \(data.count)):\n"
-            + "  one piece:  \(whole)\n  two pieces: \(pieces)")
+    var splits = [data.isEmpty ? 0 : Int(data[0]) % (data.count + 1)]
+    if data.count >= 2 {
+        splits.append((Int(data[data.count - 2]) << 8 | Int(data[data.count - 1])) % (data.count + 1))
+    }
+    for split in splits {
+        let pieces = decodeStreamInTwoPieces(input, splitAt: split)
+        if whole != pieces {
+            fatalError("stream decoder depends on how the bytes arrive (split at \(split) of \(data.count)):\n"
+                + "  one piece:  \(whole)\n  two pieces: \(pieces)")
+        }
     }
 
     // (2) UDP datagram: one whole frame or nothing.
@@ -325,24 +332,46 @@ func checkMessage(_ message: Message, origin: String) {
     // Printing a decoded message (devicesim protocol decode --json) must not trap either.
     guard message.json.hasPrefix("{") else { fatalError("\(origin): JSON of \(message) is \(message.json)") }
 
-    // Seal it the way it may travel, and open it again.
+    // Seal it the way it may travel, and open it again. `seal` appends: seal once into an empty buffer and
+    // once after bytes already there (some of them read), and the frames must be the same bytes.
     let direction: Wire.Direction = message.kind.directions.contains(.up) ? .up : .down
     let counter: UInt64 = direction == .up ? FuzzKeys.anchor + 1 : 0x5a17_c0de_0000_0001
     let key = direction == .up ? fuzzUpKey : fuzzDownKey
+    let maximumBody = Wire.maximumFrameLength - FrameHeader.size(direction) - Wire.tagLength
     var sealed = ByteBuffer()
-    do {
-        try SealedFrame.seal(
-            message, direction: direction, deviceID: FuzzKeys.deviceID, counter: counter, key: key, into: &sealed)
-    } catch {
-        let maximum = Wire.maximumFrameLength - FrameHeader.size(direction) - Wire.tagLength
-        guard error == .messageTooLarge(bodyLength: encoded.count, maximum: maximum), encoded.count > maximum else {
-            fatalError("\(origin): \(message) does not seal: \(error)")
+    var appended = ByteBuffer(bytes: [1, 2, 3, 4, 5])
+    appended.moveReaderIndex(forwardBy: 2)
+    for target in 0..<2 {
+        do {
+            if target == 0 {
+                try SealedFrame.seal(
+                    message, direction: direction, deviceID: FuzzKeys.deviceID, counter: counter, key: key, into: &sealed)
+            } else {
+                try SealedFrame.seal(
+                    message, direction: direction, deviceID: FuzzKeys.deviceID, counter: counter, key: key, into: &appended)
+            }
+        } catch {
+            guard error == .messageTooLarge(bodyLength: encoded.count, maximum: maximumBody), encoded.count > maximumBody
+            else { fatalError("\(origin): \(message) does not seal: \(error)") }
+            // A refused seal leaves the buffer as it was.
+            guard Array(sealed.readableBytesView) == [], Array(appended.readableBytesView) == [3, 4, 5] else {
+                fatalError("\(origin): a refused seal left bytes behind: \(sealed.readableBytes), \(appended.readableBytes)")
+            }
+            return
         }
-        return
+    }
+    guard encoded.count <= maximumBody else {
+        fatalError("\(origin): a \(encoded.count)-byte body sealed, above the maximum of \(maximumBody)")
+    }
+    guard appended.readBytes(length: 3) == [3, 4, 5], appended == sealed else {
+        fatalError("\(origin): sealing after other bytes gave another frame: \(Hex.encode(sealed.readableBytesView))")
     }
     do {
         let frame = try SealedFrame(datagram: sealed)
         checkFrameHeader(frame, origin: "\(origin), sealed again")
+        guard frame.header.length == FrameHeader.size(direction) + encoded.count + Wire.tagLength else {
+            fatalError("\(origin): a \(encoded.count)-byte body sealed into a \(frame.header.length)-byte frame")
+        }
         let opened = try frame.open(with: key)
         guard opened == message else { fatalError("\(origin): \(message) seals and opens as \(opened)") }
     } catch {

@@ -1,50 +1,44 @@
 import ArgumentParser
 import DeviceKit
-import NIOCore
+import Foundation
 
-/// `devicesim demo`: what the product does, on loopback, with no configuration.
-///
-/// Until the device runtime and the centre land, it shows the wire protocol: an alarm encoded, sealed,
-/// shown as hex, tampered with and refused, replayed and refused, then opened and decoded back.
+/// `devicesim demo`: the product working end to end on loopback, with no configuration.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Show an alarm sealed, sent as bytes and opened again, with forgery and replay refused.")
+        abstract: "Run a centre and three simulated homes on loopback; press one red button and tell the story.")
 
-    func run() async throws {
-        let deviceID: UInt32 = 1001
-        let key = try DeviceKey(deviceID: deviceID, rootKey: Array(0..<32))
-        let alarm = Message.alarm(
-            Alarm(id: 1, kind: .button, triggeredAt: 1_795_000_000_000, battery: 92, flags: [.clockSynchronised]))
+    @Option(help: "How many simulated homes.")
+    var homes = 3
 
-        print("A person in home \(deviceID) presses the red button.")
-        print("  alarm:   \(alarm.json)")
-        var body = ByteBuffer()
-        try alarm.encodeBody(into: &body)
-        print("  body:    \(Hex.encode(body.readableBytesView, separator: " "))  (\(body.readableBytes) bytes, cleartext, never sent)")
-        var wire = ByteBuffer()
-        try SealedFrame.seal(alarm, direction: .up, deviceID: deviceID, counter: 65_537, key: key.upKey, into: &wire)
-        print("  on wire: \(Hex.encode(wire.readableBytesView, separator: " "))")
-        print("           \(wire.readableBytes) bytes: 13 header + \(body.readableBytes) encrypted + 16 tag (ChaCha20-Poly1305)")
+    @Option(help: "Instead of the story, measure press-to-ack latency over this many alarms (a benchmark).")
+    var bench: Int?
 
-        var opener = FrameOpener(deviceID: deviceID, direction: .up, key: key.upKey, floor: 65_536)
-        var tampered = Array(wire.readableBytesView)
-        tampered[20] ^= 0x01
-        print("\nSomeone on the path flips one bit:")
-        report(&opener, ByteBuffer(bytes: tampered))
-        print("\nThe centre receives the genuine frame:")
-        report(&opener, wire)
-        print("\nSomeone replays it:")
-        report(&opener, wire)
-        print("\nRefused frames counted: \(opener.refused.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))")
+    func validate() throws {
+        guard (1...50).contains(homes) else { throw ValidationError("--homes must be 1 to 50.") }
     }
 
-    private func report(_ opener: inout FrameOpener, _ bytes: ByteBuffer) {
-        do {
-            let message = try opener.open(try SealedFrame(datagram: bytes))
-            print("  accepted: \(message.json)")
-        } catch {
-            print("  refused:  \(error)")
+    func run() async throws {
+        if let bench {
+            let started = ContinuousClock.now
+            let result = try await AlarmLatencyBenchmark(alarms: bench).run()
+            func ms(_ d: Duration) -> String { String(format: "%.2f ms", Double(d.nanoseconds) / 1e6) }
+            print("press → ack over \(result.latencies.count) alarms (\(ContinuousClock.now - started)):")
+            for p in [50.0, 90, 99, 99.9, 100] { print("  p\(p == 100 ? "max" : String(format: "%g", p))  \(ms(result.percentile(p)))") }
+            return
         }
+        let summary = try await DemoStory(homes: homes, pressedHome: min(2, homes)).run { print($0) }
+        func ms(_ d: Duration?) -> String { d.map { String(format: "%.1f ms", Double($0.nanoseconds) / 1e6) } ?? "—" }
+        print("""
+
+            Summary
+              press → stored on the device      \(ms(summary.pressToStored))  (after the 100 ms hold time)
+              press → delivered (centre ack)    \(ms(summary.pressToDelivered))
+              press → operator engaged          \(ms(summary.pressToEngaged))
+              press → case closed               \(ms(summary.pressToClosed))
+              alarms recorded by the centre     \(summary.alarmsRecorded) (dispatched once)
+              frames refused                    \(summary.refusedFrames)
+            """)
+        if !summary.succeeded { throw ExitCode(1) }
     }
 }

@@ -6,6 +6,6 @@ struct DeviceSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devicesim",
         abstract: "Home emergency call device firmware, its dispatch centre, load tests and diagnostics.",
-        subcommands: [ProtocolCommand.self, DemoCommand.self]
+        subcommands: [DemoCommand.self, RunCommand.self, CenterCommand.self, ProvisionCommand.self, ProtocolCommand.self]
     )
 }

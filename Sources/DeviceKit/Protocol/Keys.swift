@@ -82,7 +82,8 @@ public enum Hex {
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         var digits = String(text.filter { !$0.isWhitespace && $0 != ":" })
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits.removeFirst(2) }
-        guard digits.count % 2 == 0 else { return nil }
+        // UInt8(_:radix:) would accept a sign: only hex digits are hex.
+        guard digits.count % 2 == 0, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
         var bytes = [UInt8]()
         bytes.reserveCapacity(digits.count / 2)
         var index = digits.startIndex

@@ -138,39 +138,43 @@ enum MessageGen {
 
     @Test func encodingThenDecodingABodyGivesAnEqualMessageAndTheSameBytes() async {
         await propertyCheck(count: Self.count, input: MessageGen.message) { message in
-            var body = ByteBuffer()
-            try message.encodeBody(into: &body)
-            let decoded = try Message(body: body)
-            #expect(decoded == message)
-            // Equality of `String` is canonical equivalence; the bytes must also come back exactly.
-            var again = ByteBuffer()
-            try decoded.encodeBody(into: &again)
-            #expect(Array(again.readableBytesView) == Array(body.readableBytesView))
+            ProtocolFixtures.recordingErrors {
+                var body = ByteBuffer()
+                try message.encodeBody(into: &body)
+                let decoded = try Message(body: body)
+                #expect(decoded == message)
+                // Equality of `String` is canonical equivalence; the bytes must also come back exactly.
+                var again = ByteBuffer()
+                try decoded.encodeBody(into: &again)
+                #expect(Array(again.readableBytesView) == Array(body.readableBytesView))
+            }
         }
     }
 
     @Test func sealingThenParsingThenOpeningGivesAnEqualMessageInEveryDirectionItMayTravel() async {
         await propertyCheck(count: Self.count, input: MessageGen.message, MessageGen.context) { message, context in
-            let key = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
-            for direction in [Wire.Direction.up, .down] where message.kind.directions.contains(direction) {
-                let counter = direction == .up ? context.upCounter : context.downCounter
-                let sealingKey = direction == .up ? key.upKey : key.downKey(anchor: context.anchor)
-                var buffer = ByteBuffer()
-                try SealedFrame.seal(
-                    message, direction: direction, deviceID: context.deviceID, counter: counter, key: sealingKey,
-                    into: &buffer)
-                let frame = try SealedFrame(datagram: buffer)
-                #expect(frame.header == FrameHeader(direction: direction, length: buffer.readableBytes, deviceID: context.deviceID, counter: counter))
-                #expect(try frame.open(with: sealingKey) == message, "\(direction)")
+            ProtocolFixtures.recordingErrors {
+                let key = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
+                for direction in [Wire.Direction.up, .down] where message.kind.directions.contains(direction) {
+                    let counter = direction == .up ? context.upCounter : context.downCounter
+                    let sealingKey = direction == .up ? key.upKey : key.downKey(anchor: context.anchor)
+                    var buffer = ByteBuffer()
+                    try SealedFrame.seal(
+                        message, direction: direction, deviceID: context.deviceID, counter: counter, key: sealingKey,
+                        into: &buffer)
+                    let frame = try SealedFrame(datagram: buffer)
+                    #expect(frame.header == FrameHeader(direction: direction, length: buffer.readableBytes, deviceID: context.deviceID, counter: counter))
+                    #expect(try frame.open(with: sealingKey) == message, "\(direction)")
 
-                // The receiving side, with its own copy of the key, and a window whose floor is just below.
-                let receiver = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
-                var opener = FrameOpener(
-                    deviceID: context.deviceID, direction: direction,
-                    key: direction == .up ? receiver.upKey : receiver.downKey(anchor: context.anchor),
-                    floor: counter == 0 ? 0 : counter - 1)
-                if counter > 0 {
-                    #expect(try opener.open(frame) == message, "\(direction)")
+                    // The receiving side, with its own copy of the key, and a window whose floor is just below.
+                    let receiver = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
+                    var opener = FrameOpener(
+                        deviceID: context.deviceID, direction: direction,
+                        key: direction == .up ? receiver.upKey : receiver.downKey(anchor: context.anchor),
+                        floor: counter == 0 ? 0 : counter - 1)
+                    if counter > 0 {
+                        #expect(try opener.open(frame) == message, "\(direction)")
+                    }
                 }
             }
         }
@@ -178,60 +182,68 @@ enum MessageGen {
 
     @Test func aFrameIsExactlyHeaderPlusBodyPlusSixteenBytesOfTag() async {
         await propertyCheck(count: Self.count, input: MessageGen.message, MessageGen.context) { message, context in
-            let key = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
-            var body = ByteBuffer()
-            try message.encodeBody(into: &body)
-            for direction in [Wire.Direction.up, .down] {
-                var frame = ByteBuffer()
-                try SealedFrame.seal(
-                    message, direction: direction, deviceID: context.deviceID,
-                    counter: direction == .up ? context.upCounter : context.downCounter,
-                    key: direction == .up ? key.upKey : key.downKey(anchor: context.anchor), into: &frame)
-                let expected = FrameHeader.size(direction) + body.readableBytes + Wire.tagLength
-                #expect(frame.readableBytes == expected, "\(direction)")
-                #expect(Int(frame.getInteger(at: 1, as: UInt16.self) ?? 0) == expected, "\(direction): length field")
-                #expect(frame.readableBytes <= Wire.maximumFrameLength)
+            ProtocolFixtures.recordingErrors {
+                let key = try DeviceKey(deviceID: context.deviceID, rootKey: context.rootKey)
+                var body = ByteBuffer()
+                try message.encodeBody(into: &body)
+                for direction in [Wire.Direction.up, .down] {
+                    var frame = ByteBuffer()
+                    try SealedFrame.seal(
+                        message, direction: direction, deviceID: context.deviceID,
+                        counter: direction == .up ? context.upCounter : context.downCounter,
+                        key: direction == .up ? key.upKey : key.downKey(anchor: context.anchor), into: &frame)
+                    let expected = FrameHeader.size(direction) + body.readableBytes + Wire.tagLength
+                    #expect(frame.readableBytes == expected, "\(direction)")
+                    #expect(Int(frame.getInteger(at: 1, as: UInt16.self) ?? 0) == expected, "\(direction): length field")
+                    #expect(frame.readableBytes <= Wire.maximumFrameLength)
+                }
             }
         }
     }
 
     @Test func sealingAppendsToWhatTheBufferAlreadyHolds() async {
         await propertyCheck(count: 200, input: MessageGen.message, MessageGen.message, Gen.uint8().array(of: 0...40)) { a, b, prefix in
-            let key = ProtocolFixtures.key()
-            var stream = ByteBuffer(bytes: prefix)
-            try SealedFrame.seal(a, direction: .up, deviceID: 1, counter: 5, key: key.upKey, into: &stream)
-            try SealedFrame.seal(b, direction: .down, deviceID: 1, counter: 6, key: key.downKey(anchor: 4), into: &stream)
-            #expect(stream.readBytes(length: prefix.count) == prefix)
-            var decoder = FrameDecoder()
-            let first = try #require(try decoder.decode(buffer: &stream))
-            let second = try #require(try decoder.decode(buffer: &stream))
-            #expect(stream.readableBytes == 0)
-            #expect(try first.open(with: key.upKey) == a)
-            #expect(try second.open(with: key.downKey(anchor: 4)) == b)
+            ProtocolFixtures.recordingErrors {
+                let key = ProtocolFixtures.key()
+                var stream = ByteBuffer(bytes: prefix)
+                try SealedFrame.seal(a, direction: .up, deviceID: 1, counter: 5, key: key.upKey, into: &stream)
+                try SealedFrame.seal(b, direction: .down, deviceID: 1, counter: 6, key: key.downKey(anchor: 4), into: &stream)
+                #expect(stream.readBytes(length: prefix.count) == prefix)
+                var decoder = FrameDecoder()
+                let first = try #require(try decoder.decode(buffer: &stream))
+                let second = try #require(try decoder.decode(buffer: &stream))
+                #expect(stream.readableBytes == 0)
+                #expect(try first.open(with: key.upKey) == a)
+                #expect(try second.open(with: key.downKey(anchor: 4)) == b)
+            }
         }
     }
 
     @Test func anUnknownNonCriticalExtensionAfterTheKnownFieldsDecodesToTheSameMessage() async {
         // A v1.1 sender appends tag 0x7f (above every v1 tag, so tags still ascend) with any value.
         await propertyCheck(count: Self.count, input: MessageGen.message, Gen.uint8().array(of: 0...255)) { message, value in
-            var body = ByteBuffer()
-            try message.encodeBody(into: &body)
-            body.writeInteger(UInt8(0x7f))
-            body.writeInteger(UInt8(value.count))
-            body.writeBytes(value)
-            #expect(try Message(body: body) == message)
+            ProtocolFixtures.recordingErrors {
+                var body = ByteBuffer()
+                try message.encodeBody(into: &body)
+                body.writeInteger(UInt8(0x7f))
+                body.writeInteger(UInt8(value.count))
+                body.writeBytes(value)
+                #expect(try Message(body: body) == message)
+            }
         }
     }
 
     @Test func anUnknownCriticalExtensionIsRefusedForEveryMessage() async {
         await propertyCheck(count: Self.count, input: MessageGen.message, Gen.uint8(in: 0x80...0xff), Gen.uint8().array(of: 0...8)) { message, tag, value in
-            var body = ByteBuffer()
-            try message.encodeBody(into: &body)
-            body.writeInteger(tag)
-            body.writeInteger(UInt8(value.count))
-            body.writeBytes(value)
-            #expect(throws: ProtocolError.unknownCriticalExtension(message: message.kind.name, tag: tag)) {
-                try Message(body: body)
+            ProtocolFixtures.recordingErrors {
+                var body = ByteBuffer()
+                try message.encodeBody(into: &body)
+                body.writeInteger(tag)
+                body.writeInteger(UInt8(value.count))
+                body.writeBytes(value)
+                #expect(throws: ProtocolError.unknownCriticalExtension(message: message.kind.name, tag: tag)) {
+                    try Message(body: body)
+                }
             }
         }
     }
@@ -263,7 +275,9 @@ enum MessageGen {
     @Test func everyGeneratedMessageIsValid() async {
         // The generator is only useful if it stays within what may be sent: `validate` accepts all of it.
         await propertyCheck(count: Self.count, input: MessageGen.message) { message in
-            try message.validate()
+            ProtocolFixtures.recordingErrors {
+                try message.validate()
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import Testing
 
 @testable import DeviceKit
 
@@ -99,6 +100,20 @@ enum ProtocolFixtures {
 
     static func datagram(_ bytes: [UInt8]) throws(ProtocolError) -> SealedFrame {
         try SealedFrame(datagram: ByteBuffer(bytes: bytes))
+    }
+
+    /// Runs `body` and records any error it throws as an issue.
+    ///
+    /// Every `propertyCheck` body goes through this: PropertyBased 2.0.1 runs the body under `try?` (its
+    /// `countIssues`, Swift >= 6.2), so an error thrown from a property is swallowed and the property passes.
+    static func recordingErrors(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch is ExpectationFailedError {
+            // `#require` already recorded it.
+        } catch {
+            Issue.record(error, sourceLocation: sourceLocation)
+        }
     }
 }
 

@@ -1,0 +1,63 @@
+/// What a person at the `--console` types, parsed (pure): `engage N`, `close N`, `list`.
+public enum ConsoleCommand: Hashable, Sendable {
+    case engage(Int64)
+    case close(Int64)
+    case list
+
+    /// The command on `line`, or a hint saying what to type.
+    public static func parse(_ line: String) -> Result<ConsoleCommand, ConsoleCommandError> {
+        let words = line.split(whereSeparator: \.isWhitespace).map { $0.lowercased() }
+        switch words.first {
+        case "list"?, "ls"?:
+            return .success(.list)
+        case "engage"?, "close"?:
+            guard words.count == 2, let id = Int64(words[1]) else {
+                return .failure(ConsoleCommandError("type '\(words[0]) N' with N the case number, e.g. '\(words[0]) 1'"))
+            }
+            return .success(words[0] == "engage" ? .engage(id) : .close(id))
+        default:
+            return .failure(ConsoleCommandError("commands: 'engage N', 'close N', 'list'"))
+        }
+    }
+}
+
+public struct ConsoleCommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension CenterEvent {
+    /// The line a person at the console sees for this event, or `nil` for events that are not theirs.
+    /// - Parameter wall: the time to show, milliseconds since the Unix epoch.
+    public func consoleLine(wall: WireTime) -> String? {
+        let time = Self.clock(wall)
+        switch self {
+        case .listening(let ports):
+            return "\(time)  centre listening on TCP \(ports.tcp), UDP \(ports.udp)"
+                + (ports.metrics.map { ", metrics on \($0)" } ?? "")
+        case .alarm(let device, let alarm, let late, let dispatched):
+            let battery = alarm.battery == 255 ? "unknown" : "\(alarm.battery) %"
+            let lateness = alarm.flags.contains(.clockSynchronised)
+                ? "\(Double(max(late, 0)) / 1000) s late" : "device clock unverified"
+            return "\(time)  ALARM device \(device) alarm \(alarm.id) \(alarm.kind) battery \(battery), \(lateness)"
+                + (dispatched ? "" : " (not dispatched)")
+        case .caseUpdate(let id, let device, let alarmID, let state):
+            return "\(time)  case \(id) device \(device) alarm \(alarmID): \(state)"
+        case .alarmCancelled(let device, let alarmID):
+            return "\(time)  device \(device) withdrew alarm \(alarmID)"
+        case .offline(let device):
+            return "\(time)  device \(device) OFFLINE"
+        case .online(let device):
+            return "\(time)  device \(device) online"
+        case .sessionOpened, .duplicateAlarm, .recorded, .caseUpdateDelivered, .refused, .connectionClosed:
+            return nil
+        }
+    }
+
+    /// HH:MM:SS UTC.
+    static func clock(_ wall: WireTime) -> String {
+        let seconds = wall / 1000 % 86_400
+        func two(_ n: UInt64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(two(seconds / 3600)):\(two(seconds / 60 % 60)):\(two(seconds % 60))"
+    }
+}

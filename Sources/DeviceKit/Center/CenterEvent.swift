@@ -1,0 +1,88 @@
+import Foundation
+
+/// What the centre observed or did, for the `--json` stream, the console, and tests.
+public enum CenterEvent: Hashable, Sendable {
+    /// Bound and serving.
+    case listening(CenterPorts)
+    case sessionOpened(device: UInt32, anchor: UInt64)
+    /// A new alarm, recorded durably. `lateMilliseconds` is the centre's receipt time minus `triggeredAt`;
+    /// it is only meaningful when `alarm.flags` has `clockSynchronised`.
+    case alarm(device: UInt32, alarm: Alarm, lateMilliseconds: Int64, dispatched: Bool)
+    /// A retransmitted or duplicated alarm: acknowledged again, not recorded again.
+    case duplicateAlarm(device: UInt32, alarmID: UInt32)
+    /// The person withdrew an alarm (applied now, or when the alarm arrives if the cancel came first).
+    case alarmCancelled(device: UInt32, alarmID: UInt32)
+    /// Another reliable message, recorded durably (events, diagnostics reports, call signalling).
+    case recorded(device: UInt32, message: Message)
+    case caseUpdate(caseID: Int64, device: UInt32, alarmID: UInt32, state: CaseState)
+    /// The device acknowledged a case update.
+    case caseUpdateDelivered(device: UInt32, updateID: UInt32)
+    case online(device: UInt32)
+    case offline(device: UInt32)
+    /// A frame was refused or dropped; `device` is the id its header claims, which a forger can choose.
+    case refused(device: UInt32?, reason: String)
+    /// A TCP connection was closed by the centre.
+    case connectionClosed(reason: String)
+
+    /// One line of JSON with sorted keys, `"event"` naming the case.
+    public var json: String {
+        var object: [String: Any] = [:]
+        switch self {
+        case .listening(let ports):
+            object = ["event": "listening", "tcp": ports.tcp, "udp": ports.udp]
+            if let metrics = ports.metrics { object["metrics"] = metrics }
+        case .sessionOpened(let device, let anchor):
+            object = ["event": "sessionOpened", "device": device, "anchor": anchor]
+        case .alarm(let device, let alarm, let late, let dispatched):
+            object = [
+                "event": "alarm", "device": device, "alarm": alarm.id, "kind": alarm.kind.description,
+                "triggeredAt": alarm.triggeredAt, "battery": alarm.battery, "flags": alarm.flags.rawValue,
+                "lateMilliseconds": late, "clockVerified": alarm.flags.contains(.clockSynchronised),
+                "dispatched": dispatched,
+            ]
+            if let presses = alarm.pressCount { object["pressCount"] = presses }
+            if let hold = alarm.holdMilliseconds { object["holdMilliseconds"] = hold }
+        case .duplicateAlarm(let device, let alarmID):
+            object = ["event": "duplicateAlarm", "device": device, "alarm": alarmID]
+        case .alarmCancelled(let device, let alarmID):
+            object = ["event": "alarmCancelled", "device": device, "alarm": alarmID]
+        case .recorded(let device, let message):
+            object = ["event": "recorded", "device": device, "type": message.kind.name]
+            if let data = message.json.data(using: .utf8),
+                let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            {
+                object["message"] = fields
+            }
+        case .caseUpdate(let caseID, let device, let alarmID, let state):
+            object = ["event": "caseUpdate", "case": caseID, "device": device, "alarm": alarmID, "state": state.description]
+        case .caseUpdateDelivered(let device, let updateID):
+            object = ["event": "caseUpdateDelivered", "device": device, "update": updateID]
+        case .online(let device):
+            object = ["event": "online", "device": device]
+        case .offline(let device):
+            object = ["event": "offline", "device": device]
+        case .refused(let device, let reason):
+            object = ["event": "refused", "reason": reason]
+            if let device { object["device"] = device }
+        case .connectionClosed(let reason):
+            object = ["event": "connectionClosed", "reason": reason]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return #"{"event":"unencodable"}"#
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The ports a centre is bound to; with port 0 in the configuration, the ones the system chose.
+public struct CenterPorts: Hashable, Sendable {
+    public var tcp: Int
+    public var udp: Int
+    public var metrics: Int?
+
+    public init(tcp: Int, udp: Int, metrics: Int?) {
+        self.tcp = tcp
+        self.udp = udp
+        self.metrics = metrics
+    }
+}

@@ -1,0 +1,276 @@
+import GRDB
+
+/// The centre's durable record: session anchors, every reliable message once, cases and their updates,
+/// supervision reports. An SQLite file in WAL mode with `synchronous = FULL`, so that a write that returned
+/// survives a power cut: the centre acknowledges nothing before that.
+///
+/// Blocking: call it from a thread pool, never from an event loop.
+public final class CenterJournal: Sendable {
+    /// What recording a reliable message found.
+    public struct RecordOutcome: Equatable, Sendable {
+        /// False for a retransmission or duplicate: acknowledge again, act on it no more.
+        public var isNew: Bool
+        /// For an alarm: the id of a cancel of it that arrived before it (UDP reordering).
+        public var earlierCancel: UInt32?
+        /// For a cancel: whether the alarm it cancels is recorded.
+        public var alarmRecorded: Bool
+        /// For a new alarm to dispatch: its case, opened in the same transaction, and the update to send.
+        public var openedCase: (CasePolicy.Case, CaseUpdate)?
+        /// For a new cancel of an alarm whose case was open: that case, closed in the same transaction.
+        public var closedCase: (CasePolicy.Case, CaseUpdate)?
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.isNew == b.isNew && a.earlierCancel == b.earlierCancel && a.alarmRecorded == b.alarmRecorded
+                && a.openedCase?.0 == b.openedCase?.0 && a.openedCase?.1 == b.openedCase?.1
+                && a.closedCase?.0 == b.closedCase?.0 && a.closedCase?.1 == b.closedCase?.1
+        }
+    }
+
+    /// One recorded alarm, as the journal holds it.
+    public struct RecordedAlarm: Hashable, Sendable {
+        public var device: UInt32
+        public var alarmID: UInt32
+        public var receivedAt: WireTime
+    }
+
+    /// A case update the device has not acknowledged: sent again when the device returns.
+    public struct PendingUpdate: Hashable, Sendable {
+        public var device: UInt32
+        public var update: CaseUpdate
+    }
+
+    public let path: String
+    private let database: DatabaseQueue
+
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // Set here rather than with `journalMode = .wal`: GRDB's WAL set-up lowers `synchronous` to NORMAL,
+            // which may lose the last commits on power loss, and an acknowledged alarm must never be lost.
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            guard mode == "wal" else { throw DatabaseError(message: "could not set WAL mode on the journal") }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE device (id INTEGER PRIMARY KEY, anchor INTEGER NOT NULL);
+                    CREATE TABLE message (
+                        device INTEGER NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, ref INTEGER,
+                        json TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (device, id)) WITHOUT ROWID;
+                    CREATE INDEX message_ref ON message (device, kind, ref);
+                    CREATE TABLE dispatch_case (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, device INTEGER NOT NULL, alarm_id INTEGER NOT NULL,
+                        state INTEGER NOT NULL, opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                        UNIQUE (device, alarm_id));
+                    CREATE TABLE case_update (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, case_id INTEGER NOT NULL REFERENCES dispatch_case,
+                        state INTEGER NOT NULL, at INTEGER NOT NULL, delivered_at INTEGER);
+                    CREATE TABLE supervision (device INTEGER NOT NULL, online INTEGER NOT NULL, at INTEGER NOT NULL);
+                    """)
+        }
+        return migrator
+    }
+
+    /// The `synchronous` pragma in force (2 is FULL); for the tests that hold the journal to its promise.
+    public func synchronousMode() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    public func close() throws { try database.close() }
+
+    // MARK: Sessions
+
+    /// Every device's latest session anchor.
+    public func anchors() throws -> [UInt32: UInt64] {
+        try database.read { db in
+            var anchors: [UInt32: UInt64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, anchor FROM device") {
+                anchors[UInt32(truncatingIfNeeded: row["id"] as Int64)] = UInt64(row["anchor"] as Int64)
+            }
+            return anchors
+        }
+    }
+
+    /// Stores `anchor` as the device's session anchor; never lowers it, whatever order writes come in.
+    public func storeAnchor(device: UInt32, anchor: UInt64) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO device (id, anchor) VALUES (?, ?)
+                    ON CONFLICT (id) DO UPDATE SET anchor = max(anchor, excluded.anchor)
+                    """,
+                arguments: [Int64(device), Int64(anchor)])
+        }
+    }
+
+    // MARK: Messages
+
+    /// Records a reliable message once per (device, id); a second time only reports it as not new.
+    ///
+    /// Cases move in the same transaction as the message that moves them, so that a cancel racing its alarm
+    /// always finds the case: a new alarm opens one when `opensCase` (not for test alarms, nor when its
+    /// cancel came first), and a new cancel closes its alarm's open case.
+    public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false) throws -> RecordOutcome {
+        guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
+        var reference: Int64?
+        if case .alarmCancel(let cancel) = message { reference = Int64(cancel.alarmID) }
+        return try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO message (device, id, kind, ref, json, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (device, id) DO NOTHING
+                    """,
+                arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at)])
+            var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
+            guard outcome.isNew else { return outcome }
+            switch message {
+            case .alarm(let alarm):
+                let cancel = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? LIMIT 1",
+                    arguments: [Int64(device), Int64(alarm.id)])
+                outcome.earlierCancel = cancel.map { UInt32(truncatingIfNeeded: $0) }
+                if opensCase, cancel == nil {
+                    outcome.openedCase = try Self.openCase(db, device: device, alarmID: alarm.id, at: at)
+                }
+            case .alarmCancel(let cancel):
+                outcome.alarmRecorded = try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?",
+                    arguments: [Int64(device), Int64(cancel.alarmID)]) ?? false
+                let open = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?",
+                    arguments: [Int64(device), Int64(cancel.alarmID), Int64(CaseState.closed.rawValue)])
+                if let open {
+                    let closed = CasePolicy.Case(id: open, device: device, alarmID: cancel.alarmID, state: .closed)
+                    if let update = try Self.advance(db, closed, at: at) { outcome.closedCase = (closed, update) }
+                }
+            default:
+                break
+            }
+            return outcome
+        }
+    }
+
+    /// Every recorded alarm, in the order received.
+    public func alarms() throws -> [RecordedAlarm] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT device, id, received_at FROM message WHERE kind = 'alarm' ORDER BY received_at, device, id"
+            ).map { row in
+                RecordedAlarm(
+                    device: UInt32(truncatingIfNeeded: row["device"] as Int64),
+                    alarmID: UInt32(truncatingIfNeeded: row["id"] as Int64),
+                    receivedAt: UInt64(row["received_at"] as Int64))
+            }
+        }
+    }
+
+    // MARK: Cases
+
+    private static func openCase(
+        _ db: Database, device: UInt32, alarmID: UInt32, at: WireTime
+    ) throws -> (CasePolicy.Case, CaseUpdate) {
+        try db.execute(
+            sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            arguments: [Int64(device), Int64(alarmID), Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
+        let caseID = db.lastInsertedRowID
+        let update = try insertUpdate(db, caseID: caseID, alarmID: alarmID, state: .received, at: at)
+        return (CasePolicy.Case(id: caseID, device: device, alarmID: alarmID, state: .received), update)
+    }
+
+    /// Records a case's new state; returns the update to send, or `nil` if the case is already at or past
+    /// that state (states only move forward).
+    public func updateCase(_ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
+        try database.write { db in try Self.advance(db, changed, at: at) }
+    }
+
+    private static func advance(_ db: Database, _ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
+        try db.execute(
+            sql: "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?",
+            arguments: [Int64(changed.state.rawValue), Int64(at), changed.id, Int64(changed.state.rawValue)])
+        guard db.changesCount == 1 else { return nil }
+        return try insertUpdate(db, caseID: changed.id, alarmID: changed.alarmID, state: changed.state, at: at)
+    }
+
+    /// The device acknowledged case update `id`.
+    public func caseUpdateDelivered(_ id: UInt32, at: WireTime) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE case_update SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+                arguments: [Int64(at), Int64(id)])
+        }
+    }
+
+    /// Cases not closed, oldest first.
+    public func openCases() throws -> [CasePolicy.Case] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, device, alarm_id, state FROM dispatch_case WHERE state < ? ORDER BY id",
+                arguments: [Int64(CaseState.closed.rawValue)]
+            ).map { row in
+                CasePolicy.Case(
+                    id: row["id"], device: UInt32(truncatingIfNeeded: row["device"] as Int64),
+                    alarmID: UInt32(truncatingIfNeeded: row["alarm_id"] as Int64),
+                    state: CaseState(rawValue: UInt8(truncatingIfNeeded: row["state"] as Int64)))
+            }
+        }
+    }
+
+    /// Case updates sent but never acknowledged, oldest first.
+    public func undeliveredUpdates() throws -> [PendingUpdate] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT u.id, u.state, u.at, c.device, c.alarm_id FROM case_update u
+                    JOIN dispatch_case c ON c.id = u.case_id WHERE u.delivered_at IS NULL ORDER BY u.id
+                    """
+            ).map { row in
+                PendingUpdate(
+                    device: UInt32(truncatingIfNeeded: row["device"] as Int64),
+                    update: CaseUpdate(
+                        id: UInt32(truncatingIfNeeded: row["id"] as Int64),
+                        alarmID: UInt32(truncatingIfNeeded: row["alarm_id"] as Int64),
+                        state: CaseState(rawValue: UInt8(truncatingIfNeeded: row["state"] as Int64)),
+                        at: UInt64(row["at"] as Int64)))
+            }
+        }
+    }
+
+    // MARK: Supervision
+
+    public func recordSupervision(device: UInt32, online: Bool, at: WireTime) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)",
+                arguments: [Int64(device), online, Int64(at)])
+        }
+    }
+
+    /// Supervision reports of `device`, oldest first: `true` online, `false` offline.
+    public func supervision(device: UInt32) throws -> [Bool] {
+        try database.read { db in
+            try Bool.fetchAll(
+                db, sql: "SELECT online FROM supervision WHERE device = ? ORDER BY rowid", arguments: [Int64(device)])
+        }
+    }
+
+    private static func insertUpdate(
+        _ db: Database, caseID: Int64, alarmID: UInt32, state: CaseState, at: WireTime
+    ) throws -> CaseUpdate {
+        try db.execute(
+            sql: "INSERT INTO case_update (case_id, state, at) VALUES (?, ?, ?)",
+            arguments: [caseID, Int64(state.rawValue), Int64(at)])
+        // The row id is the update's message id: unique for the journal's life, so a device that dedupes
+        // centre messages by id never mistakes a new update for an old one, even across centre restarts.
+        return CaseUpdate(
+            id: UInt32(truncatingIfNeeded: db.lastInsertedRowID), alarmID: alarmID, state: state, at: at)
+    }
+}

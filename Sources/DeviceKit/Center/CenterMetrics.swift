@@ -1,0 +1,64 @@
+import Prometheus
+
+/// The centre's counters and gauges, registered in a `PrometheusCollectorRegistry` the caller owns, so that
+/// tests and several centres in one process never share global state.
+final class CenterMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    let framesReceived: Prometheus.Counter
+    private let refusedByCategory: [ProtocolError.Category: Prometheus.Counter]
+    private let droppedByReason: [CenterSession.Drop: Prometheus.Counter]
+    let unknownDevice: Prometheus.Counter
+    let alarmsRecorded: Prometheus.Counter
+    let alarmsDuplicate: Prometheus.Counter
+    let messagesRecorded: Prometheus.Counter
+    let journalFailures: Prometheus.Counter
+    let sessionsOpened: Prometheus.Counter
+    let sessionsActive: Gauge
+    let devicesOnline: Gauge
+    let acksSent: Prometheus.Counter
+    let naksSent: Prometheus.Counter
+    let caseUpdatesSent: Prometheus.Counter
+    let retransmissions: Prometheus.Counter
+    let connectionsAccepted: Prometheus.Counter
+    private let closedByReason: [String: Prometheus.Counter]
+
+    /// Why the centre closes a TCP connection.
+    static let closeReasons = ["authTimeout", "oversized", "malformed", "unsupported", "offences"]
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        framesReceived = registry.makeCounter(descriptor: .init(metricName: "center_frames_received_total", unitName: "", helpText: "Frames received, TCP and UDP."))
+        var refused: [ProtocolError.Category: Prometheus.Counter] = [:]
+        for category in ProtocolError.Category.allCases {
+            refused[category] = registry.makeCounter(descriptor: .init(metricName: "center_frames_refused_total", unitName: "", helpText: "Frames refused, by category of protocol.md §6."), labels: [("category", category.rawValue)])
+        }
+        refusedByCategory = refused
+        var dropped: [CenterSession.Drop: Prometheus.Counter] = [:]
+        for reason in CenterSession.Drop.allCases {
+            dropped[reason] = registry.makeCounter(descriptor: .init(metricName: "center_frames_dropped_total", unitName: "", helpText: "Well-formed frames not acted on: no session, rate limited, too many sessions."), labels: [("reason", reason.rawValue)])
+        }
+        droppedByReason = dropped
+        unknownDevice = registry.makeCounter(descriptor: .init(metricName: "center_frames_unknown_device_total", unitName: "", helpText: "Frames for a device id the centre does not serve."))
+        alarmsRecorded = registry.makeCounter(descriptor: .init(metricName: "center_alarms_recorded_total", unitName: "", helpText: "Alarms durably recorded, once each."))
+        alarmsDuplicate = registry.makeCounter(descriptor: .init(metricName: "center_alarms_duplicate_total", unitName: "", helpText: "Retransmitted or duplicated alarms: acknowledged again, not recorded."))
+        messagesRecorded = registry.makeCounter(descriptor: .init(metricName: "center_messages_recorded_total", unitName: "", helpText: "Reliable messages durably recorded, alarms included."))
+        journalFailures = registry.makeCounter(descriptor: .init(metricName: "center_journal_failures_total", unitName: "", helpText: "Journal writes that failed."))
+        sessionsOpened = registry.makeCounter(descriptor: .init(metricName: "center_sessions_opened_total", unitName: "", helpText: "Sessions accepted."))
+        sessionsActive = registry.makeGauge(descriptor: .init(metricName: "center_sessions_active", unitName: "", helpText: "Devices with a current session."))
+        devicesOnline = registry.makeGauge(descriptor: .init(metricName: "center_devices_online", unitName: "", helpText: "Devices under supervision and online."))
+        acksSent = registry.makeCounter(descriptor: .init(metricName: "center_acks_sent_total", unitName: "", helpText: "Acks sent, each after a durable record."))
+        naksSent = registry.makeCounter(descriptor: .init(metricName: "center_naks_sent_total", unitName: "", helpText: "Naks sent."))
+        caseUpdatesSent = registry.makeCounter(descriptor: .init(metricName: "center_case_updates_sent_total", unitName: "", helpText: "Case update frames sent, retransmissions included."))
+        retransmissions = registry.makeCounter(descriptor: .init(metricName: "center_retransmissions_total", unitName: "", helpText: "Reliable down messages sent again."))
+        connectionsAccepted = registry.makeCounter(descriptor: .init(metricName: "center_connections_accepted_total", unitName: "", helpText: "TCP connections accepted."))
+        var closed: [String: Prometheus.Counter] = [:]
+        for reason in Self.closeReasons {
+            closed[reason] = registry.makeCounter(descriptor: .init(metricName: "center_connections_closed_total", unitName: "", helpText: "TCP connections the centre closed, by why."), labels: [("reason", reason)])
+        }
+        closedByReason = closed
+    }
+
+    func refused(_ category: ProtocolError.Category) { refusedByCategory[category]?.increment() }
+    func dropped(_ reason: CenterSession.Drop) { droppedByReason[reason]?.increment() }
+    func connectionClosed(_ reason: String) { closedByReason[reason]?.increment() }
+}

@@ -1,0 +1,393 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Where a device's answers go: the source of its latest authenticated frame (protocol.md §2.2).
+enum ReplyPath {
+    case stream(any Channel)
+    case datagram(SocketAddress)
+}
+
+/// The one owner of the centre's state machines: it feeds them frames, journal outcomes and timers, and runs
+/// their actions. Bound to one event loop, on which every channel of the centre lives, so nothing is shared.
+///
+/// Journal writes run on a one-thread pool (in order, off the loop) and report back on the loop.
+final class CenterRuntime {
+    let loop: any EventLoop
+    private let configuration: CenterConfiguration
+    private let registry: DeviceRegistry
+    private let journal: CenterJournal
+    private let pool: NIOThreadPool
+    private let metrics: CenterMetrics
+    private let hub: CenterEventHub
+    private let logger: Logger
+    private let startedAt = ContinuousClock.now
+
+    private var sessions: [UInt32: CenterSession] = [:]
+    private var paths: [UInt32: ReplyPath] = [:]
+    private var downKeys: [UInt32: (anchor: UInt64, key: SymmetricKey)] = [:]
+    private var anchors: [UInt32: UInt64]
+    private var activeSessions = 0
+    private var supervision: Supervision
+    private var cases: CasePolicy
+    private var caseTimers: [CasePolicy.Timer: Scheduled<Void>] = [:]
+    private var retransmitTimers: [UInt64: Scheduled<Void>] = [:]
+    private var supervisionTask: RepeatedTask?
+    private var stopped = false
+    var datagramChannel: (any Channel)?
+
+    struct Restored {
+        var anchors: [UInt32: UInt64]
+        var openCases: [CasePolicy.Case]
+        var undelivered: [CenterJournal.PendingUpdate]
+    }
+
+    init(
+        loop: any EventLoop, configuration: CenterConfiguration, registry: DeviceRegistry, journal: CenterJournal,
+        pool: NIOThreadPool, metrics: CenterMetrics, hub: CenterEventHub, logger: Logger, restored: Restored
+    ) {
+        self.loop = loop
+        self.configuration = configuration
+        self.registry = registry
+        self.journal = journal
+        self.pool = pool
+        self.metrics = metrics
+        self.hub = hub
+        self.logger = logger
+        self.anchors = restored.anchors
+        self.supervision = Supervision(offlineAfter: configuration.offlineAfter)
+        self.cases = CasePolicy(configuration: configuration.cases)
+        metrics.sessionsActive.set(Int64(0))
+        metrics.devicesOnline.set(Int64(0))
+        // Cases left open by a previous run stay in the operator's list (without auto-answer timers), and
+        // updates the device never acknowledged wait for its next session.
+        for open in restored.openCases { cases.restore(open) }
+        for pending in restored.undelivered { feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) } }
+    }
+
+    /// The one place the centre reads its clocks.
+    var now: CenterInstant {
+        CenterInstant(
+            wall: UInt64(max(0, Date().timeIntervalSince1970 * 1_000)), monotonic: ContinuousClock.now - startedAt)
+    }
+
+    func start() {
+        let tick = min(configuration.offlineAfter / 4, .seconds(1))
+        let nanoseconds = max(Int64(tick.components.seconds) * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000, 1_000_000)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        supervisionTask = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(nanoseconds), delay: .nanoseconds(nanoseconds)) { _ in
+            bound.value.superviseTick()
+        }
+    }
+
+    func stop() {
+        stopped = true
+        supervisionTask?.cancel()
+        for timer in caseTimers.values { timer.cancel() }
+        for timer in retransmitTimers.values { timer.cancel() }
+        caseTimers = [:]
+        retransmitTimers = [:]
+    }
+
+    // MARK: Frames
+
+    /// A frame arrived on a connection or as a datagram. Returns whether it was authentic.
+    func frameReceived(_ frame: SealedFrame, from path: ReplyPath) -> Bool {
+        guard !stopped else { return false }
+        metrics.framesReceived.increment()
+        let device = frame.header.deviceID
+        guard sessions[device] != nil || registry.key(for: device) != nil else {
+            metrics.unknownDevice.increment()
+            hub.emit(.refused(device: device, reason: "unknownDevice"))
+            logger.debug("frame for an unknown device", metadata: ["device.id": "\(device)"])
+            return false
+        }
+        let mayOpen = activeSessions < configuration.maximumSessions
+        let now = self.now
+        let actions = feed(device, path: path) { $0.frameReceived(frame, now: now, mayOpenSession: mayOpen) }
+        return actions.contains(.authenticated)
+    }
+
+    /// A frame refused before it could be routed to a device (bad length, version, datagram size).
+    func frameRefused(_ error: ProtocolError) {
+        metrics.framesReceived.increment()
+        metrics.refused(error.category)
+        hub.emit(.refused(device: nil, reason: error.category.rawValue))
+    }
+
+    func connectionClosed(reason: String) {
+        metrics.connectionClosed(reason)
+        hub.emit(.connectionClosed(reason: reason))
+    }
+
+    func connectionAccepted() { metrics.connectionsAccepted.increment() }
+
+    // MARK: Operator
+
+    func engage(_ caseID: Int64) -> Bool { runCases(cases.engage(caseID)) }
+    func close(_ caseID: Int64) -> Bool { runCases(cases.close(caseID)) }
+    var openCases: [CasePolicy.Case] { cases.openCases }
+
+    // MARK: Feeding the machines
+
+    /// Runs one event on `device`'s machine (made from the registry and journal if it has none) and its actions.
+    @discardableResult
+    private func feed(
+        _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
+    ) -> [CenterSession.Action] {
+        guard var session = sessions[device] ?? registry.key(for: device).map({
+            CenterSession(key: $0, parameters: configuration.session, storedAnchor: anchors[device])
+        }) else { return [] }
+        let hadSession = session.hasSession
+        let actions = event(&session)
+        if session.hasSession != hadSession {
+            activeSessions += session.hasSession ? 1 : -1
+            metrics.sessionsActive.set(Int64(activeSessions))
+        }
+        // A machine that holds nothing is not kept, so that frames under made-up device ids cost no memory.
+        sessions[device] = session.holdsState ? session : nil
+        run(actions, device: device, path: path)
+        return actions
+    }
+
+    private func run(_ actions: [CenterSession.Action], device: UInt32, path: ReplyPath?) {
+        for action in actions {
+            switch action {
+            case .refuse(let error):
+                metrics.refused(error.category)
+                hub.emit(.refused(device: device, reason: error.category.rawValue))
+                logger.debug("frame refused", metadata: ["device.id": "\(device)", "reason": "\(error)"])
+            case .drop(let reason):
+                metrics.dropped(reason)
+                hub.emit(.refused(device: device, reason: reason.rawValue))
+            case .authenticated:
+                if let path { paths[device] = path }
+                if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
+            case .persistAnchor(let anchor):
+                persistAnchor(anchor, device: device)
+            case .sessionOpened(let anchor):
+                metrics.sessionsOpened.increment()
+                hub.emit(.sessionOpened(device: device, anchor: anchor))
+                logger.debug("session opened", metadata: ["device.id": "\(device)", "anchor": "\(anchor)"])
+            case .record(let message):
+                record(message, device: device)
+            case .send(let frame):
+                send(frame, to: device)
+            case .scheduleRetransmit(let id, let attempt, let after):
+                scheduleRetransmit(id: id, attempt: attempt, after: after, device: device)
+            case .delivered(let id):
+                retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                hub.emit(.caseUpdateDelivered(device: device, updateID: id))
+                let at = now.wall
+                journalWork({ [journal] in try journal.caseUpdateDelivered(id, at: at) }) { _ in }
+            case .deliveryRefused(let id, let reason):
+                retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                logger.debug("device refused a message", metadata: ["device.id": "\(device)", "message.id": "\(id)", "reason": "\(reason)"])
+            }
+        }
+    }
+
+    private func persistAnchor(_ anchor: UInt64, device: UInt32) {
+        journalWork({ [journal] in try journal.storeAnchor(device: device, anchor: anchor) }) { result in
+            switch result {
+            case .success:
+                self.anchors[device] = max(self.anchors[device] ?? 0, anchor)
+                let salt = UInt32.random(in: .min ... .max)
+                let now = self.now
+                self.feed(device) { $0.anchorPersisted(anchor, salt: salt, now: now) }
+            case .failure(let error):
+                self.journalFailed(error)
+                self.feed(device) { $0.anchorPersistFailed(anchor) }
+            }
+        }
+    }
+
+    private func record(_ message: Message, device: UInt32) {
+        guard let id = message.reliableID else { return }
+        let at = now.wall
+        var dispatchable = false
+        if case .alarm(let alarm) = message { dispatchable = alarm.kind != .test }
+        let opens = dispatchable
+        journalWork({ [journal] in try journal.record(device: device, message: message, at: at, opensCase: opens) }) { result in
+            switch result {
+            case .success(let outcome):
+                let now = self.now
+                self.feed(device) { $0.recorded(id, now: now) }
+                self.recorded(message, device: device, outcome: outcome, at: at)
+            case .failure(let error):
+                self.journalFailed(error)
+                let now = self.now
+                self.feed(device) { $0.recordFailed(id, now: now) }
+            }
+        }
+    }
+
+    /// Acts on a message the journal now holds: once, however often the device sent it.
+    private func recorded(_ message: Message, device: UInt32, outcome: CenterJournal.RecordOutcome, at: WireTime) {
+        guard outcome.isNew else {
+            if case .alarm(let alarm) = message {
+                metrics.alarmsDuplicate.increment()
+                hub.emit(.duplicateAlarm(device: device, alarmID: alarm.id))
+            }
+            return
+        }
+        metrics.messagesRecorded.increment()
+        switch message {
+        case .alarm(let alarm):
+            metrics.alarmsRecorded.increment()
+            let late = Int64(clamping: at) - Int64(clamping: alarm.triggeredAt)
+            hub.emit(.alarm(device: device, alarm: alarm, lateMilliseconds: late, dispatched: outcome.openedCase != nil))
+            logger.debug("alarm recorded", metadata: ["device.id": "\(device)", "alarm.id": "\(alarm.id)"])
+            if outcome.earlierCancel != nil { hub.emit(.alarmCancelled(device: device, alarmID: alarm.id)) }
+        case .alarmCancel(let cancel):
+            if outcome.alarmRecorded { hub.emit(.alarmCancelled(device: device, alarmID: cancel.alarmID)) }
+        default:
+            hub.emit(.recorded(device: device, message: message))
+        }
+        if let (opened, update) = outcome.openedCase {
+            caseChanged(opened, update: update)
+            runCases(cases.caseOpened(opened))
+        }
+        if let (closed, update) = outcome.closedCase {
+            cases.forget(closed.id)
+            caseChanged(closed, update: update)
+        }
+    }
+
+    // MARK: Cases
+
+    @discardableResult
+    private func runCases(_ actions: [CasePolicy.Action]) -> Bool {
+        for action in actions {
+            switch action {
+            case .transition(let changed):
+                let at = now.wall
+                journalWork({ [journal] in try journal.updateCase(changed, at: at) }) { result in
+                    switch result {
+                    case .success(let update?): self.caseChanged(changed, update: update)
+                    case .success(nil): break
+                    case .failure(let error): self.journalFailed(error)
+                    }
+                }
+            case .scheduleTimer(let timer, let after):
+                let bound = NIOLoopBound(self, eventLoop: loop)
+                caseTimers[timer] = loop.scheduleTask(in: TimeAmount(after)) {
+                    let runtime = bound.value
+                    runtime.caseTimers[timer] = nil
+                    guard !runtime.stopped else { return }
+                    runtime.runCases(runtime.cases.timerFired(timer))
+                }
+            }
+        }
+        return !actions.isEmpty
+    }
+
+    /// A case's new state is journalled: tell the device, reliably, and the observers.
+    private func caseChanged(_ changed: CasePolicy.Case, update: CaseUpdate) {
+        hub.emit(.caseUpdate(caseID: changed.id, device: changed.device, alarmID: changed.alarmID, state: changed.state))
+        feed(changed.device) { $0.deliver(.caseUpdate(update)) }
+    }
+
+    // MARK: Sending
+
+    private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
+        guard !stopped, let path = paths[device], let deviceKey = sessions[device]?.key else { return }
+        let key: SymmetricKey
+        if let cached = downKeys[device], cached.anchor == frame.anchor {
+            key = cached.key
+        } else {
+            key = deviceKey.downKey(anchor: frame.anchor)
+            downKeys[device] = (frame.anchor, key)
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        do {
+            try SealedFrame.seal(frame.message, direction: .down, deviceID: device, counter: frame.counter, key: key, into: &buffer)
+        } catch {
+            logger.debug("could not seal a down frame", metadata: ["device.id": "\(device)", "reason": "\(error)"])
+            return
+        }
+        switch frame.message {
+        case .ack: metrics.acksSent.increment()
+        case .nak: metrics.naksSent.increment()
+        case .caseUpdate: metrics.caseUpdatesSent.increment()
+        default: break
+        }
+        switch path {
+        case .stream(let channel):
+            channel.writeAndFlush(buffer, promise: nil)
+        case .datagram(let address):
+            datagramChannel?.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        }
+    }
+
+    private func scheduleRetransmit(id: UInt32, attempt: Int, after: Duration, device: UInt32) {
+        // ±20 % so that devices that lost the centre at the same moment are not answered in step.
+        let jittered = after * Double.random(in: 0.8...1.2)
+        let key = UInt64(device) << 32 | UInt64(id)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        retransmitTimers[key]?.cancel()
+        retransmitTimers[key] = loop.scheduleTask(in: TimeAmount(jittered)) {
+            let runtime = bound.value
+            runtime.retransmitTimers[key] = nil
+            guard !runtime.stopped else { return }
+            let actions = runtime.feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
+            if actions.contains(where: { if case .send = $0 { true } else { false } }) {
+                runtime.metrics.retransmissions.increment()
+            }
+        }
+    }
+
+    // MARK: Supervision
+
+    private func superviseTick() {
+        guard !stopped else { return }
+        for report in supervision.tick(now: now.monotonic) {
+            supervisionReported(report)
+            // Its session ends, freeing the slot: a device that returns re-handshakes anyway (protocol.md §4.7).
+            feed(report.device) { session in
+                session.supervisionLapsed()
+                return []
+            }
+        }
+    }
+
+    private func supervisionReported(_ report: Supervision.Report) {
+        metrics.devicesOnline.set(Int64(supervision.onlineCount))
+        let online: Bool
+        switch report {
+        case .online(let device):
+            online = true
+            hub.emit(.online(device: device))
+        case .offline(let device):
+            online = false
+            hub.emit(.offline(device: device))
+        }
+        let at = now.wall
+        journalWork({ [journal] in try journal.recordSupervision(device: report.device, online: online, at: at) }) { _ in }
+    }
+
+    // MARK: Journal
+
+    private func journalWork<T: Sendable>(
+        _ body: @escaping @Sendable () throws -> T, then: @escaping (Result<T, any Error>) -> Void
+    ) {
+        pool.runIfActive(eventLoop: loop, body).assumeIsolated().whenComplete { result in
+            guard !self.stopped else { return }
+            then(result)
+        }
+    }
+
+    private func journalFailed(_ error: any Error) {
+        metrics.journalFailures.increment()
+        logger.debug("journal write failed", metadata: ["reason": "\(error)"])
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,224 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// The reference dispatch centre as a service: `run()` opens the journal, binds TCP, UDP and (optionally)
+/// the metrics endpoint, and serves until cancelled or shut down gracefully.
+///
+/// ```swift
+/// let centre = CenterServer(configuration: .init(tcpPort: 0, udpPort: 0, journalPath: path), registry: keys, logger: logger)
+/// let events = centre.events()
+/// let task = Task { try await centre.run() }
+/// let ports = try await centre.listening()   // the ports the system chose
+/// ...
+/// task.cancel()                              // or graceful shutdown through a ServiceGroup
+/// ```
+/// One instance runs once; to restart on the same journal, make a new one with the same configuration.
+public final class CenterServer: Service, Sendable {
+    public let configuration: CenterConfiguration
+    private let registry: DeviceRegistry
+    private let logger: Logger
+    private let metrics: CenterMetrics
+    private let group: any EventLoopGroup
+    private let hub = CenterEventHub()
+    private let state = Mutex(State())
+
+    private struct State: ~Copyable {
+        var ports: CenterPorts?
+        var failure: (any Error)?
+        var ended = false
+        var waiters: [CheckedContinuation<CenterPorts, any Error>] = []
+        var runtime: NIOLoopBound<CenterRuntime>?
+    }
+
+    /// - Parameters:
+    ///   - metrics: where the counters go; pass your own to read them (`PrometheusCollectorRegistry.emitToString()`).
+    ///   - eventLoopGroup: the centre runs on one loop of it.
+    public init(
+        configuration: CenterConfiguration, registry: DeviceRegistry, logger: Logger,
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        self.metrics = CenterMetrics(registry: metrics)
+        self.group = eventLoopGroup
+    }
+
+    /// Everything the centre observes from now on, until it stops. Each call makes a new, independent stream.
+    public func events() -> AsyncStream<CenterEvent> { hub.stream() }
+
+    /// The bound ports, once the centre listens; throws if it failed to start or already stopped.
+    public func listening() async throws -> CenterPorts {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome: Result<CenterPorts, any Error>? = state.withLock { state in
+                if let ports = state.ports { return .success(ports) }
+                if let failure = state.failure { return .failure(failure) }
+                if state.ended { return .failure(CenterStopped()) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// The metrics in the Prometheus text format, as the endpoint serves them.
+    public func metricsText() -> String { metrics.registry.emitToString() }
+
+    // MARK: Operator
+
+    /// Cases not closed, oldest first.
+    public func openCases() async throws -> [CasePolicy.Case] {
+        try await onRuntime { $0.openCases }
+    }
+
+    /// An operator takes case `id`; false if there is no such open case or it is already taken.
+    @discardableResult
+    public func engage(case id: Int64) async throws -> Bool {
+        try await onRuntime { $0.engage(id) }
+    }
+
+    /// An operator closes case `id`; false if there is no such open case.
+    @discardableResult
+    public func close(case id: Int64) async throws -> Bool {
+        try await onRuntime { $0.close(id) }
+    }
+
+    private func onRuntime<T: Sendable>(_ body: @escaping @Sendable (CenterRuntime) -> T) async throws -> T {
+        guard let runtime = state.withLock({ $0.runtime }) else { throw CenterStopped() }
+        return try await runtime.eventLoop.submit { body(runtime.value) }.get()
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        do {
+            try await serve()
+        } catch {
+            let waiters = state.withLock { state in
+                state.failure = error
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(throwing: error) }
+            hub.finish()
+            throw error
+        }
+    }
+
+    private func serve() async throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        defer { pool.shutdownGracefully { _ in } }
+        let path = configuration.journalPath
+        let (journal, restored) = try await pool.runIfActive {
+            let journal = try CenterJournal(path: path)
+            let restored = CenterRuntime.Restored(
+                anchors: try journal.anchors(), openCases: try journal.openCases(),
+                undelivered: try journal.undeliveredUpdates())
+            return (journal, restored)
+        }
+        let loop = group.next()
+        let (configuration, registry, metrics, hub, logger) = (self.configuration, self.registry, self.metrics, self.hub, self.logger)
+        let runtime = try await loop.submit {
+            NIOLoopBound(
+                CenterRuntime(
+                    loop: loop, configuration: configuration, registry: registry, journal: journal, pool: pool,
+                    metrics: metrics, hub: hub, logger: logger, restored: restored),
+                eventLoop: loop)
+        }.get()
+
+        var channels: [any Channel] = []
+        do {
+            channels.append(try await bindStream(on: loop, runtime: runtime))
+            let datagram = try await bindDatagram(on: loop, runtime: runtime)
+            channels.append(datagram)
+            if let metricsPort = configuration.metricsPort {
+                channels.append(
+                    try await MetricsHTTPServer.bind(host: configuration.host, port: metricsPort, on: loop) {
+                        metrics.registry.emitToBuffer()
+                    })
+            }
+            try await loop.submit {
+                runtime.value.datagramChannel = datagram
+                runtime.value.start()
+            }.get()
+        } catch {
+            for channel in channels { try? await channel.close() }
+            try? await loop.submit { runtime.value.stop() }.get()
+            try? await pool.runIfActive(eventLoop: loop) { try journal.close() }.get()
+            throw error
+        }
+
+        let ports = CenterPorts(
+            tcp: channels[0].localAddress?.port ?? 0, udp: channels[1].localAddress?.port ?? 0,
+            metrics: channels.count > 2 ? channels[2].localAddress?.port : nil)
+        let waiters = state.withLock { state in
+            state.ports = ports
+            state.runtime = runtime
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: ports) }
+        hub.emit(.listening(ports))
+        logger.debug("centre listening", metadata: ["tcp": "\(ports.tcp)", "udp": "\(ports.udp)"])
+
+        // Serve until graceful shutdown or cancellation; either way, stop the same way.
+        try? await gracefulShutdown()
+
+        for channel in channels { try? await channel.close() }
+        try? await loop.submit { runtime.value.stop() }.get()
+        // Journal writes already queued finish before the file is closed.
+        // The future form, not the async one: this task is usually cancelled by now, and the file must close.
+        do {
+            try await pool.runIfActive(eventLoop: loop) { try journal.close() }.get()
+        } catch {
+            logger.debug("journal did not close cleanly", metadata: ["reason": "\(error)"])
+        }
+        state.withLock { state in
+            state.ended = true
+            state.ports = nil
+            state.runtime = nil
+        }
+        hub.finish()
+        logger.debug("centre stopped")
+    }
+
+    private func bindStream(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
+        let timeout = TimeAmount(configuration.authenticationTimeout)
+        let offences = configuration.offencesBeforeClose
+        return try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(FrameDecoder()),
+                        CenterStreamHandler(runtime: runtime.value, authenticationTimeout: timeout, offencesBeforeClose: offences))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.tcpPort).get()
+    }
+
+    private func bindDatagram(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
+        try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Room for one datagram a little over the largest frame, so an oversized one is seen as such.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Wire.maximumFrameLength + 512))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(runtime: runtime.value))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.udpPort).get()
+    }
+}
+
+/// The centre is not running (it stopped, or never started).
+public struct CenterStopped: Error, CustomStringConvertible {
+    public var description: String { "the centre is not running" }
+}

@@ -1,0 +1,299 @@
+/// The centre's side of one device: its sessions, the replay window over its frames, what to record and what
+/// to answer (protocol.md §3.4, §4.7, §5). Pure: no clock, no I/O, no randomness.
+///
+/// The owner feeds it the device's frames and the outcome of the durable writes it asked for, and runs the
+/// actions it returns in order. Nothing is answered before the write it depends on is reported done:
+/// `sessionAccept` waits for `anchorPersisted`, `ack` for `recorded`.
+public struct CenterSession: Sendable {
+    /// What the centre tells every device, and how hard it insists on its own reliable messages.
+    public struct Parameters: Hashable, Sendable {
+        public var heartbeatIntervalSeconds: UInt16
+        public var settings: Settings
+        /// Frames a second a device may send on average, and in a burst (the token bucket).
+        public var rate: Double
+        public var burst: Double
+        /// First retransmission timeout of a reliable down message; it doubles up to `retransmitMaximum`.
+        public var retransmitInitial: Duration
+        public var retransmitMaximum: Duration
+
+        public init(
+            heartbeatIntervalSeconds: UInt16 = 30, settings: Settings = Settings(), rate: Double = 20,
+            burst: Double = 40, retransmitInitial: Duration = .seconds(1), retransmitMaximum: Duration = .seconds(30)
+        ) {
+            self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+            self.settings = settings
+            self.rate = rate
+            self.burst = burst
+            self.retransmitInitial = retransmitInitial
+            self.retransmitMaximum = retransmitMaximum
+        }
+    }
+
+    /// A down frame to seal under `downKey(anchor:)` with the counter `salt << 32 | sequence`.
+    public struct DownFrame: Hashable, Sendable {
+        public var anchor: UInt64
+        public var salt: UInt32
+        public var sequence: UInt32
+        public var message: Message
+
+        public init(anchor: UInt64, salt: UInt32, sequence: UInt32, message: Message) {
+            self.anchor = anchor
+            self.salt = salt
+            self.sequence = sequence
+            self.message = message
+        }
+
+        public var counter: UInt64 { UInt64(salt) << 32 | UInt64(sequence) }
+    }
+
+    /// Why a frame was not acted on although it was not refused by the codec. Counted.
+    public enum Drop: String, Hashable, Sendable, CaseIterable {
+        /// The device has no current session (after a centre restart, or before its first): it re-handshakes.
+        case noSession
+        /// Over the device's rate limit.
+        case rateLimited
+        /// The centre already holds its maximum number of sessions.
+        case tooManySessions
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Drop the frame and count it by `error.category`.
+        case refuse(ProtocolError)
+        /// Drop the frame and count it.
+        case drop(Drop)
+        /// The frame is authentic: the device is alive, and answers go to this frame's source from now on.
+        case authenticated
+        /// Store `anchor` durably as the device's latest session anchor, then report `anchorPersisted`.
+        case persistAnchor(UInt64)
+        /// A new session is open, replacing any previous one.
+        case sessionOpened(anchor: UInt64)
+        /// Record `message` durably (once per device and id), then report `recorded` or `recordFailed`.
+        case record(Message)
+        /// Seal and send.
+        case send(DownFrame)
+        /// Report `retransmitTimerFired(id:attempt:)` after about `after` (the owner adds the ±20 % jitter).
+        case scheduleRetransmit(id: UInt32, attempt: Int, after: Duration)
+        /// The device acknowledged our reliable message `id`.
+        case delivered(id: UInt32)
+        /// The device refused our reliable message `id` for good.
+        case deliveryRefused(id: UInt32, reason: NakReason)
+    }
+
+    private struct Session: Sendable {
+        var anchor: UInt64
+        var salt: UInt32
+        var opener: FrameOpener
+        /// `sessionAccept` is sequence 0.
+        var nextSequence: UInt32 = 1
+    }
+
+    private enum State: Sendable {
+        case noSession
+        case open(Session)
+    }
+
+    private struct Outgoing: Sendable {
+        var message: Message
+        var attempt: Int
+    }
+
+    public let key: DeviceKey
+    public let parameters: Parameters
+    private var state: State = .noSession
+    /// The anchor of the latest session known to be on durable storage.
+    public private(set) var storedAnchor: UInt64?
+    /// The anchor of a `sessionStart` whose storage is under way.
+    public private(set) var pendingAnchor: UInt64?
+    private var bucket: TokenBucket
+    private var outstanding: [UInt32: Outgoing] = [:]
+
+    /// - Parameter storedAnchor: the device's latest session anchor from the journal, `nil` if it never had one.
+    public init(key: DeviceKey, parameters: Parameters, storedAnchor: UInt64?) {
+        self.key = key
+        self.parameters = parameters
+        self.storedAnchor = storedAnchor
+        self.bucket = TokenBucket(rate: parameters.rate, burst: parameters.burst)
+    }
+
+    public var deviceID: UInt32 { key.deviceID }
+
+    public var hasSession: Bool {
+        switch state {
+        case .noSession: false
+        case .open: true
+        }
+    }
+
+    /// The current session's anchor.
+    public var anchor: UInt64? {
+        switch state {
+        case .noSession: nil
+        case .open(let session): session.anchor
+        }
+    }
+
+    /// Ids of reliable down messages the device has not acknowledged yet.
+    public var undelivered: [UInt32] { outstanding.keys.sorted() }
+
+    /// Whether the owner must keep this machine; one that holds nothing can be rebuilt from the journal.
+    public var holdsState: Bool { hasSession || pendingAnchor != nil || !outstanding.isEmpty }
+
+    // MARK: Events
+
+    /// A frame of this device arrived.
+    /// - Parameter mayOpenSession: false when the centre is at its maximum number of sessions.
+    public mutating func frameReceived(_ frame: SealedFrame, now: CenterInstant, mayOpenSession: Bool) -> [Action] {
+        let message: Message
+        switch state {
+        case .open(var session):
+            do throws(ProtocolError) {
+                message = try session.opener.open(frame)
+            } catch {
+                return [.refuse(error)]
+            }
+            state = .open(session)
+        case .noSession:
+            do throws(ProtocolError) {
+                message = try openWithoutSession(frame)
+            } catch {
+                return [.refuse(error)]
+            }
+            guard case .sessionStart = message else { return [.authenticated, .drop(.noSession)] }
+            guard mayOpenSession else { return [.authenticated, .drop(.tooManySessions)] }
+        }
+        return authenticated(message, counter: frame.header.counter, now: now)
+    }
+
+    /// The anchor asked for by `persistAnchor` is on durable storage.
+    /// - Parameter salt: 32 random bits for the new session's down nonces, drawn by the owner.
+    public mutating func anchorPersisted(_ anchor: UInt64, salt: UInt32, now: CenterInstant) -> [Action] {
+        storedAnchor = max(storedAnchor ?? 0, anchor)
+        // A later sessionStart superseded this one while it was being stored: that one will be answered.
+        guard pendingAnchor == anchor else { return [] }
+        pendingAnchor = nil
+        let opener = FrameOpener(deviceID: key.deviceID, direction: .up, key: key.upKey, floor: anchor)
+        state = .open(Session(anchor: anchor, salt: salt, opener: opener))
+        let accept = SessionAccept(
+            centreTime: now.wall, heartbeatIntervalSeconds: parameters.heartbeatIntervalSeconds,
+            settings: parameters.settings)
+        var actions: [Action] = [
+            .sessionOpened(anchor: anchor),
+            .send(DownFrame(anchor: anchor, salt: salt, sequence: 0, message: .sessionAccept(accept))),
+        ]
+        // What the device has not acknowledged is sent again in the new session, oldest first.
+        for id in outstanding.keys.sorted() {
+            outstanding[id]?.attempt = 1
+            actions += transmit(id)
+        }
+        return actions
+    }
+
+    /// Storing the anchor failed: no answer, so the device tries a new `sessionStart` later.
+    public mutating func anchorPersistFailed(_ anchor: UInt64) -> [Action] {
+        if pendingAnchor == anchor { pendingAnchor = nil }
+        return []
+    }
+
+    /// The reliable message `id` is durably recorded (now, or already before: a retransmission).
+    public mutating func recorded(_ id: UInt32, now: CenterInstant) -> [Action] {
+        send(.ack(Ack(id: id)))
+    }
+
+    /// The reliable message `id` could not be stored: the device must retry later.
+    public mutating func recordFailed(_ id: UInt32, now: CenterInstant) -> [Action] {
+        send(.nak(Nak(id: id, reason: .busy, senderTime: now.wall)))
+    }
+
+    /// Sends a reliable down message (a case update) until the device acknowledges it, across sessions.
+    public mutating func deliver(_ message: Message) -> [Action] {
+        guard let id = message.reliableID else { return send(message) }
+        outstanding[id] = Outgoing(message: message, attempt: 1)
+        return transmit(id)
+    }
+
+    /// A retransmission timer set by `scheduleRetransmit` fired; a late one (already acknowledged,
+    /// or superseded by a newer attempt) does nothing.
+    public mutating func retransmitTimerFired(id: UInt32, attempt: Int) -> [Action] {
+        guard hasSession, let outgoing = outstanding[id], outgoing.attempt == attempt else { return [] }
+        outstanding[id]?.attempt = attempt + 1
+        return transmit(id)
+    }
+
+    /// The device went silent past the supervision time: end its session, so that it re-handshakes and
+    /// the session's slot is free. Undelivered messages wait for the next session.
+    public mutating func supervisionLapsed() {
+        state = .noSession
+    }
+
+    // MARK: Helpers
+
+    /// Without a session there is no window: only a `sessionStart` above the stored anchor can be fresh,
+    /// and its counter is checked before decryption.
+    private func openWithoutSession(_ frame: SealedFrame) throws(ProtocolError) -> Message {
+        guard frame.header.deviceID == key.deviceID else {
+            throw .wrongDevice(expected: key.deviceID, received: frame.header.deviceID)
+        }
+        guard frame.header.direction == .up else { throw .wrongDirection(frame.header.direction) }
+        if let floor = [storedAnchor, pendingAnchor].compactMap({ $0 }).max(), frame.header.counter <= floor {
+            throw .stale(counter: frame.header.counter)
+        }
+        let message = try frame.open(with: key.upKey)
+        guard message.kind.directions.contains(.up) else { throw .wrongDirection(.up) }
+        return message
+    }
+
+    private mutating func authenticated(_ message: Message, counter: UInt64, now: CenterInstant) -> [Action] {
+        var actions: [Action] = [.authenticated]
+        guard bucket.take(now: now.monotonic) else {
+            actions.append(.drop(.rateLimited))
+            if let id = message.reliableID {
+                actions += send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)))
+            }
+            return actions
+        }
+        switch message {
+        case .sessionStart:
+            pendingAnchor = counter
+            actions.append(.persistAnchor(counter))
+        case .heartbeat:
+            actions += send(.heartbeatAck(HeartbeatAck(echoedCounter: counter, centreTime: now.wall)))
+        case .alarm, .alarmCancel, .event, .diagnosticsReport, .callOffer, .callAnswer, .callEnd:
+            actions.append(.record(message))
+        case .ack(let ack):
+            if outstanding.removeValue(forKey: ack.id) != nil { actions.append(.delivered(id: ack.id)) }
+        case .nak(let nak):
+            switch nak.reason {
+            case .rateLimited, .busy:
+                break  // "retry later": the retransmission timer does
+            default:
+                if outstanding.removeValue(forKey: nak.id) != nil {
+                    actions.append(.deliveryRefused(id: nak.id, reason: nak.reason))
+                }
+            }
+        case .sessionAccept, .heartbeatAck, .caseUpdate, .configPush, .diagnosticsRequest:
+            // The opener already refuses down-only messages in up frames; listed to keep the switch whole.
+            return [.refuse(.wrongDirection(.up))]
+        }
+        return actions
+    }
+
+    private mutating func transmit(_ id: UInt32) -> [Action] {
+        guard let outgoing = outstanding[id], hasSession else { return [] }
+        let exponent = min(outgoing.attempt - 1, 16)
+        let timeout = min(parameters.retransmitInitial * (1 << exponent), parameters.retransmitMaximum)
+        return send(outgoing.message) + [.scheduleRetransmit(id: id, attempt: outgoing.attempt, after: timeout)]
+    }
+
+    private mutating func send(_ message: Message) -> [Action] {
+        guard case .open(var session) = state else { return [] }
+        let frame = DownFrame(anchor: session.anchor, salt: session.salt, sequence: session.nextSequence, message: message)
+        if session.nextSequence == .max {
+            // The session ends before its sequence would wrap (protocol.md §3.3); the device re-handshakes.
+            state = .noSession
+        } else {
+            session.nextSequence += 1
+            state = .open(session)
+        }
+        return [.send(frame)]
+    }
+}

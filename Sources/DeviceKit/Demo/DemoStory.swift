@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// `devicesim demo`: a reference centre and a few simulated homes on loopback, one press of a red button,
+/// and the story as an operator and the person at home would tell it. No configuration, under 20 seconds.
+///
+/// Everything is real except the button: TCP on 127.0.0.1, the sealed protocol, the SQLite outbox and
+/// journal (in a temporary folder), the state machines the firmware runs.
+public struct DemoStory: Sendable {
+    public var homes: Int
+    public var pressedHome: Int
+    public var engageAfter: Duration
+    public var closeAfter: Duration
+
+    public init(homes: Int = 3, pressedHome: Int = 2, engageAfter: Duration = .milliseconds(1500), closeAfter: Duration = .seconds(3)) {
+        self.homes = homes
+        self.pressedHome = min(max(1, pressedHome), homes)
+        self.engageAfter = engageAfter
+        self.closeAfter = closeAfter
+    }
+
+    public struct Summary: Sendable {
+        public var pressToStored: Duration?
+        public var pressToDelivered: Duration?
+        public var pressToEngaged: Duration?
+        public var pressToClosed: Duration?
+        public var alarmsRecorded: Int
+        public var refusedFrames: Int
+        public var succeeded: Bool { pressToClosed != nil && alarmsRecorded == 1 }
+    }
+
+    /// Runs the story, printing each line through `print`; returns what was measured.
+    public func run(print say: @escaping @Sendable (String) -> Void) async throws -> Summary {
+        let directory = NSTemporaryDirectory() + "devicesim-demo-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var logger = Logger(label: "demo")
+        logger.logLevel = .critical
+
+        let master = try FleetMasterKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
+        let centre = CenterServer(
+            configuration: CenterConfiguration(
+                host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: directory + "/centre.sqlite",
+                session: .init(heartbeatIntervalSeconds: 5),
+                cases: .init(autoEngageAfter: engageAfter, autoCloseAfter: closeAfter)),
+            registry: DeviceRegistry(master: master), logger: logger)
+        let centreEvents = centre.events()
+        let centreTask = Task { try await centre.run() }
+        defer { centreTask.cancel() }
+        let ports = try await centre.listening()
+        say("Dispatch centre listening on 127.0.0.1:\(ports.tcp) (TCP), journal in SQLite.")
+
+        var devices: [DeviceRuntime] = []
+        for home in 1...homes {
+            let id = UInt32(1000 + home)
+            let configuration = DeviceRuntimeConfiguration(
+                key: DeviceKey(deviceID: id, master: master), primary: try SocketAddress(ipAddress: "127.0.0.1", port: ports.tcp),
+                model: "demo home \(home)")
+            devices.append(
+                try DeviceRuntime(
+                    configuration: configuration, outbox: try SQLiteOutbox(path: directory + "/home\(home).sqlite"),
+                    counterStore: CounterReservationFile(path: directory + "/home\(home).counter"),
+                    indicators: RecordingIndicators(), eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger))
+        }
+        let device = devices[pressedHome - 1]
+        let deviceID = device.configuration.key.deviceID
+        let observations = device.observations
+        for d in devices { d.start() }
+        for d in devices where d !== device {
+            Task { for await _ in d.observations {} }  // drain
+        }
+
+        let clock = ContinuousClock()
+        let timeline = Timeline()
+        // The centre's side of the story.
+        let centreWatcher = Task {
+            for await event in centreEvents {
+                switch event {
+                case .alarm(let d, let alarm, _, _) where d == deviceID:
+                    timeline.say("centre", "alarm \(alarm.id) from home \(d) recorded: \(alarm.kind) alarm, battery \(alarm.battery == 255 ? "unknown" : "\(alarm.battery) %")", say)
+                    timeline.countAlarm()
+                case .caseUpdate(let caseID, let d, _, let state) where d == deviceID:
+                    let words: String
+                    switch state {
+                    case .received: words = "case \(caseID) opened, waiting for an operator"
+                    case .operatorEngaged: words = "an operator takes case \(caseID) and calls the home"
+                    case .helpDispatched: words = "help dispatched for case \(caseID)"
+                    case .closed: words = "case \(caseID) closed by the operator"
+                    default: words = "case \(caseID): \(state)"
+                    }
+                    timeline.say("centre", words, say)
+                case .refused:
+                    timeline.countRefused()
+                default: break
+                }
+            }
+        }
+        defer { centreWatcher.cancel() }
+
+        // Wait for every home to be online.
+        let online = Task { () -> Bool in
+            for await o in observations { if case .sessionEstablished = o.kind { return true } }
+            return false
+        }
+        guard await online.value else { throw DemoError("home \(deviceID) could not reach the centre") }
+        try await Task.sleep(for: .milliseconds(300))
+        say("\(homes) homes online, each with its own key derived from the fleet master key; heartbeats every 5 s.")
+        say("Every frame is sealed with ChaCha20-Poly1305; an alarm is 43 bytes on the wire, a heartbeat 32.\n")
+
+        say("Home \(deviceID): the person presses the red button and holds it for a moment.")
+        timeline.start(at: clock.now)
+        device.buttonEdge(down: true)
+        Task {
+            try await Task.sleep(for: .milliseconds(300))
+            device.buttonEdge(down: false)
+        }
+        var summary = Summary(alarmsRecorded: 0, refusedFrames: 0)
+        let deadline = clock.now + .seconds(15)
+        for await o in observations {
+            switch o.kind {
+            case .story(.stored(let id)):
+                summary.pressToStored = timeline.elapsed()
+                timeline.say("home", "alarm \(id) stored on the device's flash before anything is shown", say)
+            case .indicator(let state):
+                timeline.say("home", "indicator: \(Self.words(for: state))", say)
+            case .story(.delivered):
+                summary.pressToDelivered = timeline.elapsed()
+                timeline.say("home", "delivered: the centre acknowledged the alarm after storing it", say)
+            case .story(.closed):
+                summary.pressToClosed = timeline.elapsed()
+                timeline.say("home", "the case is closed; the device is ready again", say)
+            case .story(.caseUpdated(_, .operatorEngaged)):
+                summary.pressToEngaged = timeline.elapsed()
+            default: break
+            }
+            if case .indicator(.idle) = o.kind, summary.pressToClosed != nil { break }
+            if clock.now > deadline { break }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        summary.alarmsRecorded = timeline.alarms
+        summary.refusedFrames = timeline.refused
+        for d in devices { await d.stop() }
+        return summary
+    }
+
+    static func words(for state: IndicatorState) -> String {
+        switch state {
+        case .idle: "idle"
+        case .sending: "red blinking: alarm registered, calling the centre"
+        case .delivered: "red steady: the centre has the alarm"
+        case .helpComing: "green blinking: an operator is on it, help is coming"
+        case .speaking: "green steady: speaking with the operator"
+        case .fault: "amber: fault"
+        }
+    }
+}
+
+/// Prints lines with the time since the press.
+private final class Timeline: Sendable {
+    private let state = Mutex<(start: ContinuousClock.Instant?, alarms: Int, refused: Int)>((nil, 0, 0))
+
+    func start(at instant: ContinuousClock.Instant) { state.withLock { $0.start = instant } }
+    func elapsed() -> Duration? { state.withLock { $0.start.map { ContinuousClock.now - $0 } } }
+    func countAlarm() { state.withLock { $0.alarms += 1 } }
+    func countRefused() { state.withLock { $0.refused += 1 } }
+    var alarms: Int { state.withLock { $0.alarms } }
+    var refused: Int { state.withLock { $0.refused } }
+
+    func say(_ who: String, _ text: String, _ print: (String) -> Void) {
+        let t = elapsed().map { String(format: "%+7.1f ms", Double($0.nanoseconds) / 1e6) } ?? "        "
+        print("  \(t)  \(who.padding(toLength: 6, withPad: " ", startingAt: 0)) \(text)")
+    }
+}
+
+public struct DemoError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,424 @@
+import Foundation
+import Logging
+import TOMLKit
+
+extension DeviceConfig {
+    /// Parses device.toml. Every error names the setting and says what to write instead; unknown settings
+    /// are errors too, so a misspelt one is not silently ignored.
+    public init(toml text: String) throws(DeviceConfigError) {
+        let document: TOMLTable
+        do {
+            document = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw DeviceConfigError(
+                nil, "not valid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+        } catch {
+            throw DeviceConfigError(nil, "not valid TOML")
+        }
+        var top = TableReader(document, path: "")
+
+        guard let id = try top.integer("device_id", in: 0...Int(UInt32.max), example: "device_id = 1001") else {
+            throw DeviceConfigError("device_id", "missing; write the device's number, e.g. device_id = 1001")
+        }
+        let key: KeySource
+        switch (try top.string("key"), try top.string("key_file")) {
+        case (let hex?, nil): key = .bytes(try Self.decodeKey(hex, setting: "key"))
+        case (nil, let path?):
+            guard !path.isEmpty else { throw DeviceConfigError("key_file", "empty; write the path of a file holding the key in hex") }
+            key = .file(path)
+        case (.some, .some):
+            throw DeviceConfigError("key", "both key and key_file are set; keep one")
+        case (nil, nil):
+            throw DeviceConfigError("key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
+        }
+        let stateDirectory = try top.string("state_dir") ?? "/var/lib/devicekit"
+        guard !stateDirectory.isEmpty else {
+            throw DeviceConfigError("state_dir", "empty; write a directory for the outbox, e.g. state_dir = \"/var/lib/devicekit\"")
+        }
+
+        guard var centre = try top.table("centre") else {
+            throw DeviceConfigError("centre", "missing; write a [centre] table with primary = \"centre.example:\(CentreAddress.defaultPort)\"")
+        }
+        guard let primaryText = try centre.string("primary") else {
+            throw DeviceConfigError("centre.primary", "missing; write host:port, e.g. primary = \"centre.example:\(CentreAddress.defaultPort)\"")
+        }
+        let primary = try CentreAddress(parsing: primaryText, key: "centre.primary")
+        let secondary = try centre.string("secondary").map { (text) throws(DeviceConfigError) in
+            try CentreAddress(parsing: text, key: "centre.secondary")
+        }
+        let transport = try centre.choice("transport", Transport.self) ?? .tcp
+        try centre.finish(known: ["primary", "secondary", "transport"])
+
+        var alarm = AlarmSettings()
+        if var table = try top.table("alarm") {
+            if let v = try table.integer("hold_ms", in: 0...Int(UInt16.max), example: "hold_ms = 100") {
+                alarm.holdMilliseconds = UInt16(v)
+            }
+            if let v = try table.integer("debounce_ms", in: 0...Int(UInt16.max), example: "debounce_ms = 30") {
+                alarm.debounceMilliseconds = UInt16(v)
+            }
+            if let v = try table.integer("cancel_window_ms", in: 0...Int(UInt32.max), example: "cancel_window_ms = 10000") {
+                alarm.cancelWindowMilliseconds = UInt32(v)
+            }
+            try table.finish(known: ["hold_ms", "debounce_ms", "cancel_window_ms"])
+        }
+
+        var heartbeat: UInt16 = 30
+        if var table = try top.table("heartbeat") {
+            if let v = try table.integer("interval_s", in: 1...Int(UInt16.max), example: "interval_s = 30") {
+                heartbeat = UInt16(v)
+            }
+            try table.finish(known: ["interval_s"])
+        }
+
+        var button = ButtonBackend.simulated(presses: [])
+        if var table = try top.table("button") {
+            button = try Self.button(&table)
+            try table.finish(known: ["backend", "presses", "device"])
+        }
+        guard Self.supportedButtonBackends.contains(button.name) else {
+            throw DeviceConfigError(
+                "button.backend", "'\(button.name)' is not supported by this build yet; write backend = \"simulated\"")
+        }
+
+        var indicators = IndicatorBackend.simulated
+        if var table = try top.table("indicators") {
+            indicators = try Self.indicators(&table)
+            try table.finish(known: ["backend", "sysfs_root", "red", "green", "amber"])
+        }
+
+        var level = Logger.Level.info
+        if var table = try top.table("log") {
+            level = try table.choice("level", Logger.Level.self) ?? .info
+            try table.finish(known: ["level"])
+        }
+
+        try top.finish(known: [
+            "device_id", "key", "key_file", "state_dir", "centre", "alarm", "heartbeat", "button", "indicators", "log",
+        ])
+        self.init(
+            deviceID: UInt32(id), key: key, stateDirectory: stateDirectory, primaryCentre: primary,
+            secondaryCentre: secondary, transport: transport, alarm: alarm, heartbeatIntervalSeconds: heartbeat,
+            button: button, indicators: indicators, logLevel: level)
+    }
+
+    /// The button backends this build can drive; the others parse but are refused.
+    public static let supportedButtonBackends: Set<String> = ["simulated"]
+
+    /// Reads and parses the file at `path`. A relative `state_dir` or `key_file` is taken relative to the
+    /// file's directory, so a configuration and its key can move together.
+    public static func load(path: String) throws(DeviceConfigError) -> DeviceConfig {
+        let bytes: [UInt8]?
+        do { bytes = try DurableFile(path: path).read() } catch {
+            throw DeviceConfigError(nil, "cannot read \(path): \(error)")
+        }
+        guard let bytes else {
+            throw DeviceConfigError(nil, "\(path) does not exist; create it with devicesim provision")
+        }
+        var config: DeviceConfig
+        do {
+            config = try DeviceConfig(toml: String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw DeviceConfigError(error.key, "\(error.message) (in \(path))")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        func resolve(_ p: String) -> String {
+            p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
+        }
+        config.stateDirectory = resolve(config.stateDirectory)
+        if case .file(let keyPath) = config.key { config.key = .file(resolve(keyPath)) }
+        return config
+    }
+
+    /// The root key, read from `key_file` if that is where it is.
+    public func rootKey() throws(DeviceConfigError) -> [UInt8] {
+        switch key {
+        case .bytes(let bytes): return bytes
+        case .file(let path):
+            let bytes: [UInt8]?
+            do { bytes = try DurableFile(path: path).read() } catch {
+                throw DeviceConfigError("key_file", "cannot read \(path): \(error)")
+            }
+            guard let bytes else { throw DeviceConfigError("key_file", "\(path) does not exist") }
+            return try Self.decodeKey(String(decoding: bytes, as: UTF8.self), setting: "key_file")
+        }
+    }
+
+    /// The keys for sealing and opening this device's frames.
+    public func deviceKey() throws(DeviceConfigError) -> DeviceKey {
+        do { return try DeviceKey(deviceID: deviceID, rootKey: try rootKey()) } catch let error as KeyError {
+            throw DeviceConfigError("key", error.description)
+        } catch {
+            throw DeviceConfigError("key", "\(error)")
+        }
+    }
+
+    // MARK: Sections
+
+    private static func decodeKey(_ text: String, setting: String) throws(DeviceConfigError) -> [UInt8] {
+        guard let bytes = Hex.decode(text) else { throw DeviceConfigError(setting, KeyError.notHex.description) }
+        guard (16...64).contains(bytes.count) else {
+            throw DeviceConfigError(setting, KeyError.wrongLength(bytes.count).description)
+        }
+        return bytes
+    }
+
+    private static func button(_ table: inout TableReader) throws(DeviceConfigError) -> ButtonBackend {
+        let backend = try table.string("backend") ?? "simulated"
+        switch backend {
+        case "simulated":
+            guard try table.string("device") == nil else {
+                throw DeviceConfigError("button.device", "only for the evdev and serial backends; remove it or set backend")
+            }
+            var presses: [SimulatedPress] = []
+            for (index, text) in (try table.strings("presses") ?? []).enumerated() {
+                presses.append(try SimulatedPress(parsing: text, key: "button.presses[\(index)]"))
+            }
+            return .simulated(presses: presses)
+        case "evdev", "serial":
+            guard try table.strings("presses") == nil else {
+                throw DeviceConfigError("button.presses", "only for backend = \"simulated\"; remove it")
+            }
+            guard let device = try table.string("device"), device.hasPrefix("/") else {
+                let example = backend == "evdev" ? "/dev/input/event0" : "/dev/ttyUSB0"
+                throw DeviceConfigError("button.device", "missing or not an absolute path; write device = \"\(example)\"")
+            }
+            return backend == "evdev" ? .evdev(device: device) : .serial(device: device)
+        default:
+            throw DeviceConfigError("button.backend", "'\(backend)' is not a button backend; write \"simulated\", \"evdev\" or \"serial\"")
+        }
+    }
+
+    private static func indicators(_ table: inout TableReader) throws(DeviceConfigError) -> IndicatorBackend {
+        let backend = try table.string("backend") ?? "simulated"
+        let root = try table.string("sysfs_root")
+        let red = try table.string("red")
+        let green = try table.string("green")
+        let amber = try table.string("amber")
+        switch backend {
+        case "simulated":
+            return .simulated
+        case "sysfs":
+            guard let red, !red.isEmpty else {
+                throw DeviceConfigError("indicators.red", "missing; write the red LED's name under /sys/class/leds, e.g. red = \"sos-red\"")
+            }
+            guard let green, !green.isEmpty else {
+                throw DeviceConfigError("indicators.green", "missing; write the green LED's name under /sys/class/leds, e.g. green = \"sos-green\"")
+            }
+            return .sysfs(
+                root: root ?? SysfsLEDIndicators.defaultRoot,
+                leds: LEDNames(red: red, green: green, amber: amber?.isEmpty == true ? nil : amber))
+        default:
+            throw DeviceConfigError("indicators.backend", "'\(backend)' is not an indicator backend; write \"simulated\" or \"sysfs\"")
+        }
+    }
+
+    // MARK: Rendering
+
+    /// device.toml for this configuration, in the layout `init(toml:)` reads. It holds the key: store it 0600.
+    public func render() -> String {
+        var lines = [
+            "# DeviceKit device configuration. It holds the device's key: keep it private (mode 0600).",
+            "device_id = \(deviceID)",
+        ]
+        switch key {
+        case .bytes(let bytes): lines.append("key = \(TOMLText.quote(Hex.encode(bytes)))")
+        case .file(let path): lines.append("key_file = \(TOMLText.quote(path))")
+        }
+        lines.append("state_dir = \(TOMLText.quote(stateDirectory))")
+        lines += ["", "[centre]", "primary = \(TOMLText.quote(primaryCentre.description))"]
+        if let secondaryCentre { lines.append("secondary = \(TOMLText.quote(secondaryCentre.description))") }
+        lines.append("transport = \(TOMLText.quote(transport.rawValue))")
+        lines += [
+            "", "[alarm]",
+            "hold_ms = \(alarm.holdMilliseconds)",
+            "debounce_ms = \(alarm.debounceMilliseconds)",
+            "cancel_window_ms = \(alarm.cancelWindowMilliseconds)",
+            "", "[heartbeat]",
+            "interval_s = \(heartbeatIntervalSeconds)  # until the centre sets its own",
+            "", "[button]",
+            "backend = \(TOMLText.quote(button.name))",
+        ]
+        switch button {
+        case .simulated(let presses):
+            lines.append("presses = [\(presses.map { TOMLText.quote($0.description) }.joined(separator: ", "))]")
+        case .evdev(let device), .serial(let device):
+            lines.append("device = \(TOMLText.quote(device))")
+        }
+        lines += ["", "[indicators]"]
+        switch indicators {
+        case .simulated:
+            lines.append("backend = \"simulated\"")
+        case let .sysfs(root, leds):
+            lines += [
+                "backend = \"sysfs\"",
+                "sysfs_root = \(TOMLText.quote(root))",
+                "red = \(TOMLText.quote(leds.red))",
+                "green = \(TOMLText.quote(leds.green))",
+            ]
+            if let amber = leds.amber { lines.append("amber = \(TOMLText.quote(amber))") }
+        }
+        lines += ["", "[log]", "level = \(TOMLText.quote(logLevel.rawValue))", ""]
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: Demo
+
+    /// The fleet master key of demo devices: the public one of protocol.md §7.11, so never a secret.
+    public static let demoMasterKey: [UInt8] = Array(0x40...0x5f)
+
+    /// A configuration for the demo: a device on loopback whose key derives from `demoMasterKey`, so a
+    /// demo centre started with that master key knows every demo device.
+    public static func demo(deviceID: UInt32, port: UInt16, stateDirectory: String? = nil) -> DeviceConfig {
+        let key: [UInt8]
+        do {
+            key = try Provisioning.derivedRootKey(deviceID: deviceID, master: demoMasterKey)
+        } catch {
+            fatalError("the demo master key is 32 bytes, a valid length: \(error)")
+        }
+        return DeviceConfig(
+            deviceID: deviceID, key: .bytes(key),
+            stateDirectory: stateDirectory ?? NSTemporaryDirectory() + "devicekit-demo-\(deviceID)",
+            primaryCentre: CentreAddress(host: "127.0.0.1", port: port),
+            heartbeatIntervalSeconds: 10,
+            button: .simulated(presses: [SimulatedPress(at: .seconds(2))]))
+    }
+}
+
+extension SimulatedPress {
+    /// Parses `"2s"`, `"1500ms"` or `"5s hold 1500ms"`; `key` names the setting in errors.
+    public init(parsing text: String, key: String) throws(DeviceConfigError) {
+        let words = text.split(whereSeparator: \.isWhitespace)
+        let example = "write when from the start, e.g. \"2s\", and optionally how long, e.g. \"5s hold 1500ms\""
+        switch words.count {
+        case 1:
+            guard let at = DurationText.parse(words[0]) else {
+                throw DeviceConfigError(key, "'\(text)' is not a time (ms, s or min); \(example)")
+            }
+            self.init(at: at)
+        case 3 where words[1] == "hold":
+            guard let at = DurationText.parse(words[0]) else {
+                throw DeviceConfigError(key, "'\(words[0])' in '\(text)' is not a time (ms, s or min); \(example)")
+            }
+            guard let duration = DurationText.parse(words[2]), duration > .zero else {
+                throw DeviceConfigError(key, "'\(words[2])' in '\(text)' is not a hold time above zero; \(example)")
+            }
+            self.init(at: at, duration: duration)
+        default:
+            throw DeviceConfigError(key, "'\(text)' is not a press; \(example)")
+        }
+    }
+}
+
+/// Reads one TOML table, checking each value's type and remembering which keys were read.
+private struct TableReader {
+    let table: TOMLTable
+    let path: String
+    private var seen: Set<String> = []
+
+    init(_ table: TOMLTable, path: String) {
+        self.table = table
+        self.path = path
+    }
+
+    /// The value's TOML type with its article: "an integer", "a string".
+    private static func kind(_ value: TOMLValueConvertible) -> String {
+        switch value.type {
+        case .int: "an integer"
+        case .array: "an array"
+        case .bool: "a boolean"
+        default: "a \(value.type)"
+        }
+    }
+
+    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    private mutating func value(_ key: String) -> TOMLValueConvertible? {
+        seen.insert(key)
+        return table[key]
+    }
+
+    mutating func string(_ key: String) throws(DeviceConfigError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value.string else {
+            throw DeviceConfigError(name(key), "is \(Self.kind(value)), not text; put the value in double quotes")
+        }
+        return string
+    }
+
+    mutating func strings(_ key: String) throws(DeviceConfigError) -> [String]? {
+        guard let value = value(key) else { return nil }
+        guard let array = value.array else {
+            throw DeviceConfigError(name(key), "is \(Self.kind(value)), not a list; write e.g. \(key) = [\"2s\", \"5s hold 1500ms\"]")
+        }
+        var strings: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let string = element.string else {
+                throw DeviceConfigError("\(name(key))[\(index)]", "is \(Self.kind(element)), not text; put it in double quotes")
+            }
+            strings.append(string)
+        }
+        return strings
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int>, example: String) throws(DeviceConfigError) -> Int? {
+        guard let value = value(key) else { return nil }
+        guard let integer = value.int else {
+            throw DeviceConfigError(name(key), "is \(Self.kind(value)), not a whole number; write e.g. \(example)")
+        }
+        guard range.contains(integer) else {
+            throw DeviceConfigError(name(key), "\(integer) is outside \(range.lowerBound)...\(range.upperBound); write e.g. \(example)")
+        }
+        return integer
+    }
+
+    mutating func choice<Choice: RawRepresentable & CaseIterable>(
+        _ key: String, _ type: Choice.Type
+    ) throws(DeviceConfigError) -> Choice? where Choice.RawValue == String {
+        guard let text = try string(key) else { return nil }
+        guard let choice = Choice(rawValue: text) else {
+            let choices = Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            throw DeviceConfigError(name(key), "'\(text)' is not one of \(choices)")
+        }
+        return choice
+    }
+
+    mutating func table(_ key: String) throws(DeviceConfigError) -> TableReader? {
+        guard let value = value(key) else { return nil }
+        guard let table = value.table else {
+            throw DeviceConfigError(name(key), "is \(Self.kind(value)), not a table; write it as a [\(name(key))] section")
+        }
+        return TableReader(table, path: name(key))
+    }
+
+    /// Refuses keys that were not read: a misspelt setting must not be silently ignored.
+    func finish(known: [String]) throws(DeviceConfigError) {
+        for key in table.keys.sorted() where !seen.contains(key) {
+            let place = path.isEmpty ? "at the top level" : "in [\(path)]"
+            throw DeviceConfigError(
+                name(key), "unknown setting; the settings \(place) are \(known.joined(separator: ", "))")
+        }
+    }
+}
+
+/// TOML text values.
+enum TOMLText {
+    /// `text` as a TOML basic string, with quotes, backslashes and control characters escaped.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

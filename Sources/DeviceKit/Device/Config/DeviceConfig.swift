@@ -1,0 +1,241 @@
+import Logging
+
+/// Everything a device needs to run, as read from `device.toml` (written by `devicesim provision`).
+///
+/// ```toml
+/// device_id = 1001
+/// key = "000102…1f"               # or key_file = "/etc/devicekit/key" (hex, one line)
+/// state_dir = "/var/lib/devicekit"
+///
+/// [centre]
+/// primary = "centre.example:7700"
+/// secondary = "backup.example:7700"  # optional
+/// transport = "tcp"                  # tcp | udp
+///
+/// [alarm]
+/// hold_ms = 100
+/// debounce_ms = 30
+/// cancel_window_ms = 10000
+///
+/// [heartbeat]
+/// interval_s = 30                    # until the centre sets its own
+///
+/// [button]
+/// backend = "simulated"              # simulated; evdev and serial are not in this build yet
+/// presses = ["2s", "5s hold 1500ms"] # simulated: when, and how long if not a 200 ms tap
+///
+/// [indicators]
+/// backend = "sysfs"                  # simulated | sysfs
+/// sysfs_root = "/sys/class/leds"
+/// red = "sos-red"
+/// green = "sos-green"
+/// amber = "sos-amber"                # optional
+///
+/// [log]
+/// level = "info"                     # trace | debug | info | notice | warning | error | critical
+/// ```
+public struct DeviceConfig: Hashable, Sendable {
+    public var deviceID: UInt32
+    public var key: KeySource
+    /// Holds the outbox database and the frame counter file.
+    public var stateDirectory: String
+    public var primaryCentre: CentreAddress
+    public var secondaryCentre: CentreAddress?
+    public var transport: Transport
+    public var alarm: AlarmSettings
+    /// Used until the centre's `sessionAccept` sets the interval.
+    public var heartbeatIntervalSeconds: UInt16
+    public var button: ButtonBackend
+    public var indicators: IndicatorBackend
+    public var logLevel: Logger.Level
+
+    public init(
+        deviceID: UInt32, key: KeySource, stateDirectory: String, primaryCentre: CentreAddress,
+        secondaryCentre: CentreAddress? = nil, transport: Transport = .tcp, alarm: AlarmSettings = AlarmSettings(),
+        heartbeatIntervalSeconds: UInt16 = 30, button: ButtonBackend = .simulated(presses: []),
+        indicators: IndicatorBackend = .simulated, logLevel: Logger.Level = .info
+    ) {
+        self.deviceID = deviceID
+        self.key = key
+        self.stateDirectory = stateDirectory
+        self.primaryCentre = primaryCentre
+        self.secondaryCentre = secondaryCentre
+        self.transport = transport
+        self.alarm = alarm
+        self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
+        self.button = button
+        self.indicators = indicators
+        self.logLevel = logLevel
+    }
+
+    /// The outbox database in the state directory.
+    public var outboxPath: String { stateDirectory + "/outbox.sqlite" }
+    /// The up-frame counter reservation in the state directory (protocol.md §3.3).
+    public var counterPath: String { stateDirectory + "/counter" }
+}
+
+/// Where the device's root key comes from. Its descriptions never show the key.
+public enum KeySource: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The root key itself, 16 to 64 bytes (`key = "hex"`).
+    case bytes([UInt8])
+    /// A file holding the key in hex (`key_file = "/path"`), read when the device starts.
+    case file(String)
+
+    public var description: String {
+        switch self {
+        case .bytes(let bytes): "a \(bytes.count)-byte key in the configuration"
+        case .file(let path): "the key in \(path)"
+        }
+    }
+
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["source": description]) }
+}
+
+/// A centre's `host:port`; the host is a name, an IPv4 address, or an IPv6 address in brackets.
+public struct CentreAddress: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// The default port of a centre.
+    public static let defaultPort: UInt16 = 7700
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Parses `host:port` or `[v6]:port`; the error says what to write instead. `key` names the setting.
+    public init(parsing text: String, key: String = "centre") throws(DeviceConfigError) {
+        let example = "write host:port, e.g. 'centre.example:\(Self.defaultPort)'"
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw DeviceConfigError(key, "'\(text)' opens '[' without closing it; write [IPv6]:port, e.g. '[2001:db8::1]:\(Self.defaultPort)'")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw DeviceConfigError(key, "'\(text)' has no port; \(example)") }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else {
+                throw DeviceConfigError(key, "'\(text)' has no port; \(example)")
+            }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+            guard !host.contains(":") else {
+                throw DeviceConfigError(key, "'\(text)' looks like an IPv6 address without brackets; write '[\(host)]:\(port)'")
+            }
+        }
+        guard !host.isEmpty, !host.contains(where: \.isWhitespace) else {
+            throw DeviceConfigError(key, "'\(text)' has no host; \(example)")
+        }
+        guard let number = UInt16(port), number > 0 else {
+            throw DeviceConfigError(key, "'\(port)' in '\(text)' is not a port (1 to 65535); \(example)")
+        }
+        self.init(host: String(host), port: number)
+    }
+}
+
+/// How frames travel to the centre (protocol.md §2.2).
+public enum Transport: String, Hashable, Sendable, CaseIterable {
+    case tcp
+    case udp
+}
+
+/// How the button becomes an alarm. The centre may change these later (`Settings`).
+public struct AlarmSettings: Hashable, Sendable {
+    /// How long a press must last to raise an alarm, so a brush against the button does not.
+    public var holdMilliseconds: UInt16
+    /// Contact bounce shorter than this is ignored.
+    public var debounceMilliseconds: UInt16
+    /// How long after raising an alarm a second press may still cancel it.
+    public var cancelWindowMilliseconds: UInt32
+
+    public init(holdMilliseconds: UInt16 = 100, debounceMilliseconds: UInt16 = 30, cancelWindowMilliseconds: UInt32 = 10_000) {
+        self.holdMilliseconds = holdMilliseconds
+        self.debounceMilliseconds = debounceMilliseconds
+        self.cancelWindowMilliseconds = cancelWindowMilliseconds
+    }
+}
+
+/// One press of the simulated button: when, from the start, and for how long.
+public struct SimulatedPress: Hashable, Sendable, CustomStringConvertible {
+    public var at: Duration
+    public var duration: Duration
+
+    /// A tap, long enough to pass the default hold time.
+    public static let tap: Duration = .milliseconds(200)
+
+    public init(at: Duration, duration: Duration = SimulatedPress.tap) {
+        self.at = at
+        self.duration = duration
+    }
+
+    /// The form used in device.toml: `"2s"`, or `"5s hold 1500ms"` when it is not a tap.
+    public var description: String {
+        duration == Self.tap ? DurationText.render(at) : "\(DurationText.render(at)) hold \(DurationText.render(duration))"
+    }
+}
+
+/// Where button presses come from.
+public enum ButtonBackend: Hashable, Sendable {
+    /// Presses from a script, for the simulator and the demo.
+    case simulated(presses: [SimulatedPress])
+    /// A key of a Linux input device, e.g. `/dev/input/by-path/…-event`.
+    case evdev(device: String)
+    /// A modem-control line of a serial port, e.g. `/dev/ttyUSB0`.
+    case serial(device: String)
+
+    public var name: String {
+        switch self {
+        case .simulated: "simulated"
+        case .evdev: "evdev"
+        case .serial: "serial"
+        }
+    }
+}
+
+/// Where indicator states are shown.
+public enum IndicatorBackend: Hashable, Sendable {
+    /// Recorded and logged only (`RecordingIndicators`).
+    case simulated
+    /// LEDs of the Linux LED class (`SysfsLEDIndicators`).
+    case sysfs(root: String, leds: LEDNames)
+}
+
+/// A setting in device.toml is missing or wrong: which one, and what to write instead. Never contains a key.
+public struct DeviceConfigError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The setting, dotted as in the file (`centre.primary`), or `nil` for the file as a whole.
+    public var key: String?
+    public var message: String
+
+    public init(_ key: String?, _ message: String) {
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String { key.map { "\($0): \(message)" } ?? message }
+}
+
+/// Durations as written in device.toml: a whole number followed by `ms`, `s` or `min`.
+enum DurationText {
+    static func parse(_ text: some StringProtocol) -> Duration? {
+        let units: [(suffix: String, milliseconds: Int64)] = [("ms", 1), ("min", 60_000), ("s", 1_000)]
+        for unit in units where text.hasSuffix(unit.suffix) {
+            guard let value = Int64(text.dropLast(unit.suffix.count)), value >= 0,
+                value <= Int64.max / 60_000
+            else { return nil }
+            return .milliseconds(value * unit.milliseconds)
+        }
+        return nil
+    }
+
+    static func render(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+}

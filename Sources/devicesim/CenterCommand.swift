@@ -1,0 +1,175 @@
+import ArgumentParser
+import DeviceKit
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `devicesim center`: the reference dispatch centre, the peer of devices, load tests and diagnostics.
+struct CenterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "center",
+        abstract: "Run the reference dispatch centre: receive alarms over TCP and UDP, journal them, answer devices.")
+
+    @Option(help: "The host address to listen on.")
+    var host = "0.0.0.0"
+
+    @Option(help: "The port for both TCP and UDP (0 lets the system choose).")
+    var port = 7700
+
+    @Option(help: "The TCP port, when it differs from --port.")
+    var tcpPort: Int?
+
+    @Option(help: "The UDP port, when it differs from --port.")
+    var udpPort: Int?
+
+    @Option(help: "A key file: TOML with one line `<device id> = \"<root key hex>\"` per device under [devices].")
+    var keys: String?
+
+    @Option(help: "The fleet master key in hex (32 to 64 bytes): every device's key is derived from it.")
+    var master: String?
+
+    @Option(help: "A file holding the fleet master key in hex, so that it does not appear in the process list.")
+    var masterFile: String?
+
+    @Option(help: "The SQLite journal file; a restarted centre reopens it.")
+    var journal = "center.sqlite"
+
+    @Option(help: "The heartbeat interval told to devices, in seconds.")
+    var heartbeatInterval: UInt16 = 30
+
+    @Option(help: "Seconds of silence after which a device is reported offline (default: 2.5 heartbeat intervals).")
+    var offlineAfter: Double?
+
+    @Option(help: "Seconds a TCP connection may stay without sending an authentic frame.")
+    var authTimeout: Double = 5
+
+    @Option(help: "Frames a second each device may send on average.")
+    var rate: Double = 20
+
+    @Option(help: "Frames each device may send in a burst.")
+    var burst: Double = 40
+
+    @Option(help: "The largest number of devices with a session at once.")
+    var maxSessions = 100_000
+
+    @Option(help: "Milliseconds after which an automatic operator engages each new case (for tests and load).")
+    var autoEngageAfter: Int?
+
+    @Option(help: "Seconds after engagement at which the automatic operator closes the case (for tests and load).")
+    var autoCloseAfter: Double?
+
+    @Option(help: "Serve Prometheus metrics on this port at GET /metrics.")
+    var metricsPort: Int?
+
+    @Flag(help: "Show cases as they arrive and read 'engage N', 'close N', 'list' from standard input.")
+    var console = false
+
+    @Flag(help: "Print one JSON object per line for every event on standard output.")
+    var json = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        let sources = [keys, master, masterFile].compactMap { $0 }.count
+        guard sources == 1 else {
+            throw ValidationError("Give the device keys once: --keys FILE, or --master HEX, or --master-file FILE.")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("Unknown --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical.")
+        }
+        guard authTimeout > 0, rate > 0, burst >= 1, maxSessions > 0, heartbeatInterval > 0 else {
+            throw ValidationError("--auth-timeout, --rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
+        }
+        if let offlineAfter, offlineAfter <= 0 { throw ValidationError("--offline-after must be above 0 seconds.") }
+        if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "devicesim.center")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let configuration = CenterConfiguration(
+            host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort,
+            journalPath: journal,
+            session: CenterSession.Parameters(heartbeatIntervalSeconds: heartbeatInterval, rate: rate, burst: burst),
+            offlineAfter: offlineAfter.map { .milliseconds(Int($0 * 1000)) },
+            authenticationTimeout: .milliseconds(Int(authTimeout * 1000)), maximumSessions: maxSessions,
+            cases: CasePolicy.Configuration(
+                autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
+                autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }))
+        let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
+        let events = centre.events()
+        let services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [centre], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        if console { ConsoleInput.start(centre: centre) }
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await services.run() }
+            tasks.addTask { [json, console] in
+                for await event in events {
+                    if json {
+                        print(event.json)
+                    } else if console, let line = event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) {
+                        print(line)
+                    }
+                    fflush(nil)
+                }
+            }
+            try await tasks.waitForAll()
+        }
+    }
+
+    private func registry() throws -> DeviceRegistry {
+        if let keys {
+            let text: String
+            do { text = try String(contentsOfFile: keys, encoding: .utf8) } catch {
+                throw ValidationError("Cannot read the key file '\(keys)': check the path and its permissions.")
+            }
+            return try DeviceRegistry(keyFile: text)
+        }
+        var hex = master ?? ""
+        if let masterFile {
+            do { hex = try String(contentsOfFile: masterFile, encoding: .utf8) } catch {
+                throw ValidationError("Cannot read the master key file '\(masterFile)': check the path and its permissions.")
+            }
+        }
+        guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
+        return DeviceRegistry(master: try FleetMasterKey(bytes: bytes))
+    }
+}
+
+/// Reads console commands on a thread of its own: `readLine` blocks, and the cooperative pool has
+/// as many threads as cores.
+private enum ConsoleInput {
+    static func start(centre: CenterServer) {
+        let thread = Thread {
+            while let line = readLine() {
+                guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
+                let done = DispatchSemaphore(value: 0)
+                Task {
+                    await execute(line, centre: centre)
+                    done.signal()
+                }
+                done.wait()
+            }
+        }
+        thread.start()
+    }
+
+    private static func execute(_ line: String, centre: CenterServer) async {
+        switch ConsoleCommand.parse(line) {
+        case .failure(let hint):
+            print(hint)
+        case .success(.list):
+            let cases = (try? await centre.openCases()) ?? []
+            print(cases.isEmpty ? "no open cases" : cases.map { "case \($0.id) device \($0.device) alarm \($0.alarmID): \($0.state)" }.joined(separator: "\n"))
+        case .success(.engage(let id)):
+            let done = (try? await centre.engage(case: id)) ?? false
+            print(done ? "case \(id): operator engaged" : "case \(id) is not open or already engaged: type 'list'")
+        case .success(.close(let id)):
+            let done = (try? await centre.close(case: id)) ?? false
+            print(done ? "case \(id): closed" : "case \(id) is not open: type 'list'")
+        }
+        fflush(nil)
+    }
+}

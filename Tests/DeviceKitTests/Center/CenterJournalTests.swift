@@ -1,0 +1,73 @@
+import Testing
+
+@testable import DeviceKit
+
+/// The journal keeps its promises: durable settings, once-only records, anchors that never go back.
+@Suite struct CenterJournalTests {
+    @Test func theJournalSyncsEveryCommitInWALMode() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        #expect(try journal.synchronousMode() == 2)  // FULL
+    }
+
+    @Test func aMessageIsRecordedOncePerDeviceAndID() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        #expect(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).isNew)
+        #expect(try !journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true).isNew)
+        #expect(try journal.record(device: 2, message: .testAlarm(7), at: 3, opensCase: true).isNew)
+        #expect(try journal.alarms().map(\.device) == [1, 2])
+        #expect(try journal.openCases().count == 2)
+    }
+
+    @Test func aCancelClosesTheOpenCaseOfItsAlarm() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        let opened = try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase
+        let cancel = try journal.record(device: 1, message: .alarmCancel(AlarmCancel(id: 8, alarmID: 7, cancelledAt: 2)), at: 2)
+        #expect(cancel.alarmRecorded)
+        #expect(cancel.closedCase?.0.id == opened?.0.id)
+        #expect(cancel.closedCase?.1.state == .closed)
+        #expect(try journal.openCases().isEmpty)
+    }
+
+    @Test func aStoredAnchorNeverGoesBack() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        try journal.storeAnchor(device: 1, anchor: 500)
+        try journal.storeAnchor(device: 1, anchor: 300)
+        #expect(try journal.anchors() == [1: 500])
+    }
+
+    @Test func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        let (opened, first) = try #require(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase)
+        var engaged = opened
+        engaged.state = .operatorEngaged
+        let second = try #require(try journal.updateCase(engaged, at: 2))
+        #expect(second.id > first.id)
+        #expect(try journal.updateCase(engaged, at: 3) == nil, "states only move forward")
+        try journal.caseUpdateDelivered(first.id, at: 4)
+        #expect(try journal.undeliveredUpdates().map(\.update.id) == [second.id])
+    }
+}
+
+/// Key files: what the centre accepts and what it says about what it refuses.
+@Suite struct DeviceRegistryTests {
+    @Test func aKeyFileListsDevicesUnderDevices() throws {
+        let registry = try DeviceRegistry(keyFile: """
+            # device id = root key
+            [devices]
+            1001 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+            """)
+        #expect(registry.deviceCount == 1)
+        #expect(registry.key(for: 1001)?.deviceID == 1001)
+        #expect(registry.key(for: 1002) == nil)
+    }
+
+    @Test func aBadKeyFileIsRefusedWithoutQuotingTheKey() {
+        #expect(throws: RegistryError.self) { try DeviceRegistry(keyFile: "[devices]\n7 = \"00112233\"") }
+        do {
+            _ = try DeviceRegistry(keyFile: "[devices]\nabc = \"0011\"")
+            Issue.record("accepted a bad device id")
+        } catch {
+            #expect(error.description.contains("not a device id"))
+        }
+    }
+}

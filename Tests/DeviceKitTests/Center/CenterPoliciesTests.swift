@@ -1,0 +1,54 @@
+import Testing
+
+@testable import DeviceKit
+
+/// Supervision, the case policy, the rate limit and the console commands: the centre's small pure parts.
+@Suite struct CenterPoliciesTests {
+    @Test func aSilentDeviceIsReportedOfflineOnceAndOnlineWhenItReturns() {
+        var supervision = Supervision(offlineAfter: .seconds(2))
+        #expect(supervision.deviceSeen(5, now: .seconds(0)) == .online(5))
+        #expect(supervision.deviceSeen(5, now: .seconds(1)) == nil)
+        #expect(supervision.tick(now: .seconds(3)) == [])
+        #expect(supervision.tick(now: .seconds(3.5)) == [.offline(5)])
+        #expect(supervision.tick(now: .seconds(9)) == [])
+        #expect(supervision.deviceSeen(5, now: .seconds(10)) == .online(5))
+    }
+
+    @Test func theAutomaticOperatorEngagesThenClosesACase() {
+        var policy = CasePolicy(configuration: .init(autoEngageAfter: .milliseconds(200), autoCloseAfter: .seconds(1)))
+        let opened = CasePolicy.Case(id: 1, device: 9, alarmID: 7, state: .received)
+        #expect(policy.caseOpened(opened) == [.scheduleTimer(.engage(1), after: .milliseconds(200))])
+        var engaged = opened
+        engaged.state = .operatorEngaged
+        #expect(policy.timerFired(.engage(1)) == [.transition(engaged), .scheduleTimer(.close(1), after: .seconds(1))])
+        #expect(policy.engage(1) == [], "states only move forward")
+        var closed = opened
+        closed.state = .closed
+        #expect(policy.timerFired(.close(1)) == [.transition(closed)])
+        #expect(policy.openCases.isEmpty)
+        #expect(policy.close(1) == [])
+    }
+
+    @Test func withoutAutoAnswerCasesWaitForAPerson() {
+        var policy = CasePolicy(configuration: .init())
+        #expect(policy.caseOpened(CasePolicy.Case(id: 4, device: 1, alarmID: 2, state: .received)) == [])
+        #expect(policy.openCases.map(\.id) == [4])
+    }
+
+    @Test func theTokenBucketRefillsAtItsRate() {
+        var bucket = TokenBucket(rate: 10, burst: 2)
+        let taken = [Duration.zero, .zero, .zero, .milliseconds(100), .milliseconds(100)].map { bucket.take(now: $0) }
+        #expect(taken == [true, true, false, true, false])
+    }
+
+    @Test func consoleCommandsParseAndBadOnesSayWhatToType() {
+        #expect(ConsoleCommand.parse("engage 3") == .success(.engage(3)))
+        #expect(ConsoleCommand.parse("  close 12 ") == .success(.close(12)))
+        #expect(ConsoleCommand.parse("list") == .success(.list))
+        guard case .failure(let error) = ConsoleCommand.parse("engage x") else {
+            Issue.record("engage x parsed")
+            return
+        }
+        #expect(error.description.contains("engage N"))
+    }
+}

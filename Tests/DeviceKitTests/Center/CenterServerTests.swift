@@ -1,0 +1,290 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import DeviceKit
+
+/// The centre over real loopback sockets, with the test playing the device through the codec.
+/// Timings are bounds to wait for, never measurements.
+@Suite(.serialized) struct CenterServerTests {
+    @Test func anAlarmIsRecordedOnceAndAcknowledgedAgainWhenRetransmitted() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre)
+        #expect(try await device.handshake() != nil)
+
+        try await device.send(.testAlarm(7))
+        #expect(try await device.received { $0 == .ack(Ack(id: 7)) } != nil)
+        try await device.send(.testAlarm(7))  // same id, new counter: a retransmission
+        _ = try await centre.events.first { if case .duplicateAlarm(1, 7) = $0 { true } else { false } }
+        #expect(try await device.received { _ in device.acks(of: 7) == 2 } != nil)
+
+        #expect(centre.events.all.count { if case .alarm(device: 1, alarm: _, lateMilliseconds: _, dispatched: true) = $0 { true } else { false } } == 1)
+        #expect(centre.metric("center_alarms_recorded_total") == 1)
+        #expect(centre.metric("center_alarms_duplicate_total") == 1)
+        #expect(centre.metric("center_acks_sent_total") == 2)
+        // The case opens once, and its first update reaches the device.
+        #expect(try await device.received { if case .caseUpdate(let u) = $0 { u.alarmID == 7 && u.state == .received } else { false } } != nil)
+        await centre.stop()
+        #expect(try CenterJournal(path: centre.server.configuration.journalPath).alarms().map(\.alarmID) == [7])
+    }
+
+    @Test func anAlarmOverUDPIsAcknowledgedToItsSourceAddress() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        #expect(try await device.handshake() != nil)
+        try await device.send(.testAlarm(11))
+        #expect(try await device.received { $0 == .ack(Ack(id: 11)) } != nil)
+        await centre.stop()
+    }
+
+    @Test func anAlarmSurvivesACentreRestartAndIsNotRecordedTwice() async throws {
+        let journal = temporaryJournal()
+        let first = try await RunningCentre.start(journal: journal)
+        let device = try await TestDevice.connect(to: first)
+        try await device.handshake()
+        try await device.send(.testAlarm(21))
+        #expect(try await device.received { $0 == .ack(Ack(id: 21)) } != nil)
+        await device.close()
+        await first.stop()
+
+        let second = try await RunningCentre.start(journal: journal)
+        let again = try await TestDevice.connect(to: second)
+        again.setCounter(device.counter)
+        // Without a session (the centre restarted) the frame is dropped: the device re-handshakes.
+        try await again.send(.testAlarm(21))
+        _ = try await second.events.first { $0 == .refused(device: 1, reason: "noSession") }
+        #expect(try await again.handshake() != nil)
+        try await again.send(.testAlarm(21))
+        #expect(try await again.received { $0 == .ack(Ack(id: 21)) } != nil)
+        _ = try await second.events.first { $0 == .duplicateAlarm(device: 1, alarmID: 21) }
+        #expect(second.metric("center_alarms_recorded_total") == 0)
+        await second.stop()
+        #expect(try CenterJournal(path: journal).alarms().map(\.alarmID) == [21])
+    }
+
+    @Test func forgedReplayedAndStaleFramesAreRefusedCountedAndNeverAcknowledged() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre)
+        try await device.handshake()
+
+        let stranger = try DeviceKey(deviceID: 1, rootKey: Array(repeating: 0x99, count: 32))
+        try await device.send(.testAlarm(31), key: stranger)
+        let genuine = try await device.send(.testAlarm(32))
+        #expect(try await device.received { $0 == .ack(Ack(id: 32)) } != nil)
+        try await device.sendRaw(genuine)  // the same frame again: replayed
+        let anchor = UInt64(65_536)
+        try await device.send(.testAlarm(33), counter: anchor)  // at the session's floor: stale
+
+        _ = try await centre.events.first { $0 == .refused(device: 1, reason: "stale") }
+        #expect(centre.metric(#"center_frames_refused_total{category="forged"}"#) == 1)
+        #expect(centre.metric(#"center_frames_refused_total{category="replayed"}"#) == 1)
+        #expect(centre.metric(#"center_frames_refused_total{category="stale"}"#) == 1)
+        // A heartbeat after them is answered, so every earlier frame has been handled: no ack for 31 or 33.
+        try await device.send(.testHeartbeat)
+        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
+        #expect(device.acks(of: 31) == 0 && device.acks(of: 33) == 0 && device.acks(of: 32) == 1)
+        #expect(centre.metric("center_alarms_recorded_total") == 1)
+        await centre.stop()
+    }
+
+    @Test func aSessionStartWithANonIncreasingAnchorIsRefused() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre)
+        device.setCounter(200_000)
+        try await device.handshake()
+        // A device restored from an old image: its counter went back.
+        device.setCounter(100_000)
+        try await device.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 2)))
+        _ = try await centre.events.first { $0 == .refused(device: 1, reason: "stale") }
+        #expect(centre.events.all.count { if case .sessionOpened = $0 { true } else { false } } == 1)
+        await centre.stop()
+    }
+
+    @Test func aConnectionThatNeverAuthenticatesIsClosedAfterTheTimeout() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.authenticationTimeout = .milliseconds(200) }
+        let device = try await TestDevice.connect(to: centre)
+        _ = try await centre.events.first { $0 == .connectionClosed(reason: "authTimeout") }
+        #expect(try await waitUntil { device.closed.withLock { $0 } })
+        #expect(centre.metric(#"center_connections_closed_total{reason="authTimeout"}"#) == 1)
+        await centre.stop()
+    }
+
+    @Test func anOversizedFrameClosesTheConnectionAndIsCounted() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre)
+        // Version 1, up, length 2000: refused on its first three bytes.
+        try await device.sendRaw(ByteBuffer(bytes: [0x10, 0x07, 0xd0] + [UInt8](repeating: 0, count: 64)))
+        #expect(try await waitUntil { device.closed.withLock { $0 } })
+        #expect(centre.metric(#"center_frames_refused_total{category="oversized"}"#) == 1)
+        #expect(centre.metric(#"center_connections_closed_total{reason="oversized"}"#) == 1)
+        await centre.stop()
+    }
+
+    @Test func randomBytesFromAnOutsiderNeverProduceAnAcknowledgement() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let outsider = try await TestDevice.connect(to: centre, over: .datagram)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let length = Int.random(in: 0...1_100, using: &rng)
+            var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if length >= 13, Bool.random(using: &rng) {
+                // A plausible header, so that some reach the tag check.
+                bytes[0] = 0x10
+                bytes[1] = UInt8(length >> 8)
+                bytes[2] = UInt8(truncatingIfNeeded: length)
+                bytes[6] = 1
+            }
+            try await outsider.sendRaw(ByteBuffer(bytes: bytes))
+        }
+        let device = try await TestDevice.connect(to: centre)
+        #expect(try await device.handshake() != nil, "the centre still serves")
+        #expect(outsider.inbound.all.isEmpty)
+        #expect(centre.metric("center_alarms_recorded_total") == 0)
+        await centre.stop()
+    }
+
+    @Test func aSilentDeviceIsReportedOfflineAndOnlineWhenItReturns() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.offlineAfter = .milliseconds(500) }
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        for _ in 0..<3 {
+            try await device.send(.testHeartbeat)
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(try await centre.events.first { $0 == .online(device: 1) } != nil)
+        #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
+        try await device.send(.testHeartbeat)
+        #expect(try await centre.events.first { e in centre.events.all.count { $0 == .online(device: 1) } == 2 } != nil)
+        await centre.stop()
+        #expect(try CenterJournal(path: centre.server.configuration.journalPath).supervision(device: 1) == [true, false, true])
+    }
+
+    @Test func overTheRateLimitReliableMessagesAreNaked() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.session = CenterSession.Parameters(rate: 0.5, burst: 3)
+        }
+        let device = try await TestDevice.connect(to: centre)
+        try await device.handshake()  // token 1
+        for id in UInt32(1)...4 { try await device.send(.testAlarm(id)) }  // 2, 3 pass; 4 and 5 over
+        #expect(try await device.received { if case .nak(let nak) = $0 { nak.reason == .rateLimited } else { false } } != nil)
+        #expect(centre.metric(#"center_frames_dropped_total{reason="rateLimited"}"#) >= 1)
+        await centre.stop()
+    }
+
+    @Test func theAutomaticOperatorEngagesAndClosesCasesWhichTheDeviceAcknowledges() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(50), autoCloseAfter: .milliseconds(100))
+        }
+        let device = try await TestDevice.connect(to: centre)
+        try await device.handshake()
+        try await device.send(.testAlarm(41))
+        let closed = try await device.received { if case .caseUpdate(let u) = $0 { u.state == .closed } else { false } }
+        guard case .caseUpdate(let update)? = closed else {
+            Issue.record("no closed case update")
+            return
+        }
+        try await device.send(.ack(Ack(id: update.id)))
+        #expect(try await centre.events.first { $0 == .caseUpdateDelivered(device: 1, updateID: update.id) } != nil)
+        let states = device.messages.compactMap { if case .caseUpdate(let u) = $0 { u.state } else { nil } }
+        #expect(states.starts(with: [.received]) && states.contains(.operatorEngaged) && states.last == .closed)
+        await centre.stop()
+    }
+
+    @Test func aTestAlarmIsRecordedAndAcknowledgedButNeverDispatched() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(10))
+        }
+        let device = try await TestDevice.connect(to: centre)
+        try await device.handshake()
+        try await device.send(.testAlarm(51, kind: .test))
+        #expect(try await device.received { $0 == .ack(Ack(id: 51)) } != nil)
+        try await device.send(.testHeartbeat)
+        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
+        #expect(device.messages.allSatisfy { $0.kind != .caseUpdate })
+        #expect(try await centre.server.openCases().isEmpty)
+        await centre.stop()
+    }
+
+    @Test func aCancelThatArrivesBeforeItsAlarmIsAppliedWhenTheAlarmArrives() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        try await device.send(.alarmCancel(AlarmCancel(id: 62, alarmID: 61, cancelledAt: 1_795_000_001_000)))
+        #expect(try await device.received { $0 == .ack(Ack(id: 62)) } != nil)
+        try await device.send(.testAlarm(61))
+        #expect(try await device.received { $0 == .ack(Ack(id: 61)) } != nil)
+        #expect(try await centre.events.first { $0 == .alarmCancelled(device: 1, alarmID: 61) } != nil)
+        #expect(try await centre.server.openCases().isEmpty)
+        await centre.stop()
+    }
+
+    @Test func theMetricsEndpointServesTheTextFormat() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), metricsPort: 0)
+        let port = try #require(centre.ports.metrics)
+        let text = try await httpGet(port: port, path: "/metrics")
+        #expect(text.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(text.contains("# TYPE center_alarms_recorded_total counter"))
+        #expect(text.contains(#"center_frames_refused_total{category="forged"} 0"#))
+        #expect(text.contains("center_sessions_active 0"))
+        #expect(try await httpGet(port: port, path: "/").hasPrefix("HTTP/1.1 404"))
+        await centre.stop()
+    }
+
+    @Test func atTheSessionLimitAnotherDeviceIsTurnedAwayAndCounted() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.maximumSessions = 1 }
+        let first = try await TestDevice.connect(1, to: centre, over: .datagram)
+        #expect(try await first.handshake() != nil)
+        let second = try await TestDevice.connect(3, rootKey: Array(repeating: 3, count: 32), to: centre, over: .datagram)
+        try await second.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 1)))
+        #expect(try await centre.events.first { $0 == .refused(device: 3, reason: "tooManySessions") } != nil)
+        #expect(centre.metric(#"center_frames_dropped_total{reason="tooManySessions"}"#) == 1)
+        #expect(centre.metric("center_sessions_active") == 1)
+        await centre.stop()
+    }
+
+    @Test func aFrameForAnUnknownDeviceIsCountedAndIgnored() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(99, to: centre, over: .datagram)
+        try await device.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 1)))
+        _ = try await centre.events.first { $0 == .refused(device: 99, reason: "unknownDevice") }
+        #expect(centre.metric("center_frames_unknown_device_total") == 1)
+        await centre.stop()
+    }
+}
+
+/// Polls `condition` until true or `deadline`.
+func waitUntil(_ deadline: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
+    let end = ContinuousClock.now + deadline
+    while ContinuousClock.now < end {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// One HTTP/1.1 GET over a plain socket; returns the whole response.
+func httpGet(port: Int, path: String) async throws -> String {
+    let sink = TestByteSink()
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ByteCollector(sink: sink)) }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+    try await channel.closeFuture.get()
+    return sink.text
+}
+
+final class TestByteSink: Sendable {
+    private let bytes = Collected<UInt8>()
+    func append(_ buffer: ByteBuffer) { for byte in buffer.readableBytesView { bytes.append(byte) } }
+    var text: String { String(decoding: bytes.all, as: UTF8.self) }
+}
+
+final class ByteCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let sink: TestByteSink
+    init(sink: TestByteSink) { self.sink = sink }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { sink.append(unwrapInboundIn(data)) }
+}

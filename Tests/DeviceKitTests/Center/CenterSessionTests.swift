@@ -1,0 +1,153 @@
+import NIOCore
+import Testing
+
+@testable import DeviceKit
+
+/// The centre's per-device machine, as transcripts: one event, the actions it asks for (protocol.md §3.4, §4.7).
+@Suite struct CenterSessionTests {
+    static let device: UInt32 = 1
+    static let key = try! DeviceKey(deviceID: device, rootKey: Array(0x00...0x1f))
+    static let t0 = CenterInstant(wall: 1_795_000_000_000, monotonic: .seconds(100))
+    static let start = Message.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 3), capabilities: [.button], bootCount: 17))
+    static let alarm = Message.alarm(Alarm(id: 7, kind: .button, triggeredAt: 1_794_999_999_000, battery: 87, flags: [.clockSynchronised]))
+    static let salt: UInt32 = 0x5a17_c0de
+
+    static func frame(_ message: Message, counter: UInt64, key: DeviceKey = key) -> SealedFrame {
+        var buffer = ByteBuffer()
+        try! SealedFrame.seal(message, direction: .up, deviceID: device, counter: counter, key: key.upKey, into: &buffer)
+        return try! SealedFrame(datagram: buffer)
+    }
+
+    static func down(_ sequence: UInt32, _ message: Message, anchor: UInt64 = 65_536) -> CenterSession.Action {
+        .send(CenterSession.DownFrame(anchor: anchor, salt: salt, sequence: sequence, message: message))
+    }
+
+    static func accept(at now: CenterInstant = t0) -> Message {
+        .sessionAccept(SessionAccept(centreTime: now.wall, heartbeatIntervalSeconds: 30))
+    }
+
+    /// A machine with an open session anchored at 65536 (sessionAccept sent as sequence 0).
+    static func open() -> CenterSession {
+        var machine = CenterSession(key: key, parameters: .init(), storedAnchor: nil)
+        _ = machine.frameReceived(frame(start, counter: 65_536), now: t0, mayOpenSession: true)
+        _ = machine.anchorPersisted(65_536, salt: salt, now: t0)
+        return machine
+    }
+
+    @Test func sessionStartIsAnsweredOnlyAfterItsAnchorIsStored() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 1_000)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(65_536)])
+        #expect(!machine.hasSession)
+        #expect(machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0) == [.sessionOpened(anchor: 65_536), Self.down(0, Self.accept())])
+        #expect(machine.anchor == 65_536)
+    }
+
+    @Test func sessionStartWithANonIncreasingAnchorIsRefusedAsStale() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 65_536)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_536))])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 100), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 100))])
+        #expect(!machine.holdsState)
+    }
+
+    @Test func aFirstSessionMayStartAtCounterZero() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(0)])
+    }
+
+    @Test func framesWithoutASessionAreDroppedSoTheDeviceReHandshakes() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 65_536)
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_540), now: Self.t0, mayOpenSession: true) == [.authenticated, .drop(.noSession)])
+    }
+
+    @Test func aForgedFrameIsRefusedAndNothingIsRecorded() throws {
+        var machine = Self.open()
+        let stranger = try DeviceKey(deviceID: Self.device, rootKey: Array(repeating: 0x42, count: 32))
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537, key: stranger), now: Self.t0, mayOpenSession: true) == [.refuse(.authenticationFailed)])
+    }
+
+    @Test func anAlarmIsAcknowledgedOnlyAfterItIsRecorded() {
+        var machine = Self.open()
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .record(Self.alarm)])
+        #expect(machine.recorded(7, now: Self.t0) == [Self.down(1, .ack(Ack(id: 7)))])
+    }
+
+    @Test func aReplayedFrameIsRefusedAndAStaleOneToo() {
+        var machine = Self.open()
+        let alarm = Self.frame(Self.alarm, counter: 65_537)
+        _ = machine.frameReceived(alarm, now: Self.t0, mayOpenSession: true)
+        #expect(machine.frameReceived(alarm, now: Self.t0, mayOpenSession: true) == [.refuse(.replayed(counter: 65_537))])
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_000), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_000))])
+    }
+
+    @Test func aFailedRecordIsAnsweredBusy() {
+        var machine = Self.open()
+        _ = machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true)
+        #expect(machine.recordFailed(7, now: Self.t0) == [Self.down(1, .nak(Nak(id: 7, reason: .busy, senderTime: Self.t0.wall)))])
+    }
+
+    @Test func heartbeatIsAnsweredWithItsCounterAndTheCentreTime() {
+        var machine = Self.open()
+        let heartbeat = Message.heartbeat(Heartbeat(status: [.mainsPresent], battery: 90))
+        #expect(machine.frameReceived(Self.frame(heartbeat, counter: 65_540), now: Self.t0, mayOpenSession: true) == [
+            .authenticated, Self.down(1, .heartbeatAck(HeartbeatAck(echoedCounter: 65_540, centreTime: Self.t0.wall))),
+        ])
+    }
+
+    @Test func overTheRateLimitReliableMessagesAreNakedAndOthersDropped() {
+        var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 2), storedAnchor: nil)
+        _ = machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: true)  // token 1
+        _ = machine.anchorPersisted(1, salt: Self.salt, now: Self.t0)
+        let heartbeat = Message.heartbeat(Heartbeat(status: [], battery: 90))
+        _ = machine.frameReceived(Self.frame(heartbeat, counter: 2), now: Self.t0, mayOpenSession: true)  // token 2
+        #expect(machine.frameReceived(Self.frame(heartbeat, counter: 3), now: Self.t0, mayOpenSession: true) == [.authenticated, .drop(.rateLimited)])
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 4), now: Self.t0, mayOpenSession: true) == [
+            .authenticated, .drop(.rateLimited),
+            Self.down(2, .nak(Nak(id: 7, reason: .rateLimited, senderTime: Self.t0.wall)), anchor: 1),
+        ])
+        var later = Self.t0
+        later.monotonic += .seconds(1)
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 5), now: later, mayOpenSession: true) == [.authenticated, .record(Self.alarm)])
+    }
+
+    @Test func atTheSessionLimitANewDeviceIsTurnedAway() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [.authenticated, .drop(.tooManySessions)])
+    }
+
+    @Test func caseUpdatesAreRetransmittedWithBackoffUntilAcknowledged() {
+        var machine = Self.open()
+        let update = Message.caseUpdate(CaseUpdate(id: 1, alarmID: 7, state: .received, at: Self.t0.wall))
+        #expect(machine.deliver(update) == [Self.down(1, update), .scheduleRetransmit(id: 1, attempt: 1, after: .seconds(1))])
+        #expect(machine.retransmitTimerFired(id: 1, attempt: 1) == [Self.down(2, update), .scheduleRetransmit(id: 1, attempt: 2, after: .seconds(2))])
+        #expect(machine.retransmitTimerFired(id: 1, attempt: 1) == [], "a late timer of an earlier attempt does nothing")
+        #expect(machine.frameReceived(Self.frame(.ack(Ack(id: 1)), counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .delivered(id: 1)])
+        #expect(machine.retransmitTimerFired(id: 1, attempt: 2) == [])
+    }
+
+    @Test func undeliveredUpdatesWaitForTheNextSession() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 10)
+        let update = Message.caseUpdate(CaseUpdate(id: 3, alarmID: 7, state: .closed, at: Self.t0.wall))
+        #expect(machine.deliver(update) == [])
+        #expect(machine.holdsState)
+        _ = machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true)
+        #expect(machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0) == [
+            .sessionOpened(anchor: 65_536), Self.down(0, Self.accept()), Self.down(1, update),
+            .scheduleRetransmit(id: 3, attempt: 1, after: .seconds(1)),
+        ])
+    }
+
+    @Test func aLaterSessionStartSupersedesOneBeingStored() {
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
+        _ = machine.frameReceived(Self.frame(Self.start, counter: 100), now: Self.t0, mayOpenSession: true)
+        _ = machine.frameReceived(Self.frame(Self.start, counter: 200), now: Self.t0, mayOpenSession: true)
+        #expect(machine.anchorPersisted(100, salt: Self.salt, now: Self.t0) == [])
+        #expect(machine.anchorPersisted(200, salt: Self.salt, now: Self.t0).first == .sessionOpened(anchor: 200))
+    }
+
+    @Test func aSilentDeviceLosesItsSession() {
+        var machine = Self.open()
+        machine.supervisionLapsed()
+        #expect(!machine.hasSession)
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .drop(.noSession)])
+    }
+}

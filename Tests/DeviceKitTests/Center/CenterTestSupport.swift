@@ -1,0 +1,237 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import Synchronization
+import Testing
+
+@testable import DeviceKit
+
+/// A centre on loopback with ephemeral ports and a journal in a temporary directory, plus what it emitted.
+struct RunningCentre {
+    let server: CenterServer
+    let task: Task<Void, any Error>
+    let ports: CenterPorts
+    let events: Collected<CenterEvent>
+    let metrics: PrometheusCollectorRegistry
+
+    static let rootKey: [UInt8] = Array(0x00...0x1f)
+    static let registry = try! DeviceRegistry(keys: [1: rootKey, 2: rootKey.reversed(), 3: Array(repeating: 3, count: 32)])
+
+    static func start(
+        journal: String, metricsPort: Int? = nil, _ configure: (inout CenterConfiguration) -> Void = { _ in }
+    ) async throws -> RunningCentre {
+        var configuration = CenterConfiguration(
+            host: "127.0.0.1", tcpPort: 0, udpPort: 0, metricsPort: metricsPort, journalPath: journal)
+        configure(&configuration)
+        let metrics = PrometheusCollectorRegistry()
+        let server = CenterServer(
+            configuration: configuration, registry: registry,
+            logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: metrics)
+        let events = Collected<CenterEvent>()
+        let stream = server.events()
+        Task { for await event in stream { events.append(event) } }
+        let task = Task { try await server.run() }
+        let ports = try await server.listening()
+        return RunningCentre(server: server, task: task, ports: ports, events: events, metrics: metrics)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    /// The value of one sample line of the metrics text, e.g. `center_frames_refused_total{category="forged"}`.
+    func metric(_ sample: String) -> Double {
+        for line in server.metricsText().split(separator: "\n") where line.hasPrefix(sample + " ") {
+            return Double(line.dropFirst(sample.count + 1)) ?? .nan
+        }
+        return 0
+    }
+}
+
+/// A fresh temporary directory for one test's journal.
+func temporaryJournal() -> String {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("center-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory.appendingPathComponent("journal.sqlite").path
+}
+
+/// Values appended by one task, awaited by another: a test asks "until something like this arrived".
+final class Collected<Element: Sendable>: Sendable {
+    private let items = Mutex<[Element]>([])
+
+    func append(_ item: Element) { items.withLock { $0.append(item) } }
+    var all: [Element] { items.withLock { $0 } }
+
+    /// The first element matching, waiting up to `deadline` (generous: it is a bound, not a measurement).
+    @discardableResult
+    func first(within deadline: Duration = .seconds(10), where match: (Element) -> Bool) async throws -> Element? {
+        let end = ContinuousClock.now + deadline
+        while ContinuousClock.now < end {
+            if let found = all.first(where: match) { return found }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return all.first(where: match)
+    }
+}
+
+/// A device played by the test over a real socket, speaking the codec directly.
+final class TestDevice: Sendable {
+    enum Transport { case stream, datagram }
+
+    let id: UInt32
+    let key: DeviceKey
+    let channel: any Channel
+    let remote: SocketAddress
+    let transport: Transport
+    /// Raw down frames received (TCP: cut by FrameDecoder), and errors.
+    let inbound = Collected<SealedFrame>()
+    let closed = Mutex(false)
+    private let state = Mutex<(counter: UInt64, anchor: UInt64?)>((65_536, nil))
+
+    init(id: UInt32, rootKey: [UInt8], channel: any Channel, remote: SocketAddress, transport: Transport) throws {
+        self.id = id
+        self.key = try DeviceKey(deviceID: id, rootKey: rootKey)
+        self.channel = channel
+        self.remote = remote
+        self.transport = transport
+    }
+
+    static func connect(
+        _ id: UInt32 = 1, rootKey: [UInt8] = RunningCentre.rootKey, to centre: RunningCentre, over transport: Transport = .stream
+    ) async throws -> TestDevice {
+        let remote = try SocketAddress(ipAddress: "127.0.0.1", port: transport == .stream ? centre.ports.tcp : centre.ports.udp)
+        let channel: any Channel
+        let sink = TestSink()
+        switch transport {
+        case .stream:
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(FrameDecoder()), StreamCollector(sink: sink))
+                    }
+                }
+                .connect(to: remote).get()
+        case .datagram:
+            channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DatagramCollector(sink: sink))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+        }
+        let device = try TestDevice(id: id, rootKey: rootKey, channel: channel, remote: remote, transport: transport)
+        sink.attach(device)
+        return device
+    }
+
+    var counter: UInt64 { state.withLock { $0.counter } }
+
+    /// Sets the next counter, e.g. to replay a device restored from an old image.
+    func setCounter(_ counter: UInt64) { state.withLock { $0.counter = counter } }
+
+    /// Seals `message` with the next counter (or `counter`) and sends it; returns the bytes sent.
+    @discardableResult
+    func send(_ message: Message, counter fixed: UInt64? = nil, key sealKey: DeviceKey? = nil) async throws -> ByteBuffer {
+        let counter = fixed ?? state.withLock { state in
+            defer { state.counter += 1 }
+            return state.counter
+        }
+        var buffer = ByteBuffer()
+        try SealedFrame.seal(message, direction: .up, deviceID: id, counter: counter, key: (sealKey ?? key).upKey, into: &buffer)
+        try await sendRaw(buffer)
+        return buffer
+    }
+
+    func sendRaw(_ bytes: ByteBuffer) async throws {
+        switch transport {
+        case .stream: try await channel.writeAndFlush(bytes)
+        case .datagram: try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: bytes))
+        }
+    }
+
+    /// Opens a session: sends `sessionStart`, waits for `sessionAccept`.
+    @discardableResult
+    func handshake() async throws -> SessionAccept? {
+        let anchor = counter
+        try await send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)))
+        state.withLock { $0.anchor = anchor }
+        guard case .sessionAccept(let accept)? = try await received(where: { $0.kind == .sessionAccept }) else { return nil }
+        return accept
+    }
+
+    /// Down messages of the current session received so far, in order.
+    var messages: [Message] {
+        guard let anchor = state.withLock({ $0.anchor }) else { return [] }
+        let downKey = key.downKey(anchor: anchor)
+        return inbound.all.compactMap { try? $0.open(with: downKey) }
+    }
+
+    /// The first down message matching, waiting up to `deadline`.
+    func received(within deadline: Duration = .seconds(10), where match: (Message) -> Bool) async throws -> Message? {
+        let end = ContinuousClock.now + deadline
+        while ContinuousClock.now < end {
+            if let found = messages.first(where: match) { return found }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return messages.first(where: match)
+    }
+
+    func acks(of id: UInt32) -> Int {
+        messages.count { if case .ack(let ack) = $0 { ack.id == id } else { false } }
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Hands inbound frames of the test device's channel to the device once it exists.
+final class TestSink: Sendable {
+    private let device = Mutex<TestDevice?>(nil)
+    private let early = Mutex<[SealedFrame]>([])
+
+    func attach(_ device: TestDevice) {
+        let frames = early.withLock { frames in
+            defer { frames = [] }
+            return frames
+        }
+        for frame in frames { device.inbound.append(frame) }
+        self.device.withLock { $0 = device }
+    }
+
+    func deliver(_ frame: SealedFrame) {
+        if let device = device.withLock({ $0 }) { device.inbound.append(frame) } else { early.withLock { $0.append(frame) } }
+    }
+
+    func closed() { device.withLock { $0 }?.closed.withLock { $0 = true } }
+}
+
+final class StreamCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = SealedFrame
+    let sink: TestSink
+    init(sink: TestSink) { self.sink = sink }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { sink.deliver(unwrapInboundIn(data)) }
+    func channelInactive(context: ChannelHandlerContext) { sink.closed() }
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+final class DatagramCollector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let sink: TestSink
+    init(sink: TestSink) { self.sink = sink }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let frame = try? SealedFrame(datagram: unwrapInboundIn(data).data) { sink.deliver(frame) }
+    }
+}
+
+extension Message {
+    static func testAlarm(_ id: UInt32, kind: AlarmKind = .button) -> Message {
+        .alarm(Alarm(id: id, kind: kind, triggeredAt: 1_795_000_000_000, battery: 87, flags: [.clockSynchronised]))
+    }
+    static let testHeartbeat = Message.heartbeat(Heartbeat(status: [.mainsPresent], battery: 90))
+}
