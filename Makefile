@@ -4,16 +4,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test deps bench fuzz vectors clean
 
-## Installs libudev-dev and pkg-config (for the CDeviceSys module) when missing.
+## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
-	@if ! pkg-config --exists libudev 2>/dev/null; then \
-	  echo "Installing libudev-dev and pkg-config (needed by the CDeviceSys module)..."; \
+	@if ! pkg-config --exists libudev sqlite3 2>/dev/null; then \
+	  echo "Installing libudev-dev, libsqlite3-dev and pkg-config (needed by CDeviceSys and GRDB)..."; \
 	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
-	    echo "libudev-dev is missing and this user cannot install it. Run as root:"; \
-	    echo "    apt-get update && apt-get install -y libudev-dev pkg-config"; exit 1; \
+	    echo "libudev-dev or libsqlite3-dev is missing and this user cannot install it. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y libudev-dev libsqlite3-dev pkg-config"; exit 1; \
 	  fi; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev pkg-config \
-	    || { echo "Could not install libudev-dev. Run: sudo apt-get install -y libudev-dev pkg-config"; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev libsqlite3-dev pkg-config \
+	    || { echo "Could not install them. Run: sudo apt-get install -y libudev-dev libsqlite3-dev pkg-config"; exit 1; }; \
 	fi
 
 ## The main job, on the embedded defaults: no configuration needed.

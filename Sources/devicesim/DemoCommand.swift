@@ -14,6 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Instead of the story, measure press-to-ack latency over this many alarms (a benchmark).")
     var bench: Int?
 
+    @Option(help: "With --bench: how many devices raise the alarms, concurrently, each one after another.")
+    var benchDevices = 20
+
     func validate() throws {
         guard (1...50).contains(homes) else { throw ValidationError("--homes must be 1 to 50.") }
     }
@@ -21,9 +24,9 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         if let bench {
             let started = ContinuousClock.now
-            let result = try await AlarmLatencyBenchmark(alarms: bench).run()
+            let result = try await AlarmLatencyBenchmark(alarms: bench, devices: benchDevices).run()
             func ms(_ d: Duration) -> String { String(format: "%.2f ms", Double(d.nanoseconds) / 1e6) }
-            print("press → ack over \(result.latencies.count) alarms (\(ContinuousClock.now - started)):")
+            print("press → ack over \(result.latencies.count) alarms from \(benchDevices) devices (\(ContinuousClock.now - started)):")
             for p in [50.0, 90, 99, 99.9, 100] { print("  p\(p == 100 ? "max" : String(format: "%g", p))  \(ms(result.percentile(p)))") }
             return
         }
