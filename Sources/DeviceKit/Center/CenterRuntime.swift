@@ -75,7 +75,7 @@ final class CenterRuntime {
 
     func start() {
         let tick = min(configuration.offlineAfter / 4, .seconds(1))
-        let nanoseconds = max(Int64(tick.components.seconds) * 1_000_000_000 + tick.components.attoseconds / 1_000_000_000, 1_000_000)
+        let nanoseconds = max(tick.nanoseconds, 1_000_000)
         let bound = NIOLoopBound(self, eventLoop: loop)
         supervisionTask = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(nanoseconds), delay: .nanoseconds(nanoseconds)) { _ in
             bound.value.superviseTick()
@@ -385,9 +385,3 @@ final class CenterRuntime {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

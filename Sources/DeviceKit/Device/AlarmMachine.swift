@@ -161,17 +161,3 @@ public enum AlarmStory: Hashable, Sendable {
     case cancelRefused(alarmID: UInt32)
     case pressedAgain(alarmID: UInt32)
 }
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    public var milliseconds: Int64 {
-        let (s, atto) = components
-        return s * 1000 + atto / 1_000_000_000_000_000
-    }
-
-    /// Whole nanoseconds, for NIO's `TimeAmount`.
-    public var nanoseconds: Int64 {
-        let (s, atto) = components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
-}

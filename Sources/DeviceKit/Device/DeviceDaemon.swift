@@ -63,7 +63,7 @@ public struct DeviceDaemon: Service {
         }
         var runtimeConfiguration = DeviceRuntimeConfiguration(
             key: try config.deviceKey(), primary: try resolve(config.primaryCentre),
-            secondary: try config.secondaryCentre.map(resolve), transport: config.transport == .udp ? .udp : .tcp,
+            secondary: try config.secondaryCentre.map(resolve), transport: config.transport,
             bootCount: bootCount,
             press: .init(
                 debounce: .milliseconds(Int(config.alarm.debounceMilliseconds)),

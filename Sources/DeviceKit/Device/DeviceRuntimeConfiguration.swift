@@ -2,7 +2,8 @@ import NIOCore
 
 /// Everything a `DeviceRuntime` needs to know, already validated (the TOML file is parsed elsewhere).
 public struct DeviceRuntimeConfiguration: Sendable {
-    public enum Transport: String, Sendable, Hashable, CaseIterable { case tcp, udp }
+    /// The transport of device.toml's `centre.transport`.
+    public typealias Transport = DeviceKit.Transport
 
     /// Fault injection for the crash tests: what the runtime does to itself, and when.
     public enum FaultInjection: String, Sendable, Hashable {

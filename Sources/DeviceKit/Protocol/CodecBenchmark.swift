@@ -69,11 +69,3 @@ public struct CodecBenchmark: Sendable {
         return Result(name: "\(name) decode+open", frames: frames, frameBytes: frameBytes, seconds: elapsed.seconds)
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as a `Double`.
-    public var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) * 1e-18
-    }
-}
