@@ -74,11 +74,11 @@ extension DeviceConfig {
         var button = ButtonBackend.simulated(presses: [])
         if var table = try top.table("button") {
             button = try Self.button(&table)
-            try table.finish(known: ["backend", "presses", "device"])
         }
-        guard Self.supportedButtonBackends.contains(button.name) else {
-            throw DeviceConfigError(
-                "button.backend", "'\(button.name)' is not supported by this build yet; write backend = \"simulated\"")
+
+        var power = PowerBackend.none
+        if var table = try top.table("power") {
+            power = try Self.power(&table)
         }
 
         var indicators = IndicatorBackend.simulated
@@ -94,16 +94,14 @@ extension DeviceConfig {
         }
 
         try top.finish(known: [
-            "device_id", "key", "key_file", "state_dir", "centre", "alarm", "heartbeat", "button", "indicators", "log",
+            "device_id", "key", "key_file", "state_dir", "centre", "alarm", "heartbeat", "button", "power", "indicators",
+            "log",
         ])
         self.init(
             deviceID: UInt32(id), key: key, stateDirectory: stateDirectory, primaryCentre: primary,
             secondaryCentre: secondary, transport: transport, alarm: alarm, heartbeatIntervalSeconds: heartbeat,
-            button: button, indicators: indicators, logLevel: level)
+            button: button, power: power, indicators: indicators, logLevel: level)
     }
-
-    /// The button backends this build can drive; the others parse but are refused.
-    public static let supportedButtonBackends: Set<String> = ["simulated"]
 
     /// Reads and parses the file at `path`. A relative `state_dir` or `key_file` is taken relative to the
     /// file's directory, so a configuration and its key can move together.
@@ -163,29 +161,98 @@ extension DeviceConfig {
         return bytes
     }
 
+    /// Each backend's settings; a setting of another backend is an error, not silently ignored.
     private static func button(_ table: inout TableReader) throws(DeviceConfigError) -> ButtonBackend {
         let backend = try table.string("backend") ?? "simulated"
+        let result: ButtonBackend
+        let known: [String]
         switch backend {
         case "simulated":
-            guard try table.string("device") == nil else {
-                throw DeviceConfigError("button.device", "only for the evdev and serial backends; remove it or set backend")
-            }
             var presses: [SimulatedPress] = []
             for (index, text) in (try table.strings("presses") ?? []).enumerated() {
                 presses.append(try SimulatedPress(parsing: text, key: "button.presses[\(index)]"))
             }
-            return .simulated(presses: presses)
-        case "evdev", "serial":
-            guard try table.strings("presses") == nil else {
-                throw DeviceConfigError("button.presses", "only for backend = \"simulated\"; remove it")
+            result = .simulated(presses: presses)
+            known = ["backend", "presses"]
+        case "evdev":
+            let device = try devicePath(&table, example: "/dev/input/sos-button")
+            result = .evdev(EvdevButtonSettings(device: device, key: try keyCode(&table), grab: try table.bool("grab") ?? true))
+            known = ["backend", "device", "key", "grab"]
+        case "serial":
+            let device = try devicePath(&table, example: "/dev/ttyUSB0")
+            switch try table.string("mode") ?? "box" {
+            case "box":
+                let speed = try table.integer("speed", in: 1...4_000_000, example: "speed = 9600") ?? 9600
+                guard SerialButtonSettings.speeds.contains(speed) else {
+                    throw DeviceConfigError(
+                        "button.speed", "\(speed) is not a supported speed; write one of \(SerialButtonSettings.speeds.map(String.init).joined(separator: ", "))")
+                }
+                result = .serial(SerialButtonSettings(device: device, mode: .box(speed: speed)))
+                known = ["backend", "device", "mode", "speed"]
+            case "contact":
+                guard let line = try table.choice("line", ModemLine.self) else {
+                    throw DeviceConfigError("button.line", "missing; write the modem line the switch closes, e.g. line = \"cts\"")
+                }
+                result = .serial(SerialButtonSettings(device: device, mode: .contact(line: line)))
+                known = ["backend", "device", "mode", "line"]
+            case let other:
+                throw DeviceConfigError("button.mode", "'\(other)' is not a serial mode; write \"box\" or \"contact\"")
             }
-            guard let device = try table.string("device"), device.hasPrefix("/") else {
-                let example = backend == "evdev" ? "/dev/input/event0" : "/dev/ttyUSB0"
-                throw DeviceConfigError("button.device", "missing or not an absolute path; write device = \"\(example)\"")
+        case "replay":
+            guard let file = try table.string("file"), !file.isEmpty else {
+                throw DeviceConfigError("button.file", "missing; write the evemu recording, e.g. file = \"press.evemu\"")
             }
-            return backend == "evdev" ? .evdev(device: device) : .serial(device: device)
+            result = .replay(ReplayButtonSettings(file: file, key: try keyCode(&table)))
+            known = ["backend", "file", "key"]
         default:
-            throw DeviceConfigError("button.backend", "'\(backend)' is not a button backend; write \"simulated\", \"evdev\" or \"serial\"")
+            throw DeviceConfigError(
+                "button.backend", "'\(backend)' is not a button backend; write \"simulated\", \"evdev\", \"serial\" or \"replay\"")
+        }
+        try table.finish(known: known, backend: backend)
+        return result
+    }
+
+    private static func devicePath(_ table: inout TableReader, example: String) throws(DeviceConfigError) -> String {
+        guard let device = try table.string("device"), device.hasPrefix("/") else {
+            throw DeviceConfigError("button.device", "missing or not an absolute path; write device = \"\(example)\"")
+        }
+        return device
+    }
+
+    /// `key = "KEY_PROG1"`, `key = "BTN_0"` or `key = 148`.
+    private static func keyCode(_ table: inout TableReader) throws(DeviceConfigError) -> UInt16? {
+        if let number = try table.integerOrNil("key") {
+            guard let code = UInt16(exactly: number), Int(code) <= InputEventNames.keyMax else {
+                throw DeviceConfigError("button.key", "\(number) is not a key code (0...\(InputEventNames.keyMax)); write e.g. key = \"KEY_PROG1\"")
+            }
+            return code
+        }
+        guard let name = try table.string("key") else { return nil }
+        guard let code = InputEventNames.keyCode(named: name) else {
+            throw DeviceConfigError(
+                "button.key", "'\(name)' is not a key name; write a name from linux/input-event-codes.h such as \"KEY_PROG1\" or \"BTN_0\", or its number (`devicesim diag list` shows the device's keys)")
+        }
+        return code
+    }
+
+    private static func power(_ table: inout TableReader) throws(DeviceConfigError) -> PowerBackend {
+        let backend = try table.string("backend") ?? "none"
+        switch backend {
+        case "none":
+            try table.finish(known: ["backend"], backend: backend)
+            return .none
+        case "sysfs":
+            var settings = PowerSupplySettings()
+            if let root = try table.string("sysfs_root") { settings.root = root }
+            settings.mains = try table.string("mains").flatMap { $0.isEmpty ? nil : $0 }
+            settings.battery = try table.string("battery").flatMap { $0.isEmpty ? nil : $0 }
+            if let ms = try table.integer("poll_ms", in: 100...3_600_000, example: "poll_ms = 5000") {
+                settings.pollInterval = .milliseconds(ms)
+            }
+            try table.finish(known: ["backend", "sysfs_root", "mains", "battery", "poll_ms"], backend: backend)
+            return .sysfs(settings)
+        default:
+            throw DeviceConfigError("power.backend", "'\(backend)' is not a power backend; write \"none\" or \"sysfs\"")
         }
     }
 
@@ -242,8 +309,25 @@ extension DeviceConfig {
         switch button {
         case .simulated(let presses):
             lines.append("presses = [\(presses.map { TOMLText.quote($0.description) }.joined(separator: ", "))]")
-        case .evdev(let device), .serial(let device):
-            lines.append("device = \(TOMLText.quote(device))")
+        case .evdev(let evdev):
+            lines.append("device = \(TOMLText.quote(evdev.device))")
+            if let key = evdev.key { lines.append("key = \(TOMLText.quote(InputEventNames.code(type: InputEventNames.evKey, code: key)))") }
+            lines.append("grab = \(evdev.grab)")
+        case .serial(let serial):
+            lines.append("device = \(TOMLText.quote(serial.device))")
+            switch serial.mode {
+            case .box(let speed): lines += ["mode = \"box\"", "speed = \(speed)"]
+            case .contact(let line): lines += ["mode = \"contact\"", "line = \(TOMLText.quote(line.rawValue))"]
+            }
+        case .replay(let replay):
+            lines.append("file = \(TOMLText.quote(replay.file))")
+            if let key = replay.key { lines.append("key = \(TOMLText.quote(InputEventNames.code(type: InputEventNames.evKey, code: key)))") }
+        }
+        if case .sysfs(let power) = power {
+            lines += ["", "[power]", "backend = \"sysfs\"", "sysfs_root = \(TOMLText.quote(power.root))"]
+            if let mains = power.mains { lines.append("mains = \(TOMLText.quote(mains))") }
+            if let battery = power.battery { lines.append("battery = \(TOMLText.quote(battery))") }
+            lines.append("poll_ms = \(power.pollInterval.milliseconds)")
         }
         lines += ["", "[indicators]"]
         switch indicators {
@@ -372,6 +456,19 @@ private struct TableReader {
         return integer
     }
 
+    mutating func bool(_ key: String) throws(DeviceConfigError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let bool = value.bool else {
+            throw DeviceConfigError(name(key), "is \(Self.kind(value)), not true or false; write e.g. \(key) = true")
+        }
+        return bool
+    }
+
+    /// The value if it is an integer; `nil` if absent or of another type (read it again as that type).
+    mutating func integerOrNil(_ key: String) throws(DeviceConfigError) -> Int? {
+        value(key)?.int
+    }
+
     mutating func choice<Choice: RawRepresentable & CaseIterable>(
         _ key: String, _ type: Choice.Type
     ) throws(DeviceConfigError) -> Choice? where Choice.RawValue == String {
@@ -392,9 +489,10 @@ private struct TableReader {
     }
 
     /// Refuses keys that were not read: a misspelt setting must not be silently ignored.
-    func finish(known: [String]) throws(DeviceConfigError) {
+    /// With `backend`, the message says which settings that backend takes.
+    func finish(known: [String], backend: String? = nil) throws(DeviceConfigError) {
         for key in table.keys.sorted() where !seen.contains(key) {
-            let place = path.isEmpty ? "at the top level" : "in [\(path)]"
+            let place = backend.map { "of backend \"\($0)\"" } ?? (path.isEmpty ? "at the top level" : "in [\(path)]")
             throw DeviceConfigError(
                 name(key), "unknown setting; the settings \(place) are \(known.joined(separator: ", "))")
         }

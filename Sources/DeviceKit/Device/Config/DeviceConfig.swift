@@ -21,8 +21,22 @@ import Logging
 /// interval_s = 30                    # until the centre sets its own
 ///
 /// [button]
-/// backend = "simulated"              # simulated; evdev and serial are not in this build yet
+/// backend = "simulated"              # simulated | evdev | serial | replay
 /// presses = ["2s", "5s hold 1500ms"] # simulated: when, and how long if not a 200 ms tap
+/// device = "/dev/input/sos-button"   # evdev and serial: the device
+/// key = "KEY_PROG1"                  # evdev and replay: name or number; optional if the device has one key
+/// grab = true                        # evdev: EVIOCGRAB, so nothing else acts on the key
+/// mode = "box"                       # serial: box (hardware/serial-box-protocol.md) | contact
+/// speed = 9600                       # serial box
+/// line = "cts"                       # serial contact: cts | dsr | dcd | ri
+/// file = "press.evemu"               # replay: an evemu recording
+///
+/// [power]
+/// backend = "sysfs"                  # none | sysfs
+/// sysfs_root = "/sys/class/power_supply"
+/// mains = "ACAD"                     # optional: else the first supply of type Mains
+/// battery = "BAT0"                   # optional: else the first supply of type Battery
+/// poll_ms = 5000
 ///
 /// [indicators]
 /// backend = "sysfs"                  # simulated | sysfs
@@ -46,6 +60,7 @@ public struct DeviceConfig: Hashable, Sendable {
     /// Used until the centre's `sessionAccept` sets the interval.
     public var heartbeatIntervalSeconds: UInt16
     public var button: ButtonBackend
+    public var power: PowerBackend
     public var indicators: IndicatorBackend
     public var logLevel: Logger.Level
 
@@ -53,7 +68,7 @@ public struct DeviceConfig: Hashable, Sendable {
         deviceID: UInt32, key: KeySource, stateDirectory: String, primaryCentre: CentreAddress,
         secondaryCentre: CentreAddress? = nil, transport: Transport = .tcp, alarm: AlarmSettings = AlarmSettings(),
         heartbeatIntervalSeconds: UInt16 = 30, button: ButtonBackend = .simulated(presses: []),
-        indicators: IndicatorBackend = .simulated, logLevel: Logger.Level = .info
+        power: PowerBackend = .none, indicators: IndicatorBackend = .simulated, logLevel: Logger.Level = .info
     ) {
         self.deviceID = deviceID
         self.key = key
@@ -64,6 +79,7 @@ public struct DeviceConfig: Hashable, Sendable {
         self.alarm = alarm
         self.heartbeatIntervalSeconds = heartbeatIntervalSeconds
         self.button = button
+        self.power = power
         self.indicators = indicators
         self.logLevel = logLevel
     }
@@ -185,17 +201,112 @@ public struct SimulatedPress: Hashable, Sendable, CustomStringConvertible {
 public enum ButtonBackend: Hashable, Sendable {
     /// Presses from a script, for the simulator and the demo.
     case simulated(presses: [SimulatedPress])
-    /// A key of a Linux input device, e.g. `/dev/input/by-path/…-event`.
-    case evdev(device: String)
-    /// A modem-control line of a serial port, e.g. `/dev/ttyUSB0`.
-    case serial(device: String)
+    /// A key of a Linux input device, e.g. `/dev/input/sos-button` (`EvdevButtonSource`).
+    case evdev(EvdevButtonSettings)
+    /// A serial button box or a contact across a modem line, e.g. `/dev/ttyUSB0` (`SerialButtonSource`).
+    case serial(SerialButtonSettings)
+    /// An evemu recording played back in real time (`ReplayButtonSource`).
+    case replay(ReplayButtonSettings)
 
     public var name: String {
         switch self {
         case .simulated: "simulated"
         case .evdev: "evdev"
         case .serial: "serial"
+        case .replay: "replay"
         }
+    }
+}
+
+/// `[button] backend = "evdev"`.
+public struct EvdevButtonSettings: Hashable, Sendable {
+    /// The event device, best a stable name: `/dev/input/sos-button` or `/dev/input/by-path/…-event`.
+    public var device: String
+    /// The key that is the call button; `nil` when the device has exactly one key.
+    public var key: UInt16?
+    /// Take the device for this program alone (`EVIOCGRAB`), so no desktop or console acts on the key.
+    public var grab: Bool
+
+    public init(device: String, key: UInt16? = nil, grab: Bool = true) {
+        self.device = device
+        self.key = key
+        self.grab = grab
+    }
+}
+
+/// `[button] backend = "serial"`.
+public struct SerialButtonSettings: Hashable, Sendable {
+    public enum Mode: Hashable, Sendable {
+        /// A button box speaking hardware/serial-box-protocol.md at `speed` baud, 8N1.
+        case box(speed: Int)
+        /// A switch wired from DTR/RTS (asserted by the device) to `line`; closed = pressed.
+        case contact(line: ModemLine)
+    }
+
+    /// The port: `/dev/ttyUSB0`, `/dev/ttyACM0`, `/dev/ttyS0`, or a stable name like `/dev/sos-serial`.
+    public var device: String
+    public var mode: Mode
+
+    public init(device: String, mode: Mode = .box(speed: 9600)) {
+        self.device = device
+        self.mode = mode
+    }
+
+    /// The speeds a box may use (termios supports these everywhere).
+    public static let speeds = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
+}
+
+/// An input modem-control line that a contact can be wired to.
+public enum ModemLine: String, Hashable, Sendable, CaseIterable {
+    case cts, dsr, dcd, ri
+
+    public var lines: ModemLines {
+        switch self {
+        case .cts: .cts
+        case .dsr: .dsr
+        case .dcd: .dcd
+        case .ri: .ri
+        }
+    }
+}
+
+/// `[button] backend = "replay"`.
+public struct ReplayButtonSettings: Hashable, Sendable {
+    /// An evemu recording (`devicesim diag record` or `evemu-record` writes one).
+    public var file: String
+    /// The key that is the call button; `nil` when the recording's device has exactly one key.
+    public var key: UInt16?
+
+    public init(file: String, key: UInt16? = nil) {
+        self.file = file
+        self.key = key
+    }
+}
+
+/// Where mains and battery readings come from.
+public enum PowerBackend: Hashable, Sendable {
+    /// No power sensing: mains is taken as present, the battery as unknown.
+    case none
+    /// The Linux power_supply class (`PowerSupplyMonitor`).
+    case sysfs(PowerSupplySettings)
+}
+
+/// `[power] backend = "sysfs"`.
+public struct PowerSupplySettings: Hashable, Sendable {
+    /// Normally `/sys/class/power_supply`; a temporary tree in tests.
+    public var root: String
+    /// The mains supply's directory name; `nil` picks the first of type `Mains`.
+    public var mains: String?
+    /// The battery's directory name; `nil` picks the first of type `Battery`.
+    public var battery: String?
+    public var pollInterval: Duration
+
+    public init(root: String = "/sys/class/power_supply", mains: String? = nil, battery: String? = nil,
+                pollInterval: Duration = .seconds(5)) {
+        self.root = root
+        self.mains = mains
+        self.battery = battery
+        self.pollInterval = pollInterval
     }
 }
 

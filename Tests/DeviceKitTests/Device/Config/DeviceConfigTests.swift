@@ -73,6 +73,36 @@ import Testing
         #expect(config.logLevel == .debug)
     }
 
+    @Test(arguments: [
+        ("backend = \"evdev\"\ndevice = \"/dev/input/sos-button\"\nkey = \"KEY_PROG1\"\ngrab = false",
+         ButtonBackend.evdev(EvdevButtonSettings(device: "/dev/input/sos-button", key: 148, grab: false))),
+        ("backend = \"evdev\"\ndevice = \"/dev/input/event3\"\nkey = 256",
+         .evdev(EvdevButtonSettings(device: "/dev/input/event3", key: 256, grab: true))),
+        ("backend = \"evdev\"\ndevice = \"/dev/input/event3\"",
+         .evdev(EvdevButtonSettings(device: "/dev/input/event3", key: nil, grab: true))),
+        ("backend = \"serial\"\ndevice = \"/dev/ttyUSB0\"",
+         .serial(SerialButtonSettings(device: "/dev/ttyUSB0", mode: .box(speed: 9600)))),
+        ("backend = \"serial\"\ndevice = \"/dev/ttyACM0\"\nmode = \"box\"\nspeed = 115200",
+         .serial(SerialButtonSettings(device: "/dev/ttyACM0", mode: .box(speed: 115_200)))),
+        ("backend = \"serial\"\ndevice = \"/dev/ttyS0\"\nmode = \"contact\"\nline = \"dcd\"",
+         .serial(SerialButtonSettings(device: "/dev/ttyS0", mode: .contact(line: .dcd)))),
+        ("backend = \"replay\"\nfile = \"press.evemu\"\nkey = \"btn_0\"",
+         .replay(ReplayButtonSettings(file: "press.evemu", key: 256))),
+    ])
+    func eachButtonBackendReadsItsSettingsAndRendersBack(table: String, expected: ButtonBackend) throws {
+        let config = try DeviceConfig(toml: Self.minimal + "\n[button]\n" + table)
+        #expect(config.button == expected)
+        #expect(try DeviceConfig(toml: config.render()) == config)
+    }
+
+    @Test func powerSensingFromSysfsReadsItsSettingsAndRendersBack() throws {
+        let config = try DeviceConfig(
+            toml: Self.minimal + "\n[power]\nbackend = \"sysfs\"\nsysfs_root = \"/tmp/ps\"\nmains = \"ACAD\"\npoll_ms = 1000")
+        #expect(config.power == .sysfs(PowerSupplySettings(root: "/tmp/ps", mains: "ACAD", battery: nil, pollInterval: .seconds(1))))
+        #expect(try DeviceConfig(toml: config.render()) == config)
+        #expect(try DeviceConfig(toml: Self.minimal).power == PowerBackend.none)
+    }
+
     @Test func missingSectionsTakeTheirDefaults() throws {
         let config = try DeviceConfig(toml: Self.minimal)
         #expect(config.alarm == AlarmSettings(holdMilliseconds: 100, debounceMilliseconds: 30, cancelWindowMilliseconds: 10_000))
@@ -169,7 +199,7 @@ import Testing
         ("key = \"\(keyHex)\"", "",
          "key: missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)"),
         ("device_id = 1001", "device_id = 1001\nstate_directory = \"/x\"",
-         "state_directory: unknown setting; the settings at the top level are device_id, key, key_file, state_dir, centre, alarm, heartbeat, button, indicators, log"),
+         "state_directory: unknown setting; the settings at the top level are device_id, key, key_file, state_dir, centre, alarm, heartbeat, button, power, indicators, log"),
         ("[centre]", "[alarm]\nhold_msec = 100\n[centre]",
          "alarm.hold_msec: unknown setting; the settings in [alarm] are hold_ms, debounce_ms, cancel_window_ms"),
         ("[centre]", "[alarm]\nhold_ms = 1.5\n[centre]",
@@ -178,14 +208,32 @@ import Testing
          "alarm.hold_ms: 70000 is outside 0...65535; write e.g. hold_ms = 100"),
         ("[centre]", "[heartbeat]\ninterval_s = 0\n[centre]",
          "heartbeat.interval_s: 0 is outside 1...65535; write e.g. interval_s = 30"),
-        ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\n[centre]",
-         "button.backend: 'evdev' is not supported by this build yet; write backend = \"simulated\""),
-        ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\n[centre]",
-         "button.backend: 'serial' is not supported by this build yet; write backend = \"simulated\""),
         ("[centre]", "[button]\nbackend = \"evdev\"\n[centre]",
-         "button.device: missing or not an absolute path; write device = \"/dev/input/event0\""),
+         "button.device: missing or not an absolute path; write device = \"/dev/input/sos-button\""),
+        ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\nkey = \"KEY_NOPE\"\n[centre]",
+         "button.key: 'KEY_NOPE' is not a key name; write a name from linux/input-event-codes.h such as \"KEY_PROG1\" or \"BTN_0\", or its number (`devicesim diag list` shows the device's keys)"),
+        ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\nkey = 70000\n[centre]",
+         "button.key: 70000 is not a key code (0...767); write e.g. key = \"KEY_PROG1\""),
+        ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\ngrab = \"yes\"\n[centre]",
+         "button.grab: is a string, not true or false; write e.g. grab = true"),
+        ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\nspeed = 9600\n[centre]",
+         "button.speed: unknown setting; the settings of backend \"evdev\" are backend, device, key, grab"),
+        ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nspeed = 9601\n[centre]",
+         "button.speed: 9601 is not a supported speed; write one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200"),
+        ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nmode = \"contact\"\n[centre]",
+         "button.line: missing; write the modem line the switch closes, e.g. line = \"cts\""),
+        ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nmode = \"contact\"\nline = \"rts\"\n[centre]",
+         "button.line: 'rts' is not one of \"cts\", \"dsr\", \"dcd\", \"ri\""),
+        ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nmode = \"modem\"\n[centre]",
+         "button.mode: 'modem' is not a serial mode; write \"box\" or \"contact\""),
+        ("[centre]", "[button]\nbackend = \"replay\"\n[centre]",
+         "button.file: missing; write the evemu recording, e.g. file = \"press.evemu\""),
         ("[centre]", "[button]\nbackend = \"gpio\"\n[centre]",
-         "button.backend: 'gpio' is not a button backend; write \"simulated\", \"evdev\" or \"serial\""),
+         "button.backend: 'gpio' is not a button backend; write \"simulated\", \"evdev\", \"serial\" or \"replay\""),
+        ("[centre]", "[power]\nbackend = \"acpi\"\n[centre]",
+         "power.backend: 'acpi' is not a power backend; write \"none\" or \"sysfs\""),
+        ("[centre]", "[power]\nbackend = \"sysfs\"\npoll_ms = 10\n[centre]",
+         "power.poll_ms: 10 is outside 100...3600000; write e.g. poll_ms = 5000"),
         ("[centre]", "[button]\npresses = [\"2x\"]\n[centre]",
          "button.presses[0]: '2x' is not a time (ms, s or min); write when from the start, e.g. \"2s\", and optionally how long, e.g. \"5s hold 1500ms\""),
         ("[centre]", "[button]\npresses = [\"1s\", \"5s+hold 1500ms\"]\n[centre]",
