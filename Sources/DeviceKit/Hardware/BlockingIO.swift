@@ -19,6 +19,17 @@ public final class CancellationFlag: @unchecked Sendable {
     public var isCancelled: Bool { lock.withLock { cancelled } }
 
     public func cancel() { lock.withLock { cancelled = true } }
+
+    /// Sleeps the calling thread for `duration`, or less if the flag is set meanwhile (checked every `slice`).
+    public func sleep(for duration: Duration, slice: Duration = .milliseconds(100)) {
+        var left = duration
+        while left > .zero, !isCancelled {
+            let step = min(left, slice)
+            var request = timespec(tv_sec: Int(step.components.seconds), tv_nsec: Int(step.components.attoseconds / 1_000_000_000))
+            nanosleep(&request, nil)
+            left -= step
+        }
+    }
 }
 
 /// Runs `body` on a new thread and returns its result; cancelling the calling task sets the flag `body`

@@ -1,3 +1,5 @@
+import CDeviceSys
+
 /// One `struct input_event` as an evdev device delivers it, decoded from its bytes.
 ///
 /// Layouts (see `CDeviceSys/shim.h`): with 64-bit `long` the record is 24 bytes (seconds i64, microseconds
@@ -40,7 +42,7 @@ public enum InputEventLayout: Int, Sendable, CaseIterable {
     case bits64 = 24
 
     /// The layout of the running build, from the C compiler's `sizeof(struct input_event)`.
-    public static let native: InputEventLayout = MemoryLayout<Int>.size == 8 ? .bits64 : .bits32
+    public static let native: InputEventLayout = cdevicesys_input_event_size() == 16 ? .bits32 : .bits64
 
     public var size: Int { rawValue }
 

@@ -276,3 +276,24 @@ func sealedAlarm(_ key: DeviceKey) throws -> [UInt8] {
     try SealedFrame.seal(alarm, direction: .up, deviceID: key.deviceID, counter: 65_537, key: key.upKey, into: &wire)
     return Array(wire.readableBytesView)
 }
+
+/// The example configurations shipped in hardware/examples are what technicians copy: each must parse.
+@Suite struct ShippedExampleConfigTests {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("hardware/examples").path
+
+    static let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".toml") }.sorted()
+
+    @Test func thereAreExamplesForEachButtonKind() {
+        #expect(Self.files == ["device-rpi-gpio.toml", "device-serial-box.toml", "device-serial-contact.toml", "device-usb-hid.toml"])
+    }
+
+    @Test(arguments: files)
+    func eachExampleParses(file: String) throws {
+        let text = try String(contentsOfFile: Self.directory + "/" + file, encoding: .utf8)
+        let config = try DeviceConfig(toml: text)
+        #expect(config.button.name != "simulated")
+        #expect(try DeviceConfig(toml: config.render()) == config)
+    }
+}
