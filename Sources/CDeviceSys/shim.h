@@ -102,6 +102,13 @@ static inline int cdevicesys_eviocgrab(int fd, int on) {
     return ioctl(fd, EVIOCGRAB, (void *)(uintptr_t)(on != 0));
 }
 
+/* EVIOCSCLOCKID: stamp this descriptor's events with clock_id (CLOCK_MONOTONIC
+ * instead of the default CLOCK_REALTIME, so wall-clock steps do not show up as
+ * long or negative presses). */
+static inline int cdevicesys_eviocsclockid(int fd, int clock_id) {
+    return ioctl(fd, EVIOCSCLOCKID, &clock_id);
+}
+
 /* --- serial modem lines ---------------------------------------------- */
 
 /* TIOCMGET: the TIOCM_* bits of the modem lines. */

@@ -28,11 +28,13 @@ public struct DeviceDaemon: Service {
 
     public func run() async throws {
         let runtime = try makeRuntime()
+        let source = Self.buttonSource(for: config.button)
         let watcher = Task { await log(runtime.observations) }
         runtime.start()
         try? notifier.ready()
         try? notifier.status("device \(config.deviceID): connecting to \(config.primaryCentre)")
-        let button = Task { await runButtonScript(runtime) }
+        logger.info("call button", metadata: ["source": "\(source.description)"])
+        let button = Task { await runButton(source, runtime) }
         let watchdog = Task { try? await SystemdWatchdogService(notifier: notifier, logger: logger).run() }
         // Returns on SIGTERM/SIGINT (graceful shutdown) or cancellation.
         try? await gracefulShutdown()
@@ -57,9 +59,6 @@ public struct DeviceDaemon: Service {
         switch config.indicators {
         case .simulated: indicators = RecordingIndicators()
         case .sysfs(let root, let leds): indicators = try SysfsLEDIndicators(names: leds, root: root)
-        }
-        guard case .simulated = config.button else {
-            throw DeviceDaemonError("button backend '\(config.button.name)' is not supported by this build yet; use backend = \"simulated\"")
         }
         var runtimeConfiguration = DeviceRuntimeConfiguration(
             key: try config.deviceKey(), primary: try resolve(config.primaryCentre),
@@ -88,19 +87,41 @@ public struct DeviceDaemon: Service {
         }
     }
 
-    private func runButtonScript(_ runtime: DeviceRuntime) async {
-        guard case .simulated(let presses) = config.button else { return }
-        let clock = ContinuousClock()
-        let start = clock.now
-        for press in presses.sorted(by: { $0.at < $1.at }) {
-            do {
-                try await clock.sleep(until: start + press.at)
-                runtime.buttonEdge(down: true)
-                try await clock.sleep(for: press.duration)
-                runtime.buttonEdge(down: false)
-            } catch {
-                return
+    /// The source the configuration names.
+    public static func buttonSource(for backend: ButtonBackend) -> any ButtonSource {
+        switch backend {
+        case .simulated(let presses): ScriptedButtonSource(.presses(presses))
+        case .evdev(let settings): EvdevButtonSource(settings: settings)
+        case .serial(let settings): PendingSerialSource(settings: settings)  // MERGE: replaced by SerialButtonSource
+        case .replay(let settings): ReplayButtonSource(settings: settings)
+        }
+    }
+
+    /// Feeds the source's events to the runtime until the daemon stops. A source that gives up (a
+    /// configuration it cannot work with) leaves the button reported missing, so the centre knows.
+    private func runButton(_ source: any ButtonSource, _ runtime: DeviceRuntime) async {
+        let logger = logger
+        do {
+            try await source.run { event in
+                switch event {
+                case .level(let down):
+                    logger.debug("button", metadata: ["down": "\(down)"])
+                    runtime.buttonEdge(down: down)
+                case .present(let initiallyDown):
+                    logger.info("call button present", metadata: ["held": "\(initiallyDown)"])
+                    runtime.buttonPresenceChanged(present: true)
+                    if initiallyDown { runtime.buttonEdge(down: true) }
+                case .missing(let reason):
+                    logger.error("call button missing: \(reason)")
+                    runtime.buttonPresenceChanged(present: false)
+                    runtime.buttonEdge(down: false)
+                }
             }
+        } catch is CancellationError {
+        } catch {
+            logger.critical("the call button cannot be used: \(error)")
+            try? notifier.status("device \(config.deviceID): CALL BUTTON NOT WORKING: \(error)")
+            runtime.buttonPresenceChanged(present: false)
         }
     }
 
@@ -129,4 +150,13 @@ public struct DeviceDaemon: Service {
 public struct DeviceDaemonError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+// MERGE: removed when the serial branch lands.
+private struct PendingSerialSource: ButtonSource {
+    let settings: SerialButtonSettings
+    var description: String { "serial \(settings.device)" }
+    func run(_ emit: @escaping @Sendable (ButtonEvent) -> Void) async throws {
+        throw ButtonSourceError("serial buttons are not in this build")
+    }
 }

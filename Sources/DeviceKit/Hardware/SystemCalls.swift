@@ -172,6 +172,8 @@ public protocol InputDeviceControl: Sendable {
     func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits
     /// `EVIOCGRAB`: take (`true`) or release (`false`) exclusive delivery of its events.
     func setGrabbed(_ grabbed: Bool, _ fd: CInt) throws(DeviceControlError)
+    /// `EVIOCSCLOCKID(CLOCK_MONOTONIC)`: stamp this descriptor's events with the monotonic clock.
+    func useMonotonicClock(_ fd: CInt) throws(DeviceControlError)
 }
 
 /// `InputDeviceControl` through the real ioctls.
@@ -225,6 +227,10 @@ public struct LinuxInputDeviceControl: InputDeviceControl {
         } catch .failed(_, let errno) where errno == .resourceBusy {
             throw .grabbedElsewhere
         }
+    }
+
+    public func useMonotonicClock(_ fd: CInt) throws(DeviceControlError) {
+        _ = try evdev("EVIOCSCLOCKID") { cdevicesys_eviocsclockid(fd, CLOCK_MONOTONIC) }
     }
 
     /// Reads a string ioctl; `nil` when the kernel says the device has none (`ENOENT`).

@@ -8,6 +8,12 @@ extension Duration {
         return s * 1000 + atto / 1_000_000_000_000_000
     }
 
+    /// Whole microseconds, rounded down.
+    public var microseconds: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000 + atto / 1_000_000_000_000
+    }
+
     /// Whole nanoseconds, rounded down.
     public var nanoseconds: Int64 {
         let (s, atto) = components

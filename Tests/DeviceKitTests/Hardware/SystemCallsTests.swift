@@ -129,6 +129,7 @@ struct HardwareSystemCallsTests {
             expectNotInput("EVIOCGKEY") { _ = try input.keyState(fd) }
             expectNotInput("EVIOCGRAB") { try input.setGrabbed(true, fd) }
             expectNotInput("EVIOCGRAB") { try input.setGrabbed(false, fd) }
+            expectNotInput("EVIOCSCLOCKID") { try input.useMonotonicClock(fd) }
         }
     }
 

@@ -43,6 +43,7 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
         let down = lock.withLock { keyStates.count > 1 ? keyStates.removeFirst() : keyStates[0] }
         return Self.bits(down ? keys : [])
     }
+    func useMonotonicClock(_ fd: CInt) throws(DeviceControlError) { record("EVIOCSCLOCKID(CLOCK_MONOTONIC)") }
     func setGrabbed(_ grabbed: Bool, _ fd: CInt) throws(DeviceControlError) {
         record("EVIOCGRAB(\(grabbed ? 1 : 0))")
         if grabbed, grabFails { throw .grabbedElsewhere }
@@ -136,7 +137,8 @@ final class ButtonEventLog: Sendable {
         task.cancel()
         _ = await task.result
         #expect(control.calls == [
-            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCGRAB(1)",
+            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCSCLOCKID(CLOCK_MONOTONIC)",
+            "EVIOCGRAB(1)",
             "EVIOCGKEY", "EVIOCGRAB(0)",
         ])
     }

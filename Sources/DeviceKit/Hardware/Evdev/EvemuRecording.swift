@@ -1,0 +1,203 @@
+/// An evemu recording (file format 1.3, as `evemu-record` and `devicesim diag record` write it): the device's
+/// description, then its events.
+///
+/// ```
+/// # EVEMU 1.3
+/// # Input device name: "sos-button"          (comments: '#' to the end of the line)
+/// N: sos-button
+/// I: 0019 0001 0001 0100                       bus, vendor, product, version (hex)
+/// P: 00 00 00 00 00 00 00 00                   input properties, 8 bytes a line
+/// B: 00 0b 00 00 00 00 00 00 00                event-type bitmap, then one run of lines per type:
+/// B: 01 00 00 00 00 00 00 00 00                  type (hex) and the next 8 bytes of its code bitmap
+/// A: 00 0 255 0 0 0                            absolute axes: index, min, max, fuzz, flat, resolution
+/// E: 0.000001 0001 0094 0001	# EV_KEY / KEY_PROG1  1
+/// ```
+///
+/// Times in `E:` lines are seconds.microseconds from just before the first event. Parsing is strict about
+/// what the replay needs (every `E:` line, the name, the key bitmap) and says which line is wrong; `L:` and
+/// `S:` lines and unknown comments are accepted and ignored.
+public struct EvemuRecording: Hashable, Sendable {
+    public var name: String
+    public var identity: InputDeviceIdentity
+    /// The code bitmap of each event type, as bytes (bit `n % 8` of byte `n / 8` is code `n`).
+    public var bitmaps: [UInt16: [UInt8]]
+    public var events: [InputEvent]
+
+    public init(name: String, identity: InputDeviceIdentity, bitmaps: [UInt16: [UInt8]], events: [InputEvent]) {
+        self.name = name
+        self.identity = identity
+        self.bitmaps = bitmaps
+        self.events = events
+    }
+
+    /// The keys the recorded device could send (its `EV_KEY` bitmap).
+    public var keys: [UInt16] { codes(of: InputEventNames.evKey) }
+
+    public func codes(of type: UInt16) -> [UInt16] {
+        guard let bytes = bitmaps[type] else { return [] }
+        var codes: [UInt16] = []
+        for (index, byte) in bytes.enumerated() {
+            for bit in 0..<8 where byte & (1 << UInt8(bit)) != 0 { codes.append(UInt16(index * 8 + bit)) }
+        }
+        return codes
+    }
+
+    /// The description of a live device, for `diag record`.
+    public init(device: EvdevDeviceInfo, bitmaps: [UInt16: [UInt8]] = [:]) {
+        var maps = bitmaps
+        if maps[InputEventNames.evKey] == nil { maps[InputEventNames.evKey] = Self.bytes(of: device.keys) }
+        self.init(name: device.name, identity: device.identity, bitmaps: maps, events: [])
+    }
+
+    static func bytes(of codes: [UInt16]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: (Int(codes.max() ?? 0) / 8) + 1)
+        for code in codes { bytes[Int(code) / 8] |= 1 << (code % 8) }
+        return bytes
+    }
+
+    // MARK: Parsing
+
+    public init(parsing text: String) throws(EvemuError) {
+        var name: String?
+        var identity: InputDeviceIdentity?
+        var bitmaps: [UInt16: [UInt8]] = [:]
+        var events: [InputEvent] = []
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let number = index + 1
+            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+            if line.hasPrefix("N:") {
+                // The name runs to the end of the line: it may itself contain '#'.
+                name = String(line.dropFirst(2).drop { $0 == " " })
+                continue
+            }
+            let fields = line.prefix { $0 != "#" }.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard !fields.isEmpty else { continue }
+            func fail(_ what: String) -> EvemuError { EvemuError(line: number, message: what) }
+            switch fields[0] {
+            case "I:":
+                let values = fields.dropFirst().compactMap { UInt16($0, radix: 16) }
+                guard fields.count == 5, values.count == 4 else {
+                    throw fail("an I: line needs bus, vendor, product and version in hex, e.g. 'I: 0003 046d c52b 0111'")
+                }
+                identity = InputDeviceIdentity(busType: values[0], vendor: values[1], product: values[2], version: values[3])
+            case "P:":
+                guard fields.count == 9, fields.dropFirst().allSatisfy({ UInt8($0, radix: 16) != nil }) else {
+                    throw fail("a P: line needs 8 bytes in hex")
+                }
+            case "B:":
+                let values = fields.dropFirst().compactMap { UInt8($0, radix: 16) }
+                guard fields.count == 9, values.count == 8 else {
+                    throw fail("a B: line needs an event type and 8 bytes in hex, e.g. 'B: 01 00 00 00 00 00 00 00 00'")
+                }
+                guard Int(values[0]) <= InputEventNames.evMax else {
+                    throw fail("event type 0x\(String(values[0], radix: 16)) is above EV_MAX (0x1f)")
+                }
+                bitmaps[UInt16(values[0]), default: []] += values.dropFirst()
+            case "A:", "L:", "S:":
+                continue  // absolute axes, LED and switch states: not needed to replay a button
+            case "E:":
+                guard fields.count == 5 else {
+                    throw fail("an E: line needs time, type, code and value, e.g. 'E: 0.000001 0001 0094 0001'")
+                }
+                let time = fields[1].split(separator: ".", omittingEmptySubsequences: false)
+                guard time.count == 2, let seconds = Int64(time[0]), seconds >= 0, time[1].count == 6,
+                    let micros = Int64(time[1]), micros >= 0
+                else { throw fail("'\(fields[1])' is not a time in seconds.microseconds, e.g. 1.000250") }
+                guard let type = UInt16(fields[2], radix: 16), Int(type) <= InputEventNames.evMax else {
+                    throw fail("'\(fields[2])' is not an event type (hex, up to 001f)")
+                }
+                guard let code = UInt16(fields[3], radix: 16) else { throw fail("'\(fields[3])' is not an event code (hex)") }
+                guard let value = Int32(fields[4]) else { throw fail("'\(fields[4])' is not an event value (decimal)") }
+                if let last = events.last, last.time > .seconds(seconds) + .microseconds(micros) {
+                    throw fail("time \(fields[1]) goes back before the previous event's")
+                }
+                events.append(InputEvent(seconds: seconds, microseconds: micros, type: type, code: code, value: value))
+            default:
+                throw fail("'\(fields[0])' is not an evemu line (N:, I:, P:, B:, A:, L:, S:, E: or a # comment)")
+            }
+        }
+        guard let name else { throw EvemuError(line: nil, message: "no N: line: this is not an evemu recording") }
+        guard let identity else { throw EvemuError(line: nil, message: "no I: line: this is not an evemu recording") }
+        self.init(name: name, identity: identity, bitmaps: bitmaps, events: events)
+    }
+
+    // MARK: Writing
+
+    /// The highest code of each event type that evemu writes a bitmap for (libevdev's maxima).
+    static let typeMaxima: [(type: UInt16, max: Int)] = [
+        (0x01, 0x2ff), (0x02, 0x0f), (0x03, 0x3f), (0x04, 0x07), (0x05, 0x10), (0x11, 0x0f), (0x12, 0x07),
+        (0x14, 0x01), (0x15, 0x7f), (0x17, 0x01),
+    ]
+
+    /// The description header, as `evemu-record` writes it.
+    public func header(kernel: String? = nil) -> String {
+        func hex(_ v: some BinaryInteger, _ width: Int) -> String {
+            let digits = String(v, radix: 16)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        var lines = ["# EVEMU 1.3"]
+        if let kernel { lines.append("# Kernel: \(kernel)") }
+        lines.append("# Input device name: \"\(name)\"")
+        lines.append(
+            "# Input device ID: bus 0x\(hex(identity.busType, 2)) vendor 0x\(hex(identity.vendor, 2)) product 0x\(hex(identity.product, 2)) version 0x\(hex(identity.version, 2))")
+        lines.append("# Supported events:")
+        for (type, _) in [(UInt16(0), 0)] + Self.typeMaxima where type == 0 || !codes(of: type).isEmpty {
+            lines.append("#   Event type \(type) (\(InputEventNames.type(type)))")
+            let codes = type == 0 ? [InputEventNames.synReport] : codes(of: type)
+            for code in codes { lines.append("#     Event code \(code) (\(InputEventNames.code(type: type, code: code)))") }
+        }
+        lines.append("# Properties:")
+        lines.append("N: \(name)")
+        lines.append("I: \(hex(identity.busType, 4)) \(hex(identity.vendor, 4)) \(hex(identity.product, 4)) \(hex(identity.version, 4))")
+        lines.append("P: 00 00 00 00 00 00 00 00")
+        lines.append("B: 00 0b 00 00 00 00 00 00 00")
+        for (type, maximum) in Self.typeMaxima {
+            let bytes = bitmaps[type] ?? []
+            for start in stride(from: 0, to: (maximum + 1 + 7) / 8, by: 8) {
+                let chunk = (start..<start + 8).map { $0 < bytes.count ? bytes[$0] : 0 }
+                lines.append("B: \(hex(type, 2)) " + chunk.map { hex($0, 2) }.joined(separator: " "))
+            }
+        }
+        lines += ["################################", "#      Waiting for events      #", "################################"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One `E:` line with its description comment, as evemu writes it. `time` is from the recording's start.
+    public static func eventLine(_ event: InputEvent, time: Duration, sinceLastReport: Duration) -> String {
+        let micros = time.microseconds
+        let seconds = micros / 1_000_000
+        let fraction = String(micros % 1_000_000)
+        func hex4(_ v: UInt16) -> String { let d = String(v, radix: 16); return String(repeating: "0", count: 4 - d.count) + d }
+        let value = event.value < 0
+            ? "-" + String(repeating: "0", count: max(0, 3 - String(-Int64(event.value)).count)) + String(-Int64(event.value))
+            : String(repeating: "0", count: max(0, 4 - String(event.value).count)) + String(event.value)
+        let head = "E: \(seconds).\(String(repeating: "0", count: 6 - fraction.count))\(fraction) \(hex4(event.type)) \(hex4(event.code)) \(value)\t"
+        let code = InputEventNames.code(type: event.type, code: event.code)
+        if event.type == InputEventNames.evSyn {
+            return head + "# ------------ \(code) (\(event.value)) ---------- +\(sinceLastReport.milliseconds)ms"
+        }
+        let padded = code + String(repeating: " ", count: max(0, 20 - code.count))
+        return head + "# \(InputEventNames.type(event.type)) / \(padded) \(event.value)"
+    }
+
+    /// The whole file.
+    public func render(kernel: String? = nil) -> String {
+        var text = header(kernel: kernel)
+        guard let first = events.first?.time else { return text }
+        let origin = first - .microseconds(1)
+        var lastReport = origin
+        for event in events {
+            let since = event.time - lastReport
+            if event.type == InputEventNames.evSyn { lastReport = event.time }
+            text += Self.eventLine(event, time: event.time - origin, sinceLastReport: since) + "\n"
+        }
+        return text
+    }
+}
+
+/// An evemu file that cannot be read: which line, and what is wrong with it.
+public struct EvemuError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var line: Int?
+    public var message: String
+    public var description: String { line.map { "line \($0): \(message)" } ?? message }
+}
