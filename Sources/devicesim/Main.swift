@@ -6,6 +6,9 @@ struct DeviceSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devicesim",
         abstract: "Home emergency call device firmware, its dispatch centre, load tests and diagnostics.",
-        subcommands: [DemoCommand.self, RunCommand.self, CenterCommand.self, ProvisionCommand.self, ProtocolCommand.self]
+        subcommands: [
+            DemoCommand.self, RunCommand.self, CenterCommand.self, DiagCommand.self, ProvisionCommand.self,
+            ProtocolCommand.self,
+        ]
     )
 }

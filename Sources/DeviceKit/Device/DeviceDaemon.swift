@@ -27,6 +27,16 @@ public struct DeviceDaemon: Service {
     }
 
     public func run() async throws {
+        let lock: StateDirectoryLock
+        do {
+            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+            lock = try StateDirectoryLock(stateDirectory: config.stateDirectory)
+        } catch let error as StateDirectoryLockError {
+            throw DeviceDaemonError("\(error)")
+        } catch {
+            throw DeviceDaemonError("cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)")
+        }
+        defer { withExtendedLifetime(lock) {} }
         let runtime = try makeRuntime()
         let source = Self.buttonSource(for: config.button)
         let watcher = Task { await log(runtime.observations) }
@@ -80,11 +90,7 @@ public struct DeviceDaemon: Service {
     }
 
     private func resolve(_ address: CentreAddress) throws -> SocketAddress {
-        do {
-            return try SocketAddress.makeAddressResolvingHost(address.host, port: Int(address.port))
-        } catch {
-            throw DeviceDaemonError("cannot resolve the centre address \(address): \(error)")
-        }
+        do { return try address.resolved() } catch { throw DeviceDaemonError(error.description) }
     }
 
     /// The source the configuration names.

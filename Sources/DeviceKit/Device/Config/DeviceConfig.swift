@@ -1,3 +1,4 @@
+import NIOCore
 import Logging
 
 /// Everything a device needs to run, as read from `device.toml` (written by `devicesim provision`).
@@ -122,6 +123,13 @@ public struct CentreAddress: Hashable, Sendable, CustomStringConvertible {
     public static let defaultPort: UInt16 = 7700
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// The address to connect to, looked up in DNS if `host` is a name.
+    public func resolved() throws(DeviceConfigError) -> SocketAddress {
+        do { return try SocketAddress.makeAddressResolvingHost(host, port: Int(port)) } catch {
+            throw DeviceConfigError("centre", "cannot resolve \(self): \(error) (check the name, or DNS on this network)")
+        }
+    }
 
     /// Parses `host:port` or `[v6]:port`; the error says what to write instead. `key` names the setting.
     public init(parsing text: String, key: String = "centre") throws(DeviceConfigError) {

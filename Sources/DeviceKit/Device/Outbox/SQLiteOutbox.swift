@@ -164,6 +164,15 @@ public final class SQLiteOutbox: Outbox {
         }
     }
 
+    /// The boot count as last stored, without counting a boot (for diagnostics).
+    public func currentBootCount() throws(OutboxError) -> UInt32 {
+        do {
+            return try database.read { db in UInt32(clamping: try Self.stateValue(db, Self.bootCountKey) ?? 0) }
+        } catch {
+            throw Self.failure(path, "cannot read the boot count", error)
+        }
+    }
+
     /// The id the next `enqueue` will draw. For diagnostics; never use it to build a message.
     public func nextMessageID() throws(OutboxError) -> UInt32 {
         do {

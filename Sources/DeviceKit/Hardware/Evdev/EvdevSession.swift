@@ -17,6 +17,11 @@ public struct EvdevSession: Sendable {
 
         /// `EVIOCGKEY`: the keys held down now.
         public func heldKeys() throws(DeviceControlError) -> EventCodeBits { try control.keyState(fd) }
+
+        /// `EVIOCGBIT(type)`: the codes it can send for `type`.
+        public func codes(of type: UInt16) throws(DeviceControlError) -> EventCodeBits {
+            try control.capabilities(fd, eventType: type)
+        }
     }
 
     public let path: String

@@ -49,6 +49,11 @@ public struct EvemuRecording: Hashable, Sendable {
         self.init(name: device.name, identity: device.identity, bitmaps: maps, events: [])
     }
 
+    /// A kernel bitmap (`EVIOCGBIT`) as bytes, lowest codes first.
+    public static func bytes(of bits: EventCodeBits) -> [UInt8] {
+        bits.words.flatMap { word in (0..<MemoryLayout<UInt>.size).map { UInt8(truncatingIfNeeded: word >> (8 * UInt($0))) } }
+    }
+
     static func bytes(of codes: [UInt16]) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: (Int(codes.max() ?? 0) / 8) + 1)
         for code in codes { bytes[Int(code) / 8] |= 1 << (code % 8) }
@@ -124,7 +129,7 @@ public struct EvemuRecording: Hashable, Sendable {
     // MARK: Writing
 
     /// The highest code of each event type that evemu writes a bitmap for (libevdev's maxima).
-    static let typeMaxima: [(type: UInt16, max: Int)] = [
+    public static let typeMaxima: [(type: UInt16, max: Int)] = [
         (0x01, 0x2ff), (0x02, 0x0f), (0x03, 0x3f), (0x04, 0x07), (0x05, 0x10), (0x11, 0x0f), (0x12, 0x07),
         (0x14, 0x01), (0x15, 0x7f), (0x17, 0x01),
     ]
@@ -182,16 +187,25 @@ public struct EvemuRecording: Hashable, Sendable {
 
     /// The whole file.
     public func render(kernel: String? = nil) -> String {
-        var text = header(kernel: kernel)
-        guard let first = events.first?.time else { return text }
-        let origin = first - .microseconds(1)
-        var lastReport = origin
-        for event in events {
-            let since = event.time - lastReport
-            if event.type == InputEventNames.evSyn { lastReport = event.time }
-            text += Self.eventLine(event, time: event.time - origin, sinceLastReport: since) + "\n"
-        }
-        return text
+        var recorder = EvemuRecorder()
+        return header(kernel: kernel) + events.map { recorder.line(for: $0) + "\n" }.joined()
+    }
+}
+
+/// Writes `E:` lines as events arrive (`diag record`): times from just before the first event, and each
+/// `SYN_REPORT`'s distance from the previous one in its comment, as evemu-record does.
+public struct EvemuRecorder: Sendable {
+    private var origin: Duration?
+    private var lastReport: Duration?
+
+    public init() {}
+
+    public mutating func line(for event: InputEvent) -> String {
+        let origin = self.origin ?? (event.time - .microseconds(1))
+        self.origin = origin
+        let since = event.time - (lastReport ?? origin)
+        if event.type == InputEventNames.evSyn { lastReport = event.time }
+        return EvemuRecording.eventLine(event, time: event.time - origin, sinceLastReport: since)
     }
 }
 

@@ -1,0 +1,184 @@
+import ArgumentParser
+import DeviceKit
+import Foundation
+
+/// `devicesim diag`: the field technician's tools, in plain words.
+struct DiagCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diag",
+        abstract: "Check a device in someone's home: the button, its wiring, the power, the link to the centre.",
+        discussion: """
+            Every line says what was found and what to do next. Start with `devicesim diag selftest`, or \
+            `devicesim diag list` to find the button.
+            """,
+        subcommands: [DiagWatchCommand.self, DiagRecordCommand.self, DiagLinkCommand.self, DiagSelftestCommand.self]
+    )
+}
+
+/// Runs `body` until it returns or the user presses Ctrl-C (SIGINT) or `seconds` pass; then returns, so
+/// the caller can print its summary.
+func untilInterrupted(seconds: Double?, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    signal(SIGINT, SIG_IGN)
+    let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
+    defer {
+        interrupt.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+    let task = Task { try await body() }
+    interrupt.setEventHandler { task.cancel() }
+    interrupt.resume()
+    let timer = seconds.map { seconds in
+        Task {
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            task.cancel()
+        }
+    }
+    defer { timer?.cancel() }
+    do { try await task.value } catch is CancellationError {}
+}
+
+/// Flushes standard output after each line, so a technician watching over SSH sees events at once.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+/// The identity lines printed before watching or recording.
+func describe(_ info: EvdevDeviceInfo) -> [String] {
+    var lines = ["\(info.path): \"\(info.name)\", \(info.busDescription)"]
+    if let phys = info.physicalLocation, !phys.isEmpty { lines.append("  location: \(phys)") }
+    let keys = info.keys.map { InputEventNames.code(type: InputEventNames.evKey, code: $0) }
+    lines.append(keys.count <= 8 ? "  keys: \(keys.joined(separator: ", "))" : "  \(keys.count) keys (a keyboard or similar)")
+    for key in info.keys {
+        if let action = InputEventNames.logindKeys[key] {
+            lines.append("  WARNING: \(InputEventNames.code(type: 1, code: key)) is a key systemd-logind acts on (\(action)); never wire the call button to it")
+        }
+    }
+    return lines
+}
+
+struct DiagWatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Show a button's events live: presses, how long they were held, bounces, lost events.",
+        discussion: """
+            Times are seconds from the first event, on the monotonic clock. Press Ctrl-C to stop and see a \
+            summary with advice. Needs read access to the device (group input).
+            """)
+
+    @Argument(help: "The input device, e.g. /dev/input/sos-button or /dev/input/event3.")
+    var device: String
+
+    @Option(name: .customLong("debounce-ms"), help: "Edges closer than this are reported as bounces.")
+    var debounceMilliseconds = 30
+
+    @Option(name: .customLong("hold-ms"), help: "The device's hold time: shorter presses would not raise an alarm.")
+    var holdMilliseconds = 100
+
+    @Flag(help: "Take the device for this program alone while watching (EVIOCGRAB).")
+    var grab = false
+
+    @Option(help: "Stop after this many seconds instead of waiting for Ctrl-C.")
+    var seconds: Double?
+
+    func run() async throws {
+        let session = EvdevSession(path: device, grab: grab)
+        let debounce = Duration.milliseconds(debounceMilliseconds)
+        let hold = Duration.milliseconds(holdMilliseconds)
+        let summary = SummaryBox()
+        var end: EvdevSession.End = .cancelled
+        let result = ResultBox()
+        try await untilInterrupted(seconds: seconds) {
+            let outcome = try await onDedicatedThread(name: "diag watch") { flag in
+                var watch = ButtonWatch(debounce: debounce)
+                defer { summary.lines = watch.summary(hold: hold) }
+                return try session.run(flag) { device, info in
+                    describe(info).forEach(say)
+                    let held = try device.heldKeys().codes.map { UInt16($0) }
+                    watch.start(held: held).map(ButtonWatch.line).forEach(say)
+                    say("Watching; press the button (Ctrl-C to stop).")
+                } events: { _, events in
+                    for event in events { watch.feed(event).map(ButtonWatch.line).forEach(say) }
+                    summary.lines = watch.summary(hold: hold)
+                }
+            }
+            result.end = outcome
+        }
+        end = result.end ?? .cancelled
+        if case .gone(let reason) = end {
+            say("PROBLEM: \(reason)")
+        }
+        summary.lines.forEach(say)
+        if case .gone = end { throw ExitCode(1) }
+    }
+}
+
+struct DiagRecordCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "record",
+        abstract: "Record a button's events to an evemu file (format 1.3) that `backend = \"replay\"` plays back.",
+        discussion: """
+            The file is the same format evemu-record writes, so evemu-play and libinput tools read it too. \
+            Press Ctrl-C to stop.
+            """)
+
+    @Argument(help: "The input device, e.g. /dev/input/sos-button.")
+    var device: String
+
+    @Option(help: "The recording to write.")
+    var out: String
+
+    @Flag(help: "Take the device for this program alone while recording (EVIOCGRAB).")
+    var grab = false
+
+    @Option(help: "Stop after this many seconds instead of waiting for Ctrl-C.")
+    var seconds: Double?
+
+    func run() async throws {
+        guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
+            throw ValidationError("cannot create \(out): check the directory exists and is writable")
+        }
+        let file = UncheckedBox(handle)
+        let session = EvdevSession(path: device, grab: grab)
+        let count = CountBox()
+        let result = ResultBox()
+        let kernel = ProcessInfo.processInfo.operatingSystemVersionString
+        try await untilInterrupted(seconds: seconds) {
+            result.end = try await onDedicatedThread(name: "diag record") { flag in
+                var recorder = EvemuRecorder()
+                return try session.run(flag) { device, info in
+                    var bitmaps: [UInt16: [UInt8]] = [:]
+                    for (type, _) in EvemuRecording.typeMaxima where info.eventTypes.contains(type) {
+                        bitmaps[type] = EvemuRecording.bytes(of: try device.codes(of: type))
+                    }
+                    let header = EvemuRecording(device: info, bitmaps: bitmaps).header(kernel: kernel)
+                    file.value.write(Data(header.utf8))
+                    describe(info).forEach(say)
+                    say("Recording to \(out); press the button, then Ctrl-C.")
+                } events: { _, events in
+                    for event in events {
+                        file.value.write(Data((recorder.line(for: event) + "\n").utf8))
+                        count.value += 1
+                    }
+                }
+            }
+        }
+        try? handle.synchronize()
+        try? handle.close()
+        if case .gone(let reason) = result.end {
+            say("PROBLEM: \(reason)")
+            throw ExitCode(1)
+        }
+        say("Wrote \(count.value) events to \(out). Replay it with [button] backend = \"replay\", file = \"\(out)\".")
+    }
+}
+
+/// Mutable state shared between a command and its reading thread, which never touch it at the same time
+/// (the reader finishes before the command reads it).
+final class SummaryBox: @unchecked Sendable { var lines: [String] = [] }
+final class ResultBox: @unchecked Sendable { var end: EvdevSession.End? }
+final class CountBox: @unchecked Sendable { var value = 0 }
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import DeviceKit
+import Foundation
+
+/// Reads device.toml for a diag command; the error names the file and the setting.
+func loadDeviceConfig(_ path: String) throws -> DeviceConfig {
+    do { return try DeviceConfig.load(path: path) } catch { throw ValidationError("\(path): \(error)") }
+}
+
+struct DiagLinkCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "link",
+        abstract: "Reach the centre, authenticate as this device, time round trips and compare clocks.",
+        discussion: """
+            Uses the device's own key and frame counter, so the device must not be running at the same time \
+            (systemctl stop devicekit; start it again afterwards). Exit status 1 when the centre cannot be \
+            reached or does not accept the device.
+            """)
+
+    @Option(help: "The device configuration file.")
+    var config = "/etc/devicekit/device.toml"
+
+    @Option(help: "How many heartbeat round trips to time.")
+    var count = 5
+
+    @Flag(help: "Print the measurements as JSON.")
+    var json = false
+
+    func run() async throws {
+        let device = try loadDeviceConfig(config)
+        let lock: StateDirectoryLock
+        do {
+            try FileManager.default.createDirectory(atPath: device.stateDirectory, withIntermediateDirectories: true)
+            lock = try StateDirectoryLock(stateDirectory: device.stateDirectory)
+        } catch {
+            say("FAIL  link      \(error)")
+            throw ExitCode(1)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let address = try device.primaryCentre.resolved()
+        let boot = (try? SQLiteOutbox(path: device.outboxPath).currentBootCount()) ?? 0
+        let probe = LinkProbe(
+            key: try device.deviceKey(), address: address, label: device.primaryCentre.description, transport: device.transport,
+            counterStore: CounterReservationFile(path: device.counterPath), bootCount: boot)
+        if !json { say("Contacting the centre at \(device.primaryCentre) (\(address.ipAddress ?? "?")) over \(device.transport.rawValue)…") }
+        do {
+            let report = try await probe.run(heartbeats: max(1, count))
+            if json {
+                say(String(decoding: try JSONEncoder.sorted.encode(report), as: UTF8.self))
+            } else {
+                SelfTest.describe(report).map(\.line).forEach(say)
+                let rtts = report.roundTripMilliseconds.map { String(format: "%.2f", $0) }.joined(separator: ", ")
+                say("      round trips (ms): \(rtts); the centre asks for a heartbeat every \(report.heartbeatIntervalSeconds) s")
+            }
+        } catch {
+            say("FAIL  link      \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct DiagSelftestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Check everything before leaving: button, LEDs (they blink), power, storage, link to the centre.",
+        discussion: """
+            Prints one PASS, WARN or FAIL line per check, each saying what to do. WARN means it works but \
+            needs a look. Exit status 0 when nothing FAILs, 1 otherwise. With the device running, the LED and \
+            link checks are skipped so they do not disturb it.
+            """)
+
+    @Option(help: "The device configuration file.")
+    var config = "/etc/devicekit/device.toml"
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func run() async throws {
+        let device = try loadDeviceConfig(config)
+        var test = SelfTest(config: device)
+        test.serialCheck = nil
+        test.powerCheck = nil
+        let results = await test.run()
+        if json {
+            say(String(decoding: try JSONEncoder.sorted.encode(results), as: UTF8.self))
+        } else {
+            results.map(\.line).forEach(say)
+            let worst = results.map(\.status).max() ?? .pass
+            say(worst == .fail ? "Result: FAIL — fix the lines marked FAIL, then run the selftest again."
+                : worst == .warn ? "Result: PASS with warnings — read the WARN lines." : "Result: PASS — the device is ready.")
+        }
+        if results.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}
