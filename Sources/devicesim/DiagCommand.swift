@@ -145,21 +145,12 @@ struct DiagRecordCommand: AsyncParsableCommand {
         let kernel = ProcessInfo.processInfo.operatingSystemVersionString
         try await untilInterrupted(seconds: seconds) {
             result.end = try await onDedicatedThread(name: "diag record") { flag in
-                var recorder = EvemuRecorder()
-                return try session.run(flag) { device, info in
-                    var bitmaps: [UInt16: [UInt8]] = [:]
-                    for (type, _) in EvemuRecording.typeMaxima where info.eventTypes.contains(type) {
-                        bitmaps[type] = EvemuRecording.bytes(of: try device.codes(of: type))
-                    }
-                    let header = EvemuRecording(device: info, bitmaps: bitmaps).header(kernel: kernel)
-                    file.value.write(Data(header.utf8))
+                try session.record(flag, kernel: kernel) { info in
                     describe(info).forEach(say)
                     say("Recording to \(out); press the button, then Ctrl-C.")
-                } events: { _, events in
-                    for event in events {
-                        file.value.write(Data((recorder.line(for: event) + "\n").utf8))
-                        count.value += 1
-                    }
+                } write: { text in
+                    file.value.write(Data(text.utf8))
+                    count.value += text.hasPrefix("E:") ? 1 : 0
                 }
             }
         }

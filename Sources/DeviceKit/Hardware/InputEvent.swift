@@ -107,6 +107,7 @@ public enum InputEventNames {
         case evMsc: table = InputEventCodeNames.misc
         case 0x05: table = InputEventCodeNames.switches
         case 0x11: table = InputEventCodeNames.leds
+        case evRep: table = InputEventCodeNames.autorepeat
         default: table = nil
         }
         return table?[code] ?? "\(code)"

@@ -675,4 +675,8 @@ enum InputEventCodeNames {
         9: "LED_MAIL",
         10: "LED_CHARGING",
     ]
+    static let autorepeat: [UInt16: String] = [
+        0: "REP_DELAY",
+        1: "REP_PERIOD",
+    ]
 }

@@ -91,7 +91,7 @@ public struct EvemuRecording: Hashable, Sendable {
                 }
             case "B:":
                 let values = fields.dropFirst().compactMap { UInt8($0, radix: 16) }
-                guard fields.count == 9, values.count == 8 else {
+                guard fields.count == 10, values.count == 9 else {
                     throw fail("a B: line needs an event type and 8 bytes in hex, e.g. 'B: 01 00 00 00 00 00 00 00 00'")
                 }
                 guard Int(values[0]) <= InputEventNames.evMax else {
@@ -196,16 +196,19 @@ public struct EvemuRecording: Hashable, Sendable {
 /// `SYN_REPORT`'s distance from the previous one in its comment, as evemu-record does.
 public struct EvemuRecorder: Sendable {
     private var origin: Duration?
-    private var lastReport: Duration?
+    /// Milliseconds (truncated) of the last `SYN_REPORT`; evemu's comment shows the difference of the
+    /// truncated values, so this does too.
+    private var lastReportMilliseconds: Int64 = 0
 
     public init() {}
 
     public mutating func line(for event: InputEvent) -> String {
         let origin = self.origin ?? (event.time - .microseconds(1))
         self.origin = origin
-        let since = event.time - (lastReport ?? origin)
-        if event.type == InputEventNames.evSyn { lastReport = event.time }
-        return EvemuRecording.eventLine(event, time: event.time - origin, sinceLastReport: since)
+        let time = event.time - origin
+        let since = Duration.milliseconds(time.milliseconds - lastReportMilliseconds)
+        if event.type == InputEventNames.evSyn { lastReportMilliseconds = time.milliseconds }
+        return EvemuRecording.eventLine(event, time: time, sinceLastReport: since)
     }
 }
 
@@ -214,4 +217,26 @@ public struct EvemuError: Error, Hashable, Sendable, CustomStringConvertible {
     public var line: Int?
     public var message: String
     public var description: String { line.map { "line \($0): \(message)" } ?? message }
+}
+
+extension EvdevSession {
+    /// Records this device as an evemu file (`diag record`): the header, with the bitmap of every event type
+    /// the device has, once it is open; then one line per event. `write` gets text to append; `opened` is
+    /// told the identity.
+    public func record(
+        _ flag: CancellationFlag, kernel: String? = nil, opened: (EvdevDeviceInfo) -> Void = { _ in },
+        write: (String) -> Void
+    ) throws -> End {
+        var recorder = EvemuRecorder()
+        return try run(flag) { device, info in
+            var bitmaps: [UInt16: [UInt8]] = [:]
+            for (type, _) in EvemuRecording.typeMaxima where info.eventTypes.contains(type) {
+                bitmaps[type] = EvemuRecording.bytes(of: try device.codes(of: type))
+            }
+            write(EvemuRecording(device: info, bitmaps: bitmaps).header(kernel: kernel))
+            opened(info)
+        } events: { _, events in
+            for event in events { write(recorder.line(for: event) + "\n") }
+        }
+    }
 }
