@@ -103,7 +103,7 @@ extension DeviceConfig {
             button: button, power: power, indicators: indicators, logLevel: level)
     }
 
-    /// Reads and parses the file at `path`. A relative `state_dir` or `key_file` is taken relative to the
+    /// Reads and parses the file at `path`. A relative `state_dir`, `key_file` or replay `file` is taken relative to the
     /// file's directory, so a configuration and its key can move together.
     public static func load(path: String) throws(DeviceConfigError) -> DeviceConfig {
         let bytes: [UInt8]?
@@ -125,6 +125,10 @@ extension DeviceConfig {
         }
         config.stateDirectory = resolve(config.stateDirectory)
         if case .file(let keyPath) = config.key { config.key = .file(resolve(keyPath)) }
+        if case .replay(var replay) = config.button {
+            replay.file = resolve(replay.file)
+            config.button = .replay(replay)
+        }
         return config
     }
 

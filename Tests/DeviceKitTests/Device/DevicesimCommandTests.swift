@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+/// `devicesim run` and `devicesim diag` as a technician runs them, as child processes.
+@Suite(.serialized) struct DevicesimCommandTests {
+    func replaceButton(in config: String, with table: String) throws {
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        guard let start = text.range(of: "[button]"), let end = text.range(of: "[indicators]") else {
+            throw HarnessError("no [button] section in \(config)")
+        }
+        try (text[..<start.lowerBound] + "[button]\n" + table + "\n\n" + text[end.lowerBound...])
+            .write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    @Test func aPressReplayedFromARecordingRaisesAnAlarmAtTheCentre() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        let ports = try await harness.startCentre()
+        let config = try await ChildProcess.provision(id: 31, port: ports.tcp, directory: harness.directory)
+        try EvemuTests.usbBox.write(toFile: harness.directory + "/press.evemu", atomically: true, encoding: .utf8)
+        try replaceButton(in: config, with: "backend = \"replay\"\nfile = \"press.evemu\"")
+        let device = try ChildProcess.launch(["run", "--config", config])
+        try await eventually("the replayed press is recorded as an alarm") { !harness.alarmsRecorded(device: 31).isEmpty }
+        device.terminate()
+        try await ChildProcess.exit(device, within: .seconds(10))
+        #expect(device.terminationStatus == 0)
+        #expect(harness.alarmsRecorded(device: 31).count == 1)
+        await harness.stopCentre()
+    }
+
+    @Test func aSecondDaemonOnTheSameStateIsRefusedAndSaysWhy() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        let ports = try await harness.startCentre()
+        let config = try await ChildProcess.provision(id: 32, port: ports.tcp, directory: harness.directory)
+        let first = try ChildProcess.launch(["run", "--config", config])
+        try await eventually("the first daemon holds the lock") {
+            (try? String(contentsOfFile: harness.directory + "/state/lock", encoding: .utf8))?.hasPrefix("\(first.processIdentifier)") == true
+        }
+        let second = try await ChildProcess.run(["run", "--config", config], within: .seconds(30))
+        #expect(second.status != 0)
+        #expect(second.output.contains("another devicesim (process \(first.processIdentifier)"), "\(second.output)")
+        let link = try await ChildProcess.run(["diag", "link", "--config", config], within: .seconds(30))
+        #expect(link.status == 1)
+        #expect(link.output.contains("FAIL  link"), "\(link.output)")
+        first.terminate()
+        try await ChildProcess.exit(first, within: .seconds(10))
+        await harness.stopCentre()
+    }
+
+    @Test func selftestAndLinkPassWithTheCentreUpAndFailWithItDown() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        let ports = try await harness.startCentre()
+        let config = try await ChildProcess.provision(id: 33, port: ports.tcp, directory: harness.directory)
+        let up = try await ChildProcess.run(["diag", "selftest", "--config", config])
+        #expect(up.status == 0, "\(up.output)")
+        #expect(up.output.contains("PASS  link"))
+        #expect(up.output.contains("WARN  button    the button is simulated"))
+        let json = try await ChildProcess.run(["diag", "selftest", "--config", config, "--json"])
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: String]]
+        #expect(parsed?.contains { $0["check"] == "link" && $0["status"] == "PASS" } == true, "\(json.output)")
+        await harness.stopCentre()
+        let down = try await ChildProcess.run(["diag", "link", "--config", config])
+        #expect(down.status == 1)
+        #expect(down.output.contains("connection refused"), "\(down.output)")
+    }
+
+    @Test func watchingADeviceThatIsNotThereSaysSo() async throws {
+        let result = try await ChildProcess.run(["diag", "watch", "/dev/input/no-such-button", "--seconds", "5"])
+        #expect(result.status == 1)
+        #expect(result.output.contains("PROBLEM: /dev/input/no-such-button does not exist"), "\(result.output)")
+        let notInput = try await ChildProcess.run(["diag", "record", "/dev/null", "--out", NSTemporaryDirectory() + "x.evemu", "--seconds", "5"])
+        #expect(notInput.status == 1)
+        #expect(notInput.output.contains("is not an input event device"), "\(notInput.output)")
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+@Suite struct SelfTestTests {
+    func config(_ directory: String, centrePort: Int, button: ButtonBackend, indicators: IndicatorBackend = .simulated) -> DeviceConfig {
+        DeviceConfig(
+            deviceID: 1, key: .bytes(RunningCentre.rootKey), stateDirectory: directory + "/state",
+            primaryCentre: CentreAddress(host: "127.0.0.1", port: UInt16(centrePort)), button: button, indicators: indicators)
+    }
+
+    func temporaryDirectory() throws -> String {
+        let directory = NSTemporaryDirectory() + "devicekit-selftest-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test func aWorkingDevicePassesEveryCheckAndTheLEDsBlink() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        defer { Task { await centre.stop() } }
+        let device = try FakeEventDevice()
+        let leds = try FakeLEDClass(leds: ["sos-red": 1, "sos-green": 255, "sos-amber": 1])
+        defer { leds.remove() }
+        let directory = try temporaryDirectory()
+        var test = SelfTest(config: config(
+            directory, centrePort: centre.ports.tcp, button: .evdev(.init(device: device.path, key: 148)),
+            indicators: .sysfs(root: leds.root, leds: LEDNames(red: "sos-red", green: "sos-green", amber: "sos-amber"))))
+        test.inputControl = RecordingInputDeviceControl()
+        test.blinkFor = .milliseconds(1)
+        test.powerCheck = { _ in [SelfTestResult("power", .pass, "mains present")] }
+        let results = await test.run()
+        #expect(results.map(\.check) == ["button", "leds", "power", "storage", "outbox", "link", "clock"])
+        #expect(results.allSatisfy { $0.status == .pass }, "\(results.map(\.line))")
+        #expect(results[0].message.contains("the call button is KEY_PROG1"))
+        // The LEDs end in the idle state: green steady and dim, the others off.
+        #expect(try leds.state("sos-red") == "none 0")
+        #expect(try leds.state("sos-amber") == "none 0")
+        let green = try leds.state("sos-green")
+        #expect(green.hasPrefix("none ") && green != "none 0", "\(green)")
+    }
+
+    @Test func aMissingButtonAndAnUnreachableCentreFailWithWhatToDo() async throws {
+        let directory = try temporaryDirectory()
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let port = centre.ports.tcp
+        await centre.stop()
+        let results = await SelfTest(config: config(
+            directory, centrePort: port, button: .evdev(.init(device: directory + "/no-such-event")))).run()
+        let failures = results.filter { $0.status == .fail }
+        #expect(failures.map(\.check) == ["button", "link"])
+        #expect(failures[0].message.contains("does not exist: the button is unplugged or its driver is not loaded"))
+        #expect(failures[1].message.contains("connection refused"))
+        #expect(results.contains { $0.check == "leds" && $0.status == .warn })
+    }
+
+    @Test func aPowerKeyAndAStuckButtonAreFlagged() async throws {
+        let device = try FakeEventDevice()
+        let control = RecordingInputDeviceControl()
+        control.keys = [116]
+        control.keyStates = [true]
+        let directory = try temporaryDirectory()
+        var test = SelfTest(config: config(directory, centrePort: 1, button: .evdev(.init(device: device.path))))
+        test.inputControl = control
+        let results = test.evdevButton(.init(device: device.path))
+        #expect(results.map(\.status) == [.pass, .warn, .fail])
+        #expect(results[1].message.contains("KEY_POWER is held down right now"))
+        #expect(results[2].message.contains("systemd-logind acts on (power off (HandlePowerKey))"))
+    }
+
+    @Test func aRunningDeviceIsNotDisturbed() async throws {
+        let directory = try temporaryDirectory()
+        let configuration = config(directory, centrePort: 1, button: .simulated(presses: []))
+        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        let daemonLock = try StateDirectoryLock(stateDirectory: configuration.stateDirectory)
+        let results = await SelfTest(config: configuration).run()
+        withExtendedLifetime(daemonLock) {}
+        #expect(results.first?.check == "daemon")
+        #expect(results.first?.message.contains("process \(getpid())") == true)
+        #expect(!results.contains { $0.check == "link" || $0.check == "leds" })
+        #expect(!results.contains { $0.status == .fail })
+    }
+
+    @Test func aBrokenStorageDirectoryFails() async throws {
+        let directory = try temporaryDirectory()
+        var configuration = config(directory, centrePort: 1, button: .simulated(presses: []))
+        configuration.stateDirectory = "/proc/devicekit-cannot-exist"
+        let results = await SelfTest(config: configuration).run()
+        #expect(results.contains { $0.status == .fail && $0.message.contains("/proc/devicekit-cannot-exist") })
+    }
+}
