@@ -76,7 +76,9 @@ public struct DeviceDaemon: Service {
             bootCount: bootCount,
             press: .init(
                 debounce: .milliseconds(Int(config.alarm.debounceMilliseconds)),
-                hold: .milliseconds(Int(config.alarm.holdMilliseconds))),
+                hold: .milliseconds(Int(config.alarm.holdMilliseconds)),
+                longPress: .milliseconds(Int(config.alarm.longPressMilliseconds)),
+                stuckAfter: .seconds(Int(config.alarm.stuckAfterSeconds))),
             cancelWindow: .milliseconds(Int(config.alarm.cancelWindowMilliseconds)),
             defaultHeartbeatInterval: .seconds(Int(config.heartbeatIntervalSeconds)))
         runtimeConfiguration.faultInjection = faultInjection

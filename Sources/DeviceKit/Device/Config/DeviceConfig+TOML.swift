@@ -60,7 +60,13 @@ extension DeviceConfig {
             if let v = try table.integer("cancel_window_ms", in: 0...Int(UInt32.max), example: "cancel_window_ms = 10000") {
                 alarm.cancelWindowMilliseconds = UInt32(v)
             }
-            try table.finish(known: ["hold_ms", "debounce_ms", "cancel_window_ms"])
+            if let v = try table.integer("long_press_ms", in: 100...600_000, example: "long_press_ms = 3000") {
+                alarm.longPressMilliseconds = UInt32(v)
+            }
+            if let v = try table.integer("stuck_after_s", in: 5...Int(UInt16.max), example: "stuck_after_s = 60") {
+                alarm.stuckAfterSeconds = UInt16(v)
+            }
+            try table.finish(known: ["hold_ms", "debounce_ms", "cancel_window_ms", "long_press_ms", "stuck_after_s"])
         }
 
         var heartbeat: UInt16 = 30
@@ -305,6 +311,8 @@ extension DeviceConfig {
             "hold_ms = \(alarm.holdMilliseconds)",
             "debounce_ms = \(alarm.debounceMilliseconds)",
             "cancel_window_ms = \(alarm.cancelWindowMilliseconds)",
+            "long_press_ms = \(alarm.longPressMilliseconds)",
+            "stuck_after_s = \(alarm.stuckAfterSeconds)",
             "", "[heartbeat]",
             "interval_s = \(heartbeatIntervalSeconds)  # until the centre sets its own",
             "", "[button]",

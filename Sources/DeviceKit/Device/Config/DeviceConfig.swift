@@ -17,6 +17,8 @@ import Logging
 /// hold_ms = 100
 /// debounce_ms = 30
 /// cancel_window_ms = 10000
+/// long_press_ms = 3000
+/// stuck_after_s = 60                 # held this long: reported as a stuck button
 ///
 /// [heartbeat]
 /// interval_s = 30                    # until the centre sets its own
@@ -179,9 +181,19 @@ public struct AlarmSettings: Hashable, Sendable {
     /// How long after raising an alarm a second press may still cancel it.
     public var cancelWindowMilliseconds: UInt32
 
-    public init(holdMilliseconds: UInt16 = 100, debounceMilliseconds: UInt16 = 30, cancelWindowMilliseconds: UInt32 = 10_000) {
+    /// A press held this long is a long press (reported, and used to cancel on devices without a cancel key).
+    public var longPressMilliseconds: UInt32
+    /// Held this long, the button is reported stuck (and raises no further alarm until released).
+    public var stuckAfterSeconds: UInt16
+
+    public init(
+        holdMilliseconds: UInt16 = 100, debounceMilliseconds: UInt16 = 30, cancelWindowMilliseconds: UInt32 = 10_000,
+        longPressMilliseconds: UInt32 = 3_000, stuckAfterSeconds: UInt16 = 60
+    ) {
         self.holdMilliseconds = holdMilliseconds
         self.debounceMilliseconds = debounceMilliseconds
+        self.longPressMilliseconds = longPressMilliseconds
+        self.stuckAfterSeconds = stuckAfterSeconds
         self.cancelWindowMilliseconds = cancelWindowMilliseconds
     }
 }

@@ -201,7 +201,7 @@ import Testing
         ("device_id = 1001", "device_id = 1001\nstate_directory = \"/x\"",
          "state_directory: unknown setting; the settings at the top level are device_id, key, key_file, state_dir, centre, alarm, heartbeat, button, power, indicators, log"),
         ("[centre]", "[alarm]\nhold_msec = 100\n[centre]",
-         "alarm.hold_msec: unknown setting; the settings in [alarm] are hold_ms, debounce_ms, cancel_window_ms"),
+         "alarm.hold_msec: unknown setting; the settings in [alarm] are hold_ms, debounce_ms, cancel_window_ms, long_press_ms, stuck_after_s"),
         ("[centre]", "[alarm]\nhold_ms = 1.5\n[centre]",
          "alarm.hold_ms: is a floating-point number, not a whole number; write e.g. hold_ms = 100"),
         ("[centre]", "[alarm]\nhold_ms = 70000\n[centre]",

@@ -1,3 +1,4 @@
+import Foundation
 import CDeviceSys
 import Testing
 
@@ -107,5 +108,26 @@ import Testing
         #expect(InputEventNames.code(type: 1, code: 0x2fe) == "766")
         #expect(InputEventNames.logindKeys[116] != nil)
         #expect(InputEventNames.logindKeys[148] == nil)
+    }
+}
+
+@Suite struct ScriptedButtonSourceTests {
+    @Test func poissonGapsAverageTheInverseRate() {
+        var random = SplitMix64(seed: 7)
+        let gaps = (0..<20_000).map { _ in ScriptedButtonSource.exponentialGap(perSecond: 4, &random).seconds }
+        let mean = gaps.reduce(0, +) / Double(gaps.count)
+        #expect(abs(mean - 0.25) < 0.01, "mean \(mean)")
+        // Exponential: the median is ln 2 / rate.
+        let median = gaps.sorted()[gaps.count / 2]
+        #expect(abs(median - log(2) / 4) < 0.01, "median \(median)")
+        #expect(gaps.allSatisfy { $0 >= 0 })
+    }
+
+    @Test func scriptedPressesComeInOrder() async throws {
+        let log = ButtonEventLog()
+        try await ScriptedButtonSource(.presses([
+            SimulatedPress(at: .milliseconds(40), duration: .milliseconds(10)), SimulatedPress(at: .milliseconds(5), duration: .milliseconds(10)),
+        ])).run { log.append($0) }
+        #expect(log.all == [.present(initiallyDown: false), .level(down: true), .level(down: false), .level(down: true), .level(down: false)])
     }
 }
