@@ -119,12 +119,10 @@ struct CenterCommand: AsyncParsableCommand {
             tasks.addTask { try await services.run() }
             tasks.addTask { [json, console] in
                 for await event in events {
-                    if json {
-                        print(event.json)
-                    } else if console, let line = event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) {
-                        print(line)
-                    }
-                    fflush(nil)
+                    let text = json ? event.json : console ? event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) : nil
+                    // Written straight to the descriptor: print + fflush(nil) would wait for the stdin lock that
+                    // the console thread holds in readLine, and delay every event until the next command.
+                    if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
                 }
             }
             try await tasks.waitForAll()
