@@ -23,7 +23,7 @@ extension CenterRuntime {
         if calls[device] != nil { endCall(device: device, reason: .hangUp, tell: true) }
         let callID = UInt32.random(in: 1 ... .max)
         calls[device] = CenterCall(callID: callID, alarmID: alarmID, phase: .binding)
-        MediaLink.bind(host: configuration.host, on: loop).whenComplete { [self] result in
+        MediaLink.bind(host: configuration.host, on: loop).assumeIsolated().whenComplete { [self] result in
             guard calls[device]?.callID == callID, !stopped else {
                 if case .success(let link) = result { link.stop(reason: "superseded") }
                 return
@@ -56,7 +56,17 @@ extension CenterRuntime {
         calls[device]?.offerMessageID = id
         hub.emit(.callOffered(device: device, callID: callID, alarmID: alarmID))
         feed(device) { $0.deliver(.callOffer(CallOffer(id: id, callID: callID, alarmID: alarmID, media: local))) }
+        // A device that does not answer (offline, or too old to know calls) does not keep the ports bound.
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.scheduleTask(in: TimeAmount(Self.answerTimeout)) {
+            let runtime = bound.value
+            guard let call = runtime.calls[device], call.callID == callID, call.phase == .offered else { return }
+            runtime.endCall(device: device, reason: .failed, tell: true)
+        }
     }
+
+    /// How long an offer waits for the device's answer: a little more than the retransmissions of §4.7 take.
+    static let answerTimeout: Duration = .seconds(45)
 
     /// The device's `callAnswer`, journalled: start the media.
     func callAnswered(_ answer: CallAnswer, device: UInt32) {

@@ -52,7 +52,8 @@ public final class MediaLink: @unchecked Sendable {
     private var startedAt: Duration = .zero
     private var silenceReported = false
     private var byeReported = false
-    /// Fault injection for tests and the load tool: the link stays up but sends no media.
+    /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
+    /// as receiver reports).
     public var sendingPaused = false
 
     private init(eventLoop: any EventLoop, rtp: any Channel, rtcp: any Channel, port: Int) {
@@ -208,7 +209,7 @@ public final class MediaLink: @unchecked Sendable {
         let jittered = after * Double.random(in: 0.5...1.5)
         eventLoop.scheduleTask(in: TimeAmount(jittered)) { [self] in
             guard g == generation, running, var sender, var receiver, let remoteRTCP else { return }
-            if !sendingPaused, let bytes = try? sender.report(receiver: &receiver, ntp: Self.ntpNow(), now: now) {
+            if let bytes = try? sender.report(receiver: &receiver, ntp: Self.ntpNow(), now: now) {
                 self.sender = sender
                 self.receiver = receiver
                 write(bytes, to: remoteRTCP, on: rtcpChannel)

@@ -10,6 +10,8 @@ public struct MediaSender: Sendable {
     public private(set) var video: VideoPacketizer?
     private var srtp: SRTPSender
     public let cname: String
+    /// Voice packets sent at the previous report: a side that sent nothing since reports with RR, not SR.
+    private var packetsAtLastReport: UInt32?
 
     /// - Parameters:
     ///   - local: this side's description (SSRC, key material, payload types).
@@ -46,17 +48,21 @@ public struct MediaSender: Sendable {
         return out
     }
 
-    /// One SRTCP compound packet: SR for the voice (with report blocks about what we receive), SDES CNAME,
-    /// and BYE when `bye` is given.
+    /// One SRTCP compound packet: SR for the voice (RR if nothing was sent since the last report, RFC 3550
+    /// §6.4), with report blocks about what we receive, SDES CNAME, and BYE when `bye` is given.
     /// - Parameters:
     ///   - ntp: the wall clock now, in NTP format; `now`: the owner's monotonic clock, for DLSR.
     public mutating func report(receiver: inout MediaReceiver, ntp: UInt64, now: Duration, bye: String? = nil) throws(SRTPError) -> [UInt8] {
         let blocks = receiver.reportBlocks(now: now)
+        let sent = packetsAtLastReport.map { $0 != audio.packetCount } ?? (audio.packetCount > 0)
+        packetsAtLastReport = audio.packetCount
         var packets: [RTCPPacket] = [
-            .senderReport(
-                .init(
-                    ssrc: audio.ssrc, ntpTimestamp: ntp, rtpTimestamp: audio.timestamp, packetCount: audio.packetCount,
-                    octetCount: audio.octetCount, reports: blocks)),
+            sent
+                ? .senderReport(
+                    .init(
+                        ssrc: audio.ssrc, ntpTimestamp: ntp, rtpTimestamp: audio.timestamp, packetCount: audio.packetCount,
+                        octetCount: audio.octetCount, reports: blocks))
+                : .receiverReport(ssrc: audio.ssrc, reports: blocks),
             .sourceDescription(ssrc: audio.ssrc, cname: cname),
         ]
         if let bye {
