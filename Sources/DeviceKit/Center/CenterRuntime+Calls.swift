@@ -23,6 +23,7 @@ extension CenterRuntime {
         if calls[device] != nil { endCall(device: device, reason: .hangUp, tell: true) }
         let callID = UInt32.random(in: 1 ... .max)
         calls[device] = CenterCall(callID: callID, alarmID: alarmID, phase: .binding)
+        metrics.callsActive.set(Int64(calls.count))
         MediaLink.bind(host: configuration.host, on: loop).assumeIsolated().whenComplete { [self] result in
             guard calls[device]?.callID == callID, !stopped else {
                 if case .success(let link) = result { link.stop(reason: "superseded") }
@@ -33,6 +34,8 @@ extension CenterRuntime {
                 sendOffer(device: device, callID: callID, alarmID: alarmID, link: link)
             case .failure(let error):
                 calls[device] = nil
+                metrics.callsActive.set(Int64(calls.count))
+                metrics.callEnded(.failed, nil)
                 logger.debug("cannot bind media ports", metadata: ["device.id": "\(device)", "reason": "\(error)"])
                 hub.emit(.callEnded(device: device, callID: callID, reason: .failed, endedBy: "centre", statistics: nil))
             }
@@ -54,6 +57,7 @@ extension CenterRuntime {
         calls[device]?.link = link
         calls[device]?.local = local
         calls[device]?.offerMessageID = id
+        metrics.callsOffered.increment()
         hub.emit(.callOffered(device: device, callID: callID, alarmID: alarmID))
         feed(device) { $0.deliver(.callOffer(CallOffer(id: id, callID: callID, alarmID: alarmID, media: local))) }
         // A device that does not answer (offline, or too old to know calls) does not keep the ports bound.
@@ -98,6 +102,7 @@ extension CenterRuntime {
         }
         call.phase = .active
         calls[device] = call
+        metrics.callsStarted.increment()
         hub.emit(.callStarted(device: device, callID: call.callID))
     }
 
@@ -130,6 +135,8 @@ extension CenterRuntime {
     private func finish(device: UInt32, reason: CallEndReason, endedBy: String) {
         guard let call = calls.removeValue(forKey: device) else { return }
         let statistics = call.link?.stop(reason: reason.description)
+        metrics.callsActive.set(Int64(calls.count))
+        metrics.callEnded(reason, statistics)
         hub.emit(.callEnded(device: device, callID: call.callID, reason: reason, endedBy: endedBy, statistics: statistics))
     }
 

@@ -20,7 +20,7 @@ final class CenterRuntime {
     let registry: DeviceRegistry
     private let journal: CenterJournal
     private let pool: NIOThreadPool
-    private let metrics: CenterMetrics
+    let metrics: CenterMetrics
     let hub: CenterEventHub
     let logger: Logger
     private let startedAt = ContinuousClock.now

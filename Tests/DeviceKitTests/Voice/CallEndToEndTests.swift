@@ -123,6 +123,24 @@ import Testing
         // The case stays open: only an operator closes it.
         let open = try await setup.centre.openCases()
         #expect(open.contains { $0.device == 3001 && $0.state == .operatorEngaged })
+        let metrics = setup.centre.metricsText()
+        #expect(metrics.contains("center_calls_started_total 1"))
+        #expect(metrics.contains(#"center_calls_ended_total{reason="hangUp"} 1"#))
+        #expect(metrics.contains("center_media_packets_lost_total 0"))
+        #expect(metrics.contains("center_calls_active 0"))
+    }
+
+    @Test func aCallOutsideAnyAlarmIsDeclinedByTheDevice() async throws {
+        let setup = try await Setup.start(deviceID: 3003)
+        defer { Task { await setup.stop() } }
+        try await until(within: .seconds(20), "the device's session") {
+            setup.events.all.contains { if case .sessionOpened(3003, _) = $0 { true } else { false } }
+        }
+        let callID = try #require(try await setup.centre.call(device: 3003))
+        let (reason, by, _) = try await setup.centreEnded(callID)
+        #expect(reason == .declined && by == "device")
+        #expect(!setup.observations.all.contains { if case .callStarted = $0 { true } else { false } })
+        #expect(setup.centre.metricsText().contains(#"center_calls_ended_total{reason="declined"} 1"#))
     }
 
     @Test func silentMediaEndsTheCallKeepsTheCaseOpenAndTheCallCanBeReestablished() async throws {
