@@ -303,7 +303,8 @@ extension MediaDescription {
     /// address the control connection's peer has (protocol.md §4.8).
     public func rtpAddress(controlPeer: SocketAddress?) throws -> SocketAddress {
         let unspecified = endpoint.address.allSatisfy { $0 == 0 }
-        guard endpoint.port != 0 else { throw MediaLinkError.unusableEndpoint("port 0") }
+        // RTCP goes to port + 1, so 65535 cannot be an RTP port.
+        guard endpoint.port != 0, endpoint.port != .max else { throw MediaLinkError.unusableEndpoint("port \(endpoint.port)") }
         if unspecified {
             guard let ip = controlPeer?.ipAddress else { throw MediaLinkError.unusableEndpoint("unspecified address and no control peer") }
             return try SocketAddress(ipAddress: ip, port: Int(endpoint.port))

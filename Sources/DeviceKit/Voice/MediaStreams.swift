@@ -217,7 +217,7 @@ public struct MediaReceiver: Sendable {
     mutating func reportBlocks(now: Duration) -> [RTCPPacket.ReportBlock] {
         var blocks: [RTCPPacket.ReportBlock] = []
         let (lsr, dlsr): (UInt32, UInt32) = lastSenderReport.map {
-            ($0.middle, UInt32(clamping: (now - $0.at).nanoseconds * 65536 / 1_000_000_000))
+            ($0.middle, UInt32(clamping: Int64(max(0, min((now - $0.at).seconds, 65_535)) * 65536)))
         } ?? (0, 0)
         if audio.expected > 0 {
             let fraction = audio.closeInterval()

@@ -179,7 +179,7 @@ public struct ReceiverStatistics: Sendable {
     }
 
     /// The jitter as a report block carries it: timestamp units, rounded down.
-    public var reportedJitter: UInt32 { UInt32(jitter) }
+    public var reportedJitter: UInt32 { UInt32(min(jitter, Double(UInt32.max))) }
 
     /// The jitter in milliseconds.
     public var jitterMilliseconds: Double { jitter * 1000 / Double(clockRate) }
