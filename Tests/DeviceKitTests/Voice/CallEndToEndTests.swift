@@ -118,7 +118,7 @@ import Testing
             #expect(s.video.cumulativeLost == 0)
             #expect(s.peerCumulativeLost == 0)
             #expect(s.audioDatagramBytes == 182)
-            #expect(s.audio.jitterMilliseconds < 20)  // loose: a bound against nonsense, not a measurement
+            #expect(s.audio.jitterMilliseconds < 250)  // a bound against nonsense, not a measurement
         }
         // The case stays open: only an operator closes it.
         let open = try await setup.centre.openCases()
