@@ -22,3 +22,11 @@ wait "$capture" 2>/dev/null || true
 echo
 echo "RTP streams in $pcap, as tshark measures them:"
 tshark -r "$pcap" -o rtp.heuristic_rtp:TRUE -q -z rtp,streams
+# The same, decoding the first voice stream's destination port explicitly, as one would for any RTP capture.
+port=$(tshark -r "$pcap" -o rtp.heuristic_rtp:TRUE -Y "rtp.p_type == 0" -T fields -e udp.dstport -c 1 2>/dev/null)
+if [ -n "$port" ]; then
+  echo
+  echo "Decoded as RTP by port (udp.port==$port): length on the wire, SSRC, PT (0 voice, 96 video), seq, timestamp, marker"
+  tshark -r "$pcap" -d "udp.port==$port,rtp" -Y "rtp && udp.dstport == $port" -c 5 \
+    -T fields -e frame.len -e rtp.ssrc -e rtp.p_type -e rtp.seq -e rtp.timestamp -e rtp.marker 2>/dev/null
+fi
