@@ -181,8 +181,8 @@ public final class MediaLink: @unchecked Sendable {
         let due = (Int64(NIODeadline.now().uptimeNanoseconds) - Int64(origin.uptimeNanoseconds)) / interval
         next = max(next, due - 4)
         while next <= due {
-            if !sendingPaused, var sender, let bytes = try? sender.nextAudio() {
-                self.sender = sender
+            // Mutated in place (not copied out and back), so no copy-on-write of its buffers per packet.
+            if !sendingPaused, let bytes = try? sender?.nextAudio() {
                 write(bytes, to: remoteRTP, on: rtpChannel)
             }
             next += 1
@@ -195,8 +195,7 @@ public final class MediaLink: @unchecked Sendable {
 
     private func sendVideo(generation g: Int, origin: NIODeadline, tick: Int64, interval: Duration) {
         guard g == generation, running, let remoteRTP else { return }
-        if !sendingPaused, var sender, let packets = try? sender.nextVideoFrame() {
-            self.sender = sender
+        if !sendingPaused, let packets = try? sender?.nextVideoFrame() {
             for bytes in packets { write(bytes, to: remoteRTP, on: rtpChannel) }
         }
         eventLoop.scheduleTask(deadline: origin + .nanoseconds((tick + 1) * interval.nanoseconds)) { [self] in
@@ -246,17 +245,15 @@ public final class MediaLink: @unchecked Sendable {
     }
 
     fileprivate func rtpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
-        guard running, var receiver else { return }
-        receiver.rtpDatagram(Array(buffer: envelope.data), arrival: now)
-        self.receiver = receiver
+        guard running else { return }
+        receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
     }
 
     fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
-        guard running, var receiver else { return }
-        let hadBye = receiver.peerBye != nil
-        receiver.rtcpDatagram(Array(buffer: envelope.data), arrival: now, ntp: Self.ntpNow())
-        self.receiver = receiver
-        if !hadBye, let reason = receiver.peerBye, !byeReported {
+        guard running, receiver != nil else { return }
+        let hadBye = receiver?.peerBye != nil
+        receiver?.rtcpDatagram(Array(buffer: envelope.data), arrival: now, ntp: Self.ntpNow())
+        if !hadBye, let reason = receiver?.peerBye, !byeReported {
             byeReported = true
             onEvent(.peerLeft(reason))
         }
