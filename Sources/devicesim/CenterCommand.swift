@@ -58,10 +58,19 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "Seconds after engagement at which the automatic operator closes the case (for tests and load).")
     var autoCloseAfter: Double?
 
+    @Flag(inversion: .prefixedNo, help: "Call the home (SRTP voice over RTP) when an operator engages its case.")
+    var callOnEngage = true
+
+    @Option(help: "Seconds without media from a home after which its call is ended as silent (the case stays open).")
+    var mediaSilence: Double = 5
+
+    @Flag(help: "Send no video stub stream in calls (voice only).")
+    var noVideo = false
+
     @Option(help: "Serve Prometheus metrics on this port at GET /metrics.")
     var metricsPort: Int?
 
-    @Flag(help: "Show cases as they arrive and read 'engage N', 'close N', 'list' from standard input.")
+    @Flag(help: "Show cases and calls as they happen and read 'engage N', 'close N', 'call N', 'hangup N', 'list' from standard input.")
     var console = false
 
     @Flag(help: "Print one JSON object per line for every event on standard output.")
@@ -82,6 +91,7 @@ struct CenterCommand: AsyncParsableCommand {
             throw ValidationError("--auth-timeout, --rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
         }
         if let offlineAfter, offlineAfter <= 0 { throw ValidationError("--offline-after must be above 0 seconds.") }
+        guard mediaSilence >= 0.5 else { throw ValidationError("--media-silence must be at least 0.5 seconds, e.g. --media-silence 5.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
     }
 
@@ -96,7 +106,9 @@ struct CenterCommand: AsyncParsableCommand {
             authenticationTimeout: .milliseconds(Int(authTimeout * 1000)), maximumSessions: maxSessions,
             cases: CasePolicy.Configuration(
                 autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
-                autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }))
+                autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
+            callOnEngage: callOnEngage,
+            media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo))
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
         let events = centre.events()
         let services = ServiceGroup(
@@ -107,12 +119,10 @@ struct CenterCommand: AsyncParsableCommand {
             tasks.addTask { try await services.run() }
             tasks.addTask { [json, console] in
                 for await event in events {
-                    if json {
-                        print(event.json)
-                    } else if console, let line = event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) {
-                        print(line)
-                    }
-                    fflush(nil)
+                    let text = json ? event.json : console ? event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) : nil
+                    // Written straight to the descriptor: print + fflush(nil) would wait for the stdin lock that
+                    // the console thread holds in readLine, and delay every event until the next command.
+                    if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
                 }
             }
             try await tasks.waitForAll()
@@ -169,6 +179,14 @@ private enum ConsoleInput {
         case .success(.close(let id)):
             let done = (try? await centre.close(case: id)) ?? false
             print(done ? "case \(id): closed" : "case \(id) is not open: type 'list'")
+        case .success(.call(let id)):
+            let call = (try? await centre.call(case: id)) ?? nil
+            print(call.map { "case \(id): calling the home (call \($0))" } ?? "case \(id) is not open: type 'list'")
+        case .success(.hangUp(let id)):
+            let cases = (try? await centre.openCases()) ?? []
+            let device = cases.first { $0.id == id }?.device
+            let done = device != nil ? ((try? await centre.hangUp(device: device!)) ?? false) : false
+            print(done ? "case \(id): call ended" : "case \(id) has no call: type 'list'")
         }
         fflush(nil)
     }

@@ -6,7 +6,7 @@ import Foundation
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a centre and three simulated homes on loopback; press one red button and tell the story.")
+        abstract: "Run a centre and three simulated homes on loopback; press one red button, call the home, tell the story.")
 
     @Option(help: "How many simulated homes.")
     var homes = 3
@@ -41,7 +41,18 @@ struct DemoCommand: AsyncParsableCommand {
               press → case closed               \(ms(summary.pressToClosed))
               alarms recorded by the centre     \(summary.alarmsRecorded) (dispatched once)
               frames refused                    \(summary.refusedFrames)
+              operator engaged → call connected \(ms(summary.engagedToCallStarted))
             """)
+        for (who, media) in [("centre", summary.centreMedia), ("home", summary.homeMedia)] {
+            guard let media else { continue }
+            let lost = "\(media.audio.cumulativeLost) of \(media.audio.expected) (\(String(format: "%.2f", media.audio.lossRatio * 100)) %)"
+            print("""
+                  \("voice received at the \(who)".padding(toLength: 34, withPad: " ", startingAt: 0))\(media.audio.received) packets, lost \(lost), jitter \(String(format: "%.2f", media.audio.jitterMilliseconds)) ms (RFC 3550)
+                """)
+        }
+        if let media = summary.homeMedia ?? summary.centreMedia {
+            print("  one voice packet on the wire      \(media.audioDatagramBytes) bytes of SRTP (12 RTP header + 160 µ-law + 10 tag) + UDP/IP")
+        }
         if !summary.succeeded { throw ExitCode(1) }
     }
 }

@@ -17,12 +17,17 @@ public struct CenterConfiguration: Sendable {
     /// Refused frames after which a TCP connection is closed as suspicious (protocol.md §3.4).
     public var offencesBeforeClose: Int
     public var cases: CasePolicy.Configuration
+    /// Offer a call to the device when an operator engages its case (protocol.md §4.8).
+    public var callOnEngage: Bool
+    /// The centre's side of calls: silence timeout, RTCP interval, signal, video.
+    public var media: MediaLink.Parameters
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
         journalPath: String, session: CenterSession.Parameters = CenterSession.Parameters(),
         offlineAfter: Duration? = nil, authenticationTimeout: Duration = .seconds(5), maximumSessions: Int = 100_000,
-        offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration()
+        offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
+        callOnEngage: Bool = true, media: MediaLink.Parameters = MediaLink.Parameters()
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -36,5 +41,7 @@ public struct CenterConfiguration: Sendable {
         self.maximumSessions = maximumSessions
         self.offencesBeforeClose = offencesBeforeClose
         self.cases = cases
+        self.callOnEngage = callOnEngage
+        self.media = media
     }
 }

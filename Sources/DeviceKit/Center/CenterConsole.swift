@@ -1,7 +1,10 @@
-/// What a person at the `--console` types, parsed (pure): `engage N`, `close N`, `list`.
+/// What a person at the `--console` types, parsed (pure): `engage N`, `close N`, `call N`, `hangup N`, `list`.
 public enum ConsoleCommand: Hashable, Sendable {
     case engage(Int64)
     case close(Int64)
+    /// Call the home of case N again (a dropped call), or for the first time.
+    case call(Int64)
+    case hangUp(Int64)
     case list
 
     /// The command on `line`, or a hint saying what to type.
@@ -10,13 +13,18 @@ public enum ConsoleCommand: Hashable, Sendable {
         switch words.first {
         case "list"?, "ls"?:
             return .success(.list)
-        case "engage"?, "close"?:
+        case "engage"?, "close"?, "call"?, "hangup"?:
             guard words.count == 2, let id = Int64(words[1]) else {
                 return .failure(ConsoleCommandError("type '\(words[0]) N' with N the case number, e.g. '\(words[0]) 1'"))
             }
-            return .success(words[0] == "engage" ? .engage(id) : .close(id))
+            switch words[0] {
+            case "engage": return .success(.engage(id))
+            case "close": return .success(.close(id))
+            case "call": return .success(.call(id))
+            default: return .success(.hangUp(id))
+            }
         default:
-            return .failure(ConsoleCommandError("commands: 'engage N', 'close N', 'list'"))
+            return .failure(ConsoleCommandError("commands: 'engage N', 'close N', 'call N', 'hangup N', 'list'"))
         }
     }
 }
@@ -49,6 +57,15 @@ extension CenterEvent {
             return "\(time)  device \(device) OFFLINE"
         case .online(let device):
             return "\(time)  device \(device) online"
+        case .callOffered(let device, let callID, let alarmID):
+            return "\(time)  calling device \(device) (call \(callID)\(alarmID == 0 ? "" : ", alarm \(alarmID)"))"
+        case .callStarted(let device, let callID):
+            return "\(time)  call \(callID) with device \(device): connected, SRTP voice both ways"
+        case .mediaSilent(let device, let callID, let seconds):
+            return "\(time)  call \(callID) with device \(device): NO MEDIA for \(Int(seconds)) s; the case stays open, type 'call N' to call again"
+        case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
+            return "\(time)  call \(callID) with device \(device) ended by the \(endedBy) (\(reason))"
+                + (statistics.map { "\n          \($0.summary)" } ?? "")
         case .sessionOpened, .duplicateAlarm, .recorded, .caseUpdateDelivered, .refused, .connectionClosed:
             return nil
         }

@@ -23,6 +23,14 @@ public enum CenterEvent: Hashable, Sendable {
     case refused(device: UInt32?, reason: String)
     /// A TCP connection was closed by the centre.
     case connectionClosed(reason: String)
+    /// The centre offered a call to the device (protocol.md §4.8).
+    case callOffered(device: UInt32, callID: UInt32, alarmID: UInt32)
+    /// The device answered; media flows both ways.
+    case callStarted(device: UInt32, callID: UInt32)
+    /// No media from the device for `seconds`: the call is ended with `mediaSilent`; the case stays open.
+    case mediaSilent(device: UInt32, callID: UInt32, seconds: Double)
+    /// The call ended, by "centre" or "device", with the centre's media numbers for it.
+    case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: String, statistics: MediaStatistics?)
 
     /// One line of JSON with sorted keys, `"event"` naming the case.
     public var json: String {
@@ -66,6 +74,19 @@ public enum CenterEvent: Hashable, Sendable {
             if let device { object["device"] = device }
         case .connectionClosed(let reason):
             object = ["event": "connectionClosed", "reason": reason]
+        case .callOffered(let device, let callID, let alarmID):
+            object = ["event": "callOffered", "device": device, "call": callID, "alarm": alarmID]
+        case .callStarted(let device, let callID):
+            object = ["event": "callStarted", "device": device, "call": callID]
+        case .mediaSilent(let device, let callID, let seconds):
+            object = ["event": "mediaSilent", "device": device, "call": callID, "seconds": seconds]
+        case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
+            object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy]
+            if let statistics, let data = try? JSONEncoder().encode(statistics),
+                let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            {
+                object["media"] = fields
+            }
         }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
             return #"{"event":"unencodable"}"#

@@ -21,6 +21,13 @@ final class CenterMetrics: Sendable {
     let retransmissions: Prometheus.Counter
     let connectionsAccepted: Prometheus.Counter
     private let closedByReason: [String: Prometheus.Counter]
+    let callsOffered: Prometheus.Counter
+    let callsStarted: Prometheus.Counter
+    let callsActive: Gauge
+    private let callsEndedByReason: [UInt8: Prometheus.Counter]
+    let mediaPacketsReceived: Prometheus.Counter
+    let mediaPacketsLost: Prometheus.Counter
+    private let mediaRefusedByReason: [String: Prometheus.Counter]
 
     /// Why the centre closes a TCP connection.
     static let closeReasons = ["authTimeout", "oversized", "malformed", "unsupported", "offences"]
@@ -56,6 +63,32 @@ final class CenterMetrics: Sendable {
             closed[reason] = registry.makeCounter(descriptor: .init(metricName: "center_connections_closed_total", unitName: "", helpText: "TCP connections the centre closed, by why."), labels: [("reason", reason)])
         }
         closedByReason = closed
+        callsOffered = registry.makeCounter(descriptor: .init(metricName: "center_calls_offered_total", unitName: "", helpText: "Calls offered to devices (protocol.md §4.8)."))
+        callsStarted = registry.makeCounter(descriptor: .init(metricName: "center_calls_started_total", unitName: "", helpText: "Calls answered: media both ways."))
+        callsActive = registry.makeGauge(descriptor: .init(metricName: "center_calls_active", unitName: "", helpText: "Calls offered or in progress."))
+        var ended: [UInt8: Prometheus.Counter] = [:]
+        for (code, name) in CallEndReason.names {
+            ended[code] = registry.makeCounter(descriptor: .init(metricName: "center_calls_ended_total", unitName: "", helpText: "Calls ended, by callEnd reason."), labels: [("reason", name)])
+        }
+        callsEndedByReason = ended
+        mediaPacketsReceived = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_received_total", unitName: "", helpText: "RTP packets received in ended calls (RFC 3550 received, voice and video)."))
+        mediaPacketsLost = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_lost_total", unitName: "", helpText: "RTP packets lost in ended calls (RFC 3550 cumulative lost, voice and video)."))
+        var refusedMedia: [String: Prometheus.Counter] = [:]
+        for reason in ["malformed", "forged", "replayed", "unknownSource"] {
+            refusedMedia[reason] = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_refused_total", unitName: "", helpText: "Datagrams on media ports refused in ended calls, by why."), labels: [("reason", reason)])
+        }
+        mediaRefusedByReason = refusedMedia
+    }
+
+    /// A call ended: count it and its media numbers.
+    func callEnded(_ reason: CallEndReason, _ statistics: MediaStatistics?) {
+        callsEndedByReason[reason.rawValue]?.increment()
+        guard let s = statistics else { return }
+        mediaPacketsReceived.increment(by: Int64(s.audio.received) + Int64(s.video.received))
+        mediaPacketsLost.increment(by: Int64(max(0, s.audio.cumulativeLost)) + Int64(max(0, s.video.cumulativeLost)))
+        for (reason, count) in [("malformed", s.malformed), ("forged", s.authenticationFailures), ("replayed", s.replayed), ("unknownSource", s.unknownSource)] where count > 0 {
+            mediaRefusedByReason[reason]?.increment(by: Int64(clamping: count))
+        }
     }
 
     func refused(_ category: ProtocolError.Category) { refusedByCategory[category]?.increment() }

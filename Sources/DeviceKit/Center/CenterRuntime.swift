@@ -16,26 +16,30 @@ enum ReplyPath {
 /// Journal writes run on a one-thread pool (in order, off the loop) and report back on the loop.
 final class CenterRuntime {
     let loop: any EventLoop
-    private let configuration: CenterConfiguration
-    private let registry: DeviceRegistry
+    let configuration: CenterConfiguration
+    let registry: DeviceRegistry
     private let journal: CenterJournal
     private let pool: NIOThreadPool
-    private let metrics: CenterMetrics
-    private let hub: CenterEventHub
-    private let logger: Logger
+    let metrics: CenterMetrics
+    let hub: CenterEventHub
+    let logger: Logger
     private let startedAt = ContinuousClock.now
 
-    private var sessions: [UInt32: CenterSession] = [:]
-    private var paths: [UInt32: ReplyPath] = [:]
+    var sessions: [UInt32: CenterSession] = [:]
+    var paths: [UInt32: ReplyPath] = [:]
     private var downKeys: [UInt32: (anchor: UInt64, key: SymmetricKey)] = [:]
     private var anchors: [UInt32: UInt64]
     private var activeSessions = 0
     private var supervision: Supervision
-    private var cases: CasePolicy
+    var cases: CasePolicy
     private var caseTimers: [CasePolicy.Timer: Scheduled<Void>] = [:]
     private var retransmitTimers: [UInt64: Scheduled<Void>] = [:]
     private var supervisionTask: RepeatedTask?
-    private var stopped = false
+    var stopped = false
+    /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
+    var calls: [UInt32: CenterCall] = [:]
+    var callMessageIDs: Set<UInt32> = []
+    var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
 
     struct Restored {
@@ -89,6 +93,7 @@ final class CenterRuntime {
         for timer in retransmitTimers.values { timer.cancel() }
         caseTimers = [:]
         retransmitTimers = [:]
+        stopAllCalls()
     }
 
     // MARK: Frames
@@ -134,7 +139,7 @@ final class CenterRuntime {
 
     /// Runs one event on `device`'s machine (made from the registry and journal if it has none) and its actions.
     @discardableResult
-    private func feed(
+    func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
         guard var session = sessions[device] ?? registry.key(for: device).map({
@@ -179,11 +184,13 @@ final class CenterRuntime {
                 scheduleRetransmit(id: id, attempt: attempt, after: after, device: device)
             case .delivered(let id):
                 retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                if callMessageIDs.remove(id) != nil { continue }  // a call message, not a case update
                 hub.emit(.caseUpdateDelivered(device: device, updateID: id))
                 let at = now.wall
                 journalWork({ [journal] in try journal.caseUpdateDelivered(id, at: at) }) { _ in }
             case .deliveryRefused(let id, let reason):
                 retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                if callMessageIDs.remove(id) != nil { callRefused(device: device, messageID: id, reason: reason) }
                 logger.debug("device refused a message", metadata: ["device.id": "\(device)", "message.id": "\(id)", "reason": "\(reason)"])
             }
         }
@@ -210,7 +217,9 @@ final class CenterRuntime {
         var dispatchable = false
         if case .alarm(let alarm) = message { dispatchable = alarm.kind != .test }
         let opens = dispatchable
-        journalWork({ [journal] in try journal.record(device: device, message: message, at: at, opensCase: opens) }) { result in
+        // Media keys are for the call only: the journal keeps the call's signalling without them.
+        let journalled = message.withoutMediaKeys
+        journalWork({ [journal] in try journal.record(device: device, message: journalled, at: at, opensCase: opens) }) { result in
             switch result {
             case .success(let outcome):
                 let now = self.now
@@ -243,8 +252,14 @@ final class CenterRuntime {
             if outcome.earlierCancel != nil { hub.emit(.alarmCancelled(device: device, alarmID: alarm.id)) }
         case .alarmCancel(let cancel):
             if outcome.alarmRecorded { hub.emit(.alarmCancelled(device: device, alarmID: cancel.alarmID)) }
-        default:
+        case .callAnswer(let answer):
+            hub.emit(.recorded(device: device, message: message.withoutMediaKeys))
+            callAnswered(answer, device: device)
+        case .callEnd(let end):
             hub.emit(.recorded(device: device, message: message))
+            callEndedByDevice(end, device: device)
+        default:
+            hub.emit(.recorded(device: device, message: message.withoutMediaKeys))
         }
         if let (opened, update) = outcome.openedCase {
             caseChanged(opened, update: update)
@@ -288,6 +303,15 @@ final class CenterRuntime {
     private func caseChanged(_ changed: CasePolicy.Case, update: CaseUpdate) {
         hub.emit(.caseUpdate(caseID: changed.id, device: changed.device, alarmID: changed.alarmID, state: changed.state))
         feed(changed.device) { $0.deliver(.caseUpdate(update)) }
+        // The operator who takes a case speaks with the person at once; a closed case ends its call.
+        switch changed.state {
+        case .operatorEngaged where configuration.callOnEngage:
+            _ = offerCall(device: changed.device, alarmID: changed.alarmID)
+        case .closed:
+            if calls[changed.device]?.alarmID == changed.alarmID { endCall(device: changed.device, reason: .hangUp, tell: true) }
+        default:
+            break
+        }
     }
 
     // MARK: Sending

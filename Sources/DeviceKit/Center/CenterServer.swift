@@ -88,6 +88,37 @@ public final class CenterServer: Service, Sendable {
         try await onRuntime { $0.close(id) }
     }
 
+    /// Offers a call to `device` about its open case's alarm, if it has one (else alarm 0, which a device
+    /// declines unless an alarm is open), replacing a call in progress: to re-establish a dropped call.
+    /// Returns the call id, or `nil` for an unknown device.
+    @discardableResult
+    public func call(device: UInt32) async throws -> UInt32? {
+        try await onRuntime { runtime in
+            let alarmID = runtime.openCases.last { $0.device == device }?.alarmID ?? 0
+            return runtime.offerCall(device: device, alarmID: alarmID)
+        }
+    }
+
+    /// Calls the home of open case `id` (console `call N`); `nil` if there is no such open case.
+    @discardableResult
+    public func call(case id: Int64) async throws -> UInt32? {
+        try await onRuntime { runtime in
+            guard let open = runtime.openCases.first(where: { $0.id == id }) else { return nil }
+            return runtime.offerCall(device: open.device, alarmID: open.alarmID)
+        }
+    }
+
+    /// Ends `device`'s call (`callEnd` hangUp); false if it has none.
+    @discardableResult
+    public func hangUp(device: UInt32) async throws -> Bool {
+        try await onRuntime { $0.endCall(device: device, reason: .hangUp, tell: true) }
+    }
+
+    /// The media numbers of `device`'s call in progress, for the console and the load tool.
+    public func callStatistics(device: UInt32) async throws -> MediaStatistics? {
+        try await onRuntime { $0.callStatistics(device: device) }
+    }
+
     private func onRuntime<T: Sendable>(_ body: @escaping @Sendable (CenterRuntime) -> T) async throws -> T {
         guard let runtime = state.withLock({ $0.runtime }) else { throw CenterStopped() }
         return try await runtime.eventLoop.submit { body(runtime.value) }.get()

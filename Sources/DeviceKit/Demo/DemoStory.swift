@@ -29,7 +29,12 @@ public struct DemoStory: Sendable {
         public var pressToClosed: Duration?
         public var alarmsRecorded: Int
         public var refusedFrames: Int
-        public var succeeded: Bool { pressToClosed != nil && alarmsRecorded == 1 }
+        /// From the operator's engagement to media flowing both ways.
+        public var engagedToCallStarted: Duration?
+        /// The media numbers of the call, as the centre and the home measured them.
+        public var centreMedia: MediaStatistics?
+        public var homeMedia: MediaStatistics?
+        public var succeeded: Bool { pressToClosed != nil && alarmsRecorded == 1 && (homeMedia?.audio.received ?? 0) > 0 }
     }
 
     /// Runs the story, printing each line through `print`; returns what was measured.
@@ -58,6 +63,7 @@ public struct DemoStory: Sendable {
             let id = UInt32(1000 + home)
             let configuration = DeviceRuntimeConfiguration(
                 key: DeviceKey(deviceID: id, master: master), primary: try SocketAddress(ipAddress: "127.0.0.1", port: ports.tcp),
+                capabilities: [.button, .mainsSensing, .battery, .indicators, .cancelInput, .voice, .video],
                 model: "demo home \(home)")
             devices.append(
                 try DeviceRuntime(
@@ -92,6 +98,14 @@ public struct DemoStory: Sendable {
                     default: words = "case \(caseID): \(state)"
                     }
                     timeline.say("centre", words, say)
+                case .callOffered(let d, _, _) where d == deviceID:
+                    timeline.say("centre", "calls the home: SRTP (AES-CM, HMAC-SHA1) keys in the sealed callOffer", say)
+                case .callStarted(let d, _) where d == deviceID:
+                    timeline.say("centre", "the home answered: G.711 voice both ways, 20 ms RTP packets, and the video stub", say)
+                case .callEnded(let d, _, let reason, let by, let statistics) where d == deviceID:
+                    timeline.say("centre", "call ended by the \(by) (\(reason)); what the centre received:", say)
+                    if let statistics { timeline.say("", "  " + statistics.summary, say) }
+                    timeline.centreMedia(statistics)
                 case .refused:
                     timeline.countRefused()
                 default: break
@@ -119,6 +133,7 @@ public struct DemoStory: Sendable {
         }
         var summary = Summary(alarmsRecorded: 0, refusedFrames: 0)
         let deadline = clock.now + .seconds(15)
+        var idleAfterClose = false
         for await o in observations {
             switch o.kind {
             case .story(.stored(let id)):
@@ -134,13 +149,23 @@ public struct DemoStory: Sendable {
                 timeline.say("home", "the case is closed; the device is ready again", say)
             case .story(.caseUpdated(_, .operatorEngaged)):
                 summary.pressToEngaged = timeline.elapsed()
+            case .callStarted:
+                if let engaged = summary.pressToEngaged, let now = timeline.elapsed() { summary.engagedToCallStarted = now - engaged }
+                timeline.say("home", "the centre calls: answered automatically, no pick-up needed", say)
+            case .callEnded(_, let reason, _, let statistics):
+                summary.homeMedia = statistics
+                timeline.say("home", "call ended (\(reason)); what the home received:", say)
+                if let statistics { timeline.say("", "  " + statistics.summary, say) }
             default: break
             }
-            if case .indicator(.idle) = o.kind, summary.pressToClosed != nil { break }
+            if case .indicator(.idle) = o.kind, summary.pressToClosed != nil { idleAfterClose = true }
+            // Done when the case is closed, the device is idle, and the call (if one started) has ended.
+            if idleAfterClose, summary.homeMedia != nil || summary.engagedToCallStarted == nil { break }
             if clock.now > deadline { break }
         }
         try await Task.sleep(for: .milliseconds(200))
         summary.alarmsRecorded = timeline.alarms
+        summary.centreMedia = timeline.centreStatistics
         summary.refusedFrames = timeline.refused
         for d in devices { await d.stop() }
         return summary
@@ -160,7 +185,7 @@ public struct DemoStory: Sendable {
 
 /// Prints lines with the time since the press.
 private final class Timeline: Sendable {
-    private let state = Mutex<(start: ContinuousClock.Instant?, alarms: Int, refused: Int)>((nil, 0, 0))
+    private let state = Mutex<(start: ContinuousClock.Instant?, alarms: Int, refused: Int, media: MediaStatistics?)>((nil, 0, 0, nil))
 
     func start(at instant: ContinuousClock.Instant) { state.withLock { $0.start = instant } }
     func elapsed() -> Duration? { state.withLock { $0.start.map { ContinuousClock.now - $0 } } }
@@ -168,6 +193,8 @@ private final class Timeline: Sendable {
     func countRefused() { state.withLock { $0.refused += 1 } }
     var alarms: Int { state.withLock { $0.alarms } }
     var refused: Int { state.withLock { $0.refused } }
+    func centreMedia(_ statistics: MediaStatistics?) { state.withLock { $0.media = statistics } }
+    var centreStatistics: MediaStatistics? { state.withLock { $0.media } }
 
     func say(_ who: String, _ text: String, _ print: (String) -> Void) {
         let t = elapsed().map { String(format: "%+7.1f ms", Double($0.nanoseconds) / 1e6) } ?? "        "

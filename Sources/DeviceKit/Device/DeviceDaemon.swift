@@ -149,6 +149,15 @@ public struct DeviceDaemon: Service {
             case .refused(let error): logger.notice("refused a frame", metadata: ["reason": "\(error)"])
             case .recovered(let count): logger.notice("resending items stored before the restart", metadata: ["count": "\(count)"])
             case .fault(let text): logger.error("\(text)")
+            case .callStarted(let call, let alarm):
+                logger.info("call answered", metadata: ["call.id": "\(call)", "alarm.id": "\(alarm)"])
+            case .callEnded(let call, let reason, let byCentre, let statistics):
+                logger.info(
+                    "call ended",
+                    metadata: [
+                        "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? "centre" : "device")",
+                        "media": "\(statistics?.summary ?? "none")",
+                    ])
             case .connected, .heartbeatRoundTrip: logger.debug("\(o.kind)")
             }
         }

@@ -24,17 +24,17 @@ public final class DeviceRuntime: @unchecked Sendable {
     private let outbox: any Outbox
     private let counterStore: any CounterStore
     private let indicators: any IndicatorOutput
-    private let logger: Logger
+    let logger: Logger
     private let observer: AsyncStream<DeviceObservation>.Continuation
 
     private var press: PressDetector
-    private var alarm: AlarmMachine
+    var alarm: AlarmMachine
     private var events: DeviceEventMachine
     private var link: LinkMachine
     private var delivery: DeliveryMachine
     private var frames: DeviceFrameSession
 
-    private var connection: (any Channel)?
+    var connection: (any Channel)?
     private var connectionGeneration = 0
     private var started: NIODeadline
     private var stopped = false
@@ -46,6 +46,8 @@ public final class DeviceRuntime: @unchecked Sendable {
     private var handledCentreIDs: Set<UInt32> = []
     private var handledCentreOrder: [UInt32] = []
     private var currentIndicator: IndicatorState = .idle
+    /// The call in progress, if any (DeviceRuntime+Call.swift).
+    var activeCall: DeviceCall?
 
     public init(
         configuration: DeviceRuntimeConfiguration, outbox: any Outbox, counterStore: any CounterStore,
@@ -105,6 +107,7 @@ public final class DeviceRuntime: @unchecked Sendable {
             let c = connection
             connection = nil
             _ = link.stop()
+            endCall(reason: .hangUp, byCentre: false, tell: false)
             observer.finish()
             return c
         }.get()
@@ -139,7 +142,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     }
 
     /// Monotonic time since start.
-    private func now() -> Duration { .nanoseconds(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) }
+    func now() -> Duration { .nanoseconds(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) }
 
     // MARK: Machines' actions
 
@@ -160,7 +163,7 @@ public final class DeviceRuntime: @unchecked Sendable {
         }
     }
 
-    private func run(_ actions: [AlarmMachine.Action]) {
+    func run(_ actions: [AlarmMachine.Action]) {
         for action in actions {
             switch action {
             case .storeAlarm(let kind, let pressedAt, let hold):
@@ -263,7 +266,7 @@ public final class DeviceRuntime: @unchecked Sendable {
 
     // MARK: Storage, indicators, observations
 
-    private func store(_ build: @escaping @Sendable (UInt32) -> Message) {
+    func store(_ build: @escaping @Sendable (UInt32) -> Message) {
         do {
             run(delivery.enqueued(try outbox.enqueue(build)))
         } catch {
@@ -288,7 +291,7 @@ public final class DeviceRuntime: @unchecked Sendable {
         observe(.fault(text))
     }
 
-    private func observe(_ observation: DeviceObservation.Kind) {
+    func observe(_ observation: DeviceObservation.Kind) {
         observer.yield(DeviceObservation(at: now(), kind: observation))
     }
 
@@ -427,12 +430,16 @@ public final class DeviceRuntime: @unchecked Sendable {
             }
         case .callOffer(let offer):
             guard acknowledge(offer.id) else { return }
-            observe(.fault("call \(offer.callID) offered, but this build has no voice link yet"))
+            callOffered(offer)
         case .callAnswer(let answer):
-            _ = acknowledge(answer.id)
+            _ = acknowledge(answer.id)  // the device does not place calls: nothing to answer
         case .callEnd(let end):
             guard acknowledge(end.id) else { return }
-            run(alarm.callChanged(active: false))
+            if activeCall?.callID == end.callID {
+                endCall(reason: end.reason, byCentre: true, tell: false)
+            } else {
+                run(alarm.callChanged(active: false))
+            }
         case .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
             break  // up-only messages; the frame session refuses them before this
         }

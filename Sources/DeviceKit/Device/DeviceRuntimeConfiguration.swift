@@ -29,6 +29,8 @@ public struct DeviceRuntimeConfiguration: Sendable {
     public var delivery: DeliveryMachine.Configuration
     public var events: DeviceEventMachine.Configuration
     public var faultInjection: FaultInjection?
+    /// The voice link: silence timeout, RTCP interval, signal, video (protocol.md §4.8).
+    public var media: MediaLink.Parameters
 
     public init(
         key: DeviceKey, primary: SocketAddress, secondary: SocketAddress? = nil, transport: Transport = .tcp,
@@ -38,7 +40,7 @@ public struct DeviceRuntimeConfiguration: Sendable {
         defaultHeartbeatInterval: Duration = .seconds(30), handshakeTimeout: Duration = .seconds(5),
         connectTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
         delivery: DeliveryMachine.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
-        faultInjection: FaultInjection? = nil
+        faultInjection: FaultInjection? = nil, media: MediaLink.Parameters = MediaLink.Parameters()
     ) {
         self.key = key
         self.primary = primary
@@ -58,6 +60,7 @@ public struct DeviceRuntimeConfiguration: Sendable {
         self.delivery = delivery
         self.events = events
         self.faultInjection = faultInjection
+        self.media = media
     }
 
     /// This build's firmware version, sent in `sessionStart`.
@@ -80,6 +83,11 @@ public struct DeviceObservation: Sendable {
         case refused(ProtocolError)
         case recovered(count: Int)
         case fault(String)
+        /// The centre called and the device answered by itself; media flows both ways.
+        case callStarted(callID: UInt32, alarmID: UInt32)
+        /// The call ended (`byCentre`: the centre's `callEnd`; otherwise this device ended it), with the
+        /// media numbers of this side.
+        case callEnded(callID: UInt32, reason: CallEndReason, byCentre: Bool, statistics: MediaStatistics?)
     }
 }
 

@@ -45,6 +45,8 @@ import Testing
         #expect(ConsoleCommand.parse("engage 3") == .success(.engage(3)))
         #expect(ConsoleCommand.parse("  close 12 ") == .success(.close(12)))
         #expect(ConsoleCommand.parse("list") == .success(.list))
+        #expect(ConsoleCommand.parse("call 4") == .success(.call(4)))
+        #expect(ConsoleCommand.parse("HangUp 4") == .success(.hangUp(4)))
         guard case .failure(let error) = ConsoleCommand.parse("engage x") else {
             Issue.record("engage x parsed")
             return

@@ -1,0 +1,333 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// One side of a call's voice/video link on the wire: SRTP over UDP to the peer's RTP port, SRTCP to its
+/// port + 1, in both directions. It sends 20 ms of synthetic µ-law voice every 20 ms (and the video stub at
+/// its frame rate), receives and measures what the peer sends, reports every few seconds in RTCP, and
+/// watches for silence. The packets, the timing and the statistics are the pure `MediaSender` and
+/// `MediaReceiver`; this class owns the sockets and the timers.
+///
+/// Bound to one event loop: create it with `bind`, then call every method on `eventLoop`.
+public final class MediaLink: @unchecked Sendable {
+    public enum Event: Hashable, Sendable {
+        /// No authentic media from the peer for this long (since the start, or since the last packet).
+        case silent(Duration)
+        /// The peer said BYE in RTCP, with its reason.
+        case peerLeft(String)
+    }
+
+    public struct Parameters: Hashable, Sendable {
+        /// Media silent this long is reported (`Event.silent`), once.
+        public var silenceTimeout: Duration
+        /// The RTCP report interval before randomisation (RFC 3550 §6.2: 5 s minimum; the first at half).
+        public var reportInterval: Duration
+        public var signal: SyntheticSignal
+        /// Send the video stub when both sides give a video payload type.
+        public var video: Bool
+
+        public init(silenceTimeout: Duration = .seconds(5), reportInterval: Duration = .seconds(5), signal: SyntheticSignal = .speechLike, video: Bool = true) {
+            self.silenceTimeout = silenceTimeout
+            self.reportInterval = reportInterval
+            self.signal = signal
+            self.video = video
+        }
+    }
+
+    public let eventLoop: any EventLoop
+    /// The RTP port; RTCP is on `port + 1`.
+    public let port: Int
+    private let rtpChannel: any Channel
+    private let rtcpChannel: any Channel
+    private let started = NIODeadline.now()
+    private var sender: MediaSender?
+    private var receiver: MediaReceiver?
+    private var remoteRTP: SocketAddress?
+    private var remoteRTCP: SocketAddress?
+    private var parameters = Parameters()
+    private var onEvent: (Event) -> Void = { _ in }
+    private var generation = 0
+    private var running = false
+    private var stopped = false
+    private var startedAt: Duration = .zero
+    private var silenceReported = false
+    private var byeReported = false
+    /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
+    /// as receiver reports).
+    public var sendingPaused = false
+
+    private init(eventLoop: any EventLoop, rtp: any Channel, rtcp: any Channel, port: Int) {
+        self.eventLoop = eventLoop
+        self.rtpChannel = rtp
+        self.rtcpChannel = rtcp
+        self.port = port
+    }
+
+    /// Binds an even RTP port and the RTCP port above it on `host` (system-chosen), as RFC 3550 §11 asks.
+    public static func bind(host: String, on eventLoop: any EventLoop) -> EventLoopFuture<MediaLink> {
+        let rtpInbox = DatagramInbox()
+        let rtcpInbox = DatagramInbox()
+        return bindPair(host: host, on: eventLoop, rtpInbox: rtpInbox, rtcpInbox: rtcpInbox, attempt: 1).map { rtp, rtcp in
+            let link = MediaLink(eventLoop: eventLoop, rtp: rtp, rtcp: rtcp, port: rtp.localAddress?.port ?? 0)
+            rtpInbox.deliver = { [weak link] envelope in link?.rtpReceived(envelope) }
+            rtcpInbox.deliver = { [weak link] envelope in link?.rtcpReceived(envelope) }
+            return link
+        }
+    }
+
+    private static func bindPair(
+        host: String, on loop: any EventLoop, rtpInbox: DatagramInbox, rtcpInbox: DatagramInbox, attempt: Int
+    ) -> EventLoopFuture<(any Channel, any Channel)> {
+        @Sendable func bootstrap(_ inbox: DatagramInbox) -> DatagramBootstrap {
+            DatagramBootstrap(group: loop)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
+                }
+        }
+        @Sendable func retry(_ error: any Error) -> EventLoopFuture<(any Channel, any Channel)> {
+            guard attempt < 32 else { return loop.makeFailedFuture(error) }
+            return bindPair(host: host, on: loop, rtpInbox: rtpInbox, rtcpInbox: rtcpInbox, attempt: attempt + 1)
+        }
+        return bootstrap(rtpInbox).bind(host: host, port: 0).flatMap { rtp in
+            let port = rtp.localAddress?.port ?? 1
+            guard port % 2 == 0, port < 65_534 else {
+                return rtp.close().flatMap { retry(MediaLinkError.noPortPair) }
+            }
+            return bootstrap(rtcpInbox).bind(host: host, port: port + 1).map { (rtp, $0) }.flatMapError { error in
+                rtp.close().flatMap { retry(error) }
+            }
+        }
+    }
+
+    /// The local address of the RTP socket.
+    public var rtpLocalAddress: SocketAddress? { rtpChannel.localAddress }
+
+    /// The local monotonic clock.
+    private var now: Duration { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds)) }
+
+    /// Starts the media both ways.
+    /// - Parameters:
+    ///   - local: this side's description (its SSRC and key material).
+    ///   - remote: the peer's description; `remoteAddress` its resolved RTP address (RTCP goes to port + 1).
+    ///   - cname: the RTCP CNAME, e.g. "device-1001@home".
+    public func start(
+        local: MediaDescription, remote: MediaDescription, remoteAddress: SocketAddress, cname: String,
+        parameters: Parameters = Parameters(), onEvent: @escaping (Event) -> Void
+    ) throws {
+        guard !stopped, !running else { throw MediaLinkError.alreadyStarted }
+        var rtcpAddress = remoteAddress
+        rtcpAddress.port = remoteAddress.port.map { $0 + 1 }
+        sender = try MediaSender(
+            local: local, sendVideo: parameters.video && remote.videoPayloadType != 0, signal: parameters.signal, cname: cname,
+            initialSequence: UInt16.random(in: 0...0x7FFF), initialTimestamp: UInt32.random(in: .min ... .max))
+        receiver = try MediaReceiver(remote: remote, localSSRC: local.ssrc)
+        remoteRTP = remoteAddress
+        remoteRTCP = rtcpAddress
+        self.parameters = parameters
+        self.onEvent = onEvent
+        running = true
+        startedAt = now
+        generation += 1
+        let g = generation
+        let origin = NIODeadline.now()
+        sendAudio(generation: g, origin: origin, tick: 0)
+        if sender?.video != nil, let interval = sender?.video?.frameInterval {
+            sendVideo(generation: g, origin: origin, tick: 0, interval: interval)
+        }
+        scheduleReport(generation: g, after: parameters.reportInterval / 2)
+        scheduleSilenceCheck(generation: g)
+    }
+
+    /// The numbers so far (zero before `start`).
+    public var statistics: MediaStatistics? {
+        guard let sender, let receiver else { return nil }
+        return MediaStatistics(sender: sender, receiver: receiver)
+    }
+
+    /// Sends a last report with BYE, closes the sockets, and returns the final numbers.
+    @discardableResult
+    public func stop(reason: String) -> MediaStatistics? {
+        guard !stopped else { return statistics }
+        stopped = true
+        generation += 1
+        let final = statistics
+        if running, var sender, var receiver, let remoteRTCP,
+            let bytes = try? sender.report(receiver: &receiver, ntp: Self.ntpNow(), now: now, bye: reason)
+        {
+            self.sender = sender
+            self.receiver = receiver
+            let rtp = rtpChannel
+            let rtcp = rtcpChannel
+            write(bytes, to: remoteRTCP, on: rtcp).whenComplete { _ in
+                rtp.close(promise: nil)
+                rtcp.close(promise: nil)
+            }
+        } else {
+            rtpChannel.close(promise: nil)
+            rtcpChannel.close(promise: nil)
+        }
+        running = false
+        return final
+    }
+
+    // MARK: Timers (fixed rate: packet n leaves at origin + n · 20 ms, whatever the loop's delays)
+
+    private func sendAudio(generation g: Int, origin: NIODeadline, tick: Int64) {
+        guard g == generation, running, let remoteRTP else { return }
+        let interval = AudioPacketizer.packetInterval.nanoseconds
+        var next = tick
+        // Catch up at most five packets after a stall, as a capture buffer would.
+        let due = (Int64(NIODeadline.now().uptimeNanoseconds) - Int64(origin.uptimeNanoseconds)) / interval
+        next = max(next, due - 4)
+        while next <= due {
+            // Mutated in place (not copied out and back), so no copy-on-write of its buffers per packet.
+            if !sendingPaused, let bytes = try? sender?.nextAudio() {
+                write(bytes, to: remoteRTP, on: rtpChannel)
+            }
+            next += 1
+        }
+        let following = next
+        eventLoop.scheduleTask(deadline: origin + .nanoseconds(following * interval)) { [self] in
+            sendAudio(generation: g, origin: origin, tick: following)
+        }
+    }
+
+    private func sendVideo(generation g: Int, origin: NIODeadline, tick: Int64, interval: Duration) {
+        guard g == generation, running, let remoteRTP else { return }
+        if !sendingPaused, let packets = try? sender?.nextVideoFrame() {
+            for bytes in packets { write(bytes, to: remoteRTP, on: rtpChannel) }
+        }
+        eventLoop.scheduleTask(deadline: origin + .nanoseconds((tick + 1) * interval.nanoseconds)) { [self] in
+            sendVideo(generation: g, origin: origin, tick: tick + 1, interval: interval)
+        }
+    }
+
+    private func scheduleReport(generation g: Int, after: Duration) {
+        // RFC 3550 §6.3.1: randomised over [0.5, 1.5] of the interval, so that peers do not report in step.
+        let jittered = after * Double.random(in: 0.5...1.5)
+        eventLoop.scheduleTask(in: TimeAmount(jittered)) { [self] in
+            guard g == generation, running, var sender, var receiver, let remoteRTCP else { return }
+            if let bytes = try? sender.report(receiver: &receiver, ntp: Self.ntpNow(), now: now) {
+                self.sender = sender
+                self.receiver = receiver
+                write(bytes, to: remoteRTCP, on: rtcpChannel)
+            }
+            scheduleReport(generation: g, after: parameters.reportInterval)
+        }
+    }
+
+    private func scheduleSilenceCheck(generation g: Int) {
+        let period = min(parameters.silenceTimeout / 4, .milliseconds(250))
+        eventLoop.scheduleTask(in: TimeAmount(period)) { [self] in
+            guard g == generation, running else { return }
+            let heard = receiver?.lastHeard ?? startedAt
+            let quiet = now - heard
+            if quiet >= parameters.silenceTimeout {
+                if !silenceReported {
+                    silenceReported = true
+                    onEvent(.silent(quiet))
+                }
+            } else {
+                silenceReported = false
+            }
+            scheduleSilenceCheck(generation: g)
+        }
+    }
+
+    // MARK: I/O
+
+    @discardableResult
+    private func write(_ bytes: [UInt8], to address: SocketAddress, on channel: any Channel) -> EventLoopFuture<Void> {
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer))
+    }
+
+    fileprivate func rtpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard running else { return }
+        receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
+    }
+
+    fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        guard running, receiver != nil else { return }
+        let hadBye = receiver?.peerBye != nil
+        receiver?.rtcpDatagram(Array(buffer: envelope.data), arrival: now, ntp: Self.ntpNow())
+        if !hadBye, let reason = receiver?.peerBye, !byeReported {
+            byeReported = true
+            onEvent(.peerLeft(reason))
+        }
+    }
+
+    /// The wall clock in NTP format: seconds since 1900 in the upper 32 bits, the fraction in the lower.
+    static func ntpNow() -> UInt64 {
+        let unix = Date().timeIntervalSince1970
+        let seconds = unix + 2_208_988_800
+        return UInt64(seconds) << 32 | UInt64((seconds - seconds.rounded(.down)) * 4_294_967_296)
+    }
+}
+
+/// Hands datagrams to the link once it exists (the sockets are bound before it is).
+private final class DatagramInbox: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    var deliver: ((AddressedEnvelope<ByteBuffer>) -> Void)?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        deliver?(unwrapInboundIn(data))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port unreachable and the like: the peer is not there (yet); silence detection reports it.
+    }
+}
+
+public enum MediaLinkError: Error, Hashable, Sendable, CustomStringConvertible {
+    case noPortPair
+    case alreadyStarted
+    case unusableEndpoint(String)
+
+    public var description: String {
+        switch self {
+        case .noPortPair: "could not bind an even RTP port with a free RTCP port above it"
+        case .alreadyStarted: "the media link is already started or stopped"
+        case .unusableEndpoint(let why): "the peer's media endpoint cannot be used: \(why)"
+        }
+    }
+}
+
+extension MediaDescription {
+    /// The RTP address to send to: the endpoint, or, when its address is unspecified (0.0.0.0 or ::), the
+    /// address the control connection's peer has (protocol.md §4.8).
+    public func rtpAddress(controlPeer: SocketAddress?) throws -> SocketAddress {
+        let unspecified = endpoint.address.allSatisfy { $0 == 0 }
+        // RTCP goes to port + 1, so 65535 cannot be an RTP port.
+        guard endpoint.port != 0, endpoint.port != .max else { throw MediaLinkError.unusableEndpoint("port \(endpoint.port)") }
+        if unspecified {
+            guard let ip = controlPeer?.ipAddress else { throw MediaLinkError.unusableEndpoint("unspecified address and no control peer") }
+            return try SocketAddress(ipAddress: ip, port: Int(endpoint.port))
+        }
+        guard endpoint.address.count == 4 || endpoint.address.count == 16 else {
+            throw MediaLinkError.unusableEndpoint("address of \(endpoint.address.count) bytes")
+        }
+        let text = endpoint.description
+        let host = String(text[..<(text.lastIndex(of: ":") ?? text.endIndex)]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return try SocketAddress(ipAddress: host, port: Int(endpoint.port))
+    }
+}
+
+extension Endpoint {
+    /// The endpoint of a bound socket address.
+    public init?(_ address: SocketAddress) {
+        guard let port = address.port else { return nil }
+        switch address {
+        case .v4(let v4):
+            var a = v4.address.sin_addr.s_addr  // already in network order
+            self.init(address: withUnsafeBytes(of: &a) { Array($0) }, port: UInt16(port))
+        case .v6(let v6):
+            var a = v6.address.sin6_addr
+            self.init(address: withUnsafeBytes(of: &a) { Array($0) }, port: UInt16(port))
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+}
