@@ -42,6 +42,9 @@ public struct DeviceHolder: Hashable, Sendable, Codable, CustomStringConvertible
     }
 
     public var description: String { "process \(pid) (\(command))" }
+
+    /// Whether it is DeviceKit's own daemon (`devicesim run`), whose hold on the button is expected.
+    public var isDeviceDaemon: Bool { command == "devicesim" }
 }
 
 /// Whether systemd-logind would shut down, suspend or reboot the device when one of this device's keys is
@@ -147,9 +150,10 @@ public struct InputButtonCandidate: Hashable, Sendable {
                     + "\(certainty) — use a different key or the udev rule in hardware/udev that removes the power-switch tag")
         }
         warnings += nodeWarnings(path: path, access: access, group: "input", needsWrite: false)
-        if !heldBy.isEmpty {
+        let others = heldBy.filter { !$0.isDeviceDaemon }
+        if !others.isEmpty {
             warnings.append(
-                "held by \(heldBy.map(\.description).joined(separator: ", ")): it may grab the device or act on its keys too")
+                "held by \(others.map(\.description).joined(separator: ", ")): it may grab the device or act on its keys too")
         }
         return warnings
     }
@@ -196,9 +200,10 @@ public struct SerialPortCandidate: Hashable, Sendable {
 
     public var warnings: [String] {
         var warnings = nodeWarnings(path: path, access: access, group: "dialout", needsWrite: true)
-        if !heldBy.isEmpty {
+        let others = heldBy.filter { !$0.isDeviceDaemon }
+        if !others.isEmpty {
             warnings.append(
-                "held by \(heldBy.map(\.description).joined(separator: ", ")): two programs reading one port each get "
+                "held by \(others.map(\.description).joined(separator: ", ")): two programs reading one port each get "
                     + "half the bytes; stop the other one (ModemManager probes new ports: see hardware/udev)")
         }
         return warnings

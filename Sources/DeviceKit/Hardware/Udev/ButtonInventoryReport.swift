@@ -84,6 +84,7 @@ public struct ButtonInventoryReport: Hashable, Sendable {
             let names = input.logind.keys.map { InputEventNames.code(type: InputEventNames.evKey, code: $0) }
             lines.append("  \(names.joined(separator: ", ")): udev has not tagged it power-switch, so systemd-logind ignores it")
         }
+        lines += daemonLines(input.heldBy)
         lines += verdictLines(input.warnings, ok: "OK to use as the call button.", access: input.access)
         return lines
     }
@@ -96,8 +97,13 @@ public struct ButtonInventoryReport: Hashable, Sendable {
         if let vendor = port.vendorID, let model = port.modelID { identity.append("vendor \(vendor), product \(model)") }
         if let driver = port.driver { identity.append("driver \(driver)") }
         if !identity.isEmpty { lines.append("  " + identity.joined(separator: ", ")) }
+        lines += daemonLines(port.heldBy)
         lines += verdictLines(port.warnings, ok: "OK to use for a serial button box or a contact switch.", access: port.access)
         return lines
+    }
+
+    private func daemonLines(_ holders: [DeviceHolder]) -> [String] {
+        holders.filter(\.isDeviceDaemon).map { "  in use by the device daemon: \($0)" }
     }
 
     private func verdictLines(_ warnings: [String], ok: String, access: DeviceNodeAccess) -> [String] {

@@ -174,8 +174,11 @@ import Testing
         try tree.add(FakeHardwareTree.gpioButton)
         try tree.addProcess(77, "devicesim", holding: [tree.base + "/dev/input/event0"])
         try tree.addProcess(78, "cat", holding: ["/dev/input/event00"])
-        let candidate = try #require(ButtonInventory(roots: tree.roots).scan().inputs.first)
+        let report = ButtonInventory(roots: tree.roots).scan()
+        let candidate = try #require(report.inputs.first)
         #expect(candidate.heldBy == [DeviceHolder(pid: 77, command: "devicesim")])
+        #expect(candidate.isUsable, "the device daemon holding the button is expected")
+        #expect(report.text.contains("  in use by the device daemon: process 77 (devicesim)\n  node: "))
     }
 
     // MARK: Pure judgements
