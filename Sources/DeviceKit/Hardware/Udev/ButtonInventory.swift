@@ -9,8 +9,9 @@ import Musl
 /// - Input devices: `<sysfs>/class/input/event*/` with `device/name`, `device/phys`, `device/uniq`,
 ///   `device/id/{bustype,vendor,product,version}`, `device/capabilities/{ev,key}` and `dev`; only devices that
 ///   send keys are candidates.
-/// - Serial ports: `<sysfs>/class/tty/ttyUSB*`, `ttyACM*` and `ttyS*`; a `ttyS*` only with a real device behind
-///   it (a `device` link, and a `type` other than 0, the kernel's `PORT_UNKNOWN` of the 8250 placeholders).
+/// - Serial ports: `<sysfs>/class/tty/ttyUSB*`, `ttyACM*`, `ttyAMA*` (a Raspberry Pi's UARTs) and `ttyS*`; a
+///   `ttyS*` only with a real device behind it (a `device` link, and a `type` other than 0, the kernel's
+///   `PORT_UNKNOWN` of the 8250 placeholders).
 /// - udev's view: `<udevData>/c<major>:<minor>` (properties, links, tags), and whether udevd runs at all.
 /// - The node in `<dev>`: owner, group, mode, and `access(2)` for this user.
 /// - `<proc>/<pid>/fd/*`: who holds the node open. Processes of other users are skipped silently (only root
@@ -129,7 +130,8 @@ public struct ButtonInventory: Sendable {
     private func serialPortNames() -> [String] {
         let ttyClass = roots.sysfs + "/class/tty"
         return SysfsFile.list(ttyClass).filter { name in
-            if name.hasPrefix("ttyUSB") || name.hasPrefix("ttyACM") { return true }
+            // ttyAMA: the PL011 UARTs of a Raspberry Pi, where a contact switch is most often wired.
+            if name.hasPrefix("ttyUSB") || name.hasPrefix("ttyACM") || name.hasPrefix("ttyAMA") { return true }
             guard name.hasPrefix("ttyS") else { return false }
             // The 8250 driver registers placeholder ttyS ports that have no UART behind them.
             guard SysfsFile.exists("\(ttyClass)/\(name)/device") else { return false }

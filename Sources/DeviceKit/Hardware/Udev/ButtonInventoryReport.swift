@@ -39,7 +39,7 @@ public struct ButtonInventoryReport: Hashable, Sendable {
         }
         if isEmpty {
             notes.append(
-                "No candidate call button: no input device that sends keys and no serial port (ttyUSB, ttyACM, ttyS) "
+                "No candidate call button: no input device that sends keys and no serial port (ttyUSB, ttyACM, ttyAMA, ttyS) "
                     + "was found. Plug the button in (a USB button box, or a GPIO button with the gpio-keys overlay "
                     + "from hardware/ and a reboot), then run `devicesim diag list` again.")
         }

@@ -74,7 +74,8 @@ enum SysfsFile {
         return text.trimmed
     }
 
-    /// Names in a directory, sorted, without `.` and `..`; empty when it does not exist or cannot be read.
+    /// Names in a directory without `.` and `..`, in natural order (`event2` before `event10`); empty when it
+    /// does not exist or cannot be read.
     static func list(_ directory: String) -> [String] {
         guard let stream = opendir(directory) else { return [] }
         defer { closedir(stream) }
@@ -85,7 +86,20 @@ enum SysfsFile {
             }
             if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names.sorted(by: naturallyBefore)
+    }
+
+    /// `event2` before `event10`: names compare by their text before the trailing number, then by the number
+    /// (none before 0), then as text. A total order, so sorting by it is well defined.
+    static func naturallyBefore(_ a: String, _ b: String) -> Bool {
+        func key(_ name: String) -> (String, Int, String) {
+            let digits = name.reversed().prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, digits.count < 18, let number = Int(String(digits.reversed())) else {
+                return (name, -1, name)
+            }
+            return (String(name.dropLast(digits.count)), number, name)
+        }
+        return key(a) < key(b)
     }
 
     /// A symbolic link's target as written, or `nil` if `path` is not a readable link.

@@ -143,10 +143,15 @@ public struct UdevMonitor: Sendable {
             logger.debug("udev monitor listening", metadata: ["udev.subsystems": "\(subsystems)"])
             while !flag.isCancelled {
                 guard try DeviceFile.waitReadable(monitor.fd, timeoutMilliseconds: 250) else { continue }
+                var received = false
                 while let event = monitor.receive() {
+                    received = true
                     logger.debug("udev event", metadata: ["udev.action": "\(event.action)", "udev.sysname": "\(event.sysname)"])
                     emit(.device(event))
                 }
+                // Readable but nothing to receive (an error queued on the socket, a message libudev dropped):
+                // pause briefly rather than spin on poll.
+                if !received { _ = flag.sleep(for: .milliseconds(50)) }
             }
         }
     }

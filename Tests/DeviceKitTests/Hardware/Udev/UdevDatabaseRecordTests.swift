@@ -37,6 +37,12 @@ import Testing
         #expect(record == UdevDatabaseRecord(properties: ["GOOD": "1"]))
     }
 
+    @Test func directoryNamesSortNaturally() {
+        let names = ["event10", "event2", "ttyUSB1", "event1", "ttyS0", "ttyUSB0", "event", "mice"]
+        #expect(names.sorted(by: SysfsFile.naturallyBefore)
+            == ["event", "event1", "event2", "event10", "mice", "ttyS0", "ttyUSB0", "ttyUSB1"])
+    }
+
     @Test func deviceNumbersAreMajorColonMinor() {
         #expect(DeviceNumber(parsing: "13:67\n") == DeviceNumber(major: 13, minor: 67))
         #expect(DeviceNumber(parsing: "13") == nil)
