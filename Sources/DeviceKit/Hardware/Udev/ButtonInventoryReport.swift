@@ -33,9 +33,9 @@ public struct ButtonInventoryReport: Hashable, Sendable {
     public var systemNotes: [String] {
         var notes = notices.map(\.description)
         if processesNotInspected > 0 {
-            notes.append(
-                "\(processesNotInspected) processes of other users were not checked for holding a device open: "
-                    + "run as root (sudo) to see them all")
+            let who = processesNotInspected == 1
+                ? "1 process of another user was" : "\(processesNotInspected) processes of other users were"
+            notes.append("\(who) not checked for holding a device open: run as root (sudo) to see them all")
         }
         if isEmpty {
             notes.append(

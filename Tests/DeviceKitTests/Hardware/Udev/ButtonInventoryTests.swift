@@ -181,6 +181,18 @@ import Testing
         #expect(report.text.contains("  in use by the device daemon: process 77 (devicesim)\n  node: "))
     }
 
+    @Test func aProcessWhoseDescriptorsCannotBeReadIsCountedNotFatal() throws {
+        let tree = try Self.typicalTree()
+        defer { tree.remove() }
+        // A file where the fd directory should be: opendir fails as it does with EACCES for another user's process.
+        try tree.write("", "proc/555/fd")
+        try tree.write("sshd\n", "proc/555/comm")
+        let report = ButtonInventory(roots: tree.roots).scan()
+        #expect(report.processesNotInspected == 1)
+        #expect(report.inputs.first { $0.sysname == "event3" }?.heldBy == [DeviceHolder(pid: 1234, command: "Xorg")])
+        #expect(report.text.contains("Note: 1 process of another user was not checked for holding a device open: run as root (sudo) to see them all\n"))
+    }
+
     // MARK: Pure judgements
 
     static func candidate(access: DeviceNodeAccess) -> InputButtonCandidate {
