@@ -11,7 +11,10 @@ struct DiagCommand: AsyncParsableCommand {
             Every line says what was found and what to do next. Start with `devicesim diag selftest`, or \
             `devicesim diag list` to find the button.
             """,
-        subcommands: [DiagWatchCommand.self, DiagRecordCommand.self, DiagLinkCommand.self, DiagSelftestCommand.self]
+        subcommands: [
+            DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagLinkCommand.self,
+            DiagSelftestCommand.self,
+        ]
     )
 }
 

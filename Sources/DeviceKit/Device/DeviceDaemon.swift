@@ -46,12 +46,16 @@ public struct DeviceDaemon: Service {
         logger.info("call button", metadata: ["source": "\(source.description)"])
         let button = Task { await runButton(source, runtime) }
         let watchdog = Task { try? await SystemdWatchdogService(notifier: notifier, logger: logger).run() }
+        let power = Task { await runPower(runtime) }
+        let hotplug = Task { await watchHotplug() }
         // Returns on SIGTERM/SIGINT (graceful shutdown) or cancellation.
         try? await gracefulShutdown()
         logger.info("shutting down")
         try? notifier.stopping()
         button.cancel()
         watchdog.cancel()
+        power.cancel()
+        hotplug.cancel()
         await runtime.stop()
         watcher.cancel()
     }
@@ -102,6 +106,49 @@ public struct DeviceDaemon: Service {
         case .evdev(let settings): EvdevButtonSource(settings: settings)
         case .serial(let settings): PendingSerialSource(settings: settings)  // MERGE: replaced by SerialButtonSource
         case .replay(let settings): ReplayButtonSource(settings: settings)
+        }
+    }
+
+    /// Feeds mains and battery readings to the runtime; a supply that cannot be read is logged once.
+    private func runPower(_ runtime: DeviceRuntime) async {
+        guard case .sysfs(let settings) = config.power else { return }
+        let logger = logger
+        do {
+            try await PowerSupplyMonitor(settings: settings, logger: logger).run { change in
+                switch change {
+                case .mains(let present):
+                    logger.notice("mains", metadata: ["present": "\(present)"])
+                    runtime.mainsChanged(present: present)
+                case .battery(let percent, let status):
+                    logger.info("battery", metadata: ["percent": "\(percent)", "status": "\(status.rawValue)"])
+                    runtime.batteryMeasured(percent: percent)
+                case .unreadable(let reason):
+                    logger.error("power sensing: \(reason)")
+                }
+            }
+        } catch {
+            logger.error("power sensing stopped: \(error)")
+        }
+    }
+
+    /// Logs input and serial devices coming and going, so a technician reading the journal sees an unplugged
+    /// button next to its "missing" line; warns once where udevd is not running (the sources still reopen).
+    private func watchHotplug() async {
+        guard config.button.name == "evdev" || config.button.name == "serial" else { return }
+        let logger = logger
+        do {
+            try await UdevMonitor(logger: logger).run { notice in
+                switch notice {
+                case .device(let event) where event.devnode != nil:
+                    logger.info("hotplug", metadata: [
+                        "action": "\(event.action)", "device": "\(event.devnode ?? "")", "subsystem": "\(event.subsystem)",
+                    ])
+                case .device: break
+                case .warning(let text): logger.warning("hotplug: \(text)")
+                }
+            }
+        } catch {
+            logger.warning("hotplug monitoring stopped: \(error)")
         }
     }
 

@@ -20,8 +20,10 @@ public final class CancellationFlag: @unchecked Sendable {
 
     public func cancel() { lock.withLock { cancelled = true } }
 
-    /// Sleeps the calling thread for `duration`, or less if the flag is set meanwhile (checked every `slice`).
-    public func sleep(for duration: Duration, slice: Duration = .milliseconds(100)) {
+    /// Sleeps the calling (dedicated) thread for `duration`, or less if the flag is set meanwhile (checked
+    /// every `slice`); `false` when it was cut short by the flag.
+    @discardableResult
+    public func sleep(for duration: Duration, slice: Duration = .milliseconds(100)) -> Bool {
         var left = duration
         while left > .zero, !isCancelled {
             let step = min(left, slice)
@@ -29,6 +31,7 @@ public final class CancellationFlag: @unchecked Sendable {
             nanosleep(&request, nil)
             left -= step
         }
+        return !isCancelled
     }
 }
 

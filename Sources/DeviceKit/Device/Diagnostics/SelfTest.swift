@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import NIOCore
 
 /// `diag selftest`: everything a technician checks before leaving a home, each as a PASS, WARN or FAIL line
@@ -68,9 +69,7 @@ public struct SelfTest: Sendable {
         }
         results += await button()
         if lock != nil { results += await leds() }
-        if let powerCheck { results += await powerCheck(config) } else if case .none = config.power {
-            results.append(.init("power", .warn, "no power sensing is configured ([power] backend = \"none\"): the centre will not hear of a power cut"))
-        }
+        results += await powerCheck?(config) ?? power()
         results += storage()
         if lock != nil { results += await link() }
         withExtendedLifetime(lock) {}
@@ -144,6 +143,35 @@ public struct SelfTest: Sendable {
         } catch {
             return [.init("leds", .fail, "\(error)")]
         }
+    }
+
+    // MARK: Power
+
+    func power() -> [SelfTestResult] {
+        guard case .sysfs(let settings) = config.power else {
+            return [.init("power", .warn, "no power sensing is configured ([power] backend = \"none\"): the centre will not hear of a power cut")]
+        }
+        let snapshot = PowerSupplyMonitor(settings: settings, logger: Logger(label: "selftest")).snapshot()
+        var results: [SelfTestResult] = []
+        switch snapshot.mains {
+        case .success(let mains) where mains.present:
+            results.append(.init("power", .pass, "mains present (\(mains.supply))"))
+        case .success(let mains):
+            results.append(.init("power", .warn, "mains is OFF (\(mains.supply)): the device runs on battery; check the power plug and socket"))
+        case .failure(let error):
+            results.append(.init("power", .fail, "\(error)"))
+        }
+        switch snapshot.battery {
+        case .success(let battery)?:
+            results.append(battery.percent < 20
+                ? .init("battery", .warn, "battery at \(battery.percent) % (\(battery.status.rawValue)): leave the device on mains to charge; replace the battery if it does not rise")
+                : .init("battery", .pass, "battery at \(battery.percent) % (\(battery.status.rawValue))"))
+        case .failure(let error)?:
+            results.append(.init("battery", .fail, "\(error)"))
+        case nil:
+            results.append(.init("battery", .warn, "no battery found: a power cut switches the device off"))
+        }
+        return results
     }
 
     // MARK: Storage

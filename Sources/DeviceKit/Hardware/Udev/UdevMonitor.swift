@@ -215,21 +215,6 @@ public struct UdevMonitorError: Error, Hashable, Sendable, CustomStringConvertib
     init(_ description: String) { self.description = description }
 }
 
-extension CancellationFlag {
-    /// Sleeps the calling (dedicated) thread for `duration` in slices of at most 100 ms; `false` as soon as the
-    /// flag is set. The pollers (hotplug, power supply) wait between looks with it.
-    func sleep(for duration: Duration) -> Bool {
-        var remaining = max(duration, .milliseconds(1))
-        while remaining > .zero {
-            if isCancelled { return false }
-            let slice = min(remaining, .milliseconds(100))
-            usleep(UInt32(slice.nanoseconds / 1000))
-            remaining -= slice
-        }
-        return !isCancelled
-    }
-}
-
 extension Duration {
     /// `2 s`, `500 ms`.
     fileprivate var secondsText: String {
