@@ -1,25 +1,25 @@
-/// Turns what a serial button box sends, and its silences, into `ButtonEvent`s.
+/// Turns what a serial button box sends, and its silences, into `ButtonEvent`s, as §5 of
+/// hardware/serial-box-protocol.md says the device uses the protocol.
 ///
 /// Pure: time comes in as `now:`; `SerialButtonSource` owns the port and the clock and feeds this machine.
 ///
-/// - The first `P` or `R` after the port opens reports `.present(initiallyDown:)` (the box sends its state at
-///   power-up); later ones report `.level(down:)` when the level changed.
-/// - Any valid line (`P`, `R`, `H`, `B<n>`, `T`) proves the box alive. After `heartbeatTimeout` without one
-///   (three missed heartbeats), the box is reported `.missing` once.
-/// - After such a silence, the first valid line brings it back: with the level it sends, or with the level
-///   it had before the silence (the port stayed open, so the box kept its state and sends only changes).
-/// - When the port is lost, the box is `.missing` once; after the port reopens, it is `.present` on the first
-///   `P` or `R` (a level from before the loss cannot be trusted: the box was likely powered off with it).
+/// - **Present**: at the first valid message (`P`, `R`, `H`, `B<n>`, `T`) after the port opened or after the
+///   box went missing: `.present(initiallyDown:)`, down if that message was `P`, else up until a `P` comes.
+///   Later `P` and `R` report `.level(down:)` when the level changes (they are states, not key strokes).
+/// - **Heartbeat**: a timer of `heartbeatTimeout` (30 s, three heartbeat periods) starts when the port opens
+///   or the box comes back, and restarts at every `H`; other messages do not restart it.
+/// - **Missing**: when the timer runs out, `.missing` once; the button then counts as released, and the box is
+///   present again at its next valid message. A port that cannot be opened or is lost is `.missing` once too;
+///   after it reopens, the box is present at its first valid message.
 struct SerialBoxMonitor: Sendable {
     private enum State: Sendable {
         /// The port is not open; `reported` once `.missing` went out.
         case closed(reported: Bool)
-        /// The port is open but no `P` or `R` came yet; `reported` when the box is already reported missing.
-        case awaitingLevel(lastLine: ContinuousClock.Instant?, reported: Bool)
-        /// The box is present and its button is `down` or up.
-        case present(down: Bool, lastLine: ContinuousClock.Instant)
-        /// The box fell silent with its button `down` or up, and was reported missing.
-        case silent(down: Bool)
+        /// The port is open and no valid message came yet. While the box is not reported missing, the timer
+        /// started at `since` (the opening); once it is, no timer runs: only a message can change anything.
+        case awaitingMessage(since: ContinuousClock.Instant, reported: Bool)
+        /// The box is present with its button `down` or up; `timer` is when the heartbeat timer last started.
+        case present(down: Bool, timer: ContinuousClock.Instant)
     }
 
     private var state: State = .closed(reported: false)
@@ -29,35 +29,30 @@ struct SerialBoxMonitor: Sendable {
         self.heartbeatTimeout = heartbeatTimeout
     }
 
-    /// What `.missing` says after a silence.
+    /// What `.missing` says when the heartbeat timer runs out.
     var silenceReason: String {
-        "the serial button box sent nothing for \(heartbeatTimeout.plainWords): check its cable and power"
+        "no heartbeat from the serial button box for \(heartbeatTimeout.plainWords): check its cable and power"
     }
 
     /// The port could not be opened, or was lost; `reason` says why in plain words.
     mutating func portUnavailable(reason: String) -> [ButtonEvent] {
         switch state {
-        case .closed(reported: true), .awaitingLevel(_, reported: true), .silent:
+        case .closed(reported: true), .awaitingMessage(_, reported: true):
             state = .closed(reported: true)
             return []
-        case .closed(reported: false), .awaitingLevel(_, reported: false), .present:
+        case .closed(reported: false), .awaitingMessage(_, reported: false), .present:
             state = .closed(reported: true)
             return [.missing(reason: reason)]
         }
     }
 
-    /// The port is open; the heartbeat clock starts now.
+    /// The port is open; the heartbeat timer starts now.
     mutating func portOpened(now: ContinuousClock.Instant) -> [ButtonEvent] {
         switch state {
-        case .closed(let reported):
-            // A box reported missing needs no second report if it stays silent: no deadline then.
-            state = .awaitingLevel(lastLine: reported ? nil : now, reported: reported)
-        case .awaitingLevel(_, let reported):
-            state = .awaitingLevel(lastLine: reported ? nil : now, reported: reported)
+        case .closed(let reported), .awaitingMessage(_, let reported):
+            state = .awaitingMessage(since: now, reported: reported)
         case .present:
-            state = .awaitingLevel(lastLine: now, reported: false)
-        case .silent:
-            state = .awaitingLevel(lastLine: nil, reported: true)
+            state = .awaitingMessage(since: now, reported: false)
         }
         return []
     }
@@ -66,45 +61,41 @@ struct SerialBoxMonitor: Sendable {
     mutating func received(_ messages: [SerialBoxMessage], now: ContinuousClock.Instant) -> [ButtonEvent] {
         var events: [ButtonEvent] = []
         for message in messages {
-            let level: Bool? = switch message {
-            case .pressed: true
-            case .released: false
-            case .heartbeat, .battery, .tamper: nil
-            }
             switch state {
             case .closed:
                 // Bytes only arrive on an open port; nothing to report.
                 break
-            case .awaitingLevel(_, let reported):
-                if let level {
-                    events.append(.present(initiallyDown: level))
-                    state = .present(down: level, lastLine: now)
-                } else {
-                    // Alive, level unknown: a box reported missing stays so until it sends P or R.
-                    state = .awaitingLevel(lastLine: reported ? nil : now, reported: reported)
+            case .awaitingMessage(let since, let reported):
+                let down = message == .pressed
+                events.append(.present(initiallyDown: down))
+                // Back from missing: a fresh timer. First message after opening: the opening's timer runs on.
+                state = .present(down: down, timer: message == .heartbeat || reported ? now : since)
+            case .present(let down, let timer):
+                switch message {
+                case .pressed, .released:
+                    let level = message == .pressed
+                    if level != down { events.append(.level(down: level)) }
+                    state = .present(down: level, timer: timer)
+                case .heartbeat:
+                    state = .present(down: down, timer: now)
+                case .battery, .tamper:
+                    break
                 }
-            case .present(let down, _):
-                if let level, level != down { events.append(.level(down: level)) }
-                state = .present(down: level ?? down, lastLine: now)
-            case .silent(let down):
-                let known = level ?? down
-                events.append(.present(initiallyDown: known))
-                state = .present(down: known, lastLine: now)
             }
         }
         return events
     }
 
-    /// The clock moved on; reports `.missing` when the box has been silent too long.
+    /// The clock moved on; reports `.missing` when the heartbeat timer has run out.
     mutating func tick(now: ContinuousClock.Instant) -> [ButtonEvent] {
         switch state {
-        case .awaitingLevel(.some(let lastLine), reported: false) where now - lastLine >= heartbeatTimeout:
-            state = .awaitingLevel(lastLine: nil, reported: true)
+        case .awaitingMessage(let since, reported: false) where now - since >= heartbeatTimeout:
+            state = .awaitingMessage(since: since, reported: true)
             return [.missing(reason: silenceReason)]
-        case .present(let down, let lastLine) where now - lastLine >= heartbeatTimeout:
-            state = .silent(down: down)
+        case .present(_, let timer) where now - timer >= heartbeatTimeout:
+            state = .awaitingMessage(since: timer, reported: true)
             return [.missing(reason: silenceReason)]
-        case .closed, .awaitingLevel, .present, .silent:
+        case .closed, .awaitingMessage, .present:
             return []
         }
     }
@@ -112,9 +103,9 @@ struct SerialBoxMonitor: Sendable {
     /// When `tick` next has something to decide, if ever.
     var deadline: ContinuousClock.Instant? {
         switch state {
-        case .awaitingLevel(let lastLine, reported: false): lastLine.map { $0 + heartbeatTimeout }
-        case .present(_, let lastLine): lastLine + heartbeatTimeout
-        case .closed, .awaitingLevel, .silent: nil
+        case .awaitingMessage(let since, reported: false): since + heartbeatTimeout
+        case .present(_, let timer): timer + heartbeatTimeout
+        case .closed, .awaitingMessage: nil
         }
     }
 }

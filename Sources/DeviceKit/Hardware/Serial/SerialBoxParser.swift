@@ -1,4 +1,4 @@
-/// Decodes the byte stream of a serial button box (hardware/serial-box-protocol.md) into messages.
+/// Decodes the byte stream of a serial button box (hardware/serial-box-protocol.md, version 1) into messages.
 ///
 /// Pure: no I/O and no clock, so it can be fed one byte at a time or a whole read at once with the same
 /// result. Each message is one line of printable ASCII (0x20–0x7E) ending in `\n`, optionally `\r\n`:
@@ -7,12 +7,13 @@
 ///  line     = body [ "\r" ] "\n"        body: 1 to 32 printable bytes
 ///  "P"      the button is pressed        "R"   the button is released
 ///  "H"      heartbeat (at least every 10 s)
-///  "B<n>"   box battery, n = 0…100 in decimal (1 to 3 digits)
+///  "B<n>"   box battery, n = 0…100 in decimal (1 to 3 digits, leading zeros allowed)
 ///  "T"      tamper
 /// ```
 ///
-/// Lines that are not one of these are counted (`Counters.unknownLines`) and ignored; a `B` line whose number
-/// is missing or above 100 counts as `badBattery`. A line longer than 32 bytes is counted as overlong and
+/// An empty line is ignored and not counted (§2). Any other line that is not one of these is an unknown line:
+/// counted (`Counters.unknownLines`) and ignored; a `B` line whose number is missing or above 100 is an
+/// unknown line that is also counted in `badBattery`. A line longer than 32 bytes is counted as overlong and
 /// discarded up to the next `\n`, so the parser never holds more than 33 bytes, whatever the box sends.
 public struct SerialBoxParser: Sendable {
     /// The longest line body, excluding the `\r\n` or `\n` terminator.
@@ -20,11 +21,12 @@ public struct SerialBoxParser: Sendable {
 
     /// Lines the parser ignored, by reason.
     public struct Counters: Hashable, Sendable {
-        /// Complete lines that are no message (empty, non-printable bytes, an unknown letter, extra characters).
+        /// Complete, non-empty lines that are no message (non-printable bytes, an unknown letter, extra
+        /// characters, a bad battery value).
         public var unknownLines = 0
         /// Lines longer than `maximumLineLength`, discarded up to their `\n`.
         public var overlongLines = 0
-        /// `B` lines whose percentage is missing, not a number, or above 100.
+        /// Of the unknown lines, those starting with `B` whose percentage is missing, not a number, or above 100.
         public var badBattery = 0
 
         public init(unknownLines: Int = 0, overlongLines: Int = 0, badBattery: Int = 0) {
@@ -33,8 +35,8 @@ public struct SerialBoxParser: Sendable {
             self.badBattery = badBattery
         }
 
-        /// Lines ignored for any reason.
-        public var total: Int { unknownLines + overlongLines + badBattery }
+        /// Non-empty lines ignored, for any reason.
+        public var total: Int { unknownLines + overlongLines }
     }
 
     public private(set) var counters = Counters()
@@ -84,7 +86,8 @@ public struct SerialBoxParser: Sendable {
             counters.overlongLines += 1
             return nil
         }
-        guard let first = body.first, body.allSatisfy({ (0x20...0x7E).contains($0) }) else {
+        guard let first = body.first else { return nil }
+        guard body.allSatisfy({ (0x20...0x7E).contains($0) }) else {
             counters.unknownLines += 1
             return nil
         }
@@ -96,6 +99,7 @@ public struct SerialBoxParser: Sendable {
         case UInt8(ascii: "T") where rest.isEmpty: return .tamper
         case UInt8(ascii: "B"):
             guard let percent = Self.percentage(rest) else {
+                counters.unknownLines += 1
                 counters.badBattery += 1
                 return nil
             }

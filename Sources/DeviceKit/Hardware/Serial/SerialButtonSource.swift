@@ -7,9 +7,9 @@ import Logging
 /// The loop runs on a thread of its own (`onDedicatedThread`) and waits in slices of at most
 /// `Timing.slice`, so cancelling the task ends it within one slice.
 ///
-/// **Box mode** reads and parses lines (`SerialBoxParser`) and leaves presence and level to
-/// `SerialBoxMonitor`: `.present` on the first `P`/`R`, `.level` on changes, `.missing` after
-/// `Timing.heartbeatTimeout` without a valid line.
+/// **Box mode** (hardware/serial-box-protocol.md) raises DTR and RTS where the port has them, reads and
+/// parses lines (`SerialBoxParser`) and leaves presence and level to `SerialBoxMonitor`: `.present` at the
+/// first valid message, `.level` on changes, `.missing` after `Timing.heartbeatTimeout` without an `H`.
 ///
 /// **Contact mode** asserts DTR and RTS (`TIOCMBIS`), so a closed contact from DTR or RTS to the configured
 /// input line (CTS, DSR, DCD or RI) asserts that line: asserted = pressed. It polls the line every
@@ -29,7 +29,7 @@ import Logging
 public struct SerialButtonSource: ButtonSource {
     /// The waits of the loop; tests shorten them.
     public struct Timing: Hashable, Sendable {
-        /// Box mode: this long without a valid line and the box is missing (3 missed heartbeats).
+        /// Box mode: this long without a heartbeat and the box is missing (3 missed heartbeats).
         public var heartbeatTimeout: Duration
         /// How often a missing port is opened again.
         public var reopenInterval: Duration
@@ -92,6 +92,10 @@ public struct SerialButtonSource: ButtonSource {
             }) else { continue }
             defer { port.close() }
             logger.debug("serial box port open", metadata: ["serial.settings": "\(port.settings)"])
+            // The protocol's §1: DTR and RTS stay asserted while the port is open, so a box may see that the
+            // device listens. Nothing depends on it: a port without modem lines (a pty) just has none to raise,
+            // and a port that is gone says so at the next read.
+            try? lineControl.assertModemLines(port.descriptor, [.dtr, .rts])
             monitor.portOpened(now: clock.now).forEach(emit)
             var parser = SerialBoxParser()
             do {

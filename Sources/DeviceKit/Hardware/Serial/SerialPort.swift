@@ -10,8 +10,9 @@ import Musl
 /// reads never block: callers wait with `waitReadable` in short slices so they can be cancelled), then set to
 /// raw 8N1 without flow control: no echo, no line editing, no CR/LF translation, `CLOCAL` (ignore carrier,
 /// so a missing DCD neither blocks nor hangs up), `CREAD`, `VMIN = 1`, `VTIME = 0` (with `O_NONBLOCK`: an
-/// empty port reads as `EAGAIN`, a hung-up one as end of file). The settings the driver
-/// actually took are read back into `settings` for diagnostics.
+/// empty port reads as `EAGAIN`, a hung-up one as end of file). Input buffered before the open is discarded
+/// (`tcflush(TCIFLUSH)`), so a stale state is never taken for a new one. The settings the driver actually took
+/// are read back into `settings` for diagnostics.
 ///
 /// One thread uses a port at a time; `close()` (or the last reference going away) closes the descriptor.
 public final class SerialPort {
@@ -54,6 +55,8 @@ public final class SerialPort {
             try check(path, "cfsetispeed") { cfsetispeed(&options, speedCode) }
             try check(path, "cfsetospeed") { cfsetospeed(&options, speedCode) }
             try check(path, "tcsetattr") { tcsetattr(fd, TCSANOW, &options) }
+            // hardware/serial-box-protocol.md §1: what was buffered before opening is stale; drop it.
+            try check(path, "tcflush") { tcflush(fd, TCIFLUSH) }
             // tcsetattr succeeds when any change took; read back what the driver really did.
             var actual = termios()
             try check(path, "tcgetattr") { tcgetattr(fd, &actual) }

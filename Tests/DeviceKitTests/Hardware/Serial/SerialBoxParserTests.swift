@@ -35,6 +35,22 @@ import Testing
         #expect(counters == .init())
     }
 
+    @Test func theExamplesOfTheProtocolDocumentDecode() {
+        // §6, each line's bytes as they go over the line.
+        let lines: [([UInt8], SerialBoxMessage)] = [
+            ([0x50, 0x0D, 0x0A], .pressed), ([0x52, 0x0D, 0x0A], .released), ([0x48, 0x0D, 0x0A], .heartbeat),
+            ([0x42, 0x38, 0x37, 0x0D, 0x0A], .battery(percent: 87)), ([0x42, 0x31, 0x30, 0x30, 0x0A], .battery(percent: 100)),
+            ([0x54, 0x0D, 0x0A], .tamper),
+        ]
+        for (bytes, message) in lines {
+            #expect(Self.parse(bytes) == ([message], .init()))
+        }
+        // §6, what the device makes of faulty input.
+        let faulty: [UInt8] = [0x70, 0x0D, 0x0A] + [0x50, 0x20, 0x0D, 0x0A] + [0x42, 0x31, 0x30, 0x31, 0x0D, 0x0A]
+            + [0x0D, 0x0A] + [UInt8](repeating: 0x58, count: 40) + [0x0D, 0x0A]
+        #expect(Self.parse(faulty) == ([], .init(unknownLines: 3, overlongLines: 1, badBattery: 1)))
+    }
+
     @Test func aLineWithoutItsNewlineIsNotYetAMessage() {
         var parser = SerialBoxParser()
         #expect(parser.parse(Array("P".utf8)).isEmpty)
@@ -43,23 +59,29 @@ import Testing
     }
 
     @Test func unknownLinesAreCountedAndIgnored() {
-        let (messages, counters) = Self.parse("X\np\nPP\nP \n P\n\n\r\nH\r\r\nR\u{7}\n\u{FF}\nR\n")
+        let (messages, counters) = Self.parse("X\np\nPP\nP \n P\nH\r\r\nR\u{7}\n\u{FF}\nR\n")
         #expect(messages == [.released])
-        #expect(counters == .init(unknownLines: 10))
+        #expect(counters == .init(unknownLines: 8))
+    }
+
+    @Test func emptyLinesAreIgnoredAndNotCounted() {
+        let (messages, counters) = Self.parse("\n\r\n\n\nH\r\n\r\n")
+        #expect(messages == [.heartbeat])
+        #expect(counters == .init())
     }
 
     @Test func badBatteryLinesAreCountedApart() {
         let (messages, counters) = Self.parse("B\nB101\nB1000\nB-1\nB5%\nB 5\nB50\n")
         #expect(messages == [.battery(percent: 50)])
-        #expect(counters == .init(badBattery: 6))
+        #expect(counters == .init(unknownLines: 6, badBattery: 6))
     }
 
     @Test func thirtyTwoBytesFitAndThirtyThreeAreTooLong() {
         let fits = "B" + String(repeating: "0", count: 31)
         let tooLong = "B" + String(repeating: "0", count: 32)
         // 32 bytes: a line, but no valid battery (more than 3 digits); 33 bytes: overlong.
-        #expect(Self.parse(fits + "\n").1 == .init(badBattery: 1))
-        #expect(Self.parse(fits + "\r\n").1 == .init(badBattery: 1))
+        #expect(Self.parse(fits + "\n").1 == .init(unknownLines: 1, badBattery: 1))
+        #expect(Self.parse(fits + "\r\n").1 == .init(unknownLines: 1, badBattery: 1))
         #expect(Self.parse(tooLong + "\n").1 == .init(overlongLines: 1))
         #expect(Self.parse(tooLong + "\r\n").1 == .init(overlongLines: 1))
     }
@@ -103,9 +125,12 @@ import Testing
             let split = Self.parse(bytes, cuts: [min(a, b), max(a, b)])
             #expect(split.0 == whole.0)
             #expect(split.1 == whole.1)
-            // Every newline ends exactly one line: a message or a counted refusal.
-            let lines = bytes.filter { $0 == 0x0A }.count
-            #expect(whole.0.count + whole.1.total == lines)
+            // Every newline ends exactly one line: a message, a counted refusal, or an empty line.
+            let newlines = bytes.indices.filter { bytes[$0] == 0x0A }
+            let empty = newlines.filter { i in
+                i == 0 || bytes[i - 1] == 0x0A || (bytes[i - 1] == 0x0D && (i == 1 || bytes[i - 2] == 0x0A))
+            }
+            #expect(whole.0.count + whole.1.total + empty.count == newlines.count)
         }
     }
 }

@@ -46,6 +46,19 @@ import Testing
         #expect(try port.read() == [0x50, 0x0D, 0x0A, 0x00, 0xFF, 0x03])
     }
 
+    @Test func bytesBufferedBeforeOpeningAreDiscarded() throws {
+        let pty = try PseudoTerminal()
+        try pty.send("P\n")
+        var waiting: CInt = 0
+        // The test's own descriptor of the terminal side holds the line until the port opens.
+        try #require(ioctl(pty.terminal, UInt(FIONREAD), &waiting) == 0 && waiting == 2)
+        let port = try SerialPort.open(pty.path)
+        #expect(try port.read() == [])
+        try pty.send("R\n")
+        #expect(try port.waitReadable(timeout: .seconds(5)))
+        #expect(try port.read() == Array("R\n".utf8))
+    }
+
     @Test func aHangUpIsReportedAsGone() throws {
         let pty = try PseudoTerminal()
         let port = try SerialPort.open(pty.path)

@@ -42,6 +42,16 @@ final class PseudoTerminal: @unchecked Sendable {
         try DeviceFile.write(controller, bytes)
     }
 
+    /// Sends `text` every 20 ms until `log` holds `count` events, as a box repeats its state before each
+    /// heartbeat: the port discards what arrived before it was opened, and the test cannot see the opening.
+    func send(_ text: String, until log: EventLog, count: Int, timeout: Duration = .seconds(10)) async throws {
+        let end = ContinuousClock.now + timeout
+        while log.events.count < count && ContinuousClock.now < end {
+            try send(text)
+            await log.wait(timeout: .milliseconds(20)) { $0.count >= count }
+        }
+    }
+
     /// Closes both of the test's ends: the port hangs up for everyone who has it open, as when an adapter
     /// is pulled out.
     func hangUp() {
