@@ -42,16 +42,22 @@ import Testing
         let port = try SerialPort.open(pty.path)
         #expect(try port.read() == [])
         try pty.send([0x50, 0x0D, 0x0A, 0x00, 0xFF, 0x03])
-        #expect(try port.waitReadable(timeout: .seconds(5)))
-        #expect(try port.read() == [0x50, 0x0D, 0x0A, 0x00, 0xFF, 0x03])
+        var received: [UInt8] = []
+        while received.count < 6, try port.waitReadable(timeout: .seconds(5)) {
+            received += try port.read()
+        }
+        #expect(received == [0x50, 0x0D, 0x0A, 0x00, 0xFF, 0x03])
     }
 
     @Test func bytesBufferedBeforeOpeningAreDiscarded() throws {
         let pty = try PseudoTerminal()
         try pty.send("P\n")
+        // The pty moves the bytes to the terminal side in the background: wait until they are there, held
+        // by the test's own descriptor of that side until the port opens.
+        try #require(try DeviceFile.waitReadable(pty.terminal, timeoutMilliseconds: 5000))
         var waiting: CInt = 0
-        // The test's own descriptor of the terminal side holds the line until the port opens.
-        try #require(ioctl(pty.terminal, UInt(FIONREAD), &waiting) == 0 && waiting == 2)
+        try #require(ioctl(pty.terminal, UInt(FIONREAD), &waiting) == 0)
+        try #require(waiting == 2)
         let port = try SerialPort.open(pty.path)
         #expect(try port.read() == [])
         try pty.send("R\n")
