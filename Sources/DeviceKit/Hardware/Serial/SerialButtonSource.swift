@@ -126,13 +126,14 @@ public struct SerialButtonSource: ButtonSource {
         var monitor = SerialContactMonitor()
         var reportedMissing = false
         while true {
+            // The speed is irrelevant to the modem lines; 9600 is a valid one for every port.
             guard let port = try open(speed: 9600, flag: flag, onUnavailable: { reason in
                 if !reportedMissing { emit(.missing(reason: reason)) }
                 reportedMissing = true
             }) else { continue }
             defer { port.close() }
             do {
-                try assertOutputs(port)
+                try assertOutputs(port, for: line)
                 var countsChanges = true
                 while true {
                     try checkCancellation(flag)
@@ -155,7 +156,7 @@ public struct SerialButtonSource: ButtonSource {
     }
 
     /// Raises DTR and RTS, the supply of the contact; says plainly when the port has no modem lines.
-    private func assertOutputs(_ port: SerialPort) throws {
+    private func assertOutputs(_ port: SerialPort, for line: ModemLine) throws {
         do {
             try lineControl.assertModemLines(port.descriptor, [.dtr, .rts])
         } catch DeviceControlError.noModemLines(_, let errno) {
@@ -163,7 +164,7 @@ public struct SerialButtonSource: ButtonSource {
                 throw ButtonSourceError(
                     "\(settings.device) is a pseudo-terminal, which has no modem lines; wire the contact to a real "
                         + "serial port (/dev/ttyS*, /dev/ttyUSB*, /dev/ttyACM*) between DTR or RTS and "
-                        + "\(Self.lineName(contactLine)), or use mode = \"box\" for a button box"
+                        + "\(Self.lineName(line)), or use mode = \"box\" for a button box"
                 )
             }
             throw ButtonSourceError(
@@ -215,11 +216,6 @@ public struct SerialButtonSource: ButtonSource {
         case .dcd: counts.dcd
         case .ri: counts.rng
         }
-    }
-
-    private var contactLine: ModemLine {
-        if case .contact(let line) = settings.mode { return line }
-        return .cts
     }
 
     private static func lineName(_ line: ModemLine) -> String {

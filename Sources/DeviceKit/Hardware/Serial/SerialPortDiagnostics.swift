@@ -39,6 +39,8 @@ public struct SerialPortDiagnostics: Sendable {
         if port.settings.speed != speed {
             output("warning   asked for \(speed) baud, the driver reports \(port.settings.speed.map(String.init) ?? "an unknown speed")")
         }
+        // As the device does: DTR and RTS up, so a contact wired from them shows on CTS/DSR/DCD/RI below.
+        try? lineControl.assertModemLines(port.descriptor, [.dtr, .rts])
         var lines = readLines(port)
         output(lines.now)
         output(lines.counters)
