@@ -27,6 +27,8 @@ import Testing
 
     @Test func aBoxReportsItsLevelChangesInOrderAndIgnoresGarbage() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         try await withRunningSource(Self.box(pty.path)) { log, _ in
             try await pty.send("R\n", until: log, count: 1)
             #expect(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
@@ -45,26 +47,35 @@ import Testing
 
     @Test func aSilentBoxIsMissingAndComesBackWithItsNextLine() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         var timing = Self.fast
         timing.heartbeatTimeout = .seconds(1)
         try await withRunningSource(Self.box(pty.path, timing: timing)) { log, _ in
-            try await pty.send("P\n", until: log, count: 1)
             let silence = ButtonEvent.missing(reason: "no heartbeat from the serial button box for 1 s: check its cable and power")
-            #expect(await log.wait(forCount: 2) == [.present(initiallyDown: true), silence])
+            // Normally [present, silence]; a test held up for over a second before its first P sees a silence
+            // first, so wait for the ending that matters: present with P, then silent.
+            try await pty.send("P\n", until: log) { $0.contains(.present(initiallyDown: true)) }
+            let settled = await log.wait { $0.suffix(2) == [.present(initiallyDown: true), silence] }
+            #expect(Array(settled.suffix(2)) == [.present(initiallyDown: true), silence])
             // Missing, the button counts as released; the next valid message brings the box back.
             try pty.send("H\n")
-            #expect(await log.wait(forCount: 3) == [.present(initiallyDown: true), silence, .present(initiallyDown: false)])
+            #expect(Array(await log.wait(forCount: settled.count + 1).dropFirst(settled.count)) == [.present(initiallyDown: false)])
         }
     }
 
     @Test func aHungUpPortIsMissingOnceAndPresentAgainWhenTheLinkPointsAtANewOne() async throws {
         let first = try PseudoTerminal()
+        defer { withExtendedLifetime(first) {} }
         let link = try PortLink()
         try link.point(at: first.path)
         try await withRunningSource(Self.box(link.path)) { log, _ in
             try await first.send("P\n", until: log, count: 1)
             #expect(await log.wait(forCount: 1) == [.present(initiallyDown: true)])
 
+            // Point the link away first: the freed /dev/pts number may go to a test running alongside, and the
+            // reopening source must not take that test's terminal.
+            try link.point(at: link.directory + "/absent")
             first.hangUp()
             let lost = await log.wait(forCount: 2)
             try #require(lost.count == 2)
@@ -75,7 +86,7 @@ import Testing
             #expect(reason.hasPrefix("\(link.path) is gone ("))
             #expect(reason.hasSuffix("the adapter was unplugged or its driver let go of it; trying again every 50 ms"))
 
-            // Several reopen attempts fail against the dead link before it is re-pointed: still one report.
+            // Reopen attempts fail against the dangling link before it is re-pointed: still one report.
             try await Task.sleep(for: .milliseconds(200))
             let second = try PseudoTerminal()
             try link.point(at: second.path)
@@ -84,6 +95,8 @@ import Testing
             try second.send("P\n")
             #expect(await log.wait(forCount: 4).last == .level(down: true))
             #expect(log.events.count == 4)
+            // `second` goes away with this closure, before the source stops: leave it nothing to reopen.
+            try link.point(at: link.directory + "/absent")
         }
     }
 
@@ -93,9 +106,12 @@ import Testing
             let events = await log.wait(forCount: 1)
             #expect(events == [.missing(reason: "\(link.path) does not exist: is the serial adapter plugged in and is the name right? (ls /dev/ttyUSB* /dev/ttyACM* /dev/serial/by-id/ lists the ports); trying again every 50 ms")])
             let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
             try link.point(at: pty.path)
             try await pty.send("R\n", until: log, count: 2)
             #expect(await log.wait(forCount: 2).last == .present(initiallyDown: false))
+            try link.point(at: link.directory + "/absent")
         }
     }
 
@@ -108,6 +124,8 @@ import Testing
 
     @Test func cancellingTheTaskEndsTheLoopPromptly() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let log = EventLog()
         let task = Task { try await Self.box(pty.path).run(log.append) }
         try await pty.send("R\n", until: log, count: 1)
@@ -121,6 +139,8 @@ import Testing
     /// benchmarks, not in tests).
     @Test func everyEdgeOfAHundredPressesArrivesInOrder() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         try await withRunningSource(Self.box(pty.path)) { log, _ in
             try await pty.send("R\n", until: log, count: 1)
             #expect(log.events == [.present(initiallyDown: false)])
@@ -143,6 +163,8 @@ import Testing
 
     @Test func contactModeOnAPseudoTerminalSaysToWireARealPort() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let log = EventLog()
         let error = await #expect(throws: ButtonSourceError.self) { try await Self.contact(pty.path).run(log.append) }
         #expect(error?.description == "\(pty.path) is a pseudo-terminal, which has no modem lines; wire the contact to a real serial port (/dev/ttyS*, /dev/ttyUSB*, /dev/ttyACM*) between DTR or RTS and CTS, or use mode = \"box\" for a button box")
@@ -151,6 +173,8 @@ import Testing
 
     @Test func contactModeRaisesDTRAndRTSThenPollsCountersAroundTheLevel() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines()
         try await withRunningSource(Self.contact(pty.path, lines: lines)) { log, _ in
             #expect(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
@@ -168,9 +192,11 @@ import Testing
     @Test(arguments: [ModemLine.cts, .dsr, .dcd])
     func aContactReportsLevelsAndPressesShorterThanThePolling(line: ModemLine) async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines()
         try await withRunningSource(Self.contact(pty.path, line: line, lines: lines)) { log, _ in
-            await log.wait(forCount: 1)
+            try #require(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
             lines.set(line, asserted: true)
             #expect(await log.wait(forCount: 2).last == .level(down: true))
             lines.set(line, asserted: false)
@@ -185,9 +211,11 @@ import Testing
 
     @Test func aRingIndicatorPressCountsOnceAndIsStillAPress() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines()
         try await withRunningSource(Self.contact(pty.path, line: .ri, lines: lines)) { log, _ in
-            await log.wait(forCount: 1)
+            try #require(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
             lines.pulse(.ri, changes: 1)
             #expect(await log.wait(forCount: 3) == [.present(initiallyDown: false), .level(down: true), .level(down: false)])
         }
@@ -195,6 +223,8 @@ import Testing
 
     @Test func withoutInterruptCountersTheSourcePollsTheLevelAlone() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines(countersError: .noModemLines(call: "TIOCGICOUNT", errno: .invalidArgument))
         try await withRunningSource(Self.contact(pty.path, lines: lines)) { log, _ in
             #expect(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
@@ -210,6 +240,8 @@ import Testing
 
     @Test func aPortWhoseDriverHasNoModemLinesStopsContactModeWithTheReason() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines(
             countersError: .noModemLines(call: "TIOCGICOUNT", errno: .inappropriateIOCTLForDevice),
             linesError: .noModemLines(call: "TIOCMGET", errno: .inappropriateIOCTLForDevice)
@@ -220,9 +252,11 @@ import Testing
 
     @Test func aContactPortThatGoesAwayIsMissingOnceAndPresentWhenBack() async throws {
         let pty = try PseudoTerminal()
+        // Alive until the source has stopped: a freed /dev/pts number goes to the next test that opens one.
+        defer { withExtendedLifetime(pty) {} }
         let lines = RecordingSerialLines()
         try await withRunningSource(Self.contact(pty.path, lines: lines)) { log, _ in
-            await log.wait(forCount: 1)
+            try #require(await log.wait(forCount: 1) == [.present(initiallyDown: false)])
             lines.failLines(with: .deviceGone(call: "TIOCMGET", errno: .noSuchDevice))
             let events = await log.wait(forCount: 2)
             #expect(events.last == .missing(reason: "\(pty.path) is gone (No such device): the adapter was unplugged or its driver let go of it; trying again every 50 ms"))

@@ -14,16 +14,17 @@ import Testing
 
     @Test func aPseudoTerminalShowsSettingsNoModemLinesAndAHexDumpWithDecodedMessages() async throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let output = Output()
         let diagnostics = SerialPortDiagnostics(path: pty.path, duration: .seconds(30))
         let task = Task { try await diagnostics.run(output: output.append) }
         // Send once the dump has started, then stop by cancelling, as Ctrl-C does.
         let started = ContinuousClock.now
-        while !output.lines.contains(where: { $0.hasPrefix("time ") }) && ContinuousClock.now - started < .seconds(10) {
+        while !output.lines.contains(where: { $0.hasPrefix("time ") }) && ContinuousClock.now - started < EventLog.patience {
             try await Task.sleep(for: .milliseconds(5))
         }
         try pty.send("R\nP\r\nB15\nhello\n")
-        while output.lines.filter({ $0.contains("= ") }).count < 3 && ContinuousClock.now - started < .seconds(10) {
+        while output.lines.filter({ $0.contains("= ") }).count < 3 && ContinuousClock.now - started < EventLog.patience {
             try await Task.sleep(for: .milliseconds(5))
         }
         task.cancel()

@@ -11,6 +11,7 @@ import Testing
 @Suite struct SerialPortTests {
     @Test func aPseudoTerminalOpensRawAt9600EightNOneWithoutFlowControl() throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let port = try SerialPort.open(pty.path)
         defer { port.close() }
         #expect(port.settings == SerialPortSettings(speed: 9600))
@@ -33,12 +34,14 @@ import Testing
     @Test(arguments: [1200, 19200, 115200])
     func theSpeedIsSetAndReadBack(speed: Int) throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let port = try SerialPort.open(pty.path, speed: speed)
         #expect(port.settings.speed == speed)
     }
 
     @Test func bytesWrittenByTheBoxAreReadUnchanged() throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let port = try SerialPort.open(pty.path)
         #expect(try port.read() == [])
         try pty.send([0x50, 0x0D, 0x0A, 0x00, 0xFF, 0x03])
@@ -51,6 +54,7 @@ import Testing
 
     @Test func bytesBufferedBeforeOpeningAreDiscarded() throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         try pty.send("P\n")
         // The pty moves the bytes to the terminal side in the background: wait until they are there, held
         // by the test's own descriptor of that side until the port opens.
@@ -67,6 +71,7 @@ import Testing
 
     @Test func aHangUpIsReportedAsGone() throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let port = try SerialPort.open(pty.path)
         pty.hangUp()
         #expect(try port.waitReadable(timeout: .seconds(5)))
@@ -79,6 +84,7 @@ import Testing
 
     @Test func raisingDTRAndRTSOnAPseudoTerminalSaysItHasNoModemLines() throws {
         let pty = try PseudoTerminal()
+        defer { withExtendedLifetime(pty) {} }
         let port = try SerialPort.open(pty.path)
         #expect(throws: DeviceControlError.noModemLines(call: "TIOCMBIS", errno: .inappropriateIOCTLForDevice)) {
             try LinuxSerialLineControl().assertModemLines(port.descriptor, [.dtr, .rts])

@@ -44,11 +44,16 @@ final class PseudoTerminal: @unchecked Sendable {
 
     /// Sends `text` every 20 ms until `log` holds `count` events, as a box repeats its state before each
     /// heartbeat: the port discards what arrived before it was opened, and the test cannot see the opening.
-    func send(_ text: String, until log: EventLog, count: Int, timeout: Duration = .seconds(10)) async throws {
-        let end = ContinuousClock.now + timeout
-        while log.events.count < count && ContinuousClock.now < end {
+    func send(_ text: String, until log: EventLog, count: Int) async throws {
+        try await send(text, until: log) { $0.count >= count }
+    }
+
+    /// Sends `text` every 20 ms until the events in `log` satisfy `condition`, or `EventLog.patience` passes.
+    func send(_ text: String, until log: EventLog, _ condition: @escaping ([ButtonEvent]) -> Bool) async throws {
+        let end = ContinuousClock.now + EventLog.patience
+        while !condition(log.events) && ContinuousClock.now < end {
             try send(text)
-            await log.wait(timeout: .milliseconds(20)) { $0.count >= count }
+            await log.wait(timeout: .milliseconds(20), until: condition)
         }
     }
 
@@ -94,6 +99,11 @@ final class PortLink: @unchecked Sendable {
 
 /// Every event a source emitted, with the time it was emitted; tests wait for conditions on it.
 final class EventLog: @unchecked Sendable {
+    /// How long a wait lasts before the test fails. Generous on purpose: it only runs out when a test fails,
+    /// and in the full suite on two cores other suites can keep the cooperative pool (which starts the
+    /// source's task and resumes the waiting test) busy for tens of seconds.
+    static let patience = Duration.seconds(120)
+
     private let lock = NSLock()
     private var entries: [(event: ButtonEvent, at: ContinuousClock.Instant)] = []
 
@@ -109,7 +119,7 @@ final class EventLog: @unchecked Sendable {
     /// way, so the caller's `#expect` fails with what did arrive.
     @discardableResult
     func wait(
-        timeout: Duration = .seconds(10), until condition: ([ButtonEvent]) -> Bool
+        timeout: Duration = patience, until condition: ([ButtonEvent]) -> Bool
     ) async -> [ButtonEvent] {
         let end = ContinuousClock.now + timeout
         while true {
@@ -121,7 +131,7 @@ final class EventLog: @unchecked Sendable {
 
     /// Waits until at least `count` events arrived.
     @discardableResult
-    func wait(forCount count: Int, timeout: Duration = .seconds(10)) async -> [ButtonEvent] {
+    func wait(forCount count: Int, timeout: Duration = patience) async -> [ButtonEvent] {
         await wait(timeout: timeout) { $0.count >= count }
     }
 }
