@@ -86,11 +86,13 @@ public struct SerialButtonSource: ButtonSource {
     private func runBox(speed: Int, flag: CancellationFlag, emit: (ButtonEvent) -> Void) throws {
         var monitor = SerialBoxMonitor(heartbeatTimeout: timing.heartbeatTimeout)
         let clock = ContinuousClock()
+        var openedBefore = false
         while true {
-            guard let port = try open(speed: speed, flag: flag, onUnavailable: {
+            guard let port = try open(speed: speed, flag: flag, openedBefore: openedBefore, onUnavailable: {
                 monitor.portUnavailable(reason: $0).forEach(emit)
             }) else { continue }
             defer { port.close() }
+            openedBefore = true
             logger.debug("serial box port open", metadata: ["serial.settings": "\(port.settings)"])
             // The protocol's §1: DTR and RTS stay asserted while the port is open, so a box may see that the
             // device listens. Nothing depends on it: a port without modem lines (a pty) just has none to raise,
@@ -125,13 +127,15 @@ public struct SerialButtonSource: ButtonSource {
     private func runContact(line: ModemLine, flag: CancellationFlag, emit: (ButtonEvent) -> Void) throws {
         var monitor = SerialContactMonitor()
         var reportedMissing = false
+        var openedBefore = false
         while true {
             // The speed is irrelevant to the modem lines; 9600 is a valid one for every port.
-            guard let port = try open(speed: 9600, flag: flag, onUnavailable: { reason in
+            guard let port = try open(speed: 9600, flag: flag, openedBefore: openedBefore, onUnavailable: { reason in
                 if !reportedMissing { emit(.missing(reason: reason)) }
                 reportedMissing = true
             }) else { continue }
             defer { port.close() }
+            openedBefore = true
             do {
                 try assertOutputs(port, for: line)
                 var countsChanges = true
@@ -231,13 +235,16 @@ public struct SerialButtonSource: ButtonSource {
 
     /// Opens the port; `nil` after reporting it unavailable and waiting `reopenInterval`. Throws what
     /// reopening cannot fix.
+    ///
+    /// No permission is final at the first open (the user is not in group dialout), but not when the port
+    /// has been open before: a replugged adapter's node exists for a moment before udev gives it its group.
     private func open(
-        speed: Int, flag: CancellationFlag, onUnavailable: (String) -> Void
+        speed: Int, flag: CancellationFlag, openedBefore: Bool, onUnavailable: (String) -> Void
     ) throws -> SerialPort? {
         try checkCancellation(flag)
         do {
             return try SerialPort.open(settings.device, speed: speed)
-        } catch where error.isTransient {
+        } catch where error.isTransient || (openedBefore && error.kind == .permissionDenied) {
             logger.debug("serial port unavailable", metadata: ["error": "\(error)"])
             onUnavailable("\(error); trying again every \(timing.reopenInterval.plainWords)")
             try pause(timing.reopenInterval, flag: flag)
