@@ -12,8 +12,8 @@ struct DiagCommand: AsyncParsableCommand {
             `devicesim diag list` to find the button.
             """,
         subcommands: [
-            DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagLinkCommand.self,
-            DiagSelftestCommand.self,
+            DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagSerialCommand.self,
+            DiagLinkCommand.self, DiagSelftestCommand.self,
         ]
     )
 }

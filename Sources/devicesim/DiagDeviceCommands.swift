@@ -77,10 +77,7 @@ struct DiagSelftestCommand: AsyncParsableCommand {
 
     func run() async throws {
         let device = try loadDeviceConfig(config)
-        var test = SelfTest(config: device)
-        test.serialCheck = nil
-        test.powerCheck = nil
-        let results = await test.run()
+        let results = await SelfTest(config: device).run()
         if json {
             say(String(decoding: try JSONEncoder.sorted.encode(results), as: UTF8.self))
         } else {

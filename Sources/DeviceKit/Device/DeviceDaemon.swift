@@ -38,7 +38,7 @@ public struct DeviceDaemon: Service {
         }
         defer { withExtendedLifetime(lock) {} }
         let runtime = try makeRuntime()
-        let source = Self.buttonSource(for: config.button)
+        let source = Self.buttonSource(for: config.button, logger: logger)
         let watcher = Task { await log(runtime.observations) }
         runtime.start()
         try? notifier.ready()
@@ -100,11 +100,11 @@ public struct DeviceDaemon: Service {
     }
 
     /// The source the configuration names.
-    public static func buttonSource(for backend: ButtonBackend) -> any ButtonSource {
+    public static func buttonSource(for backend: ButtonBackend, logger: Logger) -> any ButtonSource {
         switch backend {
         case .simulated(let presses): ScriptedButtonSource(.presses(presses))
         case .evdev(let settings): EvdevButtonSource(settings: settings)
-        case .serial(let settings): PendingSerialSource(settings: settings)  // MERGE: replaced by SerialButtonSource
+        case .serial(let settings): SerialButtonSource(settings: settings, logger: logger)
         case .replay(let settings): ReplayButtonSource(settings: settings)
         }
     }
@@ -214,13 +214,4 @@ public struct DeviceDaemon: Service {
 public struct DeviceDaemonError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-// MERGE: removed when the serial branch lands.
-private struct PendingSerialSource: ButtonSource {
-    let settings: SerialButtonSettings
-    var description: String { "serial \(settings.device)" }
-    func run(_ emit: @escaping @Sendable (ButtonEvent) -> Void) async throws {
-        throw ButtonSourceError("serial buttons are not in this build")
-    }
 }

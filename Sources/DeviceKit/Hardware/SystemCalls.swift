@@ -317,6 +317,8 @@ public protocol SerialLineControl: Sendable {
     func waitForModemLineChange(_ fd: CInt, mask: ModemLines) throws(DeviceControlError)
     /// `TIOCGICOUNT`: the change counters of the input lines.
     func interruptCounters(_ fd: CInt) throws(DeviceControlError) -> SerialInterruptCounters
+    /// `TIOCMBIS`: asserts the output lines in `lines` (`.dtr`, `.rts`) and leaves every other line as it is.
+    func assertModemLines(_ fd: CInt, _ lines: ModemLines) throws(DeviceControlError)
 }
 
 /// `SerialLineControl` through the real ioctls.
@@ -345,5 +347,11 @@ public struct LinuxSerialLineControl: SerialLineControl {
         return SerialInterruptCounters(
             cts: Int(counts.cts), dsr: Int(counts.dsr), rng: Int(counts.rng), dcd: Int(counts.dcd)
         )
+    }
+
+    public func assertModemLines(_ fd: CInt, _ lines: ModemLines) throws(DeviceControlError) {
+        var bits = lines.rawValue
+        // TIOCMBIS is a plain integer, so Glibc's ioctl overlay reaches it without a C wrapper.
+        _ = try modem("TIOCMBIS") { ioctl(fd, UInt(TIOCMBIS), &bits) }
     }
 }

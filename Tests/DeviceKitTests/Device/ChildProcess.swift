@@ -45,7 +45,7 @@ enum ChildProcess {
     }
 
     /// Runs `devicesim arguments…` to the end and returns its exit status and output.
-    static func run(_ arguments: [String], within timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], within timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
         let output = NSTemporaryDirectory() + "devicesim-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: output) }
         let process = try launch(arguments, output: output)

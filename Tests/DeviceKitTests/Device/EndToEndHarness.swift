@@ -103,7 +103,7 @@ func waitFor(
 }
 
 /// Waits until `condition` holds, polling; fails the test after `timeout`.
-func eventually(within timeout: Duration = .seconds(20), _ what: String, _ condition: () -> Bool) async throws {
+func eventually(within timeout: Duration = .seconds(120), _ what: String, _ condition: () -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while !condition() {

@@ -36,13 +36,11 @@ public struct SelfTestResult: Hashable, Sendable, Encodable {
 }
 
 public struct SelfTest: Sendable {
-    /// Checks the backends `SelfTest` does not know itself (the serial port, the power supply), injected by
-    /// the caller so each stays with its own code.
+    /// A replacement for a check, for tests.
     public typealias ExtraCheck = @Sendable (DeviceConfig) async -> [SelfTestResult]
 
     public let config: DeviceConfig
     public var inputControl: any InputDeviceControl = LinuxInputDeviceControl()
-    public var serialCheck: ExtraCheck?
     public var powerCheck: ExtraCheck?
     /// How long each LED state is shown, so the technician can see it.
     public var blinkFor: Duration = .seconds(1)
@@ -89,8 +87,8 @@ public struct SelfTest: Sendable {
             } catch {
                 return [.init("button", .fail, "\(error)")]
             }
-        case .serial:
-            return await serialCheck?(config) ?? [.init("button", .fail, "this build cannot check a serial button")]
+        case .serial(let settings):
+            return serialButton(settings)
         case .evdev(let settings):
             return evdevButton(settings)
         }
@@ -123,6 +121,35 @@ public struct SelfTest: Sendable {
             results.append(.init("button", .fail, "\(name) is a key systemd-logind acts on (\(action)): a press could shut the device down. Use another key code (hardware/rpi overlay: KEY_PROG1)"))
         }
         return results
+    }
+
+    /// The port opens with the configured settings; in contact mode it must have modem lines. Whether a box
+    /// talks is `diag serial`'s job (it listens for its heartbeat).
+    func serialButton(_ settings: SerialButtonSettings) -> [SelfTestResult] {
+        let speed: Int
+        if case .box(let s) = settings.mode { speed = s } else { speed = 9600 }
+        let port: SerialPort
+        do { port = try SerialPort.open(settings.device, speed: speed) } catch {
+            return [.init("button", .fail, "\(error)")]
+        }
+        defer { port.close() }
+        switch settings.mode {
+        case .box:
+            return [.init("button", .pass, "\(settings.device) opens at \(port.settings); run `devicesim diag serial \(settings.device)` to see the box's heartbeat and presses")]
+        case .contact(let line):
+            if port.isPseudoTerminal {
+                return [.init("button", .fail, "\(settings.device) is a pseudo-terminal, which has no modem lines: wire the contact to a real serial port")]
+            }
+            do {
+                let lines = try LinuxSerialLineControl().modemLines(port.descriptor)
+                let closed = lines.contains(line.lines)
+                return closed
+                    ? [.init("button", .warn, "\(line.rawValue.uppercased()) on \(settings.device) is asserted right now: if nobody is pressing, the contact is stuck closed or wired to the wrong line")]
+                    : [.init("button", .pass, "\(settings.device) has modem lines; the contact on \(line.rawValue.uppercased()) is open (not pressed)")]
+            } catch {
+                return [.init("button", .fail, "\(error)")]
+            }
+        }
     }
 
     // MARK: LEDs

@@ -69,7 +69,7 @@ final class FakeEventDevice: @unchecked Sendable {
     }
 
     /// Opens the writing end once the source has opened the reading end (ENXIO until then).
-    func connect(timeout: Duration = .seconds(10)) async throws {
+    func connect(timeout: Duration = .seconds(120)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
@@ -107,7 +107,7 @@ final class ButtonEventLog: Sendable {
     var all: [ButtonEvent] { events.withLock { $0 } }
     func append(_ event: ButtonEvent) { events.withLock { $0.append(event) } }
 
-    func wait(count: Int, timeout: Duration = .seconds(10)) async throws -> [ButtonEvent] {
+    func wait(count: Int, timeout: Duration = .seconds(120)) async throws -> [ButtonEvent] {
         let deadline = ContinuousClock.now + timeout
         while all.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let seen = all
