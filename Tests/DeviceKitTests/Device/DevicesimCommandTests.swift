@@ -74,3 +74,37 @@ import Testing
         #expect(notInput.output.contains("is not an input event device"), "\(notInput.output)")
     }
 }
+
+extension DevicesimCommandTests {
+    func deviceEvents(_ harness: EndToEndHarness, device: UInt32) -> [DeviceEventKind] {
+        harness.centreEvents.compactMap {
+            if case .recorded(device, .event(let event)) = $0 { event.kind } else { nil }
+        }
+    }
+
+    /// `devicesim run` with a power_supply tree and an evdev button that is not there: the centre hears of a
+    /// low battery and of the missing button, each once.
+    @Test func theDaemonReportsLowBatteryAndAMissingButtonToTheCentre() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        let ports = try await harness.startCentre()
+        let config = try await ChildProcess.provision(id: 34, port: ports.tcp, directory: harness.directory)
+        let power = harness.directory + "/power_supply"
+        for (name, files) in [("ACAD", ["type": "Mains", "online": "1"]), ("BAT0", ["type": "Battery", "capacity": "12", "status": "Discharging", "present": "1"])] {
+            try FileManager.default.createDirectory(atPath: "\(power)/\(name)", withIntermediateDirectories: true)
+            for (file, value) in files { try (value + "\n").write(toFile: "\(power)/\(name)/\(file)", atomically: true, encoding: .utf8) }
+        }
+        try replaceButton(in: config, with: "backend = \"evdev\"\ndevice = \"\(harness.directory)/no-such-event\"\n\n[power]\nbackend = \"sysfs\"\nsysfs_root = \"\(power)\"\npoll_ms = 100")
+        let device = try ChildProcess.launch(["run", "--config", config])
+        try await eventually("low battery and button missing reach the centre") {
+            let kinds = deviceEvents(harness, device: 34)
+            return kinds.contains(.lowBattery) && kinds.contains(.buttonMissing)
+        }
+        device.terminate()
+        try await ChildProcess.exit(device, within: .seconds(30))
+        #expect(device.terminationStatus == 0)
+        let kinds = deviceEvents(harness, device: 34)
+        #expect(kinds.filter { $0 == .lowBattery }.count == 1)
+        #expect(kinds.filter { $0 == .buttonMissing }.count == 1)
+        await harness.stopCentre()
+    }
+}

@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import Testing
 
@@ -87,5 +88,39 @@ import Testing
         configuration.stateDirectory = "/proc/devicekit-cannot-exist"
         let results = await SelfTest(config: configuration).run()
         #expect(results.contains { $0.status == .fail && $0.message.contains("/proc/devicekit-cannot-exist") })
+    }
+}
+
+extension SelfTestTests {
+    @Test func powerAndBatteryAreReadFromThePowerSupplyClass() throws {
+        let directory = try temporaryDirectory()
+        let power = directory + "/power_supply"
+        for (name, files) in [("ACAD", ["type": "Mains", "online": "0"]), ("BAT0", ["type": "Battery", "capacity": "15", "status": "Discharging"])] {
+            try FileManager.default.createDirectory(atPath: "\(power)/\(name)", withIntermediateDirectories: true)
+            for (file, value) in files { try (value + "\n").write(toFile: "\(power)/\(name)/\(file)", atomically: true, encoding: .utf8) }
+        }
+        var configuration = config(directory, centrePort: 1, button: .simulated(presses: []))
+        configuration.power = .sysfs(PowerSupplySettings(root: power))
+        let results = SelfTest(config: configuration).power()
+        #expect(results.map(\.status) == [.warn, .warn])
+        #expect(results[0].message.contains("mains is OFF (ACAD)"))
+        #expect(results[1].message.contains("battery at 15 % (Discharging)"))
+        configuration.power = .sysfs(PowerSupplySettings(root: directory + "/none"))
+        #expect(SelfTest(config: configuration).power().first?.status == .fail)
+    }
+
+    @Test func aSerialContactOnAPseudoTerminalFailsAndABoxPortPasses() throws {
+        try withPseudoTerminal { _, terminal in
+            let path = String(cString: ttyname(terminal))
+            let directory = try temporaryDirectory()
+            let test = SelfTest(config: config(directory, centrePort: 1, button: .simulated(presses: [])))
+            let contact = test.serialButton(SerialButtonSettings(device: path, mode: .contact(line: .cts)))
+            #expect(contact.map(\.status) == [.fail])
+            #expect(contact.first?.message.contains("pseudo-terminal") == true)
+            let box = test.serialButton(SerialButtonSettings(device: path, mode: .box(speed: 9600)))
+            #expect(box.map(\.status) == [.pass], "\(box)")
+            let missing = test.serialButton(SerialButtonSettings(device: directory + "/ttyUSB9"))
+            #expect(missing.map(\.status) == [.fail])
+        }
     }
 }
