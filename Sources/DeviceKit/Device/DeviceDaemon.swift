@@ -170,6 +170,9 @@ public struct DeviceDaemon: Service {
                     logger.error("call button missing: \(reason)")
                     runtime.buttonPresenceChanged(present: false)
                     runtime.buttonEdge(down: false)
+                case .tamper:
+                    logger.warning("the call button's box reports it was opened (tamper)")
+                    runtime.tamperDetected()
                 }
             }
         } catch is CancellationError {

@@ -3,7 +3,7 @@
 /// Mains lost is reported after a random delay in `0...mainsLostMaximumDelay`, so that a town-wide power cut
 /// does not make every home call the centre in the same second; if mains come back before the report, neither
 /// is sent (a flicker is not news). Low battery has hysteresis (low below 20 %, OK again from 30 %), so a
-/// battery near the threshold does not flood the centre.
+/// battery near the threshold does not flood the centre. Tamper is reported at most once a minute and then kept in the status.
 ///
 /// Pure: time and randomness come in; the owner stores the events it asks for.
 public struct DeviceEventMachine: Sendable {
@@ -35,6 +35,8 @@ public struct DeviceEventMachine: Sendable {
     private var mainsNow: Bool?
     private var batteryLow = false
     private var buttonPresent: Bool?
+    /// When tamper was last reported; `nil` before the first.
+    private var tamperReportedAt: Duration?
     public private(set) var battery: UInt8 = 255
 
     public init(configuration: Configuration = Configuration(), seed: UInt64) {
@@ -48,6 +50,7 @@ public struct DeviceEventMachine: Sendable {
         if mainsNow ?? true { s.insert(.mainsPresent) }
         if batteryLow { s.insert(.batteryLow) }
         if buttonPresent ?? true { s.insert(.buttonPresent) }
+        if tamperReportedAt != nil { s.insert(.tamper) }
         return s
     }
 
@@ -93,6 +96,17 @@ public struct DeviceEventMachine: Sendable {
         if first && present { return [] }
         return [.storeEvent(present ? .buttonRestored : .buttonMissing, value: 0)]
     }
+
+    /// The button's enclosure was opened: each opening is reported (hardware/serial-box-protocol.md §5), but
+    /// repeats within `tamperRepeatWindow` count once, so a faulty contact cannot fill the outbox. The
+    /// heartbeat's tamper bit stays set until restart (there is no "tamper cleared").
+    public mutating func tamperDetected(at now: Duration) -> [Action] {
+        if let last = tamperReportedAt, now - last < Self.tamperRepeatWindow { return [] }
+        tamperReportedAt = now
+        return [.storeEvent(.tamper, value: 0)]
+    }
+
+    public static let tamperRepeatWindow: Duration = .seconds(60)
 
     public mutating func timerFired(_ timer: Timer) -> [Action] {
         switch timer {

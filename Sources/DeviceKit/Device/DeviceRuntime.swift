@@ -141,6 +141,11 @@ public final class DeviceRuntime: @unchecked Sendable {
         eventLoop.execute { [self] in run(events.buttonPresenceChanged(present: present)) }
     }
 
+    /// The button's enclosure reports it was opened.
+    public func tamperDetected() {
+        eventLoop.execute { [self] in run(events.tamperDetected(at: now())) }
+    }
+
     /// Monotonic time since start.
     func now() -> Duration { .nanoseconds(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) }
 

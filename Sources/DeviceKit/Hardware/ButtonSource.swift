@@ -32,6 +32,8 @@ public enum ButtonEvent: Hashable, Sendable {
     case present(initiallyDown: Bool)
     /// The device is gone or cannot be read; `reason` says why in plain words.
     case missing(reason: String)
+    /// The button's enclosure reports that it was opened (a serial box's `T` line).
+    case tamper
 }
 
 /// The error a source throws when retrying cannot help.

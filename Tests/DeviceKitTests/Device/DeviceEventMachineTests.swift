@@ -3,6 +3,15 @@ import Testing
 @testable import DeviceKit
 
 @Suite struct DeviceEventMachineTests {
+    @Test func tamperIsReportedAtMostOnceAMinuteAndStaysInTheStatus() {
+        var m = DeviceEventMachine(seed: 1)
+        #expect(!m.status.contains(.tamper))
+        #expect(m.tamperDetected(at: .seconds(10)) == [.storeEvent(.tamper, value: 0)])
+        #expect(m.tamperDetected(at: .seconds(69)) == [])
+        #expect(m.status.contains(.tamper))
+        #expect(m.tamperDetected(at: .seconds(70)) == [.storeEvent(.tamper, value: 0)])
+    }
+
     @Test func mainsLostIsReportedAfterARandomDelayWithinTheMaximum() {
         var m = DeviceEventMachine(configuration: .init(mainsLostMaximumDelay: .seconds(120)), seed: 5)
         #expect(m.mainsChanged(present: true) == [])

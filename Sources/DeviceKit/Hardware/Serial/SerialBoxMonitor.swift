@@ -78,8 +78,10 @@ struct SerialBoxMonitor: Sendable {
                     state = .present(down: level, timer: timer)
                 case .heartbeat:
                     state = .present(down: down, timer: now)
-                case .battery, .tamper:
-                    break
+                case .tamper:
+                    events.append(.tamper)
+                case .battery:
+                    break  // the box's own battery: shown by diag serial, not the device's battery
                 }
             }
         }

@@ -40,8 +40,8 @@ import Testing
             try pty.send("\r")
             try pty.send("\n")
             try pty.send("R\n")
-            #expect(await log.wait(forCount: 5) == [.present(initiallyDown: false), .level(down: true), .level(down: false),
-                                                    .level(down: true), .level(down: false)])
+            #expect(await log.wait(forCount: 6) == [.present(initiallyDown: false), .level(down: true), .level(down: false),
+                                                    .tamper, .level(down: true), .level(down: false)])
         }
     }
 
