@@ -79,6 +79,13 @@ public struct LoadReport: Codable, Equatable, Sendable {
     public var alarmRate: Double
     public var counts: LoadCounts
     public var latency: [LoadMetric: LatencyHistogram]
+    /// Resident memory of the processes before the devices started and while they all held sessions
+    /// (summed over shards); absent where /proc is not.
+    public var residentBytesBefore: Int?
+    public var residentBytesHolding: Int?
+    /// CPU seconds the processes spent in the steady phase, and the heartbeats answered in it.
+    public var steadyCPUSeconds: Double?
+    public var steadyHeartbeats: Int?
 
     public init(
         shards: [String], transports: [String], devices: Int, rampSeconds: Double, steadySeconds: Double,
@@ -107,6 +114,10 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.steadySeconds = max(merged.steadySeconds, report.steadySeconds)
             merged.alarmRate += report.alarmRate
             merged.counts = merged.counts + report.counts
+            merged.residentBytesBefore = sum(merged.residentBytesBefore, report.residentBytesBefore)
+            merged.residentBytesHolding = sum(merged.residentBytesHolding, report.residentBytesHolding)
+            merged.steadyCPUSeconds = sum(merged.steadyCPUSeconds, report.steadyCPUSeconds)
+            merged.steadyHeartbeats = sum(merged.steadyHeartbeats, report.steadyHeartbeats)
             for (metric, histogram) in report.latency { merged.latency[metric, default: LatencyHistogram()].add(histogram) }
         }
         let shardSet = Set(merged.shards)
@@ -114,6 +125,23 @@ public struct LoadReport: Codable, Equatable, Sendable {
             throw LoadError("the same shard appears twice among the reports (\(merged.shards.joined(separator: ", "))): merge each shard's file once")
         }
         return merged
+    }
+
+    private static func sum<T: AdditiveArithmetic>(_ a: T?, _ b: T?) -> T? {
+        guard let a, let b else { return nil }
+        return a + b
+    }
+
+    /// Resident memory the devices added, per device.
+    public var residentBytesPerDevice: Double? {
+        guard let before = residentBytesBefore, let holding = residentBytesHolding, devices > 0 else { return nil }
+        return Double(holding - before) / Double(devices)
+    }
+
+    /// This side's CPU time per heartbeat round trip in the steady phase (alarms, if any, included).
+    public var cpuSecondsPerHeartbeat: Double? {
+        guard let cpu = steadyCPUSeconds, let beats = steadyHeartbeats, beats > 0 else { return nil }
+        return cpu / Double(beats)
     }
 
     public func json() throws -> Data {
@@ -171,6 +199,12 @@ public struct LoadReport: Codable, Equatable, Sendable {
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")
+        if let perDevice = residentBytesPerDevice, let holding = residentBytesHolding {
+            lines.append(String(format: "memory     %.0f bytes resident per device (%.1f MB holding the fleet)", perDevice, Double(holding) / 1e6))
+        }
+        if let perBeat = cpuSecondsPerHeartbeat, let cpu = steadyCPUSeconds, let beats = steadyHeartbeats {
+            lines.append(String(format: "cpu        %.1f µs per heartbeat round trip in the steady phase (%.2f s for %d heartbeats)", perBeat * 1e6, cpu, beats))
+        }
         lines.append("latencies are measured from the intended instant (Poisson schedule, ramp, timer), so loop stalls count")
         return lines.joined(separator: "\n")
     }

@@ -156,7 +156,10 @@ public final class LoadRunner: Sendable {
                     share: Double(part.count) / Double(total), seed: plan.seed ^ UInt64(k + 1) &* 0xD1B5_4A32_D192_ED03,
                     start: start, wallAtStart: wall))
         }
+        let before = ProcessUsage.current()
         for shard in shards { try await shard.loop.flatSubmit { shard.begin() }.get() }
+        var steadyBegan: (usage: ProcessUsage, heartbeats: Int)?
+        var steadyEnded: (usage: ProcessUsage, heartbeats: Int)?
 
         let steadyEnd = plan.steadyStart + plan.duration
         let drainEnd = steadyEnd + plan.drain
@@ -179,6 +182,12 @@ public final class LoadRunner: Sendable {
                     alarmsSent: counts.alarmsSent, alarmsAcknowledged: counts.alarmsAcknowledged,
                     recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects))
             previousSent = counts.alarmsSent
+            if steadyBegan == nil, elapsed >= plan.steadyStart, let usage = ProcessUsage.current() {
+                steadyBegan = (usage, counts.heartbeatAcks)
+            }
+            if steadyEnded == nil, elapsed >= steadyEnd, let usage = ProcessUsage.current() {
+                steadyEnded = (usage, counts.heartbeatAcks)
+            }
             previousTick = elapsed
             let unacknowledged = snapshots.reduce(0) { $0 + $1.unacknowledgedAlarms }
             if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0) { break }
@@ -197,10 +206,17 @@ public final class LoadRunner: Sendable {
         counts.alarmsLost = counts.alarmsSent - counts.alarmsAcknowledged
         var byMetric: [LoadMetric: LatencyHistogram] = [:]
         for metric in LoadMetric.allCases { byMetric[metric] = latency[metric.index] }
-        return LoadReport(
+        var report = LoadReport(
             shards: [plan.shard.description], transports: [plan.transport.rawValue], devices: plan.ids.count,
             rampSeconds: Double(RampSchedule(rate: plan.rampRate, devices: plan.ids.count).length.nanoseconds) / 1e9,
             steadySeconds: Double(plan.duration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
             latency: byMetric)
+        report.residentBytesBefore = before?.residentBytes
+        report.residentBytesHolding = steadyBegan?.usage.residentBytes
+        if let began = steadyBegan, let ended = steadyEnded {
+            report.steadyCPUSeconds = ended.usage.cpuSeconds - began.usage.cpuSeconds
+            report.steadyHeartbeats = ended.heartbeats - began.heartbeats
+        }
+        return report
     }
 }

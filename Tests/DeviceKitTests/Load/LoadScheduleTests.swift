@@ -80,3 +80,14 @@ import Testing
         #expect(ids.sorted() == Array(10..<21))
     }
 }
+
+@Suite struct ProcessUsageTests {
+    @Test func residentMemoryAndCPUTimeAreReadFromProc() {
+        let status = "Name:\tdevicesim\nVmPeak:\t  999 kB\nVmRSS:\t   2048 kB\nThreads:\t3\n"
+        let stat = "4242 (device sim) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 100 1000 512"
+        let usage = ProcessUsage.parse(status: status, stat: stat, ticksPerSecond: 100)
+        #expect(usage == ProcessUsage(residentBytes: 2048 * 1024, cpuSeconds: 3.0))
+        #expect(ProcessUsage.parse(status: "VmRSS: x kB", stat: stat, ticksPerSecond: 100) == nil)
+        #expect(ProcessUsage.current() != nil)
+    }
+}
