@@ -83,7 +83,9 @@ public struct LoadReport: Codable, Equatable, Sendable {
     /// (summed over shards); absent where /proc is not.
     public var residentBytesBefore: Int?
     public var residentBytesHolding: Int?
-    /// CPU seconds the processes spent in the steady phase, and the heartbeats answered in it.
+    /// When every device first had a session (seconds from the start; the slowest shard's after a merge).
+    public var allOnlineSeconds: Double?
+    /// CPU seconds the processes spent in the steady phase once all were online, and the heartbeats answered then.
     public var steadyCPUSeconds: Double?
     public var steadyHeartbeats: Int?
 
@@ -118,6 +120,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.residentBytesHolding = sum(merged.residentBytesHolding, report.residentBytesHolding)
             merged.steadyCPUSeconds = sum(merged.steadyCPUSeconds, report.steadyCPUSeconds)
             merged.steadyHeartbeats = sum(merged.steadyHeartbeats, report.steadyHeartbeats)
+            merged.allOnlineSeconds = merged.allOnlineSeconds.flatMap { a in report.allOnlineSeconds.map { max(a, $0) } }
             for (metric, histogram) in report.latency { merged.latency[metric, default: LatencyHistogram()].add(histogram) }
         }
         let shardSet = Set(merged.shards)
@@ -199,11 +202,16 @@ public struct LoadReport: Codable, Equatable, Sendable {
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")
+        if let all = allOnlineSeconds {
+            lines.append(String(format: "ramp       all %d devices online after %.1f s: %.0f sessions/s achieved", devices, all, all > 0 ? Double(devices) / all : 0))
+        } else {
+            lines.append("ramp       not every device was online at once during the run")
+        }
         if let perDevice = residentBytesPerDevice, let holding = residentBytesHolding {
             lines.append(String(format: "memory     %.0f bytes resident per device (%.1f MB holding the fleet)", perDevice, Double(holding) / 1e6))
         }
         if let perBeat = cpuSecondsPerHeartbeat, let cpu = steadyCPUSeconds, let beats = steadyHeartbeats {
-            lines.append(String(format: "cpu        %.1f µs per heartbeat round trip in the steady phase (%.2f s for %d heartbeats)", perBeat * 1e6, cpu, beats))
+            lines.append(String(format: "cpu        %.1f µs of this process per heartbeat round trip, steady and all online (%.2f s for %d heartbeats)", perBeat * 1e6, cpu, beats))
         }
         lines.append("latencies are measured from the intended instant (Poisson schedule, ramp, timer), so loop stalls count")
         return lines.joined(separator: "\n")

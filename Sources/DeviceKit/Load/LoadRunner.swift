@@ -160,6 +160,8 @@ public final class LoadRunner: Sendable {
         for shard in shards { try await shard.loop.flatSubmit { shard.begin() }.get() }
         var steadyBegan: (usage: ProcessUsage, heartbeats: Int)?
         var steadyEnded: (usage: ProcessUsage, heartbeats: Int)?
+        var allOnline: Duration?
+        var holding: ProcessUsage?
 
         let steadyEnd = plan.steadyStart + plan.duration
         let drainEnd = steadyEnd + plan.drain
@@ -182,10 +184,16 @@ public final class LoadRunner: Sendable {
                     alarmsSent: counts.alarmsSent, alarmsAcknowledged: counts.alarmsAcknowledged,
                     recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects))
             previousSent = counts.alarmsSent
-            if steadyBegan == nil, elapsed >= plan.steadyStart, let usage = ProcessUsage.current() {
+            let online = snapshots.reduce(0) { $0 + $1.online }
+            if allOnline == nil, online == plan.ids.count {
+                allOnline = elapsed
+                holding = ProcessUsage.current()
+            }
+            // The CPU window: the steady phase with every device online, so no handshakes are in it.
+            if steadyBegan == nil, elapsed >= plan.steadyStart, allOnline != nil, let usage = ProcessUsage.current() {
                 steadyBegan = (usage, counts.heartbeatAcks)
             }
-            if steadyEnded == nil, elapsed >= steadyEnd, let usage = ProcessUsage.current() {
+            if steadyEnded == nil, steadyBegan != nil, elapsed >= steadyEnd, let usage = ProcessUsage.current() {
                 steadyEnded = (usage, counts.heartbeatAcks)
             }
             previousTick = elapsed
@@ -212,7 +220,8 @@ public final class LoadRunner: Sendable {
             steadySeconds: Double(plan.duration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
             latency: byMetric)
         report.residentBytesBefore = before?.residentBytes
-        report.residentBytesHolding = steadyBegan?.usage.residentBytes
+        report.residentBytesHolding = holding?.residentBytes
+        report.allOnlineSeconds = allOnline.map { Double($0.nanoseconds) / 1e9 }
         if let began = steadyBegan, let ended = steadyEnded {
             report.steadyCPUSeconds = ended.usage.cpuSeconds - began.usage.cpuSeconds
             report.steadyHeartbeats = ended.heartbeats - began.heartbeats

@@ -23,7 +23,8 @@ final class SimulatedDevice: @unchecked Sendable {
     private var stopped = false
     private var online = false
     private var lostJustNow = false
-    /// When the current session attempt was meant to begin: the ramp instant, then each reconnect timer's.
+    /// When the session being opened was meant to begin: the ramp instant, or the reconnect timer's after a
+    /// session was lost; failed attempts in between do not reset it.
     private var sessionIntended: Duration?
     private var heartbeatDue: Duration = .zero
     private var heartbeatInFlight: (counter: UInt64, intended: Duration)?
@@ -158,7 +159,8 @@ final class SimulatedDevice: @unchecked Sendable {
                 switch timer {
                 case .heartbeat: heartbeatDue = due
                 case .reconnect:
-                    sessionIntended = due
+                    // A failed attempt does not restart the clock: set-up counts from the first intended instant.
+                    if sessionIntended == nil { sessionIntended = due }
                     if lostJustNow { lostJustNow = false } else { shard.counts.sessionFailures += 1 }
                 case .handshakeTimeout, .deadLink, .returnToPrimary: break
                 }
