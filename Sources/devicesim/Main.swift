@@ -8,7 +8,7 @@ struct DeviceSim: AsyncParsableCommand {
         abstract: "Home emergency call device firmware, its dispatch centre, load tests and diagnostics.",
         subcommands: [
             DemoCommand.self, RunCommand.self, CenterCommand.self, DiagCommand.self, ProvisionCommand.self,
-            ProtocolCommand.self,
+            ProtocolCommand.self, LoadCommand.self,
         ]
     )
 }

@@ -1,0 +1,219 @@
+import Foundation
+
+/// What a load run counted. Shards' counts add up.
+public struct LoadCounts: Codable, Hashable, Sendable {
+    public var sessionsOpened = 0
+    /// Connection attempts that failed, handshakes that timed out.
+    public var sessionFailures = 0
+    /// Established sessions that ended (closed by the centre, silent link) and were opened again.
+    public var reconnects = 0
+    public var alarmsSent = 0
+    public var alarmsAcknowledged = 0
+    /// Alarms never acknowledged by the end of the drain period.
+    public var alarmsLost = 0
+    public var alarmRetransmissions = 0
+    /// Acks for a message already acknowledged (the centre answered a retransmission and the original).
+    public var duplicateAcks = 0
+    /// `nak`s received, whatever the reason.
+    public var rejected = 0
+    public var cancelsSent = 0
+    public var cancelsAcknowledged = 0
+    public var heartbeatsSent = 0
+    public var heartbeatAcks = 0
+    public var caseUpdatesReceived = 0
+    /// Down frames the devices refused (forged, stale, replayed, wrong session).
+    public var refusedFrames = 0
+
+    public init() {}
+
+    public static func + (a: LoadCounts, b: LoadCounts) -> LoadCounts {
+        var sum = LoadCounts()
+        sum.sessionsOpened = a.sessionsOpened + b.sessionsOpened
+        sum.sessionFailures = a.sessionFailures + b.sessionFailures
+        sum.reconnects = a.reconnects + b.reconnects
+        sum.alarmsSent = a.alarmsSent + b.alarmsSent
+        sum.alarmsAcknowledged = a.alarmsAcknowledged + b.alarmsAcknowledged
+        sum.alarmsLost = a.alarmsLost + b.alarmsLost
+        sum.alarmRetransmissions = a.alarmRetransmissions + b.alarmRetransmissions
+        sum.duplicateAcks = a.duplicateAcks + b.duplicateAcks
+        sum.rejected = a.rejected + b.rejected
+        sum.cancelsSent = a.cancelsSent + b.cancelsSent
+        sum.cancelsAcknowledged = a.cancelsAcknowledged + b.cancelsAcknowledged
+        sum.heartbeatsSent = a.heartbeatsSent + b.heartbeatsSent
+        sum.heartbeatAcks = a.heartbeatAcks + b.heartbeatAcks
+        sum.caseUpdatesReceived = a.caseUpdatesReceived + b.caseUpdatesReceived
+        sum.refusedFrames = a.refusedFrames + b.refusedFrames
+        return sum
+    }
+}
+
+/// The latencies a load run measures, each from the intended instant of the action (see `PoissonArrivals`).
+public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, Sendable {
+    /// Alarm raised (its Poisson instant) → the centre's `ack`.
+    case alarm
+    /// Session meant to start (ramp instant, or reconnect timer) → `sessionAccept`.
+    case session
+    /// Heartbeat due → `heartbeatAck`.
+    case heartbeat
+
+    var label: String {
+        switch self {
+        case .alarm: "alarm → ack"
+        case .session: "session set-up"
+        case .heartbeat: "heartbeat round trip"
+        }
+    }
+}
+
+/// The result of a load run, or of several shards merged: what `--json` writes and `load merge` reads.
+public struct LoadReport: Codable, Equatable, Sendable {
+    public static let currentFormat = "devicesim-load/1"
+    public var format = LoadReport.currentFormat
+    /// `I/N` of every shard that went into this report.
+    public var shards: [String]
+    public var transports: [String]
+    public var devices: Int
+    /// Time to open the sessions (ramp), then the steady phase in which alarms are raised.
+    public var rampSeconds: Double
+    public var steadySeconds: Double
+    public var alarmRate: Double
+    public var counts: LoadCounts
+    public var latency: [LoadMetric: LatencyHistogram]
+    /// Resident memory of the processes before the devices started and while they all held sessions
+    /// (summed over shards); absent where /proc is not.
+    public var residentBytesBefore: Int?
+    public var residentBytesHolding: Int?
+    /// When every device first had a session (seconds from the start; the slowest shard's after a merge).
+    public var allOnlineSeconds: Double?
+    /// CPU seconds the processes spent in the steady phase once all were online, and the heartbeats answered then.
+    public var steadyCPUSeconds: Double?
+    public var steadyHeartbeats: Int?
+
+    public init(
+        shards: [String], transports: [String], devices: Int, rampSeconds: Double, steadySeconds: Double,
+        alarmRate: Double, counts: LoadCounts, latency: [LoadMetric: LatencyHistogram]
+    ) {
+        self.shards = shards
+        self.transports = transports
+        self.devices = devices
+        self.rampSeconds = rampSeconds
+        self.steadySeconds = steadySeconds
+        self.alarmRate = alarmRate
+        self.counts = counts
+        self.latency = latency
+    }
+
+    public func histogram(_ metric: LoadMetric) -> LatencyHistogram { latency[metric] ?? LatencyHistogram() }
+
+    /// Adds counts and histograms (exactly: bucket by bucket) of shards' reports.
+    public static func merge(_ reports: [LoadReport]) throws(LoadError) -> LoadReport {
+        guard var merged = reports.first else { throw LoadError("give at least one report to merge") }
+        for report in reports.dropFirst() {
+            merged.shards += report.shards
+            for t in report.transports where !merged.transports.contains(t) { merged.transports.append(t) }
+            merged.devices += report.devices
+            merged.rampSeconds = max(merged.rampSeconds, report.rampSeconds)
+            merged.steadySeconds = max(merged.steadySeconds, report.steadySeconds)
+            merged.alarmRate += report.alarmRate
+            merged.counts = merged.counts + report.counts
+            merged.residentBytesBefore = sum(merged.residentBytesBefore, report.residentBytesBefore)
+            merged.residentBytesHolding = sum(merged.residentBytesHolding, report.residentBytesHolding)
+            merged.steadyCPUSeconds = sum(merged.steadyCPUSeconds, report.steadyCPUSeconds)
+            merged.steadyHeartbeats = sum(merged.steadyHeartbeats, report.steadyHeartbeats)
+            merged.allOnlineSeconds = merged.allOnlineSeconds.flatMap { a in report.allOnlineSeconds.map { max(a, $0) } }
+            for (metric, histogram) in report.latency { merged.latency[metric, default: LatencyHistogram()].add(histogram) }
+        }
+        let shardSet = Set(merged.shards)
+        if shardSet.count != merged.shards.count {
+            throw LoadError("the same shard appears twice among the reports (\(merged.shards.joined(separator: ", "))): merge each shard's file once")
+        }
+        return merged
+    }
+
+    private static func sum<T: AdditiveArithmetic>(_ a: T?, _ b: T?) -> T? {
+        guard let a, let b else { return nil }
+        return a + b
+    }
+
+    /// Resident memory the devices added, per device.
+    public var residentBytesPerDevice: Double? {
+        guard let before = residentBytesBefore, let holding = residentBytesHolding, devices > 0 else { return nil }
+        return Double(holding - before) / Double(devices)
+    }
+
+    /// This side's CPU time per heartbeat round trip in the steady phase (alarms, if any, included).
+    public var cpuSecondsPerHeartbeat: Double? {
+        guard let cpu = steadyCPUSeconds, let beats = steadyHeartbeats, beats > 0 else { return nil }
+        return cpu / Double(beats)
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public init(json data: Data, name: String) throws(LoadError) {
+        do {
+            self = try JSONDecoder().decode(LoadReport.self, from: data)
+        } catch {
+            throw LoadError("\(name) is not a report written by `devicesim load --json`: \(Self.describe(error))")
+        }
+        guard format == Self.currentFormat else {
+            throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)'")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .dataCorrupted(let context), .keyNotFound(_, let context), .typeMismatch(_, let context), .valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return (path.isEmpty ? "" : "at \(path): ") + context.debugDescription
+        case nil: return "\(error)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    /// The final table, as `devicesim load` prints it.
+    public var table: String {
+        func ms(_ d: Duration) -> String {
+            let v = Double(d.nanoseconds) / 1e6
+            return v >= 1000 ? String(format: "%.2f s", v / 1000) : String(format: "%.2f ms", v)
+        }
+        func pad(_ s: String, _ n: Int) -> String { String(repeating: " ", count: max(0, n - s.count)) + s }
+        var lines: [String] = []
+        lines.append(
+            "\(devices) devices over \(transports.joined(separator: "+")), shard\(shards.count == 1 ? "" : "s") \(shards.joined(separator: ", ")); "
+                + String(format: "ramp %.1f s, steady %.1f s, %.2f alarms/s", rampSeconds, steadySeconds, alarmRate))
+        let columns = LatencyHistogram.reportedPercentiles.map(\.0) + ["max"]
+        lines.append(pad("", 22) + pad("count", 9) + columns.map { pad($0, 11) }.joined())
+        for metric in LoadMetric.allCases {
+            let h = histogram(metric)
+            var row = metric.label.padding(toLength: 22, withPad: " ", startingAt: 0) + pad("\(h.count)", 9)
+            for (_, p) in LatencyHistogram.reportedPercentiles { row += pad(h.count == 0 ? "—" : ms(h.value(atPercentile: p)), 11) }
+            row += pad(h.count == 0 ? "—" : ms(h.max), 11)
+            lines.append(row)
+        }
+        let c = counts
+        lines.append(
+            "alarms     sent \(c.alarmsSent), acknowledged \(c.alarmsAcknowledged), lost \(c.alarmsLost), "
+                + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)")
+        lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
+        lines.append(
+            "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
+                + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")
+        if let all = allOnlineSeconds {
+            lines.append(String(format: "ramp       all %d devices online after %.1f s: %.0f sessions/s achieved", devices, all, all > 0 ? Double(devices) / all : 0))
+        } else {
+            lines.append("ramp       not every device was online at once during the run")
+        }
+        if let perDevice = residentBytesPerDevice, let holding = residentBytesHolding {
+            lines.append(String(format: "memory     %.0f bytes resident per device (%.1f MB holding the fleet)", perDevice, Double(holding) / 1e6))
+        }
+        if let perBeat = cpuSecondsPerHeartbeat, let cpu = steadyCPUSeconds, let beats = steadyHeartbeats {
+            lines.append(String(format: "cpu        %.1f µs of this process per heartbeat round trip, steady and all online (%.2f s for %d heartbeats)", perBeat * 1e6, cpu, beats))
+        }
+        lines.append("latencies are measured from the intended instant (Poisson schedule, ramp, timer), so loop stalls count")
+        return lines.joined(separator: "\n")
+    }
+}

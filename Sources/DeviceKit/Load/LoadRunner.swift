@@ -1,0 +1,231 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// What one `devicesim load` process does: which devices, against which centre, at what rates.
+public struct LoadPlan: Sendable {
+    public var centre: SocketAddress
+    public var master: FleetMasterKey
+    public var transport: Transport
+    /// The whole fleet: ids `firstID ..< firstID + fleetSize`, of which this process runs `shard`'s part.
+    public var firstID: UInt32
+    public var fleetSize: Int
+    public var shard: FleetShard
+    /// New sessions a second, for this process.
+    public var rampRate: Double
+    /// Alarms a second across the whole fleet (a Poisson process); this process raises its share.
+    public var fleetAlarmRate: Double
+    /// Share of acknowledged alarms that the person then cancels.
+    public var cancelShare: Double
+    /// Heartbeat interval in seconds that overrides the centre's; `nil` follows the centre, as the firmware does.
+    public var heartbeatOverride: UInt16?
+    /// How long alarms are raised, after the ramp and `settle`.
+    public var duration: Duration
+    /// Wait between the end of the ramp and the first alarm, for the last handshakes.
+    public var settle: Duration
+    /// How long to wait after the last alarm for acknowledgements before counting the rest as lost.
+    public var drain: Duration
+    public var devicesPerSocket: Int
+    public var handshakeTimeout: Duration
+    public var backoff: Backoff
+    public var delivery: DeliveryMachine.Configuration
+    public var seed: UInt64
+    /// The first up-frame counter of every device: wall-clock milliseconds × 64, so each run starts above the
+    /// last (a centre refuses a session anchor that does not rise) as long as a device sends fewer than 64
+    /// frames per millisecond of wall time between two runs' starts. Fits 48 bits until about 2109.
+    public var counterStart: UInt64
+    /// The first reliable message id, from the wall clock in seconds × 16 (so a centre's journal sees new ids).
+    public var firstMessageID: UInt32
+
+    public init(
+        centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
+        shard: FleetShard = .whole, rampRate: Double = 1000, fleetAlarmRate: Double = 2, cancelShare: Double = 0.1,
+        heartbeatOverride: UInt16? = nil, duration: Duration = .seconds(60), settle: Duration = .seconds(1),
+        drain: Duration = .seconds(10), devicesPerSocket: Int = 1000, handshakeTimeout: Duration = .seconds(5),
+        backoff: Backoff = Backoff(), delivery: DeliveryMachine.Configuration = .init(),
+        seed: UInt64 = UInt64.random(in: .min ... .max)
+    ) {
+        self.centre = centre
+        self.master = master
+        self.transport = transport
+        self.firstID = firstID
+        self.fleetSize = fleetSize
+        self.shard = shard
+        self.rampRate = rampRate
+        self.fleetAlarmRate = fleetAlarmRate
+        self.cancelShare = cancelShare
+        self.heartbeatOverride = heartbeatOverride
+        self.duration = duration
+        self.settle = settle
+        self.drain = drain
+        self.devicesPerSocket = max(1, devicesPerSocket)
+        self.handshakeTimeout = handshakeTimeout
+        self.backoff = backoff
+        self.delivery = delivery
+        self.seed = seed
+        let wallMilliseconds = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        counterStart = min(wallMilliseconds << 6, Wire.maximumUpCounter / 2)
+        firstMessageID = UInt32(truncatingIfNeeded: (wallMilliseconds / 1000) &* 16)
+    }
+
+    /// This process's device ids.
+    public var ids: Range<UInt64> { shard.ids(first: firstID, fleet: fleetSize) }
+
+    /// This process's alarms a second.
+    public var alarmRate: Double { fleetSize == 0 ? 0 : fleetAlarmRate * Double(ids.count) / Double(fleetSize) }
+
+    /// When the steady phase begins: after the ramp and the settle time.
+    public var steadyStart: Duration { RampSchedule(rate: rampRate, devices: ids.count).length + settle }
+
+    /// Checks the plan; the messages say which flag to change.
+    public func validate() throws(LoadError) {
+        guard fleetSize >= 1 else { throw LoadError("--devices must be at least 1") }
+        guard UInt64(firstID) + UInt64(fleetSize) - 1 <= UInt64(UInt32.max) else {
+            throw LoadError("--first-id \(firstID) with --devices \(fleetSize) runs past the largest device id, 4294967295")
+        }
+        guard rampRate > 0, rampRate.isFinite else { throw LoadError("--ramp must be above 0 new sessions a second") }
+        guard fleetAlarmRate >= 0, fleetAlarmRate.isFinite else { throw LoadError("--alarm-rate must be 0 or more alarms a second") }
+        guard (0...1).contains(cancelShare) else { throw LoadError("--cancel-share must be between 0 and 1, for example 0.1") }
+        guard duration >= .zero, drain >= .zero else { throw LoadError("--duration and --drain must be 0 seconds or more") }
+        if let heartbeatOverride, heartbeatOverride == 0 { throw LoadError("--heartbeat must be at least 1 second") }
+        if transport == .tcp, ids.count > 19_000 {
+            throw LoadError(
+                "\(ids.count) TCP devices in one process exceed the 20,000 open files allowed here: use --transport udp, or shards (--shard I/N) of at most 19,000 devices each")
+        }
+    }
+
+    /// An id-sharing stride for shards so that shard `k` of `loops` holds ids `lower + k + n × loops`.
+    func shardLayout(loops: Int) -> [(firstID: UInt64, count: Int)] {
+        let range = ids
+        let total = range.count
+        return (0..<loops).map { k in
+            let count = total > k ? (total - k + loops - 1) / loops : 0
+            return (range.lowerBound + UInt64(k), count)
+        }
+    }
+}
+
+/// One line of progress, once a second.
+public struct LoadProgress: Sendable {
+    public enum Phase: String, Sendable { case ramp, steady, drain }
+    public var elapsed: Duration
+    public var phase: Phase
+    public var devices: Int
+    public var online: Int
+    public var alarmsPerSecond: Double
+    public var alarmsSent: Int
+    public var alarmsAcknowledged: Int
+    /// p99 of the alarms acknowledged in the last second, if any.
+    public var recentAlarmP99: Duration?
+    public var reconnects: Int
+
+    public var line: String {
+        let p99 = recentAlarmP99.map { String(format: "%.1f ms", Double($0.nanoseconds) / 1e6) } ?? "—"
+        return String(
+            format: "%6.1f s  %@  online %d/%d  alarms/s %.1f  acked %d/%d  alarm p99 %@  reconnects %d",
+            Double(elapsed.nanoseconds) / 1e9, phase.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0),
+            online, devices, alarmsPerSecond, alarmsAcknowledged, alarmsSent, p99, reconnects)
+    }
+}
+
+/// Runs a load plan on an event-loop group: ramp, steady phase, drain; then the report.
+///
+/// The process's devices are spread over the group's loops (one `LoadShard` each); no device has a thread.
+public final class LoadRunner: Sendable {
+    public let plan: LoadPlan
+    private let group: any EventLoopGroup
+    private let loops: Int
+
+    public init(plan: LoadPlan, group: any EventLoopGroup, loops: Int = System.coreCount) {
+        self.plan = plan
+        self.group = group
+        self.loops = max(1, loops)
+    }
+
+    public func run(progress: @Sendable (LoadProgress) -> Void = { _ in }) async throws -> LoadReport {
+        try plan.validate()
+        let start = NIODeadline.now()
+        let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        let layout = plan.shardLayout(loops: loops)
+        let total = max(1, plan.ids.count)
+        var shards: [LoadShard] = []
+        for (k, part) in layout.enumerated() where part.count > 0 {
+            shards.append(
+                LoadShard(
+                    loop: group.next(), plan: plan, firstID: part.firstID, stride: UInt64(loops), count: part.count,
+                    share: Double(part.count) / Double(total), seed: plan.seed ^ UInt64(k + 1) &* 0xD1B5_4A32_D192_ED03,
+                    start: start, wallAtStart: wall))
+        }
+        let before = ProcessUsage.current()
+        for shard in shards { try await shard.loop.flatSubmit { shard.begin() }.get() }
+        var steadyBegan: (usage: ProcessUsage, heartbeats: Int)?
+        var steadyEnded: (usage: ProcessUsage, heartbeats: Int)?
+        var allOnline: Duration?
+        var holding: ProcessUsage?
+
+        let steadyEnd = plan.steadyStart + plan.duration
+        let drainEnd = steadyEnd + plan.drain
+        var previousSent = 0
+        var previousTick = Duration.zero
+        while true {
+            try await Task.sleep(for: .seconds(1))
+            let elapsed = Duration.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds))
+            var snapshots: [LoadShard.Snapshot] = []
+            for shard in shards { snapshots.append(try await shard.loop.submit { shard.snapshot(withHistograms: false) }.get()) }
+            let counts = snapshots.reduce(LoadCounts()) { $0 + $1.counts }
+            var recent = LatencyHistogram()
+            for s in snapshots { recent.add(s.recentAlarms) }
+            let phase: LoadProgress.Phase = elapsed < plan.steadyStart ? .ramp : elapsed < steadyEnd ? .steady : .drain
+            let seconds = Double((elapsed - previousTick).nanoseconds) / 1e9
+            progress(
+                LoadProgress(
+                    elapsed: elapsed, phase: phase, devices: plan.ids.count, online: snapshots.reduce(0) { $0 + $1.online },
+                    alarmsPerSecond: seconds > 0 ? Double(counts.alarmsSent - previousSent) / seconds : 0,
+                    alarmsSent: counts.alarmsSent, alarmsAcknowledged: counts.alarmsAcknowledged,
+                    recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects))
+            previousSent = counts.alarmsSent
+            let online = snapshots.reduce(0) { $0 + $1.online }
+            if allOnline == nil, online == plan.ids.count {
+                allOnline = elapsed
+                holding = ProcessUsage.current()
+            }
+            // The CPU window: the steady phase with every device online, so no handshakes are in it.
+            if steadyBegan == nil, elapsed >= plan.steadyStart, allOnline != nil, let usage = ProcessUsage.current() {
+                steadyBegan = (usage, counts.heartbeatAcks)
+            }
+            if steadyEnded == nil, steadyBegan != nil, elapsed >= steadyEnd, let usage = ProcessUsage.current() {
+                steadyEnded = (usage, counts.heartbeatAcks)
+            }
+            previousTick = elapsed
+            let unacknowledged = snapshots.reduce(0) { $0 + $1.unacknowledgedAlarms }
+            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0) { break }
+        }
+
+        var counts = LoadCounts()
+        var latency = LoadMetric.allCases.map { _ in LatencyHistogram() }
+        for shard in shards {
+            let snapshot = try await shard.loop.flatSubmit {
+                let snapshot = shard.snapshot(withHistograms: true)
+                return shard.stop().map { snapshot }
+            }.get()
+            counts = counts + snapshot.counts
+            for (i, h) in (snapshot.latency ?? []).enumerated() { latency[i].add(h) }
+        }
+        counts.alarmsLost = counts.alarmsSent - counts.alarmsAcknowledged
+        var byMetric: [LoadMetric: LatencyHistogram] = [:]
+        for metric in LoadMetric.allCases { byMetric[metric] = latency[metric.index] }
+        var report = LoadReport(
+            shards: [plan.shard.description], transports: [plan.transport.rawValue], devices: plan.ids.count,
+            rampSeconds: Double(RampSchedule(rate: plan.rampRate, devices: plan.ids.count).length.nanoseconds) / 1e9,
+            steadySeconds: Double(plan.duration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
+            latency: byMetric)
+        report.residentBytesBefore = before?.residentBytes
+        report.residentBytesHolding = holding?.residentBytes
+        report.allOnlineSeconds = allOnline.map { Double($0.nanoseconds) / 1e9 }
+        if let began = steadyBegan, let ended = steadyEnded {
+            report.steadyCPUSeconds = ended.usage.cpuSeconds - began.usage.cpuSeconds
+            report.steadyHeartbeats = ended.heartbeats - began.heartbeats
+        }
+        return report
+    }
+}

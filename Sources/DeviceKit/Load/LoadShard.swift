@@ -1,0 +1,206 @@
+import NIOCore
+import NIOPosix
+
+/// The devices of a load run that live on one event loop, their shared UDP sockets, their ramp and alarm
+/// schedules, and what they measured. Every property is touched on `loop` only.
+final class LoadShard: @unchecked Sendable {
+    let loop: any EventLoop
+    let plan: LoadPlan
+    let allocator = ByteBufferAllocator()
+    /// Devices of this shard: ids `firstID + offset + n × stride` for n in 0..<count.
+    private let firstID: UInt64
+    private let stride: UInt64
+    private var devices: [SimulatedDevice?]
+    private var sockets: [any Channel] = []
+    private let start: NIODeadline
+    private let wallAtStart: UInt64
+    private let ramp: RampSchedule
+    private var arrivals: PoissonArrivals
+    private var random: SplitMix64
+    private var started = 0
+    private var stopped = false
+
+    var counts = LoadCounts()
+    var online = 0
+    private var latency: [LatencyHistogram] = LoadMetric.allCases.map { _ in LatencyHistogram() }
+    /// Alarm latencies since the last progress line.
+    private var recentAlarms = LatencyHistogram()
+
+    /// - Parameters:
+    ///   - firstID, stride, count: the shard's device ids.
+    ///   - share: this shard's part of the process's devices, for its part of the alarm and ramp rates.
+    init(loop: any EventLoop, plan: LoadPlan, firstID: UInt64, stride: UInt64, count: Int, share: Double, seed: UInt64, start: NIODeadline, wallAtStart: UInt64) {
+        self.loop = loop
+        self.plan = plan
+        self.firstID = firstID
+        self.stride = stride
+        self.devices = Array(repeating: nil, count: count)
+        self.start = start
+        self.wallAtStart = wallAtStart
+        ramp = RampSchedule(rate: max(plan.rampRate * share, 1e-6), devices: count)
+        arrivals = PoissonArrivals(rate: count == 0 ? 0 : plan.alarmRate * share, start: plan.steadyStart, seed: seed)
+        random = SplitMix64(seed: seed ^ 0x5eed)
+    }
+
+    var deviceCount: Int { devices.count }
+
+    func now() -> Duration { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds) - Int64(start.uptimeNanoseconds)) }
+
+    /// Wall-clock milliseconds at a run instant.
+    func wallTime(at instant: Duration) -> WireTime { wallAtStart + UInt64(max(0, instant.milliseconds)) }
+
+    func record(_ metric: LoadMetric, _ latency: Duration) {
+        self.latency[metric.index].record(latency)
+        if metric == .alarm { recentAlarms.record(latency) }
+    }
+
+    func schedule(_ after: Duration, _ body: @escaping @Sendable () -> Void) {
+        loop.scheduleTask(in: .nanoseconds(max(0, after.nanoseconds))) { [self] in
+            guard !stopped else { return }
+            body()
+        }
+    }
+
+    // MARK: Running
+
+    /// Opens the shared sockets (UDP), then starts the ramp and the alarm schedule. On the loop.
+    func begin() -> EventLoopFuture<Void> {
+        guard plan.transport == .udp, !devices.isEmpty else {
+            startDue()
+            alarmsDue()
+            return loop.makeSucceededVoidFuture()
+        }
+        let socketCount = (devices.count + plan.devicesPerSocket - 1) / plan.devicesPerSocket
+        let host = plan.centre.protocol == .inet6 ? "::" : "0.0.0.0"
+        let binds = (0..<socketCount).map { _ in
+            DatagramBootstrap(group: loop)
+                .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Wire.maximumFrameLength + 512))
+                .channelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(SharedDatagramInbound(shard: self))
+                    }
+                }
+                .bind(host: host, port: 0)
+        }
+        return EventLoopFuture.whenAllSucceed(binds, on: loop).map { [self] channels in
+            sockets = channels
+            startDue()
+            alarmsDue()
+        }
+    }
+
+    /// Starts every device whose ramp instant has come, and wakes up for the next.
+    private func startDue() {
+        guard !stopped else { return }
+        let due = ramp.startedBy(now())
+        while started < due {
+            let n = started
+            let id = UInt32(truncatingIfNeeded: firstID + UInt64(n) * stride)
+            let device = SimulatedDevice(id: id, socket: n / plan.devicesPerSocket, shard: self)
+            devices[n] = device
+            started += 1
+            device.start(intended: ramp.instant(of: n))
+        }
+        if started < devices.count {
+            schedule(ramp.instant(of: started) - now()) { [self] in startDue() }
+        }
+    }
+
+    /// Raises every alarm whose Poisson instant has come, on a device chosen at random, and wakes up for the next.
+    private func alarmsDue() {
+        guard !stopped else { return }
+        let steadyEnd = plan.steadyStart + plan.duration
+        for instant in arrivals.due(at: now()) where instant < steadyEnd && started > 0 {
+            let n = Int(random.next() % UInt64(started))
+            devices[n]?.raiseAlarm(intended: instant)
+        }
+        if arrivals.rate > 0, arrivals.next < steadyEnd {
+            schedule(arrivals.next - now()) { [self] in alarmsDue() }
+        }
+    }
+
+    /// Stops every device and closes the sockets. On the loop.
+    func stop() -> EventLoopFuture<Void> {
+        for device in devices { device?.stop() }
+        stopped = true
+        let closes = sockets.map { $0.close() }
+        sockets = []
+        return EventLoopFuture.andAllComplete(closes, on: loop)
+    }
+
+    // MARK: UDP
+
+    func sendDatagram(_ buffer: ByteBuffer, socket: Int) {
+        guard socket < sockets.count else { return }
+        sockets[socket].writeAndFlush(AddressedEnvelope(remoteAddress: plan.centre, data: buffer), promise: nil)
+    }
+
+    /// Routes a datagram to its device by the header's device id.
+    fileprivate func route(_ datagram: ByteBuffer) {
+        guard let frame = try? SealedFrame(datagram: datagram) else {
+            counts.refusedFrames += 1
+            return
+        }
+        let id = UInt64(frame.header.deviceID)
+        guard id >= firstID, (id - firstID) % stride == 0 else {
+            counts.refusedFrames += 1
+            return
+        }
+        let n = (id - firstID) / stride
+        guard n < UInt64(devices.count), let device = devices[Int(n)] else {
+            counts.refusedFrames += 1
+            return
+        }
+        device.received(frame)
+    }
+
+    // MARK: Reading out
+
+    struct Snapshot: Sendable {
+        var counts: LoadCounts
+        var online: Int
+        var started: Int
+        var unacknowledgedAlarms: Int
+        var recentAlarms: LatencyHistogram
+        /// Only when asked for (they are large).
+        var latency: [LatencyHistogram]?
+    }
+
+    /// What the shard counted; empties the recent-alarm histogram. On the loop.
+    func snapshot(withHistograms: Bool) -> Snapshot {
+        defer { recentAlarms.reset() }
+        return Snapshot(
+            counts: counts, online: online, started: started,
+            unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
+            recentAlarms: recentAlarms, latency: withHistograms ? latency : nil)
+    }
+
+    /// Alarms never acknowledged, device by device (equal to sent − acknowledged; asserted in tests).
+    func unacknowledgedAlarmsByDevice() -> Int {
+        devices.reduce(0) { $0 + ($1?.unacknowledgedAlarms ?? 0) }
+    }
+}
+
+extension LoadMetric {
+    var index: Int {
+        switch self {
+        case .alarm: 0
+        case .session: 1
+        case .heartbeat: 2
+        }
+    }
+}
+
+/// Receives the datagrams of one shared socket for its shard.
+private final class SharedDatagramInbound: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let shard: LoadShard
+
+    init(shard: LoadShard) { self.shard = shard }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        shard.route(unwrapInboundIn(data).data)
+    }
+}

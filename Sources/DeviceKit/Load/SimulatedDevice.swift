@@ -1,0 +1,317 @@
+import NIOCore
+import NIOPosix
+
+/// One device of a load run: the firmware's sealing (`DeviceFrameSession`), link (`LinkMachine`) and
+/// delivery (`DeliveryMachine`) machines, with no storage, no buttons and no thread of its own.
+///
+/// Counters and message ids live in memory. They start from the wall clock (see `LoadPlan.counterStart`),
+/// so a centre whose journal outlives the run still sees every session anchor rise and every alarm id new.
+/// Lives on its shard's event loop; every property is touched there only.
+final class SimulatedDevice: @unchecked Sendable {
+    let id: UInt32
+    /// Index of the shared UDP socket (unused over TCP).
+    let socket: Int
+    private unowned let shard: LoadShard
+    private var frames: DeviceFrameSession
+    private var link: LinkMachine
+    private var delivery: DeliveryMachine
+    private var random: SplitMix64
+    private var nextMessageID: UInt32
+
+    private var channel: (any Channel)?
+    private var connectionGeneration: UInt32 = 0
+    private var stopped = false
+    private var online = false
+    private var lostJustNow = false
+    /// When the session being opened was meant to begin: the ramp instant, or the reconnect timer's after a
+    /// session was lost; failed attempts in between do not reset it.
+    private var sessionIntended: Duration?
+    private var heartbeatDue: Duration = .zero
+    private var heartbeatInFlight: (counter: UInt64, intended: Duration)?
+    /// Alarms not yet acknowledged: their intended instant and how often they were sent.
+    private var pendingAlarms: [UInt32: PendingAlarm] = [:]
+
+    private struct PendingAlarm {
+        var intended: Duration
+        var transmissions: UInt32
+    }
+
+    init(id: UInt32, socket: Int, shard: LoadShard) {
+        self.id = id
+        self.socket = socket
+        self.shard = shard
+        let plan = shard.plan
+        let seed = plan.seed ^ (UInt64(id) &* 0x9E37_79B9_7F4A_7C15)
+        frames = DeviceFrameSession(key: DeviceKey(deviceID: id, master: plan.master), storedCounterLimit: plan.counterStart)
+        link = LinkMachine(
+            configuration: .init(
+                hasSecondary: false,
+                sessionStart: SessionStart(
+                    firmware: DeviceRuntimeConfiguration.firmwareVersion, capabilities: [.button, .mainsSensing, .battery],
+                    bootCount: 1),
+                handshakeTimeout: plan.handshakeTimeout, backoff: plan.backoff),
+            seed: seed ^ 2)
+        delivery = DeliveryMachine(configuration: plan.delivery, seed: seed ^ 3)
+        random = SplitMix64(seed: seed ^ 4)
+        nextMessageID = plan.firstMessageID
+    }
+
+    var unacknowledgedAlarms: Int { pendingAlarms.count }
+
+    // MARK: Inputs
+
+    func start(intended: Duration) {
+        sessionIntended = intended
+        run(link.start())
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        run(link.stop())
+        stopped = true
+        if online {
+            online = false
+            shard.online -= 1
+        }
+    }
+
+    /// A press, meant to happen at `intended` (the Poisson instant), carried out now.
+    func raiseAlarm(intended: Duration) {
+        guard !stopped else { return }
+        let id = takeMessageID()
+        pendingAlarms[id] = PendingAlarm(intended: intended, transmissions: 0)
+        shard.counts.alarmsSent += 1
+        let alarm = Alarm(id: id, kind: .button, triggeredAt: shard.wallTime(at: intended), battery: 100, flags: [])
+        run(delivery.enqueued(.alarm(alarm)))
+    }
+
+    func received(_ frame: SealedFrame, generation: UInt32? = nil) {
+        guard !stopped, generation == nil || generation == connectionGeneration else { return }
+        let message: Message
+        do {
+            message = try frames.open(frame)
+        } catch {
+            shard.counts.refusedFrames += 1
+            return
+        }
+        let now = shard.now()
+        if case .sessionAccept(var accept) = message, let seconds = shard.plan.heartbeatOverride {
+            accept.heartbeatIntervalSeconds = seconds
+            run(link.messageReceived(.sessionAccept(accept), now: now))
+        } else {
+            run(link.messageReceived(message, now: now))
+        }
+        switch message {
+        case .heartbeatAck(let ack):
+            if let sent = heartbeatInFlight, sent.counter == ack.echoedCounter {
+                heartbeatInFlight = nil
+                shard.counts.heartbeatAcks += 1
+                shard.record(.heartbeat, now - sent.intended)
+                delivery.roundTripMeasured(now - sent.intended)
+            }
+        case .ack(let ack):
+            let actions = delivery.ackReceived(id: ack.id)
+            if actions.isEmpty { shard.counts.duplicateAcks += 1 }
+            run(actions)
+        case .nak(let nak):
+            shard.counts.rejected += 1
+            run(delivery.nakReceived(nak))
+        case .caseUpdate(let update):
+            shard.counts.caseUpdatesReceived += 1
+            send(.ack(Ack(id: update.id)))
+        case .configPush, .diagnosticsRequest, .callOffer, .callAnswer, .callEnd:
+            // Acknowledged so the centre stops retransmitting; diagnostics and calls are not simulated yet.
+            if let id = message.reliableID { send(.ack(Ack(id: id))) }
+        case .sessionAccept, .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
+            break
+        }
+    }
+
+    fileprivate func channelClosed(generation: UInt32) {
+        guard !stopped, generation == connectionGeneration else { return }
+        channel = nil
+        connectionGeneration &+= 1
+        frames.reset()
+        run(link.disconnected())
+    }
+
+    // MARK: Machines' actions
+
+    private func run(_ actions: [LinkMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .connect:
+                connect()
+            case .disconnect:
+                connectionGeneration &+= 1
+                frames.reset()
+                channel?.close(promise: nil)
+                channel = nil
+            case .send(let message):
+                send(message)
+            case .sendHeartbeat:
+                if let counter = send(.heartbeat(Heartbeat(status: [.mainsPresent, .buttonPresent], battery: 100))) {
+                    shard.counts.heartbeatsSent += 1
+                    heartbeatInFlight = (counter, heartbeatDue)
+                }
+            case .scheduleTimer(let timer, let after):
+                let due = shard.now() + after
+                switch timer {
+                case .heartbeat: heartbeatDue = due
+                case .reconnect:
+                    // A failed attempt does not restart the clock: set-up counts from the first intended instant.
+                    if sessionIntended == nil { sessionIntended = due }
+                    if lostJustNow { lostJustNow = false } else { shard.counts.sessionFailures += 1 }
+                case .handshakeTimeout, .deadLink, .returnToPrimary: break
+                }
+                shard.schedule(after) { [self] in run(link.timerFired(timer, now: shard.now())) }
+            case .sessionEstablished:
+                shard.counts.sessionsOpened += 1
+                if let intended = sessionIntended { shard.record(.session, shard.now() - intended) }
+                sessionIntended = nil
+                online = true
+                shard.online += 1
+                run(delivery.linkUp())
+            case .sessionLost:
+                delivery.linkDown()
+                frames.reset()
+                heartbeatInFlight = nil
+                shard.counts.reconnects += 1
+                lostJustNow = true
+                if online {
+                    online = false
+                    shard.online -= 1
+                }
+            }
+        }
+    }
+
+    private func run(_ actions: [DeliveryMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let message):
+                if case .alarm(let alarm) = message, var pending = pendingAlarms[alarm.id] {
+                    if pending.transmissions > 0 { shard.counts.alarmRetransmissions += 1 }
+                    pending.transmissions += 1
+                    pendingAlarms[alarm.id] = pending
+                }
+                send(message)
+            case .scheduleTimer(let timer, let after):
+                shard.schedule(after) { [self] in run(delivery.timerFired(timer)) }
+            case .remove:
+                break  // nothing is stored
+            case .delivered(let message):
+                switch message {
+                case .alarm(let alarm):
+                    if let pending = pendingAlarms.removeValue(forKey: alarm.id) {
+                        shard.counts.alarmsAcknowledged += 1
+                        shard.record(.alarm, shard.now() - pending.intended)
+                    }
+                    if random.nextUnit() < shard.plan.cancelShare {
+                        let cancel = AlarmCancel(id: takeMessageID(), alarmID: alarm.id, cancelledAt: shard.wallTime(at: shard.now()))
+                        shard.counts.cancelsSent += 1
+                        run(delivery.enqueued(.alarmCancel(cancel)))
+                    }
+                case .alarmCancel:
+                    shard.counts.cancelsAcknowledged += 1
+                default:
+                    break
+                }
+            case .refused:
+                break  // counted as `rejected` when the nak arrived
+            }
+        }
+        link.busyChanged(delivery.isBusy)
+    }
+
+    private func takeMessageID() -> UInt32 {
+        defer { nextMessageID &+= 1 }
+        return nextMessageID
+    }
+
+    // MARK: Network
+
+    private func connect() {
+        connectionGeneration &+= 1
+        let generation = connectionGeneration
+        switch shard.plan.transport {
+        case .udp:
+            // The shard's shared socket is always open: "connected" at once.
+            run(link.connected())
+        case .tcp:
+            ClientBootstrap(group: shard.loop)
+                .connectTimeout(.seconds(5))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(FrameDecoder()), SimulatedDeviceStream(device: self, generation: generation))
+                    }
+                }
+                .connect(to: shard.plan.centre)
+                .whenComplete { [self] result in
+                    guard generation == connectionGeneration, !stopped else {
+                        if case .success(let channel) = result { channel.close(promise: nil) }
+                        return
+                    }
+                    switch result {
+                    case .success(let channel):
+                        self.channel = channel
+                        run(link.connected())
+                    case .failure:
+                        run(link.connectFailed())
+                    }
+                }
+        }
+    }
+
+    /// Seals and writes a message; returns its frame counter.
+    @discardableResult
+    private func send(_ message: Message) -> UInt64? {
+        var buffer = shard.allocator.buffer(capacity: 64)
+        do {
+            while true {
+                switch try frames.seal(message, into: &buffer) {
+                case .reserveCounters(let limit):
+                    frames.counterReservationStored(limit)  // in memory: see the type's documentation
+                case .sealed(let counter):
+                    switch shard.plan.transport {
+                    case .tcp:
+                        guard let channel else { return nil }
+                        channel.writeAndFlush(buffer, promise: nil)
+                    case .udp:
+                        shard.sendDatagram(buffer, socket: socket)
+                    }
+                    return counter
+                }
+            }
+        } catch {
+            // Our messages always fit a frame, and a counter that starts from today's clock does not run out.
+            return nil
+        }
+    }
+}
+
+/// Hands a TCP device's frames, already cut by `FrameDecoder`, to it.
+private final class SimulatedDeviceStream: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = SealedFrame
+    private let device: SimulatedDevice
+    private let generation: UInt32
+
+    init(device: SimulatedDevice, generation: UInt32) {
+        self.device = device
+        self.generation = generation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        device.received(unwrapInboundIn(data), generation: generation)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        device.channelClosed(generation: generation)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)  // a TCP stream with a bad frame cannot be resynchronised
+    }
+}

@@ -1,0 +1,204 @@
+import ArgumentParser
+import DeviceKit
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// `devicesim load`: many simulated devices against a dispatch centre, and the latency report.
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Simulate a fleet of devices against a centre and measure alarm, session and heartbeat latencies.",
+        discussion: """
+            Each simulated device seals, retransmits and reconnects with the firmware's own code; devices share \
+            the event loops (one per core) and, over UDP, sockets. Keys come from the fleet master key, so start \
+            the centre with the same one: `devicesim center --master HEX`. Latencies are measured from the \
+            intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
+            """,
+        subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
+        defaultSubcommand: LoadRunCommand.self
+    )
+}
+
+/// Options shared by the run and the merge: objectives and the JSON file.
+struct LoadOutputOptions: ParsableArguments {
+    @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1.")
+    var objectives: [String] = []
+
+    @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
+    var json: String?
+
+    func parsedObjectives() throws -> [ServiceLevelObjective] {
+        do {
+            return try objectives.map { text throws(LoadError) in try ServiceLevelObjective(parsing: text) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed.
+    func finish(_ report: LoadReport) throws {
+        print(report.table)
+        if let json {
+            try report.json().write(to: URL(fileURLWithPath: json))
+            print("report written to \(json)")
+        }
+        let (lines, allMet) = ServiceLevelObjective.verdict(try parsedObjectives(), for: report)
+        for line in lines { print(line) }
+        fflush(nil)
+        if !allMet { throw ExitCode(1) }
+    }
+}
+
+struct LoadRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).")
+
+    @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6.")
+    var center: String
+
+    @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
+    var devices: Int
+
+    @Option(help: "tcp (one connection per device, at most 19,000 per process) or udp (devices share sockets).")
+    var transport: String = "tcp"
+
+    @Option(help: "New sessions a second while the fleet connects.")
+    var ramp: Double = 1000
+
+    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does).")
+    var heartbeat: UInt16?
+
+    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase.")
+    var alarmRate: Double = 2
+
+    @Option(help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
+    var cancelShare: Double = 0.1
+
+    @Option(help: "Seconds of the steady phase (alarms are raised), after the ramp and one second to settle.")
+    var duration: Double = 60
+
+    @Option(help: "Seconds to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost.")
+    var drain: Double = 10
+
+    @Option(help: "This process's shard, I/N with I from 0 (as JOB_COMPLETION_INDEX), of the fleet's ids.")
+    var shard: String?
+
+    @Option(help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
+    var shards: Int?
+
+    @Option(help: "The first device id of the fleet.")
+    var firstID: UInt32 = 1
+
+    @Option(help: "The fleet master key in hex (32 to 64 bytes), the one the centre was started with.")
+    var master: String?
+
+    @Option(help: "A file holding the fleet master key in hex, so that it does not appear in the process list.")
+    var masterFile: String?
+
+    @Option(help: "Over UDP: how many devices share one socket.")
+    var devicesPerSocket: Int = 1000
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    @OptionGroup var output: LoadOutputOptions
+
+    func validate() throws {
+        guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
+        guard (master == nil) != (masterFile == nil) else {
+            throw ValidationError("Give the fleet master key once, the one the centre uses: --master HEX or --master-file FILE.")
+        }
+        if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
+        guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
+        _ = try output.parsedObjectives()
+        do { try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1)).validate() } catch let error as LoadError {
+            throw ValidationError(error.description + ".")
+        }
+    }
+
+    private func fleetShard() throws -> FleetShard {
+        if let shard { return try FleetShard(parsing: shard) }
+        if let shards {
+            guard let index = ProcessInfo.processInfo.environment["JOB_COMPLETION_INDEX"] else {
+                throw LoadError("--shards needs JOB_COMPLETION_INDEX in the environment (a Kubernetes Indexed Job sets it); or use --shard I/N")
+            }
+            return try FleetShard(parsing: "\(index)/\(shards)")
+        }
+        return .whole
+    }
+
+    private func masterKey() throws -> FleetMasterKey {
+        let text = try masterFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? master ?? ""
+        guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
+        return try FleetMasterKey(bytes: bytes)
+    }
+
+    private func plan(centre: SocketAddress) throws -> LoadPlan {
+        LoadPlan(
+            centre: centre, master: try masterKey(), transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
+            fleetSize: devices, shard: try fleetShard(), rampRate: ramp, fleetAlarmRate: alarmRate, cancelShare: cancelShare,
+            heartbeatOverride: heartbeat, duration: .milliseconds(Int64(duration * 1000)),
+            drain: .milliseconds(Int64(drain * 1000)), devicesPerSocket: devicesPerSocket)
+    }
+
+    private func centreAddress() throws -> SocketAddress {
+        var host = Substring(center)
+        guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else {
+            throw ValidationError("--center '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
+        }
+        host = host[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        do {
+            return try SocketAddress.makeAddressResolvingHost(String(host), port: port)
+        } catch {
+            throw ValidationError("--center: cannot resolve '\(host)': \(error)")
+        }
+    }
+
+    func run() async throws {
+        let plan = try plan(centre: try centreAddress())
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let report: LoadReport
+        do {
+            let quiet = quiet
+            report = try await LoadRunner(plan: plan, group: group).run { progress in
+                guard !quiet else { return }
+                FileHandle.standardError.write(Data((progress.line + "\n").utf8))
+            }
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+        try output.finish(report)
+    }
+}
+
+struct LoadMergeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Add up the JSON reports of several shards, histograms exactly, and print the fleet's table.")
+
+    @Argument(help: "The shards' reports, written by `devicesim load --json FILE`.")
+    var reports: [String]
+
+    @OptionGroup var output: LoadOutputOptions
+
+    func validate() throws {
+        guard !reports.isEmpty else { throw ValidationError("Name the shards' JSON reports to merge: devicesim load merge a.json b.json") }
+        _ = try output.parsedObjectives()
+    }
+
+    func run() async throws {
+        var loaded: [LoadReport] = []
+        for path in reports {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("Cannot read \(path): check the path.")
+            }
+            loaded.append(try LoadReport(json: data, name: path))
+        }
+        try output.finish(try LoadReport.merge(loaded))
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+@Suite struct LoadReportTests {
+    private func report(shard: String, latencies: [Int], lost: Int = 0) -> LoadReport {
+        var alarm = LatencyHistogram()
+        for ms in latencies { alarm.record(.microseconds(ms)) }
+        var counts = LoadCounts()
+        counts.alarmsSent = latencies.count + lost
+        counts.alarmsAcknowledged = latencies.count
+        counts.alarmsLost = lost
+        counts.reconnects = 1
+        return LoadReport(
+            shards: [shard], transports: ["udp"], devices: 10, rampSeconds: 1, steadySeconds: 5, alarmRate: 2,
+            counts: counts, latency: [.alarm: alarm, .session: LatencyHistogram()])
+    }
+
+    @Test func aReportSurvivesItsJSONExactly() throws {
+        let original = report(shard: "0/2", latencies: [1, 17, 999, 1_234, 55_555, 7_000_000, 7_000_001])
+        let decoded = try LoadReport(json: try original.json(), name: "a.json")
+        #expect(decoded == original)
+        #expect(decoded.histogram(.alarm).max == original.histogram(.alarm).max)
+    }
+
+    @Test func mergedShardsEqualOneProcessThatMeasuredEverything() throws {
+        let a = (0..<5_000).map { ($0 * 7_919) % 100_000 + 1 }
+        let b = (0..<3_000).map { ($0 * 104_729) % 3_000_000 + 1 }
+        let left = try LoadReport(json: try report(shard: "0/2", latencies: a).json(), name: "a")
+        let right = try LoadReport(json: try report(shard: "1/2", latencies: b, lost: 2).json(), name: "b")
+        let merged = try LoadReport.merge([left, right])
+        let whole = report(shard: "x", latencies: a + b)
+        #expect(merged.histogram(.alarm) == whole.histogram(.alarm))
+        for (_, p) in LatencyHistogram.reportedPercentiles {
+            #expect(merged.histogram(.alarm).value(atPercentile: p) == whole.histogram(.alarm).value(atPercentile: p))
+        }
+        #expect(merged.histogram(.alarm).max == whole.histogram(.alarm).max)
+        #expect(merged.counts.alarmsSent == 8_002)
+        #expect(merged.counts.alarmsLost == 2)
+        #expect(merged.counts.reconnects == 2)
+        #expect(merged.devices == 20)
+        #expect(merged.alarmRate == 4)
+        #expect(merged.shards == ["0/2", "1/2"])
+        #expect(merged.table.contains("lost 2"))
+    }
+
+    @Test func theSameShardTwiceIsRefused() {
+        let a = report(shard: "0/2", latencies: [1])
+        #expect(throws: LoadError.self) { try LoadReport.merge([a, a]) }
+    }
+
+    @Test func aFileThatIsNoReportIsRefusedInPlainWords() {
+        for text in ["{}", "not json", #"{"format":"other"}"#] {
+            #expect(throws: LoadError.self) { try LoadReport(json: Data(text.utf8), name: "x.json") }
+        }
+        var json = String(decoding: (try? report(shard: "0/1", latencies: [5]).json()) ?? Data(), as: UTF8.self)
+        json = json.replacingOccurrences(of: "\"us\"", with: "\"ms\"")
+        #expect(throws: LoadError.self) { try LoadReport(json: Data(json.utf8), name: "x.json") }
+    }
+}
+
+@Suite struct ServiceLevelObjectiveTests {
+    private var report: LoadReport {
+        var alarm = LatencyHistogram()
+        for ms in 1...100 { alarm.record(.milliseconds(ms)) }
+        var counts = LoadCounts()
+        counts.alarmsLost = 0
+        counts.rejected = 3
+        return LoadReport(
+            shards: ["0/1"], transports: ["tcp"], devices: 1, rampSeconds: 0, steadySeconds: 1, alarmRate: 1,
+            counts: counts, latency: [.alarm: alarm])
+    }
+
+    @Test func latencyObjectivesParseAndJudge() throws {
+        let met = try ServiceLevelObjective(parsing: "alarm.p99<100ms")
+        #expect(met.measure == .latency(.alarm, percentile: 99))
+        #expect(met.comparison == .below)
+        #expect(met.bound == 100_000_000)
+        #expect(met.evaluate(report).met)
+        #expect(try ServiceLevelObjective(parsing: "alarm.p99 < 98ms").evaluate(report).met == false)
+        #expect(try ServiceLevelObjective(parsing: "alarm.max<=0.2s").evaluate(report).met)
+        #expect(try ServiceLevelObjective(parsing: "alarm.p99.9<=100500us").evaluate(report).met)
+        #expect(try ServiceLevelObjective(parsing: "heartbeat.p50<1ms").evaluate(report).met)  // nothing measured: zero
+    }
+
+    @Test func countObjectivesParseAndJudge() throws {
+        #expect(try ServiceLevelObjective(parsing: "lost==0").evaluate(report).met)
+        #expect(try ServiceLevelObjective(parsing: "rejected<3").evaluate(report).met == false)
+        #expect(try ServiceLevelObjective(parsing: "rejected<=3").evaluate(report).met)
+        let (lines, allMet) = ServiceLevelObjective.verdict(
+            [try .init(parsing: "lost==0"), try .init(parsing: "rejected<1")], for: report)
+        #expect(!allMet)
+        #expect(lines.count == 2)
+        #expect(lines[1].contains("MISSED rejected<1"))
+    }
+
+    @Test func badObjectivesAreRefusedInPlainWords() {
+        for text in ["alarm.p99", "alarm.p99>5ms", "alarm.p99<5", "alarm.p100<5ms", "alarms.p99<5ms", "alarm.q99<5ms", "lost<x", "lost<-1", "<5ms", "alarm.p99<ms"] {
+            #expect(throws: LoadError.self, "\(text)") { try ServiceLevelObjective(parsing: text) }
+        }
+    }
+}
