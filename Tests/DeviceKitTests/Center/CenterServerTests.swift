@@ -254,7 +254,7 @@ import Testing
 }
 
 /// Polls `condition` until true or `deadline`.
-func waitUntil(_ deadline: Duration = .seconds(10), _ condition: () -> Bool) async throws -> Bool {
+func waitUntil(_ deadline: Duration = .seconds(120), _ condition: () -> Bool) async throws -> Bool {
     let end = ContinuousClock.now + deadline
     while ContinuousClock.now < end {
         if condition() { return true }

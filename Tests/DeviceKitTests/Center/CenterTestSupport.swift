@@ -67,7 +67,7 @@ final class Collected<Element: Sendable>: Sendable {
 
     /// The first element matching, waiting up to `deadline` (generous: it is a bound, not a measurement).
     @discardableResult
-    func first(within deadline: Duration = .seconds(10), where match: (Element) -> Bool) async throws -> Element? {
+    func first(within deadline: Duration = .seconds(120), where match: (Element) -> Bool) async throws -> Element? {
         let end = ContinuousClock.now + deadline
         while ContinuousClock.now < end {
             if let found = all.first(where: match) { return found }
@@ -172,7 +172,7 @@ final class TestDevice: Sendable {
     }
 
     /// The first down message matching, waiting up to `deadline`.
-    func received(within deadline: Duration = .seconds(10), where match: (Message) -> Bool) async throws -> Message? {
+    func received(within deadline: Duration = .seconds(120), where match: (Message) -> Bool) async throws -> Message? {
         let end = ContinuousClock.now + deadline
         while ContinuousClock.now < end {
             if let found = messages.first(where: match) { return found }

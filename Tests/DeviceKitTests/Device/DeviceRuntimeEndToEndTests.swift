@@ -16,7 +16,12 @@ import Testing
         device.buttonEdge(down: true)
         try await Task.sleep(for: .milliseconds(250))
         device.buttonEdge(down: false)
-        _ = try await waitFor(device, "the case closed") { if case .story(.closed) = $0 { true } else { false } }
+        do {
+            _ = try await waitFor(device, "the case closed") { if case .story(.closed) = $0 { true } else { false } }
+        } catch {
+            Issue.record("no closed case; the centre saw: \(harness.centreEvents.map { "\($0)" }.joined(separator: " | "))")
+            throw error
+        }
         try await eventually("the indicator back to idle") { indicators.current == .idle }
         try await Task.sleep(for: .milliseconds(300))
         #expect(harness.alarmsRecorded(device: 11).count == 1)

@@ -31,7 +31,8 @@ final class EndToEndHarness: Sendable {
         let configuration = CenterConfiguration(
             host: "127.0.0.1", tcpPort: previous?.tcp ?? 0, udpPort: previous?.udp ?? 0,
             journalPath: directory + "/centre.sqlite",
-            session: .init(heartbeatIntervalSeconds: heartbeatSeconds), cases: cases)
+            session: .init(heartbeatIntervalSeconds: heartbeatSeconds), cases: cases,
+            callOnEngage: false)  // these tests are about alarms; the voice tests make calls
         let centre = CenterServer(configuration: configuration, registry: DeviceRegistry(master: Self.master), logger: Logger(label: "test.centre"))
         let events = centre.events()
         let task = Task { try await centre.run() }
@@ -84,7 +85,7 @@ struct HarnessError: Error, CustomStringConvertible {
 
 /// Waits, up to `timeout`, for an observation that `match` accepts; returns everything seen meanwhile.
 func waitFor(
-    _ device: DeviceRuntime, within timeout: Duration = .seconds(20), _ what: String,
+    _ device: DeviceRuntime, within timeout: Duration = .seconds(120), _ what: String,
     _ match: @escaping @Sendable (DeviceObservation.Kind) -> Bool
 ) async throws -> DeviceObservation {
     try await withThrowingTaskGroup(of: DeviceObservation?.self) { group in

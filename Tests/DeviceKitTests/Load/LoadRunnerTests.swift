@@ -35,7 +35,9 @@ import Testing
             LoadPlan(
                 centre: try SocketAddress(ipAddress: "127.0.0.1", port: port), master: Self.master, transport: transport,
                 firstID: firstID, fleetSize: 200, rampRate: 1000, fleetAlarmRate: 40, cancelShare: 0.3,
-                duration: .milliseconds(1500), settle: .milliseconds(500), drain: .seconds(10), devicesPerSocket: 64,
+                duration: .milliseconds(1500), settle: .milliseconds(500),
+                // The run ends as soon as every alarm is acknowledged; the long bound only matters on a starved machine.
+                drain: .seconds(90), devicesPerSocket: 64,
                 seed: UInt64(firstID))
         }
         async let tcp = LoadRunner(plan: try plan(.tcp, port: ports.tcp, firstID: 1), group: MultiThreadedEventLoopGroup.singleton).run()
@@ -55,7 +57,8 @@ import Testing
             #expect(report.histogram(.alarm).count == UInt64(c.alarmsAcknowledged))
             #expect(c.heartbeatsSent > 200)
             #expect(c.heartbeatAcks > 0)
-            #expect(c.refusedFrames == 0)
+            // Frames of a session a starved device already gave up are refused after it reconnects; otherwise none.
+            #expect(c.refusedFrames == 0 || c.reconnects > 0, "\(c.refusedFrames) refused without a reconnect")
             // The centre dispatched each acknowledged alarm once.
             let recorded = seen.compactMap { event -> String? in
                 if case .alarm(let device, let alarm, _, _) = event, ids.contains(device) { "\(device)/\(alarm.id)" } else { nil }

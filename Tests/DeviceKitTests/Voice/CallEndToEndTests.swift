@@ -59,7 +59,7 @@ import Testing
 
         func callStarted(after count: Int = 0) async throws -> UInt32 {
             var ids: [UInt32] = []
-            try await until(within: .seconds(20), "call \(count + 1) to start") {
+            try await until(within: .seconds(120), "call \(count + 1) to start") {
                 ids = events.all.compactMap { if case .callStarted(_, let id) = $0 { id } else { nil } }
                 return ids.count > count
             }
@@ -67,7 +67,7 @@ import Testing
         }
 
         func centreEnded(_ callID: UInt32) async throws -> (CallEndReason, String, MediaStatistics?) {
-            let event = try await events.first(within: .seconds(20)) { event in
+            let event = try await events.first(within: .seconds(120)) { event in
                 if case .callEnded(_, callID, _, _, _) = event { return true }
                 return false
             }
@@ -76,7 +76,7 @@ import Testing
         }
 
         func deviceEnded(_ callID: UInt32) async throws -> (CallEndReason, Bool, MediaStatistics?) {
-            let seen = try await observations.first(within: .seconds(20)) { kind in
+            let seen = try await observations.first(within: .seconds(120)) { kind in
                 if case .callEnded(callID, _, _, _) = kind { return true }
                 return false
             }
@@ -93,11 +93,11 @@ import Testing
         #expect(setup.observations.all.contains { if case .callStarted(callID, _) = $0 { true } else { false } })
 
         // Two seconds of voice (100 packets) and at least one RTCP report each way.
-        try await until(within: .seconds(20), "100 voice packets and an RTCP report at the centre") {
+        try await until(within: .seconds(120), "100 voice packets and an RTCP report at the centre") {
             let s = await centreStatistics(setup.centre, device: 3001)
             return (s?.audio.received ?? 0) >= 100 && (s?.rtcpReceived ?? 0) >= 1 && s?.peerFractionLost != nil
         }
-        try await until(within: .seconds(10), "100 voice packets at the device") {
+        try await until(within: .seconds(120), "100 voice packets at the device") {
             let s = await setup.device.callStatistics()
             return (s?.audio.received ?? 0) >= 100 && (s?.rtcpReceived ?? 0) >= 1
         }
@@ -133,7 +133,7 @@ import Testing
     @Test func aCallOutsideAnyAlarmIsDeclinedByTheDevice() async throws {
         let setup = try await Setup.start(deviceID: 3003)
         defer { Task { await setup.stop() } }
-        try await until(within: .seconds(20), "the device's session") {
+        try await until(within: .seconds(120), "the device's session") {
             setup.events.all.contains { if case .sessionOpened(3003, _) = $0 { true } else { false } }
         }
         let callID = try #require(try await setup.centre.call(device: 3003))
@@ -148,10 +148,10 @@ import Testing
         defer { Task { await setup.stop() } }
         setup.device.raiseAlarm()
         let first = try await setup.callStarted()
-        try await until(within: .seconds(10), "voice at the centre") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
+        try await until(within: .seconds(120), "voice at the centre") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
 
         setup.device.setMediaPaused(true)  // the home's voice stops; the signalling link stays up
-        let silent = try await setup.events.first(within: .seconds(10)) { if case .mediaSilent(3002, first, _) = $0 { true } else { false } }
+        let silent = try await setup.events.first(within: .seconds(120)) { if case .mediaSilent(3002, first, _) = $0 { true } else { false } }
         #expect(silent != nil)
         let (reason, by, _) = try await setup.centreEnded(first)
         #expect(reason == .mediaSilent && by == "centre")
@@ -163,7 +163,7 @@ import Testing
         let again = try await setup.centre.call(device: 3002)
         let second = try await setup.callStarted(after: 1)
         #expect(second == again && second != first)
-        try await until(within: .seconds(10), "voice on the new call") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
+        try await until(within: .seconds(120), "voice on the new call") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
 
         // This time the home hangs up.
         #expect(await setup.device.hangUp())
