@@ -227,8 +227,10 @@ public final class LoadRunner: Sendable {
                 steadyEnded = (usage, counts.heartbeatAcks)
             }
             previousTick = elapsed
+            // Done early once nothing awaits an answer: alarms, and device events not refused.
             let unacknowledged = snapshots.reduce(0) { $0 + $1.unacknowledgedAlarms }
-            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0) { break }
+            let eventsPending = counts.eventsSent - counts.eventsAcknowledged - counts.rejected
+            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0 && eventsPending <= 0) { break }
         }
 
         var counts = LoadCounts()

@@ -103,7 +103,7 @@ public struct LoadScenario: Equatable, Sendable {
                     return value
                 }
                 guard let number = item.double ?? item.int.map(Double.init) else {
-                    throw LoadError("\(at): \(key) must be a number, as \(key) = 0.3")
+                    throw LoadError("\(at): \(key) must be a number, as \(key) = \(key == "duration_s" ? "600" : "0.3")")
                 }
                 guard range.contains(number), number.isFinite else {
                     throw LoadError("\(at): \(key) = \(number) is outside \(range.lowerBound) … \(range.upperBound)")
