@@ -185,7 +185,7 @@ extension LoadReport {
     private static func ms(_ d: Duration) -> String { formatMilliseconds(milliseconds(d)) }
 
     private static func formatMilliseconds(_ v: Double) -> String {
-        v >= 1000 ? String(format: "%.2f s", v / 1000) : v >= 10 ? String(format: "%.1f ms", v) : String(format: "%.3f ms", v)
+        v == 0 ? "0" : v >= 1000 ? String(format: "%.2f s", v / 1000) : v >= 10 ? String(format: "%.1f ms", v) : String(format: "%.3f ms", v)
     }
 
     /// 1, 2 or 5 times a power of ten, at or above `value` (at least 0.001).
