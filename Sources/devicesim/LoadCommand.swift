@@ -28,6 +28,9 @@ struct LoadOutputOptions: ParsableArguments {
     @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
     var json: String?
 
+    @Option(help: "Write a self-contained HTML report to this file: summary, SLO verdicts, alarm latency over time, percentile plots (no network needed to open it).")
+    var html: String?
+
     func parsedObjectives() throws -> [ServiceLevelObjective] {
         do {
             return try objectives.map { text throws(LoadError) in try ServiceLevelObjective(parsing: text) }
@@ -43,7 +46,12 @@ struct LoadOutputOptions: ParsableArguments {
             try report.json().write(to: URL(fileURLWithPath: json))
             print("report written to \(json)")
         }
-        let (lines, allMet) = ServiceLevelObjective.verdict(try parsedObjectives(), for: report)
+        let objectives = try parsedObjectives()
+        if let html {
+            try Data(report.html(objectives: objectives).utf8).write(to: URL(fileURLWithPath: html))
+            print("HTML report written to \(html)")
+        }
+        let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
         for line in lines { print(line) }
         fflush(nil)
         if !allMet { throw ExitCode(1) }
@@ -70,14 +78,26 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does).")
     var heartbeat: UInt16?
 
-    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase.")
-    var alarmRate: Double = 2
+    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2).")
+    var alarmRate: Double?
+
+    @Option(help: "Device events (battery low and OK again, tamper) a second across the fleet, a Poisson process (default 0).")
+    var eventRate: Double?
+
+    @Option(help: "A scenario file (TOML, see examples/load/power-cut.toml): phases with their lengths, alarm and event rates and mains lost or restored; replaces --duration, --alarm-rate and --event-rate.")
+    var scenario: String?
+
+    @Option(help: "Links to cut a second across the fleet during the steady phase: a TCP connection closed, a UDP session lost; the device reconnects with backoff and resends.")
+    var dropLinks: Double = 0
+
+    @Option(help: "Share of datagrams thrown away in each direction, 0 to below 1 (UDP only), for example 0.1.")
+    var udpLoss: Double = 0
 
     @Option(help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
     var cancelShare: Double = 0.1
 
-    @Option(help: "Seconds of the steady phase (alarms are raised), after the ramp and one second to settle.")
-    var duration: Double = 60
+    @Option(help: "Seconds of the steady phase (alarms are raised), after the ramp and one second to settle (default 60).")
+    var duration: Double?
 
     @Option(help: "Seconds to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost.")
     var drain: Double = 10
@@ -112,6 +132,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
         guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
+        if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
+            throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
+        }
         _ = try output.parsedObjectives()
         do { try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1)).validate() } catch let error as LoadError {
             throw ValidationError(error.description + ".")
@@ -136,11 +159,25 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {
-        LoadPlan(
+        let duration = duration ?? 60
+        guard duration >= 0, duration < 1e9, drain >= 0, drain < 1e9 else {
+            throw ValidationError("--duration and --drain must be 0 seconds or more, for example --duration 60.")
+        }
+        var plan = LoadPlan(
             centre: centre, master: try masterKey(), transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
-            fleetSize: devices, shard: try fleetShard(), rampRate: ramp, fleetAlarmRate: alarmRate, cancelShare: cancelShare,
+            fleetSize: devices, shard: try fleetShard(), rampRate: ramp, fleetAlarmRate: alarmRate ?? 2, cancelShare: cancelShare,
             heartbeatOverride: heartbeat, duration: .milliseconds(Int64(duration * 1000)),
             drain: .milliseconds(Int64(drain * 1000)), devicesPerSocket: devicesPerSocket)
+        plan.fleetEventRate = eventRate ?? 0
+        plan.fleetLinkDropRate = dropLinks
+        plan.udpLoss = udpLoss
+        if let scenario {
+            guard let data = FileManager.default.contents(atPath: scenario) else {
+                throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
+            }
+            plan.scenario = try LoadScenario(toml: String(decoding: data, as: UTF8.self), file: scenario)
+        }
+        return plan
     }
 
     private func centreAddress() throws -> SocketAddress {

@@ -15,8 +15,14 @@ public struct LatencyHistogram: Sendable {
 
     private(set) var histogram: Histogram<UInt64>
 
-    public init() {
-        histogram = Histogram(lowestDiscernibleValue: Self.lowest, highestTrackableValue: Self.initialHighest, numberOfSignificantValueDigits: .three)
+    public init() { self.init(initialHighest: Self.initialHighest) }
+
+    /// A histogram that starts small (16 KB for values up to 2 ms) and grows as values need: for the
+    /// per-second histograms and for decoding, of which a run has hundreds. Same layout, so it adds exactly.
+    static func compact() -> LatencyHistogram { LatencyHistogram(initialHighest: 2_048) }
+
+    private init(initialHighest: UInt64) {
+        histogram = Histogram(lowestDiscernibleValue: Self.lowest, highestTrackableValue: initialHighest, numberOfSignificantValueDigits: .three)
         histogram.autoResize = true
     }
 
@@ -92,7 +98,7 @@ extension LatencyHistogram: Codable {
                 forKey: .unit, in: container,
                 debugDescription: "histograms must be in µs with 3 significant digits (written by devicesim load), got \(unit) with \(digits)")
         }
-        self.init()
+        self.init(initialHighest: 2_048)
         for bucket in try container.decode([[UInt64]].self, forKey: .buckets) {
             guard bucket.count == 2, bucket[0] <= Self.largestAccepted, bucket[1] <= Self.largestAccepted,
                 histogram.totalCount <= Self.largestAccepted

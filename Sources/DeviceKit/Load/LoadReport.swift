@@ -23,6 +23,12 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     public var caseUpdatesReceived = 0
     /// Down frames the devices refused (forged, stale, replayed, wrong session).
     public var refusedFrames = 0
+    /// Device events (`event(mainsLost)`, …) sent and acknowledged.
+    public var eventsSent = 0
+    public var eventsAcknowledged = 0
+    /// Links the tool cut on purpose (`--drop-links`), and datagrams it threw away (`--udp-loss`), both ways.
+    public var linksDropped = 0
+    public var datagramsDropped = 0
 
     public init() {}
 
@@ -43,6 +49,10 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.heartbeatAcks = a.heartbeatAcks + b.heartbeatAcks
         sum.caseUpdatesReceived = a.caseUpdatesReceived + b.caseUpdatesReceived
         sum.refusedFrames = a.refusedFrames + b.refusedFrames
+        sum.eventsSent = a.eventsSent + b.eventsSent
+        sum.eventsAcknowledged = a.eventsAcknowledged + b.eventsAcknowledged
+        sum.linksDropped = a.linksDropped + b.linksDropped
+        sum.datagramsDropped = a.datagramsDropped + b.datagramsDropped
         return sum
     }
 }
@@ -65,9 +75,34 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     }
 }
 
+/// The alarms of one second of a run (seconds counted from the start of each shard's run, so that shards
+/// started together line up): how many were raised in it (by intended instant), how many acknowledgements
+/// came in it, and the alarm → ack latencies of those, a histogram that merges like the whole run's.
+public struct SecondResult: Codable, Equatable, Sendable {
+    public var second: Int
+    public var alarmsSent = 0
+    public var alarmsAcknowledged = 0
+    public var alarm = LatencyHistogram.compact()
+
+    public init(second: Int) { self.second = second }
+
+    public mutating func add(_ other: SecondResult) {
+        alarmsSent += other.alarmsSent
+        alarmsAcknowledged += other.alarmsAcknowledged
+        alarm.add(other.alarm)
+    }
+
+    /// Adds two runs' seconds, second by second.
+    static func merge(_ a: [SecondResult], _ b: [SecondResult]) -> [SecondResult] {
+        var bySecond: [Int: SecondResult] = [:]
+        for s in a + b { bySecond[s.second, default: SecondResult(second: s.second)].add(s) }
+        return bySecond.keys.sorted().compactMap { bySecond[$0] }
+    }
+}
+
 /// The result of a load run, or of several shards merged: what `--json` writes and `load merge` reads.
 public struct LoadReport: Codable, Equatable, Sendable {
-    public static let currentFormat = "devicesim-load/1"
+    public static let currentFormat = "devicesim-load/2"
     public var format = LoadReport.currentFormat
     /// `I/N` of every shard that went into this report.
     public var shards: [String]
@@ -88,6 +123,14 @@ public struct LoadReport: Codable, Equatable, Sendable {
     /// CPU seconds the processes spent in the steady phase once all were online, and the heartbeats answered then.
     public var steadyCPUSeconds: Double?
     public var steadyHeartbeats: Int?
+    /// Second by second: alarms sent and acknowledged, alarm → ack latencies.
+    public var seconds: [SecondResult] = []
+    /// The scenario file's name and its phases' names and lengths, if the run followed one.
+    public var scenario: String?
+    public var phases: [PhaseSummary] = []
+    /// Faults the run injected: link drops a second, share of datagrams lost each way.
+    public var linkDropRate: Double = 0
+    public var udpLoss: Double = 0
 
     public init(
         shards: [String], transports: [String], devices: Int, rampSeconds: Double, steadySeconds: Double,
@@ -122,6 +165,9 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.steadyHeartbeats = sum(merged.steadyHeartbeats, report.steadyHeartbeats)
             merged.allOnlineSeconds = merged.allOnlineSeconds.flatMap { a in report.allOnlineSeconds.map { max(a, $0) } }
             for (metric, histogram) in report.latency { merged.latency[metric, default: LatencyHistogram()].add(histogram) }
+            merged.seconds = SecondResult.merge(merged.seconds, report.seconds)
+            merged.linkDropRate += report.linkDropRate
+            merged.udpLoss = max(merged.udpLoss, report.udpLoss)
         }
         let shardSet = Set(merged.shards)
         if shardSet.count != merged.shards.count {
@@ -199,6 +245,13 @@ public struct LoadReport: Codable, Equatable, Sendable {
             "alarms     sent \(c.alarmsSent), acknowledged \(c.alarmsAcknowledged), lost \(c.alarmsLost), "
                 + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)")
         lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
+        if c.eventsSent > 0 { lines.append("events     sent \(c.eventsSent), acknowledged \(c.eventsAcknowledged)") }
+        if linkDropRate > 0 || udpLoss > 0 {
+            lines.append(
+                String(format: "faults     %.2f link drops/s, %.1f %% UDP loss each way: ", linkDropRate, udpLoss * 100)
+                    + "\(c.linksDropped) links dropped, \(c.datagramsDropped) datagrams dropped, \(c.reconnects) reconnects, "
+                    + (c.alarmsLost == 0 ? "no alarm lost" : "\(c.alarmsLost) ALARMS LOST"))
+        }
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")

@@ -36,6 +36,15 @@ public struct LoadPlan: Sendable {
     public var counterStart: UInt64
     /// The first reliable message id, from the wall clock in seconds × 16 (so a centre's journal sees new ids).
     public var firstMessageID: UInt32
+    /// Device events (battery low/OK, tamper) a second across the fleet, a Poisson process, without a scenario.
+    public var fleetEventRate: Double = 0
+    /// Phases that replace `duration` and the rates, from a scenario file.
+    public var scenario: LoadScenario?
+    /// Links the tool cuts a second across the fleet (a Poisson process in the steady phase): a TCP device's
+    /// connection is closed, a UDP device's session dropped; either reconnects with backoff and resends.
+    public var fleetLinkDropRate: Double = 0
+    /// Share of datagrams the tool throws away, each way (UDP only).
+    public var udpLoss: Double = 0
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -71,8 +80,24 @@ public struct LoadPlan: Sendable {
     /// This process's device ids.
     public var ids: Range<UInt64> { shard.ids(first: firstID, fleet: fleetSize) }
 
-    /// This process's alarms a second.
-    public var alarmRate: Double { fleetSize == 0 ? 0 : fleetAlarmRate * Double(ids.count) / Double(fleetSize) }
+    /// This process's part of the fleet, for its part of fleet-wide rates.
+    public var processShare: Double { fleetSize == 0 ? 0 : Double(ids.count) / Double(fleetSize) }
+
+    /// This process's alarms a second (averaged over the phases of a scenario).
+    public var alarmRate: Double {
+        let seconds = Double(steadyDuration.nanoseconds) / 1e9
+        guard seconds > 0 else { return fleetAlarmRate * processShare }
+        let alarms = phases.reduce(0.0) { $0 + $1.alarmRate * Double($1.duration.nanoseconds) / 1e9 }
+        return alarms / seconds * processShare
+    }
+
+    /// The steady part of the run: the scenario's phases, or one phase from the flags.
+    public var phases: [LoadScenario.Phase] {
+        scenario?.phases ?? [LoadScenario.Phase(name: "steady", duration: duration, alarmRate: fleetAlarmRate, eventRate: fleetEventRate)]
+    }
+
+    /// How long alarms are raised: the scenario's phases, or `duration`.
+    public var steadyDuration: Duration { scenario?.duration ?? duration }
 
     /// When the steady phase begins: after the ramp and the settle time.
     public var steadyStart: Duration { RampSchedule(rate: rampRate, devices: ids.count).length + settle }
@@ -88,6 +113,11 @@ public struct LoadPlan: Sendable {
         guard (0...1).contains(cancelShare) else { throw LoadError("--cancel-share must be between 0 and 1, for example 0.1") }
         guard duration >= .zero, drain >= .zero else { throw LoadError("--duration and --drain must be 0 seconds or more") }
         if let heartbeatOverride, heartbeatOverride == 0 { throw LoadError("--heartbeat must be at least 1 second") }
+        guard fleetEventRate >= 0, fleetEventRate.isFinite else { throw LoadError("--event-rate must be 0 or more events a second") }
+        guard fleetLinkDropRate >= 0, fleetLinkDropRate.isFinite else { throw LoadError("--drop-links must be 0 or more link drops a second") }
+        guard (0..<1).contains(udpLoss) else { throw LoadError("--udp-loss must be at least 0 and below 1, for example 0.1 for 10 %") }
+        if udpLoss > 0, transport != .udp { throw LoadError("--udp-loss needs --transport udp") }
+        if let scenario, scenario.phases.isEmpty { throw LoadError("the scenario has no phase: add a [[phase]] table") }
         if transport == .tcp, ids.count > 19_000 {
             throw LoadError(
                 "\(ids.count) TCP devices in one process exceed the 20,000 open files allowed here: use --transport udp, or shards (--shard I/N) of at most 19,000 devices each")
@@ -163,7 +193,7 @@ public final class LoadRunner: Sendable {
         var allOnline: Duration?
         var holding: ProcessUsage?
 
-        let steadyEnd = plan.steadyStart + plan.duration
+        let steadyEnd = plan.steadyStart + plan.steadyDuration
         let drainEnd = steadyEnd + plan.drain
         var previousSent = 0
         var previousTick = Duration.zero
@@ -197,12 +227,15 @@ public final class LoadRunner: Sendable {
                 steadyEnded = (usage, counts.heartbeatAcks)
             }
             previousTick = elapsed
+            // Done early once nothing awaits an answer: alarms, and device events not refused.
             let unacknowledged = snapshots.reduce(0) { $0 + $1.unacknowledgedAlarms }
-            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0) { break }
+            let eventsPending = counts.eventsSent - counts.eventsAcknowledged - counts.rejected
+            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0 && eventsPending <= 0) { break }
         }
 
         var counts = LoadCounts()
         var latency = LoadMetric.allCases.map { _ in LatencyHistogram() }
+        var seconds: [SecondResult] = []
         for shard in shards {
             let snapshot = try await shard.loop.flatSubmit {
                 let snapshot = shard.snapshot(withHistograms: true)
@@ -210,6 +243,7 @@ public final class LoadRunner: Sendable {
             }.get()
             counts = counts + snapshot.counts
             for (i, h) in (snapshot.latency ?? []).enumerated() { latency[i].add(h) }
+            seconds = SecondResult.merge(seconds, snapshot.seconds ?? [])
         }
         counts.alarmsLost = counts.alarmsSent - counts.alarmsAcknowledged
         var byMetric: [LoadMetric: LatencyHistogram] = [:]
@@ -217,8 +251,18 @@ public final class LoadRunner: Sendable {
         var report = LoadReport(
             shards: [plan.shard.description], transports: [plan.transport.rawValue], devices: plan.ids.count,
             rampSeconds: Double(RampSchedule(rate: plan.rampRate, devices: plan.ids.count).length.nanoseconds) / 1e9,
-            steadySeconds: Double(plan.duration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
+            steadySeconds: Double(plan.steadyDuration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
             latency: byMetric)
+        report.seconds = seconds
+        report.scenario = plan.scenario?.name
+        var phaseStart = plan.steadyStart
+        for phase in plan.phases where plan.scenario != nil {
+            report.phases.append(
+                PhaseSummary(name: phase.name, startSeconds: Double(phaseStart.nanoseconds) / 1e9, durationSeconds: Double(phase.duration.nanoseconds) / 1e9))
+            phaseStart += phase.duration
+        }
+        report.linkDropRate = plan.fleetLinkDropRate * plan.processShare
+        report.udpLoss = plan.udpLoss
         report.residentBytesBefore = before?.residentBytes
         report.residentBytesHolding = holding?.residentBytes
         report.allOnlineSeconds = allOnline.map { Double($0.nanoseconds) / 1e9 }

@@ -15,7 +15,15 @@ final class LoadShard: @unchecked Sendable {
     private let start: NIODeadline
     private let wallAtStart: UInt64
     private let ramp: RampSchedule
+    /// This shard's part of the process's devices, for its part of the rates.
+    private let share: Double
+    private let seed: UInt64
+    /// The current phase's alarms and events, and the steady phase's link drops.
     private var arrivals: PoissonArrivals
+    private var eventArrivals: PoissonArrivals
+    private var dropArrivals: PoissonArrivals
+    /// Bumped at each phase so that the previous phase's wake-ups end.
+    private var phaseGeneration = 0
     private var random: SplitMix64
     private var started = 0
     private var stopped = false
@@ -25,6 +33,8 @@ final class LoadShard: @unchecked Sendable {
     private var latency: [LatencyHistogram] = LoadMetric.allCases.map { _ in LatencyHistogram() }
     /// Alarm latencies since the last progress line.
     private var recentAlarms = LatencyHistogram()
+    /// Second by second since the start of the run (index = second).
+    private var seconds: [SecondResult] = []
 
     /// - Parameters:
     ///   - firstID, stride, count: the shard's device ids.
@@ -38,7 +48,12 @@ final class LoadShard: @unchecked Sendable {
         self.start = start
         self.wallAtStart = wallAtStart
         ramp = RampSchedule(rate: max(plan.rampRate * share, 1e-6), devices: count)
-        arrivals = PoissonArrivals(rate: count == 0 ? 0 : plan.alarmRate * share, start: plan.steadyStart, seed: seed)
+        self.share = share
+        self.seed = seed
+        arrivals = PoissonArrivals(rate: 0, start: plan.steadyStart, seed: seed)
+        eventArrivals = PoissonArrivals(rate: 0, start: plan.steadyStart, seed: seed)
+        dropArrivals = PoissonArrivals(
+            rate: count == 0 ? 0 : plan.fleetLinkDropRate * plan.processShare * share, start: plan.steadyStart, seed: seed ^ 0xD809)
         random = SplitMix64(seed: seed ^ 0x5eed)
     }
 
@@ -51,7 +66,25 @@ final class LoadShard: @unchecked Sendable {
 
     func record(_ metric: LoadMetric, _ latency: Duration) {
         self.latency[metric.index].record(latency)
-        if metric == .alarm { recentAlarms.record(latency) }
+        if metric == .alarm {
+            recentAlarms.record(latency)
+            let n = secondIndex(now())
+            seconds[n].alarmsAcknowledged += 1
+            seconds[n].alarm.record(latency)
+        }
+    }
+
+    /// An alarm raised, counted in the second of its intended instant.
+    func alarmRaised(intended: Duration) {
+        counts.alarmsSent += 1
+        seconds[secondIndex(intended)].alarmsSent += 1
+    }
+
+    /// The index of `instant`'s second in `seconds`, which grows to hold it.
+    private func secondIndex(_ instant: Duration) -> Int {
+        let n = Swift.max(0, Int(instant.nanoseconds / 1_000_000_000))
+        while seconds.count <= n { seconds.append(SecondResult(second: seconds.count)) }
+        return n
     }
 
     func schedule(_ after: Duration, _ body: @escaping @Sendable () -> Void) {
@@ -67,7 +100,7 @@ final class LoadShard: @unchecked Sendable {
     func begin() -> EventLoopFuture<Void> {
         guard plan.transport == .udp, !devices.isEmpty else {
             startDue()
-            alarmsDue()
+            schedulePhases()
             return loop.makeSucceededVoidFuture()
         }
         let socketCount = (devices.count + plan.devicesPerSocket - 1) / plan.devicesPerSocket
@@ -87,7 +120,7 @@ final class LoadShard: @unchecked Sendable {
         return EventLoopFuture.whenAllSucceed(binds, on: loop).map { [self] channels in
             sockets = channels
             startDue()
-            alarmsDue()
+            schedulePhases()
         }
     }
 
@@ -108,17 +141,77 @@ final class LoadShard: @unchecked Sendable {
         }
     }
 
+    /// Wakes up at the start of each phase of the steady part, and for the link drops.
+    private func schedulePhases() {
+        guard !devices.isEmpty else { return }
+        var start = plan.steadyStart
+        for (k, phase) in plan.phases.enumerated() {
+            let at = start
+            schedule(at - now()) { [self] in begin(phase: phase, number: k, at: at) }
+            start += phase.duration
+        }
+        if dropArrivals.rate > 0 { schedule(dropArrivals.next - now()) { [self] in dropsDue() } }
+    }
+
+    /// A phase begins: its Poisson schedules replace the last one's, and mains go out or come back.
+    private func begin(phase: LoadScenario.Phase, number: Int, at start: Duration) {
+        phaseGeneration += 1
+        let phaseSeed = seed &+ UInt64(number) &* 0x9E37_79B9_7F4A_7C15
+        let rate = plan.processShare * share
+        arrivals = PoissonArrivals(rate: phase.alarmRate * rate, start: start, seed: phaseSeed)
+        eventArrivals = PoissonArrivals(rate: phase.eventRate * rate, start: start, seed: phaseSeed ^ 0xE7E7)
+        let end = start + phase.duration
+        alarmsDue(until: end, generation: phaseGeneration)
+        eventsDue(until: end, generation: phaseGeneration)
+        if phase.mainsLostShare > 0 || phase.mainsRestoredShare > 0 {
+            for device in devices {
+                guard let device else { continue }
+                if device.mainsPresent {
+                    // The power goes out now; the firmware's event machine delays its report by up to the phase.
+                    if phase.mainsLostShare > 0, random.nextUnit() < phase.mainsLostShare {
+                        device.mainsChanged(present: false, reportWithin: phase.duration)
+                    }
+                } else if phase.mainsRestoredShare > 0, random.nextUnit() < phase.mainsRestoredShare {
+                    let instant = start + phase.duration * random.nextUnit()
+                    schedule(instant - now()) { device.mainsChanged(present: true, reportWithin: phase.duration) }
+                }
+            }
+        }
+    }
+
     /// Raises every alarm whose Poisson instant has come, on a device chosen at random, and wakes up for the next.
-    private func alarmsDue() {
-        guard !stopped else { return }
-        let steadyEnd = plan.steadyStart + plan.duration
-        for instant in arrivals.due(at: now()) where instant < steadyEnd && started > 0 {
+    private func alarmsDue(until end: Duration, generation: Int) {
+        guard !stopped, generation == phaseGeneration else { return }
+        for instant in arrivals.due(at: now()) where instant < end && started > 0 {
             let n = Int(random.next() % UInt64(started))
             devices[n]?.raiseAlarm(intended: instant)
         }
-        if arrivals.rate > 0, arrivals.next < steadyEnd {
-            schedule(arrivals.next - now()) { [self] in alarmsDue() }
+        if arrivals.rate > 0, arrivals.next < end {
+            schedule(arrivals.next - now()) { [self] in alarmsDue(until: end, generation: generation) }
         }
+    }
+
+    /// Device events (battery low/OK, tamper) on devices chosen at random, as alarms are.
+    private func eventsDue(until end: Duration, generation: Int) {
+        guard !stopped, generation == phaseGeneration else { return }
+        for instant in eventArrivals.due(at: now()) where instant < end && started > 0 {
+            let n = Int(random.next() % UInt64(started))
+            devices[n]?.deviceEvent()
+        }
+        if eventArrivals.rate > 0, eventArrivals.next < end {
+            schedule(eventArrivals.next - now()) { [self] in eventsDue(until: end, generation: generation) }
+        }
+    }
+
+    /// Cuts the link of a device chosen at random, for each drop due, during the steady part.
+    private func dropsDue() {
+        guard !stopped else { return }
+        let end = plan.steadyStart + plan.steadyDuration
+        for instant in dropArrivals.due(at: now()) where instant < end && started > 0 {
+            let n = Int(random.next() % UInt64(started))
+            if devices[n]?.dropLink() == true { counts.linksDropped += 1 }
+        }
+        if dropArrivals.next < end { schedule(dropArrivals.next - now()) { [self] in dropsDue() } }
     }
 
     /// Stops every device and closes the sockets. On the loop.
@@ -133,12 +226,13 @@ final class LoadShard: @unchecked Sendable {
     // MARK: UDP
 
     func sendDatagram(_ buffer: ByteBuffer, socket: Int) {
-        guard socket < sockets.count else { return }
+        guard socket < sockets.count, !datagramLost() else { return }
         sockets[socket].writeAndFlush(AddressedEnvelope(remoteAddress: plan.centre, data: buffer), promise: nil)
     }
 
     /// Routes a datagram to its device by the header's device id.
     fileprivate func route(_ datagram: ByteBuffer) {
+        guard !datagramLost() else { return }
         guard let frame = try? SealedFrame(datagram: datagram) else {
             counts.refusedFrames += 1
             return
@@ -156,6 +250,13 @@ final class LoadShard: @unchecked Sendable {
         device.received(frame)
     }
 
+    /// Whether to throw this datagram away (`--udp-loss`), counting it if so.
+    private func datagramLost() -> Bool {
+        guard plan.udpLoss > 0, random.nextUnit() < plan.udpLoss else { return false }
+        counts.datagramsDropped += 1
+        return true
+    }
+
     // MARK: Reading out
 
     struct Snapshot: Sendable {
@@ -166,6 +267,7 @@ final class LoadShard: @unchecked Sendable {
         var recentAlarms: LatencyHistogram
         /// Only when asked for (they are large).
         var latency: [LatencyHistogram]?
+        var seconds: [SecondResult]?
     }
 
     /// What the shard counted; empties the recent-alarm histogram. On the loop.
@@ -174,7 +276,7 @@ final class LoadShard: @unchecked Sendable {
         return Snapshot(
             counts: counts, online: online, started: started,
             unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
-            recentAlarms: recentAlarms, latency: withHistograms ? latency : nil)
+            recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil)
     }
 
     /// Alarms never acknowledged, device by device (equal to sent − acknowledged; asserted in tests).

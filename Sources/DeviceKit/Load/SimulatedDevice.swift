@@ -15,6 +15,8 @@ final class SimulatedDevice: @unchecked Sendable {
     private var frames: DeviceFrameSession
     private var link: LinkMachine
     private var delivery: DeliveryMachine
+    /// The firmware's decisions about mains, battery and tamper reports.
+    private var events: DeviceEventMachine
     private var random: SplitMix64
     private var nextMessageID: UInt32
 
@@ -54,7 +56,14 @@ final class SimulatedDevice: @unchecked Sendable {
         delivery = DeliveryMachine(configuration: plan.delivery, seed: seed ^ 3)
         random = SplitMix64(seed: seed ^ 4)
         nextMessageID = plan.firstMessageID
+        events = DeviceEventMachine(seed: seed ^ 5)
+        // The first readings: mains, a full battery and the button present, none of them news.
+        _ = events.mainsChanged(present: true)
+        _ = events.batteryMeasured(percent: 100)
+        _ = events.buttonPresenceChanged(present: true)
     }
+
+    var mainsPresent: Bool { events.status.contains(.mainsPresent) }
 
     var unacknowledgedAlarms: Int { pendingAlarms.count }
 
@@ -80,9 +89,40 @@ final class SimulatedDevice: @unchecked Sendable {
         guard !stopped else { return }
         let id = takeMessageID()
         pendingAlarms[id] = PendingAlarm(intended: intended, transmissions: 0)
-        shard.counts.alarmsSent += 1
+        shard.alarmRaised(intended: intended)
         let alarm = Alarm(id: id, kind: .button, triggeredAt: shard.wallTime(at: intended), battery: 100, flags: [])
         run(delivery.enqueued(.alarm(alarm)))
+    }
+
+    /// Mains went out or came back in this home; a loss is reported after the event machine's random delay,
+    /// here up to `reportWithin` (the scenario phase), as the firmware spreads a town's reports.
+    func mainsChanged(present: Bool, reportWithin: Duration) {
+        guard !stopped else { return }
+        events.configuration.mainsLostMaximumDelay = reportWithin
+        run(events.mainsChanged(present: present))
+    }
+
+    /// Some other device event: the battery crosses its thresholds (low, then OK again), or a tamper.
+    func deviceEvent() {
+        guard !stopped else { return }
+        if random.nextUnit() < 0.2 {
+            run(events.tamperDetected(at: shard.now()))
+        } else {
+            run(events.batteryMeasured(percent: events.battery < events.configuration.lowBatteryBelow ? 80 : 15))
+        }
+    }
+
+    /// Cuts the link as a network fault would: closes the TCP connection (the device notices as it would a
+    /// reset), or over UDP loses the session. Returns whether there was a session to lose.
+    func dropLink() -> Bool {
+        guard !stopped, online else { return false }
+        switch shard.plan.transport {
+        case .tcp:
+            channel?.close(promise: nil)
+        case .udp:
+            channelClosed(generation: connectionGeneration)
+        }
+        return true
     }
 
     func received(_ frame: SealedFrame, generation: UInt32? = nil) {
@@ -150,7 +190,7 @@ final class SimulatedDevice: @unchecked Sendable {
             case .send(let message):
                 send(message)
             case .sendHeartbeat:
-                if let counter = send(.heartbeat(Heartbeat(status: [.mainsPresent, .buttonPresent], battery: 100))) {
+                if let counter = send(.heartbeat(Heartbeat(status: events.status, battery: events.battery))) {
                     shard.counts.heartbeatsSent += 1
                     heartbeatInFlight = (counter, heartbeatDue)
                 }
@@ -214,6 +254,8 @@ final class SimulatedDevice: @unchecked Sendable {
                     }
                 case .alarmCancel:
                     shard.counts.cancelsAcknowledged += 1
+                case .event:
+                    shard.counts.eventsAcknowledged += 1
                 default:
                     break
                 }
@@ -222,6 +264,19 @@ final class SimulatedDevice: @unchecked Sendable {
             }
         }
         link.busyChanged(delivery.isBusy)
+    }
+
+    private func run(_ actions: [DeviceEventMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .storeEvent(let kind, let value):
+                shard.counts.eventsSent += 1
+                let event = DeviceEvent(id: takeMessageID(), kind: kind, at: shard.wallTime(at: shard.now()), value: value)
+                run(delivery.enqueued(.event(event)))
+            case .scheduleTimer(let timer, let after):
+                shard.schedule(after) { [self] in run(events.timerFired(timer)) }
+            }
+        }
     }
 
     private func takeMessageID() -> UInt32 {

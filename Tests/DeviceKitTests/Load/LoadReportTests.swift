@@ -45,6 +45,36 @@ import Testing
         #expect(merged.table.contains("lost 2"))
     }
 
+    @Test func perSecondResultsSurviveTheJSONAndMergeSecondBySecond() throws {
+        func seconds(_ spec: [(Int, [Int])]) -> [SecondResult] {
+            spec.map { second, latencies in
+                var s = SecondResult(second: second)
+                s.alarmsSent = latencies.count + 1
+                s.alarmsAcknowledged = latencies.count
+                for us in latencies { s.alarm.record(.microseconds(us)) }
+                return s
+            }
+        }
+        var left = report(shard: "0/2", latencies: [1])
+        left.seconds = seconds([(0, []), (1, [100, 200, 300]), (2, [5_000])])
+        var right = report(shard: "1/2", latencies: [1])
+        right.seconds = seconds([(1, [150, 90_000]), (3, [7])])
+        let decodedLeft = try LoadReport(json: try left.json(), name: "a")
+        #expect(decodedLeft.seconds == left.seconds)
+        let merged = try LoadReport.merge([decodedLeft, try LoadReport(json: try right.json(), name: "b")])
+        #expect(merged.seconds.map(\.second) == [0, 1, 2, 3])
+        #expect(merged.seconds.map(\.alarmsAcknowledged) == [0, 5, 1, 1])
+        #expect(merged.seconds.map(\.alarmsSent) == [1, 7, 2, 2])
+        var whole = LatencyHistogram()
+        for us in [100, 200, 300, 150, 90_000] { whole.record(.microseconds(us)) }
+        #expect(merged.seconds[1].alarm == whole)
+        #expect(merged.seconds[1].alarm.max == .microseconds(90_000))
+        // p50/p99/max per second are in the JSON for people and dashboards.
+        let text = String(decoding: try merged.json(), as: UTF8.self)
+        #expect(text.contains("\"seconds\""))
+        #expect(text.contains("\"p99\""))
+    }
+
     @Test func theSameShardTwiceIsRefused() {
         let a = report(shard: "0/2", latencies: [1])
         #expect(throws: LoadError.self) { try LoadReport.merge([a, a]) }
