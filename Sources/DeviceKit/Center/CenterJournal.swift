@@ -109,11 +109,10 @@ public final class CenterJournal: Sendable {
     }
 
     private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64) throws {
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO device (id, anchor) VALUES (?, ?)
                 ON CONFLICT (id) DO UPDATE SET anchor = max(anchor, excluded.anchor)
-                """,
+                """).execute(
             arguments: [Int64(device), Int64(anchor)])
     }
 
@@ -134,18 +133,17 @@ public final class CenterJournal: Sendable {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
         var reference: Int64?
         if case .alarmCancel(let cancel) = message { reference = Int64(cancel.alarmID) }
-        try db.execute(
-            sql: """
+        try db.cachedStatement(sql: """
                 INSERT INTO message (device, id, kind, ref, json, received_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (device, id) DO NOTHING
-                """,
+                """).execute(
             arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at)])
         var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
         guard outcome.isNew else { return outcome }
         switch message {
         case .alarm(let alarm):
             let cancel = try Int64.fetchOne(
-                db, sql: "SELECT id FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? LIMIT 1",
+                db.cachedStatement(sql: "SELECT id FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? LIMIT 1"),
                 arguments: [Int64(device), Int64(alarm.id)])
             outcome.earlierCancel = cancel.map { UInt32(truncatingIfNeeded: $0) }
             if opensCase, cancel == nil {
@@ -153,10 +151,10 @@ public final class CenterJournal: Sendable {
             }
         case .alarmCancel(let cancel):
             outcome.alarmRecorded = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?",
+                db.cachedStatement(sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?"),
                 arguments: [Int64(device), Int64(cancel.alarmID)]) ?? false
             let open = try Int64.fetchOne(
-                db, sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?",
+                db.cachedStatement(sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?"),
                 arguments: [Int64(device), Int64(cancel.alarmID), Int64(CaseState.closed.rawValue)])
             if let open {
                 let closed = CasePolicy.Case(id: open, device: device, alarmID: cancel.alarmID, state: .closed)
@@ -189,27 +187,11 @@ public final class CenterJournal: Sendable {
     /// Makes `writes` durable in one transaction and one fsync (group commit), in order, as if each had been
     /// written alone: a later write sees the earlier ones, so a duplicate within the batch is not new.
     ///
-    /// Each write runs in a savepoint of its own, so one that fails (its result is the error) leaves the
-    /// others to commit. If the commit itself fails, it throws and nothing of the batch is durable: the
-    /// caller must then treat every write as failed and acknowledge none.
-    public func commit(_ writes: [Write]) throws -> [Result<WriteOutcome, any Error>] {
-        try database.write { db in
-            var results: [Result<WriteOutcome, any Error>] = []
-            results.reserveCapacity(writes.count)
-            for write in writes {
-                var outcome = WriteOutcome.stored
-                do {
-                    try db.inSavepoint {
-                        outcome = try Self.apply(write, db)
-                        return .commit
-                    }
-                    results.append(.success(outcome))
-                } catch {
-                    results.append(.failure(error))
-                }
-            }
-            return results
-        }
+    /// A write that fails rolls the whole batch back (a journal that cannot write one row — disk full, locked,
+    /// read-only — cannot write the others either): it throws, nothing of the batch is durable, and the
+    /// caller must treat every write as failed and acknowledge none. Statements are prepared once and cached.
+    public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
+        try database.write { db in try writes.map { try Self.apply($0, db) } }
     }
 
     private static func apply(_ write: Write, _ db: Database) throws -> WriteOutcome {
@@ -249,8 +231,7 @@ public final class CenterJournal: Sendable {
     private static func openCase(
         _ db: Database, device: UInt32, alarmID: UInt32, at: WireTime
     ) throws -> (CasePolicy.Case, CaseUpdate) {
-        try db.execute(
-            sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)").execute(
             arguments: [Int64(device), Int64(alarmID), Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
         let caseID = db.lastInsertedRowID
         let update = try insertUpdate(db, caseID: caseID, alarmID: alarmID, state: .received, at: at)
@@ -264,8 +245,7 @@ public final class CenterJournal: Sendable {
     }
 
     private static func advance(_ db: Database, _ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
-        try db.execute(
-            sql: "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?",
+        try db.cachedStatement(sql: "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?").execute(
             arguments: [Int64(changed.state.rawValue), Int64(at), changed.id, Int64(changed.state.rawValue)])
         guard db.changesCount == 1 else { return nil }
         return try insertUpdate(db, caseID: changed.id, alarmID: changed.alarmID, state: changed.state, at: at)
@@ -277,8 +257,7 @@ public final class CenterJournal: Sendable {
     }
 
     private static func caseUpdateDelivered(_ db: Database, _ id: UInt32, at: WireTime) throws {
-        try db.execute(
-            sql: "UPDATE case_update SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+        try db.cachedStatement(sql: "UPDATE case_update SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL").execute(
             arguments: [Int64(at), Int64(id)])
     }
 
@@ -325,8 +304,7 @@ public final class CenterJournal: Sendable {
     }
 
     private static func recordSupervision(_ db: Database, device: UInt32, online: Bool, at: WireTime) throws {
-        try db.execute(
-            sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)").execute(
             arguments: [Int64(device), online, Int64(at)])
     }
 
@@ -341,8 +319,7 @@ public final class CenterJournal: Sendable {
     private static func insertUpdate(
         _ db: Database, caseID: Int64, alarmID: UInt32, state: CaseState, at: WireTime
     ) throws -> CaseUpdate {
-        try db.execute(
-            sql: "INSERT INTO case_update (case_id, state, at) VALUES (?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO case_update (case_id, state, at) VALUES (?, ?, ?)").execute(
             arguments: [caseID, Int64(state.rawValue), Int64(at)])
         // The row id is the update's message id: unique for the journal's life, so a device that dedupes
         // centre messages by id never mistakes a new update for an old one, even across centre restarts.

@@ -444,7 +444,7 @@ final class CenterRuntime {
             guard !self.stopped else { return }
             switch result {
             case .success(let outcomes):
-                for (entry, outcome) in zip(batch, outcomes) { entry.then(outcome) }
+                for (entry, outcome) in zip(batch, outcomes) { entry.then(.success(outcome)) }
             case .failure(let error):
                 // Nothing of the batch is durable: every write fails, and no message of it is acknowledged.
                 for entry in batch { entry.then(.failure(error)) }
