@@ -75,6 +75,8 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // A second connection to a centre's journal, to hold its write lock (a failing journal).
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -67,6 +67,12 @@ struct CenterCommand: AsyncParsableCommand {
     @Flag(help: "Send no video stub stream in calls (voice only).")
     var noVideo = false
 
+    @Option(help: "The most journal writes committed in one transaction and fsync (group commit); 1 writes each alone.")
+    var journalBatch = 512
+
+    @Option(help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
+    var udpBuffer = 8 << 20
+
     @Option(help: "Serve Prometheus metrics on this port at GET /metrics.")
     var metricsPort: Int?
 
@@ -92,6 +98,8 @@ struct CenterCommand: AsyncParsableCommand {
         }
         if let offlineAfter, offlineAfter <= 0 { throw ValidationError("--offline-after must be above 0 seconds.") }
         guard mediaSilence >= 0.5 else { throw ValidationError("--media-silence must be at least 0.5 seconds, e.g. --media-silence 5.") }
+        guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
+        guard udpBuffer >= 65_536 else { throw ValidationError("--udp-buffer is in bytes and must be at least 65536, e.g. --udp-buffer 8388608 for 8 MiB.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
     }
 
@@ -108,21 +116,26 @@ struct CenterCommand: AsyncParsableCommand {
                 autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
                 autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
             callOnEngage: callOnEngage,
-            media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo))
+            media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo),
+            journalBatchLimit: journalBatch, udpBufferSize: udpBuffer)
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
-        let events = centre.events()
+        // Observed only when shown: under load every session, alarm and case is an event, and a stream
+        // nobody reads would still cost a task switch each.
+        let events: AsyncStream<CenterEvent>? = json || console ? centre.events() : nil
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [centre], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         if console { ConsoleInput.start(centre: centre) }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
-            tasks.addTask { [json, console] in
-                for await event in events {
-                    let text = json ? event.json : console ? event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) : nil
-                    // Written straight to the descriptor: print + fflush(nil) would wait for the stdin lock that
-                    // the console thread holds in readLine, and delay every event until the next command.
-                    if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            if let events {
+                tasks.addTask { [json, console] in
+                    for await event in events {
+                        let text = json ? event.json : console ? event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) : nil
+                        // Written straight to the descriptor: print + fflush(nil) would wait for the stdin lock that
+                        // the console thread holds in readLine, and delay every event until the next command.
+                        if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+                    }
                 }
             }
             try await tasks.waitForAll()

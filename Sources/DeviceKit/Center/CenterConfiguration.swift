@@ -21,13 +21,25 @@ public struct CenterConfiguration: Sendable {
     public var callOnEngage: Bool
     /// The centre's side of calls: silence timeout, RTCP interval, signal, video.
     public var media: MediaLink.Parameters
+    /// The most journal writes (alarms, events, anchors, …) committed in one transaction, with one fsync.
+    /// Writes that arrive while a batch is being written go in the next (group commit); 1 writes each alone.
+    public var journalBatchLimit: Int
+    /// Device keys kept after their derivation from the registry (an HKDF each with a fleet master key).
+    public var deviceKeyCacheLimit: Int
+    /// SO_RCVBUF and SO_SNDBUF of the UDP socket, in bytes: room for a burst of datagrams (a ramp, an alarm
+    /// storm) while the loop is busy. The kernel caps it at net.core.rmem_max / wmem_max unless privileged.
+    public var udpBufferSize: Int
+    /// Datagrams read per readiness event of the UDP socket, in one recvmmsg call.
+    public var udpMessagesPerRead: Int
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
         journalPath: String, session: CenterSession.Parameters = CenterSession.Parameters(),
         offlineAfter: Duration? = nil, authenticationTimeout: Duration = .seconds(5), maximumSessions: Int = 100_000,
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
-        callOnEngage: Bool = true, media: MediaLink.Parameters = MediaLink.Parameters()
+        callOnEngage: Bool = true, media: MediaLink.Parameters = MediaLink.Parameters(),
+        journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 200_000, udpBufferSize: Int = 8 << 20,
+        udpMessagesPerRead: Int = 32
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -43,5 +55,9 @@ public struct CenterConfiguration: Sendable {
         self.cases = cases
         self.callOnEngage = callOnEngage
         self.media = media
+        self.journalBatchLimit = max(1, journalBatchLimit)
+        self.deviceKeyCacheLimit = max(1, deviceKeyCacheLimit)
+        self.udpBufferSize = udpBufferSize
+        self.udpMessagesPerRead = max(1, udpMessagesPerRead)
     }
 }

@@ -4,6 +4,10 @@ import GRDB
 /// supervision reports. An SQLite file in WAL mode with `synchronous = FULL`, so that a write that returned
 /// survives a power cut: the centre acknowledges nothing before that.
 ///
+/// Group commit: `commit(_:)` writes a batch in one transaction, so one fsync covers every write in it.
+/// The centre's runtime sends what arrives while a batch is being written in the next batch, and answers
+/// each write (the `ack` of a message, the `sessionAccept` of an anchor) only once its batch committed.
+///
 /// Blocking: call it from a thread pool, never from an event loop.
 public final class CenterJournal: Sendable {
     /// What recording a reliable message found.
@@ -101,14 +105,15 @@ public final class CenterJournal: Sendable {
 
     /// Stores `anchor` as the device's session anchor; never lowers it, whatever order writes come in.
     public func storeAnchor(device: UInt32, anchor: UInt64) throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO device (id, anchor) VALUES (?, ?)
-                    ON CONFLICT (id) DO UPDATE SET anchor = max(anchor, excluded.anchor)
-                    """,
-                arguments: [Int64(device), Int64(anchor)])
-        }
+        try database.write { db in try Self.storeAnchor(db, device: device, anchor: anchor) }
+    }
+
+    private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64) throws {
+        try db.cachedStatement(sql: """
+                INSERT INTO device (id, anchor) VALUES (?, ?)
+                ON CONFLICT (id) DO UPDATE SET anchor = max(anchor, excluded.anchor)
+                """).execute(
+            arguments: [Int64(device), Int64(anchor)])
     }
 
     // MARK: Messages
@@ -119,42 +124,91 @@ public final class CenterJournal: Sendable {
     /// always finds the case: a new alarm opens one when `opensCase` (not for test alarms, nor when its
     /// cancel came first), and a new cancel closes its alarm's open case.
     public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false) throws -> RecordOutcome {
+        try database.write { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase) }
+    }
+
+    private static func record(
+        _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool
+    ) throws -> RecordOutcome {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
         var reference: Int64?
         if case .alarmCancel(let cancel) = message { reference = Int64(cancel.alarmID) }
-        return try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO message (device, id, kind, ref, json, received_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (device, id) DO NOTHING
-                    """,
-                arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at)])
-            var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
-            guard outcome.isNew else { return outcome }
-            switch message {
-            case .alarm(let alarm):
-                let cancel = try Int64.fetchOne(
-                    db, sql: "SELECT id FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? LIMIT 1",
-                    arguments: [Int64(device), Int64(alarm.id)])
-                outcome.earlierCancel = cancel.map { UInt32(truncatingIfNeeded: $0) }
-                if opensCase, cancel == nil {
-                    outcome.openedCase = try Self.openCase(db, device: device, alarmID: alarm.id, at: at)
-                }
-            case .alarmCancel(let cancel):
-                outcome.alarmRecorded = try Bool.fetchOne(
-                    db, sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?",
-                    arguments: [Int64(device), Int64(cancel.alarmID)]) ?? false
-                let open = try Int64.fetchOne(
-                    db, sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?",
-                    arguments: [Int64(device), Int64(cancel.alarmID), Int64(CaseState.closed.rawValue)])
-                if let open {
-                    let closed = CasePolicy.Case(id: open, device: device, alarmID: cancel.alarmID, state: .closed)
-                    if let update = try Self.advance(db, closed, at: at) { outcome.closedCase = (closed, update) }
-                }
-            default:
-                break
+        try db.cachedStatement(sql: """
+                INSERT INTO message (device, id, kind, ref, json, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (device, id) DO NOTHING
+                """).execute(
+            arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at)])
+        var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
+        guard outcome.isNew else { return outcome }
+        switch message {
+        case .alarm(let alarm):
+            let cancel = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT id FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? LIMIT 1"),
+                arguments: [Int64(device), Int64(alarm.id)])
+            outcome.earlierCancel = cancel.map { UInt32(truncatingIfNeeded: $0) }
+            if opensCase, cancel == nil {
+                outcome.openedCase = try Self.openCase(db, device: device, alarmID: alarm.id, at: at)
             }
-            return outcome
+        case .alarmCancel(let cancel):
+            outcome.alarmRecorded = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?"),
+                arguments: [Int64(device), Int64(cancel.alarmID)]) ?? false
+            let open = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?"),
+                arguments: [Int64(device), Int64(cancel.alarmID), Int64(CaseState.closed.rawValue)])
+            if let open {
+                let closed = CasePolicy.Case(id: open, device: device, alarmID: cancel.alarmID, state: .closed)
+                if let update = try Self.advance(db, closed, at: at) { outcome.closedCase = (closed, update) }
+            }
+        default:
+            break
+        }
+        return outcome
+    }
+
+    // MARK: Group commit
+
+    /// One write of a batch that `commit(_:)` makes durable together with others.
+    public enum Write: Sendable {
+        case anchor(device: UInt32, anchor: UInt64)
+        case message(device: UInt32, message: Message, at: WireTime, opensCase: Bool)
+        case caseUpdate(CasePolicy.Case, at: WireTime)
+        case caseUpdateDelivered(UInt32, at: WireTime)
+        case supervision(device: UInt32, online: Bool, at: WireTime)
+    }
+
+    /// What one write of a batch did.
+    public enum WriteOutcome: Equatable, Sendable {
+        case stored
+        case recorded(RecordOutcome)
+        case caseUpdate(CaseUpdate?)
+    }
+
+    /// Makes `writes` durable in one transaction and one fsync (group commit), in order, as if each had been
+    /// written alone: a later write sees the earlier ones, so a duplicate within the batch is not new.
+    ///
+    /// A write that fails rolls the whole batch back (a journal that cannot write one row — disk full, locked,
+    /// read-only — cannot write the others either): it throws, nothing of the batch is durable, and the
+    /// caller must treat every write as failed and acknowledge none. Statements are prepared once and cached.
+    public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
+        try database.write { db in try writes.map { try Self.apply($0, db) } }
+    }
+
+    private static func apply(_ write: Write, _ db: Database) throws -> WriteOutcome {
+        switch write {
+        case .anchor(let device, let anchor):
+            try storeAnchor(db, device: device, anchor: anchor)
+            return .stored
+        case .message(let device, let message, let at, let opensCase):
+            return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase))
+        case .caseUpdate(let changed, let at):
+            return .caseUpdate(try advance(db, changed, at: at))
+        case .caseUpdateDelivered(let id, let at):
+            try caseUpdateDelivered(db, id, at: at)
+            return .stored
+        case .supervision(let device, let online, let at):
+            try recordSupervision(db, device: device, online: online, at: at)
+            return .stored
         }
     }
 
@@ -177,8 +231,7 @@ public final class CenterJournal: Sendable {
     private static func openCase(
         _ db: Database, device: UInt32, alarmID: UInt32, at: WireTime
     ) throws -> (CasePolicy.Case, CaseUpdate) {
-        try db.execute(
-            sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)").execute(
             arguments: [Int64(device), Int64(alarmID), Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
         let caseID = db.lastInsertedRowID
         let update = try insertUpdate(db, caseID: caseID, alarmID: alarmID, state: .received, at: at)
@@ -192,8 +245,7 @@ public final class CenterJournal: Sendable {
     }
 
     private static func advance(_ db: Database, _ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
-        try db.execute(
-            sql: "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?",
+        try db.cachedStatement(sql: "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?").execute(
             arguments: [Int64(changed.state.rawValue), Int64(at), changed.id, Int64(changed.state.rawValue)])
         guard db.changesCount == 1 else { return nil }
         return try insertUpdate(db, caseID: changed.id, alarmID: changed.alarmID, state: changed.state, at: at)
@@ -201,11 +253,12 @@ public final class CenterJournal: Sendable {
 
     /// The device acknowledged case update `id`.
     public func caseUpdateDelivered(_ id: UInt32, at: WireTime) throws {
-        try database.write { db in
-            try db.execute(
-                sql: "UPDATE case_update SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                arguments: [Int64(at), Int64(id)])
-        }
+        try database.write { db in try Self.caseUpdateDelivered(db, id, at: at) }
+    }
+
+    private static func caseUpdateDelivered(_ db: Database, _ id: UInt32, at: WireTime) throws {
+        try db.cachedStatement(sql: "UPDATE case_update SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL").execute(
+            arguments: [Int64(at), Int64(id)])
     }
 
     /// Cases not closed, oldest first.
@@ -247,11 +300,12 @@ public final class CenterJournal: Sendable {
     // MARK: Supervision
 
     public func recordSupervision(device: UInt32, online: Bool, at: WireTime) throws {
-        try database.write { db in
-            try db.execute(
-                sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)",
-                arguments: [Int64(device), online, Int64(at)])
-        }
+        try database.write { db in try Self.recordSupervision(db, device: device, online: online, at: at) }
+    }
+
+    private static func recordSupervision(_ db: Database, device: UInt32, online: Bool, at: WireTime) throws {
+        try db.cachedStatement(sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)").execute(
+            arguments: [Int64(device), online, Int64(at)])
     }
 
     /// Supervision reports of `device`, oldest first: `true` online, `false` offline.
@@ -265,8 +319,7 @@ public final class CenterJournal: Sendable {
     private static func insertUpdate(
         _ db: Database, caseID: Int64, alarmID: UInt32, state: CaseState, at: WireTime
     ) throws -> CaseUpdate {
-        try db.execute(
-            sql: "INSERT INTO case_update (case_id, state, at) VALUES (?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO case_update (case_id, state, at) VALUES (?, ?, ?)").execute(
             arguments: [caseID, Int64(state.rawValue), Int64(at)])
         // The row id is the update's message id: unique for the journal's life, so a device that dedupes
         // centre messages by id never mistakes a new update for an old one, even across centre restarts.

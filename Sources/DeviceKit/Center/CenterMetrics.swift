@@ -12,6 +12,8 @@ final class CenterMetrics: Sendable {
     let alarmsDuplicate: Prometheus.Counter
     let messagesRecorded: Prometheus.Counter
     let journalFailures: Prometheus.Counter
+    let journalBatches: Prometheus.Counter
+    let journalBatchedWrites: Prometheus.Counter
     let sessionsOpened: Prometheus.Counter
     let sessionsActive: Gauge
     let devicesOnline: Gauge
@@ -50,6 +52,8 @@ final class CenterMetrics: Sendable {
         alarmsDuplicate = registry.makeCounter(descriptor: .init(metricName: "center_alarms_duplicate_total", unitName: "", helpText: "Retransmitted or duplicated alarms: acknowledged again, not recorded."))
         messagesRecorded = registry.makeCounter(descriptor: .init(metricName: "center_messages_recorded_total", unitName: "", helpText: "Reliable messages durably recorded, alarms included."))
         journalFailures = registry.makeCounter(descriptor: .init(metricName: "center_journal_failures_total", unitName: "", helpText: "Journal writes that failed."))
+        journalBatches = registry.makeCounter(descriptor: .init(metricName: "center_journal_batches_total", unitName: "", helpText: "Journal transactions (group commits), one fsync each."))
+        journalBatchedWrites = registry.makeCounter(descriptor: .init(metricName: "center_journal_batched_writes_total", unitName: "", helpText: "Writes committed in journal batches; divided by the batches, the mean batch size."))
         sessionsOpened = registry.makeCounter(descriptor: .init(metricName: "center_sessions_opened_total", unitName: "", helpText: "Sessions accepted."))
         sessionsActive = registry.makeGauge(descriptor: .init(metricName: "center_sessions_active", unitName: "", helpText: "Devices with a current session."))
         devicesOnline = registry.makeGauge(descriptor: .init(metricName: "center_devices_online", unitName: "", helpText: "Devices under supervision and online."))

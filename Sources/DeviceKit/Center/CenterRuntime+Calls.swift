@@ -19,7 +19,7 @@ extension CenterRuntime {
     /// Offers a call to `device` about `alarmID` (0: none), replacing a call in progress. Returns the call id,
     /// or `nil` if the device is unknown or the centre stopped.
     func offerCall(device: UInt32, alarmID: UInt32) -> UInt32? {
-        guard !stopped, registry.key(for: device) != nil || sessions[device] != nil else { return nil }
+        guard !stopped, sessions[device] != nil || deviceKey(device) != nil else { return nil }
         if calls[device] != nil { endCall(device: device, reason: .hangUp, tell: true) }
         let callID = UInt32.random(in: 1 ... .max)
         calls[device] = CenterCall(callID: callID, alarmID: alarmID, phase: .binding)

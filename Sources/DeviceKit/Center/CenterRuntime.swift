@@ -13,7 +13,10 @@ enum ReplyPath {
 /// The one owner of the centre's state machines: it feeds them frames, journal outcomes and timers, and runs
 /// their actions. Bound to one event loop, on which every channel of the centre lives, so nothing is shared.
 ///
-/// Journal writes run on a one-thread pool (in order, off the loop) and report back on the loop.
+/// Journal writes run on a one-thread pool (in order, off the loop) and report back on the loop, with group
+/// commit: while one batch is being written, the writes that arrive queue up and go together in the next
+/// transaction (at most `CenterConfiguration.journalBatchLimit`), so one fsync serves many alarms. Each
+/// write's answer (`ack`, `nak busy`, `sessionAccept`) is run only after its own batch committed or failed.
 final class CenterRuntime {
     let loop: any EventLoop
     let configuration: CenterConfiguration
@@ -41,6 +44,13 @@ final class CenterRuntime {
     var callMessageIDs: Set<UInt32> = []
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
+    private var datagramFlushPending = false
+    /// Writes waiting for the next batch, and whether a batch is on the writer thread now.
+    private var journalQueue: [(write: CenterJournal.Write, then: (Result<CenterJournal.WriteOutcome, any Error>) -> Void)] = []
+    private var journalBusy = false
+    /// Device keys derived from the registry (an HKDF each with a fleet master key), kept for devices
+    /// without a session too: a ramp of handshakes asks for each key more than once.
+    private var deviceKeys: [UInt32: DeviceKey] = [:]
 
     struct Restored {
         var anchors: [UInt32: UInt64]
@@ -103,7 +113,7 @@ final class CenterRuntime {
         guard !stopped else { return false }
         metrics.framesReceived.increment()
         let device = frame.header.deviceID
-        guard sessions[device] != nil || registry.key(for: device) != nil else {
+        guard sessions[device] != nil || deviceKey(device) != nil else {
             metrics.unknownDevice.increment()
             hub.emit(.refused(device: device, reason: "unknownDevice"))
             logger.debug("frame for an unknown device", metadata: ["device.id": "\(device)"])
@@ -142,7 +152,7 @@ final class CenterRuntime {
     func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
-        guard var session = sessions[device] ?? registry.key(for: device).map({
+        guard var session = sessions[device] ?? deviceKey(device).map({
             CenterSession(key: $0, parameters: configuration.session, storedAnchor: anchors[device])
         }) else { return [] }
         let hadSession = session.hasSession
@@ -186,8 +196,7 @@ final class CenterRuntime {
                 retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
                 if callMessageIDs.remove(id) != nil { continue }  // a call message, not a case update
                 hub.emit(.caseUpdateDelivered(device: device, updateID: id))
-                let at = now.wall
-                journalWork({ [journal] in try journal.caseUpdateDelivered(id, at: at) }) { _ in }
+                journalWrite(.caseUpdateDelivered(id, at: now.wall)) { _ in }
             case .deliveryRefused(let id, let reason):
                 retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
                 if callMessageIDs.remove(id) != nil { callRefused(device: device, messageID: id, reason: reason) }
@@ -197,7 +206,7 @@ final class CenterRuntime {
     }
 
     private func persistAnchor(_ anchor: UInt64, device: UInt32) {
-        journalWork({ [journal] in try journal.storeAnchor(device: device, anchor: anchor) }) { result in
+        journalWrite(.anchor(device: device, anchor: anchor)) { result in
             switch result {
             case .success:
                 self.anchors[device] = max(self.anchors[device] ?? 0, anchor)
@@ -219,12 +228,16 @@ final class CenterRuntime {
         let opens = dispatchable
         // Media keys are for the call only: the journal keeps the call's signalling without them.
         let journalled = message.withoutMediaKeys
-        journalWork({ [journal] in try journal.record(device: device, message: journalled, at: at, opensCase: opens) }) { result in
+        journalWrite(.message(device: device, message: journalled, at: at, opensCase: opens)) { result in
             switch result {
-            case .success(let outcome):
+            case .success(.recorded(let outcome)):
                 let now = self.now
                 self.feed(device) { $0.recorded(id, now: now) }
                 self.recorded(message, device: device, outcome: outcome, at: at)
+            case .success:
+                // Cannot happen: a message write reports `.recorded`. Answered as busy, never acknowledged.
+                let now = self.now
+                self.feed(device) { $0.recordFailed(id, now: now) }
             case .failure(let error):
                 self.journalFailed(error)
                 let now = self.now
@@ -278,11 +291,10 @@ final class CenterRuntime {
         for action in actions {
             switch action {
             case .transition(let changed):
-                let at = now.wall
-                journalWork({ [journal] in try journal.updateCase(changed, at: at) }) { result in
+                journalWrite(.caseUpdate(changed, at: now.wall)) { result in
                     switch result {
-                    case .success(let update?): self.caseChanged(changed, update: update)
-                    case .success(nil): break
+                    case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
+                    case .success: break
                     case .failure(let error): self.journalFailed(error)
                     }
                 }
@@ -342,7 +354,17 @@ final class CenterRuntime {
         case .stream(let channel):
             channel.writeAndFlush(buffer, promise: nil)
         case .datagram(let address):
-            datagramChannel?.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            guard let channel = datagramChannel else { return }
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            // One flush for everything answered in this turn of the loop (the acks of a batch, the answers
+            // to one read's datagrams): NIO sends them with one sendmmsg.
+            guard !datagramFlushPending else { return }
+            datagramFlushPending = true
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            loop.execute {
+                bound.value.datagramFlushPending = false
+                bound.value.datagramChannel?.flush()
+            }
         }
     }
 
@@ -388,19 +410,56 @@ final class CenterRuntime {
             online = false
             hub.emit(.offline(device: device))
         }
-        let at = now.wall
-        journalWork({ [journal] in try journal.recordSupervision(device: report.device, online: online, at: at) }) { _ in }
+        journalWrite(.supervision(device: report.device, online: online, at: now.wall)) { _ in }
     }
 
     // MARK: Journal
 
-    private func journalWork<T: Sendable>(
-        _ body: @escaping @Sendable () throws -> T, then: @escaping (Result<T, any Error>) -> Void
+    /// Queues `write` for the next batch; `then` runs on the loop once that batch committed (or failed).
+    private func journalWrite(
+        _ write: CenterJournal.Write, then: @escaping (Result<CenterJournal.WriteOutcome, any Error>) -> Void
     ) {
-        pool.runIfActive(eventLoop: loop, body).assumeIsolated().whenComplete { result in
-            guard !self.stopped else { return }
-            then(result)
+        journalQueue.append((write, then))
+        guard !journalBusy else { return }
+        journalBusy = true
+        // After the frames of this read: those that arrived together are written together.
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute { bound.value.commitNextBatch() }
+    }
+
+    /// Sends up to `journalBatchLimit` queued writes to the writer thread as one transaction; when it is
+    /// done, answers each write in order and sends the writes that queued meanwhile.
+    private func commitNextBatch() {
+        guard !stopped, !journalQueue.isEmpty else {
+            journalBusy = false
+            return
         }
+        let count = min(journalQueue.count, configuration.journalBatchLimit)
+        let batch = Array(journalQueue.prefix(count))
+        journalQueue.removeFirst(count)
+        let writes = batch.map(\.write)
+        metrics.journalBatches.increment()
+        metrics.journalBatchedWrites.increment(by: Int64(writes.count))
+        pool.runIfActive(eventLoop: loop) { [journal] in try journal.commit(writes) }.assumeIsolated().whenComplete { result in
+            guard !self.stopped else { return }
+            switch result {
+            case .success(let outcomes):
+                for (entry, outcome) in zip(batch, outcomes) { entry.then(.success(outcome)) }
+            case .failure(let error):
+                // Nothing of the batch is durable: every write fails, and no message of it is acknowledged.
+                for entry in batch { entry.then(.failure(error)) }
+            }
+            self.commitNextBatch()
+        }
+    }
+
+    /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys).
+    func deviceKey(_ device: UInt32) -> DeviceKey? {
+        if let key = deviceKeys[device] { return key }
+        guard let key = registry.key(for: device) else { return nil }
+        if deviceKeys.count >= configuration.deviceKeyCacheLimit { deviceKeys.remove(at: deviceKeys.startIndex) }
+        deviceKeys[device] = key
+        return key
     }
 
     private func journalFailed(_ error: any Error) {

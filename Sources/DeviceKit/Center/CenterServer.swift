@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -168,6 +171,7 @@ public final class CenterServer: Service, Sendable {
             channels.append(try await bindStream(on: loop, runtime: runtime))
             let datagram = try await bindDatagram(on: loop, runtime: runtime)
             channels.append(datagram)
+            await enlargeBuffers(of: datagram)
             if let metricsPort = configuration.metricsPort {
                 channels.append(
                     try await MetricsHTTPServer.bind(host: configuration.host, port: metricsPort, on: loop) {
@@ -236,16 +240,41 @@ public final class CenterServer: Service, Sendable {
     }
 
     private func bindDatagram(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
-        try await DatagramBootstrap(group: loop)
+        // Room for each datagram a little over the largest frame, so an oversized one is seen as such; the
+        // buffer is shared by the datagrams of one recvmmsg call, in equal slots.
+        let slot = Wire.maximumFrameLength + 512
+        let vector = configuration.udpMessagesPerRead
+        let buffer = configuration.udpBufferSize
+        return try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Room for one datagram a little over the largest frame, so an oversized one is seen as such.
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Wire.maximumFrameLength + 512))
+            // A ramp or an alarm storm arrives faster than the loop reads for a while: the kernel holds it.
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(clamping: buffer))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: buffer))
+            .channelOption(.datagramVectorReadMessageCount, value: vector)
+            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vector))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(runtime: runtime.value))
                 }
             }
             .bind(host: configuration.host, port: configuration.udpPort).get()
+    }
+}
+
+extension CenterServer {
+    /// SO_RCVBUF and SO_SNDBUF are capped by net.core.rmem_max/wmem_max; a centre with CAP_NET_ADMIN may go
+    /// past that with the FORCE variants. Without the capability the capped size stays, which is no error.
+    fileprivate func enlargeBuffers(of channel: any Channel) async {
+        #if os(Linux)
+        let size = SocketOptionValue(clamping: configuration.udpBufferSize)
+        for name in [SO_RCVBUFFORCE, SO_SNDBUFFORCE] {
+            let option = ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(name))
+            _ = try? await channel.setOption(option, value: size).get()
+        }
+        #endif
+        let received = try? await channel.getOption(.socketOption(.so_rcvbuf)).get()
+        logger.debug("UDP receive buffer", metadata: ["bytes": "\(received.map(String.init) ?? "unknown")"])
     }
 }
 

@@ -1,3 +1,4 @@
+import GRDB
 import Testing
 
 @testable import DeviceKit
@@ -45,6 +46,53 @@ import Testing
         #expect(try journal.updateCase(engaged, at: 3) == nil, "states only move forward")
         try journal.caseUpdateDelivered(first.id, at: 4)
         #expect(try journal.undeliveredUpdates().map(\.update.id) == [second.id])
+    }
+
+    @Test func aBatchIsCommittedInOrderAndDedupesWithinItAndAcrossBatches() throws {
+        let path = temporaryJournal()
+        let journal = try CenterJournal(path: path)
+        let first = try journal.commit([
+            .anchor(device: 1, anchor: 500),
+            .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
+            .message(device: 1, message: .testAlarm(7), at: 2, opensCase: true),  // a duplicate in the same batch
+            .message(device: 2, message: .testAlarm(7), at: 3, opensCase: true),
+            .supervision(device: 1, online: true, at: 4),
+        ])
+        let isNew = first.map { outcome -> Bool? in
+            if case .recorded(let recorded) = outcome { recorded.isNew } else { nil }
+        }
+        #expect(isNew == [nil, true, false, true, nil])
+        let second = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 5, opensCase: true)])
+        guard case .recorded(let again)? = second.first else {
+            Issue.record("a retransmission in a later batch was not reported as recorded")
+            return
+        }
+        #expect(!again.isNew, "a duplicate across batches is not new")
+        try journal.close()
+
+        let reopened = try CenterJournal(path: path)
+        #expect(try reopened.alarms().map(\.device) == [1, 2])
+        #expect(try reopened.anchors() == [1: 500])
+        #expect(try reopened.openCases().count == 2, "one case per alarm, not per copy")
+        #expect(try reopened.supervision(device: 1) == [true])
+    }
+
+    @Test func aBatchThatCannotBeWrittenThrowsAndKeepsNothing() throws {
+        let path = temporaryJournal()
+        let journal = try CenterJournal(path: path)
+        // Another connection holds the write lock: the journal's writes are refused as busy.
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        let other = try DatabaseQueue(path: path, configuration: unsafe)
+        try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        #expect(throws: (any Error).self) {
+            try journal.commit([
+                .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
+                .message(device: 1, message: .testAlarm(8), at: 2, opensCase: true),
+            ])
+        }
+        try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        #expect(try journal.alarms().isEmpty)
     }
 }
 

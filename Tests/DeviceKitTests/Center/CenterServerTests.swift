@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import NIOCore
 import NIOPosix
 import Testing
@@ -158,6 +159,81 @@ import Testing
         #expect(try await centre.events.first { e in centre.events.all.count { $0 == .online(device: 1) } == 2 } != nil)
         await centre.stop()
         #expect(try CenterJournal(path: centre.server.configuration.journalPath).supervision(device: 1) == [true, false, true])
+    }
+
+    @Test func concurrentAlarmsAreGroupCommittedAndEachAcknowledgedOnlyOnceInTheJournal() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.session = CenterSession.Parameters(rate: 10_000, burst: 10_000)
+        }
+        let path = centre.server.configuration.journalPath
+        let roots: [UInt32: [UInt8]] = [1: RunningCentre.rootKey, 2: RunningCentre.rootKey.reversed(), 3: Array(repeating: 3, count: 32)]
+        var connected: [TestDevice] = []
+        for id in UInt32(1)...3 {
+            let device = try await TestDevice.connect(id, rootKey: roots[id] ?? [], to: centre)
+            try await device.handshake()
+            connected.append(device)
+        }
+        let devices = connected
+        let ids = UInt32(1)...150
+        // Every alarm twice (a retransmission, possibly in the same batch), all devices at once.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for device in devices {
+                group.addTask {
+                    for id in ids { try await device.send(.testAlarm(id)) }
+                    for id in ids { try await device.send(.testAlarm(id)) }
+                }
+            }
+            // Meanwhile: whatever a device has been acknowledged is already in the journal.
+            group.addTask {
+                let reader = try CenterJournal(path: path)
+                defer { try? reader.close() }
+                let end = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < end {
+                    let acked = devices.map { device in Set(device.messages.compactMap { if case .ack(let a) = $0 { a.id } else { nil } }) }
+                    let journalled = try reader.alarms()
+                    for (device, ids) in zip(devices, acked) {
+                        let held = Set(journalled.filter { $0.device == device.id }.map(\.alarmID))
+                        #expect(ids.isSubset(of: held), "device \(device.id) acknowledged before the journal held it")
+                    }
+                    if acked.allSatisfy({ $0.count == ids.count }) { return }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            try await group.waitForAll()
+        }
+        for device in devices {
+            #expect(try await device.received(within: .seconds(60)) { _ in device.messages.count { if case .ack = $0 { true } else { false } } == 2 * ids.count } != nil)
+            for id in ids { #expect(device.acks(of: id) == 2, "device \(device.id) alarm \(id): one ack per copy sent") }
+        }
+        #expect(centre.metric("center_alarms_recorded_total") == Double(3 * ids.count))
+        #expect(centre.metric("center_alarms_duplicate_total") == Double(3 * ids.count))
+        #expect(centre.metric("center_journal_batches_total") < centre.metric("center_journal_batched_writes_total"), "writes were grouped")
+        await centre.stop()
+        let alarms = try CenterJournal(path: path).alarms()
+        #expect(alarms.count == 3 * ids.count)
+        #expect(Set(alarms.map { [$0.device, $0.alarmID] }).count == 3 * ids.count)
+    }
+
+    @Test func aJournalThatCannotWriteAcknowledgesNothingAndAnswersBusy() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        let path = centre.server.configuration.journalPath
+        // Another connection takes the journal's write lock: every write of the centre fails as busy.
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        let other = try DatabaseQueue(path: path, configuration: unsafe)
+        try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        try await device.send(.testAlarm(21))
+        #expect(try await device.received { if case .nak(let nak) = $0 { nak.id == 21 && nak.reason == .busy } else { false } } != nil)
+        #expect(device.acks(of: 21) == 0)
+        #expect(centre.metric("center_journal_failures_total") >= 1)
+        try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        try other.close()
+        try await device.send(.testAlarm(21))  // the device retries later
+        #expect(try await device.received { $0 == .ack(Ack(id: 21)) } != nil)
+        await centre.stop()
+        #expect(try CenterJournal(path: path).alarms().map(\.alarmID) == [21])
     }
 
     @Test func overTheRateLimitReliableMessagesAreNaked() async throws {
