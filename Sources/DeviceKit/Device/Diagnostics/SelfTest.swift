@@ -13,9 +13,14 @@ public struct SelfTestResult: Hashable, Sendable, Encodable {
     public enum Status: String, Hashable, Sendable, Encodable, Comparable {
         case pass = "PASS", warn = "WARN", fail = "FAIL"
 
-        public static func < (a: Status, b: Status) -> Bool {
-            let order: [Status] = [.pass, .warn, .fail]
-            return order.firstIndex(of: a)! < order.firstIndex(of: b)!
+        public static func < (a: Status, b: Status) -> Bool { a.severity < b.severity }
+
+        private var severity: Int {
+            switch self {
+            case .pass: 0
+            case .warn: 1
+            case .fail: 2
+            }
         }
     }
 
