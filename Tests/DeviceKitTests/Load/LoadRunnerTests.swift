@@ -42,7 +42,11 @@ import Testing
         async let tcp = LoadRunner(plan: try plan(.tcp, port: ports.tcp, firstID: 1), group: MultiThreadedEventLoopGroup.singleton).run()
         async let udp = LoadRunner(plan: try plan(.udp, port: ports.udp, firstID: 10_001), group: MultiThreadedEventLoopGroup.singleton).run()
         let reports = try await [tcp, udp]
-        try await Task.sleep(for: .milliseconds(200))  // the last events on their way to the collector
+        // Each acknowledged alarm was recorded before its ack; wait until the collector has seen them all.
+        let acknowledged = reports.map(\.counts.alarmsAcknowledged).reduce(0, +)
+        try await eventually("the centre's alarm events reach the collector") {
+            events.withLock { $0.count { if case .alarm = $0 { true } else { false } } } >= acknowledged
+        }
 
         let seen = events.withLock { $0 }
         for (report, ids) in zip(reports, [UInt32(1)...200, 10_001...10_200]) {
