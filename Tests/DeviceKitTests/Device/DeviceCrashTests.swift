@@ -36,7 +36,7 @@ import Testing
         try await eventually("the alarm recorded") { !harness.alarmsRecorded(device: 21).isEmpty }
         try await Task.sleep(for: .milliseconds(500))
         second.terminate()  // SIGTERM: graceful shutdown
-        try await ChildProcess.exit(second, within: .seconds(10))
+        try await ChildProcess.exit(second, within: .seconds(60))
         #expect(second.terminationReason == .exit)
         #expect(second.terminationStatus == 0)
         #expect(harness.alarmsRecorded(device: 21).count == 1)

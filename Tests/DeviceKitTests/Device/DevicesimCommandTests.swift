@@ -23,7 +23,7 @@ import Testing
         let device = try ChildProcess.launch(["run", "--config", config])
         try await eventually("the replayed press is recorded as an alarm") { !harness.alarmsRecorded(device: 31).isEmpty }
         device.terminate()
-        try await ChildProcess.exit(device, within: .seconds(10))
+        try await ChildProcess.exit(device, within: .seconds(60))
         #expect(device.terminationStatus == 0)
         #expect(harness.alarmsRecorded(device: 31).count == 1)
         await harness.stopCentre()
@@ -44,7 +44,7 @@ import Testing
         #expect(link.status == 1)
         #expect(link.output.contains("FAIL  link"), "\(link.output)")
         first.terminate()
-        try await ChildProcess.exit(first, within: .seconds(10))
+        try await ChildProcess.exit(first, within: .seconds(60))
         await harness.stopCentre()
     }
 
