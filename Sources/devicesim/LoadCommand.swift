@@ -96,6 +96,12 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
     var cancelShare: Double = 0.1
 
+    @Option(help: "The share of alarms whose device answers the centre's call (SRTP voice both ways, as the firmware's), 0 to 1; the others decline it. The centre calls when an operator engages the case.")
+    var callShare: Double = 0
+
+    @Option(help: "Seconds an answered call lasts before the device hangs up, unless the centre ends it first (closing the case ends it).")
+    var callDuration: Double = 30
+
     @Option(help: "Seconds of the steady phase (alarms are raised), after the ramp and one second to settle (default 60).")
     var duration: Double?
 
@@ -171,6 +177,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         plan.fleetEventRate = eventRate ?? 0
         plan.fleetLinkDropRate = dropLinks
         plan.udpLoss = udpLoss
+        plan.callShare = callShare
+        guard callDuration > 0, callDuration < 1e6 else { throw ValidationError("--call-duration must be above 0 seconds, for example 30.") }
+        plan.callDuration = .milliseconds(Int64(callDuration * 1000))
         if let scenario {
             guard let data = FileManager.default.contents(atPath: scenario) else {
                 throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")

@@ -146,8 +146,8 @@ extension CenterRuntime {
         case .silent(let quiet):
             hub.emit(.mediaSilent(device: device, callID: callID, seconds: quiet.seconds))
             endCall(device: device, reason: .mediaSilent, tell: true)
-        case .peerLeft:
-            break  // its callEnd follows on the control link
+        case .peerLeft, .heard:
+            break  // its callEnd follows on the control link; hearing the device is in the statistics
         }
     }
 

@@ -93,8 +93,8 @@ extension DeviceRuntime {
         case .silent(let quiet):
             observe(.fault("no voice from the centre for \(quiet.milliseconds / 1000) s: call \(callID) ended"))
             endCall(reason: .mediaSilent, byCentre: false, tell: true)
-        case .peerLeft:
-            break  // the centre's callEnd follows on the control link
+        case .peerLeft, .heard:
+            break  // the centre's callEnd follows on the control link; the first voice is in the statistics
         }
     }
 

@@ -29,6 +29,22 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     /// Links the tool cut on purpose (`--drop-links`), and datagrams it threw away (`--udp-loss`), both ways.
     public var linksDropped = 0
     public var datagramsDropped = 0
+    /// Cases an operator engaged (a `caseUpdate` received for an acknowledged alarm).
+    public var casesEngaged = 0
+    /// Calls the centre offered, and what became of them: declined (alarms not chosen by `--call-share`),
+    /// answered, then hung up by the device after `--call-duration`, ended by the centre first, or failed
+    /// (no media, silence).
+    public var callsOffered = 0
+    public var callsDeclined = 0
+    public var callsAnswered = 0
+    public var callsCompleted = 0
+    public var callsEndedByCentre = 0
+    public var callsFailed = 0
+    /// Voice packets of answered calls: sent by the devices, received from the centre, and lost on the way
+    /// here (RFC 3550 cumulative lost).
+    public var voicePacketsSent = 0
+    public var voicePacketsReceived = 0
+    public var voicePacketsLost = 0
 
     public init() {}
 
@@ -53,6 +69,16 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.eventsAcknowledged = a.eventsAcknowledged + b.eventsAcknowledged
         sum.linksDropped = a.linksDropped + b.linksDropped
         sum.datagramsDropped = a.datagramsDropped + b.datagramsDropped
+        sum.casesEngaged = a.casesEngaged + b.casesEngaged
+        sum.callsOffered = a.callsOffered + b.callsOffered
+        sum.callsDeclined = a.callsDeclined + b.callsDeclined
+        sum.callsAnswered = a.callsAnswered + b.callsAnswered
+        sum.callsCompleted = a.callsCompleted + b.callsCompleted
+        sum.callsEndedByCentre = a.callsEndedByCentre + b.callsEndedByCentre
+        sum.callsFailed = a.callsFailed + b.callsFailed
+        sum.voicePacketsSent = a.voicePacketsSent + b.voicePacketsSent
+        sum.voicePacketsReceived = a.voicePacketsReceived + b.voicePacketsReceived
+        sum.voicePacketsLost = a.voicePacketsLost + b.voicePacketsLost
         return sum
     }
 }
@@ -65,12 +91,22 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     case session
     /// Heartbeat due → `heartbeatAck`.
     case heartbeat
+    /// Alarm raised → the `caseUpdate` saying an operator engaged the case.
+    case engaged
+    /// Alarm raised → the first voice packet of the operator's call (alarms with a call only).
+    case voice
+    /// Each answered call's interarrival jitter of the centre's voice at its end (RFC 3550 §6.4.1): not a
+    /// latency, but a duration that merges and reports the same way.
+    case jitter
 
     var label: String {
         switch self {
         case .alarm: "alarm → ack"
         case .session: "session set-up"
         case .heartbeat: "heartbeat round trip"
+        case .engaged: "alarm → operator"
+        case .voice: "alarm → operator voice"
+        case .jitter: "voice jitter per call"
         }
     }
 }
@@ -246,6 +282,14 @@ public struct LoadReport: Codable, Equatable, Sendable {
                 + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)")
         lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
         if c.eventsSent > 0 { lines.append("events     sent \(c.eventsSent), acknowledged \(c.eventsAcknowledged)") }
+        if c.callsOffered > 0 {
+            let lossPercent = c.voicePacketsReceived + c.voicePacketsLost == 0 ? 0 : 100 * Double(c.voicePacketsLost) / Double(c.voicePacketsReceived + c.voicePacketsLost)
+            lines.append(
+                "calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered): completed \(c.callsCompleted), "
+                    + "ended by the centre \(c.callsEndedByCentre), failed \(c.callsFailed); voice packets sent \(c.voicePacketsSent), "
+                    + "received \(c.voicePacketsReceived), lost \(c.voicePacketsLost) ("
+                    + String(format: "%.2f %%)", lossPercent))
+        }
         if linkDropRate > 0 || udpLoss > 0 {
             lines.append(
                 String(format: "faults     %.2f link drops/s, %.1f %% UDP loss each way: ", linkDropRate, udpLoss * 100)

@@ -55,8 +55,15 @@ extension LoadReport {
             ("reconnects", "\(c.reconnects)"), ("links dropped on purpose", "\(c.linksDropped)"),
             ("datagrams dropped on purpose", "\(c.datagramsDropped)"),
             ("heartbeats sent / answered", "\(c.heartbeatsSent) / \(c.heartbeatAcks)"),
-            ("refused down frames", "\(c.refusedFrames)"),
+            ("refused down frames", "\(c.refusedFrames)"), ("cases an operator engaged", "\(c.casesEngaged)"),
         ]
+        if c.callsOffered > 0 {
+            rows += [
+                ("calls offered / declined / answered", "\(c.callsOffered) / \(c.callsDeclined) / \(c.callsAnswered)"),
+                ("calls completed / ended by the centre / failed", "\(c.callsCompleted) / \(c.callsEndedByCentre) / \(c.callsFailed)"),
+                ("voice packets sent / received / lost", "\(c.voicePacketsSent) / \(c.voicePacketsReceived) / \(c.voicePacketsLost)"),
+            ]
+        }
         if let all = allOnlineSeconds { rows.append(("all online after", String(format: "%.1f s", all))) }
         if let perDevice = residentBytesPerDevice { rows.append(("resident bytes per device", String(format: "%.0f", perDevice))) }
         var html = "<h2>Summary</h2>\n<table>\n"

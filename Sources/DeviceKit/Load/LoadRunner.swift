@@ -45,6 +45,12 @@ public struct LoadPlan: Sendable {
     public var fleetLinkDropRate: Double = 0
     /// Share of datagrams the tool throws away, each way (UDP only).
     public var udpLoss: Double = 0
+    /// Share of alarms whose device answers the centre's call (protocol.md §4.8); the others decline it.
+    public var callShare: Double = 0
+    /// How long an answered call lasts before the device hangs up (unless the centre ends it first).
+    public var callDuration: Duration = .seconds(30)
+    /// The simulated devices' media: voice only (the video stub stays off), silence reported as the firmware does.
+    public var media = MediaLink.Parameters(video: false)
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -117,6 +123,8 @@ public struct LoadPlan: Sendable {
         guard fleetLinkDropRate >= 0, fleetLinkDropRate.isFinite else { throw LoadError("--drop-links must be 0 or more link drops a second") }
         guard (0..<1).contains(udpLoss) else { throw LoadError("--udp-loss must be at least 0 and below 1, for example 0.1 for 10 %") }
         if udpLoss > 0, transport != .udp { throw LoadError("--udp-loss needs --transport udp") }
+        guard (0...1).contains(callShare) else { throw LoadError("--call-share must be between 0 and 1, for example 0.2") }
+        guard callDuration > .zero else { throw LoadError("--call-duration must be above 0 seconds") }
         if let scenario, scenario.phases.isEmpty { throw LoadError("the scenario has no phase: add a [[phase]] table") }
         if transport == .tcp, ids.count > 19_000 {
             throw LoadError(
@@ -227,10 +235,14 @@ public final class LoadRunner: Sendable {
                 steadyEnded = (usage, counts.heartbeatAcks)
             }
             previousTick = elapsed
-            // Done early once nothing awaits an answer: alarms, and device events not refused.
+            // Done early once nothing awaits an answer: alarms, device events not refused, calls in progress,
+            // and (when the centre has an operator who engages cases) the operator's engagement.
             let unacknowledged = snapshots.reduce(0) { $0 + $1.unacknowledgedAlarms }
             let eventsPending = counts.eventsSent - counts.eventsAcknowledged - counts.rejected
-            if elapsed >= drainEnd || (elapsed >= steadyEnd && unacknowledged == 0 && eventsPending <= 0) { break }
+            let callsActive = snapshots.reduce(0) { $0 + $1.activeCalls }
+            let awaitingOperator = counts.casesEngaged > 0 ? snapshots.reduce(0) { $0 + $1.alarmsAwaitingOperator } : 0
+            let settled = unacknowledged == 0 && eventsPending <= 0 && callsActive == 0 && awaitingOperator == 0
+            if elapsed >= drainEnd || (elapsed >= steadyEnd && settled) { break }
         }
 
         var counts = LoadCounts()

@@ -30,6 +30,9 @@ final class LoadShard: @unchecked Sendable {
 
     var counts = LoadCounts()
     var online = 0
+    /// Acknowledged alarms whose case no operator has engaged yet, and calls with media running.
+    var alarmsAwaitingOperator = 0
+    var activeCalls = 0
     private var latency: [LatencyHistogram] = LoadMetric.allCases.map { _ in LatencyHistogram() }
     /// Alarm latencies since the last progress line.
     private var recentAlarms = LatencyHistogram()
@@ -72,6 +75,20 @@ final class LoadShard: @unchecked Sendable {
             seconds[n].alarmsAcknowledged += 1
             seconds[n].alarm.record(latency)
         }
+    }
+
+    /// An answered call ended: how, and its media numbers.
+    func callEnded(_ statistics: MediaStatistics, reason: CallEndReason, byCentre: Bool) {
+        activeCalls -= 1
+        switch (reason, byCentre) {
+        case (.hangUp, false): counts.callsCompleted += 1
+        case (.hangUp, true): counts.callsEndedByCentre += 1
+        default: counts.callsFailed += 1
+        }
+        counts.voicePacketsSent += Int(statistics.audioPacketsSent)
+        counts.voicePacketsReceived += Int(statistics.audio.received)
+        counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
+        record(.jitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
     }
 
     /// An alarm raised, counted in the second of its intended instant.
@@ -264,6 +281,8 @@ final class LoadShard: @unchecked Sendable {
         var online: Int
         var started: Int
         var unacknowledgedAlarms: Int
+        var alarmsAwaitingOperator: Int
+        var activeCalls: Int
         var recentAlarms: LatencyHistogram
         /// Only when asked for (they are large).
         var latency: [LatencyHistogram]?
@@ -276,6 +295,7 @@ final class LoadShard: @unchecked Sendable {
         return Snapshot(
             counts: counts, online: online, started: started,
             unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
+            alarmsAwaitingOperator: alarmsAwaitingOperator, activeCalls: activeCalls,
             recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil)
     }
 
@@ -291,6 +311,9 @@ extension LoadMetric {
         case .alarm: 0
         case .session: 1
         case .heartbeat: 2
+        case .engaged: 3
+        case .voice: 4
+        case .jitter: 5
         }
     }
 }

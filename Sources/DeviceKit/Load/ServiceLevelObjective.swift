@@ -3,8 +3,9 @@
 /// ```
 /// alarm.p99<100ms     heartbeat.max<=2s     session.p99.9<500ms     lost==0     rejected<10
 /// ```
-/// Latencies: `alarm`, `session`, `heartbeat` with `p50`, `p90`, `p99`, `p99.9`, `p99.99` or `max`, and a value
-/// in `us`, `ms` or `s`. Counts: `lost`, `rejected`, `reconnects`, `duplicates`, `retransmissions`.
+/// Latencies: `alarm`, `session`, `heartbeat`, `engaged`, `voice`, `jitter` (see `LoadMetric`) with `p50`, `p90`,
+/// `p99`, `p99.9`, `p99.99` or `max`, and a value in `us`, `ms` or `s`. Counts: `lost`, `rejected`,
+/// `reconnects`, `duplicates`, `retransmissions`, `failedcalls`, `voicelost` (voice packets lost).
 public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible {
     public enum Measure: Hashable, Sendable {
         case latency(LoadMetric, percentile: Double)
@@ -12,7 +13,7 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
     }
 
     public enum Count: String, Hashable, Sendable, CaseIterable {
-        case lost, rejected, reconnects, duplicates, retransmissions
+        case lost, rejected, reconnects, duplicates, retransmissions, failedcalls, voicelost
     }
 
     public enum Comparison: String, Hashable, Sendable {
@@ -57,7 +58,7 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
         }
         guard let dot = name.firstIndex(of: "."), let metric = LoadMetric(rawValue: String(name[..<dot])) else {
             throw LoadError(
-                "--slo '\(text)': '\(name)' is not a measure; latencies are alarm, session or heartbeat with .p50 … .max, counts are "
+                "--slo '\(text)': '\(name)' is not a measure; latencies are \(LoadMetric.allCases.map(\.rawValue).joined(separator: ", ")) with .p50 … .max, counts are "
                     + Count.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let statistic = String(name[name.index(after: dot)...])
@@ -100,6 +101,8 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
             case .reconnects: measured = Int64(c.reconnects)
             case .duplicates: measured = Int64(c.duplicateAcks)
             case .retransmissions: measured = Int64(c.alarmRetransmissions)
+            case .failedcalls: measured = Int64(c.callsFailed)
+            case .voicelost: measured = Int64(c.voicePacketsLost)
             }
         }
         switch comparison {

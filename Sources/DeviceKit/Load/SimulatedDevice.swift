@@ -30,12 +30,25 @@ final class SimulatedDevice: @unchecked Sendable {
     private var sessionIntended: Duration?
     private var heartbeatDue: Duration = .zero
     private var heartbeatInFlight: (counter: UInt64, intended: Duration)?
-    /// Alarms not yet acknowledged: their intended instant and how often they were sent.
-    private var pendingAlarms: [UInt32: PendingAlarm] = [:]
+    /// Alarms the run still follows: not yet acknowledged, or acknowledged and waiting for the operator
+    /// (and, for an alarm with a call, for the operator's voice). Forgotten when the case closes.
+    private var alarms: [UInt32: TrackedAlarm] = [:]
+    private(set) var unacknowledgedAlarms = 0
+    /// The call in progress, and the last call offered (a retransmitted offer is acknowledged, not taken again).
+    private var call: SimulatedCall?
+    private var lastOfferedCallID: UInt32 = 0
 
-    private struct PendingAlarm {
+    private struct TrackedAlarm {
         var intended: Duration
-        var transmissions: UInt32
+        var transmissions: UInt32 = 0
+        var acknowledged = false
+        var engaged = false
+        /// Chosen at the press (`--call-share`): answer the centre's call about this alarm, else decline it.
+        var wantsCall: Bool
+        var heard = false
+
+        /// Nothing more to measure about it.
+        var followed: Bool { acknowledged && engaged && (!wantsCall || heard) }
     }
 
     init(id: UInt32, socket: Int, shard: LoadShard) {
@@ -65,8 +78,6 @@ final class SimulatedDevice: @unchecked Sendable {
 
     var mainsPresent: Bool { events.status.contains(.mainsPresent) }
 
-    var unacknowledgedAlarms: Int { pendingAlarms.count }
-
     // MARK: Inputs
 
     func start(intended: Duration) {
@@ -76,6 +87,7 @@ final class SimulatedDevice: @unchecked Sendable {
 
     func stop() {
         guard !stopped else { return }
+        if call != nil { endCall(reason: .hangUp, byCentre: false, tell: false) }
         run(link.stop())
         stopped = true
         if online {
@@ -88,7 +100,8 @@ final class SimulatedDevice: @unchecked Sendable {
     func raiseAlarm(intended: Duration) {
         guard !stopped else { return }
         let id = takeMessageID()
-        pendingAlarms[id] = PendingAlarm(intended: intended, transmissions: 0)
+        alarms[id] = TrackedAlarm(intended: intended, wantsCall: random.nextUnit() < shard.plan.callShare)
+        unacknowledgedAlarms += 1
         shard.alarmRaised(intended: intended)
         let alarm = Alarm(id: id, kind: .button, triggeredAt: shard.wallTime(at: intended), battery: 100, flags: [])
         run(delivery.enqueued(.alarm(alarm)))
@@ -159,8 +172,15 @@ final class SimulatedDevice: @unchecked Sendable {
         case .caseUpdate(let update):
             shard.counts.caseUpdatesReceived += 1
             send(.ack(Ack(id: update.id)))
-        case .configPush, .diagnosticsRequest, .callOffer, .callAnswer, .callEnd:
-            // Acknowledged so the centre stops retransmitting; diagnostics and calls are not simulated yet.
+            caseChanged(update)
+        case .callOffer(let offer):
+            send(.ack(Ack(id: offer.id)))
+            if offer.callID != lastOfferedCallID { callOffered(offer) }
+        case .callEnd(let end):
+            send(.ack(Ack(id: end.id)))
+            if call?.callID == end.callID { endCall(reason: end.reason, byCentre: true, tell: false) }
+        case .configPush, .diagnosticsRequest, .callAnswer:
+            // Acknowledged so the centre stops retransmitting; configuration and diagnostics are not simulated.
             if let id = message.reliableID { send(.ack(Ack(id: id))) }
         case .sessionAccept, .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
             break
@@ -230,10 +250,9 @@ final class SimulatedDevice: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let message):
-                if case .alarm(let alarm) = message, var pending = pendingAlarms[alarm.id] {
-                    if pending.transmissions > 0 { shard.counts.alarmRetransmissions += 1 }
-                    pending.transmissions += 1
-                    pendingAlarms[alarm.id] = pending
+                if case .alarm(let alarm) = message, alarms[alarm.id] != nil {
+                    if alarms[alarm.id]?.transmissions ?? 0 > 0 { shard.counts.alarmRetransmissions += 1 }
+                    alarms[alarm.id]?.transmissions += 1
                 }
                 send(message)
             case .scheduleTimer(let timer, let after):
@@ -243,9 +262,13 @@ final class SimulatedDevice: @unchecked Sendable {
             case .delivered(let message):
                 switch message {
                 case .alarm(let alarm):
-                    if let pending = pendingAlarms.removeValue(forKey: alarm.id) {
+                    if var tracked = alarms[alarm.id], !tracked.acknowledged {
+                        tracked.acknowledged = true
+                        alarms[alarm.id] = tracked.followed ? nil : tracked
+                        unacknowledgedAlarms -= 1
                         shard.counts.alarmsAcknowledged += 1
-                        shard.record(.alarm, shard.now() - pending.intended)
+                        if !tracked.engaged { shard.alarmsAwaitingOperator += 1 }
+                        shard.record(.alarm, shard.now() - tracked.intended)
                     }
                     if random.nextUnit() < shard.plan.cancelShare {
                         let cancel = AlarmCancel(id: takeMessageID(), alarmID: alarm.id, cancelledAt: shard.wallTime(at: shard.now()))
@@ -277,6 +300,76 @@ final class SimulatedDevice: @unchecked Sendable {
                 shard.schedule(after) { [self] in run(events.timerFired(timer)) }
             }
         }
+    }
+
+    // MARK: Cases and calls
+
+    /// The operator's progress on one of our alarms: engaged is measured once; a closed case is forgotten.
+    /// The update may come before the alarm's ack (the ack lost, the alarm resent): the ack still counts.
+    private func caseChanged(_ update: CaseUpdate) {
+        guard var tracked = alarms[update.alarmID] else { return }
+        if update.state == .operatorEngaged || update.state == .helpDispatched || update.state == .closed, !tracked.engaged {
+            tracked.engaged = true
+            if tracked.acknowledged { shard.alarmsAwaitingOperator -= 1 }
+            if update.state == .operatorEngaged {
+                shard.counts.casesEngaged += 1
+                shard.record(.engaged, shard.now() - tracked.intended)
+            }
+        }
+        if update.state == .closed { tracked.wantsCall = false }  // the case's call, if any, is over
+        alarms[update.alarmID] = tracked.followed ? nil : tracked
+    }
+
+    /// The centre calls about an alarm: answered with media when the alarm was chosen for a call, else declined.
+    private func callOffered(_ offer: CallOffer) {
+        lastOfferedCallID = offer.callID
+        shard.counts.callsOffered += 1
+        if call != nil { endCall(reason: .hangUp, byCentre: true, tell: false) }  // the centre replaced it
+        guard alarms[offer.alarmID]?.wantsCall == true else {
+            shard.counts.callsDeclined += 1
+            sendReliable { .callEnd(CallEnd(id: $0, callID: offer.callID, reason: .declined)) }
+            return
+        }
+        let taken = SimulatedCall(offer: offer)
+        call = taken
+        taken.start(offer, controlPeer: shard.plan.centre, deviceID: id, on: shard.loop, parameters: shard.plan.media) { [self] outcome in
+            guard !stopped, call === taken else { return }
+            switch outcome {
+            case .answered(let local):
+                shard.counts.callsAnswered += 1
+                shard.activeCalls += 1
+                sendReliable { .callAnswer(CallAnswer(id: $0, callID: offer.callID, media: local)) }
+                shard.schedule(shard.plan.callDuration) { [self] in
+                    if call === taken { endCall(reason: .hangUp, byCentre: false, tell: true) }
+                }
+            case .heard:
+                guard var tracked = alarms[offer.alarmID], !tracked.heard else { return }
+                tracked.heard = true
+                shard.record(.voice, shard.now() - tracked.intended)
+                alarms[offer.alarmID] = tracked.followed ? nil : tracked
+            case .silent:
+                endCall(reason: .mediaSilent, byCentre: false, tell: true)
+            case .failed:
+                call = nil
+                shard.counts.callsFailed += 1
+                sendReliable { .callEnd(CallEnd(id: $0, callID: offer.callID, reason: .failed)) }
+            }
+        }
+    }
+
+    /// Ends the call in progress and adds its media numbers to the run's.
+    private func endCall(reason: CallEndReason, byCentre: Bool, tell: Bool) {
+        guard let ending = call else { return }
+        call = nil
+        if let statistics = ending.end(reason: reason.description) {
+            shard.callEnded(statistics, reason: reason, byCentre: byCentre)
+        }
+        if tell { sendReliable { .callEnd(CallEnd(id: $0, callID: ending.callID, reason: reason)) } }
+    }
+
+    /// Sends a reliable message through the delivery machine, as the firmware's outbox does.
+    private func sendReliable(_ make: (UInt32) -> Message) {
+        run(delivery.enqueued(make(takeMessageID())))
     }
 
     private func takeMessageID() -> UInt32 {

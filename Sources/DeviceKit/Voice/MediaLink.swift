@@ -15,6 +15,8 @@ public final class MediaLink: @unchecked Sendable {
         case silent(Duration)
         /// The peer said BYE in RTCP, with its reason.
         case peerLeft(String)
+        /// The first authentic media from the peer arrived: the two sides hear each other from here on.
+        case heard
     }
 
     public struct Parameters: Hashable, Sendable {
@@ -246,7 +248,9 @@ public final class MediaLink: @unchecked Sendable {
 
     fileprivate func rtpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard running else { return }
+        let heardBefore = receiver?.lastHeard != nil
         receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
+        if !heardBefore, receiver?.lastHeard != nil { onEvent(.heard) }
     }
 
     fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {

@@ -118,6 +118,55 @@ import Testing
         #expect(c.eventsAcknowledged == c.eventsSent)
     }
 
+    /// The centre engages each case and calls; half the alarms' devices answer with SRTP voice for a second
+    /// and hang up, the others decline. The operator's engagement and voice are measured per alarm, and the
+    /// calls' outcomes match what the centre saw.
+    @Test func operatorEngagementAndCallsAreMeasuredAndMatchTheCentre() async throws {
+        let centre = try await TestCentre.start(autoCloseAfter: .seconds(4))
+        var plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: centre.ports.udp), master: Self.master, transport: .udp,
+            firstID: 50_001, fleetSize: 100, rampRate: 2000, fleetAlarmRate: 20, cancelShare: 0,
+            duration: .milliseconds(1500), settle: .milliseconds(300), drain: .seconds(100), devicesPerSocket: 50, seed: 11)
+        plan.callShare = 0.5
+        plan.callDuration = .seconds(1)
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        let c = report.counts
+        func centreCount(_ matches: (CenterEvent) -> Bool) -> Int { centre.log.events.withLock { $0.count(where: matches) } }
+        // The centre's events reach the log a little after the devices' acks.
+        try await eventually("the centre's call endings reach the log") {
+            centreCount { if case .callEnded = $0 { true } else { false } } >= c.callsOffered
+        }
+        let seen = centre.stop()
+        #expect(c.alarmsLost == 0 && c.alarmsAcknowledged == c.alarmsSent)
+        #expect(c.alarmsSent > 10)  // 20/s for 1.5 s: about 30
+        // Every acknowledged alarm's case was engaged (the drain waits for it), and measured once.
+        let engagedAtCentre = seen.count { if case .caseUpdate(_, _, _, .operatorEngaged) = $0 { true } else { false } }
+        #expect(c.casesEngaged > 0)
+        #expect(c.casesEngaged == engagedAtCentre)
+        #expect(report.histogram(.engaged).count == UInt64(c.casesEngaged))
+        #expect(report.histogram(.engaged).value(atPercentile: 50) >= report.histogram(.alarm).value(atPercentile: 50))
+        // Offers: each one answered or declined, as the centre saw them.
+        let offered = seen.count { if case .callOffered = $0 { true } else { false } }
+        let declined = seen.count { if case .callEnded(_, _, .declined, _, _) = $0 { true } else { false } }
+        #expect(c.callsOffered == offered)
+        #expect(c.callsDeclined == declined)
+        #expect(c.callsAnswered > 0 && c.callsDeclined > 0)
+        #expect(c.callsFailed == 0)
+        #expect(c.callsAnswered + c.callsDeclined == c.callsOffered)
+        #expect(c.callsCompleted + c.callsEndedByCentre == c.callsAnswered)
+        // Media: a second of voice each way per call, measured at the device, nothing lost on loopback.
+        // A call the centre replaces at once (the same home's next alarm engaged) may end before any voice.
+        #expect(report.histogram(.voice).count <= UInt64(c.callsAnswered))
+        #expect(report.histogram(.voice).count >= UInt64(c.callsAnswered - c.callsEndedByCentre))
+        #expect(report.histogram(.voice).count > 0)
+        #expect(report.histogram(.voice).value(atPercentile: 50) >= report.histogram(.engaged).value(atPercentile: 50))
+        #expect(report.histogram(.jitter).count == UInt64(c.callsAnswered))
+        #expect(c.voicePacketsReceived >= 25 * c.callsAnswered)
+        #expect(c.voicePacketsSent >= 25 * c.callsAnswered)
+        #expect(c.voicePacketsLost == 0)
+        #expect(report.table.contains("calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered)"))
+    }
+
     /// Links cut at random and a tenth of the datagrams lost each way: devices reconnect with backoff, resend
     /// what was not acknowledged, and no alarm is lost.
     @Test func linkDropsAndUDPLossLoseNoAlarm() async throws {
@@ -162,14 +211,14 @@ private struct TestCentre {
         let events = Mutex<[CenterEvent]>([])
     }
 
-    static func start() async throws -> TestCentre {
+    static func start(autoCloseAfter: Duration = .milliseconds(100)) async throws -> TestCentre {
         let directory = NSTemporaryDirectory() + "load-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let centre = CenterServer(
             configuration: CenterConfiguration(
                 host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: directory + "/centre.sqlite",
                 session: .init(heartbeatIntervalSeconds: 5, rate: 1000, burst: 1000),
-                cases: .init(autoEngageAfter: .milliseconds(50), autoCloseAfter: .milliseconds(100))),
+                cases: .init(autoEngageAfter: .milliseconds(50), autoCloseAfter: autoCloseAfter)),
             registry: DeviceRegistry(master: LoadRunnerTests.master),
             logger: Logger(label: "test.centre", factory: { _ in SwiftLogNoOpLogHandler() }))
         let log = EventLog()
