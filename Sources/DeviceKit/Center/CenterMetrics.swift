@@ -14,6 +14,8 @@ final class CenterMetrics: Sendable {
     let journalFailures: Prometheus.Counter
     let journalBatches: Prometheus.Counter
     let journalBatchedWrites: Prometheus.Counter
+    /// How long each journal transaction took on the writer thread, its fsync included.
+    let journalCommitDuration: DurationHistogram
     let sessionsOpened: Prometheus.Counter
     let sessionsActive: Gauge
     let devicesOnline: Gauge
@@ -54,6 +56,10 @@ final class CenterMetrics: Sendable {
         journalFailures = registry.makeCounter(descriptor: .init(metricName: "center_journal_failures_total", unitName: "", helpText: "Journal writes that failed."))
         journalBatches = registry.makeCounter(descriptor: .init(metricName: "center_journal_batches_total", unitName: "", helpText: "Journal transactions (group commits), one fsync each."))
         journalBatchedWrites = registry.makeCounter(descriptor: .init(metricName: "center_journal_batched_writes_total", unitName: "", helpText: "Writes committed in journal batches; divided by the batches, the mean batch size."))
+        journalCommitDuration = registry.makeDurationHistogram(
+            name: "center_journal_commit_seconds",
+            buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000].map { Duration.milliseconds($0) },
+            help: "Journal transactions (group commits) by how long they took, fsync included.")
         sessionsOpened = registry.makeCounter(descriptor: .init(metricName: "center_sessions_opened_total", unitName: "", helpText: "Sessions accepted."))
         sessionsActive = registry.makeGauge(descriptor: .init(metricName: "center_sessions_active", unitName: "", helpText: "Devices with a current session."))
         devicesOnline = registry.makeGauge(descriptor: .init(metricName: "center_devices_online", unitName: "", helpText: "Devices under supervision and online."))

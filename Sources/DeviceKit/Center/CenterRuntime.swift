@@ -440,7 +440,11 @@ final class CenterRuntime {
         let writes = batch.map(\.write)
         metrics.journalBatches.increment()
         metrics.journalBatchedWrites.increment(by: Int64(writes.count))
-        pool.runIfActive(eventLoop: loop) { [journal] in try journal.commit(writes) }.assumeIsolated().whenComplete { result in
+        pool.runIfActive(eventLoop: loop) { [journal, metrics] in
+            let started = ContinuousClock.now
+            defer { metrics.journalCommitDuration.record(ContinuousClock.now - started) }
+            return try journal.commit(writes)
+        }.assumeIsolated().whenComplete { result in
             guard !self.stopped else { return }
             switch result {
             case .success(let outcomes):

@@ -208,6 +208,9 @@ import Testing
         #expect(centre.metric("center_alarms_recorded_total") == Double(3 * ids.count))
         #expect(centre.metric("center_alarms_duplicate_total") == Double(3 * ids.count))
         #expect(centre.metric("center_journal_batches_total") < centre.metric("center_journal_batched_writes_total"), "writes were grouped")
+        // Transactions are timed (one may still be running: at most as many as were started).
+        let timed = centre.metric("center_journal_commit_seconds_count")
+        #expect(timed > 0 && timed <= centre.metric("center_journal_batches_total"))
         await centre.stop()
         let alarms = try CenterJournal(path: path).alarms()
         #expect(alarms.count == 3 * ids.count)
