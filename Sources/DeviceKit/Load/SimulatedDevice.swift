@@ -244,8 +244,7 @@ final class SimulatedDevice: @unchecked Sendable {
                 switch message {
                 case .alarm(let alarm):
                     if let pending = pendingAlarms.removeValue(forKey: alarm.id) {
-                        shard.counts.alarmsAcknowledged += 1
-                        shard.record(.alarm, shard.now() - pending.intended)
+                        shard.alarmAcknowledged(FleetAlarmID(device: id, alarm: alarm.id), latency: shard.now() - pending.intended)
                     }
                     if random.nextUnit() < shard.plan.cancelShare {
                         let cancel = AlarmCancel(id: takeMessageID(), alarmID: alarm.id, cancelledAt: shard.wallTime(at: shard.now()))
