@@ -12,7 +12,8 @@ struct LoadCommand: AsyncParsableCommand {
         discussion: """
             Each simulated device seals, retransmits and reconnects with the firmware's own code; devices share \
             the event loops (one per core) and, over UDP, sockets. Keys come from the fleet master key, so start \
-            the centre with the same one: `devicesim center --master HEX`. Latencies are measured from the \
+            the centre with the same one: `devicesim center --master HEX`, or let the tool start (and crash) one with \
+            --spawn-center. Latencies are measured from the \
             intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
             """,
         subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
@@ -75,7 +76,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "New sessions a second while the fleet connects.")
     var ramp: Double = 1000
 
-    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does).")
+    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does); with --spawn-center, the spawned centre's too (default 30).")
     var heartbeat: UInt16?
 
     @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2).")
