@@ -128,6 +128,14 @@ struct CenterCommand: AsyncParsableCommand {
         if console { ConsoleInput.start(centre: centre) }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
+            if events == nil {
+                // The ports as one JSON line, as --json's first: a port 0 becomes known, and whoever started
+                // the centre (`devicesim load --spawn-center`) learns that it listens.
+                tasks.addTask {
+                    guard let ports = try? await centre.listening() else { return }
+                    FileHandle.standardOutput.write(Data((CenterEvent.listening(ports).json + "\n").utf8))
+                }
+            }
             if let events {
                 tasks.addTask { [json, console] in
                     for await event in events {

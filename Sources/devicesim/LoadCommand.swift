@@ -12,7 +12,8 @@ struct LoadCommand: AsyncParsableCommand {
         discussion: """
             Each simulated device seals, retransmits and reconnects with the firmware's own code; devices share \
             the event loops (one per core) and, over UDP, sockets. Keys come from the fleet master key, so start \
-            the centre with the same one: `devicesim center --master HEX`. Latencies are measured from the \
+            the centre with the same one: `devicesim center --master HEX`, or let the tool start (and crash) one with \
+            --spawn-center. Latencies are measured from the \
             intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
             """,
         subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
@@ -54,7 +55,7 @@ struct LoadOutputOptions: ParsableArguments {
         let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
         for line in lines { print(line) }
         fflush(nil)
-        if !allMet { throw ExitCode(1) }
+        if !allMet || report.centreJournal?.passed == false { throw ExitCode(1) }
     }
 }
 
@@ -63,8 +64,8 @@ struct LoadRunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).")
 
-    @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6.")
-    var center: String
+    @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6. With --spawn-center, where the spawned centre listens.")
+    var center: String?
 
     @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
@@ -75,7 +76,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "New sessions a second while the fleet connects.")
     var ramp: Double = 1000
 
-    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does).")
+    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does); with --spawn-center, the spawned centre's too (default 30).")
     var heartbeat: UInt16?
 
     @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2).")
@@ -131,7 +132,12 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     @OptionGroup var output: LoadOutputOptions
 
+    @OptionGroup(title: "A centre the tool starts, and crashes") var spawnedCenter: SpawnedCenterOptions
+
     func validate() throws {
+        guard center != nil || spawnedCenter.spawnCenter else {
+            throw ValidationError("Name the centre with --center HOST:PORT, or let the tool start one with --spawn-center.")
+        }
         guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
         guard (master == nil) != (masterFile == nil) else {
             throw ValidationError("Give the fleet master key once, the one the centre uses: --master HEX or --master-file FILE.")
@@ -142,7 +148,11 @@ struct LoadRunCommand: AsyncParsableCommand {
             throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
         }
         _ = try output.parsedObjectives()
-        do { try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1)).validate() } catch let error as LoadError {
+        do {
+            let plan = try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            try plan.validate()
+            try spawnedCenter.restartSchedule.validate(steadyDuration: plan.steadyDuration)
+        } catch let error as LoadError {
             throw ValidationError(error.description + ".")
         }
     }
@@ -158,9 +168,13 @@ struct LoadRunCommand: AsyncParsableCommand {
         return .whole
     }
 
-    private func masterKey() throws -> FleetMasterKey {
+    private func masterHex() throws -> String {
         let text = try masterFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? master ?? ""
-        guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private func masterKey() throws -> FleetMasterKey {
+        guard let bytes = Hex.decode(try masterHex()) else { throw KeyError.notHex }
         return try FleetMasterKey(bytes: bytes)
     }
 
@@ -190,6 +204,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     private func centreAddress() throws -> SocketAddress {
+        let center = center ?? ""
         var host = Substring(center)
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else {
             throw ValidationError("--center '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
@@ -204,20 +219,29 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let plan = try plan(centre: try centreAddress())
+        let given = try center.map { _ in try centreAddress() }
+        var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: heartbeat)
+        if let spawned {
+            plan.centre = spawned.address
+            plan.keepsAcknowledgedAlarms = true
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let report: LoadReport
+        let runner = LoadRunner(plan: plan, group: group)
+        var report: LoadReport
         do {
             let quiet = quiet
-            report = try await LoadRunner(plan: plan, group: group).run { progress in
+            report = try await runner.run(beside: spawned?.crashes(during: plan)) { progress in
                 guard !quiet else { return }
                 FileHandle.standardError.write(Data((progress.line + "\n").utf8))
             }
         } catch {
             try? await group.shutdownGracefully()
+            await spawned?.abandon()
             throw error
         }
         try await group.shutdownGracefully()
+        try await spawned?.finish(&report, acknowledged: runner.acknowledgedAlarms)
         try output.finish(report)
     }
 }

@@ -59,9 +59,16 @@ public struct CasePolicy: Sendable {
         return [.scheduleTimer(.engage(opened.id), after: after)]
     }
 
-    /// A case still open in the journal from a previous run: listed, without auto-answer timers.
-    public mutating func restore(_ restored: Case) {
+    /// A case still open in the journal from a previous run: listed again. An automatic operator (tests and
+    /// load runs) takes up where it was: it engages a case still `received` and closes an engaged one, each
+    /// after its delay from now, as operators carry on after a restart; a human operator sees it in the list.
+    public mutating func restore(_ restored: Case) -> [Action] {
         open[restored.id] = restored
+        switch restored.state {
+        case .received: return configuration.autoEngageAfter.map { [.scheduleTimer(.engage(restored.id), after: $0)] } ?? []
+        case .operatorEngaged, .helpDispatched: return configuration.autoCloseAfter.map { [.scheduleTimer(.close(restored.id), after: $0)] } ?? []
+        default: return []
+        }
     }
 
     /// The case was closed elsewhere (the person withdrew the alarm; the journal closed it).

@@ -214,15 +214,17 @@ public final class CenterJournal: Sendable {
 
     /// Every recorded alarm, in the order received.
     public func alarms() throws -> [RecordedAlarm] {
-        try database.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT device, id, received_at FROM message WHERE kind = 'alarm' ORDER BY received_at, device, id"
-            ).map { row in
-                RecordedAlarm(
-                    device: UInt32(truncatingIfNeeded: row["device"] as Int64),
-                    alarmID: UInt32(truncatingIfNeeded: row["id"] as Int64),
-                    receivedAt: UInt64(row["received_at"] as Int64))
-            }
+        try database.read { db in try Self.fetchAlarms(db) }
+    }
+
+    static func fetchAlarms(_ db: Database) throws -> [RecordedAlarm] {
+        try Row.fetchAll(
+            db, sql: "SELECT device, id, received_at FROM message WHERE kind = 'alarm' ORDER BY received_at, device, id"
+        ).map { row in
+            RecordedAlarm(
+                device: UInt32(truncatingIfNeeded: row["device"] as Int64),
+                alarmID: UInt32(truncatingIfNeeded: row["id"] as Int64),
+                receivedAt: UInt64(row["received_at"] as Int64))
         }
     }
 

@@ -35,6 +35,8 @@ final class CenterRuntime {
     private var activeSessions = 0
     private var supervision: Supervision
     var cases: CasePolicy
+    /// The automatic operator's timers for cases restored from the journal, started by `start()`.
+    private var restoredCaseTimers: [CasePolicy.Action] = []
     private var caseTimers: [CasePolicy.Timer: Scheduled<Void>] = [:]
     private var retransmitTimers: [UInt64: Scheduled<Void>] = [:]
     private var supervisionTask: RepeatedTask?
@@ -75,9 +77,9 @@ final class CenterRuntime {
         self.cases = CasePolicy(configuration: configuration.cases)
         metrics.sessionsActive.set(Int64(0))
         metrics.devicesOnline.set(Int64(0))
-        // Cases left open by a previous run stay in the operator's list (without auto-answer timers), and
-        // updates the device never acknowledged wait for its next session.
-        for open in restored.openCases { cases.restore(open) }
+        // Cases left open by a previous run stay in the operator's list (an automatic operator's timers start
+        // with the runtime), and updates the device never acknowledged wait for its next session.
+        for open in restored.openCases { restoredCaseTimers += cases.restore(open) }
         for pending in restored.undelivered { feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) } }
     }
 
@@ -88,6 +90,8 @@ final class CenterRuntime {
     }
 
     func start() {
+        _ = runCases(restoredCaseTimers)
+        restoredCaseTimers = []
         let tick = min(configuration.offlineAfter / 4, .seconds(1))
         let nanoseconds = max(tick.nanoseconds, 1_000_000)
         let bound = NIOLoopBound(self, eventLoop: loop)

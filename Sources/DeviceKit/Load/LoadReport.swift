@@ -167,6 +167,10 @@ public struct LoadReport: Codable, Equatable, Sendable {
     /// Faults the run injected: link drops a second, share of datagrams lost each way.
     public var linkDropRate: Double = 0
     public var udpLoss: Double = 0
+    /// With a centre the tool started (`--spawn-center`): its crashes and restarts, and the check of its
+    /// journal against the alarms the devices saw acknowledged. Absent otherwise (and in older reports).
+    public var centreRestarts: [CenterRestart]?
+    public var centreJournal: CenterJournalCheck?
 
     public init(
         shards: [String], transports: [String], devices: Int, rampSeconds: Double, steadySeconds: Double,
@@ -204,6 +208,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.seconds = SecondResult.merge(merged.seconds, report.seconds)
             merged.linkDropRate += report.linkDropRate
             merged.udpLoss = max(merged.udpLoss, report.udpLoss)
+            if let restarts = report.centreRestarts { merged.centreRestarts = ((merged.centreRestarts ?? []) + restarts).sorted { $0.killedAt < $1.killedAt } }
+            if let check = report.centreJournal { merged.centreJournal = merged.centreJournal.map { $0 + check } ?? check }
         }
         let shardSet = Set(merged.shards)
         if shardSet.count != merged.shards.count {
@@ -296,6 +302,15 @@ public struct LoadReport: Codable, Equatable, Sendable {
                     + "\(c.linksDropped) links dropped, \(c.datagramsDropped) datagrams dropped, \(c.reconnects) reconnects, "
                     + (c.alarmsLost == 0 ? "no alarm lost" : "\(c.alarmsLost) ALARMS LOST"))
         }
+        if let restarts = centreRestarts {
+            let instants = restarts.map { String(format: "%.1f s (down %.2f s)", $0.killedAt, $0.downSeconds) }
+            lines.append(
+                "centre     \(restarts.count) crash restart\(restarts.count == 1 ? "" : "s")"
+                    + (restarts.isEmpty ? "" : " at " + instants.joined(separator: ", ")) + ", "
+                    + (c.alarmsLost == 0 ? "no alarm lost" : "\(c.alarmsLost) ALARMS LOST")
+                    + ", \(c.duplicateAcks) duplicate acks")
+        }
+        if let check = centreJournal { lines.append(check.line) }
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")

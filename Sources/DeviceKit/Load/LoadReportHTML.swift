@@ -26,7 +26,8 @@ extension LoadReport {
         page += "<h1>devicesim load</h1>\n<p>" + Self.escape(headline) + "</p>\n"
         page += summaryTable(objectives: objectives)
         page += "<h2>Alarm → ack over time</h2>\n"
-        page += "<p>Each second's alarms acknowledged in it; latencies from the intended instant (coordinated omission corrected).</p>\n"
+        page += "<p>Each second's alarms acknowledged in it; latencies from the intended instant (coordinated omission corrected)."
+            + (centreRestarts?.isEmpty == false ? " Dashed red lines: the centre crashed (SIGKILL) and restarted." : "") + "</p>\n"
         page += overTimePlot()
         page += "<h2>Percentile distributions</h2>\n"
         for metric in LoadMetric.allCases {
@@ -64,6 +65,11 @@ extension LoadReport {
                 ("voice packets sent / received / lost", "\(c.voicePacketsSent) / \(c.voicePacketsReceived) / \(c.voicePacketsLost)"),
             ]
         }
+        if let restarts = centreRestarts {
+            let instants = restarts.map { String(format: "%.1f s", $0.killedAt) }
+            rows.append(("centre crash restarts", "\(restarts.count)" + (instants.isEmpty ? "" : " at " + instants.joined(separator: ", "))))
+        }
+        if let check = centreJournal { rows.append(("centre journal", check.summary)) }
         if let all = allOnlineSeconds { rows.append(("all online after", String(format: "%.1f s", all))) }
         if let perDevice = residentBytesPerDevice { rows.append(("resident bytes per device", String(format: "%.0f", perDevice))) }
         var html = "<h2>Summary</h2>\n<table>\n"
@@ -131,7 +137,8 @@ extension LoadReport {
         }
         return Self.plot(
             series: series.map { name, values in (name, values.map { ($0.0 / xMax, $0.1 / yMax) }) },
-            xTicks: xTicks, xLabel: "second of the run", yMax: yMax, markers: true)
+            xTicks: xTicks, xLabel: "second of the run", yMax: yMax, markers: true,
+            instants: (centreRestarts ?? []).map { Swift.min(1, $0.killedAt / xMax) })
     }
 
     /// Latency against percentile on the "1/(1−p)" axis, from p0 to the last percentile the count resolves.
@@ -154,8 +161,12 @@ extension LoadReport {
             xLabel: "percentile (1/(1−p) axis, log)", yMax: yMax, markers: false)
     }
 
-    /// An SVG line chart of series scaled to 0…1 on both axes, with a linear millisecond y axis up to `yMax`.
-    private static func plot(series: [(String, [(Double, Double)])], xTicks: [(Double, String)], xLabel: String, yMax: Double, markers: Bool) -> String {
+    /// An SVG line chart of series scaled to 0…1 on both axes, with a linear millisecond y axis up to `yMax`,
+    /// and dashed vertical lines at `instants` (the centre's crashes).
+    private static func plot(
+        series: [(String, [(Double, Double)])], xTicks: [(Double, String)], xLabel: String, yMax: Double, markers: Bool,
+        instants: [Double] = []
+    ) -> String {
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         func px(_ x: Double) -> String { String(format: "%.1f", left + x * plotWidth) }
         func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - y) * plotHeight) }
@@ -171,6 +182,9 @@ extension LoadReport {
             svg += "<text x=\"\(px(x))\" y=\"\(String(format: "%.1f", top + plotHeight + 15))\" text-anchor=\"middle\">\(escape(label))</text>\n"
         }
         svg += "<text x=\"\(px(0.5))\" y=\"\(String(format: "%.1f", height - 8))\" text-anchor=\"middle\">\(escape(xLabel))</text>\n"
+        for x in instants {
+            svg += "<line x1=\"\(px(x))\" y1=\"\(py(0))\" x2=\"\(px(x))\" y2=\"\(py(1))\" stroke=\"#c62828\" stroke-dasharray=\"4 3\"><title>centre restart</title></line>\n"
+        }
         for (k, (name, points)) in series.enumerated() {
             let colour = colours[k % colours.count]
             let path = points.map { "\(px($0.0)),\(py(Swift.min(1, $0.1)))" }.joined(separator: " ")

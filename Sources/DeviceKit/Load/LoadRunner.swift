@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What one `devicesim load` process does: which devices, against which centre, at what rates.
 public struct LoadPlan: Sendable {
@@ -51,6 +52,9 @@ public struct LoadPlan: Sendable {
     public var callDuration: Duration = .seconds(30)
     /// The simulated devices' media: voice only (the video stub stays off), silence reported as the firmware does.
     public var media = MediaLink.Parameters(video: false)
+    /// Keep the id of every alarm the devices see acknowledged (`LoadRunner.acknowledgedAlarms`), to look
+    /// for each in the centre's journal afterwards.
+    public var keepsAcknowledgedAlarms = false
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -173,6 +177,7 @@ public final class LoadRunner: Sendable {
     public let plan: LoadPlan
     private let group: any EventLoopGroup
     private let loops: Int
+    private let acknowledged = Mutex<[FleetAlarmID]>([])
 
     public init(plan: LoadPlan, group: any EventLoopGroup, loops: Int = System.coreCount) {
         self.plan = plan
@@ -180,9 +185,20 @@ public final class LoadRunner: Sendable {
         self.loops = max(1, loops)
     }
 
-    public func run(progress: @Sendable (LoadProgress) -> Void = { _ in }) async throws -> LoadReport {
+    /// The alarms the devices saw acknowledged in the last run, if the plan `keepsAcknowledgedAlarms`.
+    public var acknowledgedAlarms: [FleetAlarmID] { acknowledged.withLock { $0 } }
+
+    /// Runs the plan.
+    /// - Parameter companion: work beside the run, given its start instant (the centre crashes of
+    ///   `--restart-center`); the run awaits it before it reports, and rethrows its error.
+    public func run(
+        beside companion: (@Sendable (NIODeadline) async throws -> Void)? = nil,
+        progress: @Sendable (LoadProgress) -> Void = { _ in }
+    ) async throws -> LoadReport {
         try plan.validate()
         let start = NIODeadline.now()
+        let beside = companion.map { work in Task { try await work(start) } }
+        defer { beside?.cancel() }
         let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
         let layout = plan.shardLayout(loops: loops)
         let total = max(1, plan.ids.count)
@@ -244,10 +260,12 @@ public final class LoadRunner: Sendable {
             let settled = unacknowledged == 0 && eventsPending <= 0 && callsActive == 0 && awaitingOperator == 0
             if elapsed >= drainEnd || (elapsed >= steadyEnd && settled) { break }
         }
+        try await beside?.value
 
         var counts = LoadCounts()
         var latency = LoadMetric.allCases.map { _ in LatencyHistogram() }
         var seconds: [SecondResult] = []
+        var acknowledgedAlarms: [FleetAlarmID] = []
         for shard in shards {
             let snapshot = try await shard.loop.flatSubmit {
                 let snapshot = shard.snapshot(withHistograms: true)
@@ -256,7 +274,9 @@ public final class LoadRunner: Sendable {
             counts = counts + snapshot.counts
             for (i, h) in (snapshot.latency ?? []).enumerated() { latency[i].add(h) }
             seconds = SecondResult.merge(seconds, snapshot.seconds ?? [])
+            acknowledgedAlarms += snapshot.acknowledgedAlarms ?? []
         }
+        acknowledged.withLock { $0 = acknowledgedAlarms }
         counts.alarmsLost = counts.alarmsSent - counts.alarmsAcknowledged
         var byMetric: [LoadMetric: LatencyHistogram] = [:]
         for metric in LoadMetric.allCases { byMetric[metric] = latency[metric.index] }

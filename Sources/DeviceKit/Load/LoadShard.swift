@@ -38,6 +38,8 @@ final class LoadShard: @unchecked Sendable {
     private var recentAlarms = LatencyHistogram()
     /// Second by second since the start of the run (index = second).
     private var seconds: [SecondResult] = []
+    /// The alarms acknowledged, when the plan `keepsAcknowledgedAlarms`.
+    private var acknowledgedAlarms: [FleetAlarmID] = []
 
     /// - Parameters:
     ///   - firstID, stride, count: the shard's device ids.
@@ -89,6 +91,13 @@ final class LoadShard: @unchecked Sendable {
         counts.voicePacketsReceived += Int(statistics.audio.received)
         counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
         record(.jitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
+    }
+
+    /// A device's alarm acknowledged for the first time, `latency` after its intended instant.
+    func alarmAcknowledged(_ alarm: FleetAlarmID, latency: Duration) {
+        counts.alarmsAcknowledged += 1
+        record(.alarm, latency)
+        if plan.keepsAcknowledgedAlarms { acknowledgedAlarms.append(alarm) }
     }
 
     /// An alarm raised, counted in the second of its intended instant.
@@ -287,6 +296,7 @@ final class LoadShard: @unchecked Sendable {
         /// Only when asked for (they are large).
         var latency: [LatencyHistogram]?
         var seconds: [SecondResult]?
+        var acknowledgedAlarms: [FleetAlarmID]?
     }
 
     /// What the shard counted; empties the recent-alarm histogram. On the loop.
@@ -296,7 +306,8 @@ final class LoadShard: @unchecked Sendable {
             counts: counts, online: online, started: started,
             unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
             alarmsAwaitingOperator: alarmsAwaitingOperator, activeCalls: activeCalls,
-            recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil)
+            recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil,
+            acknowledgedAlarms: withHistograms ? acknowledgedAlarms : nil)
     }
 
     /// Alarms never acknowledged, device by device (equal to sent − acknowledged; asserted in tests).

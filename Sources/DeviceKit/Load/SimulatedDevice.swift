@@ -266,9 +266,8 @@ final class SimulatedDevice: @unchecked Sendable {
                         tracked.acknowledged = true
                         alarms[alarm.id] = tracked.followed ? nil : tracked
                         unacknowledgedAlarms -= 1
-                        shard.counts.alarmsAcknowledged += 1
                         if !tracked.engaged { shard.alarmsAwaitingOperator += 1 }
-                        shard.record(.alarm, shard.now() - tracked.intended)
+                        shard.alarmAcknowledged(FleetAlarmID(device: id, alarm: alarm.id), latency: shard.now() - tracked.intended)
                     }
                     if random.nextUnit() < shard.plan.cancelShare {
                         let cancel = AlarmCancel(id: takeMessageID(), alarmID: alarm.id, cancelledAt: shard.wallTime(at: shard.now()))

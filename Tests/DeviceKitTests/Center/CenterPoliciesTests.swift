@@ -29,6 +29,18 @@ import Testing
         #expect(policy.close(1) == [])
     }
 
+    /// After a restart the automatic operator carries on: a received case is engaged, an engaged one closed,
+    /// each after its delay; without one, restored cases only wait in the list.
+    @Test func theAutomaticOperatorTakesUpRestoredCasesWhereItWas() {
+        var automatic = CasePolicy(configuration: .init(autoEngageAfter: .milliseconds(200), autoCloseAfter: .seconds(1)))
+        #expect(automatic.restore(CasePolicy.Case(id: 5, device: 1, alarmID: 2, state: .received)) == [.scheduleTimer(.engage(5), after: .milliseconds(200))])
+        #expect(automatic.restore(CasePolicy.Case(id: 6, device: 3, alarmID: 4, state: .operatorEngaged)) == [.scheduleTimer(.close(6), after: .seconds(1))])
+        #expect(automatic.openCases.map(\.id) == [5, 6])
+        var person = CasePolicy(configuration: .init())
+        #expect(person.restore(CasePolicy.Case(id: 5, device: 1, alarmID: 2, state: .received)) == [])
+        #expect(person.openCases.map(\.id) == [5])
+    }
+
     @Test func withoutAutoAnswerCasesWaitForAPerson() {
         var policy = CasePolicy(configuration: .init())
         #expect(policy.caseOpened(CasePolicy.Case(id: 4, device: 1, alarmID: 2, state: .received)) == [])

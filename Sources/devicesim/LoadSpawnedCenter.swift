@@ -1,0 +1,167 @@
+import ArgumentParser
+import DeviceKit
+import Dispatch
+import Foundation
+import NIOCore
+
+/// `devicesim load` options for a centre that the tool starts for the run, and crashes on purpose.
+struct SpawnedCenterOptions: ParsableArguments {
+    @Flag(help: "Start `devicesim center` for the run as a child process, with the same master key (in a 0600 temporary file), on 127.0.0.1 and a free port (or on --center's address); stop it at the end and check its journal against the alarms the devices saw acknowledged (a missing one: exit status 1).")
+    var spawnCenter = false
+
+    @Option(help: "The spawned centre's journal (default: in a temporary directory, removed when the check passes).")
+    var centerJournal: String?
+
+    @Option(name: .customLong("center-arg"), parsing: .unconditionalSingleValue, help: "One more argument for the spawned centre, e.g. --center-arg --journal-batch --center-arg 64; repeat for more. They come last, so they override the tool's choices.")
+    var centerArguments: [String] = []
+
+    @Option(name: .customLong("restart-center"), help: "Crash the spawned centre (SIGKILL) this many seconds into the steady phase and start it again at once on the same port and journal; repeat for more.")
+    var restartAt: [Double] = []
+
+    @Option(name: .customLong("restart-center-every"), help: "Crash and restart the spawned centre every this many seconds of the steady phase.")
+    var restartEvery: Double?
+
+    @Option(help: "Seconds a crashed centre stays down before it starts again, while devices meet refused connections and back off.")
+    var centerDown: Double = 0
+
+    func validate() throws {
+        if !spawnCenter, centerJournal != nil || !centerArguments.isEmpty || !restartAt.isEmpty || restartEvery != nil || centerDown != 0 {
+            throw ValidationError(
+                "--center-journal, --center-arg, --restart-center, --restart-center-every and --center-down act on a centre the tool starts: add --spawn-center.")
+        }
+        guard (restartAt + [restartEvery ?? 1, centerDown]).allSatisfy({ $0.isFinite && $0 < 1e9 }) else {
+            throw ValidationError("--restart-center, --restart-center-every and --center-down are seconds, for example --restart-center 10.")
+        }
+    }
+
+    var restartSchedule: CenterRestartSchedule {
+        func duration(_ seconds: Double) -> Duration { .milliseconds(Int64((seconds * 1000).rounded())) }
+        return CenterRestartSchedule(at: restartAt.map(duration), every: restartEvery.map(duration), down: duration(centerDown))
+    }
+
+    /// Starts the centre when `--spawn-center` asks for one; on `address` if given (`--center`), else on
+    /// 127.0.0.1 and a free port. `nil` without `--spawn-center`.
+    func start(on address: SocketAddress?, masterHex: String, heartbeat: UInt16?) async throws -> SpawnedCenterRun? {
+        guard spawnCenter else { return nil }
+        return try await SpawnedCenterRun.start(self, on: address, masterHex: masterHex, heartbeat: heartbeat)
+    }
+}
+
+/// The centre started for one run: its files, the child process, and what becomes of them at the end.
+final class SpawnedCenterRun: Sendable {
+    let centre: SpawnedCenter
+    /// Where the devices find it.
+    let address: SocketAddress
+    private let schedule: CenterRestartSchedule
+    private let directory: String
+    private let temporaryJournal: Bool
+    private let signals: SignalRelay
+
+    private init(centre: SpawnedCenter, address: SocketAddress, schedule: CenterRestartSchedule, directory: String, temporaryJournal: Bool) {
+        self.centre = centre
+        self.address = address
+        self.schedule = schedule
+        self.directory = directory
+        self.temporaryJournal = temporaryJournal
+        // Ctrl-C or a SIGTERM to the tool: the centre goes too, then the tool ends as the signal would have ended it.
+        signals = SignalRelay { [centre, directory] signal in
+            Task {
+                await centre.stop()
+                try? FileManager.default.removeItem(atPath: directory + "/master.hex")
+                exit(128 + signal)
+            }
+        }
+    }
+
+    static func start(_ options: SpawnedCenterOptions, on address: SocketAddress?, masterHex: String, heartbeat: UInt16?) async throws -> SpawnedCenterRun {
+        let directory = NSTemporaryDirectory() + "devicesim-load-centre-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let masterFile = directory + "/master.hex"
+        guard FileManager.default.createFile(atPath: masterFile, contents: Data(masterHex.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("Cannot write the centre's key file in \(directory): check the temporary directory (TMPDIR).")
+        }
+        let host = address?.ipAddress ?? "127.0.0.1"
+        var port = address?.port ?? 0
+        if port == 0 { port = try await SpawnedCenter.choosePort(host: host) }
+        // The tool's own binary, by its real path so that the process list reads well.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil } ?? "/proc/self/exe"
+        let configuration = SpawnedCenter.Configuration(
+            executable: executable, host: host, port: port, masterFile: masterFile,
+            journal: options.centerJournal ?? directory + "/centre.sqlite", log: directory + "/centre.log",
+            heartbeatInterval: heartbeat ?? 30, extraArguments: options.centerArguments)
+        let run = SpawnedCenterRun(
+            centre: SpawnedCenter(configuration: configuration), address: try SocketAddress(ipAddress: host, port: port),
+            schedule: options.restartSchedule, directory: directory, temporaryJournal: options.centerJournal == nil)
+        do {
+            try await run.centre.start()
+        } catch {
+            await run.abandon()
+            throw error
+        }
+        await run.say("listening on \(host):\(port); journal \(configuration.journal); log \(configuration.log)")
+        return run
+    }
+
+    /// The crashes of `--restart-center` beside the run of `plan`, or `nil` if none is asked for.
+    func crashes(during plan: LoadPlan) -> (@Sendable (NIODeadline) async throws -> Void)? {
+        let instants = schedule.instants(steadyStart: plan.steadyStart, steadyDuration: plan.steadyDuration)
+        guard !instants.isEmpty else { return nil }
+        return { [self] start in
+            try await centre.crashAndRestart(instants, down: schedule.down, from: start) { restart in
+                Task { await self.say(String(format: "crashed (SIGKILL) at %.1f s, listening again after %.2f s", restart.killedAt, restart.downSeconds)) }
+            }
+        }
+    }
+
+    /// Stops the centre, then adds its restarts and the check of its journal to `report`.
+    func finish(_ report: inout LoadReport, acknowledged: [FleetAlarmID]) async throws {
+        let killed = await centre.stop()
+        signals.cancel()
+        try? FileManager.default.removeItem(atPath: centre.configuration.masterFile)
+        if killed { await say("did not stop within \(centre.bounds.stop) of SIGTERM and was killed") }
+        report.centreRestarts = await centre.restarts
+        let journal = centre.configuration.journal
+        let check = try CenterJournalCheck(journal: journal, acknowledged: acknowledged)
+        report.centreJournal = check
+        if check.passed, temporaryJournal {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: journal + suffix) }
+        }
+    }
+
+    /// Stops the centre after a failed run, keeping its journal and log.
+    func abandon() async {
+        await centre.stop()
+        signals.cancel()
+        try? FileManager.default.removeItem(atPath: centre.configuration.masterFile)
+    }
+
+    /// A line on standard error about the centre, with the pid of the process now running.
+    private func say(_ text: String) async {
+        let pid = await centre.pids.last.map(String.init) ?? "?"
+        FileHandle.standardError.write(Data("centre (pid \(pid)) \(text)\n".utf8))
+    }
+}
+
+/// SIGINT and SIGTERM to the tool, handled on a dispatch queue instead of ending it at once.
+private final class SignalRelay: @unchecked Sendable {
+    private static let signals = [SIGINT, SIGTERM]
+    /// Touched at creation and in `cancel()`, both on the task that runs the load.
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(_ handler: @escaping @Sendable (Int32) -> Void) {
+        for number in Self.signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+        sources = []
+        for number in Self.signals { signal(number, SIG_DFL) }
+    }
+}
