@@ -69,7 +69,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
 
-    @Option(help: "tcp (one connection per device, at most 19,000 per process) or udp (devices share sockets).")
+    @Option(help: "tcp (one connection per device; 18,000 a worker process) or udp (devices share sockets; one process).")
     var transport: String = "tcp"
 
     @Option(help: "New sessions a second while the fleet connects.")
@@ -120,6 +120,15 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Over UDP: how many devices share one socket.")
     var devicesPerSocket: Int = 1000
 
+    @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
+    var workers: Int?
+
+    @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 20,000 devices).")
+    var sourceAddressList: String?
+
+    @Option(help: ArgumentHelp("Run as a worker of a coordinator starting at this CLOCK_MONOTONIC instant (ns): progress as JSON on standard output.", visibility: .hidden))
+    var worker: UInt64?
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -136,7 +145,10 @@ struct LoadRunCommand: AsyncParsableCommand {
             throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
         }
         _ = try output.parsedObjectives()
-        do { try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1)).validate() } catch let error as LoadError {
+        do {
+            let plan = try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            try plan.validate(workers: workerCount(for: plan))
+        } catch let error as LoadError {
             throw ValidationError(error.description + ".")
         }
     }
@@ -171,6 +183,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         plan.fleetEventRate = eventRate ?? 0
         plan.fleetLinkDropRate = dropLinks
         plan.udpLoss = udpLoss
+        plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
         if let scenario {
             guard let data = FileManager.default.contents(atPath: scenario) else {
                 throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
@@ -196,14 +209,13 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let plan = try plan(centre: try centreAddress())
+        let workers = workerCount(for: plan)
+        try plan.validate(workers: workers)
+        if workers > 1 { return try await coordinate(plan, workers: workers) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let report: LoadReport
         do {
-            let quiet = quiet
-            report = try await LoadRunner(plan: plan, group: group).run { progress in
-                guard !quiet else { return }
-                FileHandle.standardError.write(Data((progress.line + "\n").utf8))
-            }
+            report = try await LoadRunner(plan: plan, group: group).run(startingAt: workerStart(), progress: progressOutput())
         } catch {
             try? await group.shutdownGracefully()
             throw error
