@@ -78,7 +78,10 @@ extension LoadRunCommand {
             FileHandle.standardError.write(
                 Data("\(plan.ids.count) devices over \(count) worker processes (\(split))\(plan.sourceAddresses.map { ", from \($0)" } ?? "")\n".utf8))
         }
-        let coordinator = LoadCoordinator(executable: "/proc/self/exe", workers: workers, start: start)
+        // This executable by its name, so that `ps` shows the workers as devicesim; /proc/self/exe if it is gone.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            .flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil } ?? "/proc/self/exe"
+        let coordinator = LoadCoordinator(executable: executable, workers: workers, start: start)
         let progress = progressOutput()
         let run = Task { try await coordinator.run(progress: progress) }
         let signals = [SIGINT, SIGTERM].map { number in

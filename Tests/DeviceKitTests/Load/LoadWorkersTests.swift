@@ -141,6 +141,71 @@ import Testing
         #expect(opened == Set(50_001...50_300))
     }
 
+    /// A worker killed mid-run ends the run: exit status 1, the error names it, the other worker is stopped.
+    @Test func aWorkerThatDiesEndsTheRunAndIsNamed() async throws {
+        let centre = try await TestCentre.start()
+        defer { _ = centre.stop() }
+        let output = NSTemporaryDirectory() + "load-workers-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let (coordinator, workers) = try await startLongRun(port: centre.ports.tcp, output: output)
+        kill(workers[1], SIGKILL)
+        try await ChildProcess.exit(coordinator, within: .seconds(120))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 1, "\(text)")
+        #expect(text.contains("process \(workers[1]), was killed by signal 9"), "\(text)")
+        #expect(text.range(of: #"worker [12] of 2 \(shard [01]/2\)"#, options: .regularExpression) != nil, "\(text)")
+        try await eventually("the other worker is stopped") { !Self.isRunning(workers[0]) }
+    }
+
+    /// SIGTERM to the coordinator reaches every worker, and the coordinator says so.
+    @Test func sigtermToTheCoordinatorEndsEveryWorker() async throws {
+        let centre = try await TestCentre.start()
+        defer { _ = centre.stop() }
+        let output = NSTemporaryDirectory() + "load-workers-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let (coordinator, workers) = try await startLongRun(port: centre.ports.tcp, output: output)
+        coordinator.terminate()
+        try await ChildProcess.exit(coordinator, within: .seconds(120))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(coordinator.terminationStatus == 130, "\(text)")
+        #expect(text.contains("stopped by a signal: every worker process has ended"), "\(text)")
+        for worker in workers { #expect(!Self.isRunning(worker)) }
+    }
+
+    /// A coordinator of two workers that would run for ten minutes, returned once both workers are there.
+    func startLongRun(port: Int, output: String) async throws -> (coordinator: Process, workers: [Int32]) {
+        let coordinator = try ChildProcess.launch(
+            [
+                "load", "--center", "127.0.0.1:\(port)", "--master", String(repeating: "5a", count: 32), "--transport", "tcp",
+                "--devices", "100", "--first-id", "60001", "--workers", "2", "--duration", "600",
+            ], output: output)
+        var workers: [Int32] = []
+        try await eventually("the coordinator starts two workers") {
+            workers = Self.children(of: coordinator.processIdentifier)
+            return workers.count == 2
+        }
+        return (coordinator, workers)
+    }
+
+    /// Processes whose parent is `pid`, from /proc.
+    static func children(of pid: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { candidate in
+            guard let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            // "pid (comm) state ppid …": the command may hold spaces, so count from its closing parenthesis.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == pid && fields[0] != "Z"
+        }.sorted()
+    }
+
+    /// Whether `pid` is a live process (not gone, not a zombie awaiting its parent).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
     /// Devices given source addresses connect from them, in turn by id (seen by a plain server that accepts).
     @Test func devicesConnectFromTheSourceAddressesGiven() async throws {
         let peers = Mutex<[String]>([])
