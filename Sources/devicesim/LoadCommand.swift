@@ -70,7 +70,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
 
-    @Option(help: "tcp (one connection per device, at most 19,000 per process) or udp (devices share sockets).")
+    @Option(help: "tcp (one connection per device; 18,000 a worker process) or udp (devices share sockets; one process).")
     var transport: String = "tcp"
 
     @Option(help: "New sessions a second while the fleet connects.")
@@ -127,6 +127,15 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Over UDP: how many devices share one socket.")
     var devicesPerSocket: Int = 1000
 
+    @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
+    var workers: Int?
+
+    @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 20,000 devices).")
+    var sourceAddressList: String?
+
+    @Option(help: ArgumentHelp("Run as a worker of a coordinator starting at this CLOCK_MONOTONIC instant (ns): progress as JSON on standard output.", visibility: .hidden))
+    var worker: UInt64?
+
     @Flag(help: "No progress line.")
     var quiet = false
 
@@ -150,8 +159,13 @@ struct LoadRunCommand: AsyncParsableCommand {
         _ = try output.parsedObjectives()
         do {
             let plan = try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1))
-            try plan.validate()
+            let workers = workerCount(for: plan)
+            try plan.validate(workers: workers)
             try spawnedCenter.restartSchedule.validate(steadyDuration: plan.steadyDuration)
+            if spawnedCenter.spawnCenter, workers > 1 {
+                throw LoadError(
+                    "--spawn-center runs the devices in this one process, with the centre's journal checked against them: use --workers 1 (at most 19,000 TCP devices) or --transport udp, or start the centre yourself (devicesim center --workers N) and give --center")
+            }
         } catch let error as LoadError {
             throw ValidationError(error.description + ".")
         }
@@ -194,6 +208,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         plan.callShare = callShare
         guard callDuration > 0, callDuration < 1e6 else { throw ValidationError("--call-duration must be above 0 seconds, for example 30.") }
         plan.callDuration = .milliseconds(Int64(callDuration * 1000))
+        plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
         if let scenario {
             guard let data = FileManager.default.contents(atPath: scenario) else {
                 throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
@@ -221,6 +236,9 @@ struct LoadRunCommand: AsyncParsableCommand {
     func run() async throws {
         let given = try center.map { _ in try centreAddress() }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        let workers = workerCount(for: plan)
+        try plan.validate(workers: workers)
+        if workers > 1 { return try await coordinate(plan, workers: workers) }
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: heartbeat)
         if let spawned {
             plan.centre = spawned.address
@@ -230,11 +248,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         let runner = LoadRunner(plan: plan, group: group)
         var report: LoadReport
         do {
-            let quiet = quiet
-            report = try await runner.run(beside: spawned?.crashes(during: plan)) { progress in
-                guard !quiet else { return }
-                FileHandle.standardError.write(Data((progress.line + "\n").utf8))
-            }
+            report = try await runner.run(startingAt: workerStart(), beside: spawned?.crashes(during: plan), progress: progressOutput())
         } catch {
             try? await group.shutdownGracefully()
             await spawned?.abandon()

@@ -55,6 +55,8 @@ public struct LoadPlan: Sendable {
     /// Keep the id of every alarm the devices see acknowledged (`LoadRunner.acknowledgedAlarms`), to look
     /// for each in the centre's journal afterwards.
     public var keepsAcknowledgedAlarms = false
+    /// Local addresses TCP devices connect from, by id in turn; `nil` lets the kernel choose.
+    public var sourceAddresses: SourceAddresses?
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -112,8 +114,8 @@ public struct LoadPlan: Sendable {
     /// When the steady phase begins: after the ramp and the settle time.
     public var steadyStart: Duration { RampSchedule(rate: rampRate, devices: ids.count).length + settle }
 
-    /// Checks the plan; the messages say which flag to change.
-    public func validate() throws(LoadError) {
+    /// Checks the plan, run by `workers` processes; the messages say which flag to change.
+    public func validate(workers: Int = 1) throws(LoadError) {
         guard fleetSize >= 1 else { throw LoadError("--devices must be at least 1") }
         guard UInt64(firstID) + UInt64(fleetSize) - 1 <= UInt64(UInt32.max) else {
             throw LoadError("--first-id \(firstID) with --devices \(fleetSize) runs past the largest device id, 4294967295")
@@ -130,9 +132,21 @@ public struct LoadPlan: Sendable {
         guard (0...1).contains(callShare) else { throw LoadError("--call-share must be between 0 and 1, for example 0.2") }
         guard callDuration > .zero else { throw LoadError("--call-duration must be above 0 seconds") }
         if let scenario, scenario.phases.isEmpty { throw LoadError("the scenario has no phase: add a [[phase]] table") }
-        if transport == .tcp, ids.count > 19_000 {
+        guard workers >= 1, workers <= max(1, ids.count) else {
+            throw LoadError("--workers must be from 1 to the \(ids.count) devices of this process, or left out to choose by itself")
+        }
+        let perWorker = (ids.count + workers - 1) / workers
+        if transport == .tcp, perWorker > LoadWorkers.maximumTCPDevicesPerProcess {
+            let needed = (ids.count + LoadWorkers.maximumTCPDevicesPerProcess - 1) / LoadWorkers.maximumTCPDevicesPerProcess
             throw LoadError(
-                "\(ids.count) TCP devices in one process exceed the 20,000 open files allowed here: use --transport udp, or shards (--shard I/N) of at most 19,000 devices each")
+                "\(perWorker) TCP devices in one process exceed the 20,000 open files allowed here: leave out --workers "
+                    + "(the tool then starts one worker process per 18,000 devices), give --workers \(needed) or more, or use --transport udp")
+        }
+        if let sourceAddresses {
+            guard transport == .tcp else { throw LoadError("--source-addresses needs --transport tcp (UDP devices share sockets)") }
+            guard sourceAddresses.addresses.allSatisfy({ $0.protocol == centre.protocol }) else {
+                throw LoadError("--source-addresses must be of the centre's family (IPv4 or IPv6), as the centre's address \(centre)")
+            }
         }
     }
 
@@ -147,9 +161,19 @@ public struct LoadPlan: Sendable {
     }
 }
 
-/// One line of progress, once a second.
-public struct LoadProgress: Sendable {
-    public enum Phase: String, Sendable { case ramp, steady, drain }
+/// One line of progress, once a second; workers send it to their coordinator as a line of JSON.
+public struct LoadProgress: Codable, Sendable {
+    public enum Phase: String, Codable, Comparable, Sendable {
+        case ramp, steady, drain
+        public static func < (a: Phase, b: Phase) -> Bool { a.order < b.order }
+        private var order: Int {
+            switch self {
+            case .ramp: 0
+            case .steady: 1
+            case .drain: 2
+            }
+        }
+    }
     public var elapsed: Duration
     public var phase: Phase
     public var devices: Int
@@ -160,6 +184,8 @@ public struct LoadProgress: Sendable {
     /// p99 of the alarms acknowledged in the last second, if any.
     public var recentAlarmP99: Duration?
     public var reconnects: Int
+    /// The alarms acknowledged in the last second, whose p99 is `recentAlarmP99`: workers' add up exactly.
+    public var recentAlarms = LatencyHistogram.compact()
 
     public var line: String {
         let p99 = recentAlarmP99.map { String(format: "%.1f ms", Double($0.nanoseconds) / 1e6) } ?? "—"
@@ -189,17 +215,24 @@ public final class LoadRunner: Sendable {
     public var acknowledgedAlarms: [FleetAlarmID] { acknowledged.withLock { $0 } }
 
     /// Runs the plan.
-    /// - Parameter companion: work beside the run, given its start instant (the centre crashes of
-    ///   `--restart-center`); the run awaits it before it reports, and rethrows its error.
+    /// - Parameters:
+    ///   - startingAt: when the run's clock starts (ramp, phases, seconds of the report), so that the workers
+    ///     of one coordinator share a time axis; `nil` for now. Later than now: waits for it.
+    ///   - companion: work beside the run, given its start instant (the centre crashes of
+    ///     `--restart-center`); the run awaits it before it reports, and rethrows its error.
     public func run(
-        beside companion: (@Sendable (NIODeadline) async throws -> Void)? = nil,
+        startingAt: NIODeadline? = nil, beside companion: (@Sendable (NIODeadline) async throws -> Void)? = nil,
         progress: @Sendable (LoadProgress) -> Void = { _ in }
     ) async throws -> LoadReport {
         try plan.validate()
-        let start = NIODeadline.now()
+        let before = ProcessUsage.current()
+        let start = startingAt ?? NIODeadline.now()
+        if start > NIODeadline.now() { try await Task.sleep(for: .nanoseconds((start - NIODeadline.now()).nanoseconds)) }
         let beside = companion.map { work in Task { try await work(start) } }
         defer { beside?.cancel() }
-        let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        // The wall clock at `start`, which may have passed while this process was starting.
+        let late = Double((NIODeadline.now() - start).nanoseconds) / 1e6
+        let wall = UInt64(max(0, Date().timeIntervalSince1970 * 1000 - late))
         let layout = plan.shardLayout(loops: loops)
         let total = max(1, plan.ids.count)
         var shards: [LoadShard] = []
@@ -210,7 +243,6 @@ public final class LoadRunner: Sendable {
                     share: Double(part.count) / Double(total), seed: plan.seed ^ UInt64(k + 1) &* 0xD1B5_4A32_D192_ED03,
                     start: start, wallAtStart: wall))
         }
-        let before = ProcessUsage.current()
         for shard in shards { try await shard.loop.flatSubmit { shard.begin() }.get() }
         var steadyBegan: (usage: ProcessUsage, heartbeats: Int)?
         var steadyEnded: (usage: ProcessUsage, heartbeats: Int)?
@@ -222,7 +254,11 @@ public final class LoadRunner: Sendable {
         var previousSent = 0
         var previousTick = Duration.zero
         while true {
-            try await Task.sleep(for: .seconds(1))
+            do { try await Task.sleep(for: .seconds(1)) } catch {
+                // Cancelled: the devices end with the run, not later on a loop that outlives it.
+                for shard in shards { try? await shard.loop.flatSubmit { shard.stop() }.get() }
+                throw error
+            }
             let elapsed = Duration.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - start.uptimeNanoseconds))
             var snapshots: [LoadShard.Snapshot] = []
             for shard in shards { snapshots.append(try await shard.loop.submit { shard.snapshot(withHistograms: false) }.get()) }
@@ -236,7 +272,8 @@ public final class LoadRunner: Sendable {
                     elapsed: elapsed, phase: phase, devices: plan.ids.count, online: snapshots.reduce(0) { $0 + $1.online },
                     alarmsPerSecond: seconds > 0 ? Double(counts.alarmsSent - previousSent) / seconds : 0,
                     alarmsSent: counts.alarmsSent, alarmsAcknowledged: counts.alarmsAcknowledged,
-                    recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects))
+                    recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects,
+                    recentAlarms: recent))
             previousSent = counts.alarmsSent
             let online = snapshots.reduce(0) { $0 + $1.online }
             if allOnline == nil, online == plan.ids.count {

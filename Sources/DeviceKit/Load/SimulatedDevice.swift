@@ -386,7 +386,13 @@ final class SimulatedDevice: @unchecked Sendable {
             // The shard's shared socket is always open: "connected" at once.
             run(link.connected())
         case .tcp:
-            ClientBootstrap(group: shard.loop)
+            var bootstrap = ClientBootstrap(group: shard.loop)
+            if let source = shard.plan.sourceAddresses?.address(for: id) {
+                // Set before bind: the port is then chosen at connect, per destination, not reserved by bind.
+                bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .ip, name: SourceAddresses.bindAddressNoPort), value: 1)
+                    .bind(to: source)
+            }
+            bootstrap
                 .connectTimeout(.seconds(5))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { [self] channel in

@@ -201,7 +201,7 @@ import Testing
 }
 
 /// A centre on loopback for a load test, with every event it emits collected.
-private struct TestCentre {
+struct TestCentre {
     let ports: CenterPorts
     let log: EventLog
     let tasks: [Task<Void, Never>]
