@@ -234,6 +234,10 @@ public final class CenterServer: Service, Sendable {
         return try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
+            // A ramp or a town's devices returning connect thousands a second: NIO's default of 128 pending
+            // connections overflows and the kernel drops SYNs, which devices see as timeouts and retry,
+            // adding load. The kernel caps it at net.core.somaxconn.
+            .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
