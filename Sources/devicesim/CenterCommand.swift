@@ -73,8 +73,22 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
     var udpBuffer = 8 << 20
 
-    @Option(help: "Serve Prometheus metrics on this port at GET /metrics.")
+    @Option(help: "Serve Prometheus metrics on this port at GET /metrics; with --workers N, worker I on this port + I.")
     var metricsPort: Int?
+
+    @Option(help: ArgumentHelp(
+        "Worker processes that share the port (SO_REUSEPORT) and the journal; each holds the devices the kernel hands it.",
+        discussion: """
+            With N above 1 this process starts N workers of itself, prints one line once all listen, forwards \
+            SIGINT and SIGTERM to them, and exits with an error naming a worker that dies (the others are stopped; \
+            nothing is restarted). --port must not be 0. Cases, --json events and metrics are per worker (worker I \
+            serves metrics on --metrics-port + I); --console needs a single process.
+            """))
+    var workers = 1
+
+    /// Set by the parent of `--workers N` for each worker it starts (CenterWorkerProcesses).
+    @Option(help: .hidden)
+    var workerIndex: Int?
 
     @Flag(help: "Show cases and calls as they happen and read 'engage N', 'close N', 'call N', 'hangup N', 'list' from standard input.")
     var console = false
@@ -101,13 +115,28 @@ struct CenterCommand: AsyncParsableCommand {
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
         guard udpBuffer >= 65_536 else { throw ValidationError("--udp-buffer is in bytes and must be at least 65536, e.g. --udp-buffer 8388608 for 8 MiB.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be from 1 to 64, e.g. --workers 6.") }
+        if workers > 1 {
+            guard (tcpPort ?? port) != 0, (udpPort ?? port) != 0 else {
+                throw ValidationError("With --workers each worker would get a port of its own from port 0: give one, e.g. --port 7700.")
+            }
+            guard metricsPort != 0 else {
+                throw ValidationError("With --workers, worker I serves metrics on --metrics-port + I: give a port, e.g. --metrics-port 9100.")
+            }
+            guard !console else {
+                throw ValidationError("--console reads one standard input and sees one worker's cases: use it without --workers.")
+            }
+        }
+        if let workerIndex, !(0..<workers).contains(workerIndex) { throw ValidationError("--worker-index is set by --workers.") }
     }
 
     func run() async throws {
+        if workers > 1 && workerIndex == nil { return try runWorkers() }
         var logger = Logger(label: "devicesim.center")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        if let workerIndex { logger[metadataKey: "worker"] = "\(workerIndex)" }
         let configuration = CenterConfiguration(
-            host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort,
+            host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort.map { $0 + (workerIndex ?? 0) },
             journalPath: journal,
             session: CenterSession.Parameters(heartbeatIntervalSeconds: heartbeatInterval, rate: rate, burst: burst),
             offlineAfter: offlineAfter.map { .milliseconds(Int($0 * 1000)) },
@@ -117,7 +146,7 @@ struct CenterCommand: AsyncParsableCommand {
                 autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
             callOnEngage: callOnEngage,
             media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo),
-            journalBatchLimit: journalBatch, udpBufferSize: udpBuffer)
+            journalBatchLimit: journalBatch, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
         // Observed only when shown: under load every session, alarm and case is an event, and a stream
         // nobody reads would still cost a task switch each.
@@ -126,6 +155,7 @@ struct CenterCommand: AsyncParsableCommand {
             configuration: ServiceGroupConfiguration(
                 services: [centre], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         if console { ConsoleInput.start(centre: centre) }
+        if workerIndex != nil { WorkerLifeline.watch() }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
             if events == nil {
@@ -134,6 +164,12 @@ struct CenterCommand: AsyncParsableCommand {
                 tasks.addTask {
                     guard let ports = try? await centre.listening() else { return }
                     FileHandle.standardOutput.write(Data((CenterEvent.listening(ports).json + "\n").utf8))
+                }
+            }
+            if workerIndex != nil {
+                tasks.addTask {
+                    _ = try await centre.listening()
+                    WorkerLifeline.sayListening()
                 }
             }
             if let events {
@@ -147,6 +183,33 @@ struct CenterCommand: AsyncParsableCommand {
                 }
             }
             try await tasks.waitForAll()
+        }
+    }
+
+    /// The parent of `--workers N`: it serves nothing itself.
+    private func runWorkers() throws {
+        // The schema is created here once, before the workers open the file together.
+        try CenterJournal(path: journal).close()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let processes = CenterWorkerProcesses(executable: CenterWorkerProcesses.currentExecutable, count: workers) { index in
+            arguments + ["--worker-index", "\(index)"]
+        }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let sources = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { processes.stop(signal: number) }
+            source.resume()
+            return source
+        }
+        defer { for source in sources { source.cancel() } }
+        let (tcp, udp, count, json, metricsPort) = (tcpPort ?? port, udpPort ?? port, workers, json, metricsPort)
+        try processes.run { pids in
+            var line = "centre: \(count) workers listen on TCP port \(tcp) and UDP port \(udp) (SO_REUSEPORT), pids "
+                + pids.map(String.init).joined(separator: " ")
+            if let metricsPort { line += "; metrics on ports \(metricsPort)...\(metricsPort + count - 1)" }
+            // Standard output carries the workers' JSON events with --json.
+            (json ? FileHandle.standardError : FileHandle.standardOutput).write(Data((line + "\n").utf8))
         }
     }
 
@@ -210,5 +273,28 @@ private enum ConsoleInput {
             print(done ? "case \(id): call ended" : "case \(id) has no call: type 'list'")
         }
         fflush(nil)
+    }
+}
+
+/// A worker's side of CenterWorkerProcesses: the "listening" line on descriptor 3, and its standard input,
+/// whose end of file means the parent ended: the worker then stops gracefully, as on SIGTERM.
+private enum WorkerLifeline {
+    static func watch() {
+        let thread = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(STDIN_FILENO, &byte, 1)
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+            }
+            kill(getpid(), SIGTERM)
+        }
+        thread.start()
+    }
+
+    static func sayListening() {
+        let line = Array("listening\n".utf8)
+        _ = line.withUnsafeBytes { write(CenterWorkerProcesses.readyDescriptor, $0.baseAddress, $0.count) }
+        close(CenterWorkerProcesses.readyDescriptor)
     }
 }

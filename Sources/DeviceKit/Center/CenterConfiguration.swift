@@ -31,6 +31,10 @@ public struct CenterConfiguration: Sendable {
     public var udpBufferSize: Int
     /// Datagrams read per readiness event of the UDP socket, in one recvmmsg call.
     public var udpMessagesPerRead: Int
+    /// Bind the TCP and UDP sockets with SO_REUSEPORT, so that several centres (worker processes, or
+    /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
+    /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.
+    public var reusePort: Bool
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
@@ -39,7 +43,7 @@ public struct CenterConfiguration: Sendable {
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 200_000, udpBufferSize: Int = 8 << 20,
-        udpMessagesPerRead: Int = 32
+        udpMessagesPerRead: Int = 32, reusePort: Bool = false
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -59,5 +63,6 @@ public struct CenterConfiguration: Sendable {
         self.deviceKeyCacheLimit = max(1, deviceKeyCacheLimit)
         self.udpBufferSize = udpBufferSize
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
+        self.reusePort = reusePort
     }
 }

@@ -8,8 +8,24 @@ import GRDB
 /// The centre's runtime sends what arrives while a batch is being written in the next batch, and answers
 /// each write (the `ack` of a message, the `sessionAccept` of an anchor) only once its batch committed.
 ///
+/// Several processes may share one journal (`devicesim center --workers N`): every decision that must hold
+/// across them is taken by the database inside the write transaction, never from a copy in memory. An anchor
+/// is stored only if it rises (`storeAnchor` says whether it did), and a reliable message is new only if its
+/// (device, id) row was inserted (`record`), so a retransmission that reaches another process is acknowledged
+/// again but acted on once. Writes take the write lock at `BEGIN IMMEDIATE` and wait up to `busyTimeout` for
+/// another process's transaction; one that still cannot get it throws, like any failed write, so the batch is
+/// answered `nak busy` and never dropped in silence.
+///
 /// Blocking: call it from a thread pool, never from an event loop.
 public final class CenterJournal: Sendable {
+    /// What storing a session anchor found.
+    public struct AnchorOutcome: Equatable, Sendable {
+        /// True if the anchor was above the stored one (or none was stored) and is now the device's anchor.
+        public var raised: Bool
+        /// The device's anchor after the write: the new one if it rose, else the higher one already stored.
+        public var stored: UInt64
+    }
+
     /// What recording a reliable message found.
     public struct RecordOutcome: Equatable, Sendable {
         /// False for a retransmission or duplicate: acknowledge again, act on it no more.
@@ -46,9 +62,12 @@ public final class CenterJournal: Sendable {
     public let path: String
     private let database: DatabaseQueue
 
-    public init(path: String) throws {
+    /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
+    ///   before it fails (and its batch is answered `nak busy`).
+    public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
         self.path = path
         var configuration = Configuration()
+        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.prepareDatabase { db in
             // Set here rather than with `journalMode = .wal`: GRDB's WAL set-up lowers `synchronous` to NORMAL,
             // which may lose the last commits on power loss, and an acknowledged alarm must never be lost.
@@ -57,7 +76,14 @@ public final class CenterJournal: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         database = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        do {
+            try Self.migrator.migrate(database)
+        } catch {
+            // GRDB checks which migrations are applied outside their transaction: two processes that open a new
+            // file at once may both try `v1`, and the second fails on tables that now exist. Checked again, it
+            // is applied. (`devicesim center --workers` opens the journal in the parent first, so this is rare.)
+            try Self.migrator.migrate(database)
+        }
     }
 
     private static var migrator: DatabaseMigrator {
@@ -103,17 +129,39 @@ public final class CenterJournal: Sendable {
         }
     }
 
-    /// Stores `anchor` as the device's session anchor; never lowers it, whatever order writes come in.
-    public func storeAnchor(device: UInt32, anchor: UInt64) throws {
-        try database.write { db in try Self.storeAnchor(db, device: device, anchor: anchor) }
+    /// Stores `anchor` as the device's session anchor only if it is above the stored one, in one statement,
+    /// so that of two processes given the same `sessionStart` (a replay) exactly one sees it rise; never
+    /// lowers it, whatever order writes come in.
+    @discardableResult
+    public func storeAnchor(device: UInt32, anchor: UInt64) throws -> AnchorOutcome {
+        try writeImmediately { db in try Self.storeAnchor(db, device: device, anchor: anchor) }
     }
 
-    private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64) throws {
+    private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64) throws -> AnchorOutcome {
         try db.cachedStatement(sql: """
                 INSERT INTO device (id, anchor) VALUES (?, ?)
-                ON CONFLICT (id) DO UPDATE SET anchor = max(anchor, excluded.anchor)
+                ON CONFLICT (id) DO UPDATE SET anchor = excluded.anchor WHERE excluded.anchor > device.anchor
                 """).execute(
             arguments: [Int64(device), Int64(anchor)])
+        if db.changesCount == 1 { return AnchorOutcome(raised: true, stored: anchor) }
+        let stored = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT anchor FROM device WHERE id = ?"), arguments: [Int64(device)])
+        return AnchorOutcome(raised: false, stored: stored.map { UInt64($0) } ?? 0)
+    }
+
+    /// A write transaction that takes SQLite's write lock at `BEGIN IMMEDIATE`, waiting for another process
+    /// up to the busy timeout. A deferred one would read first and could then fail to upgrade with
+    /// `SQLITE_BUSY` at once, without waiting, when another process wrote in between.
+    private func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
+            }
+            guard let result else { throw DatabaseError(message: "a journal transaction returned nothing") }
+            return result
+        }
     }
 
     // MARK: Messages
@@ -124,7 +172,7 @@ public final class CenterJournal: Sendable {
     /// always finds the case: a new alarm opens one when `opensCase` (not for test alarms, nor when its
     /// cancel came first), and a new cancel closes its alarm's open case.
     public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false) throws -> RecordOutcome {
-        try database.write { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase) }
+        try writeImmediately { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase) }
     }
 
     private static func record(
@@ -174,14 +222,19 @@ public final class CenterJournal: Sendable {
         case message(device: UInt32, message: Message, at: WireTime, opensCase: Bool)
         case caseUpdate(CasePolicy.Case, at: WireTime)
         case caseUpdateDelivered(UInt32, at: WireTime)
-        case supervision(device: UInt32, online: Bool, at: WireTime)
+        /// With `ifAnchor`, written only while that is still the device's stored anchor: a process whose session
+        /// of the device was superseded by one another process opened must not report the device offline.
+        case supervision(device: UInt32, online: Bool, at: WireTime, ifAnchor: UInt64? = nil)
     }
 
     /// What one write of a batch did.
     public enum WriteOutcome: Equatable, Sendable {
         case stored
+        case anchor(AnchorOutcome)
         case recorded(RecordOutcome)
         case caseUpdate(CaseUpdate?)
+        /// A supervision report: false when its `ifAnchor` no longer held and nothing was written.
+        case supervision(written: Bool)
     }
 
     /// Makes `writes` durable in one transaction and one fsync (group commit), in order, as if each had been
@@ -191,14 +244,13 @@ public final class CenterJournal: Sendable {
     /// read-only — cannot write the others either): it throws, nothing of the batch is durable, and the
     /// caller must treat every write as failed and acknowledge none. Statements are prepared once and cached.
     public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
-        try database.write { db in try writes.map { try Self.apply($0, db) } }
+        try writeImmediately { db in try writes.map { try Self.apply($0, db) } }
     }
 
     private static func apply(_ write: Write, _ db: Database) throws -> WriteOutcome {
         switch write {
         case .anchor(let device, let anchor):
-            try storeAnchor(db, device: device, anchor: anchor)
-            return .stored
+            return .anchor(try storeAnchor(db, device: device, anchor: anchor))
         case .message(let device, let message, let at, let opensCase):
             return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase))
         case .caseUpdate(let changed, let at):
@@ -206,9 +258,8 @@ public final class CenterJournal: Sendable {
         case .caseUpdateDelivered(let id, let at):
             try caseUpdateDelivered(db, id, at: at)
             return .stored
-        case .supervision(let device, let online, let at):
-            try recordSupervision(db, device: device, online: online, at: at)
-            return .stored
+        case .supervision(let device, let online, let at, let anchor):
+            return .supervision(written: try recordSupervision(db, device: device, online: online, at: at, ifAnchor: anchor))
         }
     }
 
@@ -243,7 +294,7 @@ public final class CenterJournal: Sendable {
     /// Records a case's new state; returns the update to send, or `nil` if the case is already at or past
     /// that state (states only move forward).
     public func updateCase(_ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
-        try database.write { db in try Self.advance(db, changed, at: at) }
+        try writeImmediately { db in try Self.advance(db, changed, at: at) }
     }
 
     private static func advance(_ db: Database, _ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
@@ -255,7 +306,7 @@ public final class CenterJournal: Sendable {
 
     /// The device acknowledged case update `id`.
     public func caseUpdateDelivered(_ id: UInt32, at: WireTime) throws {
-        try database.write { db in try Self.caseUpdateDelivered(db, id, at: at) }
+        try writeImmediately { db in try Self.caseUpdateDelivered(db, id, at: at) }
     }
 
     private static func caseUpdateDelivered(_ db: Database, _ id: UInt32, at: WireTime) throws {
@@ -302,12 +353,23 @@ public final class CenterJournal: Sendable {
     // MARK: Supervision
 
     public func recordSupervision(device: UInt32, online: Bool, at: WireTime) throws {
-        try database.write { db in try Self.recordSupervision(db, device: device, online: online, at: at) }
+        try writeImmediately { db in _ = try Self.recordSupervision(db, device: device, online: online, at: at, ifAnchor: nil) }
     }
 
-    private static func recordSupervision(_ db: Database, device: UInt32, online: Bool, at: WireTime) throws {
-        try db.cachedStatement(sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)").execute(
-            arguments: [Int64(device), online, Int64(at)])
+    private static func recordSupervision(
+        _ db: Database, device: UInt32, online: Bool, at: WireTime, ifAnchor anchor: UInt64?
+    ) throws -> Bool {
+        guard let anchor else {
+            try db.cachedStatement(sql: "INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)").execute(
+                arguments: [Int64(device), online, Int64(at)])
+            return true
+        }
+        try db.cachedStatement(sql: """
+                INSERT INTO supervision (device, online, at)
+                SELECT ?, ?, ? WHERE (SELECT anchor FROM device WHERE id = ?) = ?
+                """).execute(
+            arguments: [Int64(device), online, Int64(at), Int64(device), Int64(anchor)])
+        return db.changesCount == 1
     }
 
     /// Supervision reports of `device`, oldest first: `true` online, `false` offline.

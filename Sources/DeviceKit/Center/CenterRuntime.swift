@@ -17,6 +17,11 @@ enum ReplyPath {
 /// commit: while one batch is being written, the writes that arrive queue up and go together in the next
 /// transaction (at most `CenterConfiguration.journalBatchLimit`), so one fsync serves many alarms. Each
 /// write's answer (`ack`, `nak busy`, `sessionAccept`) is run only after its own batch committed or failed.
+///
+/// Several centre processes may share the journal (`devicesim center --workers`, SO_REUSEPORT): what is in
+/// memory here (anchors, sessions, cases) then covers only this process's devices and may be stale, so the
+/// decisions that must hold across processes come from the journal's answers: whether an anchor rose,
+/// whether a message is new.
 final class CenterRuntime {
     let loop: any EventLoop
     let configuration: CenterConfiguration
@@ -183,6 +188,9 @@ final class CenterRuntime {
                 hub.emit(.refused(device: device, reason: reason.rawValue))
             case .authenticated:
                 if let path { paths[device] = path }
+                // A sessionStart proves the device alive only once the journal found its anchor fresh: with
+                // processes sharing the journal, a replay of an old one is found out only there.
+                guard !actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) else { continue }
                 if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
             case .persistAnchor(let anchor):
                 persistAnchor(anchor, device: device)
@@ -212,11 +220,20 @@ final class CenterRuntime {
     private func persistAnchor(_ anchor: UInt64, device: UInt32) {
         journalWrite(.anchor(device: device, anchor: anchor)) { result in
             switch result {
-            case .success:
+            case .success(.anchor(let outcome)) where outcome.raised:
                 self.anchors[device] = max(self.anchors[device] ?? 0, anchor)
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
+                if let report = self.supervision.deviceSeen(device, now: now.monotonic) { self.supervisionReported(report) }
                 self.feed(device) { $0.anchorPersisted(anchor, salt: salt, now: now) }
+            case .success(.anchor(let outcome)):
+                // Another process sharing the journal stored this anchor or a higher one: the copy in memory
+                // was stale. The journal decides, and the session is refused as stale.
+                self.anchors[device] = max(self.anchors[device] ?? 0, outcome.stored)
+                self.feed(device) { $0.anchorRefused(anchor, stored: outcome.stored) }
+            case .success:
+                // Cannot happen: an anchor write reports `.anchor`. Not answered, as a failed write.
+                self.feed(device) { $0.anchorPersistFailed(anchor) }
             case .failure(let error):
                 self.journalFailed(error)
                 self.feed(device) { $0.anchorPersistFailed(anchor) }
@@ -405,16 +422,26 @@ final class CenterRuntime {
 
     private func supervisionReported(_ report: Supervision.Report) {
         metrics.devicesOnline.set(Int64(supervision.onlineCount))
-        let online: Bool
         switch report {
         case .online(let device):
-            online = true
             hub.emit(.online(device: device))
+            journalWrite(.supervision(device: device, online: true, at: now.wall)) { _ in }
         case .offline(let device):
-            online = false
-            hub.emit(.offline(device: device))
+            guard configuration.reusePort, let anchor = sessions[device]?.anchor else {
+                hub.emit(.offline(device: device))
+                journalWrite(.supervision(device: device, online: false, at: now.wall)) { _ in }
+                return
+            }
+            // Other processes share the journal: the device may have opened a newer session in one of them,
+            // and is then not offline. Reported only if this session's anchor is still the stored one.
+            journalWrite(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
+                if case .success(.supervision(written: false)) = result {
+                    self.logger.debug("device moved to another centre process", metadata: ["device.id": "\(device)"])
+                    return
+                }
+                self.hub.emit(.offline(device: device))
+            }
         }
-        journalWrite(.supervision(device: report.device, online: online, at: now.wall)) { _ in }
     }
 
     // MARK: Journal

@@ -20,6 +20,11 @@ import Synchronization
 /// task.cancel()                              // or graceful shutdown through a ServiceGroup
 /// ```
 /// One instance runs once; to restart on the same journal, make a new one with the same configuration.
+///
+/// With `CenterConfiguration.reusePort`, several instances (in one process or in several) listen on the same
+/// port and share one journal; each serves the devices the kernel hands it, and its cases, console, events
+/// and metrics cover those alone. Open the journal once before starting them together (its schema is created
+/// by the first opener).
 public final class CenterServer: Service, Sendable {
     public let configuration: CenterConfiguration
     private let registry: DeviceRegistry
@@ -228,6 +233,11 @@ public final class CenterServer: Service, Sendable {
         let offences = configuration.offencesBeforeClose
         return try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
+            // A ramp or a town's devices returning connect thousands a second: NIO's default of 128 pending
+            // connections overflows and the kernel drops SYNs, which devices see as timeouts and retry,
+            // adding load. The kernel caps it at net.core.somaxconn.
+            .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -247,6 +257,7 @@ public final class CenterServer: Service, Sendable {
         let buffer = configuration.udpBufferSize
         return try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
             // A ramp or an alarm storm arrives faster than the loop reads for a while: the kernel holds it.
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(clamping: buffer))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: buffer))
@@ -263,6 +274,11 @@ public final class CenterServer: Service, Sendable {
 }
 
 extension CenterServer {
+    /// SO_REUSEPORT, which NIO does not name: set before bind on every socket that shares the port.
+    fileprivate static var reusePortOption: ChannelOptions.Types.SocketOption {
+        ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT))
+    }
+
     /// SO_RCVBUF and SO_SNDBUF are capped by net.core.rmem_max/wmem_max; a centre with CAP_NET_ADMIN may go
     /// past that with the FORCE variants. Without the capability the capped size stays, which is no error.
     fileprivate func enlargeBuffers(of channel: any Channel) async {

@@ -188,6 +188,17 @@ public struct CenterSession: Sendable {
         return actions
     }
 
+    /// The journal holds an anchor at or above `anchor`, written by another centre process sharing it (a
+    /// replayed `sessionStart`, or one older than the session the device opened elsewhere): the session is
+    /// refused as stale, exactly as if the stored anchor had been known here, and never answered. A session
+    /// of this machine below the stored anchor was superseded in that other process, and ends.
+    public mutating func anchorRefused(_ anchor: UInt64, stored: UInt64) -> [Action] {
+        storedAnchor = max(storedAnchor ?? 0, stored)
+        if pendingAnchor == anchor { pendingAnchor = nil }
+        if case .open(let session) = state, session.anchor < stored { state = .noSession }
+        return [.refuse(.stale(counter: anchor))]
+    }
+
     /// Storing the anchor failed: no answer, so the device tries a new `sessionStart` later.
     public mutating func anchorPersistFailed(_ anchor: UInt64) -> [Action] {
         if pendingAnchor == anchor { pendingAnchor = nil }

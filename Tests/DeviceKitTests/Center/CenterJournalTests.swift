@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import DeviceKit
@@ -29,11 +31,51 @@ import Testing
         #expect(try journal.openCases().isEmpty)
     }
 
-    @Test func aStoredAnchorNeverGoesBack() throws {
+    @Test func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: true, stored: 500))
+        #expect(try journal.storeAnchor(device: 1, anchor: 300) == .init(raised: false, stored: 500))
+        #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: false, stored: 500), "the same anchor again")
+        #expect(try journal.storeAnchor(device: 1, anchor: 501) == .init(raised: true, stored: 501))
+        #expect(try journal.anchors() == [1: 501])
+    }
+
+    /// Two connections to one file, as two centre processes hold: the same anchor and the same alarm written
+    /// through both rise and are new exactly once, and writes that meet wait for each other instead of failing.
+    @Test func twoConnectionsOnOneFileDecideAnchorsAndAlarmsOnceAndWaitForEachOther() throws {
+        let path = temporaryJournal()
+        let journals = [try CenterJournal(path: path), try CenterJournal(path: path)]
+        let outcomes = Mutex<[CenterJournal.WriteOutcome]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { side in
+            for round in 0..<100 {
+                let writes: [CenterJournal.Write] = [
+                    .anchor(device: 1, anchor: UInt64(1_000 + round)),  // both sides: the same anchors
+                    .message(device: 1, message: .testAlarm(UInt32(round)), at: 1, opensCase: true),  // the same alarms
+                    .message(device: UInt32(10 + side), message: .testAlarm(UInt32(round)), at: 1, opensCase: false),
+                ]
+                do {
+                    let result = try journals[side].commit(writes)
+                    outcomes.withLock { $0 += result }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let all = outcomes.withLock { $0 }
+        #expect(all.count { if case .anchor(let a) = $0 { a.raised } else { false } } == 100)
+        #expect(all.count { if case .recorded(let r) = $0 { r.isNew } else { false } } == 300)
+        #expect(try journals[0].alarms().count == 300)
+        #expect(try journals[1].openCases().count == 100, "one case per alarm of device 1")
+    }
+
+    @Test func anOfflineReportConditionalOnAnAnchorIsWrittenOnlyWhileItIsTheStoredOne() throws {
         let journal = try CenterJournal(path: temporaryJournal())
         try journal.storeAnchor(device: 1, anchor: 500)
-        try journal.storeAnchor(device: 1, anchor: 300)
-        #expect(try journal.anchors() == [1: 500])
+        #expect(try journal.commit([.supervision(device: 1, online: false, at: 1, ifAnchor: 400)]) == [.supervision(written: false)])
+        #expect(try journal.commit([.supervision(device: 1, online: false, at: 2, ifAnchor: 500)]) == [.supervision(written: true)])
+        #expect(try journal.supervision(device: 1) == [false])
     }
 
     @Test func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept() throws {

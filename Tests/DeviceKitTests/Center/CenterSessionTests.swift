@@ -49,6 +49,24 @@ import Testing
         #expect(!machine.holdsState)
     }
 
+    @Test func aSessionStartTheJournalFoundNotFreshIsRefusedAndItsFloorRaised() {
+        // Another centre process stored anchor 70,000 of this device; this one knew nothing of it.
+        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(65_536)])
+        #expect(machine.anchorRefused(65_536, stored: 70_000) == [.refuse(.stale(counter: 65_536))])
+        #expect(!machine.hasSession && !machine.holdsState)
+        #expect(machine.storedAnchor == 70_000)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 69_999), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 69_999))])
+    }
+
+    @Test func aSessionSupersededInAnotherProcessEndsWhenTheJournalSaysSo() {
+        var machine = Self.open()
+        // A replay of the newer session's start, which the device sent to another process.
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 80_000), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(80_000)])
+        #expect(machine.anchorRefused(80_000, stored: 80_000) == [.refuse(.stale(counter: 80_000))])
+        #expect(!machine.hasSession)
+    }
+
     @Test func aFirstSessionMayStartAtCounterZero() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
         #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(0)])
