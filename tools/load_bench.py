@@ -19,9 +19,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for TCP and UDP below the ephemeral range, so that no device's socket takes it meanwhile."""
+    while True:
+        port = 20000 + secrets.randbelow(12000)
+        try:
+            with socket.socket() as t, socket.socket(type=socket.SOCK_DGRAM) as u:
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
 
 
 def proc_sample(pid):
@@ -34,6 +41,18 @@ def proc_sample(pid):
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     return cpu, rss
+
+
+def children(pid):
+    """Child processes of `pid`, whichever of its threads started them."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    return found
 
 
 def metrics(port):
@@ -58,6 +77,7 @@ def main():
     parser.add_argument("--binary", default=".build/release/devicesim")
     parser.add_argument("--journal-dir", default=None, help="where the centre's journal goes (default: a temporary directory)")
     parser.add_argument("--center-arg", action="append", default=[], help="one more argument for `devicesim center`")
+    parser.add_argument("--center-workers", type=int, default=1, help="`devicesim center --workers N`: its processes are summed")
     parser.add_argument("--out", default="bench-results", help="directory for the run's files")
     parser.add_argument("load_args", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -70,14 +90,15 @@ def main():
     master_file = os.path.join(run_dir, "master.hex")
     with open(os.open(master_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(master)
-    port, metrics_port = free_port(), free_port()
+    port = free_port()
+    metrics_port = 9000 + secrets.randbelow(500) * 20  # workers serve on metrics_port + index
     heartbeat = load_args[load_args.index("--heartbeat") + 1] if "--heartbeat" in load_args else "30"
     centre_cmd = [
         args.binary, "center", "--host", "127.0.0.1", "--port", str(port), "--master-file", master_file,
         "--journal", os.path.join(journal_dir, f"{os.path.basename(run_dir)}.sqlite"),
         "--heartbeat-interval", heartbeat, "--auto-engage-after", "100", "--auto-close-after", "60",
         "--metrics-port", str(metrics_port), "--log-level", "warning",
-    ] + args.center_arg
+    ] + (["--workers", str(args.center_workers)] if args.center_workers > 1 else []) + args.center_arg
     centre_log = open(os.path.join(run_dir, "center.log"), "w")
     centre = subprocess.Popen(centre_cmd, stdout=centre_log, stderr=subprocess.STDOUT)
     samples = []
@@ -85,11 +106,19 @@ def main():
 
     def sample():
         while not stop.is_set():
-            try:
-                cpu, rss = proc_sample(centre.pid)
-            except OSError:
+            cpu = rss = 0
+            for pid in [centre.pid] + children(centre.pid):
+                try:
+                    c, r = proc_sample(pid)
+                except OSError:
+                    continue
+                cpu, rss = cpu + c, rss + r
+            if cpu == 0:
                 return
-            m = metrics(metrics_port)
+            m = {}
+            for k in range(args.center_workers):
+                for name, value in metrics(metrics_port + k).items():
+                    m[name] = m.get(name, 0) + value
             samples.append({"t": time.monotonic(), "cpu": cpu, "rss": rss,
                             "frames": m.get("center_frames_received_total", 0),
                             "sessions": m.get("center_sessions_active", 0)})

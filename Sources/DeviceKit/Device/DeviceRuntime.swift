@@ -266,7 +266,7 @@ public final class DeviceRuntime: @unchecked Sendable {
                 observe(.fault("the centre refused \(message.kind.name) \(message.reliableID ?? 0): \(reason)"))
             }
         }
-        link.busyChanged(delivery.isBusy)
+        run(link.busyChanged(delivery.isBusy, now: now()))
     }
 
     // MARK: Storage, indicators, observations

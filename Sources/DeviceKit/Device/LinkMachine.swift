@@ -8,6 +8,11 @@
 ///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2 heartbeat intervals
 ///        the path ───► waiting ◄──────────────────┴───────────────────────┘
 /// ```
+/// Unanswered: while reliable messages wait for their ack, a centre that sends nothing authentic for
+/// `unansweredAfter` (10 s) is taken as gone at once rather than after two heartbeat intervals: a UDP session
+/// the centre lost in a restart, or a NAT mapping that expired, would otherwise hold an alarm for up to a
+/// minute (protocol.md §4.7).
+///
 /// Dual path: after two consecutive failures on one centre the next attempt goes to the other (when a
 /// secondary is configured). Established on the secondary, the device probes the primary every
 /// `returnToPrimaryAfter` while nothing is in flight, and stays on the primary when that works.
@@ -22,6 +27,8 @@ public struct LinkMachine: Sendable {
         case heartbeat(generation: Int)
         case deadLink(generation: Int)
         case returnToPrimary(generation: Int)
+        /// Checks whether the centre answered anything since reliable messages began to wait (`epoch`).
+        case unanswered(generation: Int, epoch: Int)
     }
 
     public enum Action: Hashable, Sendable {
@@ -45,11 +52,15 @@ public struct LinkMachine: Sendable {
         public var backoff: Backoff
         public var returnToPrimaryAfter: Duration
         public var failuresBeforeSwitchingPath: Int
+        /// With reliable messages waiting, nothing authentic from the centre for this long ends the session.
+        /// Longer than a slow journal commit (the centre acks after its fsync) and the first retransmissions.
+        public var unansweredAfter: Duration
 
         public init(
             hasSecondary: Bool, sessionStart: SessionStart, defaultHeartbeatInterval: Duration = .seconds(30),
             handshakeTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(),
-            returnToPrimaryAfter: Duration = .seconds(300), failuresBeforeSwitchingPath: Int = 2
+            returnToPrimaryAfter: Duration = .seconds(300), failuresBeforeSwitchingPath: Int = 2,
+            unansweredAfter: Duration = .seconds(10)
         ) {
             self.hasSecondary = hasSecondary
             self.sessionStart = sessionStart
@@ -58,6 +69,7 @@ public struct LinkMachine: Sendable {
             self.backoff = backoff
             self.returnToPrimaryAfter = returnToPrimaryAfter
             self.failuresBeforeSwitchingPath = failuresBeforeSwitchingPath
+            self.unansweredAfter = unansweredAfter
         }
     }
 
@@ -80,6 +92,9 @@ public struct LinkMachine: Sendable {
     private var random: SplitMix64
     /// Whether reliable messages are in flight: the device does not leave a working path then.
     private var busy = false
+    /// Since when (in the current session) reliable messages have waited, and which wait it is.
+    private var busySince: Duration = .zero
+    private var busyEpoch = 0
 
     public init(configuration: Configuration, seed: UInt64) {
         self.configuration = configuration
@@ -158,6 +173,7 @@ public struct LinkMachine: Sendable {
                 .scheduleTimer(.heartbeat(generation: generation), after: interval),
                 .scheduleTimer(.deadLink(generation: generation), after: interval * 2),
             ]
+            if busy { actions += beginWaiting(now: now) }
             if path == .secondary {
                 actions.append(.scheduleTimer(.returnToPrimary(generation: generation), after: configuration.returnToPrimaryAfter))
             }
@@ -171,8 +187,19 @@ public struct LinkMachine: Sendable {
         }
     }
 
-    /// Reliable messages are (or are no longer) in flight.
-    public mutating func busyChanged(_ busy: Bool) { self.busy = busy }
+    /// Reliable messages are (or are no longer) in flight. When they begin to wait in a session, the
+    /// machine watches for the centre's answer (`Configuration.unansweredAfter`).
+    public mutating func busyChanged(_ busy: Bool, now: Duration) -> [Action] {
+        defer { self.busy = busy }
+        guard busy, !self.busy, case .established = state else { return [] }
+        return beginWaiting(now: now)
+    }
+
+    private mutating func beginWaiting(now: Duration) -> [Action] {
+        busySince = now
+        busyEpoch += 1
+        return [.scheduleTimer(.unanswered(generation: generation, epoch: busyEpoch), after: configuration.unansweredAfter)]
+    }
 
     public mutating func timerFired(_ timer: Timer, now: Duration) -> [Action] {
         switch (timer, state) {
@@ -192,6 +219,12 @@ public struct LinkMachine: Sendable {
                 return [.disconnect, .sessionLost(reason: .silent)] + fail(on: path, reason: .silent, wasEstablished: true)
             }
             return [.scheduleTimer(.deadLink(generation: g), after: interval * 2 - silent)]
+        case (.unanswered(let g, let epoch), .established(let path, _, let lastHeard)) where g == generation && epoch == busyEpoch && busy:
+            let quiet = now - max(lastHeard, busySince)
+            if quiet >= configuration.unansweredAfter {
+                return [.disconnect, .sessionLost(reason: .unanswered)] + fail(on: path, reason: .unanswered, wasEstablished: true)
+            }
+            return [.scheduleTimer(.unanswered(generation: g, epoch: epoch), after: configuration.unansweredAfter - quiet)]
         case (.returnToPrimary(let g), .established(.secondary, _, _)) where g == generation:
             if busy {
                 return [.scheduleTimer(.returnToPrimary(generation: g), after: configuration.returnToPrimaryAfter)]
@@ -200,7 +233,7 @@ public struct LinkMachine: Sendable {
             generation += 1
             failuresOnPath = 0
             return [.disconnect, .sessionLost(reason: .returningToPrimary), .connect(.primary)]
-        case (.reconnect, _), (.handshakeTimeout, _), (.heartbeat, _), (.deadLink, _), (.returnToPrimary, _):
+        case (.reconnect, _), (.handshakeTimeout, _), (.heartbeat, _), (.deadLink, _), (.returnToPrimary, _), (.unanswered, _):
             return []  // a late timer of an earlier state
         }
     }
@@ -227,5 +260,5 @@ public enum LinkStatus: Hashable, Sendable {
 }
 
 public enum LinkLossReason: String, Hashable, Sendable {
-    case connectFailed, closed, handshakeTimeout, silent, returningToPrimary
+    case connectFailed, closed, handshakeTimeout, silent, unanswered, returningToPrimary
 }

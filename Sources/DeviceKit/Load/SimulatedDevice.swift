@@ -222,7 +222,7 @@ final class SimulatedDevice: @unchecked Sendable {
                     // A failed attempt does not restart the clock: set-up counts from the first intended instant.
                     if sessionIntended == nil { sessionIntended = due }
                     if lostJustNow { lostJustNow = false } else { shard.counts.sessionFailures += 1 }
-                case .handshakeTimeout, .deadLink, .returnToPrimary: break
+                case .handshakeTimeout, .deadLink, .returnToPrimary, .unanswered: break
                 }
                 shard.schedule(after) { [self] in run(link.timerFired(timer, now: shard.now())) }
             case .sessionEstablished:
@@ -285,7 +285,7 @@ final class SimulatedDevice: @unchecked Sendable {
                 break  // counted as `rejected` when the nak arrived
             }
         }
-        link.busyChanged(delivery.isBusy)
+        run(link.busyChanged(delivery.isBusy, now: shard.now()))
     }
 
     private func run(_ actions: [DeviceEventMachine.Action]) {

@@ -106,27 +106,6 @@ import Testing
 
     static let master = String(repeating: "5a", count: 32)
 
-    /// `span` consecutive ports free for TCP and UDP now, for a child process that needs fixed ones. Below
-    /// Linux's ephemeral range (32768 up), so that no outgoing connection (load tests beside this one) takes
-    /// one between this check and the centre's bind.
-    static func freePorts(span: Int = 1) async throws -> Int {
-        func bindable(_ port: Int) async -> Bool {
-            guard let tcp = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: port).get() else { return false }
-            try? await tcp.close()
-            guard let udp = try? await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .bind(host: "127.0.0.1", port: port).get() else { return false }
-            try? await udp.close()
-            return true
-        }
-        search: for _ in 0..<500 {
-            let first = Int.random(in: 20_000...(32_000 - span))
-            for port in first..<(first + span) where !(await bindable(port)) { continue search }
-            return first
-        }
-        throw HarnessError("no \(span) free consecutive ports found from 20000 to 32000")
-    }
-
     /// Starts `devicesim center --workers 2` and waits for its "listening" line; returns it and the process.
     static func launchWorkers(directory: String, port: Int, metricsPort: Int) async throws -> (Process, String, String) {
         let output = directory + "/centre.out"
@@ -153,7 +132,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "workers-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try await Self.freePorts(span: 3)  // the centre's, then the two workers' metrics ports
+        let port = try await freeLoopbackPorts(span: 3)  // the centre's, then the two workers' metrics ports
         let metricsPort = port + 1
         let (centre, output, _) = try await Self.launchWorkers(directory: directory, port: port, metricsPort: metricsPort)
         defer { if centre.isRunning { kill(centre.processIdentifier, SIGKILL) } }
@@ -198,7 +177,7 @@ import Testing
         let directory = NSTemporaryDirectory() + "workers-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try await Self.freePorts(span: 3)
+        let port = try await freeLoopbackPorts(span: 3)
         let (centre, output, line) = try await Self.launchWorkers(directory: directory, port: port, metricsPort: port + 1)
         defer { if centre.isRunning { kill(centre.processIdentifier, SIGKILL) } }
         let pids = try #require(line.split(separator: "\n").first { $0.contains("workers listen") }?

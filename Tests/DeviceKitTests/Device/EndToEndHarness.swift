@@ -27,7 +27,13 @@ final class EndToEndHarness: Sendable {
     /// Starts (or restarts, on the same journal and ports) the centre.
     @discardableResult
     func startCentre() async throws -> CenterPorts {
-        let previous = state.withLock { $0.ports }
+        // Fixed ports below the ephemeral range: a restart binds them again, and no client socket of the
+        // tests beside this one can have taken them while the centre was down.
+        var previous = state.withLock { $0.ports }
+        if previous == nil {
+            let port = try await freeLoopbackPorts()
+            previous = CenterPorts(tcp: port, udp: port, metrics: nil)
+        }
         let configuration = CenterConfiguration(
             host: "127.0.0.1", tcpPort: previous?.tcp ?? 0, udpPort: previous?.udp ?? 0,
             journalPath: directory + "/centre.sqlite",

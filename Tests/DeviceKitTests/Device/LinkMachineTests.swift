@@ -43,6 +43,52 @@ import Testing
         #expect(m.status == .down)
     }
 
+    /// A centre that lost the session (a restart, over UDP) answers nothing: with an alarm waiting, the device
+    /// opens a new session after 10 s of silence, not after two heartbeat intervals (60 s here).
+    @Test func anAlarmTheCentreDoesNotAnswerEndsTheSessionAfterTenSecondsOfSilence() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(SessionAccept(centreTime: 1, heartbeatIntervalSeconds: 30)), now: .zero)
+        _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .seconds(25))
+        #expect(m.busyChanged(true, now: .seconds(28)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(10))])
+        #expect(m.busyChanged(true, now: .seconds(29)) == [])  // still the same wait
+        let actions = m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(38))
+        #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .unanswered)])
+        #expect(reconnectDelay(actions) != nil)
+        #expect(m.status == .down)
+    }
+
+    /// Any authentic frame from the centre (an ack, a heartbeat ack, a nak) shows it is there: the wait is
+    /// measured from it; and once nothing waits, the check ends.
+    @Test func aCentreThatAnswersKeepsTheSessionWhileMessagesWait() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(SessionAccept(centreTime: 1, heartbeatIntervalSeconds: 30)), now: .zero)
+        _ = m.busyChanged(true, now: .seconds(1))
+        _ = m.messageReceived(.ack(Ack(id: 7)), now: .seconds(7))
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(11)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(6))])
+        _ = m.busyChanged(false, now: .seconds(12))
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(17)) == [])
+        #expect(m.status == .up(.primary))
+        // A new wait is a new epoch: the old timer no longer counts.
+        #expect(m.busyChanged(true, now: .seconds(40)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 2), after: .seconds(10))])
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(50)) == [])
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 2), now: .seconds(50)).contains(.sessionLost(reason: .unanswered)))
+    }
+
+    /// Messages that waited while the link was down are sent when the session opens: the check starts then.
+    @Test func messagesWaitingWhenASessionOpensAreWatchedFromThatMoment() {
+        var m = machine()
+        _ = m.start()
+        #expect(m.busyChanged(true, now: .seconds(1)) == [])  // no session: nothing to watch yet
+        _ = m.connected()
+        let established = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(3))
+        #expect(established.contains(.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(10))))
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(12)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(1))])
+    }
+
     @Test func reconnectDelaysGrowAndAreSpreadByJitter() {
         var delays: [Duration] = []
         var m = machine(secondary: false)
@@ -93,9 +139,9 @@ import Testing
         let established = m.messageReceived(.sessionAccept(Self.accept), now: .zero)
         #expect(established.contains(.scheduleTimer(.returnToPrimary(generation: 4), after: .seconds(300))))
         // While an alarm is in flight the device stays where it is.
-        m.busyChanged(true)
+        _ = m.busyChanged(true, now: .zero)
         #expect(m.timerFired(.returnToPrimary(generation: 4), now: .seconds(300)) == [.scheduleTimer(.returnToPrimary(generation: 4), after: .seconds(300))])
-        m.busyChanged(false)
+        _ = m.busyChanged(false, now: .seconds(300))
         #expect(m.timerFired(.returnToPrimary(generation: 4), now: .seconds(600)) == [.disconnect, .sessionLost(reason: .returningToPrimary), .connect(.primary)])
         _ = m.connected()
         _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(601))
