@@ -14,7 +14,8 @@ import GRDB
 /// (device, id) row was inserted (`record`), so a retransmission that reaches another process is acknowledged
 /// again but acted on once. Writes take the write lock at `BEGIN IMMEDIATE` and wait up to `busyTimeout` for
 /// another process's transaction; one that still cannot get it throws, like any failed write, so the batch is
-/// answered `nak busy` and never dropped in silence.
+/// answered `nak busy` and never dropped in silence. Before that, writers take `JournalWriterLock` (a `flock`
+/// on the file `<journal>-writer`), so that the lock passes between processes without SQLite's polling sleeps.
 ///
 /// Blocking: call it from a thread pool, never from an event loop.
 public final class CenterJournal: Sendable {
@@ -61,11 +62,13 @@ public final class CenterJournal: Sendable {
 
     public let path: String
     private let database: DatabaseQueue
+    private let writerLock: JournalWriterLock
 
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
     ///   before it fails (and its batch is answered `nak busy`).
     public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
         self.path = path
+        writerLock = try JournalWriterLock(journal: path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.prepareDatabase { db in
@@ -151,8 +154,13 @@ public final class CenterJournal: Sendable {
 
     /// A write transaction that takes SQLite's write lock at `BEGIN IMMEDIATE`, waiting for another process
     /// up to the busy timeout. A deferred one would read first and could then fail to upgrade with
-    /// `SQLITE_BUSY` at once, without waiting, when another process wrote in between.
+    /// `SQLITE_BUSY` at once, without waiting, when another process wrote in between. The writer lock is taken
+    /// first, so that processes sharing the journal queue for it in the kernel instead of SQLite's sleeps.
     private func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
+        try writerLock.withLock { try transaction(body) }
+    }
+
+    private func transaction<T>(_ body: (Database) throws -> T) throws -> T {
         try database.writeWithoutTransaction { db in
             var result: T?
             try db.inTransaction(.immediate) {
