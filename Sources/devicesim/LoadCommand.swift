@@ -130,7 +130,7 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
     var workers: Int?
 
-    @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 20,000 devices).")
+    @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 1,000 devices).")
     var sourceAddressList: String?
 
     @Option(help: ArgumentHelp("Run as a worker of a coordinator starting at this CLOCK_MONOTONIC instant (ns): progress as JSON on standard output.", visibility: .hidden))

@@ -277,7 +277,8 @@ public final class LoadRunner: Sendable {
             previousSent = counts.alarmsSent
             let online = snapshots.reduce(0) { $0 + $1.online }
             if allOnline == nil, online == plan.ids.count {
-                allOnline = elapsed
+                // The instant the last shard became whole, not this tick's: the ramp's rate is measured from it.
+                allOnline = snapshots.compactMap(\.fullyOnlineSince).max() ?? elapsed
                 holding = ProcessUsage.current()
             }
             // The CPU window: the steady phase with every device online, so no handshakes are in it.

@@ -27,9 +27,20 @@ final class LoadShard: @unchecked Sendable {
     private var random: SplitMix64
     private var started = 0
     private var stopped = false
+    private var timers = TimerQueue<NIODeadline>()
+    /// The loop's one task for this shard's timers: when it fires, the earliest timer is due.
+    private var wakeUp: (deadline: NIODeadline, task: Scheduled<Void>)?
 
     var counts = LoadCounts()
-    var online = 0
+    var online = 0 {
+        didSet {
+            if online == devices.count, oldValue < online { fullyOnlineSince = now() }
+            if online < devices.count { fullyOnlineSince = nil }
+        }
+    }
+    /// Since when every device of the shard has been online: the instant the last one opened its session,
+    /// exactly, rather than at the runner's once-a-second look (the ramp's achieved rate comes from it).
+    private var fullyOnlineSince: Duration?
     /// Acknowledged alarms whose case no operator has engaged yet, and calls with media running.
     var alarmsAwaitingOperator = 0
     var activeCalls = 0
@@ -113,11 +124,27 @@ final class LoadShard: @unchecked Sendable {
         return n
     }
 
+    /// Runs `body` on the loop after `after`, unless the shard stopped. The shard's timers wait in its own
+    /// queue, and the loop holds one task for the earliest (`TimerQueue` says why).
     func schedule(_ after: Duration, _ body: @escaping @Sendable () -> Void) {
-        loop.scheduleTask(in: .nanoseconds(max(0, after.nanoseconds))) { [self] in
+        let deadline = NIODeadline.now() + .nanoseconds(max(0, after.nanoseconds))
+        if timers.schedule(at: deadline, body) { armWakeUp() }
+    }
+
+    private func armWakeUp() {
+        guard !stopped, let next = timers.nextDeadline else { return }
+        if let wakeUp, wakeUp.deadline <= next { return }
+        wakeUp?.task.cancel()
+        wakeUp = (next, loop.scheduleTask(deadline: next) { [self] in timersDue() })
+    }
+
+    private func timersDue() {
+        wakeUp = nil
+        for body in timers.popDue(at: .now()) {
             guard !stopped else { return }
             body()
         }
+        armWakeUp()
     }
 
     // MARK: Running
@@ -244,6 +271,8 @@ final class LoadShard: @unchecked Sendable {
     func stop() -> EventLoopFuture<Void> {
         for device in devices { device?.stop() }
         stopped = true
+        wakeUp?.task.cancel()
+        wakeUp = nil
         let closes = sockets.map { $0.close() }
         sockets = []
         return EventLoopFuture.andAllComplete(closes, on: loop)
@@ -288,6 +317,7 @@ final class LoadShard: @unchecked Sendable {
     struct Snapshot: Sendable {
         var counts: LoadCounts
         var online: Int
+        var fullyOnlineSince: Duration?
         var started: Int
         var unacknowledgedAlarms: Int
         var alarmsAwaitingOperator: Int
@@ -303,7 +333,7 @@ final class LoadShard: @unchecked Sendable {
     func snapshot(withHistograms: Bool) -> Snapshot {
         defer { recentAlarms.reset() }
         return Snapshot(
-            counts: counts, online: online, started: started,
+            counts: counts, online: online, fullyOnlineSince: fullyOnlineSince, started: started,
             unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
             alarmsAwaitingOperator: alarmsAwaitingOperator, activeCalls: activeCalls,
             recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil,
