@@ -42,9 +42,7 @@ extension LoadRunCommand {
         guard let worker else { return nil }
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
-        Thread.detachNewThread {
-            var byte: UInt8 = 0
-            while read(STDIN_FILENO, &byte, 1) > 0 {}
+        ParentLifeline.watch {
             FileHandle.standardError.write(Data("devicesim load worker: the coordinator is gone (standard input closed); stopping\n".utf8))
             _exit(3)
         }
