@@ -90,6 +90,9 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var workerIndex: Int?
 
+    @Flag(help: "Stop, as on SIGTERM, when standard input reaches end of file: for a program that starts the centre with a pipe as its standard input and holds the other end, so that the centre ends when that program ends, even by SIGKILL (`devicesim load --spawn-center` does).")
+    var stopWithStdin = false
+
     @Flag(help: "Show cases and calls as they happen and read 'engage N', 'close N', 'call N', 'hangup N', 'list' from standard input.")
     var console = false
 
@@ -115,6 +118,9 @@ struct CenterCommand: AsyncParsableCommand {
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
         guard udpBuffer >= 65_536 else { throw ValidationError("--udp-buffer is in bytes and must be at least 65536, e.g. --udp-buffer 8388608 for 8 MiB.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
+        if console && stopWithStdin {
+            throw ValidationError("--console reads commands from standard input, where --stop-with-stdin waits for end of file: use one of them.")
+        }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be from 1 to 64, e.g. --workers 6.") }
         if workers > 1 {
             guard (tcpPort ?? port) != 0, (udpPort ?? port) != 0 else {
@@ -155,7 +161,12 @@ struct CenterCommand: AsyncParsableCommand {
             configuration: ServiceGroupConfiguration(
                 services: [centre], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         if console { ConsoleInput.start(centre: centre) }
-        if workerIndex != nil { WorkerLifeline.watch() }
+        if workerIndex != nil || stopWithStdin {
+            ParentLifeline.watch { [logger] in
+                logger.notice("standard input closed: whoever started this centre is gone; stopping as on SIGTERM")
+                kill(getpid(), SIGTERM)
+            }
+        }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
             if events == nil {
@@ -169,7 +180,7 @@ struct CenterCommand: AsyncParsableCommand {
             if workerIndex != nil {
                 tasks.addTask {
                     _ = try await centre.listening()
-                    WorkerLifeline.sayListening()
+                    WorkerReadiness.sayListening()
                 }
             }
             if let events {
@@ -203,6 +214,8 @@ struct CenterCommand: AsyncParsableCommand {
             return source
         }
         defer { for source in sources { source.cancel() } }
+        // The workers have lifelines of their own, to this process.
+        if stopWithStdin { ParentLifeline.watch { processes.stop(signal: SIGTERM) } }
         let (tcp, udp, count, json, metricsPort) = (tcpPort ?? port, udpPort ?? port, workers, json, metricsPort)
         try processes.run { pids in
             var line = "centre: \(count) workers listen on TCP port \(tcp) and UDP port \(udp) (SO_REUSEPORT), pids "
@@ -276,22 +289,8 @@ private enum ConsoleInput {
     }
 }
 
-/// A worker's side of CenterWorkerProcesses: the "listening" line on descriptor 3, and its standard input,
-/// whose end of file means the parent ended: the worker then stops gracefully, as on SIGTERM.
-private enum WorkerLifeline {
-    static func watch() {
-        let thread = Thread {
-            var byte: UInt8 = 0
-            while true {
-                let count = read(STDIN_FILENO, &byte, 1)
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-            }
-            kill(getpid(), SIGTERM)
-        }
-        thread.start()
-    }
-
+/// A worker's side of CenterWorkerProcesses besides its ParentLifeline: the "listening" line on descriptor 3.
+private enum WorkerReadiness {
     static func sayListening() {
         let line = Array("listening\n".utf8)
         _ = line.withUnsafeBytes { write(CenterWorkerProcesses.readyDescriptor, $0.baseAddress, $0.count) }

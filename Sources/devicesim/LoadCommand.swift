@@ -59,11 +59,13 @@ struct LoadOutputOptions: ParsableArguments {
     }
 }
 
-struct LoadRunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
-        abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).")
-
+/// The options of `devicesim load run` that say what the fleet does and against which centre: the ones a
+/// coordinator passes on, as they were given, to each of its worker processes (with each worker's `--ramp`).
+///
+/// Each option is rendered back in `arguments`, in the order declared; LoadPlanOptionsTests fails for one
+/// that is not, or that does not parse back to its value. Options a worker must not get as given (the
+/// shard, the key, the report file, the workers) belong to `LoadRunCommand`, which sets the worker's own.
+struct LoadPlanOptions: ParsableArguments {
     @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6. With --spawn-center, where the spawned centre listens.")
     var center: String?
 
@@ -109,23 +111,90 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost.")
     var drain: Double = 10
 
+    @Option(help: "The first device id of the fleet.")
+    var firstID: UInt32 = 1
+
+    @Option(help: "Over UDP: how many devices share one socket.")
+    var devicesPerSocket: Int = 1000
+
+    /// These options as a command line that parses back to them, one entry an option, in the order above;
+    /// an option left out (`nil`) is left to its default.
+    var arguments: [String] {
+        let options: [(name: String, value: (any CustomStringConvertible)?)] = [
+            ("--center", center),
+            ("--devices", devices),
+            ("--transport", transport),
+            ("--ramp", ramp),
+            ("--heartbeat", heartbeat),
+            ("--alarm-rate", alarmRate),
+            ("--event-rate", eventRate),
+            ("--scenario", scenario),
+            ("--drop-links", dropLinks),
+            ("--udp-loss", udpLoss),
+            ("--cancel-share", cancelShare),
+            ("--call-share", callShare),
+            ("--call-duration", callDuration),
+            ("--duration", duration),
+            ("--drain", drain),
+            ("--first-id", firstID),
+            ("--devices-per-socket", devicesPerSocket),
+        ]
+        return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] }
+    }
+
+    func validate() throws {
+        guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
+        guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
+        if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
+            throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
+        }
+    }
+
+    /// The plan of `shard` of the fleet, with keys from `master`, against `centre`; without source addresses.
+    func plan(centre: SocketAddress, master: FleetMasterKey, shard: FleetShard) throws -> LoadPlan {
+        let duration = duration ?? 60
+        guard duration >= 0, duration < 1e9, drain >= 0, drain < 1e9 else {
+            throw ValidationError("--duration and --drain must be 0 seconds or more, for example --duration 60.")
+        }
+        var plan = LoadPlan(
+            centre: centre, master: master, transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
+            fleetSize: devices, shard: shard, rampRate: ramp, fleetAlarmRate: alarmRate ?? 2, cancelShare: cancelShare,
+            heartbeatOverride: heartbeat, duration: .milliseconds(Int64(duration * 1000)),
+            drain: .milliseconds(Int64(drain * 1000)), devicesPerSocket: devicesPerSocket)
+        plan.fleetEventRate = eventRate ?? 0
+        plan.fleetLinkDropRate = dropLinks
+        plan.udpLoss = udpLoss
+        plan.callShare = callShare
+        guard callDuration > 0, callDuration < 1e6 else { throw ValidationError("--call-duration must be above 0 seconds, for example 30.") }
+        plan.callDuration = .milliseconds(Int64(callDuration * 1000))
+        if let scenario {
+            guard let data = FileManager.default.contents(atPath: scenario) else {
+                throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
+            }
+            plan.scenario = try LoadScenario(toml: String(decoding: data, as: UTF8.self), file: scenario)
+        }
+        return plan
+    }
+}
+
+struct LoadRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).")
+
+    @OptionGroup var planOptions: LoadPlanOptions
+
     @Option(help: "This process's shard, I/N with I from 0 (as JOB_COMPLETION_INDEX), of the fleet's ids.")
     var shard: String?
 
     @Option(help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
     var shards: Int?
 
-    @Option(help: "The first device id of the fleet.")
-    var firstID: UInt32 = 1
-
     @Option(help: "The fleet master key in hex (32 to 64 bytes), the one the centre was started with.")
     var master: String?
 
     @Option(help: "A file holding the fleet master key in hex, so that it does not appear in the process list.")
     var masterFile: String?
-
-    @Option(help: "Over UDP: how many devices share one socket.")
-    var devicesPerSocket: Int = 1000
 
     @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
     var workers: Int?
@@ -144,18 +213,13 @@ struct LoadRunCommand: AsyncParsableCommand {
     @OptionGroup(title: "A centre the tool starts, and crashes") var spawnedCenter: SpawnedCenterOptions
 
     func validate() throws {
-        guard center != nil || spawnedCenter.spawnCenter else {
+        guard planOptions.center != nil || spawnedCenter.spawnCenter else {
             throw ValidationError("Name the centre with --center HOST:PORT, or let the tool start one with --spawn-center.")
         }
-        guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
         guard (master == nil) != (masterFile == nil) else {
             throw ValidationError("Give the fleet master key once, the one the centre uses: --master HEX or --master-file FILE.")
         }
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
-        guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
-        if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
-            throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
-        }
         _ = try output.parsedObjectives()
         do {
             let plan = try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1))
@@ -193,33 +257,13 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {
-        let duration = duration ?? 60
-        guard duration >= 0, duration < 1e9, drain >= 0, drain < 1e9 else {
-            throw ValidationError("--duration and --drain must be 0 seconds or more, for example --duration 60.")
-        }
-        var plan = LoadPlan(
-            centre: centre, master: try masterKey(), transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
-            fleetSize: devices, shard: try fleetShard(), rampRate: ramp, fleetAlarmRate: alarmRate ?? 2, cancelShare: cancelShare,
-            heartbeatOverride: heartbeat, duration: .milliseconds(Int64(duration * 1000)),
-            drain: .milliseconds(Int64(drain * 1000)), devicesPerSocket: devicesPerSocket)
-        plan.fleetEventRate = eventRate ?? 0
-        plan.fleetLinkDropRate = dropLinks
-        plan.udpLoss = udpLoss
-        plan.callShare = callShare
-        guard callDuration > 0, callDuration < 1e6 else { throw ValidationError("--call-duration must be above 0 seconds, for example 30.") }
-        plan.callDuration = .milliseconds(Int64(callDuration * 1000))
+        var plan = try planOptions.plan(centre: centre, master: try masterKey(), shard: try fleetShard())
         plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
-        if let scenario {
-            guard let data = FileManager.default.contents(atPath: scenario) else {
-                throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
-            }
-            plan.scenario = try LoadScenario(toml: String(decoding: data, as: UTF8.self), file: scenario)
-        }
         return plan
     }
 
     private func centreAddress() throws -> SocketAddress {
-        let center = center ?? ""
+        let center = planOptions.center ?? ""
         var host = Substring(center)
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else {
             throw ValidationError("--center '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
@@ -234,12 +278,12 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let given = try center.map { _ in try centreAddress() }
+        let given = try planOptions.center.map { _ in try centreAddress() }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
         let workers = workerCount(for: plan)
         try plan.validate(workers: workers)
         if workers > 1 { return try await coordinate(plan, workers: workers) }
-        let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: heartbeat)
+        let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: planOptions.heartbeat)
         if let spawned {
             plan.centre = spawned.address
             plan.keepsAcknowledgedAlarms = true

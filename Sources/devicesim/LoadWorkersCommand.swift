@@ -14,7 +14,7 @@ extension LoadRunCommand {
     /// `--source-addresses`, or for a large TCP fleet against a loopback centre 127.0.0.1, 127.0.0.2, …
     func sourceAddresses(centre: SocketAddress, devices: Int) throws -> SourceAddresses? {
         if let sourceAddressList { return try SourceAddresses(parsing: sourceAddressList) }
-        guard Transport(rawValue: transport) == .tcp else { return nil }
+        guard Transport(rawValue: planOptions.transport) == .tcp else { return nil }
         return SourceAddresses.automatic(centre: centre, devices: devices)
     }
 
@@ -42,9 +42,7 @@ extension LoadRunCommand {
         guard let worker else { return nil }
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
-        Thread.detachNewThread {
-            var byte: UInt8 = 0
-            while read(STDIN_FILENO, &byte, 1) > 0 {}
+        ParentLifeline.watch {
             FileHandle.standardError.write(Data("devicesim load worker: the coordinator is gone (standard input closed); stopping\n".utf8))
             _exit(3)
         }
@@ -104,29 +102,17 @@ extension LoadRunCommand {
         try output.finish(result.merged)
     }
 
-    /// A worker's command line: this run's flags, with the worker's shard and ramp, its report file, and
-    /// the common start instant.
+    /// A worker's command line: this run's plan options as given, but for the worker's part of the ramp; the
+    /// worker's shard, the key file, the source addresses chosen for the whole run, its report file, and the
+    /// common start instant.
     private func workerArguments(_ plan: LoadPlan, start: NIODeadline, keyFile: String, report: String) -> [String] {
-        var arguments = [
-            "load", "run", "--center", center ?? Self.hostPort(plan.centre), "--devices", "\(devices)", "--transport", transport,
-            "--ramp", "\(plan.rampRate)", "--shard", plan.shard.description, "--first-id", "\(firstID)",
-            "--master-file", keyFile, "--cancel-share", "\(cancelShare)", "--drain", "\(drain)",
-            "--drop-links", "\(dropLinks)", "--udp-loss", "\(udpLoss)", "--devices-per-socket", "\(devicesPerSocket)",
-            "--call-share", "\(callShare)", "--call-duration", "\(callDuration)",
+        var options = planOptions
+        options.ramp = plan.rampRate
+        var arguments = ["load", "run"] + options.arguments + [
+            "--shard", plan.shard.description, "--master-file", keyFile,
             "--quiet", "--json", report, "--worker", "\(start.uptimeNanoseconds)",
         ]
-        if let heartbeat { arguments += ["--heartbeat", "\(heartbeat)"] }
-        if let alarmRate { arguments += ["--alarm-rate", "\(alarmRate)"] }
-        if let eventRate { arguments += ["--event-rate", "\(eventRate)"] }
-        if let duration { arguments += ["--duration", "\(duration)"] }
-        if let scenario { arguments += ["--scenario", scenario] }
         if let sources = plan.sourceAddresses { arguments += ["--source-addresses", sources.description] }
         return arguments
-    }
-
-    /// `HOST:PORT` as `--center` reads it: `[::1]:7700` for IPv6.
-    private static func hostPort(_ address: SocketAddress) -> String {
-        let host = address.ipAddress ?? "127.0.0.1"
-        return (address.protocol == .inet6 ? "[\(host)]" : host) + ":\(address.port ?? 0)"
     }
 }

@@ -6,7 +6,9 @@ import NIOPosix
 /// started, crashed with SIGKILL and started again on the same port and journal, stopped at the end.
 ///
 /// The child's standard output and error go to `log`, which each start appends to. The centre is ready once
-/// the line `{"event":"listening",…}` that `devicesim center` prints when it listens appears there.
+/// the line `{"event":"listening",…}` that `devicesim center` prints when it listens appears there. Its
+/// standard input is a pipe that this process holds (`--stop-with-stdin`, a `ParentLifeline`): should this
+/// process end without stopping it, even by SIGKILL, the centre stops by itself.
 public actor SpawnedCenter {
     public struct Configuration: Sendable {
         /// The devicesim executable: the tool's own.
@@ -42,7 +44,7 @@ public actor SpawnedCenter {
             [
                 "center", "--host", host, "--port", "\(port)", "--master-file", masterFile, "--journal", journal,
                 "--heartbeat-interval", "\(heartbeatInterval)", "--auto-engage-after", "\(autoEngageAfter.milliseconds)",
-                "--auto-close-after", "\(autoCloseAfter.seconds)",
+                "--auto-close-after", "\(autoCloseAfter.seconds)", "--stop-with-stdin",
             ] + extraArguments
         }
     }
@@ -62,6 +64,8 @@ public actor SpawnedCenter {
     public nonisolated let configuration: Configuration
     public nonisolated let bounds: Bounds
     private var process: Process?
+    /// The write end of the running centre's standard input, held open and never written to.
+    private var lifeline: FileHandle?
     private var stopped = false
     /// Every process started, in order: for the tool's output and the test that no centre outlives it.
     public private(set) var pids: [Int32] = []
@@ -82,12 +86,17 @@ public actor SpawnedCenter {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: configuration.executable)
         process.arguments = configuration.arguments
-        process.standardInput = FileHandle.nullDevice
+        // Foundation closes the read end here and the write end in the child once it has started.
+        let input = Pipe()
+        process.standardInput = input
         process.standardOutput = output
         process.standardError = output
         defer { try? output.close() }
         try process.run()
         self.process = process
+        // The previous centre's, if any, ended before this one started.
+        try? lifeline?.close()
+        lifeline = input.fileHandleForWriting
         pids.append(process.processIdentifier)
         let deadline = NIODeadline.now() + TimeAmount(bounds.start)
         while !logSince(offset).contains(#""event":"listening""#) {
@@ -133,6 +142,10 @@ public actor SpawnedCenter {
     @discardableResult
     public func stop() async -> Bool {
         stopped = true
+        defer {
+            try? lifeline?.close()
+            lifeline = nil
+        }
         guard let process, process.isRunning else { return false }
         if await end(process, signal: SIGTERM, within: bounds.stop) { return false }
         await end(process, signal: SIGKILL, within: bounds.kill)

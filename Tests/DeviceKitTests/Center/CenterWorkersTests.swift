@@ -106,15 +106,17 @@ import Testing
 
     static let master = String(repeating: "5a", count: 32)
 
-    /// Starts `devicesim center --workers 2` and waits for its "listening" line; returns it and the process.
-    static func launchWorkers(directory: String, port: Int, metricsPort: Int) async throws -> (Process, String, String) {
+    /// Starts `devicesim center --workers 2 arguments…` and waits for its "listening" line; returns it and the process.
+    static func launchWorkers(
+        directory: String, port: Int, metricsPort: Int, arguments: [String] = [], input: Pipe? = nil
+    ) async throws -> (Process, String, String) {
         let output = directory + "/centre.out"
         let process = try ChildProcess.launch(
             [
                 "center", "--workers", "2", "--host", "127.0.0.1", "--port", "\(port)", "--metrics-port", "\(metricsPort)",
                 "--master", master, "--journal", directory + "/centre.sqlite", "--heartbeat-interval", "1",
                 "--rate", "100", "--burst", "100", "--auto-engage-after", "50", "--auto-close-after", "0.1",
-            ], output: output)
+            ] + arguments, output: output, input: input)
         let text = { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
         do {
             try await eventually("the workers listen, or the centre ends") {
@@ -180,8 +182,7 @@ import Testing
         let port = try await freeLoopbackPorts(span: 3)
         let (centre, output, line) = try await Self.launchWorkers(directory: directory, port: port, metricsPort: port + 1)
         defer { if centre.isRunning { kill(centre.processIdentifier, SIGKILL) } }
-        let pids = try #require(line.split(separator: "\n").first { $0.contains("workers listen") }?
-            .components(separatedBy: "pids ").last?.split(separator: ";").first?.split(separator: " ").compactMap { Int32($0) })
+        let pids = try #require(Self.workerPIDs(in: line))
         #expect(pids.count == 2)
         kill(pids[1], SIGKILL)
         try await ChildProcess.exit(centre, within: .seconds(120))
@@ -190,6 +191,33 @@ import Testing
         #expect(text.contains("centre worker 1 (pid \(pids[1])) was killed by signal 9 unexpectedly"), "\(text)")
         // The other worker was stopped, not left serving alone.
         try await eventually("worker 0 ends") { kill(pids[0], 0) != 0 }
+    }
+
+    /// The pids of the "workers listen" line.
+    static func workerPIDs(in output: String) -> [Int32]? {
+        output.split(separator: "\n").first { $0.contains("workers listen") }?
+            .components(separatedBy: "pids ").last?.split(separator: ";").first?.split(separator: " ").compactMap { Int32($0) }
+    }
+
+    /// `--stop-with-stdin` on the parent of workers, as `devicesim load --spawn-center --center-arg --workers …`
+    /// starts it: the end of its standard input stops every worker, and the centre ends as on SIGTERM.
+    @Test func theParentOfWorkersStopsThemWhenItsStandardInputCloses() async throws {
+        let directory = NSTemporaryDirectory() + "workers-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try await freeLoopbackPorts(span: 3)
+        let input = Pipe()
+        let (centre, output, line) = try await Self.launchWorkers(
+            directory: directory, port: port, metricsPort: port + 1, arguments: ["--stop-with-stdin"], input: input)
+        defer { if centre.isRunning { kill(centre.processIdentifier, SIGKILL) } }
+        let pids = try #require(Self.workerPIDs(in: line))
+        #expect(pids.count == 2)
+        try input.fileHandleForWriting.close()
+        try await ChildProcess.exit(centre, within: .seconds(120))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(centre.terminationReason == .exit && centre.terminationStatus == 0, "\(text)")
+        // The parent returns once it has reaped every worker.
+        for pid in pids { #expect(kill(pid, 0) != 0, "worker \(pid) still runs") }
     }
 
     @Test func workersOnPortZeroAreRefusedWithAHint() async throws {

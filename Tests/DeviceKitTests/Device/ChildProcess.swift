@@ -13,11 +13,13 @@ enum ChildProcess {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
     }
 
-    /// Starts `devicesim arguments…`; its output goes to `output` (a file path) or nowhere.
-    static func launch(_ arguments: [String], environment: [String: String] = [:], output: String? = nil) throws -> Process {
+    /// Starts `devicesim arguments…`; its output goes to `output` (a file path) or nowhere, its input comes
+    /// from `input` or is the tests' own.
+    static func launch(_ arguments: [String], environment: [String: String] = [:], output: String? = nil, input: Pipe? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: devicesim)
         process.arguments = arguments
+        if let input { process.standardInput = input }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if let output {
             _ = FileManager.default.createFile(atPath: output, contents: nil)

@@ -85,6 +85,32 @@ import Testing
             try? FileManager.default.removeItem(atPath: directory)
         }
     }
+
+    /// SIGKILL leaves the tool no chance to stop its centre: the centre's standard input, a pipe the tool
+    /// held, reaches end of file, and the centre stops by itself.
+    @Test func aCentreDoesNotOutliveAToolKilledWithSIGKILL() async throws {
+        let output = NSTemporaryDirectory() + "spawn-\(UUID().uuidString).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let tool = try ChildProcess.launch(
+            ["load", "--spawn-center", "--devices", "10", "--master", Self.master, "--duration", "600", "--quiet"], output: output)
+        let text = { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        var pids: [Int32] = []
+        try await eventually("the tool says its centre listens") {
+            pids = Self.centres(in: text()).pids
+            return !pids.isEmpty || !tool.isRunning
+        }
+        #expect(pids.count == 1 && pids.allSatisfy(Self.isRunning), "\(text())")
+        defer { for pid in pids where Self.isRunning(pid) { kill(pid, SIGKILL) } }
+        kill(tool.processIdentifier, SIGKILL)
+        try await ChildProcess.exit(tool, within: .seconds(60))
+        #expect(tool.terminationReason == .uncaughtSignal && tool.terminationStatus == SIGKILL)
+        try await eventually(within: .seconds(60), "the centre (pid \(pids)) ends after the tool") { !pids.contains(where: Self.isRunning) }
+        // It stopped as on SIGTERM, and said why, rather than being killed.
+        let directory = try #require(Self.centres(in: text()).directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = (try? String(contentsOfFile: directory + "/centre.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("standard input closed"), "\(log)")
+    }
 }
 
 /// The pure parts: when the crashes happen, and what the journal check concludes.

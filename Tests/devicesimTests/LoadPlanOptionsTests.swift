@@ -1,0 +1,47 @@
+import Testing
+
+@testable import devicesim
+
+/// The options a load coordinator passes on to its workers: every one of them, as given.
+@Suite struct LoadPlanOptionsTests {
+    /// Two command lines that between them set every option of the group away from its default (a scenario
+    /// replaces the duration and the rates, so they cannot go together).
+    static let commandLines: [[String]] = [
+        [
+            "--center", "[::1]:7701", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat", "7",
+            "--alarm-rate", "3.25", "--event-rate", "0.5", "--drop-links", "1.5", "--udp-loss", "0.05", "--cancel-share", "0.3",
+            "--call-share", "0.2", "--call-duration", "12.5", "--duration", "45", "--drain", "20.25", "--first-id", "1001",
+            "--devices-per-socket", "64",
+        ],
+        ["--devices", "3", "--scenario", "power-cut.toml"],
+    ]
+
+    /// Each option's value, by property name (`_devices`, …), as the parser left it.
+    static func values(_ options: LoadPlanOptions) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: Mirror(reflecting: options).children.map { ($0.label ?? "?", String(describing: $0.value)) })
+    }
+
+    @Test(arguments: commandLines)
+    func theRenderedArgumentsParseBackToTheSameOptions(commandLine: [String]) throws {
+        let given = try LoadPlanOptions.parse(commandLine)
+        let passedOn = try LoadPlanOptions.parse(given.arguments)
+        #expect(Self.values(passedOn) == Self.values(given), "rendered as \(given.arguments)")
+    }
+
+    /// So that an option added to the group without being added to `commandLines` fails the test above
+    /// instead of passing it at its default.
+    @Test func theCommandLinesSetEveryOptionAwayFromItsDefault() throws {
+        let defaults = Self.values(try LoadPlanOptions.parse(["--devices", "1"]))
+        let given = try Self.commandLines.map { Self.values(try LoadPlanOptions.parse($0)) }
+        #expect(defaults["_devices"] == "1" && defaults["_transport"] == "tcp", "the options as Mirror sees them: \(defaults)")
+        for (option, value) in defaults.sorted(by: { $0.key < $1.key }) {
+            #expect(given.contains { $0[option] != value }, "\(option) stays at its default \(value) in every command line")
+        }
+    }
+
+    @Test func optionsLeftOutAreLeftOutOfTheRendering() throws {
+        let options = try LoadPlanOptions.parse(["--devices", "5"])
+        #expect(!options.arguments.contains("--center") && !options.arguments.contains("--scenario"))
+        #expect(try LoadPlanOptions.parse(options.arguments).duration == nil)
+    }
+}
