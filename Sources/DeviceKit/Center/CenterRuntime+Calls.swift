@@ -61,11 +61,9 @@ extension CenterRuntime {
         hub.emit(.callOffered(device: device, callID: callID, alarmID: alarmID))
         feed(device) { $0.deliver(.callOffer(CallOffer(id: id, callID: callID, alarmID: alarmID, media: local))) }
         // A device that does not answer (offline, or too old to know calls) does not keep the ports bound.
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        loop.scheduleTask(in: TimeAmount(Self.answerTimeout)) {
-            let runtime = bound.value
-            guard let call = runtime.calls[device], call.callID == callID, call.phase == .offered else { return }
-            runtime.endCall(device: device, reason: .failed, tell: true)
+        timers.schedule(in: Self.answerTimeout) { [self] in
+            guard let call = calls[device], call.callID == callID, call.phase == .offered else { return }
+            endCall(device: device, reason: .failed, tell: true)
         }
     }
 

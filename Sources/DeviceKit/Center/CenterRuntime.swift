@@ -42,8 +42,11 @@ final class CenterRuntime {
     var cases: CasePolicy
     /// The automatic operator's timers for cases restored from the journal, started by `start()`.
     private var restoredCaseTimers: [CasePolicy.Action] = []
-    private var caseTimers: [CasePolicy.Timer: Scheduled<Void>] = [:]
-    private var retransmitTimers: [UInt64: Scheduled<Void>] = [:]
+    /// Case and retransmission timers, through one task of the loop (`LoopTimers`): a retransmission
+    /// timer is current while `retransmitTimers` holds its token, so removing the token cancels it.
+    let timers: LoopTimers
+    private var retransmitTimers: [UInt64: UInt64] = [:]
+    private var nextTimerToken: UInt64 = 0
     private var supervisionTask: RepeatedTask?
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
@@ -70,6 +73,7 @@ final class CenterRuntime {
         pool: NIOThreadPool, metrics: CenterMetrics, hub: CenterEventHub, logger: Logger, restored: Restored
     ) {
         self.loop = loop
+        self.timers = LoopTimers(loop: loop)
         self.configuration = configuration
         self.registry = registry
         self.journal = journal
@@ -108,9 +112,7 @@ final class CenterRuntime {
     func stop() {
         stopped = true
         supervisionTask?.cancel()
-        for timer in caseTimers.values { timer.cancel() }
-        for timer in retransmitTimers.values { timer.cancel() }
-        caseTimers = [:]
+        timers.stop()
         retransmitTimers = [:]
         stopAllCalls()
     }
@@ -205,12 +207,12 @@ final class CenterRuntime {
             case .scheduleRetransmit(let id, let attempt, let after):
                 scheduleRetransmit(id: id, attempt: attempt, after: after, device: device)
             case .delivered(let id):
-                retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                retransmitTimers[UInt64(device) << 32 | UInt64(id)] = nil
                 if callMessageIDs.remove(id) != nil { continue }  // a call message, not a case update
                 hub.emit(.caseUpdateDelivered(device: device, updateID: id))
                 journalWrite(.caseUpdateDelivered(id, at: now.wall)) { _ in }
             case .deliveryRefused(let id, let reason):
-                retransmitTimers.removeValue(forKey: UInt64(device) << 32 | UInt64(id))?.cancel()
+                retransmitTimers[UInt64(device) << 32 | UInt64(id)] = nil
                 if callMessageIDs.remove(id) != nil { callRefused(device: device, messageID: id, reason: reason) }
                 logger.debug("device refused a message", metadata: ["device.id": "\(device)", "message.id": "\(id)", "reason": "\(reason)"])
             }
@@ -320,12 +322,9 @@ final class CenterRuntime {
                     }
                 }
             case .scheduleTimer(let timer, let after):
-                let bound = NIOLoopBound(self, eventLoop: loop)
-                caseTimers[timer] = loop.scheduleTask(in: TimeAmount(after)) {
-                    let runtime = bound.value
-                    runtime.caseTimers[timer] = nil
-                    guard !runtime.stopped else { return }
-                    runtime.runCases(runtime.cases.timerFired(timer))
+                timers.schedule(in: after) { [self] in
+                    guard !stopped else { return }
+                    runCases(cases.timerFired(timer))
                 }
             }
         }
@@ -393,15 +392,15 @@ final class CenterRuntime {
         // ±20 % so that devices that lost the centre at the same moment are not answered in step.
         let jittered = after * Double.random(in: 0.8...1.2)
         let key = UInt64(device) << 32 | UInt64(id)
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        retransmitTimers[key]?.cancel()
-        retransmitTimers[key] = loop.scheduleTask(in: TimeAmount(jittered)) {
-            let runtime = bound.value
-            runtime.retransmitTimers[key] = nil
-            guard !runtime.stopped else { return }
-            let actions = runtime.feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
+        nextTimerToken &+= 1
+        let token = nextTimerToken
+        retransmitTimers[key] = token
+        timers.schedule(in: jittered) { [self] in
+            guard !stopped, retransmitTimers[key] == token else { return }
+            retransmitTimers[key] = nil
+            let actions = feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
             if actions.contains(where: { if case .send = $0 { true } else { false } }) {
-                runtime.metrics.retransmissions.increment()
+                metrics.retransmissions.increment()
             }
         }
     }

@@ -27,9 +27,8 @@ final class LoadShard: @unchecked Sendable {
     private var random: SplitMix64
     private var started = 0
     private var stopped = false
-    private var timers = TimerQueue<NIODeadline>()
-    /// The loop's one task for this shard's timers: when it fires, the earliest timer is due.
-    private var wakeUp: (deadline: NIODeadline, task: Scheduled<Void>)?
+    /// The devices' timers, through one task of the loop.
+    private let timers: LoopTimers
 
     var counts = LoadCounts()
     var online = 0 {
@@ -57,6 +56,7 @@ final class LoadShard: @unchecked Sendable {
     ///   - share: this shard's part of the process's devices, for its part of the alarm and ramp rates.
     init(loop: any EventLoop, plan: LoadPlan, firstID: UInt64, stride: UInt64, count: Int, share: Double, seed: UInt64, start: NIODeadline, wallAtStart: UInt64) {
         self.loop = loop
+        self.timers = LoopTimers(loop: loop)
         self.plan = plan
         self.firstID = firstID
         self.stride = stride
@@ -124,27 +124,9 @@ final class LoadShard: @unchecked Sendable {
         return n
     }
 
-    /// Runs `body` on the loop after `after`, unless the shard stopped. The shard's timers wait in its own
-    /// queue, and the loop holds one task for the earliest (`TimerQueue` says why).
+    /// Runs `body` on the loop after `after`, unless the shard stopped.
     func schedule(_ after: Duration, _ body: @escaping @Sendable () -> Void) {
-        let deadline = NIODeadline.now() + .nanoseconds(max(0, after.nanoseconds))
-        if timers.schedule(at: deadline, body) { armWakeUp() }
-    }
-
-    private func armWakeUp() {
-        guard !stopped, let next = timers.nextDeadline else { return }
-        if let wakeUp, wakeUp.deadline <= next { return }
-        wakeUp?.task.cancel()
-        wakeUp = (next, loop.scheduleTask(deadline: next) { [self] in timersDue() })
-    }
-
-    private func timersDue() {
-        wakeUp = nil
-        for body in timers.popDue(at: .now()) {
-            guard !stopped else { return }
-            body()
-        }
-        armWakeUp()
+        timers.schedule(in: after, body)
     }
 
     // MARK: Running
@@ -271,8 +253,7 @@ final class LoadShard: @unchecked Sendable {
     func stop() -> EventLoopFuture<Void> {
         for device in devices { device?.stop() }
         stopped = true
-        wakeUp?.task.cancel()
-        wakeUp = nil
+        timers.stop()
         let closes = sockets.map { $0.close() }
         sockets = []
         return EventLoopFuture.andAllComplete(closes, on: loop)
