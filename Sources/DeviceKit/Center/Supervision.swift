@@ -20,7 +20,9 @@ public struct Supervision: Sendable {
         self.offlineAfter = offlineAfter
     }
 
-    public var onlineCount: Int { devices.values.count(where: \.online) }
+    /// Devices online now; kept as they come and go, since the centre reads it at every report (counting
+    /// them each time made a ramp of 100,000 devices quadratic: 60 % of the centre's time).
+    public private(set) var onlineCount = 0
 
     public func isOnline(_ device: UInt32) -> Bool { devices[device]?.online ?? false }
 
@@ -28,7 +30,9 @@ public struct Supervision: Sendable {
     public mutating func deviceSeen(_ device: UInt32, now: Duration) -> Report? {
         let wasOnline = devices[device]?.online ?? false
         devices[device] = Watched(lastSeen: now, online: true)
-        return wasOnline ? nil : .online(device)
+        if wasOnline { return nil }
+        onlineCount += 1
+        return .online(device)
     }
 
     /// The devices that have been silent for longer than `offlineAfter`, each reported once.
@@ -36,6 +40,7 @@ public struct Supervision: Sendable {
         var reports: [Report] = []
         for (device, watched) in devices where watched.online && now - watched.lastSeen > offlineAfter {
             devices[device]?.online = false
+            onlineCount -= 1
             reports.append(.offline(device))
         }
         return reports.sorted { $0.device < $1.device }

@@ -14,6 +14,23 @@ import Testing
         #expect(supervision.deviceSeen(5, now: .seconds(10)) == .online(5))
     }
 
+    /// The count of devices online follows each report, whatever the order of comings and goings.
+    @Test func theOnlineCountFollowsEveryReport() {
+        var supervision = Supervision(offlineAfter: .seconds(2))
+        var random = SplitMix64(seed: 3)
+        var now = Duration.zero
+        for _ in 0..<2_000 {
+            now += .milliseconds(Int64(random.next() % 50))
+            if random.next() % 4 == 0 {
+                _ = supervision.tick(now: now)
+            } else {
+                _ = supervision.deviceSeen(UInt32(random.next() % 100), now: now)
+            }
+            #expect(supervision.onlineCount == (0..<100).count { supervision.isOnline($0) })
+        }
+        #expect(supervision.onlineCount > 0)
+    }
+
     @Test func theAutomaticOperatorEngagesThenClosesACase() {
         var policy = CasePolicy(configuration: .init(autoEngageAfter: .milliseconds(200), autoCloseAfter: .seconds(1)))
         let opened = CasePolicy.Case(id: 1, device: 9, alarmID: 7, state: .received)
