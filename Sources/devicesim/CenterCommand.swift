@@ -61,6 +61,9 @@ struct CenterCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Call the home (SRTP voice over RTP) when an operator engages its case.")
     var callOnEngage = true
 
+    @Option(help: "The most calls a second placed when operators engage cases; the others wait their turn, so that a storm's calls cannot starve its alarms.")
+    var engageCallRate: Double = 50
+
     @Option(help: "Seconds without media from a home after which its call is ended as silent (the case stays open).")
     var mediaSilence: Double = 5
 
@@ -150,7 +153,7 @@ struct CenterCommand: AsyncParsableCommand {
             cases: CasePolicy.Configuration(
                 autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
                 autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
-            callOnEngage: callOnEngage,
+            callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo),
             journalBatchLimit: journalBatch, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)

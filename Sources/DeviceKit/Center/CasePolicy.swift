@@ -100,6 +100,9 @@ public struct CasePolicy: Sendable {
         }
     }
 
+    /// Whether case `id` is open (received or engaged).
+    public func isOpen(_ id: Int64) -> Bool { open[id] != nil }
+
     /// The open case of `device`'s alarm `alarmID`, if any.
     public func caseID(device: UInt32, alarmID: UInt32) -> Int64? {
         open.values.first { $0.device == device && $0.alarmID == alarmID }?.id

@@ -19,6 +19,11 @@ public struct CenterConfiguration: Sendable {
     public var cases: CasePolicy.Configuration
     /// Offer a call to the device when an operator engages its case (protocol.md §4.8).
     public var callOnEngage: Bool
+    /// The most calls a second the centre places on engagement (a burst of as many); the others wait their
+    /// turn, and one whose case closes meanwhile is not placed. Setting up a call binds two UDP ports on the
+    /// centre's loop: unpaced, a storm's 2,000 engagements a second starved the loop, alarms waited seconds
+    /// for their `ack` and their retransmissions added to the load.
+    public var engageCallRate: Double
     /// The centre's side of calls: silence timeout, RTCP interval, signal, video.
     public var media: MediaLink.Parameters
     /// The most journal writes (alarms, events, anchors, …) committed in one transaction, with one fsync.
@@ -41,7 +46,7 @@ public struct CenterConfiguration: Sendable {
         journalPath: String, session: CenterSession.Parameters = CenterSession.Parameters(),
         offlineAfter: Duration? = nil, authenticationTimeout: Duration = .seconds(5), maximumSessions: Int = 100_000,
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
-        callOnEngage: Bool = true, media: MediaLink.Parameters = MediaLink.Parameters(),
+        callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 200_000, udpBufferSize: Int = 8 << 20,
         udpMessagesPerRead: Int = 32, reusePort: Bool = false
     ) {
@@ -58,6 +63,7 @@ public struct CenterConfiguration: Sendable {
         self.offencesBeforeClose = offencesBeforeClose
         self.cases = cases
         self.callOnEngage = callOnEngage
+        self.engageCallRate = max(engageCallRate, 0.001)
         self.media = media
         self.journalBatchLimit = max(1, journalBatchLimit)
         self.deviceKeyCacheLimit = max(1, deviceKeyCacheLimit)

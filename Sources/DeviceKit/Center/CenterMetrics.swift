@@ -28,6 +28,7 @@ final class CenterMetrics: Sendable {
     let callsOffered: Prometheus.Counter
     let callsStarted: Prometheus.Counter
     let callsActive: Gauge
+    let callsWaiting: Gauge
     private let callsEndedByReason: [UInt8: Prometheus.Counter]
     let mediaPacketsReceived: Prometheus.Counter
     let mediaPacketsLost: Prometheus.Counter
@@ -76,6 +77,8 @@ final class CenterMetrics: Sendable {
         callsOffered = registry.makeCounter(descriptor: .init(metricName: "center_calls_offered_total", unitName: "", helpText: "Calls offered to devices (protocol.md §4.8)."))
         callsStarted = registry.makeCounter(descriptor: .init(metricName: "center_calls_started_total", unitName: "", helpText: "Calls answered: media both ways."))
         callsActive = registry.makeGauge(descriptor: .init(metricName: "center_calls_active", unitName: "", helpText: "Calls offered or in progress."))
+        callsWaiting = registry.makeGauge(
+            descriptor: .init(metricName: "center_calls_waiting", unitName: "", helpText: "Engaged cases waiting for their call (--engage-call-rate)."))
         var ended: [UInt8: Prometheus.Counter] = [:]
         for (code, name) in CallEndReason.names {
             ended[code] = registry.makeCounter(descriptor: .init(metricName: "center_calls_ended_total", unitName: "", helpText: "Calls ended, by callEnd reason."), labels: [("reason", name)])

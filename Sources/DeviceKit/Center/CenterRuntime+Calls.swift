@@ -43,6 +43,33 @@ extension CenterRuntime {
         return callID
     }
 
+    /// An operator engaged `engaged`: its home is called at the configured pace
+    /// (`CenterConfiguration.engageCallRate`), in the order the cases were engaged.
+    func callOnEngagement(_ engaged: CasePolicy.Case) {
+        engageCalls.append(engaged)
+        placeEngageCalls()
+    }
+
+    private func placeEngageCalls() {
+        while let next = engageCalls.first {
+            // A case closed while it waited needs no call (and costs no token).
+            guard cases.isOpen(next.id) else {
+                engageCalls.removeFirst()
+                continue
+            }
+            guard engageCallPace.take(now: now.monotonic) else { break }
+            engageCalls.removeFirst()
+            _ = offerCall(device: next.device, alarmID: next.alarmID)
+        }
+        metrics.callsWaiting.set(Int64(engageCalls.count))
+        guard !engageCalls.isEmpty, !engageCallWakeUpSet else { return }
+        engageCallWakeUpSet = true
+        timers.schedule(in: .seconds(1 / configuration.engageCallRate)) { [self] in
+            engageCallWakeUpSet = false
+            placeEngageCalls()
+        }
+    }
+
     private func sendOffer(device: UInt32, callID: UInt32, alarmID: UInt32, link: MediaLink) {
         // An unspecified address tells the device to send to the address it reaches the centre at.
         let host = link.rtpLocalAddress.flatMap(Endpoint.init) ?? Endpoint(address: [0, 0, 0, 0], port: UInt16(link.port))

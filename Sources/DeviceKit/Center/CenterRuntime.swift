@@ -1,4 +1,5 @@
 import Crypto
+import DequeModule
 import Foundation
 import Logging
 import NIOCore
@@ -51,6 +52,11 @@ final class CenterRuntime {
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
     var calls: [UInt32: CenterCall] = [:]
+    /// Engaged cases waiting for their call, oldest first, the pace they are called at, and whether a wake-up
+    /// for the next is set (CenterRuntime+Calls.swift).
+    var engageCalls = Deque<CasePolicy.Case>()
+    var engageCallPace: TokenBucket
+    var engageCallWakeUpSet = false
     var callMessageIDs: Set<UInt32> = []
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
@@ -75,6 +81,7 @@ final class CenterRuntime {
         self.loop = loop
         self.timers = LoopTimers(loop: loop)
         self.configuration = configuration
+        engageCallPace = TokenBucket(rate: configuration.engageCallRate, burst: max(1, configuration.engageCallRate))
         self.registry = registry
         self.journal = journal
         self.pool = pool
@@ -338,7 +345,7 @@ final class CenterRuntime {
         // The operator who takes a case speaks with the person at once; a closed case ends its call.
         switch changed.state {
         case .operatorEngaged where configuration.callOnEngage:
-            _ = offerCall(device: changed.device, alarmID: changed.alarmID)
+            callOnEngagement(changed)
         case .closed:
             if calls[changed.device]?.alarmID == changed.alarmID { endCall(device: changed.device, reason: .hangUp, tell: true) }
         default:

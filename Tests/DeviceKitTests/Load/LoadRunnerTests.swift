@@ -167,6 +167,32 @@ import Testing
         #expect(report.table.contains("calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered)"))
     }
 
+    /// Engaged cases are called at the centre's pace (`engageCallRate`), not all at once, and every one
+    /// still open gets its call in the end; the alarms are acknowledged meanwhile.
+    @Test func callsOnEngagementArePacedAndEachOpenCaseIsCalledInTheEnd() async throws {
+        let centre = try await TestCentre.start(autoCloseAfter: .seconds(120), engageCallRate: 5)
+        let plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: centre.ports.udp), master: Self.master, transport: .udp,
+            firstID: 60_001, fleetSize: 40, rampRate: 2000, fleetAlarmRate: 30, cancelShare: 0,
+            duration: .seconds(1), settle: .milliseconds(200), drain: .seconds(100), devicesPerSocket: 20, seed: 5)
+        let began = ContinuousClock.now
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        func centreCount(_ matches: (CenterEvent) -> Bool) -> Int { centre.log.events.withLock { $0.count(where: matches) } }
+        let offeredByEnd = centreCount { if case .callOffered = $0 { true } else { false } }
+        let elapsed = Double((ContinuousClock.now - began).components.seconds) + 1
+        let c = report.counts
+        #expect(c.alarmsLost == 0 && c.alarmsAcknowledged == c.alarmsSent)
+        #expect(c.alarmsSent > 10)
+        // A burst of 5, then 5 a second at most, however slowly this machine ran.
+        #expect(offeredByEnd <= 5 + Int(5 * elapsed))
+        let engaged = centreCount { if case .caseUpdate(_, _, _, .operatorEngaged) = $0 { true } else { false } }
+        #expect(engaged == c.casesEngaged)
+        try await eventually(within: .seconds(120), "every engaged case still open gets its call") {
+            centreCount { if case .callOffered = $0 { true } else { false } } == engaged
+        }
+        _ = centre.stop()
+    }
+
     /// Links cut at random and a tenth of the datagrams lost each way: devices reconnect with backoff, resend
     /// what was not acknowledged, and no alarm is lost.
     @Test func linkDropsAndUDPLossLoseNoAlarm() async throws {
@@ -211,14 +237,14 @@ struct TestCentre {
         let events = Mutex<[CenterEvent]>([])
     }
 
-    static func start(autoCloseAfter: Duration = .milliseconds(100)) async throws -> TestCentre {
+    static func start(autoCloseAfter: Duration = .milliseconds(100), engageCallRate: Double = 50) async throws -> TestCentre {
         let directory = NSTemporaryDirectory() + "load-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let centre = CenterServer(
             configuration: CenterConfiguration(
                 host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: directory + "/centre.sqlite",
                 session: .init(heartbeatIntervalSeconds: 5, rate: 1000, burst: 1000),
-                cases: .init(autoEngageAfter: .milliseconds(50), autoCloseAfter: autoCloseAfter)),
+                cases: .init(autoEngageAfter: .milliseconds(50), autoCloseAfter: autoCloseAfter), engageCallRate: engageCallRate),
             registry: DeviceRegistry(master: LoadRunnerTests.master),
             logger: Logger(label: "test.centre", factory: { _ in SwiftLogNoOpLogHandler() }))
         let log = EventLog()
