@@ -35,8 +35,14 @@ import Testing
         defer { close(other) }
         #expect(flock(other, LOCK_EX) == 0)
         let write = Task.detached { try journal.record(device: 1, message: .testAlarm(7), at: 1).isNew }
-        // The write cannot finish while the lock is held elsewhere: its row is not in the journal.
-        try await Task.sleep(for: .milliseconds(200))
+        // The kernel lists the write's wait for the lock file in /proc/locks (a "->" line on its inode).
+        var status = stat()
+        try #require(stat(path + "-writer", &status) == 0)
+        let inode = ":\(status.st_ino) "
+        try await eventually("the journal's write waits for the writer lock") {
+            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+            return locks.split(separator: "\n").contains { $0.contains("->") && $0.contains("FLOCK") && $0.contains(inode) }
+        }
         #expect(try journal.alarms().isEmpty)
         #expect(flock(other, LOCK_UN) == 0)
         #expect(try await write.value)
