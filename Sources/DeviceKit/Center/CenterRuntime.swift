@@ -329,10 +329,7 @@ final class CenterRuntime {
                     }
                 }
             case .scheduleTimer(let timer, let after):
-                timers.schedule(in: after) { [self] in
-                    guard !stopped else { return }
-                    runCases(cases.timerFired(timer))
-                }
+                timers.schedule(in: after) { [self] in runCases(cases.timerFired(timer)) }
             }
         }
         return !actions.isEmpty
@@ -403,7 +400,7 @@ final class CenterRuntime {
         let token = nextTimerToken
         retransmitTimers[key] = token
         timers.schedule(in: jittered) { [self] in
-            guard !stopped, retransmitTimers[key] == token else { return }
+            guard retransmitTimers[key] == token else { return }
             retransmitTimers[key] = nil
             let actions = feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
             if actions.contains(where: { if case .send = $0 { true } else { false } }) {
