@@ -175,6 +175,7 @@ public struct DemoStory: Sendable {
         switch state {
         case .idle: "idle"
         case .sending: "red blinking: alarm registered, calling the centre"
+        case .waiting: "red flashing, amber blinking: alarm stored, waiting for the centre"
         case .delivered: "red steady: the centre has the alarm"
         case .helpComing: "green blinking: an operator is on it, help is coming"
         case .speaking: "green steady: speaking with the operator"

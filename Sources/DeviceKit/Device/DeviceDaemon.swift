@@ -38,7 +38,7 @@ public struct DeviceDaemon: Service {
         }
         defer { withExtendedLifetime(lock) {} }
         let runtime = try makeRuntime()
-        let source = Self.buttonSource(for: config.button, logger: logger)
+        let source = Self.buttonSource(for: config.button, press: config.alarm.pressDetection, logger: logger)
         let watcher = Task { await log(runtime.observations) }
         runtime.start()
         try? notifier.ready()
@@ -78,11 +78,7 @@ public struct DeviceDaemon: Service {
             key: try config.deviceKey(), primary: try resolve(config.primaryCentre),
             secondary: try config.secondaryCentre.map(resolve), transport: config.transport,
             bootCount: bootCount,
-            press: .init(
-                debounce: .milliseconds(Int(config.alarm.debounceMilliseconds)),
-                hold: .milliseconds(Int(config.alarm.holdMilliseconds)),
-                longPress: .milliseconds(Int(config.alarm.longPressMilliseconds)),
-                stuckAfter: .seconds(Int(config.alarm.stuckAfterSeconds))),
+            press: config.alarm.pressDetection,
             cancelWindow: .milliseconds(Int(config.alarm.cancelWindowMilliseconds)),
             defaultHeartbeatInterval: .seconds(Int(config.heartbeatIntervalSeconds)))
         runtimeConfiguration.faultInjection = faultInjection
@@ -100,12 +96,14 @@ public struct DeviceDaemon: Service {
     }
 
     /// The source the configuration names.
-    public static func buttonSource(for backend: ButtonBackend, logger: Logger) -> any ButtonSource {
+    public static func buttonSource(
+        for backend: ButtonBackend, press: PressDetector.Configuration, logger: Logger
+    ) -> any ButtonSource {
         switch backend {
         case .simulated(let presses): ScriptedButtonSource(.presses(presses))
         case .evdev(let settings): EvdevButtonSource(settings: settings)
         case .serial(let settings): SerialButtonSource(settings: settings, logger: logger)
-        case .replay(let settings): ReplayButtonSource(settings: settings)
+        case .replay(let settings): ReplayButtonSource(settings: settings, press: press, logger: logger)
         }
     }
 
@@ -159,9 +157,11 @@ public struct DeviceDaemon: Service {
         do {
             try await source.run { event in
                 switch event {
-                case .level(let down):
+                case .level(let down, let at):
                     logger.debug("button", metadata: ["down": "\(down)"])
-                    runtime.buttonEdge(down: down)
+                    runtime.buttonEdge(down: down, at: at)
+                case .judged(let verdict):
+                    runtime.buttonJudged(verdict)
                 case .present(let initiallyDown):
                     logger.info("call button present", metadata: ["held": "\(initiallyDown)"])
                     runtime.buttonPresenceChanged(present: true)
@@ -187,12 +187,26 @@ public struct DeviceDaemon: Service {
         for await o in observations {
             switch o.kind {
             case .story(let step): logger.info("alarm", metadata: ["step": "\(step)"])
-            case .indicator(let state): logger.info("indicator", metadata: ["state": "\(state.rawValue)"])
+            case .button(let verdict):
+                guard let text = config.alarm.pressDetection.explain(verdict) else { break }
+                switch verdict {
+                case .glitch, .tooShort: logger.notice("call button: \(text)")
+                case .bounce: logger.debug("call button: \(text)")
+                default: logger.info("call button: \(text)")
+                }
+            case .indicator(let state): logger.info("indicator: \(state.meaning)", metadata: ["state": "\(state.rawValue)"])
+            case .linkDown(let centre, let cause):
+                logger.warning("cannot reach the centre at \(centre): \(cause)")
+                try? notifier.status("device \(config.deviceID): CANNOT REACH THE CENTRE at \(centre): \(cause)")
+            case .linkRestored(let centre, let after):
+                logger.warning("link to the centre at \(centre) restored after \(after.readable)")
+            case .linkStillDown(let centre, let duration, let cause, let waiting):
+                logger.warning("still cannot reach the centre at \(centre), for \(duration.readable): \(cause); \(waiting) message\(waiting == 1 ? "" : "s") waiting to be sent")
             case .sessionEstablished(let path):
                 logger.info("session established", metadata: ["path": "\(path.rawValue)"])
                 try? notifier.status("device \(config.deviceID): online (\(path.rawValue) centre)")
             case .sessionLost(let reason):
-                logger.warning("session lost", metadata: ["reason": "\(reason.rawValue)"])
+                logger.notice("session lost", metadata: ["reason": "\(reason.rawValue)"])
                 try? notifier.status("device \(config.deviceID): offline, reconnecting")
             case .delivered(let message):
                 logger.info("delivered", metadata: ["message": "\(message.kind.name)", "id": "\(message.reliableID ?? 0)"])

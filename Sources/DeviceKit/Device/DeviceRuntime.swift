@@ -46,6 +46,13 @@ public final class DeviceRuntime: @unchecked Sendable {
     private var handledCentreIDs: Set<UInt32> = []
     private var handledCentreOrder: [UInt32] = []
     private var currentIndicator: IndicatorState = .idle
+    /// What the alarm machine shows; `refreshIndicator` combines it with the link's health.
+    private var alarmIndicator: IndicatorState = .idle
+    private var health = LinkHealth()
+    /// The last failed connect in plain words, for `LinkHealth`.
+    private var lastConnectFailure: String?
+    /// The centre of the open (or last) session.
+    private var sessionPath: LinkMachine.Path = .primary
     /// The call in progress, if any (DeviceRuntime+Call.swift).
     var activeCall: DeviceCall?
 
@@ -87,6 +94,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     public func start() {
         eventLoop.execute { [self] in
             started = .now()
+            health.started(now: now())
             show(.idle)
             do {
                 let pending = try outbox.pending(limit: 10_000)
@@ -114,9 +122,18 @@ public final class DeviceRuntime: @unchecked Sendable {
         try? await channel?.close()
     }
 
-    /// The call button's level changed.
-    public func buttonEdge(down: Bool) {
-        eventLoop.execute { [self] in run(press.edge(down: down, at: now())) }
+    /// The call button's level changed at `at` on `CLOCK_MONOTONIC` (the kernel's timestamp of an evdev
+    /// event), or now. The press detector judges by that time, not by when this call gets to the loop.
+    public func buttonEdge(down: Bool, at: Duration? = nil) {
+        eventLoop.execute { [self] in run(press.edge(down: down, at: at.map(runtimeTime) ?? now())) }
+    }
+
+    /// A verdict a source judged itself (a replay, in its recording's time), instants on `CLOCK_MONOTONIC`.
+    public func buttonJudged(_ verdict: PressDetector.Action) {
+        eventLoop.execute { [self] in
+            if case .wakeUp = verdict { return }  // a source's own timer, not ours
+            run([verdict.mappingInstants(runtimeTime)])
+        }
     }
 
     /// The cancel input (a second button, or the pendant's cancel key).
@@ -149,19 +166,23 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Monotonic time since start.
     func now() -> Duration { .nanoseconds(NIODeadline.now().uptimeNanoseconds - started.uptimeNanoseconds) }
 
+    /// A `CLOCK_MONOTONIC` instant as time since start.
+    private func runtimeTime(_ monotonic: Duration) -> Duration {
+        monotonic - .nanoseconds(Int64(started.uptimeNanoseconds))
+    }
+
     // MARK: Machines' actions
 
     private func run(_ actions: [PressDetector.Action]) {
         for action in actions {
             switch action {
-            case .scheduleTimer(let timer, let after):
-                schedule(after) { $0.run($0.press.timerFired(timer, now: $0.now())) }
+            case .wakeUp(let at):
+                schedule(at - now()) { $0.run($0.press.timeReached(at)) }
             case .pressed(let at):
+                observe(.button(action))
                 run(alarm.pressed(kind: .button, at: at))
-            case .longPressed, .released:
-                break
-            case .tooShort(let heldFor):
-                logger.debug("press shorter than the hold time", metadata: ["press.ms": "\(heldFor.milliseconds)"])
+            case .longPressed, .released, .tooShort, .glitch, .bounce:
+                observe(.button(action))
             case .stuck(let since):
                 observe(.fault("the call button has been held down for \((now() - since).milliseconds / 1000) s: is it stuck?"))
             }
@@ -195,7 +216,8 @@ public final class DeviceRuntime: @unchecked Sendable {
             case .storeEvent(let kind, let value):
                 store(event: kind, value: value)
             case .setIndicator(let state):
-                show(state)
+                alarmIndicator = state
+                refreshIndicator()
             case .scheduleTimer(let timer, let after):
                 schedule(after) { $0.run($0.alarm.timerFired(timer)) }
             case .story(let step):
@@ -239,15 +261,47 @@ public final class DeviceRuntime: @unchecked Sendable {
             case .sessionEstablished(let path, let accept):
                 if let sent = sessionStartSentAt { correctClock(centreTime: accept.centreTime, roundTrip: now() - sent) }
                 apply(accept.settings)
+                sessionPath = path
                 observe(.sessionEstablished(path))
-                if currentIndicator == .fault { show(alarm.isIdle ? .idle : .sending) }
+                run(health.sessionEstablished(now: now()))
+                refreshIndicator()
                 run(delivery.linkUp())
             case .sessionLost(let reason):
                 delivery.linkDown()
                 frames.reset()
                 observe(.sessionLost(reason))
+                run(health.sessionLost(dead: reason == .silent || reason == .unanswered, cause: cause(of: reason), now: now()))
+            case .attemptFailed(let path, let reason):
+                sessionPath = path
+                let cause = reason == .connectFailed ? (lastConnectFailure ?? cause(of: reason)) : cause(of: reason)
+                run(health.attemptFailed(cause: cause, now: now()))
             }
         }
+    }
+
+    private func run(_ actions: [LinkHealth.Action]) {
+        for action in actions {
+            switch action {
+            case .down(let cause):
+                observe(.linkDown(centre: centreAddress, cause: cause))
+                refreshIndicator()
+            case .restored(let after):
+                observe(.linkRestored(centre: centreAddress, after: after))
+            case .stillDown(let duration, let cause):
+                observe(.linkStillDown(centre: centreAddress, for: duration, cause: cause, waiting: delivery.waiting))
+            case .scheduleTimer(let timer, let after):
+                schedule(after) { $0.run($0.health.timerFired(timer, now: $0.now())) }
+            }
+        }
+    }
+
+    private func cause(of reason: LinkLossReason) -> String {
+        LinkCause.lost(reason, handshakeTimeout: configuration.handshakeTimeout, heartbeat: configuration.defaultHeartbeatInterval)
+    }
+
+    /// The centre the device is trying to reach, as `127.0.0.1:7730`.
+    private var centreAddress: String {
+        LinkCause.address(sessionPath == .primary ? configuration.primary : (configuration.secondary ?? configuration.primary))
     }
 
     private func run(_ actions: [DeliveryMachine.Action]) {
@@ -282,6 +336,18 @@ public final class DeviceRuntime: @unchecked Sendable {
     private func store(event kind: DeviceEventKind, value: UInt32) {
         let at = wireTime(at: now()).0
         store { .event(DeviceEvent(id: $0, kind: kind, at: at, value: value)) }
+    }
+
+    /// Shows the alarm's state, or what the link's health makes of it: with the centre out of reach, an
+    /// idle device shows the fault and an alarm being sent shows that it is stored and waiting.
+    private func refreshIndicator() {
+        let state: IndicatorState
+        switch (alarmIndicator, health.isDown) {
+        case (.idle, true): state = .fault
+        case (.sending, true): state = .waiting
+        default: state = alarmIndicator
+        }
+        if state != currentIndicator { show(state) }
     }
 
     private func show(_ state: IndicatorState) {
@@ -368,7 +434,8 @@ public final class DeviceRuntime: @unchecked Sendable {
                 observe(.connected(path))
                 run(link.connected())
             case .failure(let error):
-                logger.debug("connect failed", metadata: ["path": "\(path.rawValue)", "error": "\(error)"])
+                lastConnectFailure = LinkCause.connectFailed(error)
+                logger.debug("connect failed", metadata: ["path": "\(path.rawValue)", "cause": "\(lastConnectFailure ?? "")"])
                 run(link.connectFailed())
             }
         }

@@ -74,10 +74,18 @@ public struct DeviceObservation: Sendable {
 
     public enum Kind: Sendable {
         case story(AlarmStory)
+        /// What the press detector made of the button (`PressDetector.Configuration.explain` words it).
+        case button(PressDetector.Action)
         case indicator(IndicatorState)
         case connected(LinkMachine.Path)
         case sessionEstablished(LinkMachine.Path)
         case sessionLost(LinkLossReason)
+        /// The centre cannot be reached (`LinkHealth`): the fault indicator is on.
+        case linkDown(centre: String, cause: String)
+        /// A session is open again after `after` without one.
+        case linkRestored(centre: String, after: Duration)
+        /// A reminder while the link stays down, with the messages waiting in the outbox.
+        case linkStillDown(centre: String, for: Duration, cause: String, waiting: Int)
         case delivered(Message)
         case heartbeatRoundTrip(Duration)
         case refused(ProtocolError)

@@ -42,6 +42,8 @@ public struct LinkMachine: Sendable {
         case sessionEstablished(Path, SessionAccept)
         /// The session ended: what was in flight goes back to waiting.
         case sessionLost(reason: LinkLossReason)
+        /// An attempt to open a session on `Path` failed before it opened (`LinkHealth` counts them).
+        case attemptFailed(Path, LinkLossReason)
     }
 
     public struct Configuration: Hashable, Sendable {
@@ -249,7 +251,8 @@ public struct LinkMachine: Sendable {
         let delay = configuration.backoff.delay(attempt: failures, using: &random)
         failures += 1
         state = .waiting(next: next)
-        return [.scheduleTimer(.reconnect(generation: generation), after: delay)]
+        return (wasEstablished ? [] : [.attemptFailed(path, reason)])
+            + [.scheduleTimer(.reconnect(generation: generation), after: delay)]
     }
 }
 

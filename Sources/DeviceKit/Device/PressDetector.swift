@@ -1,11 +1,22 @@
-/// Turns the raw level of a call button into presses a person meant: debounced, held long enough, and with
-/// chatter, too-short presses and a stuck button counted.
+/// Turns the raw level of a call button into the presses a person meant, judged from the edges' timestamps
+/// alone: when the owner's timers fire, early, late or in any order, changes when a verdict is given, never
+/// which.
 ///
-/// A level counts only once it has been stable for `debounce`; a press counts once the button has been down
-/// for `hold` (measured from the first edge of the stable level). Released before `hold` is `tooShort`.
-/// Held for `stuckAfter` is `stuck` (a button jammed by furniture must not raise an alarm every boot).
+/// The rules (`PressDetectorPropertyTests` checks them against a model that knows only the timestamps):
+/// - A raw level *counts* once it has lasted `debounce`: until the next edge, or for the current level until
+///   the instant the owner says has passed. A shorter level is a bounce: reported once (`.glitch` for a press
+///   too brief to count, `.bounce` for any other) and otherwise ignored, so the stable level goes on through it.
+/// - A stable down period starts at the edge that began its first counting down level and ends at the edge
+///   that began the first counting up level after it.
+/// - A period that lasts `hold` or longer is exactly one press: `.pressed(at: start)` as soon as it is known
+///   to have lasted `hold`, `.released(heldFor:)` when it ends. A shorter one ends as `.tooShort(heldFor:)`.
+/// - `longPress` and `stuckAfter` are reported once per period, the same way. A stuck button raises one
+///   alarm (its press) and one fault, not an alarm per boot or per minute.
 ///
-/// Pure: the owner feeds edges with their time and runs the timers it asks for.
+/// Time: the owner feeds edges in order with their timestamps (`edge(down:at:)`) and, when its clock passes
+/// an instant asked for with `.wakeUp(at:)`, calls `timeReached(_:)` with that instant. `timeReached(t)`
+/// promises only that every edge before `t` has been fed; a wake-up that comes late, twice, or after a later
+/// edge is harmless. Pure: no clock, no timers of its own.
 public struct PressDetector: Sendable {
     public struct Configuration: Hashable, Sendable {
         public var debounce: Duration
@@ -23,39 +34,44 @@ public struct PressDetector: Sendable {
         }
     }
 
-    public enum Timer: Hashable, Sendable {
-        case settle(generation: Int)
-        case hold(generation: Int)
-        case longPress(generation: Int)
-        case stuck(generation: Int)
-    }
-
     public enum Action: Hashable, Sendable {
-        case scheduleTimer(Timer, after: Duration)
+        /// Call `timeReached(at)` once the clock has passed `at`: something may become decidable then.
+        case wakeUp(at: Duration)
         /// Down for `hold`: a press. `at` is when it went down.
         case pressed(at: Duration)
         case longPressed(at: Duration)
         case released(heldFor: Duration)
         case tooShort(heldFor: Duration)
         case stuck(since: Duration)
+        /// The button went down and came up again within `debounce`: a press too brief to count at all
+        /// (a HID report with press and release together, an ACPI button's microseconds).
+        case glitch(lasted: Duration)
+        /// Any other level shorter than `debounce` (contact chatter), ignored.
+        case bounce(down: Bool, lasted: Duration)
     }
 
     public let configuration: Configuration
-    /// The raw level and when it last changed.
+    /// The raw level and the edge that began it.
     private var rawDown = false
     private var rawSince: Duration = .zero
-    /// The debounced level and when it started (at its first edge).
+    private var hasEdge = false
+    /// The debounced level and the edge that began it.
     private var stableDown = false
     private var stableSince: Duration = .zero
     private var pressReported = false
-    /// Settle timers: bumped by every raw edge.
-    private var generation = 0
-    /// Hold, long-press and stuck timers: bumped only when the debounced level changes, so chatter while
-    /// held does not cancel a press.
-    private var stableGeneration = 0
-    private var hasEdge = false
-    /// Edges that did not last `debounce`.
-    public private(set) var chatter = 0
+    private var longPressReported = false
+    private var stuckReported = false
+    /// Every edge before this instant has been fed.
+    private var knownUntil: Duration = .zero
+    /// Wake-ups asked for and not yet passed, so the same instant is not asked for twice.
+    private var pendingWakeUps: Set<Duration> = []
+    /// Presses too brief to count (`.glitch`).
+    public private(set) var glitches = 0
+    /// Other levels shorter than `debounce` (`.bounce`).
+    public private(set) var bounces = 0
+    /// Edges fed with a timestamp before an earlier edge or an instant already reached; taken as happening
+    /// at that instant (a driver that feeds out of order).
+    public private(set) var edgesOutOfOrder = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -63,58 +79,144 @@ public struct PressDetector: Sendable {
 
     /// The button's level changed at `at`.
     public mutating func edge(down: Bool, at: Duration) -> [Action] {
-        guard down != rawDown else { return [] }
-        if hasEdge, at - rawSince < configuration.debounce { chatter += 1 }
+        var at = at
+        if hasEdge, at < knownUntil {
+            edgesOutOfOrder += 1
+            at = knownUntil
+        }
+        var actions = advance(to: at)
+        // Not an edge: the level it already has (a release first is the level it starts with).
+        guard down != rawDown else { return actions + wakeUpIfNeeded() }
+        if hasEdge, at - rawSince < configuration.debounce {
+            let lasted = at - rawSince
+            if rawDown, !stableDown {
+                glitches += 1
+                actions.append(.glitch(lasted: lasted))
+            } else {
+                bounces += 1
+                actions.append(.bounce(down: rawDown, lasted: lasted))
+            }
+        }
         hasEdge = true
         rawDown = down
         rawSince = at
-        generation += 1
-        return [.scheduleTimer(.settle(generation: generation), after: configuration.debounce)]
+        knownUntil = at
+        actions += decide(upTo: at)
+        return actions + wakeUpIfNeeded()
     }
 
-    /// The level at start (a key already held when the device boots).
+    /// The level at start (a key already held when the device boots): an edge at `at`.
     public mutating func initialLevel(down: Bool, at: Duration) -> [Action] {
         edge(down: down, at: at)
     }
 
-    public mutating func timerFired(_ timer: Timer, now: Duration) -> [Action] {
-        switch timer {
-        case .settle(let g):
-            guard g == generation else { return [] }
-            guard rawDown != stableDown else {
-                // Bounce that came back: a hold that ended meanwhile still counts.
-                if stableDown, !pressReported, now - stableSince >= configuration.hold {
-                    pressReported = true
-                    return [.pressed(at: stableSince)]
-                }
-                return []
-            }
-            stableDown = rawDown
-            stableGeneration += 1
-            let sg = stableGeneration
-            if stableDown {
+    /// The clock has passed `instant`, and every edge before it has been fed.
+    public mutating func timeReached(_ instant: Duration) -> [Action] {
+        advance(to: instant) + wakeUpIfNeeded()
+    }
+
+    // MARK: Deciding
+
+    private mutating func advance(to instant: Duration) -> [Action] {
+        guard hasEdge, instant > knownUntil else { return [] }
+        knownUntil = instant
+        return decide(upTo: instant)
+    }
+
+    /// What the timestamps up to `now` decide.
+    private mutating func decide(upTo now: Duration) -> [Action] {
+        var actions: [Action] = []
+        if rawDown != stableDown, now - rawSince >= configuration.debounce {
+            if rawDown {
+                stableDown = true
                 stableSince = rawSince
                 pressReported = false
-                let held = now - stableSince
-                return [
-                    .scheduleTimer(.hold(generation: sg), after: max(.zero, configuration.hold - held)),
-                    .scheduleTimer(.longPress(generation: sg), after: max(.zero, configuration.longPress - held)),
-                    .scheduleTimer(.stuck(generation: sg), after: max(.zero, configuration.stuckAfter - held)),
-                ]
+                longPressReported = false
+                stuckReported = false
+            } else {
+                let heldFor = rawSince - stableSince
+                actions += reportDuration(heldFor)
+                stableDown = false
+                actions.append(heldFor >= configuration.hold ? .released(heldFor: heldFor) : .tooShort(heldFor: heldFor))
             }
-            let heldFor = rawSince - stableSince
-            return [pressReported ? .released(heldFor: heldFor) : .tooShort(heldFor: heldFor)]
-        case .hold(let g):
-            // A release still settling is not a hold; if it was a bounce, the settle reports the press.
-            guard g == stableGeneration, stableDown, rawDown, !pressReported else { return [] }
-            pressReported = true
-            return [.pressed(at: stableSince)]
-        case .longPress(let g):
-            guard g == stableGeneration, stableDown else { return [] }
-            return [.longPressed(at: stableSince)]
-        case .stuck(let g):
-            guard g == stableGeneration, stableDown else { return [] }
-            return [.stuck(since: stableSince)]
         }
+        if stableDown {
+            // A release still settling may yet be a bounce: the period is known to last until it.
+            actions += reportDuration((rawDown ? now : rawSince) - stableSince)
+        }
+        return actions
+    }
+
+    /// A wake-up for the next instant worth deciding at, unless one is already asked for.
+    private mutating func wakeUpIfNeeded() -> [Action] {
+        pendingWakeUps = pendingWakeUps.filter { $0 > knownUntil }
+        guard let next = nextDeadline(), pendingWakeUps.insert(next).inserted else { return [] }
+        return [.wakeUp(at: next)]
+    }
+
+    /// The press, long press and stuck verdicts a down period known to have lasted `known` has earned.
+    private mutating func reportDuration(_ known: Duration) -> [Action] {
+        var actions: [Action] = []
+        if !pressReported, known >= configuration.hold {
+            pressReported = true
+            actions.append(.pressed(at: stableSince))
+        }
+        if !longPressReported, known >= configuration.longPress {
+            longPressReported = true
+            actions.append(.longPressed(at: stableSince))
+        }
+        if !stuckReported, known >= configuration.stuckAfter {
+            stuckReported = true
+            actions.append(.stuck(since: stableSince))
+        }
+        return actions
+    }
+
+    /// The earliest instant at which a verdict may fall due without another edge.
+    private func nextDeadline() -> Duration? {
+        if rawDown != stableDown { return rawSince + configuration.debounce }
+        guard stableDown else { return nil }
+        return [
+            pressReported ? nil : stableSince + configuration.hold,
+            longPressReported ? nil : stableSince + configuration.longPress,
+            stuckReported ? nil : stableSince + configuration.stuckAfter,
+        ].compactMap { $0 }.min()
+    }
+}
+
+extension PressDetector.Configuration {
+    /// A verdict in plain words with the setting that decided it, for logs, `diag analyze` and `selftest`;
+    /// `nil` for `.wakeUp`.
+    public func explain(_ action: PressDetector.Action) -> String? {
+        switch action {
+        case .wakeUp: nil
+        case .pressed: "held for alarm.hold_ms = \(hold.milliseconds) ms: an alarm"
+        case .longPressed: "held for alarm.long_press_ms = \(longPress.milliseconds) ms: a long press"
+        case .released(let heldFor): "released after \(heldFor.readable)"
+        case .tooShort(let heldFor):
+            "a press of \(heldFor.readable) was shorter than alarm.hold_ms = \(hold.milliseconds) ms: no alarm"
+        case .stuck: "held for alarm.stuck_after_s = \(stuckAfter.milliseconds / 1000) s: the button is stuck"
+        case .glitch(let lasted):
+            "a press of \(lasted.readable) was shorter than alarm.debounce_ms = \(debounce.milliseconds) ms and was ignored as a bounce"
+        case .bounce(let down, let lasted):
+            "a bounce (\(down ? "down" : "up") for \(lasted.readable)) shorter than alarm.debounce_ms = \(debounce.milliseconds) ms was ignored"
+        }
+    }
+}
+
+extension Duration {
+    /// `103 ms`, `0.019 ms`, `94 s`, `20 min`: as precise as a person needs.
+    var readable: String {
+        let micro = microseconds
+        if micro == 0 { return "0 ms" }
+        if micro < 1000 {
+            let digits = String(micro)
+            return "0.\(String(repeating: "0", count: 3 - digits.count))\(digits) ms"
+        }
+        if micro < 10_000_000 { return "\(micro / 1000) ms" }
+        let seconds = micro / 1_000_000
+        if seconds < 120 { return "\(seconds) s" }
+        if seconds < 7200 { return "\(seconds / 60) min" }
+        return "\(seconds / 3600) h \(seconds / 60 % 60) min"
     }
 }

@@ -8,8 +8,9 @@
 /// - `ReplayButtonSource`: an evemu recording played back in real time.
 ///
 /// A source reports only levels and presence. Debounce, hold time, long press, stuck button and chatter are
-/// the pure `PressDetector`'s job, fed by `DeviceRuntime.buttonEdge(down:)`, so every backend gets the same
-/// treatment and the same configuration.
+/// the pure `PressDetector`'s job, fed by `DeviceRuntime.buttonEdge(down:at:)` with the edge's own timestamp,
+/// so every backend gets the same treatment and the same configuration, and a verdict never depends on how
+/// late an event or a timer is delivered.
 ///
 /// A source that loses its device (unplugged: `ENODEV`; a serial adapter pulled out: `EIO`) reports
 /// `.missing` once, keeps trying to reopen it, and reports `.present` when it is back. It throws only for
@@ -25,8 +26,13 @@ public protocol ButtonSource: Sendable {
 
 /// What a `ButtonSource` reports.
 public enum ButtonEvent: Hashable, Sendable {
-    /// The button's level changed (after the source's own decoding, before any debounce).
-    case level(down: Bool)
+    /// The button's level changed (after the source's own decoding, before any debounce), at `at` on
+    /// `CLOCK_MONOTONIC` (`Duration.monotonicNow`): the kernel's timestamp of an evdev event. `nil`: the
+    /// moment the event is taken in, for sources that have no better time.
+    case level(down: Bool, at: Duration? = nil)
+    /// A verdict of a `PressDetector` that the source ran itself in its own time (the replay backend judges
+    /// a recording in the recording's time), with its instants on `CLOCK_MONOTONIC`. Never `.wakeUp`.
+    case judged(PressDetector.Action)
     /// The device is open and readable; `initiallyDown` when the button was already held at that moment
     /// (a key held across a restart or a resynchronisation).
     case present(initiallyDown: Bool)

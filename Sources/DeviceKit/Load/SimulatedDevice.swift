@@ -232,6 +232,8 @@ final class SimulatedDevice: @unchecked Sendable {
                 online = true
                 shard.online += 1
                 run(delivery.linkUp())
+            case .attemptFailed:
+                break  // counted with its reconnect timer above
             case .sessionLost:
                 delivery.linkDown()
                 frames.reset()

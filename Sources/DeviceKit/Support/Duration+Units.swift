@@ -27,6 +27,12 @@ extension Duration {
     }
 }
 
+extension Duration {
+    /// `CLOCK_MONOTONIC` now: the clock of evdev timestamps (`EVIOCSCLOCKID`), NIO's deadlines and every
+    /// process on the machine.
+    public static var monotonicNow: Duration { .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds)) }
+}
+
 extension TimeAmount {
     /// NIO's time amount for a `Duration`, for scheduling on an event loop.
     init(_ duration: Duration) {

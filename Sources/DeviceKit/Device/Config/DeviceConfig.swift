@@ -196,6 +196,13 @@ public struct AlarmSettings: Hashable, Sendable {
         self.stuckAfterSeconds = stuckAfterSeconds
         self.cancelWindowMilliseconds = cancelWindowMilliseconds
     }
+
+    /// The press detector these settings ask for.
+    public var pressDetection: PressDetector.Configuration {
+        .init(
+            debounce: .milliseconds(Int64(debounceMilliseconds)), hold: .milliseconds(Int64(holdMilliseconds)),
+            longPress: .milliseconds(Int64(longPressMilliseconds)), stuckAfter: .seconds(Int64(stuckAfterSeconds)))
+    }
 }
 
 /// One press of the simulated button: when, from the start, and for how long.

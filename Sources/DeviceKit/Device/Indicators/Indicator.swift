@@ -4,6 +4,9 @@ public enum IndicatorState: String, Hashable, Sendable, CaseIterable, Codable {
     case idle
     /// An alarm is raised and being sent (red blinking fast).
     case sending
+    /// An alarm is stored on the device and waits for the centre, which cannot be reached (red flashing
+    /// slowly, amber blinking): not lost, not yet sent.
+    case waiting
     /// The centre has the alarm (red steady).
     case delivered
     /// An operator has the case and help is on its way (green blinking slowly).
@@ -12,6 +15,19 @@ public enum IndicatorState: String, Hashable, Sendable, CaseIterable, Codable {
     case speaking
     /// Something needs a technician: no centre, no button, storage failing (amber blinking).
     case fault
+
+    /// What the person at home sees, in words, for logs and the demo.
+    public var meaning: String {
+        switch self {
+        case .idle: "ready"
+        case .sending: "sending the alarm"
+        case .waiting: "alarm stored, waiting for the centre"
+        case .delivered: "the centre has the alarm"
+        case .helpComing: "help is coming"
+        case .speaking: "talking to the centre"
+        case .fault: "fault: needs a technician"
+        }
+    }
 }
 
 /// An output that shows an `IndicatorState`: an LED set through sysfs, a buzzer, or a recording double.

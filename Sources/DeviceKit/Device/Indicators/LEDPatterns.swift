@@ -22,12 +22,14 @@ public enum LEDPattern: Hashable, Sendable {
 /// |------------|----------------|----------------|----------------|
 /// | idle       | off            | dim            | off            |
 /// | sending    | blink 100/100  | off            | off            |
+/// | waiting    | blink 200/1800 | off            | blink 1000/1000|
 /// | delivered  | steady         | off            | off            |
 /// | helpComing | off            | blink 500/500  | off            |
 /// | speaking   | off            | steady         | off            |
 /// | fault      | off            | off            | blink 1000/1000|
 ///
-/// Without an amber LED, *fault* blinks red and green together at 1000/1000, which no other state does.
+/// Without an amber LED, *fault* blinks red and green together at 1000/1000, which no other state does, and
+/// *waiting* (an alarm stored while the centre cannot be reached) is the red flash alone.
 public struct IndicatorPatterns: Hashable, Sendable {
     public var table: [IndicatorState: [LEDColor: LEDPattern]]
 
@@ -39,6 +41,9 @@ public struct IndicatorPatterns: Hashable, Sendable {
         return IndicatorPatterns(table: [
             .idle: [.green: .dim],
             .sending: [.red: .blink(onMilliseconds: 100, offMilliseconds: 100)],
+            .waiting: hasAmber
+                ? [.red: .blink(onMilliseconds: 200, offMilliseconds: 1800), .amber: faultBlink]
+                : [.red: .blink(onMilliseconds: 200, offMilliseconds: 1800)],
             .delivered: [.red: .steady],
             .helpComing: [.green: .blink(onMilliseconds: 500, offMilliseconds: 500)],
             .speaking: [.green: .steady],

@@ -7,7 +7,7 @@ import Glibc
 /// (`EVIOCGRAB`: no desktop, console or logind sees the presses) and reads whether the key is already held
 /// (`EVIOCGKEY`), which becomes `.present(initiallyDown:)`. Then it reads whole `input_event` records,
 /// follows the key through `EvdevKeyTracker` (packets, autorepeat, `SYN_DROPPED` resynchronised with
-/// `EVIOCGKEY`) and emits its levels.
+/// `EVIOCGKEY`) and emits its levels with the kernel's timestamps.
 ///
 /// Unplugging (`ENODEV` from `read`, or end of file) is reported once as `.missing`; the source reopens the
 /// path every `reopenInterval` and reports `.present` when the button is back. A grab held by another
@@ -67,12 +67,14 @@ public struct EvdevButtonSource: ButtonSource {
             emit(.present(initiallyDown: tracker.isDown))
         } events: { device, events in
             for event in events {
+                // The kernel's timestamp (CLOCK_MONOTONIC, set by EvdevSession) of the SYN_REPORT that
+                // completes the packet; after SYN_DROPPED, of the report that ends the drop.
                 for output in tracker.feed(event) {
                     switch output {
-                    case .level(let down): emit(.level(down: down))
+                    case .level(let down): emit(.level(down: down, at: event.time))
                     case .resynchronise:
                         let down = try device.heldKeys().contains(Int(tracker.key))
-                        for case .level(let down) in tracker.resynchronised(down: down) { emit(.level(down: down)) }
+                        for case .level(let down) in tracker.resynchronised(down: down) { emit(.level(down: down, at: event.time)) }
                     }
                 }
             }

@@ -92,11 +92,13 @@ final class FakeEventDevice: @unchecked Sendable {
         try DeviceFile.write(writer, events.flatMap(layout.encode))
     }
 
-    static func key(_ value: Int32, code: UInt16 = 148) -> [InputEvent] {
-        [
-            InputEvent(seconds: 1, type: InputEventNames.evMsc, code: 4, value: 0x90001),
-            InputEvent(seconds: 1, type: InputEventNames.evKey, code: code, value: value),
-            InputEvent(seconds: 1, type: InputEventNames.evSyn, code: InputEventNames.synReport, value: 0),
+    /// One HID report of `code` with `value`, stamped `milliseconds` after 1 s.
+    static func key(_ value: Int32, code: UInt16 = 148, milliseconds: Int64 = 0) -> [InputEvent] {
+        let (s, us) = (1 + milliseconds / 1000, milliseconds % 1000 * 1000)
+        return [
+            InputEvent(seconds: s, microseconds: us, type: InputEventNames.evMsc, code: 4, value: 0x90001),
+            InputEvent(seconds: s, microseconds: us, type: InputEventNames.evKey, code: code, value: value),
+            InputEvent(seconds: s, microseconds: us, type: InputEventNames.evSyn, code: InputEventNames.synReport, value: 0),
         ]
     }
 }
@@ -128,12 +130,16 @@ final class ButtonEventLog: Sendable {
         let task = start(EvdevButtonSource(settings: .init(device: device.path, key: 148, grab: true), control: control), log: log)
         try await device.connect()
         #expect(try await log.wait(count: 1) == [.present(initiallyDown: false)])
-        try device.send(FakeEventDevice.key(1) + FakeEventDevice.key(2) + FakeEventDevice.key(0))
+        try device.send(FakeEventDevice.key(1) + FakeEventDevice.key(2, milliseconds: 250) + FakeEventDevice.key(0, milliseconds: 400))
         // Another key of the same device is not the call button.
-        try device.send(FakeEventDevice.key(1, code: 30))
-        try device.send(FakeEventDevice.key(1))
+        try device.send(FakeEventDevice.key(1, code: 30, milliseconds: 500))
+        try device.send(FakeEventDevice.key(1, milliseconds: 600))
         let events = try await log.wait(count: 4)
-        #expect(events == [.present(initiallyDown: false), .level(down: true), .level(down: false), .level(down: true)])
+        // Each level carries the kernel's timestamp of its report, not the time it was read.
+        #expect(events == [
+            .present(initiallyDown: false), .level(down: true, at: .seconds(1)),
+            .level(down: false, at: .milliseconds(1400)), .level(down: true, at: .milliseconds(1600)),
+        ])
         task.cancel()
         _ = await task.result
         #expect(control.calls == [
@@ -153,7 +159,7 @@ final class ButtonEventLog: Sendable {
         try DeviceFile.write(device.writer, Array(bytes.prefix(13)))
         try await Task.sleep(for: .milliseconds(50))
         try DeviceFile.write(device.writer, Array(bytes.dropFirst(13)))
-        #expect(try await log.wait(count: 2).last == .level(down: true))
+        #expect(try await log.wait(count: 2).last == .level(down: true, at: .seconds(1)))
         task.cancel()
         _ = await task.result
     }
@@ -166,7 +172,7 @@ final class ButtonEventLog: Sendable {
         let task = start(EvdevButtonSource(settings: .init(device: device.path, grab: false), control: control), log: log)
         try await device.connect()
         try device.send(FakeEventDevice.key(0))
-        #expect(try await log.wait(count: 2) == [.present(initiallyDown: true), .level(down: false)])
+        #expect(try await log.wait(count: 2) == [.present(initiallyDown: true), .level(down: false, at: .seconds(1))])
         task.cancel()
         _ = await task.result
     }
@@ -184,7 +190,8 @@ final class ButtonEventLog: Sendable {
             InputEvent(type: InputEventNames.evKey, code: 148, value: 0),
             InputEvent(type: InputEventNames.evSyn, code: InputEventNames.synReport, value: 0),
         ])
-        #expect(try await log.wait(count: 2) == [.present(initiallyDown: false), .level(down: true)])
+        // Stamped with the report that ends the drop: the lost edge happened before it.
+        #expect(try await log.wait(count: 2) == [.present(initiallyDown: false), .level(down: true, at: .zero)])
         task.cancel()
         _ = await task.result
         #expect(control.calls.filter { $0 == "EVIOCGKEY" }.count == 2)
