@@ -262,13 +262,15 @@ if [ "$NEED_KEY" = 1 ]; then
 	cat <<EOF
   The device has no key yet. Provision it on the provisioning workstation (never
   on the device: the fleet master key must not reach it), for example:
-    devicesim provision --id 1001 --centre centre.example:7700 \\
+    devicesim provision --id 1001 --centre centre.example:7700 --no-state \\
         --registry centre-keys.toml --out device-1001.toml
-  (or --master HEX instead of --registry when the centre derives keys).
+  (or --master-file FILE instead of --registry when the centre derives keys).
   Copy the key from device-1001.toml to this device as one line of hex:
     sed -n 's/^key = "\\([0-9a-fA-F]*\\)"\$/\\1/p' device-1001.toml |
         ssh root@DEVICE 'umask 027 && cat > $CONFIG_DIR/key && chgrp $SERVICE_USER $CONFIG_DIR/key'
-  and set device_id and [centre] in $CONFIG_DIR/device.toml to match.
+  set device_id, key_epoch and [centre] in $CONFIG_DIR/device.toml to match, then on this device
+  write the new key's frame counter reservation (only ever for a key that has never been used):
+    runuser -u $SERVICE_USER -- devicesim provision --init-state --config $CONFIG_DIR/device.toml
 EOF
 fi
 cat <<EOF

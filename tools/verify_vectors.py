@@ -30,8 +30,11 @@ def vectors(text: str):
 def check(v: dict) -> list:
     problems = []
     device = int(v["device"], 0)
+    epoch = int(v.get("epoch", "0"), 0)
     if "master" in v:
-        root = hkdf(bytes.fromhex(v["master"]), b"DeviceKit v1 device", device.to_bytes(4, "big"))
+        # §3.2: info is the id, then for a key epoch above 0 the epoch as 2 bytes.
+        info = device.to_bytes(4, "big") + (epoch.to_bytes(2, "big") if epoch else b"")
+        root = hkdf(bytes.fromhex(v["master"]), b"DeviceKit v1 device", info)
     else:
         root = bytes.fromhex(v["key"])
     frame = bytes.fromhex(v["frame"].replace(" ", ""))
@@ -39,7 +42,8 @@ def check(v: dict) -> list:
     if v["direction"] == "up":
         key = hkdf(root, b"", b"DeviceKit v1 up")
         counter = int(v["counter"], 0)
-        header = bytes([0x10]) + len(frame).to_bytes(2, "big") + device.to_bytes(4, "big") + counter.to_bytes(6, "big")
+        # §2.1: the low 3 bits of an up header's first byte are the key epoch mod 8.
+        header = bytes([0x10 | epoch % 8]) + len(frame).to_bytes(2, "big") + device.to_bytes(4, "big") + counter.to_bytes(6, "big")
     else:
         key = hkdf(root, int(v["anchor"], 0).to_bytes(6, "big"), b"DeviceKit v1 down")
         counter = int(v["salt"], 0) << 32 | int(v["sequence"], 0)

@@ -22,14 +22,11 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "The UDP port, when it differs from --port.")
     var udpPort: Int?
 
-    @Option(help: "A key file: TOML with one line `<device id> = \"<root key hex>\"` per device under [devices].")
+    @Option(help: "A key file: TOML with one line `<device id> = \"<root key hex>\"` (or `{ key = \"<hex>\", epoch = N }`) per device under [devices].")
     var keys: String?
 
-    @Option(help: "The fleet master key in hex (32 to 64 bytes): every device's key is derived from it.")
-    var master: String?
-
-    @Option(help: "A file holding the fleet master key in hex, so that it does not appear in the process list.")
-    var masterFile: String?
+    /// Or the fleet master key: every device's key is derived from it.
+    @OptionGroup var masterKey: MasterKeyOptions
 
     @Option(help: "The SQLite journal file; a restarted centre reopens it.")
     var journal = "center.sqlite"
@@ -106,9 +103,8 @@ struct CenterCommand: AsyncParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        let sources = [keys, master, masterFile].compactMap { $0 }.count
-        guard sources == 1 else {
-            throw ValidationError("Give the device keys once: --keys FILE, or --master HEX, or --master-file FILE.")
+        guard (keys != nil) != masterKey.isGiven() else {
+            throw ValidationError("Give the device keys once: --keys FILE, or the fleet master key (--master-file FILE, $\(MasterKeyOptions.environmentVariable) or systemd credentials \(MasterKeyOptions.credentialName)).")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("Unknown --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical.")
@@ -237,14 +233,8 @@ struct CenterCommand: AsyncParsableCommand {
             }
             return try DeviceRegistry(keyFile: text)
         }
-        var hex = master ?? ""
-        if let masterFile {
-            do { hex = try String(contentsOfFile: masterFile, encoding: .utf8) } catch {
-                throw ValidationError("Cannot read the master key file '\(masterFile)': check the path and its permissions.")
-            }
-        }
-        guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
-        return DeviceRegistry(master: try FleetMasterKey(bytes: bytes))
+        guard let master = try masterKey.key() else { throw ValidationError("no device keys given") }
+        return DeviceRegistry(master: master)
     }
 }
 

@@ -41,7 +41,7 @@ struct DiagLinkCommand: AsyncParsableCommand {
         let boot = (try? SQLiteOutbox(path: device.outboxPath).currentBootCount()) ?? 0
         let probe = LinkProbe(
             key: try device.deviceKey(), address: address, label: device.primaryCentre.description, transport: device.transport,
-            counterStore: CounterReservationFile(path: device.counterPath), bootCount: boot)
+            counterStore: device.counterFile, bootCount: boot)
         if !json { say("Contacting the centre at \(device.primaryCentre) (\(address.ipAddress ?? "?")) over \(device.transport.rawValue)…") }
         do {
             let report = try await probe.run(heartbeats: max(1, count))

@@ -190,11 +190,8 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
     var shards: Int?
 
-    @Option(help: "The fleet master key in hex (32 to 64 bytes), the one the centre was started with.")
-    var master: String?
-
-    @Option(help: "A file holding the fleet master key in hex, so that it does not appear in the process list.")
-    var masterFile: String?
+    /// The fleet master key, the one the centre was started with.
+    @OptionGroup var masterKey: MasterKeyOptions
 
     @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
     var workers: Int?
@@ -216,8 +213,8 @@ struct LoadRunCommand: AsyncParsableCommand {
         guard planOptions.center != nil || spawnedCenter.spawnCenter else {
             throw ValidationError("Name the centre with --center HOST:PORT, or let the tool start one with --spawn-center.")
         }
-        guard (master == nil) != (masterFile == nil) else {
-            throw ValidationError("Give the fleet master key once, the one the centre uses: --master HEX or --master-file FILE.")
+        guard masterKey.isGiven() else {
+            throw ValidationError("Give the fleet master key the centre uses: --master-file FILE, $\(MasterKeyOptions.environmentVariable), or systemd credentials (\(MasterKeyOptions.credentialName)).")
         }
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
         _ = try output.parsedObjectives()
@@ -246,18 +243,17 @@ struct LoadRunCommand: AsyncParsableCommand {
         return .whole
     }
 
-    private func masterHex() throws -> String {
-        let text = try masterFile.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? master ?? ""
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    func masterHex() throws -> String {
+        (try masterKey.hex()?.hex ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    private func masterKey() throws -> FleetMasterKey {
-        guard let bytes = Hex.decode(try masterHex()) else { throw KeyError.notHex }
-        return try FleetMasterKey(bytes: bytes)
+    private func fleetMasterKey() throws -> FleetMasterKey {
+        guard let key = try masterKey.key() else { throw ValidationError("no fleet master key given") }
+        return key
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {
-        var plan = try planOptions.plan(centre: centre, master: try masterKey(), shard: try fleetShard())
+        var plan = try planOptions.plan(centre: centre, master: try fleetMasterKey(), shard: try fleetShard())
         plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
         return plan
     }

@@ -55,9 +55,9 @@ extension LoadRunCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         // The key goes to the workers in a file of this user's, not on their command lines.
-        let keyFile = masterFile ?? directory + "/master.hex"
-        if masterFile == nil {
-            guard FileManager.default.createFile(atPath: keyFile, contents: Data((master ?? "").utf8), attributes: [.posixPermissions: 0o600]) else {
+        let keyFile = masterKey.masterFile ?? directory + "/master.hex"
+        if masterKey.masterFile == nil {
+            guard FileManager.default.createFile(atPath: keyFile, contents: Data(try masterHex().utf8), attributes: [.posixPermissions: 0o600]) else {
                 throw ValidationError("Cannot write the key file for the workers in \(directory).")
             }
         }

@@ -12,30 +12,43 @@ struct ProtocolCommand: AsyncParsableCommand {
     )
 }
 
-/// The key options shared by commands that open frames.
+/// The key options shared by commands that open frames: a device's root key from a file, or the fleet
+/// master key (`MasterKeyOptions`), each frame's key then derived from its device id.
 struct KeyOptions: ParsableArguments {
-    @Option(help: "The device's root key, hex (32 to 128 digits).")
+    @Option(help: "A file holding the device's root key in hex (32 to 128 digits), as device.toml's key_file.")
+    var keyFile: String?
+
+    @Option(help: ArgumentHelp("The device's root key in hex. Avoid it: every user sees it in the process list; use --key-file.", visibility: .hidden))
     var key: String?
 
-    @Option(help: "The fleet master key, hex (64 to 128 digits); each frame's key is derived from its device id.")
-    var master: String?
+    @Option(help: "The key epoch of the key (protocol.md §3.2).")
+    var epoch: UInt16 = 0
+
+    @OptionGroup var masterKey: MasterKeyOptions
 
     func validate() throws {
-        guard (key == nil) != (master == nil) else {
-            throw ValidationError("Give exactly one of --key HEX (a device's key) or --master HEX (the fleet master key).")
+        let given = [keyFile != nil, key != nil, masterKey.isGiven()].filter { $0 }.count
+        guard given == 1 else {
+            throw ValidationError("Give exactly one key: --key-file FILE (a device's key) or --master-file FILE (the fleet master key).")
+        }
+        if key != nil {
+            FileHandle.standardError.write(Data("devicesim: warning: --key puts the device's key in the process list, where every user of this machine can read it; use --key-file FILE\n".utf8))
         }
         _ = try keyFor(deviceID: 0)
     }
 
     /// The key for `deviceID`; throws a message that says what is wrong with the given key, never the key.
     func keyFor(deviceID: UInt32) throws -> DeviceKey {
-        do {
-            if let master {
-                guard let bytes = Hex.decode(master) else { throw KeyError.notHex }
-                return DeviceKey(deviceID: deviceID, master: try FleetMasterKey(bytes: bytes))
+        if let master = try masterKey.key() { return DeviceKey(deviceID: deviceID, master: master, epoch: epoch) }
+        var hex = key ?? ""
+        if let keyFile {
+            do { hex = try String(contentsOfFile: keyFile, encoding: .utf8) } catch {
+                throw ValidationError("Cannot read the key file '\(keyFile)': check the path and its permissions.")
             }
-            guard let bytes = Hex.decode(key ?? "") else { throw KeyError.notHex }
-            return try DeviceKey(deviceID: deviceID, rootKey: bytes)
+        }
+        do {
+            guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
+            return try DeviceKey(deviceID: deviceID, rootKey: bytes, epoch: epoch)
         } catch let error as KeyError {
             throw ValidationError(error.description)
         }

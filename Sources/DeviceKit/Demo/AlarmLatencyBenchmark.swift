@@ -49,12 +49,14 @@ public struct AlarmLatencyBenchmark: Sendable {
                 let count = min(perDevice, alarms - index * perDevice)
                 guard count > 0 else { continue }
                 let id = UInt32(index + 1)
+                let counter = CounterReservationFile(path: directory + "/device\(id).counter")
+                try counter.provision()  // a new key, just provisioned
                 let runtime = try DeviceRuntime(
                     configuration: DeviceRuntimeConfiguration(
                         key: DeviceKey(deviceID: id, master: master),
                         primary: try SocketAddress(ipAddress: "127.0.0.1", port: ports.tcp)),
                     outbox: try SQLiteOutbox(path: directory + "/device\(id).sqlite"),
-                    counterStore: CounterReservationFile(path: directory + "/device\(id).counter"),
+                    counterStore: counter,
                     indicators: RecordingIndicators(), eventLoop: MultiThreadedEventLoopGroup.singleton.next(),
                     logger: logger)
                 group.addTask {

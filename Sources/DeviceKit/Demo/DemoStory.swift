@@ -65,10 +65,12 @@ public struct DemoStory: Sendable {
                 key: DeviceKey(deviceID: id, master: master), primary: try SocketAddress(ipAddress: "127.0.0.1", port: ports.tcp),
                 capabilities: [.button, .mainsSensing, .battery, .indicators, .cancelInput, .voice, .video],
                 model: "demo home \(home)")
+            let counter = CounterReservationFile(path: directory + "/home\(home).counter")
+            try counter.provision()  // a new key, just provisioned
             devices.append(
                 try DeviceRuntime(
                     configuration: configuration, outbox: try SQLiteOutbox(path: directory + "/home\(home).sqlite"),
-                    counterStore: CounterReservationFile(path: directory + "/home\(home).counter"),
+                    counterStore: counter,
                     indicators: RecordingIndicators(), eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger))
         }
         let device = devices[pressedHome - 1]

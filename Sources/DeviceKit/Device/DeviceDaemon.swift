@@ -87,7 +87,7 @@ public struct DeviceDaemon: Service {
             metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "centre": "\(config.primaryCentre)",
                        "outbox.pending": "\((try? outbox.count()) ?? 0)"])
         return try DeviceRuntime(
-            configuration: runtimeConfiguration, outbox: outbox, counterStore: CounterReservationFile(path: config.counterPath),
+            configuration: runtimeConfiguration, outbox: outbox, counterStore: config.counterFile,
             indicators: indicators, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: logger)
     }
 

@@ -4,13 +4,14 @@ import NIOCore
 /// down frames only of its own current session.
 ///
 /// `sessionStart`'s counter becomes the pending anchor; a `sessionAccept` is accepted only when it opens
-/// under `down(anchor)` with sequence 0, and it fixes the session's salt; later down frames must carry that
-/// salt and pass the replay window. Pure: counter reservations are returned for the owner to store.
+/// under `down(anchor)` of the latest `sessionStart` with sequence 0 (§3.4: an accept for an earlier one is
+/// stale), and it fixes the session's salt; later down frames must carry that salt and pass the replay
+/// window. Pure: counter reservations are returned for the owner to store.
 public struct DeviceFrameSession: Sendable {
     public let key: DeviceKey
     public private(set) var counter: UpCounter
-    /// Anchors of `sessionStart`s sent in the current connection attempt (a UDP retry sends a new one).
-    private var pendingAnchors: [UInt64] = []
+    /// The anchor of the latest `sessionStart` sent in the current connection, until its accept arrives.
+    private var pendingAnchor: UInt64?
     private var down: (salt: UInt64, opener: FrameOpener)?
     /// Refused down frames, by why.
     public private(set) var refused: [ProtocolError.Category: Int] = [:]
@@ -34,11 +35,10 @@ public struct DeviceFrameSession: Sendable {
         case .reserve(let limit):
             return .reserveCounters(limit: limit)
         case .counter(let c):
-            try SealedFrame.seal(message, direction: .up, deviceID: key.deviceID, counter: c, key: key.upKey, into: &buffer)
-            if case .sessionStart = message {
-                pendingAnchors.append(c)
-                if pendingAnchors.count > 4 { pendingAnchors.removeFirst() }
-            }
+            try SealedFrame.seal(
+                message, direction: .up, deviceID: key.deviceID, counter: c, key: key.upKey, keyEpoch: key.epoch,
+                into: &buffer)
+            if case .sessionStart = message { pendingAnchor = c }
             return .sealed(counter: c)
         }
     }
@@ -49,7 +49,7 @@ public struct DeviceFrameSession: Sendable {
 
     /// The connection ended: no session, nothing pending.
     public mutating func reset() {
-        pendingAnchors = []
+        pendingAnchor = nil
         down = nil
     }
 
@@ -67,19 +67,16 @@ public struct DeviceFrameSession: Sendable {
                 if case .sessionAccept = message { throw ProtocolError.replayed(counter: frame.header.counter) }
                 return message
             }
-            // Not the current session: only a sessionAccept (sequence 0) for a pending anchor may open one.
-            guard frame.header.counter & 0xFFFF_FFFF == 0, !pendingAnchors.isEmpty else {
+            // Not the current session: only a sessionAccept (sequence 0) for the latest anchor may open one.
+            guard frame.header.counter & 0xFFFF_FFFF == 0, let anchor = pendingAnchor else {
                 throw .stale(counter: frame.header.counter)
             }
-            for anchor in pendingAnchors.reversed() {
-                let downKey = key.downKey(anchor: anchor)
-                guard let message = try? frame.open(with: downKey) else { continue }
-                guard case .sessionAccept = message else { throw .stale(counter: frame.header.counter) }
-                down = (salt, FrameOpener(deviceID: key.deviceID, direction: .down, key: downKey, floor: salt << 32))
-                pendingAnchors = []
-                return message
-            }
-            throw .authenticationFailed
+            let downKey = key.downKey(anchor: anchor)
+            let message = try frame.open(with: downKey)
+            guard case .sessionAccept = message else { throw .stale(counter: frame.header.counter) }
+            down = (salt, FrameOpener(deviceID: key.deviceID, direction: .down, key: downKey, floor: salt << 32))
+            pendingAnchor = nil
+            return message
         } catch {
             refused[error.category, default: 0] += 1
             throw error

@@ -53,6 +53,9 @@ public final class DeviceRuntime: @unchecked Sendable {
     private var lastConnectFailure: String?
     /// The centre of the open (or last) session.
     private var sessionPath: LinkMachine.Path = .primary
+    /// Why the counter reservation cannot be trusted (missing, damaged, another key epoch): then nothing is
+    /// ever sealed, the device does not connect, and alarms wait in the outbox for a re-provisioned key.
+    private var counterFault: String?
     /// The call in progress, if any (DeviceRuntime+Call.swift).
     var activeCall: DeviceCall?
 
@@ -76,14 +79,14 @@ public final class DeviceRuntime: @unchecked Sendable {
                 hasSecondary: configuration.secondary != nil,
                 sessionStart: SessionStart(
                     firmware: configuration.firmware, capabilities: configuration.capabilities,
-                    bootCount: configuration.bootCount, model: configuration.model),
+                    bootCount: configuration.bootCount, model: configuration.model, keyEpoch: configuration.key.epoch),
                 defaultHeartbeatInterval: configuration.defaultHeartbeatInterval,
                 handshakeTimeout: configuration.handshakeTimeout, backoff: configuration.backoff,
                 returnToPrimaryAfter: configuration.returnToPrimaryAfter),
             seed: seed ^ 2)
         delivery = DeliveryMachine(configuration: configuration.delivery, seed: seed ^ 3)
-        let limit: UInt64
-        do { limit = try counterStore.load() } catch { throw DeviceRuntimeError.counterStore("\(error)") }
+        var limit: UInt64 = 0
+        do { limit = try counterStore.load() } catch { counterFault = "\(error)" }
         frames = DeviceFrameSession(key: configuration.key, storedCounterLimit: limit)
         started = .now()
     }
@@ -104,7 +107,12 @@ public final class DeviceRuntime: @unchecked Sendable {
                 fault("cannot read the outbox: \(error)")
             }
             run(events.booted(bootCount: configuration.bootCount))
-            run(link.start())
+            if let counterFault {
+                logger.critical("\(counterFault)")
+                run(health.cannotSeal(cause: counterFault))
+            } else {
+                run(link.start())
+            }
         }
     }
 
@@ -529,7 +537,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Seals and writes a message; returns its frame counter.
     @discardableResult
     private func send(_ message: Message) -> UInt64? {
-        guard let channel = connection else { return nil }
+        guard counterFault == nil, let channel = connection else { return nil }
         var buffer = channel.allocator.buffer(capacity: 64)
         do {
             while true {

@@ -106,12 +106,3 @@ public protocol CounterStore: Sendable {
 }
 
 extension CounterReservationFile: CounterStore {}
-
-public enum DeviceRuntimeError: Error, CustomStringConvertible {
-    case counterStore(String)
-    public var description: String {
-        switch self {
-        case .counterStore(let why): "cannot start: \(why)"
-        }
-    }
-}

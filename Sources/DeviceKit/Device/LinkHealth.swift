@@ -70,6 +70,13 @@ public struct LinkHealth: Sendable {
         return goDown()
     }
 
+    /// The device cannot seal a frame at all (its counter reservation is lost): down until it is fixed.
+    public mutating func cannotSeal(cause: String) -> [Action] {
+        self.cause = cause
+        guard !isDown else { return [] }
+        return goDown()
+    }
+
     public mutating func sessionEstablished(now: Duration) -> [Action] {
         failures = 0
         guard isDown else { return [] }

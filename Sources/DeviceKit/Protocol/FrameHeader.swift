@@ -21,13 +21,15 @@ public enum Wire {
 
     /// Bit 3 of the first byte: set on centre-to-device frames.
     static let directionDownFlag: UInt8 = 0x08
+    /// Bits 0–2 of the first byte of an up frame: the key epoch, modulo 8 (protocol.md §3.2).
+    static let keyEpochMask: UInt8 = 0x07
 }
 
 /// The cleartext, authenticated start of every frame.
 ///
 /// ```
 /// up (device → centre), 13 bytes            down (centre → device), 15 bytes
-///  0       version<<4 | 0<<3 | 000           0       version<<4 | 1<<3 | 000
+///  0       version<<4 | 0<<3 | epoch%8       0       version<<4 | 1<<3 | 000
 ///  1..2    frame length (whole frame)        1..2    frame length
 ///  3..6    device id                         3..6    device id
 ///  7..12   counter (48 bits)                 7..10   session salt (32 bits)
@@ -42,12 +44,16 @@ public struct FrameHeader: Hashable, Sendable {
     public var deviceID: UInt32
     /// Up: the 48-bit frame counter. Down: `salt << 32 | sequence`.
     public var counter: UInt64
+    /// Up: the low 3 bits of the key epoch the frame is sealed under, so a receiver picks the key before
+    /// opening it. Down: 0 (reserved).
+    public var keyEpochBits: UInt8
 
-    public init(direction: Wire.Direction, length: Int, deviceID: UInt32, counter: UInt64) {
+    public init(direction: Wire.Direction, length: Int, deviceID: UInt32, counter: UInt64, keyEpochBits: UInt8 = 0) {
         self.direction = direction
         self.length = length
         self.deviceID = deviceID
         self.counter = counter
+        self.keyEpochBits = direction == .up ? keyEpochBits & Wire.keyEpochMask : 0
     }
 
     /// Bytes before the body.
@@ -92,6 +98,7 @@ public struct FrameHeader: Hashable, Sendable {
         guard let (direction, length) = try peekLength(buffer), available >= size(direction) else {
             throw .truncatedHeader(received: available)
         }
+        let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) ?? 0
         buffer.moveReaderIndex(forwardBy: 3)
         // The sizes were checked above, so these reads cannot fail.
         let deviceID = buffer.readInteger(as: UInt32.self) ?? 0
@@ -100,11 +107,11 @@ public struct FrameHeader: Hashable, Sendable {
         case .up: counter = buffer.readUInt48() ?? 0
         case .down: counter = buffer.readInteger(as: UInt64.self) ?? 0
         }
-        return FrameHeader(direction: direction, length: length, deviceID: deviceID, counter: counter)
+        return FrameHeader(direction: direction, length: length, deviceID: deviceID, counter: counter, keyEpochBits: first)
     }
 
     func write(to buffer: inout ByteBuffer) {
-        let flags: UInt8 = direction == .down ? Wire.directionDownFlag : 0
+        let flags: UInt8 = direction == .down ? Wire.directionDownFlag : keyEpochBits & Wire.keyEpochMask
         buffer.writeInteger(Wire.version << 4 | flags)
         buffer.writeInteger(UInt16(length))
         buffer.writeInteger(deviceID)

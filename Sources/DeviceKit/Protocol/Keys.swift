@@ -3,31 +3,38 @@ import Crypto
 /// A device's root key and the keys derived from it (protocol.md §3.2).
 ///
 /// ```
-/// root  = the provisioned key, 16 to 64 bytes, or HKDF-SHA256(master, salt "DeviceKit v1 device", info = id)
+/// root  = the provisioned key, 16 to 64 bytes, or HKDF-SHA256(master, salt "DeviceKit v1 device",
+///         info = id (4 B), or id ‖ epoch (4 + 2 B) for a key epoch above 0)
 /// up    = HKDF-SHA256(root, salt "",             info "DeviceKit v1 up")     device → centre
 /// down  = HKDF-SHA256(root, salt = anchor (6 B),  info "DeviceKit v1 down")   centre → device, per session
 /// ```
 /// The down key depends on the session's anchor (the counter of its `sessionStart`), which never repeats, so
 /// a centre needs no durable counter of its own to keep nonces unique.
+///
+/// The **key epoch** counts a device's keys: re-provisioning (after a lost state directory, whose counter
+/// reservation is gone) moves it to the next epoch, whose key is new, so no (key, nonce) pair repeats; the
+/// centre retires the old epoch when the new one opens a session.
 public struct DeviceKey: Sendable {
     public let deviceID: UInt32
+    public let epoch: UInt16
     private let root: SymmetricKey
     /// Seals and opens device → centre frames.
     public let upKey: SymmetricKey
 
-    /// A provisioned key of 16 to 64 bytes.
-    public init(deviceID: UInt32, rootKey: [UInt8]) throws(KeyError) {
+    /// A provisioned key of 16 to 64 bytes, of key epoch `epoch`.
+    public init(deviceID: UInt32, rootKey: [UInt8], epoch: UInt16 = 0) throws(KeyError) {
         guard (16...64).contains(rootKey.count) else { throw .wrongLength(rootKey.count) }
-        self.init(deviceID: deviceID, root: SymmetricKey(data: rootKey))
+        self.init(deviceID: deviceID, epoch: epoch, root: SymmetricKey(data: rootKey))
     }
 
-    /// The key of device `deviceID` in a fleet that shares one master key.
-    public init(deviceID: UInt32, master: FleetMasterKey) {
-        self.init(deviceID: deviceID, root: master.rootKey(for: deviceID))
+    /// The key of device `deviceID`, epoch `epoch`, in a fleet that shares one master key.
+    public init(deviceID: UInt32, master: FleetMasterKey, epoch: UInt16 = 0) {
+        self.init(deviceID: deviceID, epoch: epoch, root: master.rootKey(for: deviceID, epoch: epoch))
     }
 
-    private init(deviceID: UInt32, root: SymmetricKey) {
+    private init(deviceID: UInt32, epoch: UInt16, root: SymmetricKey) {
         self.deviceID = deviceID
+        self.epoch = epoch
         self.root = root
         self.upKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: root, salt: [UInt8](), info: Array("DeviceKit v1 up".utf8), outputByteCount: 32)
@@ -53,11 +60,17 @@ public struct FleetMasterKey: Sendable {
         key = SymmetricKey(data: bytes)
     }
 
-    func rootKey(for deviceID: UInt32) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: key, salt: Array("DeviceKit v1 device".utf8),
-            info: [UInt8(deviceID >> 24), UInt8(truncatingIfNeeded: deviceID >> 16),
-                   UInt8(truncatingIfNeeded: deviceID >> 8), UInt8(truncatingIfNeeded: deviceID)],
+    func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> SymmetricKey {
+        key.withUnsafeBytes { FleetMasterKey.rootKey(master: Array($0), deviceID: deviceID, epoch: epoch) }
+    }
+
+    /// protocol.md §3.2: HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes, then
+    /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian.
+    static func rootKey(master: [UInt8], deviceID: UInt32, epoch: UInt16) -> SymmetricKey {
+        var info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
+        if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }
+        return HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: master), salt: Array("DeviceKit v1 device".utf8), info: info,
             outputByteCount: 32)
     }
 }

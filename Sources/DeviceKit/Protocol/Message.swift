@@ -126,12 +126,17 @@ public struct SessionStart: Hashable, Sendable, Encodable {
     public var bootCount: UInt32
     /// Extension 0x01, optional: the hardware model, UTF-8, at most 32 bytes.
     public var model: String?
+    /// Extension 0x02, optional: the key epoch the frame is sealed under (protocol.md §3.2), absent for 0.
+    /// The header carries its low 3 bits so the centre picks the key before opening the frame; this is the
+    /// whole, authenticated value.
+    public var keyEpoch: UInt16?
 
-    public init(firmware: FirmwareVersion, capabilities: Capabilities, bootCount: UInt32, model: String? = nil) {
+    public init(firmware: FirmwareVersion, capabilities: Capabilities, bootCount: UInt32, model: String? = nil, keyEpoch: UInt16? = nil) {
         self.firmware = firmware
         self.capabilities = capabilities
         self.bootCount = bootCount
         self.model = model
+        self.keyEpoch = keyEpoch == 0 ? nil : keyEpoch
     }
 }
 

@@ -19,6 +19,7 @@ extension Message {
             ext.buffer.writeInteger(m.capabilities.rawValue)
             ext.buffer.writeInteger(m.bootCount)
             ext.text(0x01, m.model)
+            ext.u16(0x02, m.keyEpoch)
         case .heartbeat(let m):
             ext.buffer.writeInteger(m.status.rawValue)
             ext.buffer.writeInteger(m.battery)
@@ -107,6 +108,7 @@ extension Message {
             try r.extensions { (tag, v) throws(ProtocolError) in
                 switch tag {
                 case 0x01: m.model = try v.text("model", maximum: SessionStart.maximumModelLength)
+                case 0x02: m.keyEpoch = try v.u16("keyEpoch")
                 default: return false
                 }
                 return true

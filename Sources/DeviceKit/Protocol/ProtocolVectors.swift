@@ -6,6 +6,7 @@ import NIOCore
 /// ```
 /// name:      heartbeat
 /// key:       <root key hex>            or   master: <master key hex>
+/// epoch:     1                         (optional: the key epoch, 0 when absent)
 /// device:    1
 /// direction: up                        or   down, with anchor:, salt:, sequence:
 /// counter:   1                         (up only)
@@ -17,6 +18,8 @@ public struct ProtocolVector: Sendable, Equatable {
     public var name: String
     public var rootKey: [UInt8]?
     public var masterKey: [UInt8]?
+    /// The key epoch (protocol.md §3.2).
+    public var epoch: UInt16 = 0
     public var deviceID: UInt32
     public var direction: Wire.Direction
     /// Up: the frame counter. Down: `salt << 32 | sequence`.
@@ -46,8 +49,8 @@ public struct ProtocolVector: Sendable, Equatable {
 
     /// The key this vector seals with.
     public func key() throws -> DeviceKey {
-        if let masterKey { return DeviceKey(deviceID: deviceID, master: try FleetMasterKey(bytes: masterKey)) }
-        return try DeviceKey(deviceID: deviceID, rootKey: rootKey ?? [])
+        if let masterKey { return DeviceKey(deviceID: deviceID, master: try FleetMasterKey(bytes: masterKey), epoch: epoch) }
+        return try DeviceKey(deviceID: deviceID, rootKey: rootKey ?? [], epoch: epoch)
     }
 
     /// Seals `message` as this vector describes, filling `messageJSON`, `body` and `frame`.
@@ -61,7 +64,7 @@ public struct ProtocolVector: Sendable, Equatable {
         var frame = ByteBuffer()
         try SealedFrame.seal(
             message, direction: direction, deviceID: deviceID, counter: counter,
-            key: direction == .up ? key.upKey : key.downKey(anchor: anchor), into: &frame)
+            key: direction == .up ? key.upKey : key.downKey(anchor: anchor), keyEpoch: epoch, into: &frame)
         copy.frame = Array(frame.readableBytesView)
         return copy
     }
@@ -73,7 +76,8 @@ public struct ProtocolVector: Sendable, Equatable {
             let key = try key()
             let frame = try SealedFrame(datagram: ByteBuffer(bytes: self.frame))
             let expectedHeader = FrameHeader(
-                direction: direction, length: self.frame.count, deviceID: deviceID, counter: counter)
+                direction: direction, length: self.frame.count, deviceID: deviceID, counter: counter,
+                keyEpochBits: UInt8(truncatingIfNeeded: epoch))
             if frame.header != expectedHeader { problems.append("header is \(frame.header), expected \(expectedHeader)") }
             let message = try frame.open(with: direction == .up ? key.upKey : key.downKey(anchor: anchor))
             if message.json != messageJSON { problems.append("message decodes to \(message.json)") }
@@ -91,6 +95,7 @@ public struct ProtocolVector: Sendable, Equatable {
         var lines = ["```vector", "name:      \(name)"]
         if let masterKey { lines.append("master:    \(Hex.encode(masterKey))") }
         if let rootKey { lines.append("key:       \(Hex.encode(rootKey))") }
+        if epoch > 0 { lines.append("epoch:     \(epoch)") }
         lines.append("device:    \(deviceID)")
         lines.append("direction: \(direction == .up ? "up" : "down")")
         switch direction {
@@ -153,6 +158,10 @@ public struct ProtocolVector: Sendable, Equatable {
             name: try need("name"), rootKey: f["key"] == nil ? nil : try hex("key"),
             masterKey: f["master"] == nil ? nil : try hex("master"), deviceID: deviceID, direction: direction,
             counter: 0, messageJSON: try need("message"), body: try hex("body"), frame: try hex("frame"))
+        if f["epoch"] != nil {
+            guard let epoch = UInt16(exactly: try number("epoch")) else { throw .badValue(line, "epoch") }
+            v.epoch = epoch
+        }
         switch direction {
         case .up: v.counter = try number("counter")
         case .down:

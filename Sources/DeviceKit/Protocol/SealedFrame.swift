@@ -28,16 +28,19 @@ public struct SealedFrame: Sendable {
     /// - Parameters:
     ///   - counter: up: the device's next 48-bit counter, which must never have been used with this key;
     ///     down: `salt << 32 | sequence` of the session.
+    ///   - keyEpoch: up: the epoch of the key (its low 3 bits go in the header); ignored down.
     public static func seal(
         _ message: Message, direction: Wire.Direction, deviceID: UInt32, counter: UInt64, key: SymmetricKey,
-        into buffer: inout ByteBuffer
+        keyEpoch: UInt16 = 0, into buffer: inout ByteBuffer
     ) throws(ProtocolError) {
         if direction == .up, counter > Wire.maximumUpCounter { throw .counterExhausted }
         let headerSize = FrameHeader.size(direction)
         let start = buffer.writerIndex
         // Header with a provisional length, then the plaintext body in place; the length is patched once
         // known, then the body is encrypted over itself and the tag appended. No intermediate buffers.
-        var header = FrameHeader(direction: direction, length: 0, deviceID: deviceID, counter: counter)
+        var header = FrameHeader(
+            direction: direction, length: 0, deviceID: deviceID, counter: counter,
+            keyEpochBits: UInt8(truncatingIfNeeded: keyEpoch))
         header.write(to: &buffer)
         let bodyStart = buffer.writerIndex
         do throws(ProtocolError) {

@@ -130,7 +130,7 @@ public struct MediaReceiver: Sendable {
                 switch error {
                 case .authenticationFailed: authenticationFailures += 1
                 case .replayed: replayed += 1
-                case .tooShort, .notRTP, .notRTCP, .badKeyMaterial, .cipherFailed:
+                case .tooShort, .notRTP, .notRTCP, .badKeyMaterial, .cipherFailed, .notEncrypted:
                     malformed += 1
                     audio.malformedReceived()
                 }

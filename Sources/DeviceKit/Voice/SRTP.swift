@@ -258,6 +258,9 @@ public struct SRTPReceiver: Sendable {
         let expected = SRTP.tag(key: rtcp.authentication, authenticated)
         guard SRTP.constantTimeEqual(packet[tagStart...], expected) else { throw .authenticationFailed }
         let word = authenticated.bigEndianUInt32(at: authenticated.count - 4)
+        // protocol.md §4.8: SRTCP is always encrypted. RFC 3711 lets E=0 carry RTCP in the clear; a packet
+        // that does is refused, whoever holds the key, and changes no state.
+        guard word & 0x8000_0000 != 0 else { throw .notEncrypted }
         let index = UInt64(word & 0x7FFF_FFFF)
         let ssrc = packet.bigEndianUInt32(at: 4)
         if let state = rtcpReplay[ssrc], state.wasSeen(index) { throw .replayed }
@@ -265,7 +268,6 @@ public struct SRTPReceiver: Sendable {
         state.mark(index)
         rtcpReplay[ssrc] = state
         let payload = Array(authenticated[8..<(authenticated.count - 4)])
-        guard word & 0x8000_0000 != 0 else { return Array(authenticated[..<(authenticated.count - 4)]) }
         let iv = SRTP.iv(salt: rtcp.salt, ssrc: ssrc, index: index)
         return Array(packet[..<8]) + (try SRTP.apply(key: rtcp.cipher, iv: iv, to: payload))
     }
@@ -280,6 +282,8 @@ public enum SRTPError: Error, Hashable, Sendable, CustomStringConvertible {
     case authenticationFailed
     case replayed
     case cipherFailed
+    /// An SRTCP packet with E=0: RTCP sent in the clear, which this profile never does.
+    case notEncrypted
 
     public var description: String {
         switch self {
@@ -290,6 +294,7 @@ public enum SRTPError: Error, Hashable, Sendable, CustomStringConvertible {
         case .authenticationFailed: "SRTP authentication tag does not match: forged or damaged"
         case .replayed: "SRTP packet index already seen (replay)"
         case .cipherFailed: "AES-CM failed"
+        case .notEncrypted: "SRTCP packet not encrypted (E=0): this profile always encrypts RTCP"
         }
     }
 }

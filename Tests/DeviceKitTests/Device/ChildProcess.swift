@@ -47,21 +47,27 @@ enum ChildProcess {
     }
 
     /// Runs `devicesim arguments…` to the end and returns its exit status and output.
-    static func run(_ arguments: [String], within timeout: Duration = .seconds(120)) async throws -> (status: Int32, output: String) {
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], within timeout: Duration = .seconds(120)
+    ) async throws -> (status: Int32, output: String) {
         let output = NSTemporaryDirectory() + "devicesim-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let process = try launch(arguments, output: output)
+        let process = try launch(arguments, environment: environment, output: output)
         try await exit(process, within: timeout)
         return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
-    /// Provisions device `id` for the centre at `port` into `directory`; returns the device.toml path.
-    static func provision(id: UInt32, port: Int, directory: String) async throws -> String {
+    /// The fleet master key of `EndToEndHarness`, in hex.
+    static let masterHex = String(repeating: "42", count: 32)
+
+    /// Provisions device `id` for the centre at `port` into `directory`; returns the device.toml path. The
+    /// master key comes from the environment, never the command line.
+    static func provision(id: UInt32, port: Int, directory: String, extra: [String] = []) async throws -> String {
         let config = directory + "/device.toml"
         let result = try await run([
-            "provision", "--id", "\(id)", "--centre", "127.0.0.1:\(port)", "--master", String(repeating: "42", count: 32),
+            "provision", "--id", "\(id)", "--centre", "127.0.0.1:\(port)",
             "--state-dir", directory + "/state", "--out", config,
-        ])
+        ] + extra, environment: ["DEVICEKIT_MASTER_KEY": masterHex])
         #expect(result.status == 0, "\(result.output)")
         return config
     }

@@ -75,6 +75,7 @@ import Testing
         try await harness.startCentre()
         let path = harness.directory + "/device.sqlite"
         let counterPath = harness.directory + "/counter"
+        try CounterReservationFile(path: counterPath).provision()
         // The first life of the device stores an alarm and stops before any centre could hear it.
         do {
             let outbox = try SQLiteOutbox(path: path)

@@ -88,4 +88,29 @@ import Testing
         await device.stop()
         await harness.stopCentre()
     }
+
+    /// The audit: a missing counter file was taken as a first boot (counter 0 under the same key). Now the
+    /// device seals nothing, shows the fault, says how to recover, and keeps an alarm for a new key.
+    @Test func aDeviceWithoutItsCounterReservationSealsNothingAndKeepsTheAlarm() async throws {
+        let harness = try EndToEndHarness(cases: .init())
+        try await harness.startCentre()
+        let indicators = RecordingIndicators()
+        let outbox = try SQLiteOutbox(path: harness.directory + "/outbox.sqlite")
+        let counter = CounterReservationFile(path: harness.directory + "/counter")  // never provisioned, or lost
+        let device = try harness.device(id: 22, outbox: outbox, counter: counter, indicators: indicators)
+        device.start()
+        let down = try await waitFor(device, "the fault") { if case .linkDown = $0 { true } else { false } }
+        guard case .linkDown(_, let cause) = down.kind else { return }
+        #expect(cause.contains("is missing"))
+        #expect(cause.contains("re-provision the device with the next key epoch"))
+        device.raiseAlarm()
+        try await eventually("the alarm stored and waiting") { indicators.current == .waiting }
+        try await Task.sleep(for: .milliseconds(300))
+        let heard = harness.centreEvents.filter { if case .listening = $0 { false } else { true } }
+        #expect(heard.isEmpty, "nothing reached the centre: \(heard)")
+        #expect(!FileManager.default.fileExists(atPath: harness.directory + "/counter"), "no reservation was invented")
+        #expect(try outbox.count() >= 1, "the alarm waits in the outbox")
+        await device.stop()
+        await harness.stopCentre()
+    }
 }

@@ -59,10 +59,34 @@ import Testing
         return path
     }
 
-    @Test func aMissingFileMeansFirstBoot() throws {
+    /// The audit: a missing file taken as a first boot reused (key, nonce) pairs under the same key.
+    @Test func aMissingFileIsAFaultNeverAFirstBoot() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(try CounterReservationFile(path: dir + "/counter").load() == 0)
+        #expect(throws: CounterFileError.missing(dir + "/counter")) { try CounterReservationFile(path: dir + "/counter").load() }
+    }
+
+    @Test func provisioningWritesAFreshReservationOnceAndKeepsAUsedOne() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = CounterReservationFile(path: dir + "/counter")
+        try file.provision()
+        #expect(try file.load() == 0)
+        try file.store(65_536)
+        try file.provision()
+        #expect(try file.load() == 65_536, "the key's used counters are kept")
+    }
+
+    @Test func aReservationBelongsToOneKeyEpoch() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CounterReservationFile(path: dir + "/counter").store(131_072)
+        let next = CounterReservationFile(path: dir + "/counter", epoch: 1)
+        #expect(throws: CounterFileError.otherEpoch(dir + "/counter", file: 0, key: 1)) { try next.load() }
+        try next.provision()  // the new epoch's new key starts afresh
+        #expect(try next.load() == 0)
+        #expect(try String(contentsOfFile: dir + "/counter", encoding: .utf8) == "0 epoch 1\n")
+        #expect(throws: CounterFileError.otherEpoch(dir + "/counter", file: 1, key: 0)) { try CounterReservationFile(path: dir + "/counter").load() }
     }
 
     @Test func aStoredLimitIsReadBackAndLeavesNoTemporaryFile() throws {

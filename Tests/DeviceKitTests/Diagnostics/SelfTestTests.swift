@@ -30,8 +30,9 @@ import Testing
         test.inputControl = RecordingInputDeviceControl()
         test.blinkFor = .milliseconds(1)
         test.powerCheck = { _ in [SelfTestResult("power", .pass, "mains present")] }
+        try Provisioning.initialiseState(test.config)
         let results = await test.run()
-        #expect(results.map(\.check) == ["button", "leds", "power", "storage", "outbox", "link", "clock"])
+        #expect(results.map(\.check) == ["button", "leds", "power", "storage", "counter", "outbox", "link", "clock"])
         #expect(results.allSatisfy { $0.status == .pass }, "\(results.map(\.line))")
         #expect(results[0].message.contains("the call button is KEY_PROG1"))
         // The LEDs end in the idle state: green steady and dim, the others off.
@@ -46,13 +47,27 @@ import Testing
         let centre = try await RunningCentre.start(journal: temporaryJournal())
         let port = centre.ports.tcp
         await centre.stop()
-        let results = await SelfTest(config: config(
-            directory, centrePort: port, button: .evdev(.init(device: directory + "/no-such-event")))).run()
+        let device = config(directory, centrePort: port, button: .evdev(.init(device: directory + "/no-such-event")))
+        try Provisioning.initialiseState(device)
+        let results = await SelfTest(config: device).run()
         let failures = results.filter { $0.status == .fail }
         #expect(failures.map(\.check) == ["button", "link"])
         #expect(failures[0].message.contains("does not exist: the button is unplugged or its driver is not loaded"))
         #expect(failures[1].message.contains("connection refused"))
         #expect(results.contains { $0.check == "leds" && $0.status == .warn })
+    }
+
+    /// The audit: a lost state directory was taken as a first boot, reusing nonces under the same key.
+    @Test func aLostCounterReservationFailsWithTheRecovery() async throws {
+        let directory = try temporaryDirectory()
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        defer { Task { await centre.stop() } }
+        let results = await SelfTest(config: config(directory, centrePort: centre.ports.tcp, button: .simulated(presses: []))).run()
+        let failures = results.filter { $0.status == .fail }
+        #expect(failures.map(\.check) == ["counter", "link"])
+        #expect(failures[0].message.contains("is missing"))
+        #expect(failures[0].message.contains("re-provision the device with the next key epoch"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/state/counter"), "the check must not create it")
     }
 
     @Test func aPowerKeyAndAStuckButtonAreFlagged() async throws {
@@ -72,7 +87,7 @@ import Testing
     @Test func aRunningDeviceIsNotDisturbed() async throws {
         let directory = try temporaryDirectory()
         let configuration = config(directory, centrePort: 1, button: .simulated(presses: []))
-        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        try Provisioning.initialiseState(configuration)
         let daemonLock = try StateDirectoryLock(stateDirectory: configuration.stateDirectory)
         let results = await SelfTest(config: configuration).run()
         withExtendedLifetime(daemonLock) {}

@@ -376,3 +376,50 @@ import Testing
         }
     }
 }
+
+/// The device's half of a session (protocol.md §3.4): the audit found it accepted a `sessionAccept` for any of
+/// its last four anchors, where the protocol allows only the latest.
+@Suite struct DeviceFrameSessionTests {
+    typealias F = ProtocolFixtures
+
+    static func sealStart(_ session: inout DeviceFrameSession) throws -> UInt64 {
+        var buffer = ByteBuffer()
+        while true {
+            switch try session.seal(F.minimal[0], into: &buffer) {
+            case .reserveCounters(let limit): session.counterReservationStored(limit)
+            case .sealed(let counter): return counter
+            }
+        }
+    }
+
+    static func accept(anchor: UInt64, salt: UInt64 = F.salt) throws -> SealedFrame {
+        try F.datagram(try F.seal(F.minimal[6], direction: .down, counter: salt << 32, anchor: anchor))
+    }
+
+    @Test func onlyTheLatestSessionStartsAcceptOpensTheSession() throws {
+        var session = DeviceFrameSession(key: F.key(), storedCounterLimit: 0)
+        let first = try Self.sealStart(&session)
+        let second = try Self.sealStart(&session)
+        #expect(throws: ProtocolError.authenticationFailed) { try session.open(try Self.accept(anchor: first)) }
+        #expect(try session.open(try Self.accept(anchor: second)).kind == .sessionAccept)
+        #expect(session.refused[.forged] == 1)
+    }
+
+    @Test func frameHeadersCarryTheKeyEpochModuloEightUpOnly() throws {
+        let key = DeviceKey(deviceID: 9, master: try FleetMasterKey(bytes: Array(0x40...0x5f)), epoch: 10)
+        var session = DeviceFrameSession(key: key, storedCounterLimit: 65_536 * 2)
+        session.counterReservationStored(65_536 * 3)
+        var buffer = ByteBuffer()
+        _ = try session.seal(F.minimal[1], into: &buffer)
+        let frame = try SealedFrame(datagram: buffer)
+        #expect(buffer.getInteger(at: 0, as: UInt8.self) == 0x12, "version 1, up, epoch 10 mod 8 = 2")
+        #expect(frame.header.keyEpochBits == 2)
+        #expect(try frame.open(with: key.upKey).kind == .heartbeat)
+        // The epoch's key differs from epoch 2's: the bits select a key, they are not the key.
+        let epoch2 = DeviceKey(deviceID: 9, master: try FleetMasterKey(bytes: Array(0x40...0x5f)), epoch: 2)
+        #expect(throws: ProtocolError.authenticationFailed) { try frame.open(with: epoch2.upKey) }
+        // Down frames keep the bits reserved.
+        let down = try F.datagram(try F.seal(F.minimal[11], direction: .down, counter: F.downCounter(1)))
+        #expect(down.header.keyEpochBits == 0)
+    }
+}

@@ -62,12 +62,12 @@ enum MessageGen {
                 mainsLostMaximumDelaySeconds: $3, heartbeatIntervalSeconds: $4, secondaryCentre: $5)
         }
 
-    static let sessionStart = zip(Gen.uint8().array(of: 3), u16, u32, model.optional)
-        .map { fw, caps, boot, model in
+    static let sessionStart = zip(Gen.uint8().array(of: 3), u16, u32, model.optional, u16.optional)
+        .map { fw, caps, boot, model, epoch in
             Message.sessionStart(
                 SessionStart(
                     firmware: FirmwareVersion(fw[0], fw[1], fw[2]), capabilities: Capabilities(rawValue: caps),
-                    bootCount: boot, model: model))
+                    bootCount: boot, model: model, keyEpoch: epoch))
         }
     static let heartbeat = zip(Gen.uint8(), battery).map { Message.heartbeat(Heartbeat(status: DeviceStatus(rawValue: $0), battery: $1)) }
     static let alarm = zip(u32, code, time48, battery, Gen.uint8(), u16.optional, u16.optional).map {

@@ -47,6 +47,8 @@ import Testing
          .nak(Nak(id: 9, reason: .rateLimited, senderTime: t0 + 90_040))),
         (up("alarm from a fleet master key", counter: 1_048_577, master: true, device: 0x0012_3456),
          .alarm(Alarm(id: 4_000_000_001, kind: .test, triggeredAt: t0, battery: 255, flags: [.onBattery, .recoveredAfterRestart], pressCount: 3, holdMilliseconds: 1_200))),
+        ({ var v = up("sessionStart at key epoch 9", counter: 0, master: true, device: 0x0012_3456); v.epoch = 9; return v }(),
+         .sessionStart(SessionStart(firmware: FirmwareVersion(1, 1, 0), capabilities: [.button, .voice, .mainsSensing, .battery, .indicators], bootCount: 1, model: "rpi4", keyEpoch: 9))),
         (down("callOffer", sequence: 5),
          .callOffer(CallOffer(id: 2, callID: 0xCA11, alarmID: 7, media: MediaDescription(endpoint: Endpoint(address: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1], port: 40_000), audioPayloadType: 0, ssrc: 0x1234_5678, keyMaterial: Array(0xa0..<0xbe), videoPayloadType: 96)))),
     ]

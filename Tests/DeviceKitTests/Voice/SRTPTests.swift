@@ -69,6 +69,18 @@ import Testing
         #expect(throws: SRTPError.replayed) { try receiver.unprotectRTCP(Self.srtcpPacket) }
     }
 
+    /// The audit: an SRTCP packet with E=0, authentic under the key, was accepted in the clear.
+    @Test func anAuthenticSRTCPPacketSentInTheClearIsRefused() throws {
+        let keys = try SRTPSessionKeys(master: SRTPMasterKey(keyMaterial: Self.keyMaterial), rtcp: true)
+        var clear = Self.rtcpPlain
+        clear.appendBigEndian(UInt32(1))  // E=0, index 1
+        let packet = clear + SRTP.tag(key: keys.authentication, clear)
+        var receiver = try SRTPReceiver(master: SRTPMasterKey(keyMaterial: Self.keyMaterial))
+        #expect(throws: SRTPError.notEncrypted) { try receiver.unprotectRTCP(packet) }
+        // It changed no state: the genuine packet of index 1 still passes.
+        #expect(try receiver.unprotectRTCP(Self.srtcpPacket) == Self.rtcpPlain)
+    }
+
     @Test func aTamperedPacketIsRejectedAndChangesNothing() throws {
         var receiver = try SRTPReceiver(master: SRTPMasterKey(keyMaterial: Self.keyMaterial))
         for position in [1, 3, 9, 12, 20, Self.srtpPacket.count - 1] {

@@ -31,6 +31,7 @@ extension DeviceConfig {
         case (nil, nil):
             throw DeviceConfigError("key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
         }
+        let keyEpoch = try top.integer("key_epoch", in: 0...Int(UInt16.max), example: "key_epoch = 1") ?? 0
         let stateDirectory = try top.string("state_dir") ?? "/var/lib/devicekit"
         guard !stateDirectory.isEmpty else {
             throw DeviceConfigError("state_dir", "empty; write a directory for the outbox, e.g. state_dir = \"/var/lib/devicekit\"")
@@ -100,11 +101,11 @@ extension DeviceConfig {
         }
 
         try top.finish(known: [
-            "device_id", "key", "key_file", "state_dir", "centre", "alarm", "heartbeat", "button", "power", "indicators",
+            "device_id", "key", "key_file", "key_epoch", "state_dir", "centre", "alarm", "heartbeat", "button", "power", "indicators",
             "log",
         ])
         self.init(
-            deviceID: UInt32(id), key: key, stateDirectory: stateDirectory, primaryCentre: primary,
+            deviceID: UInt32(id), key: key, keyEpoch: UInt16(keyEpoch), stateDirectory: stateDirectory, primaryCentre: primary,
             secondaryCentre: secondary, transport: transport, alarm: alarm, heartbeatIntervalSeconds: heartbeat,
             button: button, power: power, indicators: indicators, logLevel: level)
     }
@@ -154,7 +155,7 @@ extension DeviceConfig {
 
     /// The keys for sealing and opening this device's frames.
     public func deviceKey() throws(DeviceConfigError) -> DeviceKey {
-        do { return try DeviceKey(deviceID: deviceID, rootKey: try rootKey()) } catch let error as KeyError {
+        do { return try DeviceKey(deviceID: deviceID, rootKey: try rootKey(), epoch: keyEpoch) } catch let error as KeyError {
             throw DeviceConfigError("key", error.description)
         } catch {
             throw DeviceConfigError("key", "\(error)")
@@ -302,6 +303,7 @@ extension DeviceConfig {
         case .bytes(let bytes): lines.append("key = \(TOMLText.quote(Hex.encode(bytes)))")
         case .file(let path): lines.append("key_file = \(TOMLText.quote(path))")
         }
+        if keyEpoch > 0 { lines.append("key_epoch = \(keyEpoch)") }
         lines.append("state_dir = \(TOMLText.quote(stateDirectory))")
         lines += ["", "[centre]", "primary = \(TOMLText.quote(primaryCentre.description))"]
         if let secondaryCentre { lines.append("secondary = \(TOMLText.quote(secondaryCentre.description))") }

@@ -6,6 +6,7 @@ import Logging
 /// ```toml
 /// device_id = 1001
 /// key = "000102…1f"               # or key_file = "/etc/devicekit/key" (hex, one line)
+/// key_epoch = 0                      # which of the device's keys this is: 1 after the first re-provisioning
 /// state_dir = "/var/lib/devicekit"
 ///
 /// [centre]
@@ -54,6 +55,8 @@ import Logging
 public struct DeviceConfig: Hashable, Sendable {
     public var deviceID: UInt32
     public var key: KeySource
+    /// The key's epoch (protocol.md §3.2): each re-provisioning moves to the next, with a new key.
+    public var keyEpoch: UInt16
     /// Holds the outbox database and the frame counter file.
     public var stateDirectory: String
     public var primaryCentre: CentreAddress
@@ -68,13 +71,14 @@ public struct DeviceConfig: Hashable, Sendable {
     public var logLevel: Logger.Level
 
     public init(
-        deviceID: UInt32, key: KeySource, stateDirectory: String, primaryCentre: CentreAddress,
+        deviceID: UInt32, key: KeySource, keyEpoch: UInt16 = 0, stateDirectory: String, primaryCentre: CentreAddress,
         secondaryCentre: CentreAddress? = nil, transport: Transport = .tcp, alarm: AlarmSettings = AlarmSettings(),
         heartbeatIntervalSeconds: UInt16 = 30, button: ButtonBackend = .simulated(presses: []),
         power: PowerBackend = .none, indicators: IndicatorBackend = .simulated, logLevel: Logger.Level = .info
     ) {
         self.deviceID = deviceID
         self.key = key
+        self.keyEpoch = keyEpoch
         self.stateDirectory = stateDirectory
         self.primaryCentre = primaryCentre
         self.secondaryCentre = secondaryCentre
@@ -91,6 +95,8 @@ public struct DeviceConfig: Hashable, Sendable {
     public var outboxPath: String { stateDirectory + "/outbox.sqlite" }
     /// The up-frame counter reservation in the state directory (protocol.md §3.3).
     public var counterPath: String { stateDirectory + "/counter" }
+    /// The counter reservation of this key epoch.
+    public var counterFile: CounterReservationFile { CounterReservationFile(path: counterPath, epoch: keyEpoch) }
 }
 
 /// Where the device's root key comes from. Its descriptions never show the key.

@@ -22,12 +22,21 @@ public enum Provisioning {
         /// The device's state directory, written into device.toml.
         public var stateDirectory: String
         public var overwrite: Bool
+        /// The key epoch (protocol.md §3.2); `nil`: one more than the epoch of the device.toml being
+        /// replaced (a re-provisioned device gets a new key of the next epoch), else 0.
+        public var keyEpoch: UInt16?
+        /// Also write the key's counter reservation (limit 0) into the state directory, creating it: when
+        /// provisioning on the device itself. On a workstation the device does it later (`--init-state`).
+        public var writeState: Bool
 
         public init(
             deviceID: UInt32, primaryCentre: CentreAddress, secondaryCentre: CentreAddress? = nil,
             configPath: String = "device.toml", registryPath: String? = nil, masterKey: [UInt8]? = nil,
-            stateDirectory: String = "/var/lib/devicekit", overwrite: Bool = false
+            stateDirectory: String = "/var/lib/devicekit", overwrite: Bool = false, keyEpoch: UInt16? = nil,
+            writeState: Bool = false
         ) {
+            self.keyEpoch = keyEpoch
+            self.writeState = writeState
             self.deviceID = deviceID
             self.primaryCentre = primaryCentre
             self.secondaryCentre = secondaryCentre
@@ -47,6 +56,8 @@ public enum Provisioning {
         public var registryPath: String?
         /// Whether the key was derived from the fleet master key (else it is random).
         public var derived: Bool
+        /// The counter reservation written with the key, if `writeState`.
+        public var counterPath: String?
     }
 
     /// Writes device.toml (mode 0600) and, when a registry is given, appends the device to it.
@@ -58,13 +69,24 @@ public enum Provisioning {
             throw ProvisioningError(
                 "give a registry (the centre keeps each device's key) or a master key (the centre derives them), not both")
         }
+        let previous = FileManager.default.fileExists(atPath: request.configPath)
+            ? try? DeviceConfig.load(path: request.configPath) : nil
         if !request.overwrite && FileManager.default.fileExists(atPath: request.configPath) {
             throw ProvisioningError(
-                "\(request.configPath) exists; a device gets a new key when re-provisioned, so move the old file away first")
+                "\(request.configPath) exists; a device gets a new key of the next epoch when re-provisioned: give --force to replace it")
+        }
+        let epoch: UInt16
+        if let explicit = request.keyEpoch {
+            epoch = explicit
+        } else if let previous, previous.deviceID == request.deviceID {
+            guard previous.keyEpoch < .max else { throw ProvisioningError("device \(request.deviceID) has used every key epoch: give it a new id") }
+            epoch = previous.keyEpoch + 1
+        } else {
+            epoch = 0
         }
         let key: [UInt8]
         if let master = request.masterKey {
-            do { key = try derivedRootKey(deviceID: request.deviceID, master: master) } catch {
+            do { key = try derivedRootKey(deviceID: request.deviceID, master: master, epoch: epoch) } catch {
                 throw ProvisioningError(error.description)
             }
         } else {
@@ -72,12 +94,17 @@ public enum Provisioning {
         }
         var registry: (path: String, text: String)?
         if let path = request.registryPath {
-            registry = (path, try registryWithDevice(request.deviceID, key: key, registryPath: path))
+            registry = (path, try registryWithDevice(request.deviceID, key: key, epoch: epoch, registryPath: path))
         }
 
         let config = DeviceConfig(
-            deviceID: request.deviceID, key: .bytes(key), stateDirectory: request.stateDirectory,
+            deviceID: request.deviceID, key: .bytes(key), keyEpoch: epoch, stateDirectory: request.stateDirectory,
             primaryCentre: request.primaryCentre, secondaryCentre: request.secondaryCentre)
+        var counterPath: String?
+        if request.writeState {
+            try initialiseState(config)
+            counterPath = config.counterPath
+        }
         do {
             try DurableFile(path: request.configPath).write(Array(config.render().utf8))
         } catch {
@@ -93,7 +120,22 @@ public enum Provisioning {
         }
         return Outcome(
             config: config, configPath: request.configPath, registryPath: registry?.path,
-            derived: request.masterKey != nil)
+            derived: request.masterKey != nil, counterPath: counterPath)
+    }
+
+    /// On the device, for a key just installed: creates the state directory and the key epoch's counter
+    /// reservation (limit 0). A reservation already there for this epoch is kept (its key has been used);
+    /// one of another epoch is replaced, since the key is new.
+    ///
+    /// Never run it for a key that has sealed frames and lost its reservation: that is what the next
+    /// epoch is for.
+    public static func initialiseState(_ config: DeviceConfig) throws(ProvisioningError) {
+        do {
+            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ProvisioningError("cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)")
+        }
+        do { try config.counterFile.provision() } catch { throw ProvisioningError(error.description) }
     }
 
     /// A new 32-byte root key from the system's secure random source.
@@ -101,26 +143,26 @@ public enum Provisioning {
         SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
     }
 
-    /// The root key of device `deviceID` in a fleet with master key `master` (protocol.md §3.2):
-    /// HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes big-endian), 32 bytes.
+    /// The root key of device `deviceID`, key epoch `epoch`, in a fleet with master key `master`
+    /// (protocol.md §3.2).
     ///
-    /// The same derivation as `DeviceKey(deviceID:master:)`, which keeps the root to itself; a provisioned
-    /// device needs the bytes, because it must never hold the master key.
-    public static func derivedRootKey(deviceID: UInt32, master: [UInt8]) throws(KeyError) -> [UInt8] {
+    /// The same derivation as `DeviceKey(deviceID:master:epoch:)`, which keeps the root to itself; a
+    /// provisioned device needs the bytes, because it must never hold the master key.
+    public static func derivedRootKey(deviceID: UInt32, master: [UInt8], epoch: UInt16 = 0) throws(KeyError) -> [UInt8] {
         guard (32...64).contains(master.count) else { throw .wrongMasterLength(master.count) }
-        let info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
-        let root = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: master), salt: Array("DeviceKit v1 device".utf8), info: info,
-            outputByteCount: 32)
-        return root.withUnsafeBytes { Array($0) }
+        return FleetMasterKey.rootKey(master: master, deviceID: deviceID, epoch: epoch).withUnsafeBytes { Array($0) }
     }
 
-    /// The registry's text with `<id> = "<hex key>"` added under `[devices]`; creates it if missing.
+    /// The registry's text with `<id> = "<hex key>"` (epoch 0) or `<id> = { key = "<hex>", epoch = N }`
+    /// under `[devices]`; creates it if missing. A device already there is replaced only by a later epoch.
     ///
-    /// Appends rather than rewrites, so an operator's comments and layout survive; that needs `[devices]`
-    /// to be the registry's last table.
-    static func registryWithDevice(_ deviceID: UInt32, key: [UInt8], registryPath path: String) throws(ProvisioningError) -> String {
-        let line = "\(deviceID) = \"\(Hex.encode(key))\"\n"
+    /// Appends (or replaces the one line) rather than rewrites, so an operator's comments and layout
+    /// survive; appending needs `[devices]` to be the registry's last table.
+    static func registryWithDevice(
+        _ deviceID: UInt32, key: [UInt8], epoch: UInt16 = 0, registryPath path: String
+    ) throws(ProvisioningError) -> String {
+        let value = epoch == 0 ? "\"\(Hex.encode(key))\"" : "{ key = \"\(Hex.encode(key))\", epoch = \(epoch) }"
+        let line = "\(deviceID) = \(value)\n"
         let existing: [UInt8]?
         do { existing = try DurableFile(path: path).read() } catch {
             throw ProvisioningError("cannot read the centre registry \(path): \(error)")
@@ -134,10 +176,23 @@ public enum Provisioning {
         do { registry = try CentreRegistry(toml: text) } catch {
             throw ProvisioningError("the centre registry \(path): \(error)")
         }
-        if registry.keys[deviceID] != nil {
-            throw ProvisioningError(
-                "the centre registry \(path) already has device \(deviceID); every device needs its own id: "
-                    + "choose another --id, or remove that line from the registry if the old device is retired")
+        if let old = registry.entries[deviceID] {
+            guard epoch > old.epoch else {
+                throw ProvisioningError(
+                    "the centre registry \(path) already has device \(deviceID) at key epoch \(old.epoch); every device needs its own id: "
+                        + "choose another --id, re-provision it with a later epoch (--epoch \(old.epoch + 1)), "
+                        + "or remove that line from the registry if the old device is retired")
+            }
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let replaced = lines.indices.filter { i in
+                let words = lines[i].split(separator: "=", maxSplits: 1)
+                return words.count == 2 && words[0].trimmingCharacters(in: .whitespaces) == "\(deviceID)"
+            }
+            guard replaced.count == 1 else {
+                throw ProvisioningError("the centre registry \(path) has device \(deviceID) in a form this tool cannot replace: edit its line by hand")
+            }
+            lines[replaced[0]] = String(line.dropLast())
+            return lines.joined(separator: "\n")
         }
         let lastHeader = text.split(separator: "\n").last { $0.trimmingCharacters(in: .whitespaces).hasPrefix("[") }
         if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
@@ -151,9 +206,17 @@ public enum Provisioning {
     }
 }
 
-/// The centre's registry file: each device's root key by id, in a `[devices]` table of `id = "hex"`.
+/// The centre's registry file: each device's root key by id, in a `[devices]` table of `id = "hex"` (key
+/// epoch 0) or `id = { key = "hex", epoch = N }`.
 public struct CentreRegistry: Sendable {
-    public var keys: [UInt32: [UInt8]]
+    public struct Entry: Hashable, Sendable {
+        public var key: [UInt8]
+        public var epoch: UInt16
+    }
+
+    public var entries: [UInt32: Entry]
+    /// The keys by id, whatever their epoch.
+    public var keys: [UInt32: [UInt8]] { entries.mapValues(\.key) }
     var hasDevicesTable: Bool
 
     /// Parses the registry; errors name the line's id, never its key.
@@ -162,7 +225,7 @@ public struct CentreRegistry: Sendable {
         do { document = try TOMLTable(string: text) } catch {
             throw DeviceConfigError(nil, "not valid TOML: \(error)")
         }
-        keys = [:]
+        entries = [:]
         guard let devices = document["devices"] else {
             hasDevicesTable = false
             return
@@ -175,10 +238,22 @@ public struct CentreRegistry: Sendable {
             guard let id = UInt32(name) else {
                 throw DeviceConfigError("devices.\(name)", "is not a device id (0 to \(UInt32.max))")
             }
-            guard let hex = table[name]?.string, let bytes = Hex.decode(hex), (16...64).contains(bytes.count) else {
+            let hex: String?
+            var epoch: UInt16 = 0
+            if let inline = table[name]?.table {
+                hex = inline["key"]?.string
+                guard let value = inline["epoch"]?.int, let e = UInt16(exactly: value),
+                      Set(inline.keys).isSubset(of: ["key", "epoch"]) else {
+                    throw DeviceConfigError("devices.\(name)", "write { key = \"<hex>\", epoch = <0 to 65535> } and nothing else")
+                }
+                epoch = e
+            } else {
+                hex = table[name]?.string
+            }
+            guard let hex, let bytes = Hex.decode(hex), (16...64).contains(bytes.count) else {
                 throw DeviceConfigError("devices.\(name)", "is not a key of 32 to 128 hex digits in double quotes")
             }
-            keys[id] = bytes
+            entries[id] = Entry(key: bytes, epoch: epoch)
         }
     }
 }

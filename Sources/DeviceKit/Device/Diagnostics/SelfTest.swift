@@ -229,6 +229,7 @@ public struct SelfTest: Sendable {
                 ? .init("storage", .fail, "only \(mb) MB free on \(config.stateDirectory): free some space, alarms need room to be stored")
                 : .init("storage", .pass, "\(config.stateDirectory) is writable and durable (fsync), \(mb) MB free"))
         }
+        results.append(counter())
         do {
             let outbox = try SQLiteOutbox(path: config.outboxPath)
             let pending = try outbox.count()
@@ -239,6 +240,16 @@ public struct SelfTest: Sendable {
             results.append(.init("outbox", .fail, "the outbox cannot be opened: \(error)"))
         }
         return results
+    }
+
+    /// The key's counter reservation: without it the device must not seal a frame (protocol.md §3.3).
+    func counter() -> SelfTestResult {
+        do {
+            let limit = try config.counterFile.load()
+            return .init("counter", .pass, "the frame counter reservation of key epoch \(config.keyEpoch) is intact (\(limit / UpCounter.block) blocks used)")
+        } catch {
+            return .init("counter", .fail, "\(error)")
+        }
     }
 
     // MARK: Link
@@ -253,7 +264,7 @@ public struct SelfTest: Sendable {
         let boot = (try? SQLiteOutbox(path: config.outboxPath).currentBootCount()) ?? 0
         let probe = LinkProbe(
             key: key, address: address, label: config.primaryCentre.description, transport: config.transport,
-            counterStore: CounterReservationFile(path: config.counterPath), bootCount: boot, timeout: linkTimeout)
+            counterStore: config.counterFile, bootCount: boot, timeout: linkTimeout)
         do {
             let report = try await probe.run(heartbeats: 3)
             return Self.describe(report)

@@ -146,4 +146,50 @@ import Testing
         #expect(throws: ProvisioningError.self) { try Provisioning.provision(unwritable) }
         #expect(!FileManager.default.fileExists(atPath: registryPath))
     }
+
+    // MARK: Key epochs (protocol.md §3.2): the recovery for a lost state directory
+
+    @Test func reProvisioningMovesToTheNextEpochWithANewKeyAndAFreshReservation() throws {
+        let master = Array(UInt8(0x40)...0x5f)
+        var first = try request(1001, master: master, registry: false)
+        first.stateDirectory = directory + "/state"
+        first.writeState = true
+        let epoch0 = try Provisioning.provision(first)
+        #expect(epoch0.config.keyEpoch == 0)
+        #expect(try CounterReservationFile(path: directory + "/state/counter").load() == 0)
+        try CounterReservationFile(path: directory + "/state/counter").store(655_360)  // the key in use
+        try FileManager.default.removeItem(atPath: directory + "/state")  // the state directory is lost
+
+        var again = first
+        again.overwrite = true
+        let epoch1 = try Provisioning.provision(again)
+        #expect(epoch1.config.keyEpoch == 1)
+        #expect(try DeviceConfig.load(path: configPath).keyEpoch == 1)
+        #expect(try epoch1.config.rootKey() == Provisioning.derivedRootKey(deviceID: 1001, master: master, epoch: 1))
+        #expect(try epoch1.config.rootKey() != epoch0.config.rootKey())
+        #expect(try CounterReservationFile(path: directory + "/state/counter", epoch: 1).load() == 0)
+    }
+
+    @Test func aRegistryLineIsReplacedOnlyByALaterEpoch() throws {
+        _ = try Provisioning.provision(try request(7))
+        var again = try request(7)
+        again.overwrite = true
+        let outcome = try Provisioning.provision(again)
+        #expect(outcome.config.keyEpoch == 1)
+        let registry = try CentreRegistry(toml: String(contentsOfFile: registryPath, encoding: .utf8))
+        #expect(registry.entries[7] == CentreRegistry.Entry(key: try outcome.config.rootKey(), epoch: 1))
+        #expect(try DeviceRegistry(keyFile: String(contentsOfFile: registryPath, encoding: .utf8)).registeredEpoch(of: 7) == 1)
+        var same = try request(7)
+        same.overwrite = true
+        same.keyEpoch = 1
+        let error = #expect(throws: ProvisioningError.self) { try Provisioning.provision(same) }
+        #expect(error?.description.contains("at key epoch 1") == true)
+    }
+
+    @Test func provisioningWithoutStateWritesNoReservation() throws {
+        var request = try request(8, registry: false)
+        request.stateDirectory = directory + "/state"
+        _ = try Provisioning.provision(request)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/state/counter"))
+    }
 }
