@@ -472,6 +472,11 @@ public final class DeviceRuntime: @unchecked Sendable {
         } catch {
             logger.debug("refused a frame", metadata: ["reason": "\(error)"])
             observe(.refused(error))
+            // An authentic reliable message this version cannot read (a later version's critical
+            // extension): answered, so the centre does not retry it forever (protocol.md §4.1).
+            if case .undecodable(let undecodable) = error, let id = undecodable.id {
+                send(.nak(Nak(id: id, reason: undecodable.nakReason, senderTime: wireTime(at: now()).0)))
+            }
             return
         }
         run(link.messageReceived(message, now: now()))

@@ -27,12 +27,20 @@ public struct FrameOpener: Sendable {
             }
             guard frame.header.direction == direction else { throw .wrongDirection(frame.header.direction) }
             try window.check(frame.header.counter)
-            let message = try frame.open(with: key)
-            guard message.kind.directions.contains(direction) else {
+            let body = try frame.authenticatedBody(with: key)
+            if let type = body.getInteger(at: body.readerIndex, as: UInt8.self), let kind = Message.Kind(rawValue: type),
+                !kind.directions.contains(direction)
+            {
                 throw .wrongDirection(frame.header.direction)
             }
+            // Authentic: the counter is used up before the body is read, so a body this version cannot read
+            // is refused once and its copies as replayed, and its sender can be answered (§4.1).
             try window.accept(frame.header.counter)
-            return message
+            do throws(ProtocolError) {
+                return try Message(body: body)
+            } catch {
+                throw .undecodable(UndecodableMessage(body: body, cause: error))
+            }
         } catch {
             refused[error.category, default: 0] += 1
             throw error

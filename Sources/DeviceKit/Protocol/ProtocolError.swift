@@ -35,6 +35,9 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case counterExhausted
     /// A message is too large for one frame.
     case messageTooLarge(bodyLength: Int, maximum: Int)
+    /// An authentic frame whose body this version cannot decode; its counter is used up, and it says
+    /// what can still be done (the id to `nak`, an alarm read leniently).
+    indirect case undecodable(UndecodableMessage)
 
     /// How the centre and the device count refusals.
     public enum Category: String, Sendable, CaseIterable {
@@ -51,6 +54,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .authenticationFailed, .wrongDevice: return .forged
         case .replayed: return .replayed
         case .stale: return .stale
+        case .undecodable(let message): return message.cause.category
         }
     }
 }
@@ -90,6 +94,8 @@ extension ProtocolError: CustomStringConvertible {
             return "frame counter exhausted: start a new session or re-key the device"
         case .messageTooLarge(let bodyLength, let maximum):
             return "message body of \(bodyLength) bytes does not fit in a frame (at most \(maximum))"
+        case .undecodable(let message):
+            return "an authentic frame the receiver cannot read: \(message.cause)"
         }
     }
 }

@@ -79,6 +79,11 @@ public struct SealedFrame: Sendable {
     ///
     /// Does not check the counter: that is the receiving session's job (`ReplayWindow`), after this succeeds.
     public func open(with key: SymmetricKey) throws(ProtocolError) -> Message {
+        try Message(body: try authenticatedBody(with: key))
+    }
+
+    /// Authenticates and decrypts the frame with `key`: the plaintext body, not yet decoded.
+    public func authenticatedBody(with key: SymmetricKey) throws(ProtocolError) -> ByteBuffer {
         let headerSize = FrameHeader.size(header.direction)
         let plaintext: Data
         do {
@@ -91,7 +96,7 @@ public struct SealedFrame: Sendable {
         } catch {
             throw .authenticationFailed
         }
-        return try Message(body: ByteBuffer(data: plaintext))
+        return ByteBuffer(data: plaintext)
     }
 
     /// The frame as lowercase hex, for logs and `devicesim protocol decode`.
