@@ -102,10 +102,10 @@ public struct UdevMonitor: Sendable {
             try await listen(emit)
         case .automatic:
             guard udevRunning else {
-                emit(.warning(
+                let warning = HotplugNotice.warning(
                     "udevd is not running (\(roots.udevControl) is missing; a container?): watching for devices by "
-                        + "reading \(roots.sysfs) every \(pollInterval.secondsText) instead, without udev's stable names"))
-                try await poll(emit)
+                        + "reading \(roots.sysfs) every \(pollInterval.secondsText) instead, without udev's stable names")
+                try await poll(emit) { emit(warning) }
                 return
             }
             do {
@@ -158,13 +158,18 @@ public struct UdevMonitor: Sendable {
 
     // MARK: Polling
 
-    private func poll(_ emit: @escaping @Sendable (HotplugNotice) -> Void) async throws {
+    /// Compares a look at sysfs with the last one every `pollInterval`; `afterFirstLook` runs once the first
+    /// look is taken, so whatever changes after it is reported.
+    private func poll(
+        _ emit: @escaping @Sendable (HotplugNotice) -> Void, afterFirstLook: @escaping @Sendable () -> Void = {}
+    ) async throws {
         let inventory = ButtonInventory(roots: roots)
         let subsystems = Set(subsystems)
         let interval = pollInterval
         try await onDedicatedThread(name: "hotplug-poll") { flag in
             func look() -> [PresentDevice] { inventory.presentDevices().filter { subsystems.contains($0.subsystem) } }
             var previous = look()
+            afterFirstLook()
             while flag.sleep(for: interval) {
                 let current = look()
                 for event in HotplugDiff.events(from: previous, to: current) { emit(.device(event)) }

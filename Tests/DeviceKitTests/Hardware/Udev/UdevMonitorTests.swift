@@ -78,15 +78,15 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
         #expect(text.hasPrefix("udevd is not running (\(tree.base)/run/udev/control is missing; a container?): watching for devices by reading"))
         #expect(text.hasSuffix("every 20 ms instead, without udev's stable names"))
 
-        // Let the poller take its first look, then unplug the button and plug it back as a new input device.
-        try await Task.sleep(for: .milliseconds(100))
+        // The warning comes once the poller has taken its first look: unplug the button and plug it back as
+        // a new input device, and take the serial adapter away (its class link first, as the kernel does).
         try tree.unplug(event: 0)
         _ = try await recorder.wait { $0.count >= 2 }
         var replugged = FakeHardwareTree.gpioButton
         replugged.input = 9
         try tree.add(replugged)
-        try tree.delete("dev/ttyUSB0")
         try tree.delete("sys/class/tty/ttyUSB0")
+        try tree.delete("dev/ttyUSB0")
         let notices = try await recorder.wait { $0.count >= 4 }
         let events = notices.compactMap { notice -> HotplugEvent? in
             if case .device(let event) = notice { return event }
