@@ -149,7 +149,9 @@ import Testing
         let offered = seen.count { if case .callOffered = $0 { true } else { false } }
         let declined = seen.count { if case .callEnded(_, _, .declined, _, _) = $0 { true } else { false } }
         #expect(c.callsOffered == offered)
-        #expect(c.callsDeclined == declined)
+        // A decline can cross the centre's own end of that call (the home's next alarm replaced it): the
+        // centre then records its reason, not the decline.
+        #expect(declined <= c.callsDeclined)
         #expect(c.callsAnswered > 0 && c.callsDeclined > 0)
         #expect(c.callsFailed == 0)
         #expect(c.callsAnswered + c.callsDeclined == c.callsOffered)
@@ -161,8 +163,8 @@ import Testing
         #expect(report.histogram(.voice).count > 0)
         #expect(report.histogram(.voice).value(atPercentile: 50) >= report.histogram(.engaged).value(atPercentile: 50))
         #expect(report.histogram(.jitter).count == UInt64(c.callsAnswered))
-        #expect(c.voicePacketsReceived >= 25 * c.callsAnswered)
-        #expect(c.voicePacketsSent >= 25 * c.callsAnswered)
+        #expect(c.voicePacketsReceived >= 25 * (c.callsAnswered - c.callsEndedByCentre))
+        #expect(c.voicePacketsSent >= 25 * (c.callsAnswered - c.callsEndedByCentre))
         #expect(c.voicePacketsLost == 0)
         #expect(report.table.contains("calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered)"))
     }
