@@ -147,6 +147,34 @@ import Testing
         #expect(log.all == [.present(initiallyDown: false), .level(down: true), .level(down: false)])
     }
 
+    /// A USB button box has autorepeat (EV_REP), for which the kernel has no EVIOCGBIT bitmap (EINVAL): the
+    /// recording still starts, with the two repeat codes set, as libevdev and so evemu-record write them.
+    @Test func aDeviceWithAutorepeatIsRecordedWithTheRepeatCodesEvemuWrites() async throws {
+        let device = try FakeEventDevice()
+        let control = RecordingInputDeviceControl()
+        control.eventTypes = [0, 1, 4, 0x14]
+        control.codes = [4: [4]]
+        let session = EvdevSession(path: device.path, grab: false, control: control)
+        let text = Collected<String>()
+        let ended = Collected<EvdevSession.End>()
+        let recording = Task {
+            let end = try await onDedicatedThread(name: "record") { flag in
+                try session.record(flag, kernel: "test") { text.append($0) }
+            }
+            ended.append(end)
+        }
+        // No writer is needed: the header comes as soon as the device is open.
+        try await eventually("the header is written or the recording ends") { !text.all.isEmpty || !ended.all.isEmpty }
+        recording.cancel()
+        try await recording.value
+        #expect(ended.all == [.cancelled])
+        let lines = text.all.joined().split(separator: "\n")
+        #expect(lines.contains("B: 14 03 00 00 00 00 00 00 00"))
+        #expect(lines.contains("B: 04 10 00 00 00 00 00 00 00"))
+        #expect(lines.contains("B: 00 0b 00 00 00 00 00 00 00"))
+        #expect(!control.calls.contains("EVIOCGBIT(20)"))
+    }
+
     @Test func aReplayOfAKeyTheRecordingLacksSaysWhichKeysItHas() throws {
         let directory = NSTemporaryDirectory() + "devicekit-evemu-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
