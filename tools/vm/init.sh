@@ -28,7 +28,7 @@ finish() {
     verdict=PASS
     [ "$FAILED" -eq 0 ] || verdict=FAIL
     echo "VMTEST verdict $verdict passed=$PASSED failed=$FAILED"
-    for name in list vbutton watch record watchdrop watchgrab grab2 watchnograb centre run; do
+    for name in list ident vbutton watch record watchdrop watchgrab grab2 watchnograb centre run; do
         [ -f /tmp/$name.out ] || continue
         echo "----- /tmp/$name.out"
         cat /tmp/$name.out
@@ -140,21 +140,29 @@ T0=$(cut -d' ' -f1 /proc/uptime)
 devicesim --help >/dev/null 2>&1 || { fail boot "devicesim does not start: $(devicesim --help 2>&1 | quote)"; finish; }
 info "devicesim --help took $(awk -v a="$T0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.2f", b - a }') s"
 
-# --- 1. identity: EVIOCGNAME, EVIOCGID, EVIOCGBIT through `diag list` ------------------------------
+# --- 1. identity: diag list (sysfs) and what diag watch reads with EVIOCGNAME, EVIOCGID, EVIOCGBIT -----
 
 check_identity() {
     devicesim diag list >/tmp/list.out 2>&1
     status=$?
     # The paragraph of the button: its node, then name, bus, vendor and product, keys, permissions.
     block=$(awk -v RS= '/DeviceKit VM call button/' /tmp/list.out)
-    if [ -z "$block" ]; then fail identity "diag list (exit $status) does not name the button: $(quote </tmp/list.out)"; return; fi
     missing=""
+    [ -n "$block" ] || missing="$missing the button at all;"
     echo "$block" | grep -q 'name: "DeviceKit VM call button", bus usb, vendor 1d6b, product 0104' \
         || missing="$missing name, bus usb, vendor 1d6b, product 0104;"
     echo "$block" | grep -q "keys: $KEY\$" || missing="$missing keys: $KEY;"
     echo "$block" | grep -q "$NODE" || missing="$missing node $NODE;"
-    if [ -n "$missing" ]; then fail identity "diag list (exit $status) lacks$missing it printed: $(echo "$block" | quote)"; return; fi
-    pass identity "diag list (exit $status): $(echo "$block" | quote)"
+    # The same identity through the ioctls: diag watch prints it once the device is open.
+    timeout 60 devicesim diag watch "$BUTTON" --seconds 1 >/tmp/ident.out 2>&1
+    grep -qx "$BUTTON: \"DeviceKit VM call button\", usb 1d6b:0104" /tmp/ident.out \
+        || missing="$missing diag watch's name and usb 1d6b:0104 (EVIOCGNAME, EVIOCGID);"
+    grep -qx "  keys: $KEY" /tmp/ident.out || missing="$missing diag watch's keys: $KEY (EVIOCGBIT);"
+    if [ -n "$missing" ]; then
+        fail identity "missing:$missing diag list (exit $status): $(quote </tmp/list.out) diag watch: $(quote </tmp/ident.out)"
+        return
+    fi
+    pass identity "diag list (sysfs): $(echo "$block" | quote) diag watch (ioctls): $(head -n 2 /tmp/ident.out | quote)"
 }
 
 # --- 2, 3. diag watch: a key held at start (EVIOCGKEY), presses, autorepeat, bounce ----------------
