@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps bench fuzz vectors clean
+.PHONY: demo test deps vm-deps vm-test bench fuzz vectors clean
 
 ## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
@@ -16,15 +16,37 @@ deps:
 	    || { echo "Could not install them. Run: sudo apt-get install -y libudev-dev libsqlite3-dev pkg-config"; exit 1; }; \
 	fi
 
+## Installs what the VM test needs when missing: qemu-system-x86, linux-image-amd64, busybox-static, cpio, ...
+## (tools/vm/run.sh --missing-packages names them).
+vm-deps:
+	@missing=$$(tools/vm/run.sh --missing-packages); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing $$missing (the VM test boots Debian's kernel under qemu)..."; \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	    echo "$$missing missing and this user cannot install them. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y --no-install-recommends $$missing"; exit 1; \
+	  fi; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "Could not install them. Run: sudo apt-get install -y --no-install-recommends $$missing"; exit 1; }; \
+	  missing=$$(tools/vm/run.sh --missing-packages); \
+	  [ -z "$$missing" ] || { echo "Still missing after apt-get install: $$missing"; exit 1; }; \
+	fi
+
 ## The main job, on the embedded defaults: no configuration needed.
 demo: deps
 	$(SWIFT) build -c release --product devicesim
 	.build/release/devicesim demo
 
-## Every test: the independent check of protocol.md's vectors, then the Swift test suites.
-test: deps vectors
+## Every test: the independent check of protocol.md's vectors, the VM test, then the Swift test suites.
+test: deps vm-deps vectors
 	$(SWIFT) build --build-tests
+	tools/vm/run.sh .build/debug/devicesim
 	$(SWIFT) test
+
+## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
+vm-test: deps vm-deps
+	$(SWIFT) build --product devicesim
+	tools/vm/run.sh .build/debug/devicesim
 
 ## protocol.md's vectors recomputed by an independent implementation (Python, OpenSSL through `cryptography`).
 vectors:

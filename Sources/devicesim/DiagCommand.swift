@@ -100,8 +100,14 @@ struct DiagWatchCommand: AsyncParsableCommand {
                     let held = try device.heldKeys().codes.map { UInt16($0) }
                     watch.start(held: held).map(ButtonWatch.line).forEach(say)
                     say("Watching; press the button (Ctrl-C to stop).")
-                } events: { _, events in
-                    for event in events { watch.feed(event).map(ButtonWatch.line).forEach(say) }
+                } events: { device, events in
+                    for event in events {
+                        watch.feed(event).map(ButtonWatch.line).forEach(say)
+                        if watch.needsKeyState {
+                            let held = try device.heldKeys().codes.map { UInt16($0) }
+                            watch.resynchronised(held: held).map(ButtonWatch.line).forEach(say)
+                        }
+                    }
                     summary.lines = watch.summary(hold: hold)
                 }
             }

@@ -15,6 +15,8 @@ public struct ButtonWatch: Sendable {
         case autorepeat(key: UInt16, at: Duration)
         /// The kernel's buffer overflowed and events were lost (`SYN_DROPPED`).
         case dropped(at: Duration)
+        /// The keys held down once the loss was over, read again with `EVIOCGKEY` (`resynchronised(held:)`).
+        case heldAfterDrop([UInt16], at: Duration)
         /// Another event (`EV_MSC MSC_SCAN`, ...), shown as it is.
         case other(InputEvent, at: Duration)
     }
@@ -25,6 +27,14 @@ public struct ButtonWatch: Sendable {
     private var lastEdge: [UInt16: Duration] = [:]
     private var lastRelease: Duration?
     private var repeating: Set<UInt16> = []
+    /// Between `SYN_DROPPED` and the `SYN_REPORT` that ends the packet it cut: those events are ignored.
+    private var dropping = false
+    /// When the loss ended, until the owner has read the keys again.
+    private var lossEndedAt: Duration?
+
+    /// Events were lost and the packet they cut has ended: read the keys held now (`EVIOCGKEY`) and pass
+    /// them to `resynchronised(held:)`, as libevdev does, since a press or release may have been among them.
+    public var needsKeyState: Bool { lossEndedAt != nil }
 
     public private(set) var presses = 0
     public private(set) var shortest: Duration?
@@ -50,8 +60,16 @@ public struct ButtonWatch: Sendable {
 
     public mutating func feed(_ event: InputEvent) -> [Note] {
         let at = time(of: event)
+        if dropping {
+            if event.isSynReport {
+                dropping = false
+                lossEndedAt = at
+            }
+            return []
+        }
         if event.isSynDropped {
             drops += 1
+            dropping = true
             return [.dropped(at: at)]
         }
         if event.type == InputEventNames.evSyn { return [] }
@@ -88,6 +106,19 @@ public struct ButtonWatch: Sendable {
         return notes
     }
 
+    /// The keys held down after a loss (`EVIOCGKEY`): a key whose press was lost is down from the end of the
+    /// loss on; one whose release was lost is up, and neither counts as a press.
+    public mutating func resynchronised(held: [UInt16]) -> [Note] {
+        guard let at = lossEndedAt else { return [] }
+        lossEndedAt = nil
+        for key in down.keys where !held.contains(key) { down[key] = nil }
+        for key in held where down[key] == nil {
+            down[key] = at
+            repeating.remove(key)
+        }
+        return [.heldAfterDrop(held, at: at)]
+    }
+
     /// One line per note, as the command prints it.
     public static func line(_ note: Note) -> String {
         func key(_ code: UInt16) -> String { InputEventNames.code(type: InputEventNames.evKey, code: code) }
@@ -109,6 +140,9 @@ public struct ButtonWatch: Sendable {
             return "\(stamp(at))  \(key(code)) held long enough for autorepeat"
         case .dropped(let at):
             return "\(stamp(at))  SYN_DROPPED: the kernel lost events (the reader was too slow); the key state is read again"
+        case let .heldAfterDrop(keys, at):
+            return "\(stamp(at))  after the loss, the keys read again: "
+                + (keys.isEmpty ? "none is down" : keys.map { "\(key($0)) is down" }.joined(separator: ", "))
         case let .other(event, at):
             return "\(stamp(at))  \(event)"
         }

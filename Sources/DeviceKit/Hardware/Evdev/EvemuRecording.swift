@@ -128,6 +128,9 @@ public struct EvemuRecording: Hashable, Sendable {
 
     // MARK: Writing
 
+    /// `EV_FF_STATUS`, written as a bitmap of zeros.
+    static let evFFStatus: UInt16 = 0x17
+
     /// The highest code of each event type that evemu writes a bitmap for (libevdev's maxima).
     public static let typeMaxima: [(type: UInt16, max: Int)] = [
         (0x01, 0x2ff), (0x02, 0x0f), (0x03, 0x3f), (0x04, 0x07), (0x05, 0x10), (0x11, 0x0f), (0x12, 0x07),
@@ -231,7 +234,16 @@ extension EvdevSession {
         return try run(flag) { device, info in
             var bitmaps: [UInt16: [UInt8]] = [:]
             for (type, _) in EvemuRecording.typeMaxima where info.eventTypes.contains(type) {
-                bitmaps[type] = EvemuRecording.bytes(of: try device.codes(of: type))
+                switch type {
+                case InputEventNames.evRep:
+                    // The kernel has no EVIOCGBIT bitmap for EV_REP (EINVAL, as every USB keyboard-like box has
+                    // autorepeat); libevdev, and so evemu-record, sets both of its codes, REP_DELAY and REP_PERIOD.
+                    bitmaps[type] = EvemuRecording.bytes(of: [0, 1])
+                case EvemuRecording.evFFStatus:
+                    continue  // no EVIOCGBIT bitmap either, and libevdev knows no codes for it: evemu writes zeros
+                default:
+                    bitmaps[type] = EvemuRecording.bytes(of: try device.codes(of: type))
+                }
             }
             write(EvemuRecording(device: info, bitmaps: bitmaps).header(kernel: kernel))
             opened(info)

@@ -13,6 +13,10 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
     private var _calls: [String] = []
     var name = "sos-button"
     var keys: [Int] = [148]
+    /// The event types EVIOCGBIT(0) reports.
+    var eventTypes: [Int] = [0, 1]
+    /// The codes of event types other than EV_KEY, by type.
+    var codes: [UInt16: [Int]] = [:]
     /// Answers of successive EVIOCGKEY calls; the last one repeats.
     var keyStates: [Bool] = [false]
     var grabFails = false
@@ -36,7 +40,14 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
     }
     func capabilities(_ fd: CInt, eventType: UInt16) throws(DeviceControlError) -> EventCodeBits {
         record("EVIOCGBIT(\(eventType))")
-        return eventType == 0 ? Self.bits([0, 1]) : Self.bits(keys)
+        // As the kernel's evdev answers (handle_eviocgbit): a bitmap for these types only, EINVAL for the others
+        // (EV_REP, EV_FF_STATUS, ...), as the VM test (tools/vm) saw.
+        switch eventType {
+        case 0: return Self.bits(eventTypes)
+        case 1: return Self.bits(keys)
+        case 0x02, 0x03, 0x04, 0x05, 0x11, 0x12, 0x15: return Self.bits(codes[eventType] ?? [])
+        default: throw .failed(call: "EVIOCGBIT(\(eventType))", errno: .invalidArgument)
+        }
     }
     func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits {
         record("EVIOCGKEY")
