@@ -13,6 +13,10 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
     private var _calls: [String] = []
     var name = "sos-button"
     var keys: [Int] = [148]
+    /// EV_ABS and EV_REL codes, and input properties: a touchscreen has ABS_X, ABS_Y and INPUT_PROP_DIRECT.
+    var absoluteAxes: [Int] = []
+    var relativeAxes: [Int] = []
+    var properties: [Int] = []
     /// Answers of successive EVIOCGKEY calls; the last one repeats.
     var keyStates: [Bool] = [false]
     var grabFails = false
@@ -36,8 +40,15 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
     }
     func capabilities(_ fd: CInt, eventType: UInt16) throws(DeviceControlError) -> EventCodeBits {
         record("EVIOCGBIT(\(eventType))")
-        return eventType == 0 ? Self.bits([0, 1]) : Self.bits(keys)
+        switch eventType {
+        case 0: return Self.bits([0, 1] + (absoluteAxes.isEmpty ? [] : [3]) + (relativeAxes.isEmpty ? [] : [2]))
+        case 1: return Self.bits(keys)
+        case 2: return Self.bits(relativeAxes)
+        case 3: return Self.bits(absoluteAxes)
+        default: return Self.bits([])
+        }
     }
+    func properties(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits { record("EVIOCGPROP"); return Self.bits(properties) }
     func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits {
         record("EVIOCGKEY")
         let down = lock.withLock { keyStates.count > 1 ? keyStates.removeFirst() : keyStates[0] }
@@ -143,7 +154,8 @@ final class ButtonEventLog: Sendable {
         task.cancel()
         _ = await task.result
         #expect(control.calls == [
-            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCSCLOCKID(CLOCK_MONOTONIC)",
+            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCGPROP",
+            "EVIOCSCLOCKID(CLOCK_MONOTONIC)",
             "EVIOCGRAB(1)",
             "EVIOCGKEY", "EVIOCGRAB(0)",
         ])
