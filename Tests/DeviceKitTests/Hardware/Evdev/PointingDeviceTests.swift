@@ -50,7 +50,7 @@ import Testing
         let task = Task {
             do { try await source.run { refused.append($0) } } catch { ended.withLock { $0 = error } }
         }
-        try await fake.connect()
+        // Refused as soon as the identity is read: no event is needed (nor a writer on the FIFO).
         try await eventually("the source stops with an error") { ended.withLock { $0 != nil } || !refused.all.isEmpty }
         task.cancel()
         #expect(refused.all.isEmpty, "the touchscreen was taken as the call button")
@@ -59,10 +59,11 @@ import Testing
         #expect(control.calls.prefix(8) == [
             "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCGBIT(3)", "EVIOCGPROP",
         ])
-        let allowed = EvdevButtonSource(settings: .init(device: fake.path, grab: false, allowPointerDevice: true), control: control)
+        let second = try FakeEventDevice()
+        let allowed = EvdevButtonSource(settings: .init(device: second.path, grab: false, allowPointerDevice: true), control: control)
         let log = ButtonEventLog()
         let running = Task { try await allowed.run { log.append($0) } }
-        try await fake.connect()
+        try await second.connect()
         #expect(try await log.wait(count: 1) == [.present(initiallyDown: false)])
         running.cancel()
         _ = try? await running.value
