@@ -90,6 +90,13 @@ static inline int cdevicesys_eviocgbit(int fd, unsigned int ev, void *bits, size
     return ioctl(fd, EVIOCGBIT(ev, len), bits);
 }
 
+/* EVIOCGPROP(len): the device's input properties (INPUT_PROP_POINTER,
+ * INPUT_PROP_DIRECT, ...), as a bitmap of unsigned longs. */
+static inline int cdevicesys_eviocgprop(int fd, void *bits, size_t len) {
+    if (!cdevicesys_ioc_length_ok(len)) return -1;
+    return ioctl(fd, EVIOCGPROP(len), bits);
+}
+
 /* EVIOCGKEY(len): the keys currently held down, as a bitmap of unsigned longs. */
 static inline int cdevicesys_eviocgkey(int fd, void *bits, size_t len) {
     if (!cdevicesys_ioc_length_ok(len)) return -1;

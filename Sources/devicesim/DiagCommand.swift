@@ -12,7 +12,7 @@ struct DiagCommand: AsyncParsableCommand {
             `devicesim diag list` to find the button.
             """,
         subcommands: [
-            DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagSerialCommand.self,
+            DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagAnalyzeCommand.self, DiagSerialCommand.self,
             DiagLinkCommand.self, DiagSelftestCommand.self,
         ]
     )
@@ -53,9 +53,12 @@ func describe(_ info: EvdevDeviceInfo) -> [String] {
     let keys = info.keys.map { InputEventNames.code(type: InputEventNames.evKey, code: $0) }
     lines.append(keys.count <= 8 ? "  keys: \(keys.joined(separator: ", "))" : "  \(keys.count) keys (a keyboard or similar)")
     for key in info.keys {
-        if let action = InputEventNames.logindKeys[key] {
-            lines.append("  WARNING: \(InputEventNames.code(type: 1, code: key)) is a key systemd-logind acts on (\(action)); never wire the call button to it")
+        if let action = InputEventNames.systemKeys[key] {
+            lines.append("  WARNING: \(InputEventNames.code(type: 1, code: key)) is a key the system acts on (\(action)); never wire the call button to it")
         }
+    }
+    if let pointing = info.pointing {
+        lines.append("  WARNING: it is \(pointing), not a button: never taken as the call button by itself (button.allow_pointer_device)")
     }
     return lines
 }
@@ -65,8 +68,10 @@ struct DiagWatchCommand: AsyncParsableCommand {
         commandName: "watch",
         abstract: "Show a button's events live: presses, how long they were held, bounces, lost events.",
         discussion: """
-            Times are seconds from the first event, on the monotonic clock. Press Ctrl-C to stop and see a \
-            summary with advice. Needs read access to the device (group input).
+            Times are seconds from the first event, on the monotonic clock. Glitches (presses shorter than \
+            --debounce-ms, which the device ignores) and bounces are counted as the device's own press \
+            detector counts them. Press Ctrl-C to stop and see a summary with advice. Needs read access to the \
+            device (group input). Exit status 1 when the device cannot be watched or goes away.
             """)
 
     @Argument(help: "The input device, e.g. /dev/input/sos-button or /dev/input/event3.")
@@ -85,20 +90,30 @@ struct DiagWatchCommand: AsyncParsableCommand {
     var seconds: Double?
 
     func run() async throws {
-        let session = EvdevSession(path: device, grab: grab)
-        let debounce = Duration.milliseconds(debounceMilliseconds)
-        let hold = Duration.milliseconds(holdMilliseconds)
+        let ok = try await Self.watch(
+            EvdevSession(path: device, grab: grab, pathSetting: nil), seconds: seconds,
+            debounce: .milliseconds(debounceMilliseconds), hold: .milliseconds(holdMilliseconds), say: say)
+        if !ok { throw ExitCode(1) }
+    }
+
+    /// Watches until Ctrl-C or `seconds`, printing through `say`; `false` when the device could not be
+    /// watched or went away. A device that never opened gets the problem alone: no summary of presses that
+    /// could not have been seen.
+    static func watch(
+        _ session: EvdevSession, seconds: Double?, debounce: Duration, hold: Duration, say: @escaping @Sendable (String) -> Void
+    ) async throws -> Bool {
         let summary = SummaryBox()
-        var end: EvdevSession.End = .cancelled
+        let opened = CountBox()
         let result = ResultBox()
         try await untilInterrupted(seconds: seconds) {
-            let outcome = try await onDedicatedThread(name: "diag watch") { flag in
-                var watch = ButtonWatch(debounce: debounce)
-                defer { summary.lines = watch.summary(hold: hold) }
+            result.end = try await onDedicatedThread(name: "diag watch") { flag in
+                var watch = ButtonWatch(debounce: debounce, hold: hold)
+                defer { summary.lines = watch.summary() }
                 return try session.run(flag) { device, info in
                     describe(info).forEach(say)
                     let held = try device.heldKeys().codes.map { UInt16($0) }
                     watch.start(held: held).map(ButtonWatch.line).forEach(say)
+                    opened.value = 1
                     say("Watching; press the button (Ctrl-C to stop).")
                 } events: { device, events in
                     for event in events {
@@ -108,17 +123,15 @@ struct DiagWatchCommand: AsyncParsableCommand {
                             watch.resynchronised(held: held).map(ButtonWatch.line).forEach(say)
                         }
                     }
-                    summary.lines = watch.summary(hold: hold)
+                    summary.lines = watch.summary()
                 }
             }
-            result.end = outcome
         }
-        end = result.end ?? .cancelled
-        if case .gone(let reason) = end {
-            say("PROBLEM: \(reason)")
-        }
-        summary.lines.forEach(say)
-        if case .gone = end { throw ExitCode(1) }
+        let end = result.end ?? .cancelled
+        if case .gone(let reason) = end { say("PROBLEM: \(reason)") }
+        if opened.value == 1 { summary.lines.forEach(say) }
+        if case .gone = end { return false }
+        return true
     }
 }
 
@@ -148,7 +161,7 @@ struct DiagRecordCommand: AsyncParsableCommand {
             throw ValidationError("cannot create \(out): check the directory exists and is writable")
         }
         let file = UncheckedBox(handle)
-        let session = EvdevSession(path: device, grab: grab)
+        let session = EvdevSession(path: device, grab: grab, pathSetting: nil)
         let count = CountBox()
         let result = ResultBox()
         let kernel = ProcessInfo.processInfo.operatingSystemVersionString

@@ -84,6 +84,8 @@ public enum InputEventLayout: Int, Sendable, CaseIterable {
 public enum InputEventNames {
     public static let evSyn: UInt16 = 0x00
     public static let evKey: UInt16 = 0x01
+    public static let evRel: UInt16 = 0x02
+    public static let evAbs: UInt16 = 0x03
     public static let evMsc: UInt16 = 0x04
     public static let evRep: UInt16 = 0x14
     public static let synReport: UInt16 = 0
@@ -133,4 +135,11 @@ public enum InputEventNames {
         116: "power off (HandlePowerKey)", 356: "power off (HandlePowerKey)", 142: "suspend (HandleSuspendKey)",
         205: "hibernate (HandleHibernateKey)", 0x198: "reboot (HandleRebootKey)",
     ]
+
+    /// Keys a call button must never send, with what would happen: those systemd-logind acts on
+    /// (`logindKeys`), and `KEY_WAKEUP`, which drivers send by themselves when the system resumes (the ACPI
+    /// power button, touch-to-wake), so an "alarm" could come with nobody pressing. `diag selftest` FAILs them
+    /// on every backend.
+    public static let systemKeys: [UInt16: String] = logindKeys.mapValues { "systemd-logind: \($0)" }.merging(
+        [143: "KEY_WAKEUP: drivers send it by themselves on resume from suspend"], uniquingKeysWith: { a, _ in a })
 }

@@ -168,6 +168,8 @@ public protocol InputDeviceControl: Sendable {
     func identity(_ fd: CInt) throws(DeviceControlError) -> InputDeviceIdentity
     /// `EVIOCGBIT`: the codes it can send for `eventType` (`EV_KEY`, ...); type 0 gives the event types.
     func capabilities(_ fd: CInt, eventType: UInt16) throws(DeviceControlError) -> EventCodeBits
+    /// `EVIOCGPROP`: its input properties (`INPUT_PROP_POINTER`, `INPUT_PROP_DIRECT`, ...).
+    func properties(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits
     /// `EVIOCGKEY`: the keys held down right now.
     func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits
     /// `EVIOCGRAB`: take (`true`) or release (`false`) exclusive delivery of its events.
@@ -215,6 +217,10 @@ public struct LinuxInputDeviceControl: InputDeviceControl {
             throw .invalidRequest(call: call, reason: "event type \(eventType) is above EV_MAX (\(EV_MAX))")
         }
         return try bitmap(call) { cdevicesys_eviocgbit(fd, CUnsignedInt(eventType), $0, $1) }
+    }
+
+    public func properties(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits {
+        try bitmap("EVIOCGPROP") { cdevicesys_eviocgprop(fd, $0, $1) }
     }
 
     public func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits {

@@ -107,4 +107,58 @@ extension DevicesimCommandTests {
         #expect(kinds.filter { $0 == .buttonMissing }.count == 1)
         await harness.stopCentre()
     }
+
+    /// `diag analyze` as a technician runs it: a recording's presses judged, exit 0 when it raises alarms and
+    /// 1 when it would not, with the device's own settings from --config and --json for tools.
+    @Test func diagAnalyzeJudgesARecordingAndExitsOneWhenItWouldRaiseNoAlarm() async throws {
+        let directory = NSTemporaryDirectory() + "devicesim-analyze-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let good = directory + "/press.evemu", hid = directory + "/hid.evemu"
+        // Windows line endings, as a recording mailed from a laptop arrives.
+        try Recordings.box(presses: [(0, 103)]).render().replacingOccurrences(of: "\n", with: "\r\n")
+            .write(toFile: good, atomically: true, encoding: .utf8)
+        try Recordings.box(presses: [(0, 0), (700, 0)]).render().write(toFile: hid, atomically: true, encoding: .utf8)
+
+        let alarm = try await ChildProcess.run(["diag", "analyze", good])
+        #expect(alarm.status == 0, "\(alarm.output)")
+        #expect(alarm.output.contains("Recording: \(good) (evemu 1.3, Windows line endings), 6 events over 0.103000 s"), "\(alarm.output)")
+        #expect(alarm.output.contains("Settings: the defaults (no --config given)"))
+        #expect(alarm.output.contains("#1  at 0.000000 s  held 103 ms: held for alarm.hold_ms = 100 ms: an alarm"))
+
+        let glitch = try await ChildProcess.run(["diag", "analyze", hid])
+        #expect(glitch.status == 1, "\(glitch.output)")
+        #expect(glitch.output.contains("with alarm.debounce_ms = 0 and alarm.hold_ms = 0 the recording raises 2 alarms (judged again)"), "\(glitch.output)")
+
+        let config = directory + "/device.toml"
+        try """
+            device_id = 7
+            key = "\(String(repeating: "42", count: 32))"
+            [centre]
+            primary = "127.0.0.1:7700"
+            [alarm]
+            hold_ms = 0
+            debounce_ms = 0
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let json = try await ChildProcess.run(["diag", "analyze", hid, "--config", config, "--json"])
+        #expect(json.status == 0, "\(json.output)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        #expect(object["alarms"] as? Int == 2)
+        #expect((object["settings"] as? [String: Any])?["from"] as? String == config)
+
+        let missing = try await ChildProcess.run(["diag", "analyze", directory + "/none.evemu"])
+        #expect(missing.status == 1)
+        #expect(missing.output.hasPrefix("PROBLEM: cannot read \(directory)/none.evemu"), "\(missing.output)")
+    }
+
+    /// `diag watch` on a file that is not an input device printed the problem, then "no press was seen. Press
+    /// the button firmly…", and suggested `button.device`, which `watch` does not take.
+    @Test func diagWatchOnAFileThatIsNotAnInputDeviceSaysOnlyWhatIsWrong() async throws {
+        let file = NSTemporaryDirectory() + "devicesim-not-input-\(UUID().uuidString)"
+        try "not a device".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let watch = try await ChildProcess.run(["diag", "watch", file, "--seconds", "30"])
+        #expect(watch.status == 1)
+        #expect(watch.output == "PROBLEM: \(file) is not an input event device: give a /dev/input/event* device or a /dev/input/by-path link (devicesim diag list shows them)\n", "\(watch.output)")
+    }
 }

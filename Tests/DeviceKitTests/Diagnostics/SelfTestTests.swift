@@ -80,8 +80,9 @@ import Testing
         test.inputControl = control
         let results = test.evdevButton(.init(device: device.path))
         #expect(results.map(\.status) == [.pass, .warn, .fail])
+        try #require(results.count == 3, "\(results.map(\.line))")
         #expect(results[1].message.contains("KEY_POWER is held down right now"))
-        #expect(results[2].message.contains("systemd-logind acts on (power off (HandlePowerKey))"))
+        #expect(results[2].message.contains("a key the system acts on (systemd-logind: power off (HandlePowerKey))"))
     }
 
     @Test func aRunningDeviceIsNotDisturbed() async throws {
@@ -137,5 +138,81 @@ extension SelfTestTests {
             let missing = test.serialButton(SerialButtonSettings(device: directory + "/ttyUSB9"))
             #expect(missing.map(\.status) == [.fail])
         }
+    }
+}
+
+/// `diag selftest` of a replay judges the recording as the firmware would (defects 3, 6 and 7 of issue 11).
+extension SelfTestTests {
+    func replayResults(_ recording: EvemuRecording, key: UInt16? = nil, alarm: AlarmSettings = AlarmSettings()) async throws -> [SelfTestResult] {
+        let directory = try temporaryDirectory()
+        let file = directory + "/press.evemu"
+        try recording.render().write(toFile: file, atomically: true, encoding: .utf8)
+        var configuration = config(directory, centrePort: 1, button: .replay(.init(file: file, key: key)))
+        configuration.alarm = alarm
+        return await SelfTest(config: configuration).button()
+    }
+
+    /// The audit saw "7147 events, key BTN_LEFT" for a recording in which no event was BTN_LEFT.
+    @Test func aReplayWithoutAPressOfTheConfiguredKeyFails() async throws {
+        var recording = Recordings.box(key: Recordings.keyEnter, presses: [(0, 200), (1000, 200)])
+        recording.bitmaps[InputEventNames.evKey] = EvemuRecording.bytes(of: [Recordings.keyEnter, Recordings.btnLeft])
+        let results = try await replayResults(recording, key: Recordings.btnLeft)
+        #expect(results.map(\.status) == [.warn, .pass, .fail])
+        try #require(results.count == 3, "\(results.map(\.line))")
+        #expect(results[2].message.hasSuffix("holds no press of BTN_LEFT in its 12 events: it would never raise an alarm; the keys it presses are KEY_ENTER: set button.key to the call button's"))
+    }
+
+    @Test func aReplayCountsItsPressesAndWhatTheFirmwareMakesOfThemWithTheDevicesSettings() async throws {
+        let recording = Recordings.box(presses: [(0, 103), (1000, 99), (2000, 0)])
+        let results = try await replayResults(recording)
+        #expect(results.map(\.status) == [.warn, .pass, .pass])
+        try #require(results.count == 3, "\(results.map(\.line))")
+        #expect(results[2].message.hasSuffix("holds 3 presses of KEY_PROG1 (16 events): 1 alarm, 1 too short, 1 glitch shorter than the debounce"))
+        // With the device's own hold_ms = 90 the 99 ms press is an alarm too.
+        let lower = try await replayResults(recording, alarm: AlarmSettings(holdMilliseconds: 90))
+        try #require(lower.count == 3, "\(lower.map(\.line))")
+        #expect(lower[2].message.hasSuffix("2 alarms, 1 glitch shorter than the debounce"))
+    }
+
+    /// A HID button reporting press and release together never raised an alarm, and nothing said why.
+    @Test func aReplayWhosePressesAreAllShorterThanTheDebounceFailsAndNamesAVerifiedSetting() async throws {
+        let results = try await replayResults(Recordings.box(presses: [(0, 0), (800, 0), (1600, 0)]))
+        #expect(results.map(\.status) == [.warn, .pass, .fail])
+        try #require(results.count == 3, "\(results.map(\.line))")
+        #expect(results[2].message.contains("holds 3 presses of KEY_PROG1 (12 events): 0 alarms, 3 glitches shorter than the debounce. It would never raise an alarm: every press was shorter than alarm.debounce_ms = 30 ms; with alarm.debounce_ms = 0 and alarm.hold_ms = 0 the recording raises 3 alarms (judged again)"))
+        // The suggestion, set in the device's configuration, passes.
+        let fixed = try await replayResults(Recordings.box(presses: [(0, 0), (800, 0), (1600, 0)]), alarm: AlarmSettings(holdMilliseconds: 0, debounceMilliseconds: 0))
+        #expect(fixed.map(\.status) == [.warn, .pass, .pass])
+        try #require(fixed.count == 3, "\(fixed.map(\.line))")
+        #expect(fixed[2].message.hasSuffix(": 3 alarms"))
+    }
+
+    /// The replay backend gave only a generic WARN for KEY_POWER; evdev FAILed it.
+    @Test func aReplayOfASystemKeyOrATouchscreenFails() async throws {
+        let power = try await replayResults(Recordings.box(key: 116, presses: [(0, 200)]))
+        #expect(power.contains { $0.status == .fail && $0.message.contains("KEY_POWER is a key the system acts on (systemd-logind: power off (HandlePowerKey))") })
+        let wakeUp = try await replayResults(Recordings.box(key: 143, presses: [(0, 200)]))
+        #expect(wakeUp.contains { $0.status == .fail && $0.message.contains("KEY_WAKEUP is a key the system acts on (KEY_WAKEUP: drivers send it by themselves on resume") })
+        let touch = try await replayResults(Recordings.touchscreen(taps: [(0, 150)]))
+        #expect(touch.map(\.status) == [.warn, .fail, .pass])
+        try #require(touch.count == 3, "\(touch.map(\.line))")
+        #expect(touch[1].message.contains("is a touchscreen (INPUT_PROP_DIRECT, ABS_X, ABS_Y, BTN_TOUCH), not a button"))
+    }
+
+    @Test func anEvdevPointingDeviceAllowedExplicitlyWarns() throws {
+        let device = try FakeEventDevice()
+        let control = RecordingInputDeviceControl()
+        control.keys = [0x14a]
+        control.absoluteAxes = [0, 1]
+        control.properties = [1]
+        let directory = try temporaryDirectory()
+        var test = SelfTest(config: config(directory, centrePort: 1, button: .simulated(presses: [])))
+        test.inputControl = control
+        let refused = test.evdevButton(.init(device: device.path))
+        #expect(refused.map(\.status) == [.fail])
+        #expect(refused[0].message.contains("is a touchscreen"))
+        let allowed = test.evdevButton(.init(device: device.path, key: 0x14a, allowPointerDevice: true))
+        #expect(allowed.map(\.status) == [.pass, .warn])
+        #expect(allowed[1].message.contains("chosen as the call button with button.allow_pointer_device = true"))
     }
 }

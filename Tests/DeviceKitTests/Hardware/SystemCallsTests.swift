@@ -127,6 +127,7 @@ struct HardwareSystemCallsTests {
             expectNotInput("EVIOCGBIT(0)") { _ = try input.capabilities(fd, eventType: 0) }
             expectNotInput("EVIOCGBIT(1)") { _ = try input.capabilities(fd, eventType: UInt16(EV_KEY)) }
             expectNotInput("EVIOCGKEY") { _ = try input.keyState(fd) }
+            expectNotInput("EVIOCGPROP") { _ = try input.properties(fd) }
             expectNotInput("EVIOCGRAB") { try input.setGrabbed(true, fd) }
             expectNotInput("EVIOCGRAB") { try input.setGrabbed(false, fd) }
             expectNotInput("EVIOCSCLOCKID") { try input.useMonotonicClock(fd) }

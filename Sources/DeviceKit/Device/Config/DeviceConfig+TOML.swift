@@ -187,8 +187,10 @@ extension DeviceConfig {
             known = ["backend", "presses"]
         case "evdev":
             let device = try devicePath(&table, example: "/dev/input/sos-button")
-            result = .evdev(EvdevButtonSettings(device: device, key: try keyCode(&table), grab: try table.bool("grab") ?? true))
-            known = ["backend", "device", "key", "grab"]
+            result = .evdev(EvdevButtonSettings(
+                device: device, key: try keyCode(&table), grab: try table.bool("grab") ?? true,
+                allowPointerDevice: try table.bool("allow_pointer_device") ?? false))
+            known = ["backend", "device", "key", "grab", "allow_pointer_device"]
         case "serial":
             let device = try devicePath(&table, example: "/dev/ttyUSB0")
             switch try table.string("mode") ?? "box" {
@@ -213,8 +215,9 @@ extension DeviceConfig {
             guard let file = try table.string("file"), !file.isEmpty else {
                 throw DeviceConfigError("button.file", "missing; write the evemu recording, e.g. file = \"press.evemu\"")
             }
-            result = .replay(ReplayButtonSettings(file: file, key: try keyCode(&table)))
-            known = ["backend", "file", "key"]
+            result = .replay(ReplayButtonSettings(
+                file: file, key: try keyCode(&table), allowPointerDevice: try table.bool("allow_pointer_device") ?? false))
+            known = ["backend", "file", "key", "allow_pointer_device"]
         default:
             throw DeviceConfigError(
                 "button.backend", "'\(backend)' is not a button backend; write \"simulated\", \"evdev\", \"serial\" or \"replay\"")
@@ -327,6 +330,7 @@ extension DeviceConfig {
             lines.append("device = \(TOMLText.quote(evdev.device))")
             if let key = evdev.key { lines.append("key = \(TOMLText.quote(InputEventNames.code(type: InputEventNames.evKey, code: key)))") }
             lines.append("grab = \(evdev.grab)")
+            if evdev.allowPointerDevice { lines.append("allow_pointer_device = true") }
         case .serial(let serial):
             lines.append("device = \(TOMLText.quote(serial.device))")
             switch serial.mode {
@@ -336,6 +340,7 @@ extension DeviceConfig {
         case .replay(let replay):
             lines.append("file = \(TOMLText.quote(replay.file))")
             if let key = replay.key { lines.append("key = \(TOMLText.quote(InputEventNames.code(type: InputEventNames.evKey, code: key)))") }
+            if replay.allowPointerDevice { lines.append("allow_pointer_device = true") }
         }
         if case .sysfs(let power) = power {
             lines += ["", "[power]", "backend = \"sysfs\"", "sysfs_root = \(TOMLText.quote(power.root))"]

@@ -29,6 +29,9 @@ import Logging
 /// presses = ["2s", "5s hold 1500ms"] # simulated: when, and how long if not a 200 ms tap
 /// device = "/dev/input/sos-button"   # evdev and serial: the device
 /// key = "KEY_PROG1"                  # evdev and replay: name or number; optional if the device has one key
+/// allow_pointer_device = false      # evdev and replay: true only if the call button really is a mouse,
+///                                    # touchpad, touchscreen, pen tablet or joystick (never chosen by itself;
+///                                    # diag selftest warns)
 /// grab = true                        # evdev: EVIOCGRAB, so nothing else acts on the key
 /// mode = "box"                       # serial: box (hardware/serial-box-protocol.md) | contact
 /// speed = 9600                       # serial box
@@ -259,11 +262,15 @@ public struct EvdevButtonSettings: Hashable, Sendable {
     public var key: UInt16?
     /// Take the device for this program alone (`EVIOCGRAB`), so no desktop or console acts on the key.
     public var grab: Bool
+    /// Accept a pointing device (`PointingDevice`: a touchscreen's `BTN_TOUCH`, a mouse's `BTN_LEFT`) as the
+    /// call button. Off by default: such a device is refused, with or without `key`.
+    public var allowPointerDevice: Bool
 
-    public init(device: String, key: UInt16? = nil, grab: Bool = true) {
+    public init(device: String, key: UInt16? = nil, grab: Bool = true, allowPointerDevice: Bool = false) {
         self.device = device
         self.key = key
         self.grab = grab
+        self.allowPointerDevice = allowPointerDevice
     }
 }
 
@@ -309,10 +316,13 @@ public struct ReplayButtonSettings: Hashable, Sendable {
     public var file: String
     /// The key that is the call button; `nil` when the recording's device has exactly one key.
     public var key: UInt16?
+    /// As `EvdevButtonSettings.allowPointerDevice`, for the recorded device.
+    public var allowPointerDevice: Bool
 
-    public init(file: String, key: UInt16? = nil) {
+    public init(file: String, key: UInt16? = nil, allowPointerDevice: Bool = false) {
         self.file = file
         self.key = key
+        self.allowPointerDevice = allowPointerDevice
     }
 }
 

@@ -86,17 +86,31 @@ public struct SelfTest: Sendable {
         case .simulated:
             return [.init("button", .warn, "the button is simulated ([button] backend = \"simulated\"): no real button is read")]
         case .replay(let settings):
-            do {
-                let (recording, key) = try ReplayButtonSource(settings: settings).load()
-                return [.init("button", .warn, "the button is a replay of \(settings.file) (\(recording.events.count) events, key \(InputEventNames.code(type: 1, code: key))): no real button is read")]
-            } catch {
-                return [.init("button", .fail, "\(error)")]
-            }
+            return replayButton(settings)
         case .serial(let settings):
             return serialButton(settings)
         case .evdev(let settings):
             return evdevButton(settings)
         }
+    }
+
+    /// The recording judged as `diag analyze` judges it, with this device's `[alarm]` settings: whether its
+    /// device may be the call button, how many presses of the key it holds and what the firmware makes of
+    /// them. FAIL at no press, and when no press would raise an alarm (naming a setting that would).
+    func replayButton(_ settings: ReplayButtonSettings) -> [SelfTestResult] {
+        let text: String
+        do { text = try String(contentsOfFile: settings.file, encoding: .utf8) } catch {
+            return [.init("button", .fail, "cannot read the recording \(settings.file): \(error.localizedDescription)")]
+        }
+        let parsed: (recording: EvemuRecording, reading: EvemuRecording.Reading)
+        do { parsed = try EvemuRecording.read(text) } catch {
+            return [.init("button", .fail, "\(settings.file) is not a valid evemu recording: \(error)")]
+        }
+        let analysis = ButtonAnalysis(
+            recording: parsed.recording, reading: parsed.reading, source: settings.file, key: settings.key,
+            allowPointerDevice: settings.allowPointerDevice, configuration: config.alarm.pressDetection)
+        return [.init("button", .warn, "the button is a replay of \(settings.file): no real button is read")]
+            + analysis.identity + (analysis.pressVerdict.map { [$0] } ?? [])
     }
 
     func evdevButton(_ settings: EvdevButtonSettings) -> [SelfTestResult] {
@@ -110,7 +124,7 @@ public struct SelfTest: Sendable {
         let held: Bool
         do {
             info = try EvdevDeviceInfo.read(path: settings.device, fd: fd, control: inputControl)
-            key = try info.callButtonKey(configured: settings.key)
+            key = try info.callButtonKey(configured: settings.key, allowPointerDevice: settings.allowPointerDevice)
             held = try inputControl.keyState(fd).contains(Int(key))
         } catch let error as DeviceControlError {
             return [.init("button", .fail, EvdevSession.explain(error, path: settings.device))]
@@ -122,8 +136,11 @@ public struct SelfTest: Sendable {
         if held {
             results.append(.init("button", .warn, "\(name) is held down right now: if nobody is pressing it, the button is stuck or wired the wrong way round (active-low)"))
         }
-        if let action = InputEventNames.logindKeys[key] {
-            results.append(.init("button", .fail, "\(name) is a key systemd-logind acts on (\(action)): a press could shut the device down. Use another key code (hardware/rpi overlay: KEY_PROG1)"))
+        if let pointing = info.pointing {
+            results.append(.init("button", .warn, "\(settings.device) is \(pointing), chosen as the call button with button.allow_pointer_device = true: every touch or click of \(name) raises an alarm"))
+        }
+        if let action = InputEventNames.systemKeys[key] {
+            results.append(.init("button", .fail, "\(name) is a key the system acts on (\(action)): a press could shut the device down, or an alarm come with nobody pressing. Use another key code (hardware/rpi overlay: KEY_PROG1)"))
         }
         return results
     }

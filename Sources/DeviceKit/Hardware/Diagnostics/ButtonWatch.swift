@@ -1,6 +1,7 @@
 /// What `devicesim diag watch` makes of a live event stream, for a technician: each key press with how long
-/// it was held and the gap since the previous one, bounces shorter than the debounce window, autorepeat,
-/// lost events, and a summary with advice in plain words.
+/// it was held and the gap since the previous one, glitches and bounces as the firmware's `PressDetector`
+/// defines them (each key's edges go through one), autorepeat, lost events, and a summary with advice in
+/// plain words.
 ///
 /// Pure: fed decoded events with their (monotonic) timestamps; the command prints what it returns.
 public struct ButtonWatch: Sendable {
@@ -9,8 +10,12 @@ public struct ButtonWatch: Sendable {
         case heldAtStart([UInt16])
         case pressed(key: UInt16, at: Duration, sinceLastRelease: Duration?)
         case released(key: UInt16, at: Duration, heldFor: Duration)
-        /// An edge that came sooner than the debounce window after the previous edge of the same key.
+        /// An edge that came sooner than the debounce window after the previous edge of the same key
+        /// (`PressDetector.Action.bounce`): ignored by the firmware.
         case bounce(key: UInt16, at: Duration, sinceLastEdge: Duration)
+        /// A press released within the debounce window (`PressDetector.Action.glitch`): too brief for the
+        /// firmware to count at all, so it raises no alarm.
+        case glitch(key: UInt16, at: Duration, lasted: Duration)
         /// The first autorepeat of a hold (the kernel repeats a key held for its repeat delay).
         case autorepeat(key: UInt16, at: Duration)
         /// The kernel's buffer overflowed and events were lost (`SYN_DROPPED`).
@@ -21,10 +26,11 @@ public struct ButtonWatch: Sendable {
         case other(InputEvent, at: Duration)
     }
 
-    public let debounce: Duration
+    public let configuration: PressDetector.Configuration
+    public var debounce: Duration { configuration.debounce }
     private var origin: Duration?
     private var down: [UInt16: Duration] = [:]
-    private var lastEdge: [UInt16: Duration] = [:]
+    private var detectors: [UInt16: PressDetector] = [:]
     private var lastRelease: Duration?
     private var repeating: Set<UInt16> = []
     /// Between `SYN_DROPPED` and the `SYN_REPORT` that ends the packet it cut: those events are ignored.
@@ -40,15 +46,23 @@ public struct ButtonWatch: Sendable {
     public private(set) var shortest: Duration?
     public private(set) var longest: Duration?
     public private(set) var bounces = 0
+    public private(set) var glitches = 0
     public private(set) var autorepeats = 0
     public private(set) var drops = 0
     public private(set) var keysSeen: Set<UInt16> = []
 
-    public init(debounce: Duration = .milliseconds(30)) { self.debounce = debounce }
+    public init(debounce: Duration = .milliseconds(30), hold: Duration = .milliseconds(100)) {
+        configuration = PressDetector.Configuration(debounce: debounce, hold: hold)
+    }
 
     /// The keys held when watching starts (`EVIOCGKEY`).
     public mutating func start(held: [UInt16]) -> [Note] {
-        for key in held { down[key] = .zero }
+        for key in held {
+            down[key] = .zero
+            var detector = PressDetector(configuration: configuration)
+            _ = detector.initialLevel(down: true, at: .zero)
+            detectors[key] = detector
+        }
         return held.isEmpty ? [] : [.heldAtStart(held)]
     }
 
@@ -78,11 +92,20 @@ public struct ButtonWatch: Sendable {
         keysSeen.insert(key)
         var notes: [Note] = []
         if event.value == 0 || event.value == 1 {
-            if let previous = lastEdge[key], at - previous < debounce {
-                bounces += 1
-                notes.append(.bounce(key: key, at: at, sinceLastEdge: at - previous))
+            var detector = detectors[key] ?? PressDetector(configuration: configuration)
+            for action in detector.edge(down: event.value == 1, at: at) {
+                switch action {
+                case .glitch(let lasted):
+                    glitches += 1
+                    notes.append(.glitch(key: key, at: at, lasted: lasted))
+                case .bounce(_, let lasted):
+                    bounces += 1
+                    notes.append(.bounce(key: key, at: at, sinceLastEdge: lasted))
+                case .wakeUp, .pressed, .longPressed, .released, .tooShort, .stuck:
+                    continue  // the press itself is shown from the raw edges, with its length
+                }
             }
-            lastEdge[key] = at
+            detectors[key] = detector
         }
         switch event.value {
         case 1:
@@ -135,7 +158,9 @@ public struct ButtonWatch: Sendable {
         case let .released(code, at, held):
             return "\(stamp(at))  \(key(code)) released after \(held.milliseconds) ms"
         case let .bounce(code, at, gap):
-            return "\(stamp(at))  \(key(code)) bounced: \(gap.milliseconds) ms after its previous edge (shorter than the debounce window)"
+            return "\(stamp(at))  \(key(code)) bounced: \(gap.readable) after its previous edge (shorter than the debounce window)"
+        case let .glitch(code, at, lasted):
+            return "\(stamp(at))  \(key(code)) glitch: a press of \(lasted.readable), shorter than the debounce window: the device would ignore it (no alarm)"
         case let .autorepeat(code, at):
             return "\(stamp(at))  \(key(code)) held long enough for autorepeat"
         case .dropped(let at):
@@ -149,7 +174,8 @@ public struct ButtonWatch: Sendable {
     }
 
     /// The summary and advice printed on Ctrl-C.
-    public func summary(hold: Duration) -> [String] {
+    public func summary() -> [String] {
+        let hold = configuration.hold
         var lines = ["Summary:"]
         if presses == 0 {
             lines.append("  no press was seen. Press the button firmly; if nothing shows, check its cable and that this is the right device (devicesim diag list).")
@@ -159,12 +185,17 @@ public struct ButtonWatch: Sendable {
                 lines.append("  some presses were shorter than the \(hold.milliseconds) ms hold time and would not raise an alarm: show the person to press a little longer, or lower alarm.hold_ms.")
             }
         }
+        if glitches > 0 {
+            lines.append("  \(glitches == presses ? "every press" : "\(glitches) of the presses") (\(glitches)) \(glitches == 1 || glitches == presses ? "was" : "were") shorter than the \(debounce.milliseconds) ms debounce window and would raise no alarm"
+                + (glitches == presses ? ": this button would NEVER raise an alarm with these settings (a button that reports press and release at once?)" : "")
+                + "; record it (devicesim diag record) and run devicesim diag analyze on the file: it names a setting that would count them.")
+        }
         if bounces > 0 {
             lines.append("  \(bounces) bounce\(bounces == 1 ? "" : "s") shorter than the \(debounce.milliseconds) ms debounce window: the device ignores them, but many point to a worn contact or a loose wire.")
         }
         if autorepeats > 0 { lines.append("  autorepeat seen: fine, the device ignores repeats.") }
         if drops > 0 { lines.append("  \(drops) time\(drops == 1 ? "" : "s") the kernel lost events (SYN_DROPPED): the system is overloaded; the device reads the key state again each time.") }
-        if presses > 0, bounces == 0, drops == 0 { lines.append("  the button works.") }
+        if presses > 0, bounces == 0, glitches == 0, drops == 0 { lines.append("  the button works.") }
         return lines
     }
 }

@@ -17,6 +17,7 @@ public struct EvdevButtonSource: ButtonSource {
     public let path: String
     public let key: UInt16?
     public let grab: Bool
+    public let allowPointerDevice: Bool
     public let reopenInterval: Duration
     public let layout: InputEventLayout
     private let control: any InputDeviceControl
@@ -28,6 +29,7 @@ public struct EvdevButtonSource: ButtonSource {
         self.path = settings.device
         self.key = settings.key
         self.grab = settings.grab
+        self.allowPointerDevice = settings.allowPointerDevice
         self.control = control
         self.layout = layout
         self.reopenInterval = reopenInterval
@@ -62,7 +64,7 @@ public struct EvdevButtonSource: ButtonSource {
         var tracker = EvdevKeyTracker(key: 0, initiallyDown: false)
         let session = EvdevSession(path: path, grab: grab, control: control, layout: layout)
         return try session.run(flag) { (device, info) throws -> Void in
-            let key = try info.callButtonKey(configured: key)
+            let key = try info.callButtonKey(configured: key, allowPointerDevice: allowPointerDevice)
             tracker = EvdevKeyTracker(key: key, initiallyDown: try device.heldKeys().contains(Int(key)))
             emit(.present(initiallyDown: tracker.isDown))
         } events: { device, events in

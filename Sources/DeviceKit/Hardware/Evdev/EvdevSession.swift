@@ -28,12 +28,19 @@ public struct EvdevSession: Sendable {
     public let grab: Bool
     public let control: any InputDeviceControl
     public let layout: InputEventLayout
+    /// The setting that named `path` (`button.device`), for advice in errors; `nil` for a path typed on
+    /// the command line (`diag watch`, `diag record`), whose advice names the argument instead.
+    public let pathSetting: String?
 
-    public init(path: String, grab: Bool, control: any InputDeviceControl = LinuxInputDeviceControl(), layout: InputEventLayout = .native) {
+    public init(
+        path: String, grab: Bool, control: any InputDeviceControl = LinuxInputDeviceControl(), layout: InputEventLayout = .native,
+        pathSetting: String? = "button.device"
+    ) {
         self.path = path
         self.grab = grab
         self.control = control
         self.layout = layout
+        self.pathSetting = pathSetting
     }
 
     /// How long `poll` waits before the loop looks at the cancellation flag again.
@@ -65,7 +72,7 @@ public struct EvdevSession: Sendable {
             }
             try setUp(device, info)
         } catch let error as DeviceControlError {
-            return .gone(Self.explain(error, path: path))
+            return .gone(Self.explain(error, path: path, setting: pathSetting))
         }
         var buffer: [UInt8] = []
         while !flag.isCancelled {
@@ -82,7 +89,7 @@ public struct EvdevSession: Sendable {
             let (decoded, consumed) = layout.decode(buffer)
             buffer.removeFirst(consumed)
             do { try events(device, decoded) } catch let error as DeviceControlError {
-                return .gone(Self.explain(error, path: path))
+                return .gone(Self.explain(error, path: path, setting: pathSetting))
             }
         }
         return .cancelled
@@ -98,12 +105,16 @@ public struct EvdevSession: Sendable {
         }
     }
 
-    public static func explain(_ error: DeviceControlError, path: String) -> String {
+    /// `setting` is the setting that named `path` (`button.device`); `nil` when it was typed on a command line.
+    public static func explain(_ error: DeviceControlError, path: String, setting: String? = "button.device") -> String {
         switch error {
         case .grabbedElsewhere:
-            "another program has grabbed \(path) (EVIOCGRAB: busy), so its presses never reach this device: find it with `devicesim diag list` and stop it, or set button.grab = false"
+            "another program has grabbed \(path) (EVIOCGRAB: busy), so its presses never reach this device: find it with `devicesim diag list` and stop it"
+                + (setting == nil ? "" : ", or set button.grab = false")
         case .notAnInputDevice:
-            "\(path) is not an input event device: point button.device at /dev/input/event* or a /dev/input/by-path link"
+            "\(path) is not an input event device: "
+                + (setting.map { "point \($0) at /dev/input/event* or a /dev/input/by-path link" }
+                    ?? "give a /dev/input/event* device or a /dev/input/by-path link (devicesim diag list shows them)")
         case .deviceGone: "\(path) was unplugged"
         default: "\(path): \(error)"
         }

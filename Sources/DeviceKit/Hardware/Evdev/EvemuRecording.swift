@@ -1,5 +1,5 @@
-/// An evemu recording (file format 1.3, as `evemu-record` and `devicesim diag record` write it): the device's
-/// description, then its events.
+/// An evemu recording (as `evemu-record` and `devicesim diag record` write it): the device's description,
+/// then its events.
 ///
 /// ```
 /// # EVEMU 1.3
@@ -10,31 +10,45 @@
 /// B: 00 0b 00 00 00 00 00 00 00                event-type bitmap, then one run of lines per type:
 /// B: 01 00 00 00 00 00 00 00 00                  type (hex) and the next 8 bytes of its code bitmap
 /// A: 00 0 255 0 0 0                            absolute axes: index, min, max, fuzz, flat, resolution
-/// E: 0.000001 0001 0094 0001	# EV_KEY / KEY_PROG1  1
+/// E: 0.000001 0001 0094 0001	# EVEMU 1.1 and 1.2 write the same lines; 1.1 has no resolution in A:
 /// ```
 ///
-/// Times in `E:` lines are seconds.microseconds from just before the first event. Parsing is strict about
-/// what the replay needs (every `E:` line, the name, the key bitmap) and says which line is wrong; `L:` and
-/// `S:` lines and unknown comments are accepted and ignored.
+/// Read as well: the old format (evemu 1.0: no `# EVEMU` line; the description, `N:` `I:` `P:` `B:` `A:`,
+/// in a `.desc` file and the `E:` lines in a separate `.events` file, so the two must be put together),
+/// Windows line endings, a byte-order mark, and a recording indented or quoted from a mail (`> `): what
+/// was found is in `EvemuRecording.Reading`.
+///
+/// Times in `E:` lines are seconds.microseconds (from just before the first event; the old format's are
+/// absolute). Parsing is strict about what the replay needs (every `E:` line, the name, the identity, the
+/// bitmaps and properties) and says which line is wrong and what it holds; `A:`, `L:` and `S:` lines and
+/// comments are accepted and ignored. evemu's own `B: 00` line is a constant, so the event types are those
+/// with a code in their bitmap.
 public struct EvemuRecording: Hashable, Sendable {
     public var name: String
     public var identity: InputDeviceIdentity
     /// The code bitmap of each event type, as bytes (bit `n % 8` of byte `n / 8` is code `n`).
     public var bitmaps: [UInt16: [UInt8]]
+    /// The input properties (`P:` lines), as bytes: bit 0 `INPUT_PROP_POINTER`, bit 1 `INPUT_PROP_DIRECT`.
+    public var properties: [UInt8]
     public var events: [InputEvent]
 
-    public init(name: String, identity: InputDeviceIdentity, bitmaps: [UInt16: [UInt8]], events: [InputEvent]) {
+    public init(
+        name: String, identity: InputDeviceIdentity, bitmaps: [UInt16: [UInt8]], properties: [UInt8] = [],
+        events: [InputEvent]
+    ) {
         self.name = name
         self.identity = identity
         self.bitmaps = bitmaps
+        self.properties = properties
         self.events = events
     }
 
     /// The keys the recorded device could send (its `EV_KEY` bitmap).
     public var keys: [UInt16] { codes(of: InputEventNames.evKey) }
 
-    public func codes(of type: UInt16) -> [UInt16] {
-        guard let bytes = bitmaps[type] else { return [] }
+    public func codes(of type: UInt16) -> [UInt16] { Self.codes(in: bitmaps[type] ?? []) }
+
+    static func codes(in bytes: [UInt8]) -> [UInt16] {
         var codes: [UInt16] = []
         for (index, byte) in bytes.enumerated() {
             for bit in 0..<8 where byte & (1 << UInt8(bit)) != 0 { codes.append(UInt16(index * 8 + bit)) }
@@ -42,11 +56,23 @@ public struct EvemuRecording: Hashable, Sendable {
         return codes
     }
 
+    /// The recorded device as a live one would describe itself (`EvdevDeviceInfo`), so the same rules choose
+    /// its call button. `path` is the recording's file.
+    public func deviceInfo(path: String) -> EvdevDeviceInfo {
+        let types = [InputEventNames.evSyn] + bitmaps.keys.filter { $0 != InputEventNames.evSyn && !codes(of: $0).isEmpty }.sorted()
+        return EvdevDeviceInfo(
+            path: path, name: name, identity: identity, eventTypes: types, keys: keys,
+            absoluteAxes: codes(of: InputEventNames.evAbs), relativeAxes: codes(of: InputEventNames.evRel),
+            properties: Self.codes(in: properties))
+    }
+
     /// The description of a live device, for `diag record`.
     public init(device: EvdevDeviceInfo, bitmaps: [UInt16: [UInt8]] = [:]) {
         var maps = bitmaps
         if maps[InputEventNames.evKey] == nil { maps[InputEventNames.evKey] = Self.bytes(of: device.keys) }
-        self.init(name: device.name, identity: device.identity, bitmaps: maps, events: [])
+        self.init(
+            name: device.name, identity: device.identity, bitmaps: maps,
+            properties: device.properties.isEmpty ? [] : Self.bytes(of: device.properties), events: [])
     }
 
     /// A kernel bitmap (`EVIOCGBIT`) as bytes, lowest codes first.
@@ -62,22 +88,67 @@ public struct EvemuRecording: Hashable, Sendable {
 
     // MARK: Parsing
 
+    /// What the reader found about the file itself, for `diag analyze`.
+    public struct Reading: Hashable, Sendable {
+        /// `1.3`, `1.2`, `1.1` from the `# EVEMU` line; `nil` for the old format, which has none.
+        public var version: String?
+        public var windowsLineEndings = false
+        /// The quote marks in front of the lines (`> `, `>> `), when it was quoted from a mail.
+        public var quotedWith: String?
+        /// The lines were indented.
+        public var indented = false
+
+        /// `evemu 1.3, Windows line endings, quoted from a mail with '> '`.
+        public var description: String {
+            var parts = [version.map { "evemu \($0)" } ?? "evemu's old format (no # EVEMU line)"]
+            if windowsLineEndings { parts.append("Windows line endings") }
+            if let quotedWith { parts.append("quoted from a mail with '\(quotedWith)' (read without the quote marks)") }
+            if indented { parts.append("indented (read without the indentation)") }
+            return parts.joined(separator: ", ")
+        }
+    }
+
     public init(parsing text: String) throws(EvemuError) {
+        self = try Self.read(text).recording
+    }
+
+    /// Parses a recording and says what was found about the file.
+    public static func read(_ text: String) throws(EvemuError) -> (recording: EvemuRecording, reading: Reading) {
+        var reading = Reading()
         var name: String?
+        var nameLine = 0
         var identity: InputDeviceIdentity?
         var bitmaps: [UInt16: [UInt8]] = [:]
+        var properties: [UInt8] = []
         var events: [InputEvent] = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var firstEventLine: Int?
+        for (index, rawLine) in lines(of: text, crlf: &reading.windowsLineEndings).enumerated() {
             let number = index + 1
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+            func fail(_ what: String) -> EvemuError { EvemuError(line: number, message: what) }
+            let (line, quote, indent) = unquoted(rawLine)
+            if let quote, !line.isEmpty {
+                reading.quotedWith = reading.quotedWith ?? quote
+            } else if indent, !line.isEmpty {
+                reading.indented = true
+            }
+            if number == 1 || reading.version == nil, line.hasPrefix("# EVEMU ") {
+                reading.version = String(line.dropFirst("# EVEMU ".count).prefix { !$0.isWhitespace })
+                continue
+            }
             if line.hasPrefix("N:") {
+                guard name == nil else {
+                    throw fail("a second N: line ('\(excerpt(line))'; the first is on line \(nameLine)): this file holds more than one recording; keep one")
+                }
                 // The name runs to the end of the line: it may itself contain '#'.
-                name = String(line.dropFirst(2).drop { $0 == " " })
+                name = String(line.dropFirst(2).drop { $0 == " " || $0 == "\t" })
+                nameLine = number
+                if let firstEventLine {
+                    throw fail("the description (N:, I:, P:, B: lines) comes after the events (the first E: line is line \(firstEventLine)): put the description (the .desc file of an old-format recording) in front of the events")
+                }
                 continue
             }
             let fields = line.prefix { $0 != "#" }.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard !fields.isEmpty else { continue }
-            func fail(_ what: String) -> EvemuError { EvemuError(line: number, message: what) }
             switch fields[0] {
             case "I:":
                 let values = fields.dropFirst().compactMap { UInt16($0, radix: 16) }
@@ -86,9 +157,11 @@ public struct EvemuRecording: Hashable, Sendable {
                 }
                 identity = InputDeviceIdentity(busType: values[0], vendor: values[1], product: values[2], version: values[3])
             case "P:":
-                guard fields.count == 9, fields.dropFirst().allSatisfy({ UInt8($0, radix: 16) != nil }) else {
+                let values = fields.dropFirst().compactMap { UInt8($0, radix: 16) }
+                guard fields.count == 9, values.count == 8 else {
                     throw fail("a P: line needs 8 bytes in hex")
                 }
+                properties += values
             case "B:":
                 let values = fields.dropFirst().compactMap { UInt8($0, radix: 16) }
                 guard fields.count == 10, values.count == 9 else {
@@ -99,7 +172,7 @@ public struct EvemuRecording: Hashable, Sendable {
                 }
                 bitmaps[UInt16(values[0]), default: []] += values.dropFirst()
             case "A:", "L:", "S:":
-                continue  // absolute axes, LED and switch states: not needed to replay a button
+                continue  // absolute axes' ranges, LED and switch states: not needed to judge a button
             case "E:":
                 guard fields.count == 5 else {
                     throw fail("an E: line needs time, type, code and value, e.g. 'E: 0.000001 0001 0094 0001'")
@@ -116,14 +189,67 @@ public struct EvemuRecording: Hashable, Sendable {
                 if let last = events.last, last.time > .seconds(seconds) + .microseconds(micros) {
                     throw fail("time \(fields[1]) goes back before the previous event's")
                 }
+                firstEventLine = firstEventLine ?? number
                 events.append(InputEvent(seconds: seconds, microseconds: micros, type: type, code: code, value: value))
             default:
-                throw fail("'\(fields[0])' is not an evemu line (N:, I:, P:, B:, A:, L:, S:, E: or a # comment)")
+                throw fail("'\(excerpt(line))' is not an evemu line: each line of a recording begins with N:, I:, P:, B:, A:, L:, S:, E: or # (a comment)")
             }
         }
-        guard let name else { throw EvemuError(line: nil, message: "no N: line: this is not an evemu recording") }
-        guard let identity else { throw EvemuError(line: nil, message: "no I: line: this is not an evemu recording") }
-        self.init(name: name, identity: identity, bitmaps: bitmaps, events: events)
+        guard let name else {
+            if let firstEventLine {
+                throw EvemuError(
+                    line: nil,
+                    message: "there is no description, only events (E: lines from line \(firstEventLine)): this is the .events half of an old-format evemu recording; put its description (the .desc file, with the N:, I:, P: and B: lines) in front of it, e.g. cat button.desc button.events > button.evemu")
+            }
+            throw EvemuError(line: nil, message: "no N: line: this is not an evemu recording")
+        }
+        guard let identity else {
+            throw EvemuError(line: nil, message: "no I: line after the N: line (line \(nameLine)): the description lacks the device's identity; this is not a whole evemu recording")
+        }
+        return (EvemuRecording(name: name, identity: identity, bitmaps: bitmaps, properties: properties, events: events), reading)
+    }
+
+    /// The lines of `text`, split on `\n`, `\r\n` or a lone `\r` (in Swift `"\r\n"` is one `Character`, so
+    /// splitting the characters on `"\n"` would see one line). A leading byte-order mark is dropped.
+    static func lines(of text: String, crlf: inout Bool) -> [Substring] {
+        var lines: [Substring] = []
+        let scalars = text.unicodeScalars
+        var start = scalars.startIndex
+        if scalars.first == "\u{FEFF}" { start = scalars.index(after: start) }
+        var index = start
+        while index < scalars.endIndex {
+            let scalar = scalars[index]
+            if scalar == "\n" || scalar == "\r" {
+                lines.append(Substring(scalars[start..<index]))
+                var next = scalars.index(after: index)
+                if scalar == "\r", next < scalars.endIndex, scalars[next] == "\n" {
+                    crlf = true
+                    next = scalars.index(after: next)
+                }
+                start = next
+                index = next
+            } else {
+                index = scalars.index(after: index)
+            }
+        }
+        if start < scalars.endIndex { lines.append(Substring(scalars[start..<scalars.endIndex])) }
+        return lines
+    }
+
+    /// The line without mail quote marks (`>`, `> > `) and indentation in front; the quote marks found, and
+    /// whether it was indented.
+    static func unquoted(_ line: Substring) -> (line: Substring, quote: String?, indented: Bool) {
+        var rest = line[...]
+        let quoteEnd = rest.firstIndex { $0 != ">" && $0 != " " && $0 != "\t" } ?? rest.endIndex
+        let prefix = rest[..<quoteEnd]
+        rest = rest[quoteEnd...]
+        guard prefix.contains(">") else { return (rest, nil, !prefix.isEmpty) }
+        return (rest, String(prefix), false)
+    }
+
+    /// A line as found, shortened for an error message.
+    static func excerpt(_ line: Substring) -> String {
+        line.count > 40 ? String(line.prefix(40)) + "…" : String(line)
     }
 
     // MARK: Writing
@@ -157,7 +283,10 @@ public struct EvemuRecording: Hashable, Sendable {
         lines.append("# Properties:")
         lines.append("N: \(name)")
         lines.append("I: \(hex(identity.busType, 4)) \(hex(identity.vendor, 4)) \(hex(identity.product, 4)) \(hex(identity.version, 4))")
-        lines.append("P: 00 00 00 00 00 00 00 00")
+        for start in stride(from: 0, to: max(properties.count, 1), by: 8) {
+            let chunk = (start..<start + 8).map { $0 < properties.count ? properties[$0] : 0 }
+            lines.append("P: " + chunk.map { hex($0, 2) }.joined(separator: " "))
+        }
         lines.append("B: 00 0b 00 00 00 00 00 00 00")
         for (type, maximum) in Self.typeMaxima {
             let bytes = bitmaps[type] ?? []

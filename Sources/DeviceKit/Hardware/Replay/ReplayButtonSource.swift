@@ -12,6 +12,7 @@ import Logging
 public struct ReplayButtonSource: ButtonSource {
     public let file: String
     public let key: UInt16?
+    public let allowPointerDevice: Bool
     public let press: PressDetector.Configuration
     /// 2 plays twice as fast; for tests.
     public let speed: Double
@@ -23,6 +24,7 @@ public struct ReplayButtonSource: ButtonSource {
     ) {
         self.file = settings.file
         self.key = settings.key
+        self.allowPointerDevice = settings.allowPointerDevice
         self.press = press
         self.speed = speed
         self.logger = logger
@@ -40,10 +42,7 @@ public struct ReplayButtonSource: ButtonSource {
         do { recording = try EvemuRecording(parsing: text) } catch {
             throw ButtonSourceError("\(file) is not a valid evemu recording: \(error)")
         }
-        let device = EvdevDeviceInfo(
-            path: file, name: recording.name, identity: recording.identity, physicalLocation: nil,
-            uniqueIdentifier: nil, eventTypes: [], keys: recording.keys)
-        return (recording, try device.callButtonKey(configured: key))
+        return (recording, try recording.deviceInfo(path: file).callButtonKey(configured: key, allowPointerDevice: allowPointerDevice))
     }
 
     public func run(_ emit: @escaping @Sendable (ButtonEvent) -> Void) async throws {

@@ -101,6 +101,9 @@ public struct InputButtonCandidate: Hashable, Sendable {
     public var deviceNumber: DeviceNumber?
     /// Every key code it can send, ascending.
     public var keys: [UInt16]
+    /// Whether it is a mouse, touchpad, touchscreen, pen tablet or joystick (`capabilities/abs`, `rel`,
+    /// `properties`), which is never the call button unless the configuration says so.
+    public var pointing: PointingDevice?
     /// udev's record, or `nil` when udev's database has none.
     public var udev: UdevDatabaseRecord?
     public var logind: LogindExposure
@@ -110,7 +113,7 @@ public struct InputButtonCandidate: Hashable, Sendable {
     public init(
         sysname: String, path: String, stableNames: [String] = [], name: String, physicalLocation: String? = nil,
         uniqueIdentifier: String? = nil, identity: InputDeviceIdentity? = nil, deviceNumber: DeviceNumber? = nil,
-        keys: [UInt16], udev: UdevDatabaseRecord? = nil, logind: LogindExposure? = nil,
+        keys: [UInt16], pointing: PointingDevice? = nil, udev: UdevDatabaseRecord? = nil, logind: LogindExposure? = nil,
         access: DeviceNodeAccess, heldBy: [DeviceHolder] = []
     ) {
         self.sysname = sysname
@@ -122,6 +125,7 @@ public struct InputButtonCandidate: Hashable, Sendable {
         self.identity = identity
         self.deviceNumber = deviceNumber
         self.keys = keys
+        self.pointing = pointing
         self.udev = udev
         self.logind = logind ?? .assess(keys: keys, tags: udev?.tags)
         self.access = access
@@ -140,6 +144,11 @@ public struct InputButtonCandidate: Hashable, Sendable {
     /// What stands between this device and its use as the call button, one sentence each; empty when none.
     public var warnings: [String] {
         var warnings: [String] = []
+        if let pointing {
+            warnings.append(
+                "it is \(pointing), not a button: every touch or click would raise an alarm; it is never taken as the "
+                    + "call button by itself (only with button.allow_pointer_device = true)")
+        }
         for key in logind.keys where logind.acts {
             let name = InputEventNames.code(type: InputEventNames.evKey, code: key)
             let effect = LogindKeyEffect(code: key)

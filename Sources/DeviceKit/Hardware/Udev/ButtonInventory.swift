@@ -7,8 +7,8 @@ import Musl
 /// Finds the devices that could be the call button, without libudev, by reading what libudev itself reads.
 ///
 /// - Input devices: `<sysfs>/class/input/event*/` with `device/name`, `device/phys`, `device/uniq`,
-///   `device/id/{bustype,vendor,product,version}`, `device/capabilities/{ev,key}` and `dev`; only devices that
-///   send keys are candidates.
+///   `device/id/{bustype,vendor,product,version}`, `device/capabilities/{ev,key,abs,rel}`, `device/properties`
+///   and `dev`; only devices that send keys are candidates.
 /// - Serial ports: `<sysfs>/class/tty/ttyUSB*`, `ttyACM*`, `ttyAMA*` (a Raspberry Pi's UARTs) and `ttyS*`; a
 ///   `ttyS*` only with a real device behind it (a `device` link, and a `type` other than 0, the kernel's
 ///   `PORT_UNKNOWN` of the 8250 placeholders).
@@ -82,12 +82,23 @@ public struct ButtonInventory: Sendable {
         let directory = "\(roots.sysfs)/class/input/\(sysname)"
         let device = directory + "/device"
         let keys: [UInt16]
+        let pointing: PointingDevice?
         do {
-            guard let evText = try SysfsFile.read(device + "/capabilities/ev"),
-                try SysfsBitmap.codes(evText).contains(Int(InputEventNames.evKey)),
+            guard let evText = try SysfsFile.read(device + "/capabilities/ev") else { return .noKeys }
+            let types = try SysfsBitmap.codes(evText)
+            guard types.contains(Int(InputEventNames.evKey)),
                 let keyText = try SysfsFile.read(device + "/capabilities/key")
             else { return .noKeys }
             keys = try SysfsBitmap.codes(keyText).compactMap { $0 <= InputEventNames.keyMax ? UInt16($0) : nil }
+            /// A bitmap the kernel may leave out (`properties` before 2.6.38; `abs`, `rel` of a device without).
+            func optional(_ file: String, type: UInt16? = nil) throws -> [UInt16] {
+                if let type, !types.contains(Int(type)) { return [] }
+                guard let text = try SysfsFile.read("\(device)/\(file)") else { return [] }
+                return try SysfsBitmap.codes(text).compactMap { UInt16(exactly: $0) }
+            }
+            pointing = PointingDevice.judge(
+                keys: keys, absoluteAxes: try optional("capabilities/abs", type: InputEventNames.evAbs),
+                relativeAxes: try optional("capabilities/rel", type: InputEventNames.evRel), properties: try optional("properties"))
         } catch let error as SysfsBitmap.ParseError {
             return .skipped(.unreadable(sysname, "its capabilities in \(device)/capabilities are garbled: \(error)"))
         } catch {
@@ -103,7 +114,7 @@ public struct ButtonInventory: Sendable {
             name: SysfsFile.attribute(device + "/name") ?? "",
             physicalLocation: SysfsFile.attribute(device + "/phys").flatMap { $0.isEmpty ? nil : $0 },
             uniqueIdentifier: SysfsFile.attribute(device + "/uniq").flatMap { $0.isEmpty ? nil : $0 },
-            identity: identity(device + "/id"), deviceNumber: number, keys: keys, udev: udev,
+            identity: identity(device + "/id"), deviceNumber: number, keys: keys, pointing: pointing, udev: udev,
             access: NodeInspection.access(path), heldBy: []))
     }
 

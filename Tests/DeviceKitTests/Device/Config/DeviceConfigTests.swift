@@ -217,7 +217,7 @@ import Testing
         ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\ngrab = \"yes\"\n[centre]",
          "button.grab: is a string, not true or false; write e.g. grab = true"),
         ("[centre]", "[button]\nbackend = \"evdev\"\ndevice = \"/dev/input/event0\"\nspeed = 9600\n[centre]",
-         "button.speed: unknown setting; the settings of backend \"evdev\" are backend, device, key, grab"),
+         "button.speed: unknown setting; the settings of backend \"evdev\" are backend, device, key, grab, allow_pointer_device"),
         ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nspeed = 9601\n[centre]",
          "button.speed: 9601 is not a supported speed; write one of 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200"),
         ("[centre]", "[button]\nbackend = \"serial\"\ndevice = \"/dev/ttyUSB0\"\nmode = \"contact\"\n[centre]",

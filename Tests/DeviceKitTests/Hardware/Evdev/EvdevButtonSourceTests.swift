@@ -13,10 +13,14 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
     private var _calls: [String] = []
     var name = "sos-button"
     var keys: [Int] = [148]
-    /// The event types EVIOCGBIT(0) reports.
+    /// The event types EVIOCGBIT(0) reports, besides EV_REL and EV_ABS when there are axes below.
     var eventTypes: [Int] = [0, 1]
-    /// The codes of event types other than EV_KEY, by type.
+    /// The codes of event types other than EV_KEY, EV_REL and EV_ABS, by type.
     var codes: [UInt16: [Int]] = [:]
+    /// EV_ABS and EV_REL codes, and input properties: a touchscreen has ABS_X, ABS_Y and INPUT_PROP_DIRECT.
+    var absoluteAxes: [Int] = []
+    var relativeAxes: [Int] = []
+    var properties: [Int] = []
     /// Answers of successive EVIOCGKEY calls; the last one repeats.
     var keyStates: [Bool] = [false]
     var grabFails = false
@@ -43,12 +47,15 @@ final class RecordingInputDeviceControl: InputDeviceControl, @unchecked Sendable
         // As the kernel's evdev answers (handle_eviocgbit): a bitmap for these types only, EINVAL for the others
         // (EV_REP, EV_FF_STATUS, ...), as the VM test (tools/vm) saw.
         switch eventType {
-        case 0: return Self.bits(eventTypes)
+        case 0: return Self.bits(eventTypes + (absoluteAxes.isEmpty ? [] : [3]) + (relativeAxes.isEmpty ? [] : [2]))
         case 1: return Self.bits(keys)
-        case 0x02, 0x03, 0x04, 0x05, 0x11, 0x12, 0x15: return Self.bits(codes[eventType] ?? [])
+        case 2: return Self.bits(relativeAxes)
+        case 3: return Self.bits(absoluteAxes)
+        case 0x04, 0x05, 0x11, 0x12, 0x15: return Self.bits(codes[eventType] ?? [])
         default: throw .failed(call: "EVIOCGBIT(\(eventType))", errno: .invalidArgument)
         }
     }
+    func properties(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits { record("EVIOCGPROP"); return Self.bits(properties) }
     func keyState(_ fd: CInt) throws(DeviceControlError) -> EventCodeBits {
         record("EVIOCGKEY")
         let down = lock.withLock { keyStates.count > 1 ? keyStates.removeFirst() : keyStates[0] }
@@ -154,7 +161,8 @@ final class ButtonEventLog: Sendable {
         task.cancel()
         _ = await task.result
         #expect(control.calls == [
-            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCSCLOCKID(CLOCK_MONOTONIC)",
+            "EVIOCGNAME", "EVIOCGID", "EVIOCGPHYS", "EVIOCGUNIQ", "EVIOCGBIT(0)", "EVIOCGBIT(1)", "EVIOCGPROP",
+            "EVIOCSCLOCKID(CLOCK_MONOTONIC)",
             "EVIOCGRAB(1)",
             "EVIOCGKEY", "EVIOCGRAB(0)",
         ])

@@ -94,7 +94,8 @@ import Testing
         ("E: 0.000001 0020 001c 0001", "line 3: '0020' is not an event type (hex, up to 001f)"),
         ("E: 0.000001 0001 001c", "line 3: an E: line needs time, type, code and value, e.g. 'E: 0.000001 0001 0094 0001'"),
         ("B: 01 00 00", "line 3: a B: line needs an event type and 8 bytes in hex, e.g. 'B: 01 00 00 00 00 00 00 00 00'"),
-        ("X: 1", "line 3: 'X:' is not an evemu line (N:, I:, P:, B:, A:, L:, S:, E: or a # comment)"),
+        ("X: 1", "line 3: 'X: 1' is not an evemu line: each line of a recording begins with N:, I:, P:, B:, A:, L:, S:, E: or # (a comment)"),
+        ("N: another", "line 3: a second N: line ('N: another'; the first is on line 1): this file holds more than one recording; keep one"),
         ("E: 2.000000 0001 001c 0001\nE: 1.000000 0001 001c 0000", "line 4: time 1.000000 goes back before the previous event's"),
     ])
     func eachBrokenLineIsNamed(line: String, message: String) {
@@ -104,8 +105,103 @@ import Testing
     }
 
     @Test func aFileWithoutADescriptionIsNotARecording() {
-        let error = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: "E: 0.000001 0001 001c 0001\n") }
-        #expect(error?.description == "no N: line: this is not an evemu recording")
+        let error = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: "hello\n# not evemu\n\n") }
+        #expect(error?.description == "line 1: 'hello' is not an evemu line: each line of a recording begins with N:, I:, P:, B:, A:, L:, S:, E: or # (a comment)")
+        let empty = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: "# nothing\n") }
+        #expect(empty?.description == "no N: line: this is not an evemu recording")
+    }
+
+    /// In Swift "\r\n" is one Character: split on "\n" it gave one line, and every such file was refused.
+    @Test func aRecordingWithWindowsLineEndingsIsReadAsTheSame() throws {
+        let windows = Self.usbBox.replacingOccurrences(of: "\n", with: "\r\n")
+        let (recording, reading) = try EvemuRecording.read(windows)
+        #expect(recording == (try EvemuRecording(parsing: Self.usbBox)))
+        #expect(recording.name == "Delcom Products Inc. USB Button")
+        #expect(reading.windowsLineEndings)
+        #expect(reading.version == "1.3")
+        #expect(reading.description == "evemu 1.3, Windows line endings")
+        // A byte-order mark in front, as a Windows editor writes it.
+        #expect(try EvemuRecording(parsing: "\u{FEFF}" + windows) == recording)
+    }
+
+    @Test func aRecordingQuotedFromAMailOrIndentedIsReadAsTheSame() throws {
+        let original = try EvemuRecording(parsing: Self.usbBox)
+        let quoted = Self.usbBox.split(separator: "\n", omittingEmptySubsequences: false).map { "> " + $0 }.joined(separator: "\n")
+        let (fromMail, reading) = try EvemuRecording.read(quoted)
+        #expect(fromMail == original)
+        #expect(reading.quotedWith == "> ")
+        #expect(reading.description == "evemu 1.3, quoted from a mail with '> ' (read without the quote marks)")
+        let twice = Self.usbBox.split(separator: "\n").map { "> > " + $0 }.joined(separator: "\n")
+        #expect(try EvemuRecording(parsing: twice) == original)
+        let indented = Self.usbBox.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")
+        let (fromIndented, indentation) = try EvemuRecording.read(indented)
+        #expect(fromIndented == original)
+        #expect(indentation.indented)
+        // A broken line of a quoted recording is named with what it holds, not as "'N:' is not an evemu line".
+        let broken = quoted.replacingOccurrences(of: "> I: 0003 0fc5 b080 0111", with: "> I: 0003 0fc5")
+        let error = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: broken) }
+        #expect(error?.description == "line 20: an I: line needs bus, vendor, product and version in hex, e.g. 'I: 0003 046d c52b 0111'")
+    }
+
+    /// evemu 1.0: no # EVEMU line, A: lines without resolution, and the events in a separate .events file
+    /// with the kernel's own timestamps.
+    static let oldDescription = """
+        N: Delcom Products Inc. USB Button
+        I: 0003 0fc5 b080 0111
+        P: 00 00 00 00 00 00 00 00
+        B: 00 0b 00 00 00 00 00 00 00
+        B: 01 00 00 00 10 00 00 00 00
+        B: 02 00 00 00 00 00 00 00 00
+        B: 03 00 00 00 00 00 00 00 00
+        B: 04 10 00 00 00 00 00 00 00
+        A: 20 0 255 0 0
+
+        """
+    static let oldEvents = """
+        E: 1328181540.912180 0004 0004 458792
+        E: 1328181540.912180 0001 001c 0001
+        E: 1328181540.912180 0000 0000 0000
+        E: 1328181541.024180 0001 001c 0000
+        E: 1328181541.024180 0000 0000 0000
+
+        """
+
+    @Test func theOldFormatIsReadWithItsDescriptionInFront() throws {
+        let (recording, reading) = try EvemuRecording.read(Self.oldDescription + Self.oldEvents)
+        #expect(reading.version == nil)
+        #expect(reading.description == "evemu's old format (no # EVEMU line)")
+        #expect(recording.keys == [28])
+        #expect(recording.events.count == 5)
+        let button = RecordedButton(recording: recording, key: 28)
+        #expect(button.edges == [ButtonEdge(down: true, at: .zero), ButtonEdge(down: false, at: .milliseconds(112))])
+    }
+
+    @Test func anOldFormatEventsFileAloneSaysToPutItsDescriptionInFront() {
+        let error = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: Self.oldEvents) }
+        #expect(error?.description == "there is no description, only events (E: lines from line 1): this is the .events half of an old-format evemu recording; put its description (the .desc file, with the N:, I:, P: and B: lines) in front of it, e.g. cat button.desc button.events > button.evemu")
+        let backwards = #expect(throws: EvemuError.self) { try EvemuRecording(parsing: Self.oldEvents + Self.oldDescription) }
+        #expect(backwards?.description.hasPrefix("line 6: the description (N:, I:, P:, B: lines) comes after the events (the first E: line is line 1)") == true)
+    }
+
+    @Test(arguments: ["1.1", "1.2", "1.3"])
+    func everyEvemuVersionIsRead(version: String) throws {
+        let text = Self.usbBox.replacingOccurrences(of: "# EVEMU 1.3", with: "# EVEMU \(version)")
+        let (recording, reading) = try EvemuRecording.read(text)
+        #expect(reading.version == version)
+        #expect(recording.events.count == 8)
+    }
+
+    @Test func propertiesAndAxesAreReadAndWrittenBack() throws {
+        let touchscreen = Recordings.touchscreen(taps: [(0, 100)])
+        let text = touchscreen.render()
+        #expect(text.contains("\nP: 02 00 00 00 00 00 00 00\n"))
+        #expect(text.contains("\nB: 03 03 00 00 00 00 00 00 00\n"))
+        let parsed = try EvemuRecording(parsing: text)
+        let info = parsed.deviceInfo(path: "touch.evemu")
+        #expect(info.properties == [1])
+        #expect(info.absoluteAxes == [0, 1])
+        #expect(info.eventTypes == [0, 1, 3])
+        #expect(info.pointing?.kind == "a touchscreen")
     }
 
     /// `diag record`'s pipeline over a FIFO, then the replay backend plays the file back.
@@ -209,7 +305,7 @@ import Testing
         #expect(watch.presses == 2)
         #expect(watch.bounces == 1)
         #expect(watch.autorepeats == 2)
-        let summary = watch.summary(hold: .milliseconds(100)).joined(separator: "\n")
+        let summary = watch.summary().joined(separator: "\n")
         #expect(summary.contains("2 presses, held 38–400 ms"))
         #expect(summary.contains("shorter than the 100 ms hold time"))
         #expect(summary.contains("1 bounce shorter than the 30 ms debounce window"))
@@ -251,7 +347,25 @@ import Testing
     }
 
     @Test func noPressSaysWhatToCheck() {
-        let summary = ButtonWatch().summary(hold: .milliseconds(100)).joined()
+        let summary = ButtonWatch().summary().joined()
         #expect(summary.contains("no press was seen"))
+    }
+
+    /// A HID button reporting press and release in one report: each press is a glitch, counted as the
+    /// firmware's PressDetector counts it, and the summary says the button would never raise an alarm.
+    @Test func pressesShorterThanTheDebounceAreCountedAsGlitches() {
+        var watch = ButtonWatch(debounce: .milliseconds(30), hold: .milliseconds(100))
+        #expect(watch.feed(Self.key(1, ms: 0)) == [.pressed(key: 148, at: .zero, sinceLastRelease: nil)])
+        #expect(watch.feed(Self.key(0, ms: 0)) == [
+            .glitch(key: 148, at: .zero, lasted: .zero), .released(key: 148, at: .zero, heldFor: .zero),
+        ])
+        _ = watch.feed(Self.key(1, ms: 1000))
+        #expect(watch.feed(Self.key(0, ms: 1012)).first == .glitch(key: 148, at: .milliseconds(1012), lasted: .milliseconds(12)))
+        #expect(watch.glitches == 2)
+        #expect(watch.bounces == 0)
+        #expect(ButtonWatch.line(.glitch(key: 148, at: .zero, lasted: .zero)).contains("KEY_PROG1 glitch: a press of 0 ms, shorter than the debounce window"))
+        let summary = watch.summary().joined(separator: "\n")
+        #expect(summary.contains("every press (2) was shorter than the 30 ms debounce window and would raise no alarm: this button would NEVER raise an alarm"))
+        #expect(!summary.contains("the button works"))
     }
 }

@@ -234,4 +234,20 @@ import Testing
         #expect(!LogindExposure.assess(keys: [148], tags: nil).acts)
         #expect(LogindExposure.assess(keys: [205], tags: nil).acts)
     }
+
+    /// A touchscreen has one key, BTN_TOUCH, like a call button: sysfs's `capabilities/abs` and `properties`
+    /// show what it is, and `diag list` says it is not one.
+    @Test func aTouchscreenWithOneKeyIsNotOKToUse() throws {
+        let tree = try FakeHardwareTree()
+        defer { tree.remove() }
+        try tree.add(FakeHardwareTree.InputDevice(
+            event: 5, input: 5, parent: "pci0000:00/usb1/1-1/1-1:1.0", name: "eGalax Touchscreen", phys: "usb-0000:00:14.0-1/input0",
+            id: ("0003", "0eef", "0001", "0100"), ev: "b", key: "400 0 0 0 0 0", abs: "3", properties: "2"))
+        let report = ButtonInventory(roots: tree.roots).scan()
+        let touch = try #require(report.inputs.first { $0.sysname == "event5" })
+        #expect(touch.keyNames == ["BTN_TOUCH"])
+        #expect(touch.pointing?.description == "a touchscreen (INPUT_PROP_DIRECT, ABS_X, ABS_Y, BTN_TOUCH)")
+        #expect(!touch.isUsable)
+        #expect(touch.warnings.first?.hasPrefix("it is a touchscreen (INPUT_PROP_DIRECT, ABS_X, ABS_Y, BTN_TOUCH), not a button") == true)
+    }
 }

@@ -56,6 +56,9 @@ struct FakeHardwareTree {
         var key: String
         var udev: String?
         var node = true
+        /// `capabilities/abs` and `properties`, as sysfs prints them, when the device has them.
+        var abs: String?
+        var properties: String?
     }
 
     /// `/sys/class/input/eventN` → `/sys/devices/<parent>/input/inputM/eventN`, its node and its udev record.
@@ -71,6 +74,8 @@ struct FakeHardwareTree {
         try write(device.id.3 + "\n", inputDirectory + "/id/version")
         try write(device.ev + "\n", inputDirectory + "/capabilities/ev")
         try write(device.key + "\n", inputDirectory + "/capabilities/key")
+        if let abs = device.abs { try write(abs + "\n", inputDirectory + "/capabilities/abs") }
+        if let properties = device.properties { try write(properties + "\n", inputDirectory + "/properties") }
         let minor = 64 + device.event
         try write("13:\(minor)\n", eventDirectory + "/dev")
         try write("MAJOR=13\nMINOR=\(minor)\nDEVNAME=input/event\(device.event)\n", eventDirectory + "/uevent")
