@@ -49,6 +49,25 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "The largest number of devices with a session at once.")
     var maxSessions = 100_000
 
+    @Option(help: ArgumentHelp(
+        "The most TCP device connections held at once (default: the open-file limit less a quarter of it or 1,024, whichever is fewer).",
+        discussion: """
+            Past it a new connection takes the place of the oldest one that has not yet authenticated, or is \
+            closed if every one has. When accept(2) still runs out of descriptors, accepting pauses for 100 ms, \
+            the limit comes down to the connections held less 16, and the oldest unauthenticated ones over it \
+            are closed.
+            """))
+    var maxConnections: Int?
+
+    @Option(help: "The most TCP connections from one source address that have not yet authenticated; past it the address's oldest is closed.")
+    var maxUnauthenticatedPerAddress = 256
+
+    @Option(help: "Frames a second, per source address, under device ids without a key at hand that may fail to authenticate (bursts of 4 times as many); past it such frames are dropped before any key derivation.")
+    var forgedFrameRate: Double = 50
+
+    @Option(help: "Derived device keys kept for devices without a session (about 235 bytes each; the least recently used are forgotten first).")
+    var keyCache = 20_000
+
     @Option(help: "Milliseconds after which an automatic operator engages each new case (for tests and load).")
     var autoEngageAfter: Int?
 
@@ -76,6 +95,9 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics on this port at GET /metrics; with --workers N, worker I on this port + I.")
     var metricsPort: Int?
 
+    @Option(help: "The address the metrics endpoint listens on (not --host: metrics are not for the devices' network).")
+    var metricsBind = "127.0.0.1"
+
     @Option(help: ArgumentHelp(
         "Worker processes that share the port (SO_REUSEPORT) and the journal; each holds the devices the kernel hands it.",
         discussion: """
@@ -96,7 +118,7 @@ struct CenterCommand: AsyncParsableCommand {
     @Flag(help: "Show cases and calls as they happen and read 'engage N', 'close N', 'call N', 'hangup N', 'list' from standard input.")
     var console = false
 
-    @Flag(help: "Print one JSON object per line for every event on standard output.")
+    @Flag(help: "Print one JSON object per line for every event on standard output (refused frames as one count per reason a second; a reader that falls behind loses events and is told how many).")
     var json = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
@@ -112,6 +134,12 @@ struct CenterCommand: AsyncParsableCommand {
         guard authTimeout > 0, rate > 0, burst >= 1, maxSessions > 0, heartbeatInterval > 0 else {
             throw ValidationError("--auth-timeout, --rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
         }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1, e.g. --max-connections 10000.") }
+        guard maxUnauthenticatedPerAddress >= 1 else {
+            throw ValidationError("--max-unauthenticated-per-address must be at least 1, e.g. --max-unauthenticated-per-address 256.")
+        }
+        guard forgedFrameRate > 0 else { throw ValidationError("--forged-frame-rate must be above 0, e.g. --forged-frame-rate 50.") }
+        guard keyCache >= 2 else { throw ValidationError("--key-cache must be at least 2, e.g. --key-cache 20000.") }
         if let offlineAfter, offlineAfter <= 0 { throw ValidationError("--offline-after must be above 0 seconds.") }
         guard mediaSilence >= 0.5 else { throw ValidationError("--media-silence must be at least 0.5 seconds, e.g. --media-silence 5.") }
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
@@ -142,16 +170,18 @@ struct CenterCommand: AsyncParsableCommand {
         if let workerIndex { logger[metadataKey: "worker"] = "\(workerIndex)" }
         let configuration = CenterConfiguration(
             host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort.map { $0 + (workerIndex ?? 0) },
-            journalPath: journal,
+            metricsHost: metricsBind, journalPath: journal,
             session: CenterSession.Parameters(heartbeatIntervalSeconds: heartbeatInterval, rate: rate, burst: burst),
             offlineAfter: offlineAfter.map { .milliseconds(Int($0 * 1000)) },
             authenticationTimeout: .milliseconds(Int(authTimeout * 1000)), maximumSessions: maxSessions,
+            maximumConnections: maxConnections, unauthenticatedPerAddress: maxUnauthenticatedPerAddress,
+            forgedFrameRate: forgedFrameRate,
             cases: CasePolicy.Configuration(
                 autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
                 autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo),
-            journalBatchLimit: journalBatch, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
+            journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
         // Observed only when shown: under load every session, alarm and case is an event, and a stream
         // nobody reads would still cost a task switch each.

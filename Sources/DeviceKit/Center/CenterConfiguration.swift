@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Everything a centre needs besides its keys: where to listen, where to journal, how to treat devices.
 public struct CenterConfiguration: Sendable {
     public var host: String
@@ -6,6 +10,14 @@ public struct CenterConfiguration: Sendable {
     public var udpPort: Int
     /// `nil`: no metrics endpoint.
     public var metricsPort: Int?
+    /// Where the metrics endpoint listens: loopback unless asked, since the device port is usually public
+    /// and the metrics are not for the public.
+    public var metricsHost: String
+    /// A metrics request must arrive whole within this time of connecting, or the connection is closed (no
+    /// half-sent request holds a descriptor for long).
+    public var metricsRequestTimeout: Duration
+    /// Metrics connections open at once; past it a new one is closed unanswered.
+    public var metricsConnectionLimit: Int
     /// The SQLite journal; a restarted centre reopens the same file.
     public var journalPath: String
     public var session: CenterSession.Parameters
@@ -14,6 +26,25 @@ public struct CenterConfiguration: Sendable {
     /// A TCP connection that sends nothing authentic for this long is closed.
     public var authenticationTimeout: Duration
     public var maximumSessions: Int
+    /// TCP device connections held at once (see `ConnectionTable`): past it a new connection takes the place of
+    /// the oldest one not yet authenticated, or is closed if all are. Keep it below the open-file limit, so
+    /// that the journal, the metrics endpoint and calls' media ports always find a descriptor.
+    public var maximumConnections: Int
+    /// Connections from one source address not yet authenticated; past it the address's oldest is closed.
+    public var unauthenticatedPerAddress: Int
+    /// Frames a second, per source address, under device ids without a key at hand that may fail to
+    /// authenticate (a burst of four times as many); past it, such frames are dropped before any key
+    /// derivation (`ForgeryBudget`).
+    public var forgedFrameRate: Double
+    /// Source addresses whose forgery budget is remembered (the least recently seen are forgotten first).
+    public var forgerySources: Int
+    /// Bytes queued for one TCP connection whose peer does not read; past it the connection is closed.
+    public var connectionWriteBufferLimit: Int
+    /// Events buffered for each observer (`--json`, `--console`); an observer that falls behind loses the
+    /// newest and is told how many (`CenterEvent.eventsDropped`).
+    public var eventBufferLimit: Int
+    /// How often refused frames are reported, as one `CenterEvent.refused(reason:count:)` per reason.
+    public var refusalReportInterval: Duration
     /// Refused frames after which a TCP connection is closed as suspicious (protocol.md §3.4).
     public var offencesBeforeClose: Int
     public var cases: CasePolicy.Configuration
@@ -29,7 +60,8 @@ public struct CenterConfiguration: Sendable {
     /// The most journal writes (alarms, events, anchors, …) committed in one transaction, with one fsync.
     /// Writes that arrive while a batch is being written go in the next (group commit); 1 writes each alone.
     public var journalBatchLimit: Int
-    /// Device keys kept after their derivation from the registry (an HKDF each with a fleet master key).
+    /// Device keys kept after their derivation from the registry (two HKDFs each with a fleet master key) for
+    /// devices without a session (a session holds its own): about 235 bytes each. Least recently used go first.
     public var deviceKeyCacheLimit: Int
     /// SO_RCVBUF and SO_SNDBUF of the UDP socket, in bytes: room for a burst of datagrams (a ramp, an alarm
     /// storm) while the loop is busy. The kernel caps it at net.core.rmem_max / wmem_max unless privileged.
@@ -43,23 +75,37 @@ public struct CenterConfiguration: Sendable {
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
+        metricsHost: String = "127.0.0.1", metricsRequestTimeout: Duration = .seconds(5), metricsConnectionLimit: Int = 16,
         journalPath: String, session: CenterSession.Parameters = CenterSession.Parameters(),
         offlineAfter: Duration? = nil, authenticationTimeout: Duration = .seconds(5), maximumSessions: Int = 100_000,
+        maximumConnections: Int? = nil, unauthenticatedPerAddress: Int = 256, forgedFrameRate: Double = 50,
+        forgerySources: Int = 65_536, connectionWriteBufferLimit: Int = 256 << 10, eventBufferLimit: Int = 4_096,
+        refusalReportInterval: Duration = .seconds(1),
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
-        journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 200_000, udpBufferSize: Int = 8 << 20,
+        journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
         udpMessagesPerRead: Int = 32, reusePort: Bool = false
     ) {
         self.host = host
         self.tcpPort = tcpPort
         self.udpPort = udpPort
         self.metricsPort = metricsPort
+        self.metricsHost = metricsHost
+        self.metricsRequestTimeout = metricsRequestTimeout
+        self.metricsConnectionLimit = max(1, metricsConnectionLimit)
         self.journalPath = journalPath
         self.session = session
         // 2.5 heartbeat intervals: one lost heartbeat is not an outage, two in a row are worth a look.
         self.offlineAfter = offlineAfter ?? .milliseconds(Int(session.heartbeatIntervalSeconds) * 2_500)
         self.authenticationTimeout = authenticationTimeout
         self.maximumSessions = maximumSessions
+        self.maximumConnections = max(1, maximumConnections ?? Self.connectionLimit(openFiles: OpenFileLimit.current))
+        self.unauthenticatedPerAddress = max(1, unauthenticatedPerAddress)
+        self.forgedFrameRate = max(forgedFrameRate, 0.001)
+        self.forgerySources = max(2, forgerySources)
+        self.connectionWriteBufferLimit = max(4_096, connectionWriteBufferLimit)
+        self.eventBufferLimit = max(1, eventBufferLimit)
+        self.refusalReportInterval = refusalReportInterval
         self.offencesBeforeClose = offencesBeforeClose
         self.cases = cases
         self.callOnEngage = callOnEngage
@@ -70,5 +116,24 @@ public struct CenterConfiguration: Sendable {
         self.udpBufferSize = udpBufferSize
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
         self.reusePort = reusePort
+    }
+}
+
+extension CenterConfiguration {
+    /// The default connection limit for a process that may open `openFiles` files: a quarter of them, at most
+    /// 1,024, stay free for the journal, the metrics endpoint, calls' media ports (two per call) and the
+    /// UDP socket.
+    public static func connectionLimit(openFiles: Int) -> Int {
+        max(16, openFiles - min(1_024, openFiles / 4))
+    }
+}
+
+/// The process's soft limit of open files (RLIMIT_NOFILE).
+enum OpenFileLimit {
+    static var current: Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
+        // RLIM_INFINITY is all ones, which Swift cannot import as a constant of rlim_t: clamped, it is a big limit.
+        return min(Int(clamping: limit.rlim_cur), 1 << 20)
     }
 }

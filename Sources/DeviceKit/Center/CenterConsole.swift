@@ -66,6 +66,8 @@ extension CenterEvent {
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
             return "\(time)  call \(callID) with device \(device) ended by the \(endedBy) (\(reason))"
                 + (statistics.map { "\n          \($0.summary)" } ?? "")
+        case .eventsDropped(let count):
+            return "\(time)  WARNING: \(count) events dropped: the console could not keep up (cases are in the journal; type 'list')"
         case .sessionOpened, .duplicateAlarm, .recorded, .caseUpdateDelivered, .refused, .connectionClosed:
             return nil
         }

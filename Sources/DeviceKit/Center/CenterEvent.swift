@@ -19,8 +19,13 @@ public enum CenterEvent: Hashable, Sendable {
     case caseUpdateDelivered(device: UInt32, updateID: UInt32)
     case online(device: UInt32)
     case offline(device: UInt32)
-    /// A frame was refused or dropped; `device` is the id its header claims, which a forger can choose.
-    case refused(device: UInt32?, reason: String)
+    /// `count` frames were refused or dropped for `reason` (a category of protocol.md §6, a drop reason, or
+    /// "unknownDevice") during the last report interval (a second): refusals are reported as counts, so that
+    /// a flood costs one event per reason and second, never one per frame.
+    case refused(reason: String, count: Int)
+    /// `count` events were not delivered to this observer, which did not keep up (each observer's buffer is
+    /// bounded); reported once there is room again.
+    case eventsDropped(count: Int)
     /// A TCP connection was closed by the centre.
     case connectionClosed(reason: String)
     /// The centre offered a call to the device (protocol.md §4.8).
@@ -69,9 +74,10 @@ public enum CenterEvent: Hashable, Sendable {
             object = ["event": "online", "device": device]
         case .offline(let device):
             object = ["event": "offline", "device": device]
-        case .refused(let device, let reason):
-            object = ["event": "refused", "reason": reason]
-            if let device { object["device"] = device }
+        case .refused(let reason, let count):
+            object = ["event": "refused", "reason": reason, "count": count]
+        case .eventsDropped(let count):
+            object = ["event": "eventsDropped", "count": count]
         case .connectionClosed(let reason):
             object = ["event": "connectionClosed", "reason": reason]
         case .callOffered(let device, let callID, let alarmID):

@@ -8,6 +8,17 @@ final class CenterMetrics: Sendable {
     private let refusedByCategory: [ProtocolError.Category: Prometheus.Counter]
     private let droppedByReason: [CenterSession.Drop: Prometheus.Counter]
     let unknownDevice: Prometheus.Counter
+    /// Frames under ids without a key at hand, dropped before derivation: their source's forgeries ran over
+    /// `--forged-frame-rate` (ForgeryBudget).
+    let sourceLimited: Prometheus.Counter
+    let keyDerivations: Prometheus.Counter
+    let keyCacheEntries: Gauge
+    let eventsDropped: Prometheus.Counter
+    let connectionsOpen: Gauge
+    let acceptBackoffs: Prometheus.Counter
+    /// Answers not sent because the peer's socket would not take them (its reader is too slow).
+    let framesUnsent: Prometheus.Counter
+    let metricsRequestsRefused: Prometheus.Counter
     let alarmsRecorded: Prometheus.Counter
     let alarmsDuplicate: Prometheus.Counter
     let messagesRecorded: Prometheus.Counter
@@ -35,7 +46,9 @@ final class CenterMetrics: Sendable {
     private let mediaRefusedByReason: [String: Prometheus.Counter]
 
     /// Why the centre closes a TCP connection.
-    static let closeReasons = ["authTimeout", "oversized", "malformed", "unsupported", "offences"]
+    static let closeReasons = [
+        "authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure",
+    ]
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -47,9 +60,17 @@ final class CenterMetrics: Sendable {
         refusedByCategory = refused
         var dropped: [CenterSession.Drop: Prometheus.Counter] = [:]
         for reason in CenterSession.Drop.allCases {
-            dropped[reason] = registry.makeCounter(descriptor: .init(metricName: "center_frames_dropped_total", unitName: "", helpText: "Well-formed frames not acted on: no session, rate limited, too many sessions."), labels: [("reason", reason.rawValue)])
+            dropped[reason] = registry.makeCounter(descriptor: .init(metricName: "center_frames_dropped_total", unitName: "", helpText: "Frames not acted on: the device over its rate, too many sessions, a source over its forgery budget."), labels: [("reason", reason.rawValue)])
         }
         droppedByReason = dropped
+        sourceLimited = registry.makeCounter(descriptor: .init(metricName: "center_frames_dropped_total", unitName: "", helpText: "Frames not acted on: the device over its rate, too many sessions, a source over its forgery budget."), labels: [("reason", "sourceLimited")])
+        keyDerivations = registry.makeCounter(descriptor: .init(metricName: "center_key_derivations_total", unitName: "", helpText: "Device keys derived from the registry (HKDF), for frames under ids without a key at hand."))
+        keyCacheEntries = registry.makeGauge(descriptor: .init(metricName: "center_key_cache_entries", unitName: "", helpText: "Derived device keys kept for devices without a session (bounded by the cache's capacity)."))
+        eventsDropped = registry.makeCounter(descriptor: .init(metricName: "center_events_dropped_total", unitName: "", helpText: "Events an observer (--json, --console) did not keep up with and lost."))
+        connectionsOpen = registry.makeGauge(descriptor: .init(metricName: "center_connections_open", unitName: "", helpText: "TCP device connections open."))
+        acceptBackoffs = registry.makeCounter(descriptor: .init(metricName: "center_accept_backoffs_total", unitName: "", helpText: "Times accepting TCP connections paused because descriptors (or memory) ran out."))
+        framesUnsent = registry.makeCounter(descriptor: .init(metricName: "center_frames_unsent_total", unitName: "", helpText: "Answers dropped because the peer's socket would not take them."))
+        metricsRequestsRefused = registry.makeCounter(descriptor: .init(metricName: "center_metrics_requests_refused_total", unitName: "", helpText: "Metrics connections closed unanswered: too slow, or too many at once."))
         unknownDevice = registry.makeCounter(descriptor: .init(metricName: "center_frames_unknown_device_total", unitName: "", helpText: "Frames for a device id the centre does not serve."))
         alarmsRecorded = registry.makeCounter(descriptor: .init(metricName: "center_alarms_recorded_total", unitName: "", helpText: "Alarms durably recorded, once each."))
         alarmsDuplicate = registry.makeCounter(descriptor: .init(metricName: "center_alarms_duplicate_total", unitName: "", helpText: "Retransmitted or duplicated alarms: acknowledged again, not recorded."))

@@ -11,6 +11,17 @@ enum ReplyPath {
     case datagram(SocketAddress)
 }
 
+/// What became of a frame, for the connection it came on (protocol.md §3.4).
+enum FrameVerdict: Equatable {
+    /// Authentic and of the device's current session: the connection is authenticated.
+    case authenticated
+    /// An authentic `sessionStart` whose anchor the journal is storing: the session, and with it the
+    /// connection, is authenticated once it opens (`CenterRuntime` tells the connection then).
+    case pending
+    /// Refused or dropped: no proof of anything.
+    case refused
+}
+
 /// The one owner of the centre's state machines: it feeds them frames, journal outcomes and timers, and runs
 /// their actions. Bound to one event loop, on which every channel of the centre lives, so nothing is shared.
 ///
@@ -36,6 +47,18 @@ final class CenterRuntime {
 
     var sessions: [UInt32: CenterSession] = [:]
     var paths: [UInt32: ReplyPath] = [:]
+    /// Where the `sessionStart` being stored came from: the session's reply path once it opens.
+    private var pendingPaths: [UInt32: (anchor: UInt64, path: ReplyPath)] = [:]
+    /// TCP connections: which to evict (ConnectionTable), and their handlers by id and by channel.
+    private var connectionTable: ConnectionTable
+    private var streams: [UInt64: CenterStreamHandler] = [:]
+    private var streamIDs: [ObjectIdentifier: UInt64] = [:]
+    private var nextStreamID: UInt64 = 0
+    /// Refused and dropped frames since the last report, by reason.
+    private var refusals: [String: Int] = [:]
+    private var refusalReportTask: RepeatedTask?
+    /// Forgeries under ids without a key at hand, per source, before any derivation.
+    private var forgeryBudget: ForgeryBudget
     private var downKeys: [UInt32: (anchor: UInt64, key: SymmetricKey)] = [:]
     private var anchors: [UInt32: UInt64]
     private var activeSessions = 0
@@ -64,9 +87,10 @@ final class CenterRuntime {
     /// Writes waiting for the next batch, and whether a batch is on the writer thread now.
     private var journalQueue: [(write: CenterJournal.Write, then: (Result<CenterJournal.WriteOutcome, any Error>) -> Void)] = []
     private var journalBusy = false
-    /// Device keys derived from the registry (an HKDF each with a fleet master key), kept for devices
-    /// without a session too: a ramp of handshakes asks for each key more than once.
-    private var deviceKeys: [UInt32: DeviceKey] = [:]
+    /// Device keys derived from the registry (two HKDFs each with a fleet master key), kept for devices
+    /// without a session too: a ramp of handshakes asks for each key more than once. Bounded, since with a
+    /// master key every made-up id has one.
+    private var deviceKeys: BoundedCache<UInt32, DeviceKey>
 
     struct Restored {
         var anchors: [UInt32: UInt64]
@@ -90,6 +114,11 @@ final class CenterRuntime {
         self.logger = logger
         self.anchors = restored.anchors
         self.supervision = Supervision(offlineAfter: configuration.offlineAfter)
+        self.deviceKeys = BoundedCache(capacity: configuration.deviceKeyCacheLimit)
+        self.connectionTable = ConnectionTable(
+            limits: .init(total: configuration.maximumConnections, unauthenticatedPerAddress: configuration.unauthenticatedPerAddress))
+        self.forgeryBudget = ForgeryBudget(
+            rate: configuration.forgedFrameRate, burst: max(1, 4 * configuration.forgedFrameRate), sources: configuration.forgerySources)
         self.cases = CasePolicy(configuration: configuration.cases)
         metrics.sessionsActive.set(Int64(0))
         metrics.devicesOnline.set(Int64(0))
@@ -114,11 +143,17 @@ final class CenterRuntime {
         supervisionTask = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(nanoseconds), delay: .nanoseconds(nanoseconds)) { _ in
             bound.value.superviseTick()
         }
+        let report = TimeAmount.nanoseconds(max(configuration.refusalReportInterval.nanoseconds, 1_000_000))
+        refusalReportTask = loop.scheduleRepeatedTask(initialDelay: report, delay: report) { _ in
+            bound.value.reportRefusals()
+        }
     }
 
     func stop() {
         stopped = true
         supervisionTask?.cancel()
+        refusalReportTask?.cancel()
+        reportRefusals()
         timers.stop()
         retransmitTimers = [:]
         stopAllCalls()
@@ -126,36 +161,107 @@ final class CenterRuntime {
 
     // MARK: Frames
 
-    /// A frame arrived on a connection or as a datagram. Returns whether it was authentic.
-    func frameReceived(_ frame: SealedFrame, from path: ReplyPath) -> Bool {
-        guard !stopped else { return false }
+    /// A frame arrived on a connection or as a datagram from `source`.
+    func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress) -> FrameVerdict {
+        guard !stopped else { return .refused }
         metrics.framesReceived.increment()
         let device = frame.header.deviceID
+        // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
+        // source's forgeries stay within their budget (protocol.md §3.4).
+        let derives = sessions[device] == nil && !deviceKeys.contains(device)
+        let monotonic = derives ? ContinuousClock.now - startedAt : .zero
+        if derives && !forgeryBudget.allows(source, now: monotonic) {
+            metrics.sourceLimited.increment()
+            countRefusal("sourceLimited")
+            return .refused
+        }
         guard sessions[device] != nil || deviceKey(device) != nil else {
             metrics.unknownDevice.increment()
-            hub.emit(.refused(device: device, reason: "unknownDevice"))
+            countRefusal("unknownDevice")
             logger.debug("frame for an unknown device", metadata: ["device.id": "\(device)"])
-            return false
+            return .refused
         }
         let mayOpen = activeSessions < configuration.maximumSessions
         let now = self.now
         let actions = feed(device, path: path) { $0.frameReceived(frame, now: now, mayOpenSession: mayOpen) }
-        return actions.contains(.authenticated)
+        if actions.contains(.authenticated) { return .authenticated }
+        if actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) { return .pending }
+        if derives && actions.contains(.refuse(.authenticationFailed)) { forgeryBudget.charge(source, now: monotonic) }
+        return .refused
     }
 
     /// A frame refused before it could be routed to a device (bad length, version, datagram size).
     func frameRefused(_ error: ProtocolError) {
         metrics.framesReceived.increment()
         metrics.refused(error.category)
-        hub.emit(.refused(device: nil, reason: error.category.rawValue))
+        countRefusal(error.category.rawValue)
+    }
+
+    /// Counted now, reported as one event per reason at the next `reportRefusals`.
+    private func countRefusal(_ reason: String) {
+        refusals[reason, default: 0] += 1
+    }
+
+    /// One `refused` event per reason for the frames refused since the last report; and tells observers that
+    /// fell behind how many events they lost.
+    private func reportRefusals() {
+        for (reason, count) in refusals.sorted(by: { $0.key < $1.key }) { hub.emit(.refused(reason: reason, count: count)) }
+        refusals = [:]
+        hub.reportDrops()
+    }
+
+    // MARK: Connections
+
+    /// What to do with a TCP connection just accepted.
+    enum StreamAdmission { case admitted, refused }
+
+    /// A TCP connection was accepted: it is admitted within the limits, possibly evicting older
+    /// unauthenticated connections, or refused when every connection held is authenticated.
+    func streamOpened(_ handler: CenterStreamHandler, channel: any Channel) -> StreamAdmission {
+        metrics.connectionsAccepted.increment()
+        nextStreamID += 1
+        let id = nextStreamID
+        switch connectionTable.opened(id, from: SourceAddress(channel.remoteAddress)) {
+        case .refuse:
+            return .refused
+        case .admit(let evicting):
+            streams[id] = handler
+            streamIDs[ObjectIdentifier(channel)] = id
+            for old in evicting { streams[old]?.evict() }
+            metrics.connectionsOpen.set(Int64(connectionTable.count))
+            return .admitted
+        }
+    }
+
+    /// A frame of a current session arrived on `channel`: it is never evicted from now on.
+    func streamAuthenticated(_ channel: any Channel) {
+        guard let id = streamIDs[ObjectIdentifier(channel)] else { return }
+        connectionTable.authenticated(id)
+    }
+
+    /// The connection ended (its handler saw it inactive).
+    func streamClosed(_ channel: any Channel) {
+        guard let id = streamIDs.removeValue(forKey: ObjectIdentifier(channel)) else { return }
+        streams[id] = nil
+        connectionTable.closed(id)
+        metrics.connectionsOpen.set(Int64(connectionTable.count))
+    }
+
+    /// accept(2) failed for want of descriptors (or memory): accepting pauses (AcceptBackoffHandler), the
+    /// connection limit comes down to what the descriptors allow (less a few, for the journal and calls), and
+    /// the oldest unauthenticated connections over it are closed, so that whoever waits in the backlog is
+    /// accepted next, at the price of an unauthenticated connection each.
+    func descriptorsExhausted() {
+        metrics.acceptBackoffs.increment()
+        let evicting = connectionTable.descriptorsExhausted(spare: 16)
+        logger.debug("out of descriptors", metadata: ["connections.limit": "\(connectionTable.limits.total)"])
+        for id in evicting { streams[id]?.evict() }
     }
 
     func connectionClosed(reason: String) {
         metrics.connectionClosed(reason)
         hub.emit(.connectionClosed(reason: reason))
     }
-
-    func connectionAccepted() { metrics.connectionsAccepted.increment() }
 
     // MARK: Operator
 
@@ -190,20 +296,25 @@ final class CenterRuntime {
             switch action {
             case .refuse(let error):
                 metrics.refused(error.category)
-                hub.emit(.refused(device: device, reason: error.category.rawValue))
+                countRefusal(error.category.rawValue)
                 logger.debug("frame refused", metadata: ["device.id": "\(device)", "reason": "\(error)"])
             case .drop(let reason):
                 metrics.dropped(reason)
-                hub.emit(.refused(device: device, reason: reason.rawValue))
+                countRefusal(reason.rawValue)
             case .authenticated:
-                if let path { paths[device] = path }
-                // A sessionStart proves the device alive only once the journal found its anchor fresh: with
-                // processes sharing the journal, a replay of an old one is found out only there.
-                guard !actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) else { continue }
+                if let path { authenticated(device, path: path) }
                 if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
             case .persistAnchor(let anchor):
+                if let path { pendingPaths[device] = (anchor, path) }
                 persistAnchor(anchor, device: device)
             case .sessionOpened(let anchor):
+                // The journal found the sessionStart fresh (with processes sharing it, a replay of an old one is
+                // found out only there): now it is the session's first frame, and proof of life.
+                if let pending = pendingPaths[device], pending.anchor == anchor {
+                    pendingPaths[device] = nil
+                    authenticated(device, path: pending.path)
+                }
+                if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
                 metrics.sessionsOpened.increment()
                 hub.emit(.sessionOpened(device: device, anchor: anchor))
                 logger.debug("session opened", metadata: ["device.id": "\(device)", "anchor": "\(anchor)"])
@@ -226,6 +337,20 @@ final class CenterRuntime {
         }
     }
 
+    /// A frame of `device`'s current session came by `path`: answers go there, and a connection is authenticated.
+    private func authenticated(_ device: UInt32, path: ReplyPath) {
+        paths[device] = path
+        if case .stream(let channel) = path, let id = streamIDs[ObjectIdentifier(channel)] {
+            connectionTable.authenticated(id)
+            streams[id]?.sessionAuthenticated()
+        }
+    }
+
+    /// The `sessionStart` that asked for `anchor` will not open a session: forget where it came from.
+    private func forgetPendingPath(_ device: UInt32, anchor: UInt64) {
+        if pendingPaths[device]?.anchor == anchor { pendingPaths[device] = nil }
+    }
+
     private func persistAnchor(_ anchor: UInt64, device: UInt32) {
         journalWrite(.anchor(device: device, anchor: anchor)) { result in
             switch result {
@@ -233,19 +358,22 @@ final class CenterRuntime {
                 self.anchors[device] = max(self.anchors[device] ?? 0, anchor)
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
-                if let report = self.supervision.deviceSeen(device, now: now.monotonic) { self.supervisionReported(report) }
                 self.feed(device) { $0.anchorPersisted(anchor, salt: salt, now: now) }
+                self.forgetPendingPath(device, anchor: anchor)
             case .success(.anchor(let outcome)):
                 // Another process sharing the journal stored this anchor or a higher one: the copy in memory
                 // was stale. The journal decides, and the session is refused as stale.
                 self.anchors[device] = max(self.anchors[device] ?? 0, outcome.stored)
                 self.feed(device) { $0.anchorRefused(anchor, stored: outcome.stored) }
+                self.forgetPendingPath(device, anchor: anchor)
             case .success:
                 // Cannot happen: an anchor write reports `.anchor`. Not answered, as a failed write.
                 self.feed(device) { $0.anchorPersistFailed(anchor) }
+                self.forgetPendingPath(device, anchor: anchor)
             case .failure(let error):
                 self.journalFailed(error)
                 self.feed(device) { $0.anchorPersistFailed(anchor) }
+                self.forgetPendingPath(device, anchor: anchor)
             }
         }
     }
@@ -376,9 +504,20 @@ final class CenterRuntime {
         }
         switch path {
         case .stream(let channel):
+            // A peer that does not read would have its answers queue here without bound.
+            guard channel.isWritable else {
+                metrics.framesUnsent.increment()
+                if let id = streamIDs[ObjectIdentifier(channel)] { streams[id]?.closeSlowReader() }
+                return
+            }
             channel.writeAndFlush(buffer, promise: nil)
         case .datagram(let address):
             guard let channel = datagramChannel else { return }
+            // The socket's send buffer is full and NIO's queue past its high mark: UDP may lose it.
+            guard channel.isWritable else {
+                metrics.framesUnsent.increment()
+                return
+            }
             channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
             // One flush for everything answered in this turn of the loop (the acks of a batch, the answers
             // to one read's datagrams): NIO sends them with one sendmmsg.
@@ -491,12 +630,14 @@ final class CenterRuntime {
         }
     }
 
-    /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys).
+    /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys, the
+    /// least recently used forgotten first).
     func deviceKey(_ device: UInt32) -> DeviceKey? {
-        if let key = deviceKeys[device] { return key }
+        if let key = deviceKeys.value(for: device) { return key }
         guard let key = registry.key(for: device) else { return nil }
-        if deviceKeys.count >= configuration.deviceKeyCacheLimit { deviceKeys.remove(at: deviceKeys.startIndex) }
-        deviceKeys[device] = key
+        metrics.keyDerivations.increment()
+        deviceKeys.insert(key, for: device)
+        metrics.keyCacheEntries.set(Int64(deviceKeys.count))
         return key
     }
 

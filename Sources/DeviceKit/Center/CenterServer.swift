@@ -31,7 +31,7 @@ public final class CenterServer: Service, Sendable {
     private let logger: Logger
     private let metrics: CenterMetrics
     private let group: any EventLoopGroup
-    private let hub = CenterEventHub()
+    private let hub: CenterEventHub
     private let state = Mutex(State())
 
     private struct State: ~Copyable {
@@ -53,8 +53,10 @@ public final class CenterServer: Service, Sendable {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        self.metrics = CenterMetrics(registry: metrics)
+        let centreMetrics = CenterMetrics(registry: metrics)
+        self.metrics = centreMetrics
         self.group = eventLoopGroup
+        self.hub = CenterEventHub(limit: configuration.eventBufferLimit) { centreMetrics.eventsDropped.increment(by: Int64($0)) }
     }
 
     /// Everything the centre observes from now on, until it stops. Each call makes a new, independent stream.
@@ -179,7 +181,11 @@ public final class CenterServer: Service, Sendable {
             await enlargeBuffers(of: datagram)
             if let metricsPort = configuration.metricsPort {
                 channels.append(
-                    try await MetricsHTTPServer.bind(host: configuration.host, port: metricsPort, on: loop) {
+                    try await MetricsHTTPServer.bind(
+                        host: configuration.metricsHost, port: metricsPort, on: loop,
+                        limits: .init(requestTimeout: configuration.metricsRequestTimeout, connections: configuration.metricsConnectionLimit),
+                        refused: { metrics.metricsRequestsRefused.increment() }
+                    ) {
                         metrics.registry.emitToBuffer()
                     })
             }
@@ -231,7 +237,14 @@ public final class CenterServer: Service, Sendable {
     private func bindStream(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
         let timeout = TimeAmount(configuration.authenticationTimeout)
         let offences = configuration.offencesBeforeClose
+        let writeLimit = configuration.connectionWriteBufferLimit
         return try await ServerBootstrap(group: loop)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let centre = runtime.value
+                    try channel.pipeline.syncOperations.addHandlers(CenterAcceptGuard.handlers { centre.descriptorsExhausted() })
+                }
+            }
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
             // A ramp or a town's devices returning connect thousands a second: NIO's default of 128 pending
@@ -239,6 +252,9 @@ public final class CenterServer: Service, Sendable {
             // adding load. The kernel caps it at net.core.somaxconn.
             .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Answers to a peer that does not read queue in NIO past the socket's buffer; the runtime closes
+            // the connection once they pass the high mark (`Channel.isWritable`).
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: writeLimit / 2, high: writeLimit))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
@@ -263,6 +279,8 @@ public final class CenterServer: Service, Sendable {
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: buffer))
             .channelOption(.datagramVectorReadMessageCount, value: vector)
             .channelOption(.maxMessagesPerRead, value: 4)
+            // Answers waiting for room in a full send buffer are dropped past this (UDP may lose them anyway).
+            .channelOption(.writeBufferWaterMark, value: .init(low: buffer / 2, high: buffer))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vector))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

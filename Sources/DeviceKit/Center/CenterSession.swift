@@ -48,8 +48,6 @@ public struct CenterSession: Sendable {
 
     /// Why a frame was not acted on although it was not refused by the codec. Counted.
     public enum Drop: String, Hashable, Sendable, CaseIterable {
-        /// The device has no current session (after a centre restart, or before its first): it re-handshakes.
-        case noSession
         /// Over the device's rate limit.
         case rateLimited
         /// The centre already holds its maximum number of sessions.
@@ -61,11 +59,15 @@ public struct CenterSession: Sendable {
         case refuse(ProtocolError)
         /// Drop the frame and count it.
         case drop(Drop)
-        /// The frame is authentic: the device is alive, and answers go to this frame's source from now on.
+        /// The frame is authentic and of the device's current session: the device is alive, the connection it
+        /// came on is authenticated, and answers go to this frame's source from now on (protocol.md §3.4). A
+        /// `sessionStart` never is: its session opens, with `sessionOpened`, only once the journal found its
+        /// anchor fresh.
         case authenticated
         /// Store `anchor` durably as the device's latest session anchor, then report `anchorPersisted`.
         case persistAnchor(UInt64)
-        /// A new session is open, replacing any previous one.
+        /// A new session is open, replacing any previous one: the `sessionStart` that asked for `anchor` is the
+        /// session's first frame, and counts as `authenticated` from now on (answers go to its source).
         case sessionOpened(anchor: UInt64)
         /// Record `message` durably (once per device and id), then report `recorded` or `recordFailed`.
         case record(Message)
@@ -141,6 +143,11 @@ public struct CenterSession: Sendable {
     // MARK: Events
 
     /// A frame of this device arrived.
+    ///
+    /// Only frames of the current session count (protocol.md §3.4): without a session, anything but a fresh
+    /// `sessionStart` is stale, however authentic, since it belongs to a session that is over (the centre
+    /// restarted, the device's supervision lapsed) or to none; a recorded frame replayed must not pass for a
+    /// device that has gone silent.
     /// - Parameter mayOpenSession: false when the centre is at its maximum number of sessions.
     public mutating func frameReceived(_ frame: SealedFrame, now: CenterInstant, mayOpenSession: Bool) -> [Action] {
         let message: Message
@@ -158,10 +165,11 @@ public struct CenterSession: Sendable {
             } catch {
                 return [.refuse(error)]
             }
-            guard case .sessionStart = message else { return [.authenticated, .drop(.noSession)] }
-            guard mayOpenSession else { return [.authenticated, .drop(.tooManySessions)] }
+            guard case .sessionStart = message else { return [.refuse(.stale(counter: frame.header.counter))] }
+            guard mayOpenSession else { return [.drop(.tooManySessions)] }
         }
-        return authenticated(message, counter: frame.header.counter, now: now)
+        if case .sessionStart = message { return sessionStartReceived(counter: frame.header.counter, now: now) }
+        return ofSession(message, counter: frame.header.counter, now: now)
     }
 
     /// The anchor asked for by `persistAnchor` is on durable storage.
@@ -253,7 +261,15 @@ public struct CenterSession: Sendable {
         return message
     }
 
-    private mutating func authenticated(_ message: Message, counter: UInt64, now: CenterInstant) -> [Action] {
+    /// An authentic `sessionStart` above the stored anchor: stored first, answered after (`anchorPersisted`).
+    private mutating func sessionStartReceived(counter: UInt64, now: CenterInstant) -> [Action] {
+        guard bucket.take(now: now.monotonic) else { return [.drop(.rateLimited)] }
+        pendingAnchor = counter
+        return [.persistAnchor(counter)]
+    }
+
+    /// An authentic, fresh frame of the current session, other than a `sessionStart`.
+    private mutating func ofSession(_ message: Message, counter: UInt64, now: CenterInstant) -> [Action] {
         var actions: [Action] = [.authenticated]
         guard bucket.take(now: now.monotonic) else {
             actions.append(.drop(.rateLimited))
@@ -264,8 +280,8 @@ public struct CenterSession: Sendable {
         }
         switch message {
         case .sessionStart:
-            pendingAnchor = counter
-            actions.append(.persistAnchor(counter))
+            // Handled by sessionStartReceived; listed to keep the switch whole.
+            return sessionStartReceived(counter: counter, now: now)
         case .heartbeat:
             actions += send(.heartbeatAck(HeartbeatAck(echoedCounter: counter, centreTime: now.wall)))
         case .alarm, .alarmCancel, .event, .diagnosticsReport, .callOffer, .callAnswer, .callEnd:

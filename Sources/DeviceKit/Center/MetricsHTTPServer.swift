@@ -4,18 +4,51 @@ import NIOPosix
 /// Answers `GET /metrics` with the Prometheus text format, and anything else with 404: the smallest HTTP/1.1
 /// responder that a Prometheus scraper needs, one request per connection.
 ///
-/// DeviceKit does not depend on NIOHTTP1, so the request head is read by hand, bounded to 8 KiB.
+/// DeviceKit does not depend on NIOHTTP1, so the request head is read by hand, bounded to 8 KiB. The whole
+/// request must arrive within `requestTimeout` of connecting, or the connection is closed unanswered: a
+/// peer that sends half a request (or nothing) holds no descriptor for long.
 final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private static let maximumHeadLength = 8_192
     private let render: @Sendable () -> [UInt8]
+    private let requestTimeout: TimeAmount
+    private let timedOut: @Sendable () -> Void
     private var head = ByteBuffer()
     private var answered = false
+    private var deadline: Scheduled<Void>?
 
-    init(render: @escaping @Sendable () -> [UInt8]) {
+    init(requestTimeout: TimeAmount, timedOut: @escaping @Sendable () -> Void = {}, render: @escaping @Sendable () -> [UInt8]) {
+        self.requestTimeout = requestTimeout
+        self.timedOut = timedOut
         self.render = render
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armDeadline(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armDeadline(context: context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        context.fireChannelInactive()
+    }
+
+    private func armDeadline(context: ChannelHandlerContext) {
+        guard deadline == nil else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) {
+            let (handler, context) = bound.value
+            guard !handler.answered else { return }
+            handler.answered = true
+            handler.timedOut()
+            context.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -37,6 +70,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, status: String, body: [UInt8]) {
         answered = true
+        deadline?.cancel()
         var response = context.channel.allocator.buffer(capacity: body.count + 160)
         response.writeString(
             "HTTP/1.1 \(status)\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
@@ -54,15 +88,34 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
 
 /// Binds the metrics responder.
 enum MetricsHTTPServer {
+    struct Limits: Sendable {
+        /// A request must arrive whole within this time of connecting.
+        var requestTimeout: Duration
+        /// Connections open at once; past it a new one is closed at once.
+        var connections: Int
+    }
+
+    /// - Parameter refused: called for each connection closed unanswered (too slow, or one too many).
     static func bind(
-        host: String, port: Int, on loop: any EventLoop, render: @escaping @Sendable () -> [UInt8]
+        host: String, port: Int, on loop: any EventLoop, limits: Limits, refused: @escaping @Sendable () -> Void,
+        render: @escaping @Sendable () -> [UInt8]
     ) async throws -> any Channel {
-        try await ServerBootstrap(group: loop)
+        let open = NIOLoopBoundBox.makeBoxSendingValue(0, as: Int.self, eventLoop: loop)
+        let timeout = TimeAmount(limits.requestTimeout)
+        return try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
+                    guard open.value < limits.connections else {
+                        refused()
+                        channel.close(promise: nil)
+                        return
+                    }
+                    open.value += 1
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in open.value -= 1 }
+                    try channel.pipeline.syncOperations.addHandler(
+                        MetricsHTTPHandler(requestTimeout: timeout, timedOut: refused, render: render))
                 }
             }
             .bind(host: host, port: port).get()

@@ -36,7 +36,8 @@ import Testing
 
     @Test func sessionStartIsAnsweredOnlyAfterItsAnchorIsStored() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 1_000)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(65_536)])
+        // Not yet proof of life: only the journal can tell a fresh anchor from a replay (with processes sharing it).
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536)])
         #expect(!machine.hasSession)
         #expect(machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0) == [.sessionOpened(anchor: 65_536), Self.down(0, Self.accept())])
         #expect(machine.anchor == 65_536)
@@ -52,7 +53,7 @@ import Testing
     @Test func aSessionStartTheJournalFoundNotFreshIsRefusedAndItsFloorRaised() {
         // Another centre process stored anchor 70,000 of this device; this one knew nothing of it.
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(65_536)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536)])
         #expect(machine.anchorRefused(65_536, stored: 70_000) == [.refuse(.stale(counter: 65_536))])
         #expect(!machine.hasSession && !machine.holdsState)
         #expect(machine.storedAnchor == 70_000)
@@ -62,19 +63,23 @@ import Testing
     @Test func aSessionSupersededInAnotherProcessEndsWhenTheJournalSaysSo() {
         var machine = Self.open()
         // A replay of the newer session's start, which the device sent to another process.
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 80_000), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(80_000)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 80_000), now: Self.t0, mayOpenSession: true) == [.persistAnchor(80_000)])
         #expect(machine.anchorRefused(80_000, stored: 80_000) == [.refuse(.stale(counter: 80_000))])
         #expect(!machine.hasSession)
     }
 
     @Test func aFirstSessionMayStartAtCounterZero() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.authenticated, .persistAnchor(0)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.persistAnchor(0)])
     }
 
-    @Test func framesWithoutASessionAreDroppedSoTheDeviceReHandshakes() {
+    @Test func anAuthenticFrameWithoutASessionIsStaleAndNoProofOfLife() {
+        // After a centre restart, or a recorded heartbeat replayed: above the stored anchor, authentic, and of
+        // no current session. The device re-handshakes; a replayer gains nothing (protocol.md §3.4).
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 65_536)
-        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_540), now: Self.t0, mayOpenSession: true) == [.authenticated, .drop(.noSession)])
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_540), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_540))])
+        #expect(machine.frameReceived(Self.frame(.testHeartbeat, counter: 65_541), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_541))])
+        #expect(!machine.holdsState)
     }
 
     @Test func aForgedFrameIsRefusedAndNothingIsRecorded() throws {
@@ -127,9 +132,15 @@ import Testing
         #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 5), now: later, mayOpenSession: true) == [.authenticated, .record(Self.alarm)])
     }
 
+    @Test func aSessionStartOverTheRateLimitIsDroppedAndNoProofOfLife() {
+        var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 1), storedAnchor: nil)
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: true) == [.persistAnchor(1)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: true) == [.drop(.rateLimited)])
+    }
+
     @Test func atTheSessionLimitANewDeviceIsTurnedAway() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [.authenticated, .drop(.tooManySessions)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions)])
     }
 
     @Test func caseUpdatesAreRetransmittedWithBackoffUntilAcknowledged() {
@@ -164,8 +175,12 @@ import Testing
 
     @Test func aSilentDeviceLosesItsSession() {
         var machine = Self.open()
+        let heartbeat = Self.frame(.testHeartbeat, counter: 65_537)
+        _ = machine.frameReceived(heartbeat, now: Self.t0, mayOpenSession: true)
         machine.supervisionLapsed()
         #expect(!machine.hasSession)
-        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .drop(.noSession)])
+        // Its frames, replayed or not yet seen, no longer count.
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_538), now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_538))])
+        #expect(machine.frameReceived(heartbeat, now: Self.t0, mayOpenSession: true) == [.refuse(.stale(counter: 65_537))])
     }
 }

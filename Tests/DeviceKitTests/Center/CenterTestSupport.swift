@@ -20,7 +20,8 @@ struct RunningCentre {
     static let registry = try! DeviceRegistry(keys: [1: rootKey, 2: rootKey.reversed(), 3: Array(repeating: 3, count: 32)])
 
     static func start(
-        journal: String, metricsPort: Int? = nil, _ configure: (inout CenterConfiguration) -> Void = { _ in }
+        journal: String, metricsPort: Int? = nil, registry: DeviceRegistry = RunningCentre.registry,
+        _ configure: (inout CenterConfiguration) -> Void = { _ in }
     ) async throws -> RunningCentre {
         var configuration = CenterConfiguration(
             host: "127.0.0.1", tcpPort: 0, udpPort: 0, metricsPort: metricsPort, journalPath: journal)
@@ -91,16 +92,18 @@ final class TestDevice: Sendable {
     let closed = Mutex(false)
     private let state = Mutex<(counter: UInt64, anchor: UInt64?)>((65_536, nil))
 
-    init(id: UInt32, rootKey: [UInt8], channel: any Channel, remote: SocketAddress, transport: Transport) throws {
+    init(id: UInt32, key: DeviceKey, channel: any Channel, remote: SocketAddress, transport: Transport) {
         self.id = id
-        self.key = try DeviceKey(deviceID: id, rootKey: rootKey)
+        self.key = key
         self.channel = channel
         self.remote = remote
         self.transport = transport
     }
 
+    /// - Parameter source: the local address to connect from (any of 127.0.0.0/8), for per-address limits.
     static func connect(
-        _ id: UInt32 = 1, rootKey: [UInt8] = RunningCentre.rootKey, to centre: RunningCentre, over transport: Transport = .stream
+        _ id: UInt32 = 1, rootKey: [UInt8] = RunningCentre.rootKey, masterKey: FleetMasterKey? = nil, to centre: RunningCentre,
+        over transport: Transport = .stream, from source: String = "127.0.0.1"
     ) async throws -> TestDevice {
         let remote = try SocketAddress(ipAddress: "127.0.0.1", port: transport == .stream ? centre.ports.tcp : centre.ports.udp)
         let channel: any Channel
@@ -114,6 +117,7 @@ final class TestDevice: Sendable {
                             ByteToMessageHandler(FrameDecoder()), StreamCollector(sink: sink))
                     }
                 }
+                .bind(to: try SocketAddress(ipAddress: source, port: 0))
                 .connect(to: remote).get()
         case .datagram:
             channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -122,9 +126,11 @@ final class TestDevice: Sendable {
                         try channel.pipeline.syncOperations.addHandler(DatagramCollector(sink: sink))
                     }
                 }
-                .bind(host: "127.0.0.1", port: 0).get()
+                .bind(host: source, port: 0).get()
         }
-        let device = try TestDevice(id: id, rootKey: rootKey, channel: channel, remote: remote, transport: transport)
+        let device = TestDevice(
+            id: id, key: try masterKey.map { DeviceKey(deviceID: id, master: $0) } ?? DeviceKey(deviceID: id, rootKey: rootKey),
+            channel: channel, remote: remote, transport: transport)
         sink.attach(device)
         return device
     }

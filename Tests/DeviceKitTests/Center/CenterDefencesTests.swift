@@ -1,0 +1,266 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import DeviceKit
+
+/// The centre against an attacker over real loopback sockets (issue 12, findings 1, 2, 6 and 7): replayed
+/// frames, floods, held connections, forged frames under made-up ids. Timings are bounds to wait for.
+@Suite(.serialized) struct CenterDefencesTests {
+    static let stale = #"center_frames_refused_total{category="stale"}"#
+
+    // MARK: Finding 1: only frames of the current session count
+
+    @Test func aRecordedHeartbeatReplayedAfterTheDeviceWentSilentDoesNotBringItBackOnline() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.offlineAfter = .milliseconds(300) }
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        let recorded = try await device.send(.testHeartbeat)
+        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
+        // The line is cut: the device falls silent and is reported offline.
+        #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
+
+        // Someone on the path replays the recorded heartbeat, from another address and port.
+        let replayer = try await TestDevice.connect(to: centre, over: .datagram, from: "127.0.0.3")
+        for _ in 0..<3 { try await replayer.sendRaw(recorded) }
+        try await eventually("the replays are refused as stale") { centre.metric(Self.stale) == 3 }
+        #expect(centre.events.all.count { $0 == .online(device: 1) } == 1, "online once, at the handshake")
+        #expect(centre.metric("center_devices_online") == 0)
+        #expect(replayer.inbound.all.isEmpty, "nothing answered to the replayer")
+        await centre.stop()
+        #expect(try CenterJournal(path: centre.server.configuration.journalPath).supervision(device: 1) == [true, false])
+    }
+
+    @Test func aRecordedFrameReplayedAfterACentreRestartIsNoProofOfLife() async throws {
+        let journal = temporaryJournal()
+        let first = try await RunningCentre.start(journal: journal)
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        try await device.handshake()
+        let recorded = try await device.send(.testHeartbeat)
+        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
+        await first.stop()
+
+        let second = try await RunningCentre.start(journal: journal)
+        let replayer = try await TestDevice.connect(to: second, over: .datagram, from: "127.0.0.3")
+        try await replayer.sendRaw(recorded)
+        try await eventually("the replay is refused as stale") { second.metric(Self.stale) == 1 }
+        #expect(!second.events.all.contains(.online(device: 1)))
+        #expect(second.metric("center_devices_online") == 0)
+        await second.stop()
+        #expect(try CenterJournal(path: journal).supervision(device: 1) == [true], "no second online row")
+    }
+
+    @Test func aReplayedFrameDoesNotAuthenticateATCPConnection() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.offlineAfter = .milliseconds(300)
+            $0.authenticationTimeout = .milliseconds(500)
+        }
+        let device = try await TestDevice.connect(to: centre)
+        try await device.handshake()
+        let recorded = try await device.send(.testHeartbeat)
+        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
+        await device.close()
+        #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
+
+        let replayer = try await TestDevice.connect(to: centre, from: "127.0.0.3")
+        try await replayer.sendRaw(recorded)
+        try await eventually("the replay is refused as stale") { centre.metric(Self.stale) == 1 }
+        // Its authentication timeout still runs: the connection is closed as never authenticated.
+        try await eventually(within: .seconds(30), "the replayer's connection is closed") { replayer.closed.withLock { $0 } }
+        #expect(centre.metric(#"center_connections_closed_total{reason="authTimeout"}"#) == 1)
+        #expect(centre.events.all.count { $0 == .online(device: 1) } == 1)
+        await centre.stop()
+    }
+
+    @Test func aSessionOpenedOverTCPAuthenticatesItsConnectionBeforeAnyOtherFrame() async throws {
+        // The auth timeout must not close a device that opened its session and then has nothing to send.
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.authenticationTimeout = .milliseconds(300) }
+        let device = try await TestDevice.connect(to: centre)
+        #expect(try await device.handshake() != nil)
+        // Well past the timeout, the same connection still carries an alarm.
+        let later = try await TestDevice.connect(3, rootKey: Array(repeating: 3, count: 32), to: centre)
+        try await eventually("another connection times out first") {
+            centre.metric(#"center_connections_closed_total{reason="authTimeout"}"#) == 1
+        }
+        #expect(later.closed.withLock { $0 })
+        try await device.send(.testAlarm(5))
+        #expect(try await device.received { $0 == .ack(Ack(id: 5)) } != nil)
+        #expect(!device.closed.withLock { $0 })
+        await centre.stop()
+    }
+
+    // MARK: Finding 2: refusals as counts, bounded observers
+
+    @Test func aFloodOfBrokenDatagramsIsReportedAsCountsPerReasonNotAnEventPerFrame() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.refusalReportInterval = .milliseconds(200) }
+        let flooder = try await TestDevice.connect(to: centre, over: .datagram)
+        for _ in 0..<2_000 { try await flooder.sendRaw(ByteBuffer(bytes: [0x10, 0x00, 0x04, 0x00])) }
+        try await eventually("every datagram is counted") {
+            centre.metric(#"center_frames_refused_total{category="malformed"}"#) == 2_000
+        }
+        try await eventually("and reported") {
+            centre.events.all.reduce(0) { total, event in
+                if case .refused("malformed", let count) = event { total + count } else { total }
+            } == 2_000
+        }
+        let reports = centre.events.all.count { if case .refused = $0 { true } else { false } }
+        #expect(reports < 100, "\(reports) refused events for 2,000 frames")
+        await centre.stop()
+    }
+
+    // MARK: Finding 6: connection limits, descriptors, the metrics endpoint
+
+    @Test func anAddressHoldingUnauthenticatedConnectionsKeepsOnlyItsNewestAndADeviceStillGetsIn() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.authenticationTimeout = .seconds(600)
+            $0.maximumConnections = 6
+            $0.unauthenticatedPerAddress = 3
+        }
+        var held: [TestDevice] = []
+        for index in 0..<4 {
+            for _ in 0..<5 { held.append(try await TestDevice.connect(9, to: centre, from: "127.0.0.\(10 + index)")) }
+        }
+        let attackers = held
+        try await eventually("the centre accepted all 20") { centre.metric("center_connections_accepted_total") == 20 }
+        try await eventually("it holds at most 6 of them") { attackers.count { !$0.closed.withLock { $0 } } <= 6 }
+        #expect(centre.metric(#"center_connections_closed_total{reason="evicted"}"#) >= 14)
+
+        // A device connects, over and over, while the attacker keeps connecting: every session opens.
+        for round in 0..<5 {
+            let device = try await TestDevice.connect(to: centre)
+            device.setCounter(UInt64(100_000 * (round + 1)))
+            #expect(try await device.handshake() != nil, "session \(round)")
+            for index in 0..<4 { held.append(try await TestDevice.connect(9, to: centre, from: "127.0.0.\(10 + index)")) }
+            try await device.send(.testAlarm(UInt32(round + 1)))
+            #expect(try await device.received { $0 == .ack(Ack(id: UInt32(round + 1))) } != nil)
+            #expect(!device.closed.withLock { $0 }, "an authenticated connection is never evicted")
+            await device.close()
+        }
+        #expect(centre.metric("center_connections_open") <= 6)
+        for attacker in held { await attacker.close() }
+        await centre.stop()
+    }
+
+    @Test func whenAcceptRunsOutOfDescriptorsAcceptingPausesAndTheOldestUnauthenticatedIsClosed() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let reads = ReadCounter()
+        let exhausted = Collected<Int>()
+        try channel.pipeline.syncOperations.addHandler(reads)
+        try channel.pipeline.syncOperations.addHandlers(CenterAcceptGuard.handlers { exhausted.append(1) })
+        channel.read()
+        #expect(reads.count == 1)
+        channel.pipeline.fireErrorCaught(IOError(errnoCode: EMFILE, reason: "accept"))
+        #expect(exhausted.all.count == 1)
+        channel.read()
+        #expect(reads.count == 1, "no accept while descriptors are short: no spinning")
+        // NIO's backoff counts from the real clock; the embedded loop's starts at zero.
+        loop.advanceTime(to: .now() + CenterAcceptGuard.backoff)
+        #expect(reads.count == 2)
+        channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNABORTED, reason: "accept"))
+        channel.read()
+        #expect(reads.count == 3, "a connection its peer aborted is no reason to pause")
+        #expect(exhausted.all.count == 1)
+        _ = try? channel.finish()
+    }
+
+    @Test func theMetricsEndpointClosesAHalfSentRequestAndListensOnLoopbackByDefault() async throws {
+        #expect(CenterConfiguration(journalPath: "j").metricsHost == "127.0.0.1")
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), metricsPort: 0) {
+            $0.host = "0.0.0.0"
+            $0.metricsRequestTimeout = .milliseconds(200)
+        }
+        let port = try #require(centre.ports.metrics)
+        #expect(try listeningAddresses(port: port) == ["127.0.0.1"])
+        let sink = TestByteSink()
+        let slow = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ByteCollector(sink: sink)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        try await slow.writeAndFlush(ByteBuffer(string: "GET /metr"))
+        try await eventually(within: .seconds(30), "the half-sent request's connection is closed") { !slow.isActive }
+        #expect(sink.text.isEmpty)
+        #expect(centre.metric("center_metrics_requests_refused_total") == 1)
+        #expect(try await httpGet(port: port, path: "/metrics").hasPrefix("HTTP/1.1 200 OK"), "a whole request is still served")
+        await centre.stop()
+    }
+
+    // MARK: Finding 7: forged frames under made-up ids
+
+    @Test func forgedFramesUnderMadeUpIdsAreLimitedPerSourceBeforeAnyKeyDerivation() async throws {
+        let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
+            $0.forgedFrameRate = 0.01  // a burst of 1, one more every 100 s
+        }
+        let forger = try await TestDevice.connect(1, rootKey: Array(repeating: 0x66, count: 32), to: centre, over: .datagram)
+        let stranger = try DeviceKey(deviceID: 1, rootKey: Array(repeating: 0x66, count: 32))
+        var ids = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            var buffer = ByteBuffer()
+            try SealedFrame.seal(
+                .testHeartbeat, direction: .up, deviceID: UInt32.random(in: 1_000...UInt32.max, using: &ids), counter: 1,
+                key: stranger.upKey, into: &buffer)
+            try await forger.sendRaw(buffer)
+        }
+        try await eventually("every forged frame is counted") {
+            centre.metric(#"center_frames_refused_total{category="forged"}"#)
+                + centre.metric(#"center_frames_dropped_total{reason="sourceLimited"}"#) == 500
+        }
+        #expect(centre.metric("center_key_derivations_total") <= 2, "derivations bounded by the forger's burst")
+        #expect(centre.metric(#"center_frames_dropped_total{reason="sourceLimited"}"#) >= 498)
+
+        // A device of the fleet, from another address, is served as usual.
+        let device = try await TestDevice.connect(77, masterKey: master, to: centre, over: .datagram, from: "127.0.0.5")
+        #expect(try await device.handshake() != nil)
+        try await device.send(.testAlarm(1))
+        #expect(try await device.received { $0 == .ack(Ack(id: 1)) } != nil)
+        await centre.stop()
+    }
+
+    @Test func derivedKeysOfMadeUpIdsStayWithinTheCache() async throws {
+        let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
+            $0.forgedFrameRate = 1_000_000
+            $0.deviceKeyCacheLimit = 16
+        }
+        let forger = try await TestDevice.connect(1, to: centre, over: .datagram)
+        for id in UInt32(1_000)..<1_300 {
+            var buffer = ByteBuffer()
+            try SealedFrame.seal(.testHeartbeat, direction: .up, deviceID: id, counter: 1, key: forger.key.upKey, into: &buffer)
+            try await forger.sendRaw(buffer)
+        }
+        try await eventually("every forged frame is refused") { centre.metric(#"center_frames_refused_total{category="forged"}"#) == 300 }
+        #expect(centre.metric("center_key_cache_entries") <= 16)
+        await centre.stop()
+    }
+}
+
+/// Counts `read` calls that reach the head of a pipeline: accepts that an EmbeddedChannel would do.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = NIOAny
+    private(set) var count = 0
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
+}
+
+/// The local addresses listening on TCP `port`, from /proc/net/tcp (IPv4).
+func listeningAddresses(port: Int) throws -> [String] {
+    let table = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+    return table.split(separator: "\n").dropFirst().compactMap { line in
+        let fields = line.split(separator: " ")
+        guard fields.count > 3, fields[3] == "0A" else { return nil }  // LISTEN
+        let local = fields[1].split(separator: ":")
+        guard local.count == 2, Int(local[1], radix: 16) == port, let raw = UInt32(local[0], radix: 16) else { return nil }
+        // Little-endian hex of the address in network order.
+        return "\(raw & 0xff).\(raw >> 8 & 0xff).\(raw >> 16 & 0xff).\(raw >> 24)"
+    }
+}
