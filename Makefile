@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps vm-test bench fuzz vectors clean
+.PHONY: demo test deps vm-deps vm-test bench fuzz vectors attack clean
 
 ## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
@@ -37,16 +37,24 @@ demo: deps
 	$(SWIFT) build -c release --product devicesim
 	.build/release/devicesim demo
 
-## Every test: the independent check of protocol.md's vectors, the VM test, then the Swift test suites.
+## Every test: the independent check of protocol.md's vectors, the VM test, the attack client against real
+## centres, then the Swift test suites.
 test: deps vm-deps vectors
 	$(SWIFT) build --build-tests
 	tools/vm/run.sh .build/debug/devicesim
+	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
 vm-test: deps vm-deps
 	$(SWIFT) build --product devicesim
 	tools/vm/run.sh .build/debug/devicesim
+
+## The attacker's client of tools/attack_client.py (written from protocol.md) against real centres.
+attack: deps
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
+	$(SWIFT) build --product devicesim
+	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 
 ## protocol.md's vectors recomputed by an independent implementation (Python, OpenSSL through `cryptography`).
 vectors:
