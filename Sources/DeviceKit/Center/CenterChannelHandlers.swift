@@ -21,6 +21,8 @@ final class CenterStreamHandler: ChannelInboundHandler {
     private var offences = 0
     private var closing = false
     private var timeout: Scheduled<Void>?
+    /// Whether the timeout was restarted for a `sessionStart` that the journal is storing.
+    private var extendedForSessionStart = false
 
     init(runtime: CenterRuntime, authenticationTimeout: TimeAmount, offencesBeforeClose: Int) {
         self.runtime = runtime
@@ -50,12 +52,17 @@ final class CenterStreamHandler: ChannelInboundHandler {
         case .refused:
             close(context: context, reason: "connectionLimit")
         case .admitted:
-            let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-            timeout = context.eventLoop.scheduleTask(in: authenticationTimeout) {
-                guard !handler.value.authenticated else { return }
-                handler.value.close(context: loopBoundContext.value, reason: "authTimeout")
-            }
+            armTimeout(context: context)
+        }
+    }
+
+    private func armTimeout(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: authenticationTimeout) {
+            guard !handler.value.authenticated else { return }
+            handler.value.close(context: loopBoundContext.value, reason: "authTimeout")
         }
     }
 
@@ -66,7 +73,14 @@ final class CenterStreamHandler: ChannelInboundHandler {
         case .authenticated:
             sessionAuthenticated()
         case .pending:
-            break  // a sessionStart being stored: the runtime calls sessionAuthenticated() once it opens
+            // A sessionStart being stored: the runtime calls sessionAuthenticated() once its session opens. A
+            // journal that takes long (a batch's fsync, another worker's transaction) must not cost the
+            // device its connection, so the timeout starts again, once: a replayed sessionStart wins nothing
+            // by it, since the journal refuses it and this process then knows its anchor.
+            if !extendedForSessionStart {
+                extendedForSessionStart = true
+                armTimeout(context: context)
+            }
         case .refused:
             offences += 1
             if offences >= offencesBeforeClose { close(context: context, reason: "offences") }

@@ -167,7 +167,7 @@ final class CenterRuntime {
         metrics.framesReceived.increment()
         let device = frame.header.deviceID
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
-        // source's forgeries stay within their budget (protocol.md §3.4).
+        // source's forgeries stay within their budget (protocol.md §6.1).
         let derives = sessions[device] == nil && !deviceKeys.contains(device)
         let monotonic = derives ? ContinuousClock.now - startedAt : .zero
         if derives && !forgeryBudget.allows(source, now: monotonic) {
@@ -504,6 +504,7 @@ final class CenterRuntime {
         }
         switch path {
         case .stream(let channel):
+            guard channel.isActive else { return }
             // A peer that does not read would have its answers queue here without bound.
             guard channel.isWritable else {
                 metrics.framesUnsent.increment()
