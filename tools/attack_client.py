@@ -243,13 +243,19 @@ class Device:
             self.poll(0.02)
         return next((m for m in self.messages if match(m)), None)
 
-    def handshake(self, timeout=10.0):
-        anchor = self.counter
-        self.anchor = anchor
-        self.down = down_key(self.root, anchor)
-        self.messages = []
-        self.send(session_start())
-        return self.wait_for(lambda m: m["type"] == "sessionAccept", timeout)
+    def handshake(self, timeout=10.0, retry=1.0):
+        """Opens a session; over UDP a lost sessionStart or sessionAccept is retried every `retry` seconds
+        with a new sessionStart (a new counter, so a new anchor), as a device does."""
+        end = time.monotonic() + timeout
+        while True:
+            self.anchor = self.counter
+            self.down = down_key(self.root, self.anchor)
+            self.messages = []
+            self.send(session_start())
+            wait = min(retry, end - time.monotonic()) if self.transport == "udp" else end - time.monotonic()
+            accept = self.wait_for(lambda m: m["type"] == "sessionAccept", max(wait, 0))
+            if accept or time.monotonic() >= end:
+                return accept
 
     def close(self):
         try:
