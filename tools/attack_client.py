@@ -276,7 +276,7 @@ class Centre:
     """`devicesim center` on free loopback ports with a fleet master key of its own, `--json` events read
     by a thread (or, with `read_events=False`, left unread in the pipe, as a slow reader would)."""
 
-    def __init__(self, devicesim, workdir, extra=(), nofile=None, read_events=True, journal=None, master=None):
+    def __init__(self, devicesim, workdir, extra=(), nofile=None, read_events=True, journal=None, master=None, cpu=None):
         self.master = master or os.urandom(32)
         self.workdir = Path(workdir)
         key_file = self.workdir / "master.hex"
@@ -291,6 +291,8 @@ class Centre:
         def limits():
             if nofile:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
 
         self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=open(self.workdir / "centre.err", "ab"), preexec_fn=limits)
@@ -639,10 +641,11 @@ def alarms_during(centre, seconds, interval=0.05, device_id=2001):
     return next_id - 1, len(latencies), sorted(latencies)
 
 
-def forged_flood_process(options, port, seconds):
+def forged_flood_process(options, port, seconds, cpu=None):
     """The flood in a process of its own (no GIL shared with the device), at the highest rate it can send."""
     return subprocess.Popen([sys.executable, __file__, "--devicesim", options.devicesim, "--flood-forged", str(port),
-                             "--seconds", str(seconds)], stdout=subprocess.PIPE)
+                             "--seconds", str(seconds)], stdout=subprocess.PIPE,
+                            preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})))
 
 
 @check("forged-ids")
@@ -708,9 +711,15 @@ def bench_rss(options, workdir):
 
 
 def bench_forged(options, workdir):
-    centre = Centre(options.devicesim, workdir, ["--rate", "1000", "--burst", "1000"])
+    # With --centre-cpu N the centre runs on CPU N alone and the flood and the device on the others: on a
+    # machine of two cores, as if the attacker were another machine.
+    others = None
+    if options.centre_cpu is not None:
+        others = set(os.sched_getaffinity(0)) - {options.centre_cpu}
+        os.sched_setaffinity(0, others)
+    centre = Centre(options.devicesim, workdir, ["--rate", "1000", "--burst", "1000"], cpu=options.centre_cpu)
     # The flood in a process of its own, at the highest rate one process can send.
-    flood = forged_flood_process(options, centre.udp, options.seconds)
+    flood = forged_flood_process(options, centre.udp, options.seconds, cpu=min(others) if others else None)
     time.sleep(1)
     cpu_before = centre.cpu_seconds()
     sent, acked, latencies = alarms_during(centre, options.seconds - 2)
@@ -725,7 +734,7 @@ def bench_forged(options, workdir):
             "keyDerivations": int(metrics.get("center_key_derivations_total", 0)),
             "alarmsSent": sent, "alarmsAcked": acked, "ackP50ms": percentile(latencies, 0.5),
             "ackP99ms": percentile(latencies, 0.99), "ackMaxMs": round(latencies[-1], 2) if latencies else None,
-            "centreCpuShare": round(cpu / (options.seconds - 2), 2)}
+            "centreCpuShare": round(cpu / (options.seconds - 2), 2), "centreCpu": options.centre_cpu}
 
 
 def bench_tcp_hold(options, workdir):
@@ -797,6 +806,7 @@ def main() -> int:
     parser.add_argument("--check", action="append", choices=sorted(CHECKS), help="run this check (repeatable); default: all")
     parser.add_argument("--bench", choices=sorted(BENCHES), help="measure instead of checking")
     parser.add_argument("--seconds", type=float, default=60, help="length of a --bench run")
+    parser.add_argument("--centre-cpu", type=int, help="--bench forged: run the centre on this CPU alone, the rest elsewhere")
     parser.add_argument("--flood-forged", type=int, metavar="UDP_PORT", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true")
     options = parser.parse_args()
