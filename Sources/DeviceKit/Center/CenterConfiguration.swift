@@ -38,7 +38,8 @@ public struct CenterConfiguration: Sendable {
     public var forgedFrameRate: Double
     /// Source addresses whose forgery budget is remembered (the least recently seen are forgotten first).
     public var forgerySources: Int
-    /// Bytes queued for one TCP connection whose peer does not read; past it the connection is closed.
+    /// Bytes queued for one TCP connection whose peer does not read, in the socket's send buffer (SO_SNDBUF,
+    /// which the kernel doubles) and again in the centre; past it the connection is closed.
     public var connectionWriteBufferLimit: Int
     /// Events buffered for each observer (`--json`, `--console`); an observer that falls behind loses the
     /// newest and is told how many (`CenterEvent.eventsDropped`).

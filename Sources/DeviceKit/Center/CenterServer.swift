@@ -252,8 +252,10 @@ public final class CenterServer: Service, Sendable {
             // adding load. The kernel caps it at net.core.somaxconn.
             .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            // Answers to a peer that does not read queue in NIO past the socket's buffer; the runtime closes
+            // Answers to a peer that does not read fill the socket's send buffer (fixed: the kernel would grow
+            // it up to tcp_wmem's maximum, 4 MiB, for each connection), then queue in NIO; the runtime closes
             // the connection once they pass the high mark (`Channel.isWritable`).
+            .childChannelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: writeLimit))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: writeLimit / 2, high: writeLimit))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

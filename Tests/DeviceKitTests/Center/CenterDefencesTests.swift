@@ -112,6 +112,39 @@ import Glibc
         await centre.stop()
     }
 
+    @Test func aDeviceThatDoesNotReadItsAnswersIsDisconnectedBeforeThemPilingUp() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.session = CenterSession.Parameters(rate: 1_000_000, burst: 1_000_000)
+            $0.connectionWriteBufferLimit = 4_096
+        }
+        // A peer with a small receive buffer that never reads: the kernel soon holds no more of its answers.
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.so_rcvbuf), value: 4_096)
+            .connect(host: "127.0.0.1", port: centre.ports.tcp).get()
+        let key = try DeviceKey(deviceID: 1, rootKey: RunningCentre.rootKey)
+        func send(_ message: Message, counter: UInt64) async throws {
+            var buffer = ByteBuffer()
+            try SealedFrame.seal(message, direction: .up, deviceID: 1, counter: counter, key: key.upKey, into: &buffer)
+            try await channel.writeAndFlush(buffer)
+        }
+        try await send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 1)), counter: 1)
+        _ = try await centre.events.first { if case .sessionOpened(device: 1, anchor: 1) = $0 { true } else { false } }
+        var counter: UInt64 = 2
+        // 4 KiB of send buffer (8 KiB in Linux) and 4 KiB in the centre: a few hundred 44-byte answers.
+        while channel.isActive && counter < 20_000 {
+            try? await send(.testHeartbeat, counter: counter)
+            counter += 1
+            if counter % 100 == 0, centre.metric(#"center_connections_closed_total{reason="backpressure"}"#) == 1 { break }
+        }
+        try await eventually("the centre closes the connection") {
+            centre.metric(#"center_connections_closed_total{reason="backpressure"}"#) == 1
+        }
+        #expect(centre.metric("center_frames_unsent_total") >= 1)
+        try? await channel.close()
+        await centre.stop()
+    }
+
     // MARK: Finding 6: connection limits, descriptors, the metrics endpoint
 
     @Test func anAddressHoldingUnauthenticatedConnectionsKeepsOnlyItsNewestAndADeviceStillGetsIn() async throws {
