@@ -21,15 +21,16 @@ import Glibc
         let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.offlineAfter = .milliseconds(300) }
         let device = try await TestDevice.connect(to: centre, over: .datagram)
         try await device.handshake()
+        // Recorded on the way (whether it arrived within the session's 300 ms or after does not matter).
         let recorded = try await device.send(.testHeartbeat)
-        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
         // The line is cut: the device falls silent and is reported offline.
         #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
+        let before = centre.metric(Self.stale)
 
         // Someone on the path replays the recorded heartbeat, from another address and port.
         let replayer = try await TestDevice.connect(to: centre, over: .datagram, from: "127.0.0.3")
         for _ in 0..<3 { try await replayer.sendRaw(recorded) }
-        try await eventually("the replays are refused as stale") { centre.metric(Self.stale) == 3 }
+        try await eventually("the replays are refused as stale") { centre.metric(Self.stale) == before + 3 }
         #expect(centre.events.all.count { $0 == .online(device: 1) } == 1, "online once, at the handshake")
         #expect(centre.metric("center_devices_online") == 0)
         #expect(replayer.inbound.all.isEmpty, "nothing answered to the replayer")
@@ -64,13 +65,13 @@ import Glibc
         let device = try await TestDevice.connect(to: centre)
         try await device.handshake()
         let recorded = try await device.send(.testHeartbeat)
-        #expect(try await device.received { $0.kind == .heartbeatAck } != nil)
         await device.close()
         #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
+        let before = centre.metric(Self.stale)
 
         let replayer = try await TestDevice.connect(to: centre, from: "127.0.0.3")
         try await replayer.sendRaw(recorded)
-        try await eventually("the replay is refused as stale") { centre.metric(Self.stale) == 1 }
+        try await eventually("the replay is refused as stale") { centre.metric(Self.stale) == before + 1 }
         // Its authentication timeout still runs: the connection is closed as never authenticated.
         try await eventually(within: .seconds(30), "the replayer's connection is closed") { replayer.closed.withLock { $0 } }
         #expect(centre.metric(#"center_connections_closed_total{reason="authTimeout"}"#) == 1)

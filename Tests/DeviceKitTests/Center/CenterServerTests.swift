@@ -156,10 +156,10 @@ import Testing
         #expect(try await centre.events.first { $0 == .online(device: 1) } != nil)
         #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
         // Its session ended with its supervision: it returns with a new one (protocol.md §3.4, §4.7).
+        let stale = #"center_frames_refused_total{category="stale"}"#
+        let before = centre.metric(stale)
         try await device.send(.testHeartbeat)
-        try await eventually("the heartbeat of the lapsed session is stale") {
-            centre.metric(#"center_frames_refused_total{category="stale"}"#) == 1
-        }
+        try await eventually("the heartbeat of the lapsed session is stale") { centre.metric(stale) == before + 1 }
         #expect(try await device.handshake() != nil)
         #expect(try await centre.events.first { e in centre.events.all.count { $0 == .online(device: 1) } == 2 } != nil)
         await centre.stop()
