@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps vm-test bench fuzz vectors attack clean
+.PHONY: demo test deps vm-deps vm-test python-deps bench fuzz vectors attack clean
 
 ## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
@@ -51,15 +51,17 @@ vm-test: deps vm-deps
 	tools/vm/run.sh .build/debug/devicesim
 
 ## The attacker's client of tools/attack_client.py (written from protocol.md) against real centres.
-attack: deps
-	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
+attack: deps python-deps
 	$(SWIFT) build --product devicesim
 	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 
 ## protocol.md's vectors recomputed by an independent implementation (Python, OpenSSL through `cryptography`).
-vectors:
-	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
+vectors: python-deps
 	python3 tools/verify_vectors.py
+
+## `cryptography` (OpenSSL) for the Python tools written from protocol.md, installed from PyPI when missing.
+python-deps:
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
 
 ## Codec throughput on one core (protocol issue's benchmark).
 bench: deps
