@@ -62,7 +62,7 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "The most TCP connections from one source address that have not yet authenticated; past it the address's oldest is closed.")
     var maxUnauthenticatedPerAddress = 256
 
-    @Option(help: "Frames a second, per source address, under device ids without a key at hand that may fail to authenticate (bursts of 4 times as many); past it such frames are dropped before any key derivation.")
+    @Option(help: "Frames a second, per source address, under device ids without a key at hand that may come to nothing (forged, stale, dropped; bursts of 4 times as many); past it such frames are dropped before any key derivation.")
     var forgedFrameRate: Double = 50
 
     @Option(help: "Derived device keys kept for devices without a session (about 235 bytes each; the least recently used are forgotten first).")

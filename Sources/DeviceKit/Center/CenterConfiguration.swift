@@ -32,9 +32,9 @@ public struct CenterConfiguration: Sendable {
     public var maximumConnections: Int
     /// Connections from one source address not yet authenticated; past it the address's oldest is closed.
     public var unauthenticatedPerAddress: Int
-    /// Frames a second, per source address, under device ids without a key at hand that may fail to
-    /// authenticate (a burst of four times as many); past it, such frames are dropped before any key
-    /// derivation (`ForgeryBudget`).
+    /// Frames a second, per source address, under device ids without a key at hand that may come to nothing
+    /// (forged, stale, dropped; a burst of four times as many); past it, such frames are dropped before any
+    /// key derivation (`ForgeryBudget`).
     public var forgedFrameRate: Double
     /// Source addresses whose forgery budget is remembered (the least recently seen are forgotten first).
     public var forgerySources: Int

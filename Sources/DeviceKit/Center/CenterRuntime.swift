@@ -166,6 +166,11 @@ final class CenterRuntime {
         guard !stopped else { return .refused }
         metrics.framesReceived.increment()
         let device = frame.header.deviceID
+        // A down frame is never for the centre: refused before it can cost a key derivation.
+        guard frame.header.direction == .up else {
+            frameCounted(.wrongDirection(frame.header.direction))
+            return .refused
+        }
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
         // source's forgeries stay within their budget (protocol.md §6.1).
         let derives = sessions[device] == nil && !deviceKeys.contains(device)
@@ -186,13 +191,18 @@ final class CenterRuntime {
         let actions = feed(device, path: path) { $0.frameReceived(frame, now: now, mayOpenSession: mayOpen) }
         if actions.contains(.authenticated) { return .authenticated }
         if actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) { return .pending }
-        if derives && actions.contains(.refuse(.authenticationFailed)) { forgeryBudget.charge(source, now: monotonic) }
+        // A derivation that bought nothing (a forgery, or any frame refused or dropped) is charged.
+        if derives { forgeryBudget.charge(source, now: monotonic) }
         return .refused
     }
 
     /// A frame refused before it could be routed to a device (bad length, version, datagram size).
     func frameRefused(_ error: ProtocolError) {
         metrics.framesReceived.increment()
+        frameCounted(error)
+    }
+
+    private func frameCounted(_ error: ProtocolError) {
         metrics.refused(error.category)
         countRefusal(error.category.rawValue)
     }

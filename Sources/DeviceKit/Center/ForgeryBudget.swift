@@ -1,8 +1,9 @@
 /// Per source address, how many frames under device ids without a key at hand may fail to authenticate
 /// (protocol.md §3.4): each costs a key derivation first (two HKDFs with a fleet master key, where every id is
 /// valid), so a forger cycling through ids would otherwise buy the centre's time at 7 µs a frame. Checked
-/// before any derivation; charged only for a frame that then failed, so that a town's devices handshaking
-/// through one NAT address cost nothing from it. Pure; memory is bounded (`BoundedCache`).
+/// before any derivation; charged only for a frame that then neither authenticated nor opened a session
+/// (forged, stale, dropped), so that a town's devices handshaking through one NAT address cost nothing
+/// from it. Pure; memory is bounded (`BoundedCache`).
 struct ForgeryBudget {
     let rate: Double
     let burst: Double

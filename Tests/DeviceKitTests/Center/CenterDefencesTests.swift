@@ -256,6 +256,22 @@ import Glibc
         await centre.stop()
     }
 
+    @Test func downFramesUnderMadeUpIdsCostNoKeyDerivation() async throws {
+        let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
+            $0.forgedFrameRate = 1_000_000  // no budget to hide behind
+        }
+        let forger = try await TestDevice.connect(1, to: centre, over: .datagram)
+        for id in UInt32(5_000)..<5_200 {
+            var buffer = ByteBuffer()
+            try SealedFrame.seal(.ack(Ack(id: 1)), direction: .down, deviceID: id, counter: 1, key: forger.key.upKey, into: &buffer)
+            try await forger.sendRaw(buffer)
+        }
+        try await eventually("every down frame is refused") { centre.metric(#"center_frames_refused_total{category="malformed"}"#) == 200 }
+        #expect(centre.metric("center_key_derivations_total") == 0)
+        await centre.stop()
+    }
+
     @Test func derivedKeysOfMadeUpIdsStayWithinTheCache() async throws {
         let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
         let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
