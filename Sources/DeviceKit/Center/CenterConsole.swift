@@ -66,6 +66,12 @@ extension CenterEvent {
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
             return "\(time)  call \(callID) with device \(device) ended by the \(endedBy) (\(reason))"
                 + (statistics.map { "\n          \($0.summary)" } ?? "")
+        case .alarmFlagged(let device, let alarmID, let flags):
+            return "\(time)  ATTENTION device \(device) alarm \(alarmID): \(flags.joined(separator: "; "))"
+        case .idConflict(let device, let id, let kind):
+            return "\(time)  device \(device) reused id \(id) for another \(kind): refused (its ids restarted? check its state directory)"
+        case .keyEpochChanged(let device, let epoch):
+            return "\(time)  device \(device) moved to key epoch \(epoch) (re-provisioned); its old key is retired"
         case .eventsDropped(let count):
             return "\(time)  WARNING: \(count) events dropped: the console could not keep up (cases are in the journal; type 'list')"
         case .sessionOpened, .duplicateAlarm, .recorded, .caseUpdateDelivered, .refused, .connectionClosed:

@@ -10,6 +10,14 @@ public enum CenterEvent: Hashable, Sendable {
     case alarm(device: UInt32, alarm: Alarm, lateMilliseconds: Int64, dispatched: Bool)
     /// A retransmitted or duplicated alarm: acknowledged again, not recorded again.
     case duplicateAlarm(device: UInt32, alarmID: UInt32)
+    /// An alarm recorded and dispatched with something an operator must know: its id reused for another
+    /// call for help (the device's ids restarted), or fields that could not be read (a later version's
+    /// critical extension, a value out of range), each named.
+    case alarmFlagged(device: UInt32, alarmID: UInt32, flags: [String])
+    /// A reliable message other than an alarm reused an id for other content: refused with `nak(invalid)`.
+    case idConflict(device: UInt32, id: UInt32, kind: String)
+    /// The device moved to a later key epoch (re-provisioned); the old key is retired.
+    case keyEpochChanged(device: UInt32, epoch: UInt16)
     /// The person withdrew an alarm (applied now, or when the alarm arrives if the cancel came first).
     case alarmCancelled(device: UInt32, alarmID: UInt32)
     /// Another reliable message, recorded durably (events, diagnostics reports, call signalling).
@@ -57,6 +65,12 @@ public enum CenterEvent: Hashable, Sendable {
             if let hold = alarm.holdMilliseconds { object["holdMilliseconds"] = hold }
         case .duplicateAlarm(let device, let alarmID):
             object = ["event": "duplicateAlarm", "device": device, "alarm": alarmID]
+        case .alarmFlagged(let device, let alarmID, let flags):
+            object = ["event": "alarmFlagged", "device": device, "alarm": alarmID, "flags": flags]
+        case .idConflict(let device, let id, let kind):
+            object = ["event": "idConflict", "device": device, "id": id, "type": kind]
+        case .keyEpochChanged(let device, let epoch):
+            object = ["event": "keyEpochChanged", "device": device, "epoch": epoch]
         case .alarmCancelled(let device, let alarmID):
             object = ["event": "alarmCancelled", "device": device, "alarm": alarmID]
         case .recorded(let device, let message):

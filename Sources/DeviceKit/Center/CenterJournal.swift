@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The centre's durable record: session anchors, every reliable message once, cases and their updates,
@@ -12,7 +13,9 @@ import GRDB
 /// across them is taken by the database inside the write transaction, never from a copy in memory. An anchor
 /// is stored only if it rises (`storeAnchor` says whether it did), and a reliable message is new only if its
 /// (device, id) row was inserted (`record`), so a retransmission that reaches another process is acknowledged
-/// again but acted on once. Writes take the write lock at `BEGIN IMMEDIATE` and wait up to `busyTimeout` for
+/// again but acted on once; the same id with other content (a device whose ids restarted) is a conflict, told
+/// apart by a digest of the message's identity (`Message.identityDigest`). Key epochs move with anchors, in the
+/// same statement (protocol.md §3.4). Writes take the write lock at `BEGIN IMMEDIATE` and wait up to `busyTimeout` for
 /// another process's transaction; one that still cannot get it throws, like any failed write, so the batch is
 /// answered `nak busy` and never dropped in silence. Before that, writers take `JournalWriterLock` (a `flock`
 /// on the file `<journal>-writer`), so that the lock passes between processes without SQLite's polling sleeps.
@@ -21,10 +24,30 @@ import GRDB
 public final class CenterJournal: Sendable {
     /// What storing a session anchor found.
     public struct AnchorOutcome: Equatable, Sendable {
-        /// True if the anchor was above the stored one (or none was stored) and is now the device's anchor.
+        /// True if the anchor was above the stored one (or none was stored, or it opens a later key epoch) and
+        /// is now the device's anchor.
         public var raised: Bool
         /// The device's anchor after the write: the new one if it rose, else the higher one already stored.
         public var stored: UInt64
+        /// The key epoch of `stored`.
+        public var epoch: UInt16
+
+        public init(raised: Bool, stored: UInt64, epoch: UInt16 = 0) {
+            self.raised = raised
+            self.stored = stored
+            self.epoch = epoch
+        }
+    }
+
+    /// A device's latest session anchor and the key epoch it belongs to.
+    public struct StoredAnchor: Hashable, Sendable {
+        public var epoch: UInt16
+        public var anchor: UInt64
+
+        public init(epoch: UInt16, anchor: UInt64) {
+            self.epoch = epoch
+            self.anchor = anchor
+        }
     }
 
     /// What recording a reliable message found.
@@ -39,9 +62,13 @@ public final class CenterJournal: Sendable {
         public var openedCase: (CasePolicy.Case, CaseUpdate)?
         /// For a new cancel of an alarm whose case was open: that case, closed in the same transaction.
         public var closedCase: (CasePolicy.Case, CaseUpdate)?
+        /// The message reuses an id the device already used for other content (its ids restarted): the how
+        /// manyth reuse. An alarm is still new (`isNew`) and dispatched, flagged; other messages are refused.
+        public var idReused: Int?
 
         public static func == (a: Self, b: Self) -> Bool {
             a.isNew == b.isNew && a.earlierCancel == b.earlierCancel && a.alarmRecorded == b.alarmRecorded
+                && a.idReused == b.idReused
                 && a.openedCase?.0 == b.openedCase?.0 && a.openedCase?.1 == b.openedCase?.1
                 && a.closedCase?.0 == b.closedCase?.0 && a.closedCase?.1 == b.closedCase?.1
         }
@@ -109,6 +136,28 @@ public final class CenterJournal: Sendable {
                     CREATE TABLE supervision (device INTEGER NOT NULL, online INTEGER NOT NULL, at INTEGER NOT NULL);
                     """)
         }
+        // Key epochs beside anchors; a digest of each message's identity, and a note (an alarm's defects);
+        // messages that reuse an id for other content; cases of a reused alarm id beside the first.
+        migrator.registerMigration("v2", foreignKeyChecks: .deferred) { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE device ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE message ADD COLUMN digest BLOB;
+                    ALTER TABLE message ADD COLUMN note TEXT;
+                    CREATE TABLE message_conflict (
+                        device INTEGER NOT NULL, id INTEGER NOT NULL, reuse INTEGER NOT NULL, kind TEXT NOT NULL,
+                        json TEXT NOT NULL, digest BLOB NOT NULL, received_at INTEGER NOT NULL,
+                        PRIMARY KEY (device, id, reuse)) WITHOUT ROWID;
+                    CREATE TABLE dispatch_case_v2 (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, device INTEGER NOT NULL, alarm_id INTEGER NOT NULL,
+                        reuse INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL, opened_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL, UNIQUE (device, alarm_id, reuse));
+                    INSERT INTO dispatch_case_v2 (id, device, alarm_id, reuse, state, opened_at, updated_at)
+                        SELECT id, device, alarm_id, 0, state, opened_at, updated_at FROM dispatch_case;
+                    DROP TABLE dispatch_case;
+                    ALTER TABLE dispatch_case_v2 RENAME TO dispatch_case;
+                    """)
+        }
         return migrator
     }
 
@@ -120,6 +169,18 @@ public final class CenterJournal: Sendable {
     public func close() throws { try database.close() }
 
     // MARK: Sessions
+
+    /// Every device's latest session anchor and its key epoch.
+    public func storedAnchors() throws -> [UInt32: StoredAnchor] {
+        try database.read { db in
+            var anchors: [UInt32: StoredAnchor] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, epoch, anchor FROM device") {
+                anchors[UInt32(truncatingIfNeeded: row["id"] as Int64)] = StoredAnchor(
+                    epoch: UInt16(truncatingIfNeeded: row["epoch"] as Int64), anchor: UInt64(row["anchor"] as Int64))
+            }
+            return anchors
+        }
+    }
 
     /// Every device's latest session anchor.
     public func anchors() throws -> [UInt32: UInt64] {
@@ -136,20 +197,26 @@ public final class CenterJournal: Sendable {
     /// so that of two processes given the same `sessionStart` (a replay) exactly one sees it rise; never
     /// lowers it, whatever order writes come in.
     @discardableResult
-    public func storeAnchor(device: UInt32, anchor: UInt64) throws -> AnchorOutcome {
-        try writeImmediately { db in try Self.storeAnchor(db, device: device, anchor: anchor) }
+    ///
+    /// An anchor of a later key epoch than the stored one always rises: the device moves to that epoch and the
+    /// old one is retired, in the same statement (protocol.md §3.4).
+    public func storeAnchor(device: UInt32, anchor: UInt64, epoch: UInt16 = 0) throws -> AnchorOutcome {
+        try writeImmediately { db in try Self.storeAnchor(db, device: device, anchor: anchor, epoch: epoch) }
     }
 
-    private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64) throws -> AnchorOutcome {
+    private static func storeAnchor(_ db: Database, device: UInt32, anchor: UInt64, epoch: UInt16) throws -> AnchorOutcome {
         try db.cachedStatement(sql: """
-                INSERT INTO device (id, anchor) VALUES (?, ?)
-                ON CONFLICT (id) DO UPDATE SET anchor = excluded.anchor WHERE excluded.anchor > device.anchor
+                INSERT INTO device (id, anchor, epoch) VALUES (?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET anchor = excluded.anchor, epoch = excluded.epoch
+                WHERE excluded.epoch > device.epoch OR (excluded.epoch = device.epoch AND excluded.anchor > device.anchor)
                 """).execute(
-            arguments: [Int64(device), Int64(anchor)])
-        if db.changesCount == 1 { return AnchorOutcome(raised: true, stored: anchor) }
-        let stored = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT anchor FROM device WHERE id = ?"), arguments: [Int64(device)])
-        return AnchorOutcome(raised: false, stored: stored.map { UInt64($0) } ?? 0)
+            arguments: [Int64(device), Int64(anchor), Int64(epoch)])
+        if db.changesCount == 1 { return AnchorOutcome(raised: true, stored: anchor, epoch: epoch) }
+        let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT anchor, epoch FROM device WHERE id = ?"), arguments: [Int64(device)])
+        return AnchorOutcome(
+            raised: false, stored: row.map { UInt64($0["anchor"] as Int64) } ?? 0,
+            epoch: row.map { UInt16(truncatingIfNeeded: $0["epoch"] as Int64) } ?? 0)
     }
 
     /// A write transaction that takes SQLite's write lock at `BEGIN IMMEDIATE`, waiting for another process
@@ -179,23 +246,30 @@ public final class CenterJournal: Sendable {
     /// Cases move in the same transaction as the message that moves them, so that a cancel racing its alarm
     /// always finds the case: a new alarm opens one when `opensCase` (not for test alarms, nor when its
     /// cancel came first), and a new cancel closes its alarm's open case.
-    public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false) throws -> RecordOutcome {
-        try writeImmediately { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase) }
+    ///
+    /// The same id with other content (by `Message.identityDigest`) is a conflict: kept apart, counted
+    /// (`idReused`), and for an alarm dispatched as a case of its own. `note` is kept with the message (the
+    /// defects of an alarm read leniently).
+    public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false, note: String? = nil) throws -> RecordOutcome {
+        try writeImmediately { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase, note: note) }
     }
 
     private static func record(
-        _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool
+        _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?
     ) throws -> RecordOutcome {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
         var reference: Int64?
         if case .alarmCancel(let cancel) = message { reference = Int64(cancel.alarmID) }
+        let digest = Data(message.identityDigest)
         try db.cachedStatement(sql: """
-                INSERT INTO message (device, id, kind, ref, json, received_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO message (device, id, kind, ref, json, received_at, digest, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (device, id) DO NOTHING
                 """).execute(
-            arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at)])
+            arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at), digest, note])
         var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
-        guard outcome.isNew else { return outcome }
+        guard outcome.isNew else {
+            return try recordConflict(db, device: device, id: id, message: message, digest: digest, at: at, opensCase: opensCase)
+        }
         switch message {
         case .alarm(let alarm):
             let cancel = try Int64.fetchOne(
@@ -210,7 +284,7 @@ public final class CenterJournal: Sendable {
                 db.cachedStatement(sql: "SELECT 1 FROM message WHERE device = ? AND kind = 'alarm' AND id = ?"),
                 arguments: [Int64(device), Int64(cancel.alarmID)]) ?? false
             let open = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ?"),
+                db.cachedStatement(sql: "SELECT id FROM dispatch_case WHERE device = ? AND alarm_id = ? AND state < ? ORDER BY id DESC LIMIT 1"),
                 arguments: [Int64(device), Int64(cancel.alarmID), Int64(CaseState.closed.rawValue)])
             if let open {
                 let closed = CasePolicy.Case(id: open, device: device, alarmID: cancel.alarmID, state: .closed)
@@ -222,12 +296,43 @@ public final class CenterJournal: Sendable {
         return outcome
     }
 
+    /// A message whose (device, id) is recorded already: a retransmission of the same content, or a conflict.
+    private static func recordConflict(
+        _ db: Database, device: UInt32, id: UInt32, message: Message, digest: Data, at: WireTime, opensCase: Bool
+    ) throws -> RecordOutcome {
+        var outcome = RecordOutcome(isNew: false, alarmRecorded: false)
+        let first = try Data.fetchOne(
+            db.cachedStatement(sql: "SELECT digest FROM message WHERE device = ? AND id = ?"), arguments: [Int64(device), Int64(id)])
+        // No digest: recorded before digests were kept; the same content is the safe reading.
+        guard let first, first != digest else { return outcome }
+        if let reuse = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT reuse FROM message_conflict WHERE device = ? AND id = ? AND digest = ?"),
+            arguments: [Int64(device), Int64(id), digest])
+        {
+            outcome.idReused = Int(reuse)  // a retransmission of the conflicting message
+            return outcome
+        }
+        let reuse = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT COALESCE(MAX(reuse), 0) + 1 FROM message_conflict WHERE device = ? AND id = ?"),
+            arguments: [Int64(device), Int64(id)]) ?? 1
+        try db.cachedStatement(sql: """
+                INSERT INTO message_conflict (device, id, reuse, kind, json, digest, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [Int64(device), Int64(id), reuse, message.kind.name, message.json, digest, Int64(at)])
+        outcome.idReused = Int(reuse)
+        if case .alarm(let alarm) = message {
+            // A call for help under a reused id is still one: a case of its own.
+            outcome.isNew = true
+            if opensCase { outcome.openedCase = try openCase(db, device: device, alarmID: alarm.id, at: at, reuse: reuse) }
+        }
+        return outcome
+    }
+
     // MARK: Group commit
 
     /// One write of a batch that `commit(_:)` makes durable together with others.
     public enum Write: Sendable {
-        case anchor(device: UInt32, anchor: UInt64)
-        case message(device: UInt32, message: Message, at: WireTime, opensCase: Bool)
+        case anchor(device: UInt32, anchor: UInt64, epoch: UInt16 = 0)
+        case message(device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String? = nil)
         case caseUpdate(CasePolicy.Case, at: WireTime)
         case caseUpdateDelivered(UInt32, at: WireTime)
         /// With `ifAnchor`, written only while that is still the device's stored anchor: a process whose session
@@ -257,10 +362,10 @@ public final class CenterJournal: Sendable {
 
     private static func apply(_ write: Write, _ db: Database) throws -> WriteOutcome {
         switch write {
-        case .anchor(let device, let anchor):
-            return .anchor(try storeAnchor(db, device: device, anchor: anchor))
-        case .message(let device, let message, let at, let opensCase):
-            return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase))
+        case .anchor(let device, let anchor, let epoch):
+            return .anchor(try storeAnchor(db, device: device, anchor: anchor, epoch: epoch))
+        case .message(let device, let message, let at, let opensCase, let note):
+            return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase, note: note))
         case .caseUpdate(let changed, let at):
             return .caseUpdate(try advance(db, changed, at: at))
         case .caseUpdateDelivered(let id, let at):
@@ -290,10 +395,10 @@ public final class CenterJournal: Sendable {
     // MARK: Cases
 
     private static func openCase(
-        _ db: Database, device: UInt32, alarmID: UInt32, at: WireTime
+        _ db: Database, device: UInt32, alarmID: UInt32, at: WireTime, reuse: Int64 = 0
     ) throws -> (CasePolicy.Case, CaseUpdate) {
-        try db.cachedStatement(sql: "INSERT INTO dispatch_case (device, alarm_id, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)").execute(
-            arguments: [Int64(device), Int64(alarmID), Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
+        try db.cachedStatement(sql: "INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)").execute(
+            arguments: [Int64(device), Int64(alarmID), reuse, Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
         let caseID = db.lastInsertedRowID
         let update = try insertUpdate(db, caseID: caseID, alarmID: alarmID, state: .received, at: at)
         return (CasePolicy.Case(id: caseID, device: device, alarmID: alarmID, state: .received), update)

@@ -21,6 +21,10 @@ final class CenterMetrics: Sendable {
     let metricsRequestsRefused: Prometheus.Counter
     let alarmsRecorded: Prometheus.Counter
     let alarmsDuplicate: Prometheus.Counter
+    /// Reliable messages that reused an id for other content (protocol.md §4.7).
+    let idConflicts: Prometheus.Counter
+    /// Devices moved to a later key epoch (protocol.md §3.4).
+    let keyEpochsChanged: Prometheus.Counter
     let messagesRecorded: Prometheus.Counter
     let journalFailures: Prometheus.Counter
     let journalBatches: Prometheus.Counter
@@ -74,6 +78,8 @@ final class CenterMetrics: Sendable {
         unknownDevice = registry.makeCounter(descriptor: .init(metricName: "center_frames_unknown_device_total", unitName: "", helpText: "Frames for a device id the centre does not serve."))
         alarmsRecorded = registry.makeCounter(descriptor: .init(metricName: "center_alarms_recorded_total", unitName: "", helpText: "Alarms durably recorded, once each."))
         alarmsDuplicate = registry.makeCounter(descriptor: .init(metricName: "center_alarms_duplicate_total", unitName: "", helpText: "Retransmitted or duplicated alarms: acknowledged again, not recorded."))
+        idConflicts = registry.makeCounter(descriptor: .init(metricName: "center_id_conflicts_total", unitName: "", helpText: "Reliable messages that reused an id for other content: alarms dispatched as cases of their own, others refused."))
+        keyEpochsChanged = registry.makeCounter(descriptor: .init(metricName: "center_key_epochs_changed_total", unitName: "", helpText: "Devices that moved to a later key epoch (re-provisioned); their old keys are retired."))
         messagesRecorded = registry.makeCounter(descriptor: .init(metricName: "center_messages_recorded_total", unitName: "", helpText: "Reliable messages durably recorded, alarms included."))
         journalFailures = registry.makeCounter(descriptor: .init(metricName: "center_journal_failures_total", unitName: "", helpText: "Journal writes that failed."))
         journalBatches = registry.makeCounter(descriptor: .init(metricName: "center_journal_batches_total", unitName: "", helpText: "Journal transactions (group commits), one fsync each."))

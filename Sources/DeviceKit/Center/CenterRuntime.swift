@@ -59,8 +59,9 @@ final class CenterRuntime {
     private var refusalReportTask: RepeatedTask?
     /// Forgeries under ids without a key at hand, per source, before any derivation.
     private var forgeryBudget: ForgeryBudget
-    private var downKeys: [UInt32: (anchor: UInt64, key: SymmetricKey)] = [:]
-    private var anchors: [UInt32: UInt64]
+    private var downKeys: [UInt32: (anchor: UInt64, epoch: UInt16, key: SymmetricKey)] = [:]
+    /// Each device's latest anchor and key epoch, as far as this process knows (the journal decides).
+    private var anchors: [UInt32: CenterJournal.StoredAnchor]
     private var activeSessions = 0
     private var supervision: Supervision
     var cases: CasePolicy
@@ -93,7 +94,7 @@ final class CenterRuntime {
     private var deviceKeys: BoundedCache<UInt32, DeviceKey>
 
     struct Restored {
-        var anchors: [UInt32: UInt64]
+        var anchors: [UInt32: CenterJournal.StoredAnchor]
         var openCases: [CasePolicy.Case]
         var undelivered: [CenterJournal.PendingUpdate]
     }
@@ -186,13 +187,30 @@ final class CenterRuntime {
             logger.debug("frame for an unknown device", metadata: ["device.id": "\(device)"])
             return .refused
         }
+        // Bits naming another key epoch than the current one: the key of the later epoch they would name,
+        // for a re-provisioned device's sessionStart (protocol.md §3.4). A derivation: within the budget.
+        var laterKey: DeviceKey?
+        let current = sessions[device]?.key.epoch ?? currentEpoch(device)
+        let ahead = (frame.header.keyEpochBits &- UInt8(truncatingIfNeeded: current)) & 0x07
+        if ahead != 0, current <= UInt16.max - UInt16(ahead) {
+            let monotonic = ContinuousClock.now - startedAt
+            guard forgeryBudget.allows(source, now: monotonic) else {
+                metrics.sourceLimited.increment()
+                countRefusal("sourceLimited")
+                return .refused
+            }
+            laterKey = registry.key(for: device, epoch: current + UInt16(ahead))
+        }
         let mayOpen = activeSessions < configuration.maximumSessions
         let now = self.now
-        let actions = feed(device, path: path) { $0.frameReceived(frame, now: now, mayOpenSession: mayOpen) }
+        let actions = feed(device, path: path) {
+            $0.frameReceived(frame, now: now, mayOpenSession: mayOpen, laterEpochKey: laterKey)
+        }
         if actions.contains(.authenticated) { return .authenticated }
         if actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) { return .pending }
         // A derivation that bought nothing (a forgery, or any frame refused or dropped) is charged.
         if derives { forgeryBudget.charge(source, now: monotonic) }
+        if laterKey != nil { forgeryBudget.charge(source, now: ContinuousClock.now - startedAt) }
         return .refused
     }
 
@@ -286,8 +304,10 @@ final class CenterRuntime {
     func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
-        guard var session = sessions[device] ?? deviceKey(device).map({
-            CenterSession(key: $0, parameters: configuration.session, storedAnchor: anchors[device])
+        guard var session = sessions[device] ?? deviceKey(device).map({ key in
+            let stored = anchors[device]
+            return CenterSession(
+                key: key, parameters: configuration.session, storedAnchor: stored?.epoch == key.epoch ? stored?.anchor : nil)
         }) else { return [] }
         let hadSession = session.hasSession
         let actions = event(&session)
@@ -314,9 +334,9 @@ final class CenterRuntime {
             case .authenticated:
                 if let path { authenticated(device, path: path) }
                 if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
-            case .persistAnchor(let anchor):
+            case .persistAnchor(let anchor, let epoch):
                 if let path { pendingPaths[device] = (anchor, path) }
-                persistAnchor(anchor, device: device)
+                persistAnchor(anchor, epoch: epoch, device: device)
             case .sessionOpened(let anchor):
                 // The journal found the sessionStart fresh (with processes sharing it, a replay of an old one is
                 // found out only there): now it is the session's first frame, and proof of life.
@@ -328,8 +348,8 @@ final class CenterRuntime {
                 metrics.sessionsOpened.increment()
                 hub.emit(.sessionOpened(device: device, anchor: anchor))
                 logger.debug("session opened", metadata: ["device.id": "\(device)", "anchor": "\(anchor)"])
-            case .record(let message):
-                record(message, device: device)
+            case .record(let message, let note):
+                record(message, note: note, device: device)
             case .send(let frame):
                 send(frame, to: device)
             case .scheduleRetransmit(let id, let attempt, let after):
@@ -361,20 +381,27 @@ final class CenterRuntime {
         if pendingPaths[device]?.anchor == anchor { pendingPaths[device] = nil }
     }
 
-    private func persistAnchor(_ anchor: UInt64, device: UInt32) {
-        journalWrite(.anchor(device: device, anchor: anchor)) { result in
+    private func persistAnchor(_ anchor: UInt64, epoch: UInt16, device: UInt32) {
+        journalWrite(.anchor(device: device, anchor: anchor, epoch: epoch)) { result in
             switch result {
             case .success(.anchor(let outcome)) where outcome.raised:
-                self.anchors[device] = max(self.anchors[device] ?? 0, anchor)
+                let previous = self.anchors[device]
+                self.remember(CenterJournal.StoredAnchor(epoch: epoch, anchor: anchor), device: device)
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
-                self.feed(device) { $0.anchorPersisted(anchor, salt: salt, now: now) }
+                self.feed(device) { $0.anchorPersisted(anchor, epoch: epoch, salt: salt, now: now) }
+                if epoch > previous?.epoch ?? 0, let key = self.sessions[device]?.key, key.epoch == epoch {
+                    // The device moved to a later key epoch: its old key is retired here too.
+                    self.deviceKeys.insert(key, for: device)
+                    self.metrics.keyEpochsChanged.increment()
+                    self.hub.emit(.keyEpochChanged(device: device, epoch: epoch))
+                }
                 self.forgetPendingPath(device, anchor: anchor)
             case .success(.anchor(let outcome)):
                 // Another process sharing the journal stored this anchor or a higher one: the copy in memory
                 // was stale. The journal decides, and the session is refused as stale.
-                self.anchors[device] = max(self.anchors[device] ?? 0, outcome.stored)
-                self.feed(device) { $0.anchorRefused(anchor, stored: outcome.stored) }
+                self.remember(CenterJournal.StoredAnchor(epoch: outcome.epoch, anchor: outcome.stored), device: device)
+                self.feed(device) { $0.anchorRefused(anchor, stored: outcome.stored, storedEpoch: outcome.epoch) }
                 self.forgetPendingPath(device, anchor: anchor)
             case .success:
                 // Cannot happen: an anchor write reports `.anchor`. Not answered, as a failed write.
@@ -388,7 +415,23 @@ final class CenterRuntime {
         }
     }
 
-    private func record(_ message: Message, device: UInt32) {
+    /// The later of what this process knew and `stored`: a later epoch, or a higher anchor of the same one.
+    private func remember(_ stored: CenterJournal.StoredAnchor, device: UInt32) {
+        guard let known = anchors[device] else {
+            anchors[device] = stored
+            return
+        }
+        if stored.epoch > known.epoch || (stored.epoch == known.epoch && stored.anchor > known.anchor) {
+            anchors[device] = stored
+        }
+    }
+
+    /// The key epoch `device` is at: the one its key file names, else the journal's (0 until it moves on).
+    private func currentEpoch(_ device: UInt32) -> UInt16 {
+        registry.registeredEpoch(of: device) ?? anchors[device]?.epoch ?? 0
+    }
+
+    private func record(_ message: Message, note: String?, device: UInt32) {
         guard let id = message.reliableID else { return }
         let at = now.wall
         var dispatchable = false
@@ -396,12 +439,28 @@ final class CenterRuntime {
         let opens = dispatchable
         // Media keys are for the call only: the journal keeps the call's signalling without them.
         let journalled = message.withoutMediaKeys
-        journalWrite(.message(device: device, message: journalled, at: at, opensCase: opens)) { result in
+        journalWrite(.message(device: device, message: journalled, at: at, opensCase: opens, note: note)) { result in
             switch result {
             case .success(.recorded(let outcome)):
                 let now = self.now
+                if let reuse = outcome.idReused, message.kind != .alarm {
+                    // The same id with other content: refused, so the device can report it (protocol.md §4.7).
+                    self.feed(device) { $0.recordConflicted(id, now: now) }
+                    self.metrics.idConflicts.increment()
+                    if reuse > 0 { self.hub.emit(.idConflict(device: device, id: id, kind: message.kind.name)) }
+                    return
+                }
                 self.feed(device) { $0.recorded(id, now: now) }
                 self.recorded(message, device: device, outcome: outcome, at: at)
+                if outcome.isNew, case .alarm(let alarm) = message {
+                    var flags: [String] = []
+                    if let reuse = outcome.idReused {
+                        self.metrics.idConflicts.increment()
+                        flags.append("alarm id \(alarm.id) reused (\(reuse == 1 ? "once" : "\(reuse) times")): a new call for help, dispatched as a case of its own; the device's ids restarted (check its state directory)")
+                    }
+                    if let note { flags.append(note) }
+                    if !flags.isEmpty { self.hub.emit(.alarmFlagged(device: device, alarmID: alarm.id, flags: flags)) }
+                }
             case .success:
                 // Cannot happen: a message write reports `.recorded`. Answered as busy, never acknowledged.
                 let now = self.now
@@ -493,11 +552,12 @@ final class CenterRuntime {
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
         guard !stopped, let path = paths[device], let deviceKey = sessions[device]?.key else { return }
         let key: SymmetricKey
-        if let cached = downKeys[device], cached.anchor == frame.anchor {
+        // Keyed by epoch too: a re-provisioned device starts its new key's anchors again from 0.
+        if let cached = downKeys[device], cached.anchor == frame.anchor, cached.epoch == deviceKey.epoch {
             key = cached.key
         } else {
             key = deviceKey.downKey(anchor: frame.anchor)
-            downKeys[device] = (frame.anchor, key)
+            downKeys[device] = (frame.anchor, deviceKey.epoch, key)
         }
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         do {
@@ -644,8 +704,9 @@ final class CenterRuntime {
     /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys, the
     /// least recently used forgotten first).
     func deviceKey(_ device: UInt32) -> DeviceKey? {
-        if let key = deviceKeys.value(for: device) { return key }
-        guard let key = registry.key(for: device) else { return nil }
+        let epoch = currentEpoch(device)
+        if let key = deviceKeys.value(for: device), key.epoch == epoch { return key }
+        guard let key = registry.key(for: device, epoch: epoch) else { return nil }
         metrics.keyDerivations.increment()
         deviceKeys.insert(key, for: device)
         metrics.keyCacheEntries.set(Int64(deviceKeys.count))

@@ -159,7 +159,7 @@ public final class CenterServer: Service, Sendable {
         let (journal, restored) = try await pool.runIfActive {
             let journal = try CenterJournal(path: path)
             let restored = CenterRuntime.Restored(
-                anchors: try journal.anchors(), openCases: try journal.openCases(),
+                anchors: try journal.storedAnchors(), openCases: try journal.openCases(),
                 undelivered: try journal.undeliveredUpdates())
             return (journal, restored)
         }

@@ -64,13 +64,15 @@ public struct CenterSession: Sendable {
         /// `sessionStart` never is: its session opens, with `sessionOpened`, only once the journal found its
         /// anchor fresh.
         case authenticated
-        /// Store `anchor` durably as the device's latest session anchor, then report `anchorPersisted`.
-        case persistAnchor(UInt64)
+        /// Store `anchor` durably as the device's latest session anchor, of key epoch `epoch` (a later epoch
+        /// moves the device to it), then report `anchorPersisted`.
+        case persistAnchor(UInt64, epoch: UInt16)
         /// A new session is open, replacing any previous one: the `sessionStart` that asked for `anchor` is the
         /// session's first frame, and counts as `authenticated` from now on (answers go to its source).
         case sessionOpened(anchor: UInt64)
-        /// Record `message` durably (once per device and id), then report `recorded` or `recordFailed`.
-        case record(Message)
+        /// Record `message` durably (once per device and id), with `note` (the defects of an alarm read
+        /// leniently), then report `recorded`, `recordConflicted` or `recordFailed`.
+        case record(Message, note: String?)
         /// Seal and send.
         case send(DownFrame)
         /// Report `retransmitTimerFired(id:attempt:)` after about `after` (the owner adds the ±20 % jitter).
@@ -99,15 +101,21 @@ public struct CenterSession: Sendable {
         var attempt: Int
     }
 
-    public let key: DeviceKey
+    /// The key of the device's current key epoch (protocol.md §3.2).
+    public private(set) var key: DeviceKey
     public let parameters: Parameters
     private var state: State = .noSession
-    /// The anchor of the latest session known to be on durable storage.
+    /// The anchor of the latest session of the current key epoch known to be on durable storage.
     public private(set) var storedAnchor: UInt64?
     /// The anchor of a `sessionStart` whose storage is under way.
     public private(set) var pendingAnchor: UInt64?
+    /// The key of a later epoch that the pending `sessionStart` was sealed with, if it was.
+    private var pendingKey: DeviceKey?
     private var bucket: TokenBucket
     private var outstanding: [UInt32: Outgoing] = [:]
+    /// What to answer, once recorded, instead of `ack`: `nak(unsupported)` for an alarm of a later version,
+    /// recorded and dispatched all the same (protocol.md §4.1).
+    private var answers: [UInt32: NakReason] = [:]
 
     /// - Parameter storedAnchor: the device's latest session anchor from the journal, `nil` if it never had one.
     public init(key: DeviceKey, parameters: Parameters, storedAnchor: UInt64?) {
@@ -148,13 +156,26 @@ public struct CenterSession: Sendable {
     /// `sessionStart` is stale, however authentic, since it belongs to a session that is over (the centre
     /// restarted, the device's supervision lapsed) or to none; a recorded frame replayed must not pass for a
     /// device that has gone silent.
+    ///
+    /// A frame whose header names another key epoch than the current one is stale, unless it is a
+    /// `sessionStart` that opens under `laterEpochKey` (the epoch its bits name, 1 to 7 ahead, derived by
+    /// the owner) and confirms that epoch: then the device moves to it once the journal stores the anchor.
     /// - Parameter mayOpenSession: false when the centre is at its maximum number of sessions.
-    public mutating func frameReceived(_ frame: SealedFrame, now: CenterInstant, mayOpenSession: Bool) -> [Action] {
+    public mutating func frameReceived(
+        _ frame: SealedFrame, now: CenterInstant, mayOpenSession: Bool, laterEpochKey: DeviceKey? = nil
+    ) -> [Action] {
+        guard frame.header.keyEpochBits == UInt8(truncatingIfNeeded: key.epoch) & 0x07 else {
+            return laterEpochSessionStart(frame, key: laterEpochKey, now: now, mayOpenSession: mayOpenSession)
+        }
         let message: Message
         switch state {
         case .open(var session):
             do throws(ProtocolError) {
                 message = try session.opener.open(frame)
+            } catch .undecodable(let undecodable) {
+                // Authentic and of this session (its counter now used): answered, never left to retry forever.
+                state = .open(session)
+                return undecodableReceived(undecodable, now: now)
             } catch {
                 return [.refuse(error)]
             }
@@ -168,17 +189,70 @@ public struct CenterSession: Sendable {
             guard case .sessionStart = message else { return [.refuse(.stale(counter: frame.header.counter))] }
             guard mayOpenSession else { return [.drop(.tooManySessions)] }
         }
-        if case .sessionStart = message { return sessionStartReceived(counter: frame.header.counter, now: now) }
+        if case .sessionStart(let start) = message {
+            guard (start.keyEpoch ?? 0) == key.epoch else {
+                return [.refuse(.invalidField(message: "sessionStart", field: "keyEpoch", reason: "\(start.keyEpoch ?? 0) is not the epoch of the key that opened it (\(key.epoch))"))]
+            }
+            return sessionStartReceived(counter: frame.header.counter, now: now)
+        }
         return ofSession(message, counter: frame.header.counter, now: now)
     }
 
-    /// The anchor asked for by `persistAnchor` is on durable storage.
+    /// A frame under another key epoch: only a `sessionStart` of a later epoch may open, under that epoch's
+    /// key and with no floor (the new key has sealed nothing before); everything else is stale.
+    private mutating func laterEpochSessionStart(
+        _ frame: SealedFrame, key laterKey: DeviceKey?, now: CenterInstant, mayOpenSession: Bool
+    ) -> [Action] {
+        let stale = ProtocolError.stale(counter: frame.header.counter)
+        guard let laterKey, laterKey.epoch > key.epoch,
+            UInt8(truncatingIfNeeded: laterKey.epoch) & 0x07 == frame.header.keyEpochBits,
+            frame.header.deviceID == key.deviceID, frame.header.direction == .up,
+            let message = try? frame.open(with: laterKey.upKey),
+            case .sessionStart(let start) = message, start.keyEpoch == laterKey.epoch
+        else { return [.refuse(stale)] }
+        guard mayOpenSession else { return [.drop(.tooManySessions)] }
+        if let pendingKey, pendingKey.epoch == laterKey.epoch, let pendingAnchor, frame.header.counter <= pendingAnchor {
+            return [.refuse(stale)]
+        }
+        guard bucket.take(now: now.monotonic) else { return [.drop(.rateLimited)] }
+        pendingAnchor = frame.header.counter
+        pendingKey = laterKey
+        return [.persistAnchor(frame.header.counter, epoch: laterKey.epoch)]
+    }
+
+    /// An authentic frame of the session whose body this version cannot decode (protocol.md §4.1): an
+    /// alarm is recorded as far as it reads and dispatched, other reliable messages are answered `nak`.
+    private mutating func undecodableReceived(_ undecodable: UndecodableMessage, now: CenterInstant) -> [Action] {
+        var actions: [Action] = [.authenticated, .refuse(.undecodable(undecodable))]
+        guard let id = undecodable.id else { return actions }
+        guard bucket.take(now: now.monotonic) else {
+            return actions + [.drop(.rateLimited)] + send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)))
+        }
+        if let lenient = undecodable.alarm {
+            if undecodable.nakReason == .unsupported { answers[id] = .unsupported }
+            return actions + [.record(.alarm(lenient.alarm), note: lenient.defects.joined(separator: "; "))]
+        }
+        actions += send(.nak(Nak(id: id, reason: undecodable.nakReason, senderTime: now.wall)))
+        return actions
+    }
+
+    /// The anchor asked for by `persistAnchor` is on durable storage, of key epoch `epoch`.
     /// - Parameter salt: 32 random bits for the new session's down nonces, drawn by the owner.
-    public mutating func anchorPersisted(_ anchor: UInt64, salt: UInt32, now: CenterInstant) -> [Action] {
-        storedAnchor = max(storedAnchor ?? 0, anchor)
+    public mutating func anchorPersisted(_ anchor: UInt64, epoch: UInt16 = 0, salt: UInt32, now: CenterInstant) -> [Action] {
+        if epoch > key.epoch {
+            // The device moved to a later key epoch: the old key is retired with its anchors.
+            guard let later = pendingKey, later.epoch == epoch else { return [] }
+            key = later
+            storedAnchor = anchor
+            state = .noSession
+        } else {
+            guard epoch == key.epoch else { return [] }
+            storedAnchor = max(storedAnchor ?? 0, anchor)
+        }
         // A later sessionStart superseded this one while it was being stored: that one will be answered.
-        guard pendingAnchor == anchor else { return [] }
+        guard pendingAnchor == anchor, (pendingKey?.epoch ?? key.epoch) == epoch else { return [] }
         pendingAnchor = nil
+        pendingKey = nil
         let opener = FrameOpener(deviceID: key.deviceID, direction: .up, key: key.upKey, floor: anchor)
         state = .open(Session(anchor: anchor, salt: salt, opener: opener))
         let accept = SessionAccept(
@@ -200,27 +274,52 @@ public struct CenterSession: Sendable {
     /// replayed `sessionStart`, or one older than the session the device opened elsewhere): the session is
     /// refused as stale, exactly as if the stored anchor had been known here, and never answered. A session
     /// of this machine below the stored anchor was superseded in that other process, and ends.
-    public mutating func anchorRefused(_ anchor: UInt64, stored: UInt64) -> [Action] {
-        storedAnchor = max(storedAnchor ?? 0, stored)
-        if pendingAnchor == anchor { pendingAnchor = nil }
-        if case .open(let session) = state, session.anchor < stored { state = .noSession }
+    ///
+    /// With key epochs: the journal's epoch decides too. A stored epoch above the current one (another
+    /// process moved the device on) ends this machine's session; its key comes again with the next
+    /// `sessionStart` of that epoch.
+    public mutating func anchorRefused(_ anchor: UInt64, stored: UInt64, storedEpoch: UInt16 = 0) -> [Action] {
+        if storedEpoch == key.epoch {
+            storedAnchor = max(storedAnchor ?? 0, stored)
+            if case .open(let session) = state, session.anchor < stored { state = .noSession }
+        } else if storedEpoch > key.epoch {
+            state = .noSession
+        }
+        if pendingAnchor == anchor {
+            pendingAnchor = nil
+            pendingKey = nil
+        }
         return [.refuse(.stale(counter: anchor))]
     }
 
     /// Storing the anchor failed: no answer, so the device tries a new `sessionStart` later.
     public mutating func anchorPersistFailed(_ anchor: UInt64) -> [Action] {
-        if pendingAnchor == anchor { pendingAnchor = nil }
+        if pendingAnchor == anchor {
+            pendingAnchor = nil
+            pendingKey = nil
+        }
         return []
     }
 
     /// The reliable message `id` is durably recorded (now, or already before: a retransmission).
     public mutating func recorded(_ id: UInt32, now: CenterInstant) -> [Action] {
-        send(.ack(Ack(id: id)))
+        if let reason = answers.removeValue(forKey: id) {
+            return send(.nak(Nak(id: id, reason: reason, senderTime: now.wall)))
+        }
+        return send(.ack(Ack(id: id)))
+    }
+
+    /// The reliable message `id` reuses an id the device used for other content, and is not an alarm: it is
+    /// refused (protocol.md §4.7), so the device can report it.
+    public mutating func recordConflicted(_ id: UInt32, now: CenterInstant) -> [Action] {
+        answers[id] = nil
+        return send(.nak(Nak(id: id, reason: .invalid, senderTime: now.wall)))
     }
 
     /// The reliable message `id` could not be stored: the device must retry later.
     public mutating func recordFailed(_ id: UInt32, now: CenterInstant) -> [Action] {
-        send(.nak(Nak(id: id, reason: .busy, senderTime: now.wall)))
+        answers[id] = nil
+        return send(.nak(Nak(id: id, reason: .busy, senderTime: now.wall)))
     }
 
     /// Sends a reliable down message (a case update) until the device acknowledges it, across sessions.
@@ -265,7 +364,8 @@ public struct CenterSession: Sendable {
     private mutating func sessionStartReceived(counter: UInt64, now: CenterInstant) -> [Action] {
         guard bucket.take(now: now.monotonic) else { return [.drop(.rateLimited)] }
         pendingAnchor = counter
-        return [.persistAnchor(counter)]
+        pendingKey = nil
+        return [.persistAnchor(counter, epoch: key.epoch)]
     }
 
     /// An authentic, fresh frame of the current session, other than a `sessionStart`.
@@ -285,7 +385,7 @@ public struct CenterSession: Sendable {
         case .heartbeat:
             actions += send(.heartbeatAck(HeartbeatAck(echoedCounter: counter, centreTime: now.wall)))
         case .alarm, .alarmCancel, .event, .diagnosticsReport, .callOffer, .callAnswer, .callEnd:
-            actions.append(.record(message))
+            actions.append(.record(message, note: nil))
         case .ack(let ack):
             if outstanding.removeValue(forKey: ack.id) != nil { actions.append(.delivered(id: ack.id)) }
         case .nak(let nak):

@@ -1,3 +1,4 @@
+import Crypto
 import NIOCore
 
 /// An authentic frame (its tag verified, its counter consumed) whose body this version cannot decode: a
@@ -92,5 +93,44 @@ extension Message.Kind {
             true
         case .sessionStart, .heartbeat, .sessionAccept, .heartbeatAck, .ack, .nak: false
         }
+    }
+}
+
+extension Message {
+    /// A digest of what makes this reliable message the one it is, so that a receiver tells a retransmission
+    /// (same id, same identity) from a reused id (same id, other content: a device whose ids restarted)
+    /// (protocol.md §4.7). The fields a retransmission may legitimately change (battery, flags, extensions)
+    /// are left out: an alarm is its kind and the instant it was raised.
+    public var identityDigest: [UInt8] {
+        var b = ByteBuffer()
+        b.writeInteger(kind.rawValue)
+        switch self {
+        case .alarm(let m):
+            b.writeInteger(m.kind.rawValue)
+            b.writeUInt48(m.triggeredAt)
+        case .alarmCancel(let m):
+            b.writeInteger(m.alarmID)
+        case .event(let m):
+            b.writeInteger(m.kind.rawValue)
+            b.writeUInt48(m.at)
+            b.writeInteger(m.value)
+        case .diagnosticsReport(let m):
+            b.writeInteger(m.requestID)
+        case .caseUpdate(let m):
+            b.writeInteger(m.alarmID)
+            b.writeInteger(m.state.rawValue)
+        case .callOffer(let m):
+            b.writeInteger(m.callID)
+            b.writeInteger(m.alarmID)
+        case .callAnswer(let m):
+            b.writeInteger(m.callID)
+        case .callEnd(let m):
+            b.writeInteger(m.callID)
+            b.writeInteger(m.reason.rawValue)
+        case .configPush, .diagnosticsRequest, .sessionStart, .heartbeat, .sessionAccept, .heartbeatAck, .ack, .nak:
+            // Whole body: none of these is retransmitted with other content.
+            try? encodeBody(into: &b)
+        }
+        return Array(SHA256.hash(data: Array(b.readableBytesView)))
     }
 }

@@ -31,6 +31,78 @@ import Testing
         #expect(try journal.openCases().isEmpty)
     }
 
+    /// The audit: a device whose ids restarted sent id 1 again as a fall alarm an hour later; it was acked and
+    /// never dispatched. Now it is a case of its own, flagged, and its retransmissions are still duplicates.
+    @Test func theSameIDWithOtherContentIsAConflictAndAnAlarmStillOpensItsCase() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        let first = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 80, flags: []))
+        let later = Message.alarm(Alarm(id: 1, kind: .fall, triggeredAt: 3_601_000, battery: 70, flags: []))
+        #expect(try journal.record(device: 1, message: first, at: 1, opensCase: true).isNew)
+        // A retransmission with another battery reading is the same alarm.
+        let resent = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 79, flags: []))
+        #expect(try journal.record(device: 1, message: resent, at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
+        let reused = try journal.record(device: 1, message: later, at: 3, opensCase: true)
+        #expect(reused.isNew)
+        #expect(reused.idReused == 1)
+        #expect(reused.openedCase?.0.alarmID == 1)
+        #expect(try journal.openCases().count == 2)
+        let again = try journal.record(device: 1, message: later, at: 4, opensCase: true)
+        #expect(!again.isNew && again.idReused == 1 && again.openedCase == nil, "its retransmission")
+        // Another kind of message reusing an id is refused, and counted the same way.
+        let event = Message.event(DeviceEvent(id: 5, kind: .mainsLost, at: 10, value: 0))
+        let otherEvent = Message.event(DeviceEvent(id: 5, kind: .tamper, at: 20, value: 0))
+        #expect(try journal.record(device: 1, message: event, at: 5).isNew)
+        let conflict = try journal.record(device: 1, message: otherEvent, at: 6)
+        #expect(!conflict.isNew && conflict.idReused == 1)
+    }
+
+    @Test func aLaterKeyEpochMovesTheAnchorAndRetiresTheOldOne() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        #expect(try journal.storeAnchor(device: 1, anchor: 900_000) == .init(raised: true, stored: 900_000, epoch: 0))
+        // A re-provisioned device: epoch 1, its new key's counter from 0.
+        #expect(try journal.storeAnchor(device: 1, anchor: 0, epoch: 1) == .init(raised: true, stored: 0, epoch: 1))
+        // The old epoch can never come back, whatever its anchor.
+        #expect(try journal.storeAnchor(device: 1, anchor: 2_000_000, epoch: 0) == .init(raised: false, stored: 0, epoch: 1))
+        #expect(try journal.storeAnchor(device: 1, anchor: 65_536, epoch: 1) == .init(raised: true, stored: 65_536, epoch: 1))
+        #expect(try journal.storedAnchors() == [1: .init(epoch: 1, anchor: 65_536)])
+    }
+
+    @Test func aJournalOfTheFirstSchemaIsMigratedWithItsRows() throws {
+        let path = temporaryJournal()
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1');
+                    CREATE TABLE device (id INTEGER PRIMARY KEY, anchor INTEGER NOT NULL);
+                    CREATE TABLE message (
+                        device INTEGER NOT NULL, id INTEGER NOT NULL, kind TEXT NOT NULL, ref INTEGER,
+                        json TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (device, id)) WITHOUT ROWID;
+                    CREATE INDEX message_ref ON message (device, kind, ref);
+                    CREATE TABLE dispatch_case (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, device INTEGER NOT NULL, alarm_id INTEGER NOT NULL,
+                        state INTEGER NOT NULL, opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                        UNIQUE (device, alarm_id));
+                    CREATE TABLE case_update (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, case_id INTEGER NOT NULL REFERENCES dispatch_case,
+                        state INTEGER NOT NULL, at INTEGER NOT NULL, delivered_at INTEGER);
+                    CREATE TABLE supervision (device INTEGER NOT NULL, online INTEGER NOT NULL, at INTEGER NOT NULL);
+                    INSERT INTO device VALUES (1, 500);
+                    INSERT INTO message VALUES (1, 7, 'alarm', NULL, '{}', 1);
+                    INSERT INTO dispatch_case VALUES (1, 1, 7, 1, 1, 1);
+                    INSERT INTO case_update VALUES (1, 1, 1, 1, NULL);
+                    """)
+            }
+        }
+        let journal = try CenterJournal(path: path)
+        #expect(try journal.storedAnchors() == [1: .init(epoch: 0, anchor: 500)])
+        #expect(try journal.openCases().map(\.alarmID) == [7])
+        #expect(try journal.undeliveredUpdates().count == 1)
+        // A row recorded without a digest: its retransmission is a duplicate, not a conflict.
+        #expect(try journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
+    }
+
     @Test func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose() throws {
         let journal = try CenterJournal(path: temporaryJournal())
         #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: true, stored: 500))

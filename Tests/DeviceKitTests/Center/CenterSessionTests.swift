@@ -37,7 +37,7 @@ import Testing
     @Test func sessionStartIsAnsweredOnlyAfterItsAnchorIsStored() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: 1_000)
         // Not yet proof of life: only the journal can tell a fresh anchor from a replay (with processes sharing it).
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536, epoch: 0)])
         #expect(!machine.hasSession)
         #expect(machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0) == [.sessionOpened(anchor: 65_536), Self.down(0, Self.accept())])
         #expect(machine.anchor == 65_536)
@@ -53,7 +53,7 @@ import Testing
     @Test func aSessionStartTheJournalFoundNotFreshIsRefusedAndItsFloorRaised() {
         // Another centre process stored anchor 70,000 of this device; this one knew nothing of it.
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true) == [.persistAnchor(65_536, epoch: 0)])
         #expect(machine.anchorRefused(65_536, stored: 70_000) == [.refuse(.stale(counter: 65_536))])
         #expect(!machine.hasSession && !machine.holdsState)
         #expect(machine.storedAnchor == 70_000)
@@ -63,14 +63,14 @@ import Testing
     @Test func aSessionSupersededInAnotherProcessEndsWhenTheJournalSaysSo() {
         var machine = Self.open()
         // A replay of the newer session's start, which the device sent to another process.
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 80_000), now: Self.t0, mayOpenSession: true) == [.persistAnchor(80_000)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 80_000), now: Self.t0, mayOpenSession: true) == [.persistAnchor(80_000, epoch: 0)])
         #expect(machine.anchorRefused(80_000, stored: 80_000) == [.refuse(.stale(counter: 80_000))])
         #expect(!machine.hasSession)
     }
 
     @Test func aFirstSessionMayStartAtCounterZero() {
         var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.persistAnchor(0)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 0), now: Self.t0, mayOpenSession: true) == [.persistAnchor(0, epoch: 0)])
     }
 
     @Test func anAuthenticFrameWithoutASessionIsStaleAndNoProofOfLife() {
@@ -90,7 +90,7 @@ import Testing
 
     @Test func anAlarmIsAcknowledgedOnlyAfterItIsRecorded() {
         var machine = Self.open()
-        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .record(Self.alarm)])
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .record(Self.alarm, note: nil)])
         #expect(machine.recorded(7, now: Self.t0) == [Self.down(1, .ack(Ack(id: 7)))])
     }
 
@@ -129,12 +129,12 @@ import Testing
         ])
         var later = Self.t0
         later.monotonic += .seconds(1)
-        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 5), now: later, mayOpenSession: true) == [.authenticated, .record(Self.alarm)])
+        #expect(machine.frameReceived(Self.frame(Self.alarm, counter: 5), now: later, mayOpenSession: true) == [.authenticated, .record(Self.alarm, note: nil)])
     }
 
     @Test func aSessionStartOverTheRateLimitIsDroppedAndNoProofOfLife() {
         var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 1), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: true) == [.persistAnchor(1)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: true) == [.persistAnchor(1, epoch: 0)])
         #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: true) == [.drop(.rateLimited)])
     }
 
