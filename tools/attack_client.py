@@ -10,6 +10,10 @@ its own, over UDP and TCP, and stops it. The checks are the audit of issue 12 th
     refusals-counted                                         finding 2: refusals as counts, not per frame
     connection-limit, descriptors-exhausted, metrics-timeout  finding 6: connections and the metrics endpoint
     forged-ids                                               finding 7: forged frames under made-up ids
+    key-epoch                                                finding 3: a re-provisioned device's next key epoch
+    critical-extension                                       finding 4: an alarm of a later version
+    reused-id                                                finding 5: an id reused for other content
+    bad-field                                                finding 8: an alarm with one bad field
 
 A check is one function decorated with @check(name); add one per finding. `--check NAME` (repeatable)
 runs some; the default runs all and prints 'N passed, N failed'. `--bench rss|forged|tcp-hold` measures
@@ -74,8 +78,10 @@ def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt or None, info=info).derive(ikm)
 
 
-def root_key(master: bytes, device: int) -> bytes:
-    return hkdf(master, b"DeviceKit v1 device", device.to_bytes(4, "big"))
+def root_key(master: bytes, device: int, epoch: int = 0) -> bytes:
+    # §3.2: the key epoch joins the info from epoch 1 on, as 2 bytes.
+    info = device.to_bytes(4, "big") + (epoch.to_bytes(2, "big") if epoch else b"")
+    return hkdf(master, b"DeviceKit v1 device", info)
 
 
 def up_key(root: bytes) -> bytes:
@@ -88,9 +94,10 @@ def down_key(root: bytes, anchor: int) -> bytes:
 
 # MARK: §2.1 frames, §3.3 nonces
 
-def seal_up(key: bytes, device: int, counter: int, body: bytes) -> bytes:
+def seal_up(key: bytes, device: int, counter: int, body: bytes, epoch: int = 0) -> bytes:
     length = 13 + len(body) + 16
-    header = bytes([0x10]) + length.to_bytes(2, "big") + device.to_bytes(4, "big") + counter.to_bytes(6, "big")
+    # §2.1: the low 3 bits of an up frame's first byte are the key epoch modulo 8.
+    header = bytes([0x10 | epoch % 8]) + length.to_bytes(2, "big") + device.to_bytes(4, "big") + counter.to_bytes(6, "big")
     return header + ChaCha20Poly1305(key).encrypt(header[-12:], body, header)
 
 
@@ -116,17 +123,23 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def session_start(boot_count=1) -> bytes:
-    # firmware 1.0.0, capabilities: button (bit 0)
-    return bytes([0x01, 1, 0, 0]) + (1).to_bytes(2, "big") + boot_count.to_bytes(4, "big")
+def session_start(boot_count=1, epoch=0) -> bytes:
+    # firmware 1.0.0, capabilities: button (bit 0); extension 0x02 keyEpoch u16 from epoch 1 on (§4.2)
+    body = bytes([0x01, 1, 0, 0]) + (1).to_bytes(2, "big") + boot_count.to_bytes(4, "big")
+    return body + (bytes([0x02, 2]) + epoch.to_bytes(2, "big") if epoch else b"")
 
 
 def heartbeat(status=0b101, battery=90) -> bytes:
     return bytes([0x02, status, battery])
 
 
-def alarm(alarm_id: int, kind=1, battery=87, flags=0) -> bytes:
-    return bytes([0x03]) + alarm_id.to_bytes(4, "big") + bytes([kind]) + time48(now_ms()) + bytes([battery, flags])
+def alarm(alarm_id: int, kind=1, battery=87, flags=0, at=None, extensions=b"") -> bytes:
+    return (bytes([0x03]) + alarm_id.to_bytes(4, "big") + bytes([kind]) + time48(at if at is not None else now_ms())
+            + bytes([battery, flags]) + extensions)
+
+
+def event(event_id: int, kind: int, at: int, value=0) -> bytes:
+    return bytes([0x05]) + event_id.to_bytes(4, "big") + bytes([kind]) + time48(at) + value.to_bytes(4, "big")
 
 
 def ack(message_id: int) -> bytes:
@@ -155,9 +168,10 @@ def decode_down(body: bytes) -> dict:
 class Device:
     """One device of the fleet over UDP or TCP, from a chosen loopback source address."""
 
-    def __init__(self, master: bytes, device_id: int, centre, transport="udp", source="127.0.0.1", counter=65536):
+    def __init__(self, master: bytes, device_id: int, centre, transport="udp", source="127.0.0.1", counter=65536, epoch=0):
         self.id = device_id
-        self.root = root_key(master, device_id)
+        self.epoch = epoch
+        self.root = root_key(master, device_id, epoch)
         self.up = up_key(self.root)
         self.transport = transport
         self.counter = counter
@@ -181,7 +195,7 @@ class Device:
         if counter is None:
             counter = self.counter
             self.counter += 1
-        return seal_up(self.up, self.id, counter, body)
+        return seal_up(self.up, self.id, counter, body, self.epoch)
 
     def send_raw(self, frame: bytes):
         if self.transport == "udp":
@@ -251,7 +265,7 @@ class Device:
             self.anchor = self.counter
             self.down = down_key(self.root, self.anchor)
             self.messages = []
-            self.send(session_start())
+            self.send(session_start(epoch=self.epoch))
             wait = min(retry, end - time.monotonic()) if self.transport == "udp" else end - time.monotonic()
             accept = self.wait_for(lambda m: m["type"] == "sessionAccept", max(wait, 0))
             if accept or time.monotonic() >= end:
@@ -358,6 +372,10 @@ class Centre:
 
 
 STALE = 'center_frames_refused_total{category="stale"}'
+
+
+def events_of(centre, name, **fields):
+    return [e for e in centre.all_events() if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())]
 
 
 # MARK: checks
@@ -673,6 +691,132 @@ def forged_ids(options, workdir):
 
 
 # MARK: benchmarks (figures, not checks)
+
+@check("key-epoch")
+def key_epoch(options, workdir):
+    """A device that lost its state opens a session at the next key epoch, its counter from 0 again; the
+    centre then refuses the old epoch's frames and a sessionStart whose body names another epoch (§3.2, §3.4)."""
+    centre = Centre(options.devicesim, workdir)
+    try:
+        for transport in ("udp", "tcp"):
+            device_id = 3001 if transport == "udp" else 3002
+            old = Device(centre.master, device_id, centre, transport, counter=900_000)
+            expect(old.handshake(), f"{transport}: no sessionAccept at epoch 0")
+            old.send(alarm(1))
+            expect(old.wait_for(lambda m: m == {"type": "ack", "id": 1}), f"{transport}: epoch 0 alarm not acked")
+            new = Device(centre.master, device_id, centre, transport, counter=0, epoch=1)
+            expect(new.handshake(), f"{transport}: the next epoch's sessionStart (counter 0) was not accepted")
+            new.send(alarm(2))
+            expect(new.wait_for(lambda m: m == {"type": "ack", "id": 2}), f"{transport}: epoch 1 alarm not acked")
+            wait_until(lambda: events_of(centre, "keyEpochChanged", device=device_id, epoch=1), 10,
+                       f"{transport}: no keyEpochChanged event")
+            # The old key, however high its counter, opens nothing now.
+            stale = centre.metric(STALE)
+            retired = Device(centre.master, device_id, centre, transport, counter=2_000_000)
+            retired.anchor, retired.down = retired.counter, down_key(retired.root, retired.counter)
+            retired.send(session_start())
+            expect(retired.wait_for(lambda m: m["type"] == "sessionAccept", 1.5) is None,
+                   f"{transport}: a sessionStart under the retired epoch 0 was answered")
+            wait_until(lambda: centre.metric(STALE) > stale, 10, f"{transport}: the retired epoch's frame was not counted stale")
+            for d in (old, new, retired):
+                d.close()
+        # A sessionStart sealed under epoch 2's key that names epoch 3 in its body.
+        liar = Device(centre.master, 3001, centre, "udp", counter=0, epoch=2)
+        liar.anchor, liar.down = 0, down_key(liar.root, 0)
+        liar.send_raw(seal_up(liar.up, 3001, 0, session_start(epoch=3), 2))
+        expect(liar.wait_for(lambda m: m["type"] == "sessionAccept", 1.5) is None,
+               "a sessionStart naming another epoch than its key's was answered")
+        liar.close()
+    finally:
+        centre.stop()
+
+
+@check("critical-extension")
+def critical_extension(options, workdir):
+    """An alarm of a later version (a critical extension this centre does not know) is recorded, dispatched and
+    flagged, and answered nak(unsupported) once; its copy is a replay; sent again without it, acked (§4.1)."""
+    centre = Centre(options.devicesim, workdir)
+    try:
+        device = Device(centre.master, 3101, centre, "udp")
+        expect(device.handshake(), "no sessionAccept")
+        raised = now_ms() - 5_000
+        frame = device.send(alarm(7, at=raised, extensions=bytes([0x85, 0x02, 0xAB, 0xCD])))
+        expect(device.wait_for(lambda m: m == {"type": "nak", "id": 7, "reason": 2}), "no nak(unsupported) for alarm 7")
+        wait_until(lambda: events_of(centre, "alarm", device=3101, alarm=7, dispatched=True), 10,
+                   "the alarm of a later version was not recorded and dispatched")
+        flagged = events_of(centre, "alarmFlagged", device=3101, alarm=7)
+        expect(flagged and any("0x85" in f for f in flagged[0]["flags"]), f"the alarm was not flagged for the operator: {flagged}")
+        replayed = centre.metric('center_frames_refused_total{category="replayed"}')
+        device.messages = []
+        device.send_raw(frame)
+        wait_until(lambda: centre.metric('center_frames_refused_total{category="replayed"}') > replayed, 10,
+                   "the copy of the undecodable frame was not refused as replayed (its counter was not used up)")
+        device.send(alarm(7, at=raised))
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 7}), "the alarm sent again as v1 was not acked")
+        time.sleep(0.3)
+        expect(len(events_of(centre, "alarm", device=3101, alarm=7)) == 1, "the alarm was dispatched twice")
+        device.close()
+    finally:
+        centre.stop()
+
+
+@check("reused-id")
+def reused_id(options, workdir):
+    """An alarm id reused for another call for help is dispatched as a case of its own and flagged; a
+    retransmission (battery changed) is not; an event id reused for other content is refused (§4.7)."""
+    centre = Centre(options.devicesim, workdir)
+    try:
+        device = Device(centre.master, 3201, centre, "tcp")
+        expect(device.handshake(), "no sessionAccept")
+        first = now_ms() - 3_600_000
+        device.send(alarm(1, kind=1, at=first))
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 1}), "alarm 1 not acked")
+        device.messages = []
+        device.send(alarm(1, kind=1, at=first, battery=80))  # a retransmission, another battery reading
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 1}), "the retransmission was not acked")
+        time.sleep(0.3)
+        expect(len(events_of(centre, "alarm", device=3201, alarm=1)) == 1, "a retransmission was dispatched again")
+        device.messages = []
+        device.send(alarm(1, kind=4, at=now_ms()))  # id 1 again, a fall an hour later
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 1}), "the reused-id alarm was not acked")
+        wait_until(lambda: len(events_of(centre, "alarm", device=3201, alarm=1)) == 2, 10,
+                   "the alarm under a reused id was not dispatched")
+        wait_until(lambda: events_of(centre, "alarmFlagged", device=3201, alarm=1), 10, "the reused id was not flagged")
+        device.send(event(5, kind=2, at=first))
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 5}), "event 5 not acked")
+        device.messages = []
+        device.send(event(5, kind=6, at=now_ms()))
+        expect(device.wait_for(lambda m: m == {"type": "nak", "id": 5, "reason": 1}), "the reused event id was not refused invalid")
+        expect(centre.metric("center_id_conflicts_total") >= 2, "conflicts not counted")
+        device.close()
+    finally:
+        centre.stop()
+
+
+@check("bad-field")
+def bad_field(options, workdir):
+    """An authentic alarm with one bad field is recorded, dispatched and acked with the field marked; another
+    message with a bad field gets nak(invalid) rather than silence (§4.1)."""
+    centre = Centre(options.devicesim, workdir)
+    try:
+        device = Device(centre.master, 3301, centre, "udp")
+        expect(device.handshake(), "no sessionAccept")
+        device.send(alarm(11, battery=150))
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 11}), "the alarm with battery 150 was not acked")
+        wait_until(lambda: events_of(centre, "alarm", device=3301, alarm=11, dispatched=True, battery=255), 10,
+                   "the alarm with battery 150 was not dispatched (battery unknown)")
+        flagged = events_of(centre, "alarmFlagged", device=3301, alarm=11)
+        expect(flagged and any("battery 150" in f for f in flagged[0]["flags"]), f"battery 150 not named: {flagged}")
+        # Extensions out of order: holdMilliseconds (0x02) before pressCount (0x01).
+        device.send(alarm(12, extensions=bytes([0x02, 0x02, 0x04, 0xB0, 0x01, 0x02, 0x00, 0x03])))
+        expect(device.wait_for(lambda m: m == {"type": "ack", "id": 12}), "the alarm with extensions out of order was not acked")
+        # An event cut short after its id: nak(invalid).
+        device.send(bytes([0x05]) + (13).to_bytes(4, "big") + bytes([2]))
+        expect(device.wait_for(lambda m: m == {"type": "nak", "id": 13, "reason": 1}), "the malformed event was not answered nak(invalid)")
+        device.close()
+    finally:
+        centre.stop()
+
 
 def percentile(values, p):
     if not values:
