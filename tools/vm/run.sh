@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/tools/vm"
 
 # The checks tools/vm/init.sh runs; each must report PASS.
-CHECKS=(identity watch-held watch-presses record grab-refused grab-exclusive grab-elsewhere syn-dropped
+CHECKS=(identity watch-held watch-presses record analyze grab-refused grab-exclusive grab-elsewhere syn-dropped
         hotplug alarm run-resync)
 
 die() { echo "vm-test: $*" >&2; exit 1; }
