@@ -266,8 +266,8 @@ check_record() {
     # The technician's verdict on that recording, offline: the 150 ms press is an alarm, the 40 ms one too
     # short for the default hold_ms = 100, judged from the recorded times.
     if devicesim diag analyze $f >/tmp/analyze.out 2>&1; then
-        if grep -q "held 1[45][0-9] ms: held for alarm.hold_ms = 100 ms: an alarm" /tmp/analyze.out \
-            && grep -q "shorter than alarm.hold_ms = 100 ms: no alarm" /tmp/analyze.out; then
+        if [ "$(grep -c 'held for alarm.hold_ms = 100 ms: an alarm' /tmp/analyze.out)" = 1 ] \
+            && [ "$(grep -c 'shorter than alarm.hold_ms = 100 ms: no alarm' /tmp/analyze.out)" = 1 ]; then
             pass analyze "diag analyze: $(quote </tmp/analyze.out)"
         else
             fail analyze "diag analyze did not judge the 150 ms press an alarm and the 40 ms one too short: $(quote </tmp/analyze.out)"
