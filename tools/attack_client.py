@@ -744,8 +744,9 @@ def critical_extension(options, workdir):
         expect(device.wait_for(lambda m: m == {"type": "nak", "id": 7, "reason": 2}), "no nak(unsupported) for alarm 7")
         wait_until(lambda: events_of(centre, "alarm", device=3101, alarm=7, dispatched=True), 10,
                    "the alarm of a later version was not recorded and dispatched")
+        wait_until(lambda: events_of(centre, "alarmFlagged", device=3101, alarm=7), 10, "the alarm was not flagged for the operator")
         flagged = events_of(centre, "alarmFlagged", device=3101, alarm=7)
-        expect(flagged and any("0x85" in f for f in flagged[0]["flags"]), f"the alarm was not flagged for the operator: {flagged}")
+        expect(any("0x85" in f for f in flagged[0]["flags"]), f"the flag does not name the extension: {flagged}")
         replayed = centre.metric('center_frames_refused_total{category="replayed"}')
         device.messages = []
         device.send_raw(frame)
@@ -805,8 +806,9 @@ def bad_field(options, workdir):
         expect(device.wait_for(lambda m: m == {"type": "ack", "id": 11}), "the alarm with battery 150 was not acked")
         wait_until(lambda: events_of(centre, "alarm", device=3301, alarm=11, dispatched=True, battery=255), 10,
                    "the alarm with battery 150 was not dispatched (battery unknown)")
+        wait_until(lambda: events_of(centre, "alarmFlagged", device=3301, alarm=11), 10, "the alarm with battery 150 was not flagged")
         flagged = events_of(centre, "alarmFlagged", device=3301, alarm=11)
-        expect(flagged and any("battery 150" in f for f in flagged[0]["flags"]), f"battery 150 not named: {flagged}")
+        expect(any("battery 150" in f for f in flagged[0]["flags"]), f"battery 150 not named: {flagged}")
         # Extensions out of order: holdMilliseconds (0x02) before pressCount (0x01).
         device.send(alarm(12, extensions=bytes([0x02, 0x02, 0x04, 0xB0, 0x01, 0x02, 0x00, 0x03])))
         expect(device.wait_for(lambda m: m == {"type": "ack", "id": 12}), "the alarm with extensions out of order was not acked")
