@@ -83,6 +83,9 @@ public final class MediaLink: @unchecked Sendable {
         @Sendable func bootstrap(_ inbox: DatagramInbox) -> DatagramBootstrap {
             DatagramBootstrap(group: loop)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+                // A receive buffer for several seconds of voice and video (Linux doubles it, up to rmem_max):
+                // a loop held up by a busy board (or a loaded test machine) loses nothing it can catch up on.
+                .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
                 }

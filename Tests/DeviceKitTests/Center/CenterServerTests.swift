@@ -98,6 +98,10 @@ import Testing
         device.setCounter(100_000)
         try await device.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 2)))
         try await eventually("the older anchor is refused") { centre.metric(#"center_frames_refused_total{category="stale"}"#) == 1 }
+        // Events reach the test's log a little after the metrics: wait for the first session's, then count.
+        try await eventually("the first session's event") {
+            centre.events.all.contains { if case .sessionOpened = $0 { true } else { false } }
+        }
         #expect(centre.events.all.count { if case .sessionOpened = $0 { true } else { false } } == 1)
         await centre.stop()
     }
