@@ -37,7 +37,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     var connection: (any Channel)?
     private var connectionGeneration = 0
     private var started: NIODeadline
-    private var stopped = false
+    var stopped = false
     /// Centre time minus local wall time, in ms, once a session told us.
     private var clockOffset: Int64?
     private var sessionStartSentAt: Duration?
@@ -56,8 +56,12 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Why the counter reservation cannot be trusted (missing, damaged, another key epoch): then nothing is
     /// ever sealed, the device does not connect, and alarms wait in the outbox for a re-provisioned key.
     private var counterFault: String?
-    /// The call in progress, if any (DeviceRuntime+Call.swift).
-    var activeCall: DeviceCall?
+    /// The call's life (DeviceRuntime+Call.swift), its media links by call id, the offers being taken.
+    var call = CallMachine(role: .callee)
+    var mediaLinks: [UInt32: MediaLink] = [:]
+    var takenOffers: [UInt32: CallOffer] = [:]
+    /// The media numbers of a call just stopped, for its `ended` report.
+    var stoppedCallStatistics: [UInt32: MediaStatistics] = [:]
 
     public init(
         configuration: DeviceRuntimeConfiguration, outbox: any Outbox, counterStore: any CounterStore,
@@ -123,7 +127,7 @@ public final class DeviceRuntime: @unchecked Sendable {
             let c = connection
             connection = nil
             _ = link.stop()
-            endCall(reason: .hangUp, byCentre: false, tell: false)
+            run(call.stop())
             observer.finish()
             return c
         }.get()
@@ -520,11 +524,8 @@ public final class DeviceRuntime: @unchecked Sendable {
             _ = acknowledge(answer.id)  // the device does not place calls: nothing to answer
         case .callEnd(let end):
             guard acknowledge(end.id) else { return }
-            if activeCall?.callID == end.callID {
-                endCall(reason: end.reason, byCentre: true, tell: false)
-            } else {
-                run(alarm.callChanged(active: false))
-            }
+            let actions = call.endReceived(callID: end.callID, reason: end.reason)
+            if actions.isEmpty { run(alarm.callChanged(active: false)) } else { run(actions) }
         case .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
             break  // up-only messages; the frame session refuses them before this
         }
