@@ -23,7 +23,7 @@ struct LoadCommand: AsyncParsableCommand {
 
 /// Options shared by the run and the merge: objectives and the JSON file.
 struct LoadOutputOptions: ParsableArguments {
-    @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1.")
+    @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1. A latency over no sample at all is missed.")
     var objectives: [String] = []
 
     @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
@@ -40,8 +40,11 @@ struct LoadOutputOptions: ParsableArguments {
         }
     }
 
-    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed.
-    func finish(_ report: LoadReport) throws {
+    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed. The report
+    /// carries this command line, the host and the build, and `began` (when the run began).
+    func finish(_ report: LoadReport, began: Date) throws {
+        var report = report
+        report.context = LoadRunContext.current(arguments: Array(CommandLine.arguments.dropFirst()), began: began)
         print(report.table)
         if let json {
             try report.json().write(to: URL(fileURLWithPath: json))
@@ -274,11 +277,12 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let began = Date()
         let given = try planOptions.center.map { _ in try centreAddress() }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
         let workers = workerCount(for: plan)
         try plan.validate(workers: workers)
-        if workers > 1 { return try await coordinate(plan, workers: workers) }
+        if workers > 1 { return try await coordinate(plan, workers: workers, began: began) }
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: planOptions.heartbeat)
         if let spawned {
             plan.centre = spawned.address
@@ -296,7 +300,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
         try await spawned?.finish(&report, acknowledged: runner.acknowledgedAlarms)
-        try output.finish(report)
+        try output.finish(report, began: began)
     }
 }
 
@@ -323,6 +327,8 @@ struct LoadMergeCommand: AsyncParsableCommand {
             }
             loaded.append(try LoadReport(json: data, name: path))
         }
-        try output.finish(try LoadReport.merge(loaded))
+        // The merged run began when its earliest shard did.
+        let dates = loaded.compactMap { $0.context?.date }.compactMap { ISO8601DateFormatter().date(from: $0) }
+        try output.finish(try LoadReport.merge(loaded), began: dates.min() ?? Date())
     }
 }

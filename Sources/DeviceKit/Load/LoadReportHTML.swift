@@ -47,7 +47,8 @@ extension LoadReport {
     private func summaryTable(objectives: [ServiceLevelObjective]) -> String {
         let c = counts
         var rows: [(String, String)] = [
-            ("alarms sent", "\(c.alarmsSent)"), ("alarms acknowledged", "\(c.alarmsAcknowledged)"),
+            ("alarms raised", "\(c.alarmsRaised)"), ("alarms sent (on the wire)", "\(c.alarmsSent)"),
+            ("alarms acknowledged", "\(c.alarmsAcknowledged)"),
             ("alarms lost", "\(c.alarmsLost)"), ("alarm retransmissions", "\(c.alarmRetransmissions)"),
             ("duplicate acks", "\(c.duplicateAcks)"), ("rejected (nak)", "\(c.rejected)"),
             ("cancels sent / acknowledged", "\(c.cancelsSent) / \(c.cancelsAcknowledged)"),
@@ -93,21 +94,29 @@ extension LoadReport {
             }
             html += "</table>\n"
         }
+        html += failureTable()
         if !objectives.isEmpty {
             html += "<table>\n<tr><th class=\"l\">objective</th><th>measured</th><th>verdict</th></tr>\n"
             for objective in objectives {
-                let (measured, met) = objective.evaluate(self)
-                let value: String
-                switch objective.measure {
-                case .latency: value = String(format: "%.3f ms", Double(measured) / 1e6)
-                case .count: value = "\(measured)"
-                }
-                html += "<tr><td class=\"l\">\(Self.escape(objective.text))</td><td>\(value)</td>"
+                let met = objective.evaluate(self).met
+                html += "<tr><td class=\"l\">\(Self.escape(objective.text))</td><td>\(Self.escape(objective.measured(in: self)))</td>"
                 html += met ? "<td class=\"met\">met</td></tr>\n" : "<td class=\"missed\">MISSED</td></tr>\n"
             }
             html += "</table>\n"
         }
         return html
+    }
+
+    /// Failed session attempts and refused messages, by reason, the most frequent first.
+    private func failureTable() -> String {
+        let rows = Self.byCount(counts.failureReasons).map { ("session attempt failed", $0.reason, $0.count) }
+            + Self.byCount(counts.rejectionReasons).map { ("message refused by the centre (nak)", $0.reason, $0.count) }
+        guard !rows.isEmpty else { return "" }
+        var html = "<table id=\"failures\">\n<tr><th class=\"l\">failure</th><th class=\"l\">reason</th><th>count</th></tr>\n"
+        for (kind, reason, count) in rows {
+            html += "<tr><td class=\"l\">\(kind)</td><td class=\"l\">\(Self.escape(reason))</td><td>\(count)</td></tr>\n"
+        }
+        return html + "</table>\n"
     }
 
     // MARK: Plots

@@ -8,6 +8,7 @@ import Testing
         var alarm = LatencyHistogram()
         for ms in latencies { alarm.record(.microseconds(ms)) }
         var counts = LoadCounts()
+        counts.alarmsRaised = latencies.count + lost
         counts.alarmsSent = latencies.count + lost
         counts.alarmsAcknowledged = latencies.count
         counts.alarmsLost = lost
@@ -37,6 +38,7 @@ import Testing
         }
         #expect(merged.histogram(.alarm).max == whole.histogram(.alarm).max)
         #expect(merged.counts.alarmsSent == 8_002)
+        #expect(merged.counts.alarmsRaised == 8_002)
         #expect(merged.counts.alarmsLost == 2)
         #expect(merged.counts.reconnects == 2)
         #expect(merged.devices == 20)
@@ -111,7 +113,20 @@ import Testing
         #expect(try ServiceLevelObjective(parsing: "alarm.p99 < 98ms").evaluate(report).met == false)
         #expect(try ServiceLevelObjective(parsing: "alarm.max<=0.2s").evaluate(report).met)
         #expect(try ServiceLevelObjective(parsing: "alarm.p99.9<=100500us").evaluate(report).met)
-        #expect(try ServiceLevelObjective(parsing: "heartbeat.p50<1ms").evaluate(report).met)  // nothing measured: zero
+    }
+
+    /// Issue 14, defect 1: a latency objective over no sample was met with "measured 0.000 ms".
+    @Test func aLatencyObjectiveOverNoSampleIsMissedAndSaysWhy() throws {
+        var report = report
+        report.counts.sessionFailures = 53
+        report.counts.failureReasons = ["nothing listens on that port (connection refused)": 53]
+        let objective = try ServiceLevelObjective(parsing: "heartbeat.p50<1ms")
+        let (measured, met) = objective.evaluate(report)
+        #expect(measured == nil)
+        #expect(!met)
+        let (lines, allMet) = ServiceLevelObjective.verdict([objective], for: report)
+        #expect(!allMet)
+        #expect(lines == ["SLO MISSED heartbeat.p50<1ms  (nothing measured, heartbeat round trip: no session opened: 53 attempts failed (see the failures))"])
     }
 
     @Test func countObjectivesParseAndJudge() throws {
