@@ -16,7 +16,7 @@ struct LoadCommand: AsyncParsableCommand {
             --spawn-center. Latencies are measured from the \
             intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
             """,
-        subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
+        subcommands: [LoadRunCommand.self, LoadMergeCommand.self, LoadCompareCommand.self],
         defaultSubcommand: LoadRunCommand.self
     )
 }
@@ -29,8 +29,14 @@ struct LoadOutputOptions: ParsableArguments {
     @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
     var json: String?
 
-    @Option(help: "Write a self-contained HTML report to this file: summary, SLO verdicts, alarm latency over time, percentile plots (no network needed to open it).")
+    @Option(help: "Write a self-contained HTML report to this file: PASS/FAIL banner with each objective, the run's context, latencies, rates over time with the run's phases, percentile plots, failures by reason, the data as .hgrm and CSV (no network needed to open it).")
     var html: String?
+
+    @Option(help: ArgumentHelp("Write each latency histogram that measured something as HdrHistogram's percentile distribution (ms), PREFIX.alarm.hgrm, PREFIX.session.hgrm, …, for HdrHistogram's plotter.", valueName: "prefix"))
+    var hgrm: String?
+
+    @Option(help: "Write the run second by second (alarms raised, sent, acknowledged and their p50/p99/max, devices online, sessions, failures, retransmissions) to this CSV file.")
+    var csv: String?
 
     func parsedObjectives() throws -> [ServiceLevelObjective] {
         do {
@@ -54,6 +60,17 @@ struct LoadOutputOptions: ParsableArguments {
         if let html {
             try Data(report.html(objectives: objectives).utf8).write(to: URL(fileURLWithPath: html))
             print("HTML report written to \(html)")
+        }
+        if let hgrm {
+            for (metric, text) in report.percentileDistributions {
+                let path = "\(hgrm).\(metric.rawValue).hgrm"
+                try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+                print("\(metric.label) written to \(path)")
+            }
+        }
+        if let csv {
+            try Data(report.secondsCSV.utf8).write(to: URL(fileURLWithPath: csv))
+            print("second by second written to \(csv)")
         }
         let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
         for line in lines { print(line) }
@@ -330,5 +347,41 @@ struct LoadMergeCommand: AsyncParsableCommand {
         // The merged run began when its earliest shard did.
         let dates = loaded.compactMap { $0.context?.date }.compactMap { ISO8601DateFormatter().date(from: $0) }
         try output.finish(try LoadReport.merge(loaded), began: dates.min() ?? Date())
+    }
+}
+
+struct LoadCompareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare the JSON reports of several runs, the first the baseline: did a change make it better or worse?",
+        discussion: """
+            Prints each latency's p50 … p99.99 and max for every run with its change from the baseline, and the \
+            counts; --html draws the runs' percentile curves over each other, as HdrHistogram's plotter does.
+            """)
+
+    @Argument(help: "The runs' reports, written by `devicesim load --json FILE` (or `load merge --json`); the first is the baseline.")
+    var reports: [String]
+
+    @Option(help: "Write the comparison as a self-contained HTML page to this file (no network needed to open it).")
+    var html: String?
+
+    func validate() throws {
+        guard reports.count >= 2 else { throw ValidationError("Name two reports or more to compare: devicesim load compare before.json after.json") }
+    }
+
+    func run() async throws {
+        var runs: [LoadComparison.Run] = []
+        for path in reports {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("Cannot read \(path): check the path.")
+            }
+            runs.append(LoadComparison.Run(name: path, report: try LoadReport(json: data, name: path)))
+        }
+        let comparison = try LoadComparison(runs)
+        print(comparison.table)
+        if let html {
+            try Data(comparison.html().utf8).write(to: URL(fileURLWithPath: html))
+            print("HTML comparison written to \(html)")
+        }
     }
 }

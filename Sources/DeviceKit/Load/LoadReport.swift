@@ -109,7 +109,7 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     /// latency, but a duration that merges and reports the same way.
     case jitter
 
-    var label: String {
+    public var label: String {
         switch self {
         case .alarm: "alarm → ack"
         case .session: "session set-up"

@@ -77,6 +77,32 @@ import Testing
         #expect(text.contains("\"p99\""))
     }
 
+    /// Failures by reason and the new per-second counts add up over shards; online is the running sum of both.
+    @Test func failureReasonsAndSecondsAddUpAcrossShards() throws {
+        var left = report(shard: "0/2", latencies: [1])
+        left.counts.failureReasons = ["refused": 2, "reset": 1]
+        left.counts.rejectionReasons = ["busy": 1]
+        var right = report(shard: "1/2", latencies: [1])
+        right.counts.failureReasons = ["refused": 3]
+        var a = [SecondResult(second: 0), SecondResult(second: 1)]
+        a[0].sessionsOpened = 5
+        a[1].sessionsLost = 1
+        a[1].failedAttempts = 2
+        a[1].alarmRetransmissions = 4
+        var b = [SecondResult(second: 0), SecondResult(second: 1), SecondResult(second: 2)]
+        b[1].sessionsOpened = 3
+        b[2].rejected = 1
+        left.seconds = a
+        right.seconds = b
+        let merged = try LoadReport.merge([try LoadReport(json: try left.json(), name: "a"), try LoadReport(json: try right.json(), name: "b")])
+        #expect(merged.counts.failureReasons == ["refused": 5, "reset": 1])
+        #expect(merged.counts.rejectionReasons == ["busy": 1])
+        #expect(merged.online == [5, 7, 7])
+        #expect(merged.seconds.map(\.failedAttempts) == [0, 2, 0])
+        #expect(merged.seconds.map(\.alarmRetransmissions) == [0, 4, 0])
+        #expect(merged.seconds.map(\.rejected) == [0, 0, 1])
+    }
+
     @Test func theSameShardTwiceIsRefused() {
         let a = report(shard: "0/2", latencies: [1])
         #expect(throws: LoadError.self) { try LoadReport.merge([a, a]) }
