@@ -38,8 +38,11 @@ public struct LoadComparison: Sendable {
         return (value - base) / base * 100
     }
 
-    /// "+22 %", "-8 %".
-    static func describe(_ change: Double) -> String { String(format: "%+.0f %%", change) }
+    /// "+22 %", "-8 %"; a fall of more than 99.5 % keeps its decimals, so that it does not read as -100 %
+    /// (a latency that went to zero).
+    static func describe(_ change: Double) -> String {
+        change > -100 && change <= -99.5 ? String(format: "%+.2f %%", change) : String(format: "%+.0f %%", change)
+    }
 
     /// Latencies and counts of every run, with each one's change from the baseline, as text.
     public var table: String {

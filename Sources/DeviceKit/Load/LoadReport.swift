@@ -275,13 +275,15 @@ public struct LoadReport: Codable, Equatable, Sendable {
     }
 
     public init(json data: Data, name: String) throws(LoadError) {
+        struct Format: Decodable { var format: String }
+        // The format first, so that an older report is named as such rather than by its first missing field.
+        if let format = try? JSONDecoder().decode(Format.self, from: data).format, format != Self.currentFormat {
+            throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)': run the load again with this devicesim")
+        }
         do {
             self = try JSONDecoder().decode(LoadReport.self, from: data)
         } catch {
             throw LoadError("\(name) is not a report written by `devicesim load --json`: \(Self.describe(error))")
-        }
-        guard format == Self.currentFormat else {
-            throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)'")
         }
     }
 

@@ -119,5 +119,8 @@ import Testing
         #expect(html.components(separatedBy: "<polyline class=\"series\"").count - 1 == 2)  // both runs' alarm curves
         #expect(html.contains("<td class=\"worse\">20.0 ms (+100 %)</td>"))
         #expect(throws: LoadError.self) { try LoadComparison([.init(name: "one.json", report: before)]) }
+        #expect(LoadComparison.describe(-99.6) == "-99.60 %")
+        #expect(LoadComparison.describe(-100) == "-100 %")
+        #expect(LoadComparison.describe(22.4) == "+22 %")
     }
 }
