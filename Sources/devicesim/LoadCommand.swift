@@ -26,7 +26,7 @@ struct LoadOutputOptions: ParsableArguments {
     @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1. A latency over no sample at all is missed.")
     var objectives: [String] = []
 
-    @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
+    @Option(help: "Write the whole report (counts, percentiles, full histograms, context) to this JSON file, for `devicesim load merge` and `load compare`.")
     var json: String?
 
     @Option(help: "Write a self-contained HTML report to this file: PASS/FAIL banner with each objective, the run's context, latencies, rates over time with the run's phases, percentile plots, failures by reason, the data as .hgrm and CSV (no network needed to open it).")
@@ -53,23 +53,23 @@ struct LoadOutputOptions: ParsableArguments {
         report.context = LoadRunContext.current(arguments: Array(CommandLine.arguments.dropFirst()), began: began)
         print(report.table)
         if let json {
-            try report.json().write(to: URL(fileURLWithPath: json))
+            try writeReportFile(try report.json(), to: json, what: "the JSON report")
             print("report written to \(json)")
         }
         let objectives = try parsedObjectives()
         if let html {
-            try Data(report.html(objectives: objectives).utf8).write(to: URL(fileURLWithPath: html))
+            try writeReportFile(Data(report.html(objectives: objectives).utf8), to: html, what: "the HTML report")
             print("HTML report written to \(html)")
         }
         if let hgrm {
             for (metric, text) in report.percentileDistributions {
                 let path = "\(hgrm).\(metric.rawValue).hgrm"
-                try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+                try writeReportFile(Data(text.utf8), to: path, what: "the \(metric.label) histogram")
                 print("\(metric.label) written to \(path)")
             }
         }
         if let csv {
-            try Data(report.secondsCSV.utf8).write(to: URL(fileURLWithPath: csv))
+            try writeReportFile(Data(report.secondsCSV.utf8), to: csv, what: "the seconds' CSV")
             print("second by second written to \(csv)")
         }
         let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
@@ -380,8 +380,24 @@ struct LoadCompareCommand: AsyncParsableCommand {
         let comparison = try LoadComparison(runs)
         print(comparison.table)
         if let html {
-            try Data(comparison.html().utf8).write(to: URL(fileURLWithPath: html))
+            try writeReportFile(Data(comparison.html().utf8), to: html, what: "the HTML comparison")
             print("HTML comparison written to \(html)")
         }
+    }
+}
+
+/// Writes one of the files a load run or comparison was asked for, or says which and why it could not (the
+/// system's reason, which Foundation's error hides).
+private func writeReportFile(_ data: Data, to path: String, what: String) throws {
+    func failure(_ reason: String) -> LoadError {
+        LoadError("cannot write \(what) to \(path) (\(reason.lowercased())): check that its directory exists and that you may write there")
+    }
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }
+    close(descriptor)
+    do {
+        try data.write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw failure(error.localizedDescription)
     }
 }
