@@ -177,20 +177,23 @@ extension LoadReport {
     private func bandLegend() -> String {
         "<p class=\"note\">Bands: <span class=\"sw ramp\"></span> ramp, <span class=\"sw phase\"></span> the steady part's phases, "
             + "<span class=\"sw drain\"></span> drain" + (centreRestarts?.isEmpty == false ? ", <span class=\"sw down\"></span> the centre down after a crash (SIGKILL)" : "")
-            + ". Each point is one second of the run.</p>\n"
+            + ". Each point is one second of the run, drawn at its middle (devices online: at its end).</p>\n"
     }
 
     private func overTimePlots() -> String {
         guard !seconds.isEmpty else { return "<p class=\"empty\">The run recorded no second.</p>\n" }
-        let xs = seconds.map { Double($0.second) }
-        func series(_ name: String, _ values: [Int]) -> HTMLPage.Series { (name, zip(xs, values.map(Double.init)).map { ($0, $1) }) }
+        // A second's counts at its middle; the devices online at its end.
+        let xs = seconds.map { Double($0.second) + 0.5 }
+        func series(_ name: String, _ values: [Int], at offset: Double = 0) -> HTMLPage.Series {
+            (name, zip(xs, values.map(Double.init)).map { ($0 + offset, $1) })
+        }
         let online = self.online
         var html = ""
         html += "<h3>Alarms a second</h3>\n" + plotOverTime([
             series("raised", seconds.map(\.alarmsRaised)), series("sent", seconds.map(\.alarmsSent)),
             series("acknowledged", seconds.map(\.alarmsAcknowledged)),
         ], unit: .count, styles: [.dashed, .plain, .plain])
-        html += "<h3>Devices online</h3>\n" + plotOverTime([series("online", online)], unit: .count, yMinimum: Double(devices))
+        html += "<h3>Devices online</h3>\n" + plotOverTime([series("online", online, at: 0.5)], unit: .count, yMinimum: Double(devices))
         html += "<h3>Sessions opened a second</h3>\n" + plotOverTime([series("opened", seconds.map(\.sessionsOpened)), series("lost", seconds.map(\.sessionsLost))], unit: .count)
         html += "<h3>Errors and retransmissions a second</h3>\n" + plotOverTime([
             series("failed attempts", seconds.map(\.failedAttempts)), series("rejected (nak)", seconds.map(\.rejected)),
@@ -202,7 +205,7 @@ extension LoadReport {
             html += "<p class=\"empty\">Nothing measured: " + HTMLPage.escape(emptyReason(.alarm) ?? "no alarm was acknowledged") + ".</p>\n"
         } else {
             func latency(_ name: String, _ value: (SecondResult) -> Duration) -> HTMLPage.Series {
-                (name, points.map { (Double($0.second), HTMLPage.milliseconds(value($0))) })
+                (name, points.map { (Double($0.second) + 0.5, HTMLPage.milliseconds(value($0))) })
             }
             // Max first and dashed, p99 over it with its own markers: p99 stays visible where it equals max.
             html += "<p class=\"note\">Each second's alarms acknowledged in it: p50, p99 and max.</p>\n"
@@ -313,9 +316,16 @@ enum HTMLPage {
         func py(_ y: Double) -> String { String(format: "%.1f", top + (1 - Swift.min(1, Swift.max(0, y / yMax))) * plotHeight) }
         var svg = String(format: "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" role=\"img\">\n", width, height, width, height)
         for band in bands where band.end > band.start {
-            svg += "<rect class=\"band\" x=\"\(px(band.start))\" y=\"\(py(yMax))\" width=\"\(String(format: "%.1f", (Swift.min(band.end, xMax) - band.start) / xMax * plotWidth))\" "
+            let bandWidth = (Swift.min(band.end, xMax) - band.start) / xMax * plotWidth
+            svg += "<rect class=\"band\" x=\"\(px(band.start))\" y=\"\(py(yMax))\" width=\"\(String(format: "%.1f", bandWidth))\" "
                 + "height=\"\(String(format: "%.1f", plotHeight))\" fill=\"\(bandColours[band.kind] ?? "#eee")\"><title>\(escape(band.name))</title></rect>"
-            svg += "<text x=\"\(px(band.start + 0.1))\" y=\"\(String(format: "%.1f", top - 6))\">\(escape(band.name))</text>\n"
+            // A name where it fits: above the plot for the run's parts, inside at the bottom for the centre's down times.
+            if band.kind == .centreDown {
+                svg += "<text x=\"\(px(band.start))\" y=\"\(String(format: "%.1f", top + plotHeight - 4))\" style=\"fill: #c62828\">\(escape(band.name))</text>"
+            } else if bandWidth >= Double(band.name.count) * 6 + 4 {
+                svg += "<text x=\"\(String(format: "%.1f", left + band.start / xMax * plotWidth + 3))\" y=\"\(String(format: "%.1f", top - 6))\">\(escape(band.name))</text>"
+            }
+            svg += "\n"
         }
         svg += "<rect x=\"\(px(0))\" y=\"\(py(yMax))\" width=\"\(String(format: "%.1f", plotWidth))\" height=\"\(String(format: "%.1f", plotHeight))\" fill=\"none\" stroke=\"#999\"/>\n"
         for i in 0...4 {
