@@ -125,7 +125,7 @@ def main():
         with open(key, "w") as f:
             f.write(MASTER)
         os.chmod(key, 0o600)
-        common = ["--master-file", key, "--transport", "udp", "--alarm-rate", "20", "--heartbeat", "1", "--drain", "30", "--quiet"]
+        common = ["--master-file", key, "--transport", "udp", "--alarm-rate", "20", "--heartbeat", "1", "--drain", "100", "--quiet"]
         run(devicesim, ["load", "--spawn-center", "--devices", "60", "--duration", "3", "--restart-center", "1"] + common
             + ["--json", f"{work}/a.json", "--html", f"{work}/a.html", "--slo", "alarm.p99<30s", "--slo", "lost==0"], 0)
         run(devicesim, ["load", "--spawn-center", "--devices", "40", "--duration", "2"] + common + ["--json", f"{work}/b.json"], 0)
