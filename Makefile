@@ -2,7 +2,19 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps vm-test python-deps bench fuzz vectors attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps bench fuzz vectors attack clean
+
+# The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
+# tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
+# Sources/DeviceKit/Load/LoadRunContext.swift (BuildStamp) reads it into the load report's context.
+define stamp
+@commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
+git diff --quiet HEAD 2>/dev/null || commit="$$commit-modified"; \
+printf '%s\n%s\n' "$$commit" "$$(stat -c '%s %Y' $(1))" > $(dir $(1))devicesim.commit
+endef
+
+# Selenium from PyPI, in a virtual environment of the project's own.
+BROWSER_VENV := .build/browser-venv
 
 ## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
@@ -32,22 +44,51 @@ vm-deps:
 	  [ -z "$$missing" ] || { echo "Still missing after apt-get install: $$missing"; exit 1; }; \
 	fi
 
+## Installs what the browser check of the HTML reports needs when missing: chromium and chromium-driver from
+## Debian, selenium from PyPI in $(BROWSER_VENV).
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "Installing chromium and chromium-driver (the load reports are checked in a real browser)..."; \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	    echo "chromium or chromium-driver is missing and this user cannot install it. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"; exit 1; \
+	  fi; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+	    || { echo "Could not install them. Run: sudo apt-get install -y --no-install-recommends chromium chromium-driver"; exit 1; }; \
+	fi
+	@if ! $(BROWSER_VENV)/bin/python -c 'import selenium' 2>/dev/null; then \
+	  echo "Installing selenium into $(BROWSER_VENV)..."; \
+	  python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install --quiet 'selenium>=4.11,<5' \
+	    || { echo "Could not make $(BROWSER_VENV) with selenium: is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
+	fi
+
+## The load tester's HTML pages (a run, a failed run, a comparison) in headless Chromium without a network:
+## banner, plots and tables are there once the page has rendered (tools/check_report_html.py).
+browser-test: deps browser-deps
+	$(SWIFT) build --product devicesim
+	$(call stamp,.build/debug/devicesim)
+	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
+
 ## The main job, on the embedded defaults: no configuration needed.
 demo: deps
 	$(SWIFT) build -c release --product devicesim
+	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim demo
 
 ## Every test: the independent check of protocol.md's vectors, the VM test, the attack client against real
-## centres, then the Swift test suites.
-test: deps vm-deps vectors
+## centres, the load reports in Chromium, then the Swift test suites.
+test: deps vm-deps browser-deps vectors
 	$(SWIFT) build --build-tests
+	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim
 	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
+	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
 vm-test: deps vm-deps
 	$(SWIFT) build --product devicesim
+	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim
 
 ## The attacker's client of tools/attack_client.py (written from protocol.md) against real centres.
@@ -66,6 +107,7 @@ python-deps:
 ## Codec throughput on one core (protocol issue's benchmark).
 bench: deps
 	$(SWIFT) build -c release --product devicesim
+	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim protocol bench
 
 ## libFuzzer on the frame decoder, SECONDS (default 60).

@@ -158,7 +158,7 @@ def main():
     result = {"name": args.name, "dir": run_dir, "devices": devices, "transport": report["transports"],
               "load_exit": load.returncode, "wall_s": round(ended - started, 1)}
     c = report["counts"]
-    result.update({k: c[k] for k in ("sessionsOpened", "reconnects", "alarmsSent", "alarmsAcknowledged", "alarmsLost",
+    result.update({k: c[k] for k in ("sessionsOpened", "reconnects", "alarmsRaised", "alarmsSent", "alarmsAcknowledged", "alarmsLost",
                                      "heartbeatsSent", "heartbeatAcks", "callsAnswered", "voicePacketsLost") if k in c})
     result.update(table_percentiles(load.stdout))
     if report.get("allOnlineSeconds"):

@@ -16,21 +16,27 @@ struct LoadCommand: AsyncParsableCommand {
             --spawn-center. Latencies are measured from the \
             intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
             """,
-        subcommands: [LoadRunCommand.self, LoadMergeCommand.self],
+        subcommands: [LoadRunCommand.self, LoadMergeCommand.self, LoadCompareCommand.self],
         defaultSubcommand: LoadRunCommand.self
     )
 }
 
 /// Options shared by the run and the merge: objectives and the JSON file.
 struct LoadOutputOptions: ParsableArguments {
-    @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1.")
+    @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1. A latency over no sample at all is missed.")
     var objectives: [String] = []
 
-    @Option(help: "Write the whole report (counts, percentiles, full histograms) to this JSON file, for `devicesim load merge`.")
+    @Option(help: "Write the whole report (counts, percentiles, full histograms, context) to this JSON file, for `devicesim load merge` and `load compare`.")
     var json: String?
 
-    @Option(help: "Write a self-contained HTML report to this file: summary, SLO verdicts, alarm latency over time, percentile plots (no network needed to open it).")
+    @Option(help: "Write a self-contained HTML report to this file: PASS/FAIL banner with each objective, the run's context, latencies, rates over time with the run's phases, percentile plots, failures by reason, the data as .hgrm and CSV (no network needed to open it).")
     var html: String?
+
+    @Option(help: ArgumentHelp("Write each latency histogram that measured something as HdrHistogram's percentile distribution (ms), PREFIX.alarm.hgrm, PREFIX.session.hgrm, …, for HdrHistogram's plotter.", valueName: "prefix"))
+    var hgrm: String?
+
+    @Option(help: "Write the run second by second (alarms raised, sent, acknowledged and their p50/p99/max, devices online, sessions, failures, retransmissions) to this CSV file.")
+    var csv: String?
 
     func parsedObjectives() throws -> [ServiceLevelObjective] {
         do {
@@ -40,17 +46,31 @@ struct LoadOutputOptions: ParsableArguments {
         }
     }
 
-    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed.
-    func finish(_ report: LoadReport) throws {
+    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed. The report
+    /// carries this command line, the host and the build, and `began` (when the run began).
+    func finish(_ report: LoadReport, began: Date) throws {
+        var report = report
+        report.context = LoadRunContext.current(arguments: Array(CommandLine.arguments.dropFirst()), began: began)
         print(report.table)
         if let json {
-            try report.json().write(to: URL(fileURLWithPath: json))
+            try writeReportFile(try report.json(), to: json, what: "the JSON report")
             print("report written to \(json)")
         }
         let objectives = try parsedObjectives()
         if let html {
-            try Data(report.html(objectives: objectives).utf8).write(to: URL(fileURLWithPath: html))
+            try writeReportFile(Data(report.html(objectives: objectives).utf8), to: html, what: "the HTML report")
             print("HTML report written to \(html)")
+        }
+        if let hgrm {
+            for (metric, text) in report.percentileDistributions {
+                let path = "\(hgrm).\(metric.rawValue).hgrm"
+                try writeReportFile(Data(text.utf8), to: path, what: "the \(metric.label) histogram")
+                print("\(metric.label) written to \(path)")
+            }
+        }
+        if let csv {
+            try writeReportFile(Data(report.secondsCSV.utf8), to: csv, what: "the seconds' CSV")
+            print("second by second written to \(csv)")
         }
         let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
         for line in lines { print(line) }
@@ -274,11 +294,12 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let began = Date()
         let given = try planOptions.center.map { _ in try centreAddress() }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
         let workers = workerCount(for: plan)
         try plan.validate(workers: workers)
-        if workers > 1 { return try await coordinate(plan, workers: workers) }
+        if workers > 1 { return try await coordinate(plan, workers: workers, began: began) }
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: planOptions.heartbeat)
         if let spawned {
             plan.centre = spawned.address
@@ -296,7 +317,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
         try await spawned?.finish(&report, acknowledged: runner.acknowledgedAlarms)
-        try output.finish(report)
+        try output.finish(report, began: began)
     }
 }
 
@@ -323,6 +344,60 @@ struct LoadMergeCommand: AsyncParsableCommand {
             }
             loaded.append(try LoadReport(json: data, name: path))
         }
-        try output.finish(try LoadReport.merge(loaded))
+        // The merged run began when its earliest shard did.
+        let dates = loaded.compactMap { $0.context?.date }.compactMap { ISO8601DateFormatter().date(from: $0) }
+        try output.finish(try LoadReport.merge(loaded), began: dates.min() ?? Date())
+    }
+}
+
+struct LoadCompareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Compare the JSON reports of several runs, the first the baseline: did a change make it better or worse?",
+        discussion: """
+            Prints each latency's p50 … p99.99 and max for every run with its change from the baseline, and the \
+            counts; --html draws the runs' percentile curves over each other, as HdrHistogram's plotter does.
+            """)
+
+    @Argument(help: "The runs' reports, written by `devicesim load --json FILE` (or `load merge --json`); the first is the baseline.")
+    var reports: [String]
+
+    @Option(help: "Write the comparison as a self-contained HTML page to this file (no network needed to open it).")
+    var html: String?
+
+    func validate() throws {
+        guard reports.count >= 2 else { throw ValidationError("Name two reports or more to compare: devicesim load compare before.json after.json") }
+    }
+
+    func run() async throws {
+        var runs: [LoadComparison.Run] = []
+        for path in reports {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("Cannot read \(path): check the path.")
+            }
+            runs.append(LoadComparison.Run(name: path, report: try LoadReport(json: data, name: path)))
+        }
+        let comparison = try LoadComparison(runs)
+        print(comparison.table)
+        if let html {
+            try writeReportFile(Data(comparison.html().utf8), to: html, what: "the HTML comparison")
+            print("HTML comparison written to \(html)")
+        }
+    }
+}
+
+/// Writes one of the files a load run or comparison was asked for, or says which and why it could not (the
+/// system's reason, which Foundation's error hides).
+private func writeReportFile(_ data: Data, to path: String, what: String) throws {
+    func failure(_ reason: String) -> LoadError {
+        LoadError("cannot write \(what) to \(path) (\(reason.lowercased())): check that its directory exists and that you may write there")
+    }
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }
+    close(descriptor)
+    do {
+        try data.write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw failure(error.localizedDescription)
     }
 }

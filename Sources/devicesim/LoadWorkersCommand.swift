@@ -50,7 +50,7 @@ extension LoadRunCommand {
     }
 
     /// Runs `plan` as `count` worker processes of this executable, each a sub-shard, and reports as one.
-    func coordinate(_ plan: LoadPlan, workers count: Int) async throws {
+    func coordinate(_ plan: LoadPlan, workers count: Int, began: Date) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("devicesim-load-\(getpid())-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -99,7 +99,7 @@ extension LoadRunCommand {
             throw ExitCode(130)
         }
         for worker in result.workers { print(worker.line) }
-        try output.finish(result.merged)
+        try output.finish(result.merged, began: began)
     }
 
     /// A worker's command line: this run's plan options as given, but for the worker's part of the ramp; the

@@ -153,7 +153,7 @@ private final class ProgressBoard: Sendable {
         var latest: [LoadProgress?]
         /// Alarm latencies of the lines since the last combined one, all workers.
         var recent = LatencyHistogram.compact()
-        var previous: (elapsed: Duration, alarmsSent: Int)?
+        var previous: (elapsed: Duration, alarmsRaised: Int)?
     }
     private let state: Mutex<State>
 
@@ -185,20 +185,21 @@ private final class ProgressBoard: Sendable {
     func combined(elapsed: Duration, devices: Int) -> LoadProgress {
         state.withLock { state in
             let latest = state.latest.compactMap { $0 }
-            let sent = latest.reduce(0) { $0 + $1.alarmsSent }
+            let raised = latest.reduce(0) { $0 + $1.alarmsRaised }
             var rate = 0.0
             if let previous = state.previous, elapsed > previous.elapsed {
-                rate = Double(sent - previous.alarmsSent) / (Double((elapsed - previous.elapsed).nanoseconds) / 1e9)
+                rate = Double(raised - previous.alarmsRaised) / (Double((elapsed - previous.elapsed).nanoseconds) / 1e9)
             }
             let recent = state.recent
             state.recent.reset()
-            state.previous = (elapsed, sent)
+            state.previous = (elapsed, raised)
             return LoadProgress(
                 elapsed: elapsed, phase: latest.map(\.phase).min() ?? .ramp, devices: devices,
-                online: latest.reduce(0) { $0 + $1.online }, alarmsPerSecond: rate, alarmsSent: sent,
+                online: latest.reduce(0) { $0 + $1.online }, alarmsPerSecond: rate, alarmsRaised: raised,
                 alarmsAcknowledged: latest.reduce(0) { $0 + $1.alarmsAcknowledged },
                 recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil,
-                reconnects: latest.reduce(0) { $0 + $1.reconnects }, recentAlarms: recent)
+                reconnects: latest.reduce(0) { $0 + $1.reconnects }, failedAttempts: latest.reduce(0) { $0 + $1.failedAttempts },
+                recentAlarms: recent)
         }
     }
 }

@@ -3,19 +3,26 @@ import Foundation
 /// What a load run counted. Shards' counts add up.
 public struct LoadCounts: Codable, Hashable, Sendable {
     public var sessionsOpened = 0
-    /// Connection attempts that failed, handshakes that timed out.
+    /// Attempts to open a session that failed before it opened: connections refused, timed out or reset,
+    /// session starts the centre never answered or closed on. `failureReasons` says why, in the firmware's
+    /// words (`LinkCause`), and adds up to this.
     public var sessionFailures = 0
+    public var failureReasons: [String: Int] = [:]
     /// Established sessions that ended (closed by the centre, silent link) and were opened again.
     public var reconnects = 0
+    /// Alarms the scenario raised (its Poisson arrivals, from whose instants latency is measured), those that
+    /// went on the wire at least once, and those the centre acknowledged.
+    public var alarmsRaised = 0
     public var alarmsSent = 0
     public var alarmsAcknowledged = 0
-    /// Alarms never acknowledged by the end of the drain period.
+    /// Alarms raised but never acknowledged by the end of the drain period: raised − acknowledged.
     public var alarmsLost = 0
     public var alarmRetransmissions = 0
     /// Acks for a message already acknowledged (the centre answered a retransmission and the original).
     public var duplicateAcks = 0
-    /// `nak`s received, whatever the reason.
+    /// `nak`s received, and how many for each reason (`busy`, `rateLimited`, …).
     public var rejected = 0
+    public var rejectionReasons: [String: Int] = [:]
     public var cancelsSent = 0
     public var cancelsAcknowledged = 0
     public var heartbeatsSent = 0
@@ -52,13 +59,16 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         var sum = LoadCounts()
         sum.sessionsOpened = a.sessionsOpened + b.sessionsOpened
         sum.sessionFailures = a.sessionFailures + b.sessionFailures
+        sum.failureReasons = a.failureReasons.merging(b.failureReasons, uniquingKeysWith: +)
         sum.reconnects = a.reconnects + b.reconnects
+        sum.alarmsRaised = a.alarmsRaised + b.alarmsRaised
         sum.alarmsSent = a.alarmsSent + b.alarmsSent
         sum.alarmsAcknowledged = a.alarmsAcknowledged + b.alarmsAcknowledged
         sum.alarmsLost = a.alarmsLost + b.alarmsLost
         sum.alarmRetransmissions = a.alarmRetransmissions + b.alarmRetransmissions
         sum.duplicateAcks = a.duplicateAcks + b.duplicateAcks
         sum.rejected = a.rejected + b.rejected
+        sum.rejectionReasons = a.rejectionReasons.merging(b.rejectionReasons, uniquingKeysWith: +)
         sum.cancelsSent = a.cancelsSent + b.cancelsSent
         sum.cancelsAcknowledged = a.cancelsAcknowledged + b.cancelsAcknowledged
         sum.heartbeatsSent = a.heartbeatsSent + b.heartbeatsSent
@@ -99,7 +109,7 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     /// latency, but a duration that merges and reports the same way.
     case jitter
 
-    var label: String {
+    public var label: String {
         switch self {
         case .alarm: "alarm → ack"
         case .session: "session set-up"
@@ -111,21 +121,38 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     }
 }
 
-/// The alarms of one second of a run (seconds counted from the start of each shard's run, so that shards
-/// started together line up): how many were raised in it (by intended instant), how many acknowledgements
-/// came in it, and the alarm → ack latencies of those, a histogram that merges like the whole run's.
+/// One second of a run (seconds counted from the start of each shard's run, so that shards started together
+/// line up), for the rates over time: what happened in it, as counts that add up over shards, and the
+/// alarm → ack latencies of the acknowledgements that came in it, a histogram that merges like the run's.
 public struct SecondResult: Codable, Equatable, Sendable {
     public var second: Int
+    /// Alarms raised in it (by intended instant), alarms that went on the wire for the first time in it, and
+    /// acknowledgements received in it, whose latencies are `alarm`.
+    public var alarmsRaised = 0
     public var alarmsSent = 0
     public var alarmsAcknowledged = 0
     public var alarm = LatencyHistogram.compact()
+    /// Sessions opened, and established sessions lost, in it: the devices online at its end are the
+    /// running sum (`LoadReport.online`), which adds up over shards where a level would not.
+    public var sessionsOpened = 0
+    public var sessionsLost = 0
+    /// Failed session attempts, `nak`s received and alarm retransmissions in it.
+    public var failedAttempts = 0
+    public var rejected = 0
+    public var alarmRetransmissions = 0
 
     public init(second: Int) { self.second = second }
 
     public mutating func add(_ other: SecondResult) {
+        alarmsRaised += other.alarmsRaised
         alarmsSent += other.alarmsSent
         alarmsAcknowledged += other.alarmsAcknowledged
         alarm.add(other.alarm)
+        sessionsOpened += other.sessionsOpened
+        sessionsLost += other.sessionsLost
+        failedAttempts += other.failedAttempts
+        rejected += other.rejected
+        alarmRetransmissions += other.alarmRetransmissions
     }
 
     /// Adds two runs' seconds, second by second.
@@ -138,7 +165,7 @@ public struct SecondResult: Codable, Equatable, Sendable {
 
 /// The result of a load run, or of several shards merged: what `--json` writes and `load merge` reads.
 public struct LoadReport: Codable, Equatable, Sendable {
-    public static let currentFormat = "devicesim-load/2"
+    public static let currentFormat = "devicesim-load/3"
     public var format = LoadReport.currentFormat
     /// `I/N` of every shard that went into this report.
     public var shards: [String]
@@ -159,11 +186,16 @@ public struct LoadReport: Codable, Equatable, Sendable {
     /// CPU seconds the processes spent in the steady phase once all were online, and the heartbeats answered then.
     public var steadyCPUSeconds: Double?
     public var steadyHeartbeats: Int?
-    /// Second by second: alarms sent and acknowledged, alarm → ack latencies.
+    /// Second by second: alarms raised, sent and acknowledged, alarm → ack latencies, sessions, failures.
     public var seconds: [SecondResult] = []
-    /// The scenario file's name and its phases' names and lengths, if the run followed one.
+    /// The scenario file's name, if the run followed one, and the steady part's phases (the scenario's, or
+    /// one called "steady"): names, starts and lengths.
     public var scenario: String?
     public var phases: [PhaseSummary] = []
+    /// The heartbeat interval in force (`--heartbeat`, else the centre's), once a session opened.
+    public var heartbeatSeconds: Int?
+    /// When, where, with what and how the run was made; absent in a report of the library alone.
+    public var context: LoadRunContext?
     /// Faults the run injected: link drops a second, share of datagrams lost each way.
     public var linkDropRate: Double = 0
     public var udpLoss: Double = 0
@@ -203,6 +235,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.residentBytesHolding = sum(merged.residentBytesHolding, report.residentBytesHolding)
             merged.steadyCPUSeconds = sum(merged.steadyCPUSeconds, report.steadyCPUSeconds)
             merged.steadyHeartbeats = sum(merged.steadyHeartbeats, report.steadyHeartbeats)
+            merged.heartbeatSeconds = [merged.heartbeatSeconds, report.heartbeatSeconds].compactMap { $0 }.max()
             merged.allOnlineSeconds = merged.allOnlineSeconds.flatMap { a in report.allOnlineSeconds.map { max(a, $0) } }
             for (metric, histogram) in report.latency { merged.latency[metric, default: LatencyHistogram()].add(histogram) }
             merged.seconds = SecondResult.merge(merged.seconds, report.seconds)
@@ -242,13 +275,15 @@ public struct LoadReport: Codable, Equatable, Sendable {
     }
 
     public init(json data: Data, name: String) throws(LoadError) {
+        struct Format: Decodable { var format: String }
+        // The format first, so that an older report is named as such rather than by its first missing field.
+        if let format = try? JSONDecoder().decode(Format.self, from: data).format, format != Self.currentFormat {
+            throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)': run the load again with this devicesim")
+        }
         do {
             self = try JSONDecoder().decode(LoadReport.self, from: data)
         } catch {
             throw LoadError("\(name) is not a report written by `devicesim load --json`: \(Self.describe(error))")
-        }
-        guard format == Self.currentFormat else {
-            throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)'")
         }
     }
 
@@ -282,10 +317,14 @@ public struct LoadReport: Codable, Equatable, Sendable {
             row += pad(h.count == 0 ? "—" : ms(h.max), 11)
             lines.append(row)
         }
+        for metric in LoadMetric.allCases {
+            if let why = emptyReason(metric) { lines.append("empty      \(metric.label): \(why)") }
+        }
         let c = counts
         lines.append(
-            "alarms     sent \(c.alarmsSent), acknowledged \(c.alarmsAcknowledged), lost \(c.alarmsLost), "
-                + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)")
+            "alarms     raised \(c.alarmsRaised), sent \(c.alarmsSent), acknowledged \(c.alarmsAcknowledged), lost \(c.alarmsLost), "
+                + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)"
+                + (c.rejectionReasons.isEmpty ? "" : " (" + Self.byCount(c.rejectionReasons).map { "\($0.count) \($0.reason)" }.joined(separator: ", ") + ")"))
         lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
         if c.eventsSent > 0 { lines.append("events     sent \(c.eventsSent), acknowledged \(c.eventsAcknowledged)") }
         if c.callsOffered > 0 {
@@ -314,6 +353,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")
+        for (reason, count) in Self.byCount(c.failureReasons) { lines.append("failed     \(count) × \(reason)") }
         if let all = allOnlineSeconds {
             lines.append(String(format: "ramp       all %d devices online after %.1f s: %.0f sessions/s achieved", devices, all, all > 0 ? Double(devices) / all : 0))
         } else {
@@ -327,5 +367,54 @@ public struct LoadReport: Codable, Equatable, Sendable {
         }
         lines.append("latencies are measured from the intended instant (Poisson schedule, ramp, timer), so loop stalls count")
         return lines.joined(separator: "\n")
+    }
+
+    /// Reasons and their counts, the most frequent first (then by reason, so the order is stable).
+    static func byCount(_ reasons: [String: Int]) -> [(reason: String, count: Int)] {
+        reasons.map { (reason: $0.key, count: $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.reason < $1.reason }
+    }
+
+    /// How long the run lasted, by its last second with anything in it.
+    public var runSeconds: Int { seconds.last.map { $0.second + 1 } ?? 0 }
+
+    /// Devices online at the end of each second of `seconds`: the running sum of sessions opened and lost.
+    public var online: [Int] {
+        var level = 0
+        return seconds.map { second in
+            level += second.sessionsOpened - second.sessionsLost
+            return level
+        }
+    }
+
+    /// Why `metric` measured nothing, in words that say what to change; `nil` when it measured something.
+    public func emptyReason(_ metric: LoadMetric) -> String? {
+        guard histogram(metric).count == 0 else { return nil }
+        let c = counts
+        let noSession =
+            c.sessionsOpened == 0
+            ? "no session opened" + (c.sessionFailures > 0 ? ": \(c.sessionFailures) attempts failed (see the failures)" : "") : nil
+        switch metric {
+        case .alarm:
+            if c.alarmsRaised == 0 { return "no alarm was raised (alarm rate 0, or no steady phase)" }
+            if c.alarmsSent == 0 { return "none of the \(c.alarmsRaised) alarms raised went on the wire: " + (noSession ?? "no device had a session then") }
+            return "none of the \(c.alarmsSent) alarms sent was acknowledged"
+        case .session:
+            return noSession ?? "no session set-up was measured"
+        case .heartbeat:
+            if let noSession { return noSession }
+            if c.heartbeatsSent == 0 {
+                let every = heartbeatSeconds.map { "they are due every \($0) s" } ?? "none came due"
+                return "no heartbeat was sent: \(every), and the run lasted \(runSeconds) s (give --heartbeat, or a longer --duration)"
+            }
+            return "none of the \(c.heartbeatsSent) heartbeats sent was answered"
+        case .engaged:
+            if c.alarmsAcknowledged == 0 { return "no alarm was acknowledged" }
+            return "no operator engaged a case during the run (a centre engages cases with --auto-engage-after MS; --spawn-center does)"
+        case .voice, .jitter:
+            if c.callsOffered == 0 { return "the centre called about no alarm (it calls when an operator engages a case)" }
+            if c.callsAnswered == 0 { return "every call offered was declined (--call-share 0 declines them all)" }
+            return metric == .voice
+                ? "no voice packet arrived in the \(c.callsAnswered) calls answered" : "no answered call ended during the run"
+        }
     }
 }

@@ -178,21 +178,24 @@ public struct LoadProgress: Codable, Sendable {
     public var phase: Phase
     public var devices: Int
     public var online: Int
+    /// Alarms raised a second, and so far; acknowledged so far.
     public var alarmsPerSecond: Double
-    public var alarmsSent: Int
+    public var alarmsRaised: Int
     public var alarmsAcknowledged: Int
     /// p99 of the alarms acknowledged in the last second, if any.
     public var recentAlarmP99: Duration?
     public var reconnects: Int
+    /// Attempts to open a session that failed, so far.
+    public var failedAttempts: Int
     /// The alarms acknowledged in the last second, whose p99 is `recentAlarmP99`: workers' add up exactly.
     public var recentAlarms = LatencyHistogram.compact()
 
     public var line: String {
         let p99 = recentAlarmP99.map { String(format: "%.1f ms", Double($0.nanoseconds) / 1e6) } ?? "—"
         return String(
-            format: "%6.1f s  %@  online %d/%d  alarms/s %.1f  acked %d/%d  alarm p99 %@  reconnects %d",
+            format: "%6.1f s  %@  online %d/%d  alarms/s %.1f  acked %d/%d  alarm p99 %@  reconnects %d  failed attempts %d",
             Double(elapsed.nanoseconds) / 1e9, phase.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0),
-            online, devices, alarmsPerSecond, alarmsAcknowledged, alarmsSent, p99, reconnects)
+            online, devices, alarmsPerSecond, alarmsAcknowledged, alarmsRaised, p99, reconnects, failedAttempts)
     }
 }
 
@@ -251,7 +254,7 @@ public final class LoadRunner: Sendable {
 
         let steadyEnd = plan.steadyStart + plan.steadyDuration
         let drainEnd = steadyEnd + plan.drain
-        var previousSent = 0
+        var previousRaised = 0
         var previousTick = Duration.zero
         while true {
             do { try await Task.sleep(for: .seconds(1)) } catch {
@@ -270,11 +273,11 @@ public final class LoadRunner: Sendable {
             progress(
                 LoadProgress(
                     elapsed: elapsed, phase: phase, devices: plan.ids.count, online: snapshots.reduce(0) { $0 + $1.online },
-                    alarmsPerSecond: seconds > 0 ? Double(counts.alarmsSent - previousSent) / seconds : 0,
-                    alarmsSent: counts.alarmsSent, alarmsAcknowledged: counts.alarmsAcknowledged,
+                    alarmsPerSecond: seconds > 0 ? Double(counts.alarmsRaised - previousRaised) / seconds : 0,
+                    alarmsRaised: counts.alarmsRaised, alarmsAcknowledged: counts.alarmsAcknowledged,
                     recentAlarmP99: recent.count > 0 ? recent.value(atPercentile: 99) : nil, reconnects: counts.reconnects,
-                    recentAlarms: recent))
-            previousSent = counts.alarmsSent
+                    failedAttempts: counts.sessionFailures, recentAlarms: recent))
+            previousRaised = counts.alarmsRaised
             let online = snapshots.reduce(0) { $0 + $1.online }
             if allOnline == nil, online == plan.ids.count {
                 // The instant the last shard became whole, not this tick's: the ramp's rate is measured from it.
@@ -304,6 +307,7 @@ public final class LoadRunner: Sendable {
         var latency = LoadMetric.allCases.map { _ in LatencyHistogram() }
         var seconds: [SecondResult] = []
         var acknowledgedAlarms: [FleetAlarmID] = []
+        var heartbeatSeconds: Int?
         for shard in shards {
             let snapshot = try await shard.loop.flatSubmit {
                 let snapshot = shard.snapshot(withHistograms: true)
@@ -313,9 +317,10 @@ public final class LoadRunner: Sendable {
             for (i, h) in (snapshot.latency ?? []).enumerated() { latency[i].add(h) }
             seconds = SecondResult.merge(seconds, snapshot.seconds ?? [])
             acknowledgedAlarms += snapshot.acknowledgedAlarms ?? []
+            heartbeatSeconds = [heartbeatSeconds, snapshot.heartbeatSeconds].compactMap { $0 }.max()
         }
         acknowledged.withLock { $0 = acknowledgedAlarms }
-        counts.alarmsLost = counts.alarmsSent - counts.alarmsAcknowledged
+        counts.alarmsLost = counts.alarmsRaised - counts.alarmsAcknowledged
         var byMetric: [LoadMetric: LatencyHistogram] = [:]
         for metric in LoadMetric.allCases { byMetric[metric] = latency[metric.index] }
         var report = LoadReport(
@@ -324,9 +329,10 @@ public final class LoadRunner: Sendable {
             steadySeconds: Double(plan.steadyDuration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
             latency: byMetric)
         report.seconds = seconds
+        report.heartbeatSeconds = heartbeatSeconds
         report.scenario = plan.scenario?.name
         var phaseStart = plan.steadyStart
-        for phase in plan.phases where plan.scenario != nil {
+        for phase in plan.phases {
             report.phases.append(
                 PhaseSummary(name: phase.name, startSeconds: Double(phaseStart.nanoseconds) / 1e9, durationSeconds: Double(phase.duration.nanoseconds) / 1e9))
             phaseStart += phase.duration

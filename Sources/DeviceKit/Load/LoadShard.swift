@@ -50,6 +50,8 @@ final class LoadShard: @unchecked Sendable {
     private var seconds: [SecondResult] = []
     /// The alarms acknowledged, when the plan `keepsAcknowledgedAlarms`.
     private var acknowledgedAlarms: [FleetAlarmID] = []
+    /// The heartbeat interval of the last session opened.
+    private var heartbeatSeconds: Int?
 
     /// - Parameters:
     ///   - firstID, stride, count: the shard's device ids.
@@ -113,8 +115,46 @@ final class LoadShard: @unchecked Sendable {
 
     /// An alarm raised, counted in the second of its intended instant.
     func alarmRaised(intended: Duration) {
+        counts.alarmsRaised += 1
+        seconds[secondIndex(intended)].alarmsRaised += 1
+    }
+
+    /// An alarm went on the wire for the first time.
+    func alarmSent() {
         counts.alarmsSent += 1
-        seconds[secondIndex(intended)].alarmsSent += 1
+        seconds[secondIndex(now())].alarmsSent += 1
+    }
+
+    func alarmRetransmitted() {
+        counts.alarmRetransmissions += 1
+        seconds[secondIndex(now())].alarmRetransmissions += 1
+    }
+
+    /// An attempt to open a session failed, for `reason` (the firmware's words).
+    func attemptFailed(reason: String) {
+        counts.sessionFailures += 1
+        counts.failureReasons[reason, default: 0] += 1
+        seconds[secondIndex(now())].failedAttempts += 1
+    }
+
+    /// The centre refused a message (`nak`) for `reason`.
+    func rejected(reason: String) {
+        counts.rejected += 1
+        counts.rejectionReasons[reason, default: 0] += 1
+        seconds[secondIndex(now())].rejected += 1
+    }
+
+    /// A session opened with `heartbeatSeconds` (0: the firmware's default, 30 s).
+    func sessionOpened(heartbeatSeconds: Int) {
+        counts.sessionsOpened += 1
+        seconds[secondIndex(now())].sessionsOpened += 1
+        self.heartbeatSeconds = heartbeatSeconds > 0 ? heartbeatSeconds : 30
+    }
+
+    /// An established session ended (the device reconnects).
+    func sessionLost() {
+        counts.reconnects += 1
+        seconds[secondIndex(now())].sessionsLost += 1
     }
 
     /// The index of `instant`'s second in `seconds`, which grows to hold it.
@@ -308,6 +348,7 @@ final class LoadShard: @unchecked Sendable {
         var latency: [LatencyHistogram]?
         var seconds: [SecondResult]?
         var acknowledgedAlarms: [FleetAlarmID]?
+        var heartbeatSeconds: Int?
     }
 
     /// What the shard counted; empties the recent-alarm histogram. On the loop.
@@ -315,15 +356,10 @@ final class LoadShard: @unchecked Sendable {
         defer { recentAlarms.reset() }
         return Snapshot(
             counts: counts, online: online, fullyOnlineSince: fullyOnlineSince, started: started,
-            unacknowledgedAlarms: counts.alarmsSent - counts.alarmsAcknowledged,
+            unacknowledgedAlarms: counts.alarmsRaised - counts.alarmsAcknowledged,
             alarmsAwaitingOperator: alarmsAwaitingOperator, activeCalls: activeCalls,
             recentAlarms: recentAlarms, latency: withHistograms ? latency : nil, seconds: withHistograms ? seconds : nil,
-            acknowledgedAlarms: withHistograms ? acknowledgedAlarms : nil)
-    }
-
-    /// Alarms never acknowledged, device by device (equal to sent − acknowledged; asserted in tests).
-    func unacknowledgedAlarmsByDevice() -> Int {
-        devices.reduce(0) { $0 + ($1?.unacknowledgedAlarms ?? 0) }
+            acknowledgedAlarms: withHistograms ? acknowledgedAlarms : nil, heartbeatSeconds: heartbeatSeconds)
     }
 }
 

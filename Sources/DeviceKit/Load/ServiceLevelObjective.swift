@@ -86,12 +86,14 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
         self.bound = bound
     }
 
-    /// The measured value (nanoseconds or a count) and whether it meets the objective.
-    public func evaluate(_ report: LoadReport) -> (measured: Int64, met: Bool) {
+    /// The measured value (nanoseconds or a count) and whether it meets the objective. A latency measured
+    /// over no sample at all is `nil`, and misses: a run that measured nothing has shown nothing.
+    public func evaluate(_ report: LoadReport) -> (measured: Int64?, met: Bool) {
         let measured: Int64
         switch measure {
         case .latency(let metric, let percentile):
             let h = report.histogram(metric)
+            guard h.count > 0 else { return (nil, false) }
             measured = (percentile >= 100 ? h.max : h.value(atPercentile: percentile)).nanoseconds
         case .count(let count):
             let c = report.counts
@@ -117,15 +119,21 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
         var allMet = true
         var lines: [String] = []
         for objective in objectives {
-            let (measured, met) = objective.evaluate(report)
+            let met = objective.evaluate(report).met
             allMet = allMet && met
-            let value: String
-            switch objective.measure {
-            case .latency: value = String(format: "%.3f ms", Double(measured) / 1e6)
-            case .count: value = "\(measured)"
-            }
-            lines.append("SLO \(met ? "met   " : "MISSED") \(objective.text)  (measured \(value))")
+            lines.append("SLO \(met ? "met   " : "MISSED") \(objective.text)  (\(objective.measured(in: report)))")
         }
         return (lines, allMet)
+    }
+
+    /// What was measured, for people: "measured 12.500 ms", "measured 0", or why nothing was.
+    public func measured(in report: LoadReport) -> String {
+        let (value, _) = evaluate(report)
+        switch (measure, value) {
+        case (.latency, let value?): return String(format: "measured %.3f ms", Double(value) / 1e6)
+        case (.latency(let metric, _), nil):
+            return "nothing measured, \(metric.label): " + (report.emptyReason(metric) ?? "no sample")
+        case (.count, let value): return "measured \(value ?? 0)"
+        }
     }
 }

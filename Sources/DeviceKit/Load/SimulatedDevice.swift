@@ -24,7 +24,8 @@ final class SimulatedDevice: @unchecked Sendable {
     private var connectionGeneration: UInt32 = 0
     private var stopped = false
     private var online = false
-    private var lostJustNow = false
+    /// Why the last connection attempt failed, in the firmware's words, for its `attemptFailed`.
+    private var lastConnectFailure: String?
     /// When the session being opened was meant to begin: the ramp instant, or the reconnect timer's after a
     /// session was lost; failed attempts in between do not reset it.
     private var sessionIntended: Duration?
@@ -167,7 +168,7 @@ final class SimulatedDevice: @unchecked Sendable {
             if actions.isEmpty { shard.counts.duplicateAcks += 1 }
             run(actions)
         case .nak(let nak):
-            shard.counts.rejected += 1
+            shard.rejected(reason: nak.reason.description)
             run(delivery.nakReceived(nak))
         case .caseUpdate(let update):
             shard.counts.caseUpdatesReceived += 1
@@ -221,25 +222,28 @@ final class SimulatedDevice: @unchecked Sendable {
                 case .reconnect:
                     // A failed attempt does not restart the clock: set-up counts from the first intended instant.
                     if sessionIntended == nil { sessionIntended = due }
-                    if lostJustNow { lostJustNow = false } else { shard.counts.sessionFailures += 1 }
                 case .handshakeTimeout, .deadLink, .returnToPrimary, .unanswered: break
                 }
                 shard.schedule(after) { [self] in run(link.timerFired(timer, now: shard.now())) }
-            case .sessionEstablished:
-                shard.counts.sessionsOpened += 1
+            case .sessionEstablished(_, let accept):
+                shard.sessionOpened(heartbeatSeconds: Int(accept.heartbeatIntervalSeconds))
                 if let intended = sessionIntended { shard.record(.session, shard.now() - intended) }
                 sessionIntended = nil
                 online = true
                 shard.online += 1
                 run(delivery.linkUp())
-            case .attemptFailed:
-                break  // counted with its reconnect timer above
+            case .attemptFailed(_, let reason):
+                // As the firmware words it (DeviceRuntime): the socket's error for a failed connect.
+                let cause =
+                    reason == .connectFailed ? (lastConnectFailure ?? LinkCause.lost(reason, handshakeTimeout: shard.plan.handshakeTimeout, heartbeat: .seconds(30)))
+                    : LinkCause.lost(reason, handshakeTimeout: shard.plan.handshakeTimeout, heartbeat: .seconds(30))
+                lastConnectFailure = nil
+                shard.attemptFailed(reason: cause)
             case .sessionLost:
                 delivery.linkDown()
                 frames.reset()
                 heartbeatInFlight = nil
-                shard.counts.reconnects += 1
-                lostJustNow = true
+                shard.sessionLost()
                 if online {
                     online = false
                     shard.online -= 1
@@ -252,11 +256,12 @@ final class SimulatedDevice: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let message):
-                if case .alarm(let alarm) = message, alarms[alarm.id] != nil {
-                    if alarms[alarm.id]?.transmissions ?? 0 > 0 { shard.counts.alarmRetransmissions += 1 }
+                let wrote = send(message) != nil
+                // Sent is what went on the wire: an alarm waiting for a session is raised, not sent.
+                if wrote, case .alarm(let alarm) = message, let transmissions = alarms[alarm.id]?.transmissions {
+                    if transmissions == 0 { shard.alarmSent() } else { shard.alarmRetransmitted() }
                     alarms[alarm.id]?.transmissions += 1
                 }
-                send(message)
             case .scheduleTimer(let timer, let after):
                 shard.schedule(after) { [self] in run(delivery.timerFired(timer)) }
             case .remove:
@@ -413,7 +418,8 @@ final class SimulatedDevice: @unchecked Sendable {
                     case .success(let channel):
                         self.channel = channel
                         run(link.connected())
-                    case .failure:
+                    case .failure(let error):
+                        lastConnectFailure = LinkCause.connectFailed(error)
                         run(link.connectFailed())
                     }
                 }

@@ -8,6 +8,7 @@ import Testing
         var alarm = LatencyHistogram()
         for ms in latencies { alarm.record(.microseconds(ms)) }
         var counts = LoadCounts()
+        counts.alarmsRaised = latencies.count + lost
         counts.alarmsSent = latencies.count + lost
         counts.alarmsAcknowledged = latencies.count
         counts.alarmsLost = lost
@@ -37,6 +38,7 @@ import Testing
         }
         #expect(merged.histogram(.alarm).max == whole.histogram(.alarm).max)
         #expect(merged.counts.alarmsSent == 8_002)
+        #expect(merged.counts.alarmsRaised == 8_002)
         #expect(merged.counts.alarmsLost == 2)
         #expect(merged.counts.reconnects == 2)
         #expect(merged.devices == 20)
@@ -75,6 +77,32 @@ import Testing
         #expect(text.contains("\"p99\""))
     }
 
+    /// Failures by reason and the new per-second counts add up over shards; online is the running sum of both.
+    @Test func failureReasonsAndSecondsAddUpAcrossShards() throws {
+        var left = report(shard: "0/2", latencies: [1])
+        left.counts.failureReasons = ["refused": 2, "reset": 1]
+        left.counts.rejectionReasons = ["busy": 1]
+        var right = report(shard: "1/2", latencies: [1])
+        right.counts.failureReasons = ["refused": 3]
+        var a = [SecondResult(second: 0), SecondResult(second: 1)]
+        a[0].sessionsOpened = 5
+        a[1].sessionsLost = 1
+        a[1].failedAttempts = 2
+        a[1].alarmRetransmissions = 4
+        var b = [SecondResult(second: 0), SecondResult(second: 1), SecondResult(second: 2)]
+        b[1].sessionsOpened = 3
+        b[2].rejected = 1
+        left.seconds = a
+        right.seconds = b
+        let merged = try LoadReport.merge([try LoadReport(json: try left.json(), name: "a"), try LoadReport(json: try right.json(), name: "b")])
+        #expect(merged.counts.failureReasons == ["refused": 5, "reset": 1])
+        #expect(merged.counts.rejectionReasons == ["busy": 1])
+        #expect(merged.online == [5, 7, 7])
+        #expect(merged.seconds.map(\.failedAttempts) == [0, 2, 0])
+        #expect(merged.seconds.map(\.alarmRetransmissions) == [0, 4, 0])
+        #expect(merged.seconds.map(\.rejected) == [0, 0, 1])
+    }
+
     @Test func theSameShardTwiceIsRefused() {
         let a = report(shard: "0/2", latencies: [1])
         #expect(throws: LoadError.self) { try LoadReport.merge([a, a]) }
@@ -87,6 +115,12 @@ import Testing
         var json = String(decoding: (try? report(shard: "0/1", latencies: [5]).json()) ?? Data(), as: UTF8.self)
         json = json.replacingOccurrences(of: "\"us\"", with: "\"ms\"")
         #expect(throws: LoadError.self) { try LoadReport(json: Data(json.utf8), name: "x.json") }
+        // JSONEncoder writes the slash escaped.
+        let older = json.replacingOccurrences(of: #""format" : "devicesim-load\/3""#, with: #""format" : "devicesim-load\/2""#)
+        #expect(older != json)
+        #expect(throws: LoadError("x.json has format 'devicesim-load/2'; this devicesim reads 'devicesim-load/3': run the load again with this devicesim")) {
+            try LoadReport(json: Data(older.utf8), name: "x.json")
+        }
     }
 }
 
@@ -111,7 +145,20 @@ import Testing
         #expect(try ServiceLevelObjective(parsing: "alarm.p99 < 98ms").evaluate(report).met == false)
         #expect(try ServiceLevelObjective(parsing: "alarm.max<=0.2s").evaluate(report).met)
         #expect(try ServiceLevelObjective(parsing: "alarm.p99.9<=100500us").evaluate(report).met)
-        #expect(try ServiceLevelObjective(parsing: "heartbeat.p50<1ms").evaluate(report).met)  // nothing measured: zero
+    }
+
+    /// Issue 14, defect 1: a latency objective over no sample was met with "measured 0.000 ms".
+    @Test func aLatencyObjectiveOverNoSampleIsMissedAndSaysWhy() throws {
+        var report = report
+        report.counts.sessionFailures = 53
+        report.counts.failureReasons = ["nothing listens on that port (connection refused)": 53]
+        let objective = try ServiceLevelObjective(parsing: "heartbeat.p50<1ms")
+        let (measured, met) = objective.evaluate(report)
+        #expect(measured == nil)
+        #expect(!met)
+        let (lines, allMet) = ServiceLevelObjective.verdict([objective], for: report)
+        #expect(!allMet)
+        #expect(lines == ["SLO MISSED heartbeat.p50<1ms  (nothing measured, heartbeat round trip: no session opened: 53 attempts failed (see the failures))"])
     }
 
     @Test func countObjectivesParseAndJudge() throws {

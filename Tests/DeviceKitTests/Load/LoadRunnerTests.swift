@@ -56,6 +56,7 @@ import Testing
             #expect(report.histogram(.session).count == UInt64(c.sessionsOpened))
             #expect(c.alarmsSent > 20)  // 40/s for 1.5 s: about 60
             #expect(c.alarmsAcknowledged == c.alarmsSent)
+            #expect(c.alarmsRaised == c.alarmsSent)
             #expect(c.alarmsLost == 0)
             #expect(report.histogram(.alarm).count == UInt64(c.alarmsAcknowledged))
             // How many heartbeats fit in the run depends on how fast a loaded machine ramps; that they are
@@ -67,7 +68,13 @@ import Testing
             // machine delays heartbeats); with no session lost, none.
             #expect(c.reconnects > 0 || c.refusedFrames == 0)
             // Second by second, the same alarms as the whole run.
+            #expect(report.seconds.reduce(0) { $0 + $1.alarmsRaised } == c.alarmsRaised)
             #expect(report.seconds.reduce(0) { $0 + $1.alarmsSent } == c.alarmsSent)
+            #expect(report.seconds.reduce(0) { $0 + $1.sessionsOpened } == c.sessionsOpened)
+            #expect(report.seconds.reduce(0) { $0 + $1.alarmRetransmissions } == c.alarmRetransmissions)
+            #expect(report.online.last == c.sessionsOpened - c.reconnects)
+            #expect((report.online.max() ?? 0) <= 200)
+            #expect(report.heartbeatSeconds == 1)
             #expect(report.seconds.reduce(0) { $0 + $1.alarmsAcknowledged } == c.alarmsAcknowledged)
             var bySecond = LatencyHistogram()
             for s in report.seconds { bySecond.add(s.alarm) }
@@ -193,6 +200,41 @@ import Testing
             centreCount { if case .callOffered = $0 { true } else { false } } == engaged
         }
         _ = centre.stop()
+    }
+
+    /// Issue 14, defect 1: a run against nothing. No alarm goes on the wire (raised, not sent, all lost), every
+    /// failed attempt is counted under its reason in the firmware's words, second by second too, and a
+    /// latency objective over no sample is missed.
+    @Test(arguments: [Transport.tcp, .udp])
+    func aRunAgainstNothingSendsNoAlarmAndSaysWhyEachAttemptFailed(transport: Transport) async throws {
+        let port = try await freeLoopbackPorts()
+        let plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: port), master: Self.master, transport: transport,
+            firstID: 70_001, fleetSize: 10, rampRate: 1000, fleetAlarmRate: 50, duration: .seconds(1), settle: .milliseconds(100),
+            drain: .milliseconds(300), handshakeTimeout: .milliseconds(200), backoff: Backoff(base: .milliseconds(50), cap: .milliseconds(200)),
+            seed: 7)
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        let c = report.counts
+        #expect(c.sessionsOpened == 0)
+        #expect(c.sessionFailures >= 10)
+        let reason =
+            transport == .tcp
+            ? "nothing listens on that port (connection refused)"
+            : LinkCause.lost(.handshakeTimeout, handshakeTimeout: .milliseconds(200), heartbeat: .seconds(30))
+        #expect(c.failureReasons == [reason: c.sessionFailures])
+        #expect(report.seconds.reduce(0) { $0 + $1.failedAttempts } == c.sessionFailures)
+        #expect(c.alarmsRaised > 5)  // 50 a second for 1 s
+        #expect(c.alarmsSent == 0)
+        #expect(c.alarmRetransmissions == 0)
+        #expect(c.alarmsLost == c.alarmsRaised)
+        #expect(report.table.contains("alarms     raised \(c.alarmsRaised), sent 0, acknowledged 0, lost \(c.alarmsRaised)"))
+        #expect(report.table.contains("failed     \(c.sessionFailures) × \(reason)"))
+        let (lines, allMet) = ServiceLevelObjective.verdict([try .init(parsing: "alarm.p99<1ms")], for: report)
+        #expect(!allMet)
+        #expect(lines.first?.hasPrefix("SLO MISSED alarm.p99<1ms  (nothing measured, alarm → ack: none of the") == true, "\(lines)")
+        let decoded = try LoadReport(json: try report.json(), name: "run.json")
+        #expect(decoded.counts.failureReasons == c.failureReasons)
+        #expect(report.html().contains(LoadReport.escape(reason)))
     }
 
     /// Links cut at random and a tenth of the datagrams lost each way: devices reconnect with backoff, resend
