@@ -43,8 +43,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     private var sessionStartSentAt: Duration?
     private var heartbeatsInFlight: [UInt64: Duration] = [:]
     /// Ids of reliable centre messages already handled, so a retransmission is acked but not applied twice.
-    private var handledCentreIDs: Set<UInt32> = []
-    private var handledCentreOrder: [UInt32] = []
+    private var handledCentreIDs = HandledIDs()
     private var currentIndicator: IndicatorState = .idle
     /// What the alarm machine shows; `refreshIndicator` combines it with the link's health.
     private var alarmIndicator: IndicatorState = .idle
@@ -534,10 +533,7 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Acks a reliable centre message; returns whether it is new (a retransmission is acked, not applied).
     private func acknowledge(_ id: UInt32) -> Bool {
         send(.ack(Ack(id: id)))
-        guard handledCentreIDs.insert(id).inserted else { return false }
-        handledCentreOrder.append(id)
-        if handledCentreOrder.count > 1024 { handledCentreIDs.remove(handledCentreOrder.removeFirst()) }
-        return true
+        return handledCentreIDs.firstTime(id)
     }
 
     /// Seals and writes a message; returns its frame counter.

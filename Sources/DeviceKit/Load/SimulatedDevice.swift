@@ -35,9 +35,11 @@ final class SimulatedDevice: @unchecked Sendable {
     /// (and, for an alarm with a call, for the operator's voice). Forgotten when the case closes.
     private var alarms: [UInt32: TrackedAlarm] = [:]
     private(set) var unacknowledgedAlarms = 0
-    /// The call in progress, and the last call offered (a retransmitted offer is acknowledged, not taken again).
+    /// The call in progress.
     private var call: SimulatedCall?
-    private var lastOfferedCallID: UInt32 = 0
+    /// Ids of reliable centre messages already handled, as the firmware keeps them: a retransmission is
+    /// acknowledged again and applied once.
+    private var handledCentreIDs = HandledIDs(capacity: 64)
 
     private struct TrackedAlarm {
         var intended: Duration
@@ -172,17 +174,17 @@ final class SimulatedDevice: @unchecked Sendable {
             run(delivery.nakReceived(nak))
         case .caseUpdate(let update):
             shard.counts.caseUpdatesReceived += 1
-            send(.ack(Ack(id: update.id)))
+            guard acknowledge(update.id) else { return }
             caseChanged(update)
         case .callOffer(let offer):
-            send(.ack(Ack(id: offer.id)))
-            if offer.callID != lastOfferedCallID { callOffered(offer) }
+            guard acknowledge(offer.id) else { return }
+            callOffered(offer)
         case .callEnd(let end):
-            send(.ack(Ack(id: end.id)))
+            guard acknowledge(end.id) else { return }
             if call?.callID == end.callID { endCall(reason: end.reason, byCentre: true, tell: false) }
         case .configPush, .diagnosticsRequest, .callAnswer:
             // Acknowledged so the centre stops retransmitting; configuration and diagnostics are not simulated.
-            if let id = message.reliableID { send(.ack(Ack(id: id))) }
+            if let id = message.reliableID { _ = acknowledge(id) }
         case .sessionAccept, .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
             break
         }
@@ -328,7 +330,6 @@ final class SimulatedDevice: @unchecked Sendable {
 
     /// The centre calls about an alarm: answered with media when the alarm was chosen for a call, else declined.
     private func callOffered(_ offer: CallOffer) {
-        lastOfferedCallID = offer.callID
         shard.counts.callsOffered += 1
         if call != nil { endCall(reason: .hangUp, byCentre: true, tell: false) }  // the centre replaced it
         guard alarms[offer.alarmID]?.wantsCall == true else {
@@ -376,6 +377,12 @@ final class SimulatedDevice: @unchecked Sendable {
     /// Sends a reliable message through the delivery machine, as the firmware's outbox does.
     private func sendReliable(_ make: (UInt32) -> Message) {
         run(delivery.enqueued(make(takeMessageID())))
+    }
+
+    /// Acks a reliable centre message; returns whether it is new (a retransmission is acked, not applied).
+    private func acknowledge(_ id: UInt32) -> Bool {
+        send(.ack(Ack(id: id)))
+        return handledCentreIDs.firstTime(id)
     }
 
     private func takeMessageID() -> UInt32 {
