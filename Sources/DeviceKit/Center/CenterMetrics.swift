@@ -85,9 +85,10 @@ final class CenterMetrics: Sendable {
         journalBatches = registry.makeCounter(descriptor: .init(metricName: "center_journal_batches_total", unitName: "", helpText: "Journal transactions (group commits), one fsync each."))
         journalBatchedWrites = registry.makeCounter(descriptor: .init(metricName: "center_journal_batched_writes_total", unitName: "", helpText: "Writes committed in journal batches; divided by the batches, the mean batch size."))
         journalCommitDuration = registry.makeDurationHistogram(
-            name: "center_journal_commit_seconds",
-            buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000].map { Duration.milliseconds($0) },
-            help: "Journal transactions (group commits) by how long they took, fsync included.")
+            descriptor: .init(
+                metricName: "center_journal_commit_seconds", unitName: "",
+                helpText: "Journal transactions (group commits) by how long they took, fsync included."),
+            buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000].map { Duration.milliseconds($0) })
         sessionsOpened = registry.makeCounter(descriptor: .init(metricName: "center_sessions_opened_total", unitName: "", helpText: "Sessions accepted."))
         sessionsActive = registry.makeGauge(descriptor: .init(metricName: "center_sessions_active", unitName: "", helpText: "Devices with a current session."))
         devicesOnline = registry.makeGauge(descriptor: .init(metricName: "center_devices_online", unitName: "", helpText: "Devices under supervision and online."))
