@@ -262,7 +262,7 @@ if [ "$NEED_KEY" = 1 ]; then
 	cat <<EOF
   The device has no key yet. Provision it on the provisioning workstation (never
   on the device: the fleet master key must not reach it), for example:
-    devicesim provision --id 1001 --centre centre.example:7700 --no-state \\
+    devicesim provision --id 1001 --center center.example:7700 --no-state \\
         --registry centre-keys.toml --out device-1001.toml
   (or --master-file FILE instead of --registry when the centre derives keys).
   Copy the key from device-1001.toml to this device as one line of hex:

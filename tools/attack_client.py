@@ -149,7 +149,7 @@ def ack(message_id: int) -> bytes:
 def decode_down(body: bytes) -> dict:
     kind = body[0]
     if kind == 0x41:
-        return {"type": "sessionAccept", "centreTime": int.from_bytes(body[1:7], "big")}
+        return {"type": "sessionAccept", "centerTime": int.from_bytes(body[1:7], "big")}
     if kind == 0x42:
         return {"type": "heartbeatAck", "echoedCounter": int.from_bytes(body[1:7], "big")}
     if kind == 0x43:
@@ -857,13 +857,13 @@ def bench_rss(options, workdir):
 
 
 def bench_forged(options, workdir):
-    # With --centre-cpu N the centre runs on CPU N alone and the flood and the device on the others: on a
+    # With --center-cpu N the centre runs on CPU N alone and the flood and the device on the others: on a
     # machine of two cores, as if the attacker were another machine.
     others = None
-    if options.centre_cpu is not None:
-        others = set(os.sched_getaffinity(0)) - {options.centre_cpu}
+    if options.center_cpu is not None:
+        others = set(os.sched_getaffinity(0)) - {options.center_cpu}
         os.sched_setaffinity(0, others)
-    centre = Centre(options.devicesim, workdir, ["--rate", "1000", "--burst", "1000"], cpu=options.centre_cpu)
+    centre = Centre(options.devicesim, workdir, ["--rate", "1000", "--burst", "1000"], cpu=options.center_cpu)
     # The flood in a process of its own, at the highest rate one process can send.
     flood = forged_flood_process(options, centre.udp, options.seconds, cpu=min(others) if others else None)
     time.sleep(1)
@@ -880,7 +880,7 @@ def bench_forged(options, workdir):
             "keyDerivations": int(metrics.get("center_key_derivations_total", 0)),
             "alarmsSent": sent, "alarmsAcked": acked, "ackP50ms": percentile(latencies, 0.5),
             "ackP99ms": percentile(latencies, 0.99), "ackMaxMs": round(latencies[-1], 2) if latencies else None,
-            "centreCpuShare": round(cpu / (options.seconds - 2), 2), "centreCpu": options.centre_cpu}
+            "centerCpuShare": round(cpu / (options.seconds - 2), 2), "centerCpu": options.center_cpu}
 
 
 def bench_tcp_hold(options, workdir):
@@ -952,7 +952,8 @@ def main() -> int:
     parser.add_argument("--check", action="append", choices=sorted(CHECKS), help="run this check (repeatable); default: all")
     parser.add_argument("--bench", choices=sorted(BENCHES), help="measure instead of checking")
     parser.add_argument("--seconds", type=float, default=60, help="length of a --bench run")
-    parser.add_argument("--centre-cpu", type=int, help="--bench forged: run the centre on this CPU alone, the rest elsewhere")
+    parser.add_argument("--center-cpu", type=int, help="--bench forged: run the centre on this CPU alone, the rest elsewhere")
+    parser.add_argument("--centre-cpu", dest="center_cpu", type=int, help=argparse.SUPPRESS)  # the other spelling
     parser.add_argument("--flood-forged", type=int, metavar="UDP_PORT", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--verbose", action="store_true")
     options = parser.parse_args()

@@ -2,23 +2,21 @@ import ArgumentParser
 import DeviceKit
 import Foundation
 
-/// Reads device.toml for a diag command; the error names the file and the setting.
-func loadDeviceConfig(_ path: String) throws -> DeviceConfig {
-    do { return try DeviceConfig.load(path: path) } catch { throw ValidationError("\(path): \(error)") }
-}
-
 struct DiagLinkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "link",
         abstract: "Reach the centre, authenticate as this device, time round trips and compare clocks.",
         discussion: """
             Uses the device's own key and frame counter, so the device must not be running at the same time \
-            (systemctl stop devicekit; start it again afterwards). Exit status 1 when the centre cannot be \
-            reached or does not accept the device.
+            (systemctl stop devicekit; start it again afterwards).
+
+            \(ExitStatus.help(
+                [.verdict, .noInput, .noPermission, .configuration],
+                [.verdict: "the centre cannot be reached or does not accept the device, or the state directory is unusable or held",
+                 .noInput: "device.toml is missing", .configuration: "device.toml is invalid"]))
             """)
 
-    @Option(help: "The device configuration file.")
-    var config = "/etc/devicekit/device.toml"
+    @OptionGroup var config: DeviceConfigOption
 
     @Option(help: "How many heartbeat round trips to time.")
     var count = 5
@@ -27,10 +25,10 @@ struct DiagLinkCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let device = try loadDeviceConfig(config)
+        let device = try config.load()
         let lock: StateDirectoryLock
         do {
-            try FileManager.default.createDirectory(atPath: device.stateDirectory, withIntermediateDirectories: true)
+            try StateDirectory.create(device.stateDirectory)
             lock = try StateDirectoryLock(stateDirectory: device.stateDirectory)
         } catch {
             say("FAIL  link      \(error)")
@@ -65,18 +63,20 @@ struct DiagSelftestCommand: AsyncParsableCommand {
         abstract: "Check everything before leaving: button, LEDs (they blink), power, storage, link to the centre.",
         discussion: """
             Prints one PASS, WARN or FAIL line per check, each saying what to do. WARN means it works but \
-            needs a look. Exit status 0 when nothing FAILs, 1 otherwise. With the device running, the LED and \
-            link checks are skipped so they do not disturb it.
+            needs a look. With the device running, the LED and link checks are skipped so they do not disturb it.
+
+            \(ExitStatus.help(
+                [.verdict, .noInput, .noPermission, .configuration],
+                [.verdict: "a check FAILed", .noInput: "device.toml is missing", .configuration: "device.toml is invalid"]))
             """)
 
-    @Option(help: "The device configuration file.")
-    var config = "/etc/devicekit/device.toml"
+    @OptionGroup var config: DeviceConfigOption
 
     @Flag(help: "Print the results as JSON.")
     var json = false
 
     func run() async throws {
-        let device = try loadDeviceConfig(config)
+        let device = try config.load()
         let results = await SelfTest(config: device).run()
         if json {
             say(String(decoding: try JSONEncoder.sorted.encode(results), as: UTF8.self))

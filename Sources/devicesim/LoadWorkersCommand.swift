@@ -110,7 +110,7 @@ extension LoadRunCommand {
         options.ramp = plan.rampRate
         var arguments = ["load", "run"] + options.arguments + [
             "--shard", plan.shard.description, "--master-file", keyFile,
-            "--quiet", "--json", report, "--worker", "\(start.uptimeNanoseconds)",
+            "--quiet", "--report", report, "--worker", "\(start.uptimeNanoseconds)",
         ]
         if let sources = plan.sourceAddresses { arguments += ["--source-addresses", sources.description] }
         return arguments

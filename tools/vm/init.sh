@@ -308,7 +308,7 @@ check_syn_dropped() {
 
 start_centre_and_device() {
     rm -rf /tmp/state /tmp/device.toml /tmp/registry.toml /tmp/centre.sqlite
-    devicesim provision --id 1001 --centre 127.0.0.1:7700 --registry /tmp/registry.toml --state-dir /tmp/state \
+    devicesim provision --id 1001 --center 127.0.0.1:7700 --registry /tmp/registry.toml --state-dir /tmp/state \
         --out /tmp/device.toml >/tmp/provision.out 2>&1 || { info "provision failed: $(quote </tmp/provision.out)"; return 1; }
     # The provisioned file with the evdev button in place of the simulated one.
     awk '/^\[/ { skip = ($0 == "[button]" || $0 == "[alarm]" || $0 == "[log]") } !skip' /tmp/device.toml >/tmp/device.new

@@ -9,6 +9,8 @@ struct CenterCall {
     var link: MediaLink?
     var local: MediaDescription?
     var offerMessageID: UInt32?
+    /// What of its media numbers the metrics hold already.
+    var counted = MediaCounted()
 }
 
 /// The centre's side of calls (protocol.md §4.8): it offers a call when an operator engages a case, or on
@@ -35,7 +37,8 @@ extension CenterRuntime {
             case .failure(let error):
                 calls[device] = nil
                 metrics.callsActive.set(Int64(calls.count))
-                metrics.callEnded(.failed, nil)
+                var nothing = MediaCounted()
+                metrics.callEnded(.failed, nil, counted: &nothing)
                 logger.debug("cannot bind media ports", metadata: ["device.id": "\(device)", "reason": "\(error)"])
                 hub.emit(.callEnded(device: device, callID: callID, reason: .failed, endedBy: "centre", statistics: nil))
             }
@@ -158,10 +161,10 @@ extension CenterRuntime {
     }
 
     private func finish(device: UInt32, reason: CallEndReason, endedBy: String) {
-        guard let call = calls.removeValue(forKey: device) else { return }
+        guard var call = calls.removeValue(forKey: device) else { return }
         let statistics = call.link?.stop(reason: reason.description)
         metrics.callsActive.set(Int64(calls.count))
-        metrics.callEnded(reason, statistics)
+        metrics.callEnded(reason, statistics, counted: &call.counted)
         hub.emit(.callEnded(device: device, callID: call.callID, reason: reason, endedBy: endedBy, statistics: statistics))
     }
 
@@ -177,6 +180,16 @@ extension CenterRuntime {
     }
 
     func callStatistics(device: UInt32) -> MediaStatistics? { calls[device]?.link?.statistics }
+
+    /// Adds what the calls in progress received, lost and refused since the last time to the metrics.
+    func countMediaProgress() {
+        for (device, call) in calls where call.phase == .active {
+            guard let statistics = call.link?.statistics else { continue }
+            var counted = call.counted
+            metrics.countMedia(statistics, counted: &counted)
+            calls[device]?.counted = counted
+        }
+    }
 
     func stopAllCalls() {
         for device in Array(calls.keys) { finish(device: device, reason: .hangUp, endedBy: "centre") }

@@ -24,6 +24,8 @@ import Testing
         #expect(centre.metric("center_alarms_recorded_total") == 1)
         #expect(centre.metric("center_alarms_duplicate_total") == 1)
         #expect(centre.metric("center_acks_sent_total") == 2)
+        // The new alarm's arrival → ack, once (the retransmission is no new alarm).
+        #expect(centre.metric("center_alarm_ack_seconds_count") == 1)
         // The case opens once, and its first update reaches the device.
         #expect(try await device.received { if case .caseUpdate(let u) = $0 { u.alarmID == 7 && u.state == .received } else { false } } != nil)
         await centre.stop()
@@ -315,6 +317,12 @@ import Testing
         #expect(text.contains("# TYPE center_alarms_recorded_total counter"))
         #expect(text.contains(#"center_frames_refused_total{category="forged"} 0"#))
         #expect(text.contains("center_sessions_active 0"))
+        // The build serving, and the process's own cost, as every Prometheus client exports them.
+        #expect(text.contains(#"center_build_info{version="\#(BuildStamp.version)",commit=""#))
+        #expect(text.contains("# TYPE center_alarm_ack_seconds histogram"))
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"] {
+            #expect(text.contains("\n\(name) "), "\(name)")
+        }
         #expect(try await httpGet(port: port, path: "/").hasPrefix("HTTP/1.1 404"))
         await centre.stop()
     }

@@ -15,7 +15,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: json) }
         let result = try await ChildProcess.run([
             "load", "--center", "127.0.0.1:\(port)", "--master", Self.master, "--devices", "10", "--duration", "1", "--alarm-rate", "50",
-            "--drain", "0", "--slo", "alarm.p99<1ms", "--quiet", "--json", json,
+            "--drain", "0", "--slo", "alarm.p99<1ms", "--quiet", "--report", json,
         ])
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("SLO MISSED alarm.p99<1ms  (nothing measured, alarm → ack: none of the"), "\(result.output)")
@@ -61,7 +61,7 @@ import Testing
         }
         let a = try write("a.json", shard: "0/2", scale: 100)
         let b = try write("b.json", shard: "1/2", scale: 200)
-        let merged = try await ChildProcess.run(["load", "merge", a, b, "--json", directory + "/m.json", "--hgrm", directory + "/m", "--csv", directory + "/m.csv"])
+        let merged = try await ChildProcess.run(["load", "merge", a, b, "--report", directory + "/m.json", "--hgrm", directory + "/m", "--csv", directory + "/m.csv"])
         #expect(merged.status == 0, "\(merged.output)")
         let hgrm = try String(contentsOfFile: directory + "/m.alarm.hgrm", encoding: .utf8)
         #expect(hgrm.hasPrefix("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"))

@@ -120,7 +120,7 @@ import Testing
             "load", "--center", "127.0.0.1:\(centre.ports.tcp)", "--master", String(repeating: "5a", count: 32),
             "--transport", "tcp", "--devices", "300", "--first-id", "50001", "--workers", "2", "--ramp", "1000",
             "--alarm-rate", "30", "--duration", "2", "--drain", "100", "--source-addresses", "127.0.0.2-127.0.0.3",
-            "--json", json,
+            "--report", json,
         ])
         let seen = centre.stop()
         #expect(result.status == 0, "\(result.output)")

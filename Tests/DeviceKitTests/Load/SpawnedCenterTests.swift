@@ -36,19 +36,19 @@ import Testing
         // Over UDP a device learns of the crash from silence: two heartbeat intervals, so 1 s heartbeats.
         let result = try await ChildProcess.run([
             "load", "--spawn-center", "--restart-center", "1", "--devices", "200", "--transport", transport,
-            "--master", Self.master, "--alarm-rate", "40", "--duration", "3", "--heartbeat", "1", "--drain", "100",
-            "--devices-per-socket", "64", "--quiet", "--json", json,
+            "--master", Self.master, "--alarm-rate", "40", "--duration", "3", "--heartbeat-interval", "1s", "--drain", "100",
+            "--devices-per-socket", "64", "--quiet", "--report", json,
         ])
         #expect(result.status == 0, "\(result.output)")
         let report = try LoadReport(json: try Data(contentsOf: URL(fileURLWithPath: json)), name: json)
         let c = report.counts
-        #expect(report.centreRestarts?.count == 1, "\(result.output)")
+        #expect(report.centerRestarts?.count == 1, "\(result.output)")
         #expect(c.alarmsSent > 40)  // 40 a second for 3 s: about 120
         #expect(c.alarmsAcknowledged == c.alarmsSent)
         #expect(c.alarmsLost == 0)
         // Every device had a session when the centre died, and lost it.
         #expect(c.reconnects >= 200, "\(result.output)")
-        let check = try #require(report.centreJournal, "\(result.output)")
+        let check = try #require(report.centerJournal, "\(result.output)")
         #expect(check.passed, "\(check.line)")
         #expect(check.acknowledged == c.alarmsAcknowledged)
         #expect(check.recorded >= check.acknowledged)

@@ -130,6 +130,21 @@ import Testing
         #expect(metrics.contains("center_calls_active 0"))
     }
 
+    /// The media counters moved only when a call ended: a dashboard saw a half-hour call as nothing.
+    @Test func theMediaCountersMoveWhileACallLasts() async throws {
+        let setup = try await Setup.start(deviceID: 3004)
+        defer { Task { await setup.stop() } }
+        setup.device.raiseAlarm()
+        _ = try await setup.callStarted()
+        try await until(within: .seconds(120), "voice counted at the centre while the call lasts") {
+            let text = setup.centre.metricsText()
+            let line = text.split(separator: "\n").first { $0.hasPrefix("center_media_packets_received_total ") }
+            return (line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0) >= 50
+        }
+        #expect(setup.centre.metricsText().contains("center_calls_active 1"))
+        #expect(try await setup.centre.hangUp(device: 3004))
+    }
+
     @Test func aCallOutsideAnyAlarmIsDeclinedByTheDevice() async throws {
         let setup = try await Setup.start(deviceID: 3003)
         defer { Task { await setup.stop() } }

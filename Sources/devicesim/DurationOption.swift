@@ -1,0 +1,26 @@
+import ArgumentParser
+import DeviceKit
+
+/// A duration option's value: a number with its unit (`250ms`, `1.5s`, `2min`), or a plain number in the
+/// option's old unit, kept so that command lines written before units still mean the same. Its description
+/// writes it back exactly, for the options a load coordinator hands on to its workers.
+struct DurationOption: Hashable, Sendable, CustomStringConvertible {
+    var duration: Duration
+
+    init(_ duration: Duration) { self.duration = duration }
+
+    var description: String { TypedDuration.render(duration) }
+
+    /// For `transform:`: a plain number is seconds.
+    static func seconds(_ text: String) throws -> DurationOption { try parse(text, plain: .seconds) }
+
+    /// For `transform:`: a plain number is milliseconds.
+    static func milliseconds(_ text: String) throws -> DurationOption { try parse(text, plain: .milliseconds) }
+
+    private static func parse(_ text: String, plain: TypedDuration.Unit) throws -> DurationOption {
+        guard let duration = TypedDuration.parse(text, plainUnit: plain) else {
+            throw ValidationError("not a duration: write a number and its unit, such as 250ms, 1.5s or 2min (a plain number is \(plain == .seconds ? "seconds" : "milliseconds"))")
+        }
+        return DurationOption(duration)
+    }
+}
