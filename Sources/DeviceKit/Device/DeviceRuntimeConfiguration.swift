@@ -72,7 +72,7 @@ public struct DeviceObservation: Sendable {
     public var at: Duration
     public var kind: Kind
 
-    public enum Kind: Sendable {
+    public enum Kind: Equatable, Sendable {
         case story(AlarmStory)
         /// What the press detector made of the button (`PressDetector.Configuration.explain` words it).
         case button(PressDetector.Action)
