@@ -339,9 +339,11 @@ public struct DeviceMachine: Sendable {
         case .ack(let ack):
             actions += run(delivery.ackReceived(id: ack.id), now: now)
         case .nak(let nak):
+            actions.append(.observe(.nakReceived(nak)))
             actions += run(delivery.nakReceived(nak), now: now)
         case .caseUpdate(let update):
             guard acknowledge(update.id, &actions, now: now) else { break }
+            actions.append(.observe(.caseUpdateReceived(update)))
             actions += run(alarm.caseUpdated(update), now: now)
         case .configPush(let push):
             guard acknowledge(push.id, &actions, now: now) else { break }
@@ -355,7 +357,9 @@ public struct DeviceMachine: Sendable {
                 pending: UInt16(clamping: delivery.waiting)))
         case .callOffer(let offer):
             guard acknowledge(offer.id, &actions, now: now) else { break }
-            actions += run(call.offerReceived(offer, mayAnswer: offer.alarmID != 0 || alarm.openAlarm != nil), offer: offer, now: now)
+            let mayAnswer = offer.alarmID != 0 || alarm.openAlarm != nil
+            actions.append(.observe(.callOffered(callID: offer.callID, alarmID: offer.alarmID, declined: !mayAnswer)))
+            actions += run(call.offerReceived(offer, mayAnswer: mayAnswer), offer: offer, now: now)
         case .callAnswer(let answer):
             _ = acknowledge(answer.id, &actions, now: now)  // the device does not place calls: nothing to answer
         case .callEnd(let end):
@@ -494,6 +498,7 @@ public struct DeviceMachine: Sendable {
                 if delivery.isBusy { status.insert(.backlog) }
                 if alarm.openAlarm != nil { status.insert(.alarmActive) }
                 out += seal(.heartbeat(Heartbeat(status: status, battery: events.battery)), now: now)
+                out.append(.observe(.heartbeatSent))
             case .scheduleTimer(let timer, let after):
                 out.append(.schedule(.link(timer), after: after))
             case .sessionEstablished(let path, let accept):
@@ -513,6 +518,7 @@ public struct DeviceMachine: Sendable {
             case .attemptFailed(let path, let reason):
                 self.path = path
                 let cause = reason == .connectFailed ? (lastConnectFailure ?? cause(of: reason)) : cause(of: reason)
+                out.append(.observe(.attemptFailed(cause: cause)))
                 out += run(health.attemptFailed(cause: cause, now: now.monotonic), now: now)
             }
         }
@@ -619,7 +625,7 @@ public struct DeviceMachine: Sendable {
                     heartbeatsInFlight[counter] = now.monotonic
                     if heartbeatsInFlight.count > 8, let oldest = heartbeatsInFlight.keys.min() { heartbeatsInFlight[oldest] = nil }
                 }
-                return [.transmit(buffer, to: path)]
+                return [.transmit(buffer, to: path)] + (message.reliableID != nil ? [.observe(.reliableSent(message))] : [])
             }
         } catch {
             return [.observe(.fault("cannot seal \(message.kind.name): \(error)"))]

@@ -1,40 +1,26 @@
 import NIOCore
 
-/// The device's voice link (protocol.md §4.8): the media the `DeviceMachine`'s calls ask for. The device
-/// answers the centre's `callOffer` by itself, with no pick-up, because an elderly person who fell cannot be
-/// asked to reach a phone; the machine decides that, and declines a call that belongs to no alarm.
+/// The device's voice link (protocol.md §4.8): the media the `DeviceMachine`'s calls ask for, set up by
+/// `CallMedia`. The device answers the centre's `callOffer` by itself, with no pick-up, because an elderly
+/// person who fell cannot be asked to reach a phone; the machine decides that, and declines a call that
+/// belongs to no alarm.
 extension DeviceRuntime {
+    private var controlPeer: SocketAddress { connection?.remoteAddress ?? configuration.primary }
+
     func bindMedia(_ offer: CallOffer) {
         let callID = offer.callID
-        let remoteAddress: SocketAddress
-        do {
-            remoteAddress = try offer.media.rtpAddress(controlPeer: connection?.remoteAddress ?? configuration.primary)
-            _ = try SRTPMasterKey(keyMaterial: offer.media.keyMaterial)
-        } catch {
-            return feed { $0.mediaFailed(callID: callID, reason: "\(error)", now: $1) }
-        }
-        MediaLink.bind(host: remoteAddress.protocol == .inet6 ? "::" : "0.0.0.0", on: eventLoop).whenComplete { [self] result in
+        CallMedia.bind(
+            for: offer, controlPeer: controlPeer, localAddress: connection?.localAddress,
+            video: configuration.capabilities.contains(.video), on: eventLoop
+        ).whenComplete { [self] result in
             switch result {
-            case .success(let link):
+            case .success(let (link, local)):
                 mediaLinks[callID] = link
-                feed { $0.mediaBound(callID: callID, local: localDescription(for: link, offer: offer, remote: remoteAddress), now: $1) }
+                feed { $0.mediaBound(callID: callID, local: local, now: $1) }
             case .failure(let error):
-                feed { $0.mediaFailed(callID: callID, reason: "cannot bind the media ports: \(error)", now: $1) }
+                feed { $0.mediaFailed(callID: callID, reason: "cannot set up its media: \(error)", now: $1) }
             }
         }
-    }
-
-    /// This side's media: our address as the centre sees it (the control connection's local address, or
-    /// unspecified, and the centre then uses the address our frames come from), fresh SRTP keys.
-    private func localDescription(for link: MediaLink, offer: CallOffer, remote: SocketAddress) -> MediaDescription {
-        var address = [UInt8](repeating: 0, count: remote.protocol == .inet6 ? 16 : 4)
-        if let local = connection?.localAddress.flatMap(Endpoint.init), local.address.count == address.count {
-            address = local.address
-        }
-        let video = configuration.capabilities.contains(.video) ? offer.media.videoPayloadType : 0
-        return MediaDescription(
-            endpoint: Endpoint(address: address, port: UInt16(link.port)), audioPayloadType: 0,
-            ssrc: UInt32.random(in: 1 ... .max), keyMaterial: SRTPMasterKey.randomKeyMaterial(), videoPayloadType: video)
     }
 
     func startMedia(_ callID: UInt32, local: MediaDescription, remote: MediaDescription) {
@@ -42,16 +28,13 @@ extension DeviceRuntime {
             return feed { $0.mediaFailed(callID: callID, reason: "its media ports are gone", now: $1) }
         }
         do {
-            let remoteAddress = try remote.rtpAddress(controlPeer: connection?.remoteAddress ?? configuration.primary)
-            var parameters = configuration.media
-            parameters.video = parameters.video && local.videoPayloadType != 0
-            try link.start(
-                local: local, remote: remote, remoteAddress: remoteAddress, cname: "device-\(configuration.key.deviceID)",
-                parameters: parameters
+            try CallMedia.start(
+                link, local: local, remote: remote, controlPeer: controlPeer, cname: "device-\(configuration.key.deviceID)",
+                parameters: configuration.media
             ) { [weak self] event in
+                // The peer leaving and the first voice need nothing: the centre's callEnd follows on the
+                // control link, and the first voice is in the statistics.
                 guard let self, case .silent(let quiet) = event else { return }
-                // Peer left and first voice: the centre's callEnd follows on the control link; the first voice
-                // is in the statistics.
                 self.feed { $0.mediaSilent(callID: callID, quiet: quiet, now: $1) }
             }
         } catch {

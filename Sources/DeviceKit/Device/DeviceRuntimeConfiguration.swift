@@ -96,6 +96,17 @@ public struct DeviceObservation: Sendable {
         /// The call ended (`byCentre`: the centre's `callEnd`; otherwise this device ended it), with the
         /// media numbers of this side.
         case callEnded(callID: UInt32, reason: CallEndReason, byCentre: Bool, statistics: MediaStatistics?)
+        /// The centre offered a call (a new offer, not a retransmission), and whether it was declined.
+        case callOffered(callID: UInt32, alarmID: UInt32, declined: Bool)
+        /// An attempt to open a session failed, and why in words.
+        case attemptFailed(cause: String)
+        /// The centre answered a reliable message with `nak`.
+        case nakReceived(Nak)
+        /// A heartbeat went out; a reliable message went out (first, or again).
+        case heartbeatSent
+        case reliableSent(Message)
+        /// A new case update from the centre (not a retransmission).
+        case caseUpdateReceived(CaseUpdate)
     }
 }
 
