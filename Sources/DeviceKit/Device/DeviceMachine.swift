@@ -54,16 +54,7 @@ public struct DeviceMachine: Sendable {
     }
 
     /// The monotonic instant (since the driver started) and the wall clock, read together.
-    public struct Instant: Hashable, Sendable {
-        public var monotonic: Duration
-        /// Milliseconds since the Unix epoch, by the device's own clock.
-        public var wall: WireTime
-
-        public init(monotonic: Duration, wall: WireTime) {
-            self.monotonic = monotonic
-            self.wall = wall
-        }
-    }
+    public typealias Instant = ClockReading
 
     public enum Timer: Hashable, Sendable {
         case press(wakeUp: Duration)

@@ -122,8 +122,8 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Monotonic time since start, and the wall clock.
     func now() -> DeviceMachine.Instant {
         DeviceMachine.Instant(
-            monotonic: .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds) - Int64(started.uptimeNanoseconds)),
-            wall: wallClockMilliseconds())
+            wall: wallClockMilliseconds(),
+            monotonic: .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds) - Int64(started.uptimeNanoseconds)))
     }
 
     /// A `CLOCK_MONOTONIC` instant as time since start.

@@ -11,7 +11,7 @@ import Testing
     /// A device machine with an outbox and a counter store in memory, and a centre's side of the frames.
     struct Device {
         var machine: DeviceMachine
-        var now = DeviceMachine.Instant(monotonic: .zero, wall: 1_795_000_000_000)
+        var now = DeviceMachine.Instant(wall: 1_795_000_000_000, monotonic: .zero)
         var nextID: UInt32 = 1
         /// Up frames transmitted, opened: (counter, message).
         var sent: [(counter: UInt64, message: Message)] = []
