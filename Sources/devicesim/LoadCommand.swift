@@ -101,7 +101,7 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does); with --spawn-center, the spawned centre's too (default 30).")
     var heartbeat: UInt16?
 
-    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2).")
+    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2); each goes to a home without an alarm open.")
     var alarmRate: Double?
 
     @Option(help: "Device events (battery low and OK again, tamper) a second across the fleet, a Poisson process (default 0).")

@@ -33,6 +33,9 @@ public struct DeviceMachine: Sendable {
         /// The centres' addresses in words (`127.0.0.1:7730`), for what the device says about its link.
         public var primaryName: String
         public var secondaryName: String?
+        /// Heartbeat at this interval whatever the centre's `sessionAccept` says (the load tester's
+        /// `--heartbeat`); `nil`: the centre's.
+        public var heartbeatOverride: UInt16?
 
         public init(
             key: DeviceKey, link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
@@ -146,6 +149,8 @@ public struct DeviceMachine: Sendable {
     /// Messages waiting for a counter reservation to be stored before they are sealed.
     private var unsealed: [Message] = []
     private var reservationPending = false
+    /// Alarms whose calls are declined (the load tester's `--call-share`), forgotten when their case closes.
+    private var callsDeclined: Set<UInt32> = []
     /// Calls over whose media has yet to report its numbers (`mediaStopped`) before they are told as ended.
     private var endingCalls: [UInt32: (reason: CallEndReason, byPeer: Bool)] = [:]
 
@@ -179,15 +184,17 @@ public struct DeviceMachine: Sendable {
 
     // MARK: Life
 
-    /// The driver starts: `pending` is what the outbox held (sent first), `bootCount` this boot's number.
-    public mutating func start(pending: [Message], bootCount: UInt32, now: Instant) -> [Action] {
+    /// The driver starts: `pending` is what the outbox held (sent first), `bootCount` this boot's number
+    /// (reported to the centre as a restart event unless `reportsRestart` is false: the load tester's devices
+    /// join a running fleet, they do not reboot).
+    public mutating func start(pending: [Message], bootCount: UInt32, reportsRestart: Bool = true, now: Instant) -> [Action] {
         guard !started else { return [] }
         started = true
         health.started(now: now.monotonic)
         var actions = indicate(.idle)
         if !pending.isEmpty { actions.append(.observe(.recovered(count: pending.count))) }
         actions += run(delivery.loaded(pending), now: now)
-        actions += run(events.booted(bootCount: bootCount), now: now)
+        if reportsRestart { actions += run(events.booted(bootCount: bootCount), now: now) }
         if let counterFault {
             actions.append(.observe(.fault(counterFault)))
             actions += run(health.cannotSeal(cause: counterFault), now: now)
@@ -228,9 +235,20 @@ public struct DeviceMachine: Sendable {
         run(alarm.cancelRequested(now: now.monotonic), now: now)
     }
 
-    public mutating func mainsChanged(present: Bool, now: Instant) -> [Action] {
-        run(events.mainsChanged(present: present), now: now)
+    /// Mains went out or came back; a loss is reported after a random delay of up to `reportWithin` when
+    /// given (the load tester's scenario phase: a town's reports spread over it), else the configured one.
+    public mutating func mainsChanged(present: Bool, reportWithin: Duration? = nil, now: Instant) -> [Action] {
+        if let reportWithin { events.configuration.mainsLostMaximumDelay = reportWithin }
+        return run(events.mainsChanged(present: present), now: now)
     }
+
+    /// Calls about `alarmID` are to be declined (the load tester's alarms not chosen for a call).
+    public mutating func declineCalls(about alarmID: UInt32) {
+        callsDeclined.insert(alarmID)
+    }
+
+    /// The heartbeat interval of the open session.
+    public var heartbeatInterval: Duration? { link.heartbeatInterval }
 
     public mutating func batteryMeasured(percent: UInt8, now: Instant) -> [Action] {
         run(events.batteryMeasured(percent: percent), now: now)
@@ -316,7 +334,12 @@ public struct DeviceMachine: Sendable {
             }
             return actions
         }
-        var actions = run(link.messageReceived(message, now: now.monotonic), now: now)
+        var linkMessage = message
+        if case .sessionAccept(var accept) = message, let seconds = configuration.heartbeatOverride {
+            accept.heartbeatIntervalSeconds = seconds
+            linkMessage = .sessionAccept(accept)
+        }
+        var actions = run(link.messageReceived(linkMessage, now: now.monotonic), now: now)
         switch message {
         case .sessionAccept:
             break  // the link machine's sessionEstablished does the rest
@@ -335,6 +358,7 @@ public struct DeviceMachine: Sendable {
         case .caseUpdate(let update):
             guard acknowledge(update.id, &actions, now: now) else { break }
             actions.append(.observe(.caseUpdateReceived(update)))
+            if update.state == .closed { callsDeclined.remove(update.alarmID) }
             actions += run(alarm.caseUpdated(update), now: now)
         case .configPush(let push):
             guard acknowledge(push.id, &actions, now: now) else { break }
@@ -348,7 +372,7 @@ public struct DeviceMachine: Sendable {
                 pending: UInt16(clamping: delivery.waiting)))
         case .callOffer(let offer):
             guard acknowledge(offer.id, &actions, now: now) else { break }
-            let mayAnswer = offer.alarmID != 0 || alarm.openAlarm != nil
+            let mayAnswer = (offer.alarmID != 0 || alarm.openAlarm != nil) && !callsDeclined.contains(offer.alarmID)
             actions.append(.observe(.callOffered(callID: offer.callID, alarmID: offer.alarmID, declined: !mayAnswer)))
             actions += run(call.offerReceived(offer, mayAnswer: mayAnswer), offer: offer, now: now)
         case .callAnswer(let answer):
