@@ -149,8 +149,11 @@ public struct DeviceMachine: Sendable {
     /// Messages waiting for a counter reservation to be stored before they are sealed.
     private var unsealed: [Message] = []
     private var reservationPending = false
-    /// Alarms whose calls are declined (the load tester's `--call-share`), forgotten when their case closes.
-    private var callsDeclined: Set<UInt32> = []
+    /// Alarms whose calls are declined (the load tester's `--call-share`), the most recent
+    /// `declinedAlarmsKept`, oldest first. Kept past their case's close: a centre restarted from its journal
+    /// may offer a call about a case it had closed but not yet recorded as closed.
+    private var callsDeclined: [UInt32] = []
+    static let declinedAlarmsKept = 32
     /// Calls over whose media has yet to report its numbers (`mediaStopped`) before they are told as ended.
     private var endingCalls: [UInt32: (reason: CallEndReason, byPeer: Bool)] = [:]
 
@@ -244,7 +247,9 @@ public struct DeviceMachine: Sendable {
 
     /// Calls about `alarmID` are to be declined (the load tester's alarms not chosen for a call).
     public mutating func declineCalls(about alarmID: UInt32) {
-        callsDeclined.insert(alarmID)
+        guard !callsDeclined.contains(alarmID) else { return }
+        if callsDeclined.count == Self.declinedAlarmsKept { callsDeclined.removeFirst() }
+        callsDeclined.append(alarmID)
     }
 
     /// The heartbeat interval of the open session.
@@ -358,7 +363,6 @@ public struct DeviceMachine: Sendable {
         case .caseUpdate(let update):
             guard acknowledge(update.id, &actions, now: now) else { break }
             actions.append(.observe(.caseUpdateReceived(update)))
-            if update.state == .closed { callsDeclined.remove(update.alarmID) }
             actions += run(alarm.caseUpdated(update), now: now)
         case .configPush(let push):
             guard acknowledge(push.id, &actions, now: now) else { break }

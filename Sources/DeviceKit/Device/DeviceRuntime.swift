@@ -6,16 +6,17 @@ import NIOPosix
 import Glibc
 #endif
 
-/// Runs one device: the firmware's driver of `DeviceMachine`. It feeds the machine button, power, storage
-/// and network events with the time, and carries out what it asks: the durable outbox and counter
-/// reservation, the indicators, the connection to the centre, timers and the voice link (+Media).
+/// Runs one device in a home: `DeviceMachine` driven by the one device driver (`DeviceDriver`), in the
+/// firmware's environment — the durable outbox and counter reservation, the indicators, its own connection
+/// to the centre, logs and the observation stream.
 ///
-/// All the device's logic is in the machine; this class holds only I/O, in one place, on one event loop.
-/// Every mutable property is touched on `eventLoop` only (asserted); public methods hop there.
-public final class DeviceRuntime: @unchecked Sendable {
+/// All the device's logic is in the machine and the driving in `DeviceDriver`; this class holds only the
+/// firmware's environment. Every mutable property is touched on `eventLoop` only (the driver asserts it);
+/// public methods hop there.
+public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
     public let configuration: DeviceRuntimeConfiguration
     public let eventLoop: any EventLoop
-    /// What happens, in order, for the demo, logs, tests and the load tester.
+    /// What happens, in order, for the demo, logs, tests and the diagnostics.
     public let observations: AsyncStream<DeviceObservation>
 
     private let outbox: any Outbox
@@ -24,12 +25,8 @@ public final class DeviceRuntime: @unchecked Sendable {
     let logger: Logger
     private let observer: AsyncStream<DeviceObservation>.Continuation
 
-    var machine: DeviceMachine
-    var connection: (any Channel)?
+    var driver: DeviceDriverState
     private var started: NIODeadline
-    var stopped = false
-    /// The media links of calls, by call id (DeviceRuntime+Media.swift).
-    var mediaLinks: [UInt32: MediaLink] = [:]
 
     public init(
         configuration: DeviceRuntimeConfiguration, outbox: any Outbox, counterStore: any CounterStore,
@@ -45,9 +42,10 @@ public final class DeviceRuntime: @unchecked Sendable {
         var limit: UInt64?
         var counterFault: String?
         do { limit = try counterStore.load() } catch { counterFault = "\(error)" }
-        machine = DeviceMachine(
-            configuration: configuration.machine, storedCounterLimit: limit, counterFault: counterFault,
-            seed: UInt64.random(in: .min ... .max))
+        driver = DeviceDriverState(
+            machine: DeviceMachine(
+                configuration: configuration.machine, storedCounterLimit: limit, counterFault: counterFault,
+                seed: UInt64.random(in: .min ... .max)))
         started = .now()
     }
 
@@ -66,12 +64,8 @@ public final class DeviceRuntime: @unchecked Sendable {
     /// Disconnects and stops every timer. Items still in the outbox stay there for the next start.
     public func stop() async {
         let channel: (any Channel)? = try? await eventLoop.submit { [self] in
-            feed { $0.stop(now: $1) }
-            stopped = true
-            let c = connection
-            connection = nil
-            observer.finish()
-            return c
+            defer { observer.finish() }
+            return stopDriver()
         }.get()
         try? await channel?.close()
     }
@@ -117,13 +111,34 @@ public final class DeviceRuntime: @unchecked Sendable {
         eventLoop.execute { [self] in feed { $0.tamperDetected(now: $1) } }
     }
 
-    // MARK: Time
+    // MARK: Calls
+
+    /// Hangs up the call in progress (the person pressed cancel during a call, or a test). False if none.
+    public func hangUp() async -> Bool {
+        (try? await eventLoop.submit { [self] in hangUpCall() }.get()) ?? false
+    }
+
+    /// The media numbers of the call in progress, or `nil` without one.
+    public func callStatistics() async -> MediaStatistics? {
+        try? await eventLoop.submit { [self] in currentMediaLink?.statistics }.get()
+    }
+
+    /// Fault injection for tests and the load tool: the call stays up but this side sends no media.
+    public func setMediaPaused(_ paused: Bool) {
+        eventLoop.execute { [self] in currentMediaLink?.setSendingPaused(paused) }
+    }
+
+    // MARK: The firmware's environment (DeviceDriver)
 
     /// Monotonic time since start, and the wall clock.
-    func now() -> DeviceMachine.Instant {
-        DeviceMachine.Instant(
+    func now() -> ClockReading {
+        ClockReading(
             wall: wallClockMilliseconds(),
             monotonic: .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds) - Int64(started.uptimeNanoseconds)))
+    }
+
+    func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void) {
+        eventLoop.scheduleTask(in: TimeAmount(after), body)
     }
 
     /// A `CLOCK_MONOTONIC` instant as time since start.
@@ -131,137 +146,54 @@ public final class DeviceRuntime: @unchecked Sendable {
         monotonic - .nanoseconds(Int64(started.uptimeNanoseconds))
     }
 
-    // MARK: Running the machine
-
-    /// Feeds one event to the machine, with the time, and carries out its actions. On the event loop.
-    func feed(_ event: (inout DeviceMachine, DeviceMachine.Instant) -> [DeviceMachine.Action]) {
-        eventLoop.preconditionInEventLoop()
-        let actions = event(&machine, now())
-        for action in actions { perform(action) }
-    }
-
-    private func perform(_ action: DeviceMachine.Action) {
-        switch action {
-        case .connect(let path, let generation):
-            connect(path, generation: generation)
-        case .disconnect:
-            connection?.close(promise: nil)
-            connection = nil
-        case .transmit(let buffer, let path):
-            transmit(buffer, to: path)
-        case .reserveCounters(let limit):
-            do {
-                try counterStore.store(limit)
-                feed { $0.countersReserved(limit, now: $1) }
-            } catch {
-                logger.error("cannot store the frame counter: \(error)")
-                feed { $0.counterStoreFailed("\(error)", now: $1) }
-            }
-        case .store(let draft):
-            let message: Message
-            do {
-                message = try outbox.enqueue { draft.message(id: $0) }
-            } catch {
-                feed { $0.storeFailed(draft, error: "\(error)", now: $1) }
-                return
-            }
-            if case .alarm = message, configuration.faultInjection == .crashAfterStoringAlarm { kill(getpid(), SIGKILL) }
-            feed { $0.stored(message, now: $1) }
-        case .remove(let id):
-            do { try outbox.remove(id: id) } catch { observe(.fault("cannot remove message \(id) from the outbox: \(error)")) }
-        case .schedule(let timer, let after):
-            eventLoop.scheduleTask(in: TimeAmount(after)) { [self] in
-                guard !stopped else { return }
-                feed { $0.timerFired(timer, now: $1) }
-            }
-        case .indicate(let state):
-            do { try indicators.show(state) } catch { logger.warning("indicator failed", metadata: ["error": "\(error)"]) }
-            observe(.indicator(state))
-        case .observe(let kind):
-            if case .fault(let text) = kind { logger.error("\(text)") }
-            observe(kind)
-        case .bindMedia(let offer):
-            bindMedia(offer)
-        case .startMedia(let callID, let local, let remote):
-            startMedia(callID, local: local, remote: remote)
-        case .stopMedia(let callID, let reason):
-            let statistics = mediaLinks.removeValue(forKey: callID)?.stop(reason: reason.description)
-            feed { $0.mediaStopped(callID: callID, statistics: statistics, now: $1) }
-        }
-    }
-
-    func observe(_ observation: DeviceObservation.Kind) {
-        observer.yield(DeviceObservation(at: now().monotonic, kind: observation))
-    }
-
-    // MARK: Network
-
-    private func connect(_ path: LinkMachine.Path, generation: Int) {
-        guard !stopped else { return }
-        let address = self.address(path)
-        let future: EventLoopFuture<any Channel>
+    var transport: DeviceDriverTransport {
         switch configuration.transport {
-        case .tcp:
-            future = ClientBootstrap(group: eventLoop)
-                .connectTimeout(TimeAmount(configuration.connectTimeout))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder()),
-                            InboundFrames<SealedFrame>(runtime: self, generation: generation) { $0 })
-                    }
-                }
-                .connect(to: address)
-        case .udp:
-            future = DatagramBootstrap(group: eventLoop)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            InboundFrames<AddressedEnvelope<ByteBuffer>>(runtime: self, generation: generation) {
-                                try? SealedFrame(datagram: $0.data)
-                            })
-                    }
-                }
-                .bind(host: address.protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
-        }
-        future.whenComplete { [self] result in
-            switch result {
-            case .success(let channel):
-                // An earlier attempt's connection, come too late: not ours any more.
-                guard !stopped, machine.isCurrentConnection(generation) else { return channel.close(promise: nil) }
-                connection = channel
-                feed { $0.connected(generation: generation, now: $1) }
-            case .failure(let error):
-                let cause = LinkCause.connectFailed(error)
-                logger.debug("connect failed", metadata: ["path": "\(path.rawValue)", "cause": "\(cause)"])
-                feed { $0.connectFailed(generation: generation, cause: cause, now: $1) }
-            }
+        case .tcp: .tcp(connectTimeout: configuration.connectTimeout, source: nil)
+        case .udp: .udp
         }
     }
 
-    private func transmit(_ buffer: ByteBuffer, to path: LinkMachine.Path) {
-        guard let channel = connection else { return }
-        switch configuration.transport {
-        case .tcp: channel.writeAndFlush(buffer, promise: nil)
-        case .udp: channel.writeAndFlush(AddressedEnvelope(remoteAddress: address(path), data: buffer), promise: nil)
-        }
-    }
-
-    private func address(_ path: LinkMachine.Path) -> SocketAddress {
+    func address(_ path: LinkMachine.Path) -> SocketAddress {
         path == .primary ? configuration.primary : (configuration.secondary ?? configuration.primary)
     }
 
-    fileprivate func channelClosed(generation: Int) {
-        guard !stopped, machine.isCurrentConnection(generation) else { return }
-        connection = nil
-        feed { $0.closed(generation: generation, now: $1) }
+    func sendDatagram(_ buffer: ByteBuffer) {
+        preconditionFailure("a device in a home has a socket of its own")
     }
 
-    fileprivate func received(_ frame: SealedFrame, generation: Int) {
-        guard !stopped else { return }
-        feed { $0.frameReceived(frame, generation: generation, now: $1) }
+    func reserveCounters(_ limit: UInt64) throws {
+        try counterStore.store(limit)
     }
+
+    func store(_ draft: DeviceMachine.Draft) throws -> Message {
+        let message = try outbox.enqueue { draft.message(id: $0) }
+        if case .alarm = message, configuration.faultInjection == .crashAfterStoringAlarm { kill(getpid(), SIGKILL) }
+        return message
+    }
+
+    func remove(id: UInt32) throws {
+        try outbox.remove(id: id)
+    }
+
+    func indicate(_ state: IndicatorState) {
+        do { try indicators.show(state) } catch { logger.warning("indicator failed", metadata: ["error": "\(error)"]) }
+        observe(.indicator(state))
+    }
+
+    func observe(_ observation: DeviceObservation.Kind) {
+        if case .fault(let text) = observation { logger.error("\(text)") }
+        observer.yield(DeviceObservation(at: now().monotonic, kind: observation))
+    }
+
+    var mediaSetup: DeviceMediaSetup {
+        DeviceMediaSetup(
+            cname: "device-\(configuration.key.deviceID)", parameters: configuration.media,
+            video: configuration.capabilities.contains(.video))
+    }
+
+    /// The peer leaving and the first voice need nothing: the centre's callEnd follows on the control link,
+    /// and the first voice is in the statistics.
+    func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {}
 }
 
 extension DeviceRuntimeConfiguration {
@@ -277,32 +209,6 @@ extension DeviceRuntimeConfiguration {
                 returnToPrimaryAfter: returnToPrimaryAfter),
             delivery: delivery, press: press, events: events, cancelWindow: cancelWindow,
             primaryName: LinkCause.address(primary), secondaryName: secondary.map(LinkCause.address))
-    }
-}
-
-/// Receives frames for the runtime from a TCP stream (already cut by `FrameDecoder`) or UDP datagrams.
-private final class InboundFrames<InboundIn>: ChannelInboundHandler, @unchecked Sendable {
-    private let runtime: DeviceRuntime
-    private let generation: Int
-    private let frame: (InboundIn) -> SealedFrame?
-
-    init(runtime: DeviceRuntime, generation: Int, frame: @escaping (InboundIn) -> SealedFrame?) {
-        self.runtime = runtime
-        self.generation = generation
-        self.frame = frame
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let frame = frame(unwrapInboundIn(data)) else { return }
-        runtime.received(frame, generation: generation)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        runtime.channelClosed(generation: generation)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)  // a TCP stream with a bad frame cannot be resynchronised
     }
 }
 

@@ -11,6 +11,8 @@ public struct DeviceRuntimeConfiguration: Sendable {
         case crashAfterStoringAlarm = "crash-after-storing-alarm"
     }
 
+    public static let defaultConnectTimeout = Duration.seconds(5)
+
     public var key: DeviceKey
     public var primary: SocketAddress
     public var secondary: SocketAddress?
@@ -38,7 +40,7 @@ public struct DeviceRuntimeConfiguration: Sendable {
         capabilities: Capabilities = [.button, .mainsSensing, .battery, .indicators, .cancelInput], model: String? = nil,
         press: PressDetector.Configuration = .init(), cancelWindow: Duration = .seconds(10),
         defaultHeartbeatInterval: Duration = .seconds(30), handshakeTimeout: Duration = .seconds(5),
-        connectTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
+        connectTimeout: Duration = Self.defaultConnectTimeout, backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
         delivery: DeliveryMachine.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
         faultInjection: FaultInjection? = nil, media: MediaLink.Parameters = MediaLink.Parameters()
     ) {

@@ -1,27 +1,24 @@
 import NIOCore
 import NIOPosix
 
-/// One device of a load run: the firmware's own `DeviceMachine` — the same machine `DeviceRuntime` drives
-/// in a home — with the outbox and counter reservation in memory, no buttons, the shard's shared UDP socket
-/// (or a TCP connection of its own), and what it does counted for the run's report.
+/// One device of a load run: the firmware's own `DeviceMachine`, driven by the firmware's own driver
+/// (`DeviceDriver`, as `DeviceRuntime` in a home), in the load run's environment: the outbox and counter
+/// reservation in memory, no buttons, the shard's shared UDP socket (or a TCP connection of its own) and
+/// timer wheel, and what it does counted for the run's report.
 ///
 /// Counters and message ids start from the wall clock (see `LoadPlan.counterStart`), so a centre whose
 /// journal outlives the run still sees every session anchor rise and every alarm id new. A device has at most
 /// one open alarm, as the firmware allows (a press meanwhile is `pressDuringAlarm`): the shard gives each
 /// arrival to a device without one. Lives on its shard's event loop; every property is touched there only.
-final class SimulatedDevice: @unchecked Sendable {
+final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
     let id: UInt32
     /// Index of the shared UDP socket (unused over TCP).
     let socket: Int
     private unowned let shard: LoadShard
-    private var machine: DeviceMachine
+    var driver: DeviceDriverState
     private var random: SplitMix64
     private var nextMessageID: UInt32
 
-    private var channel: (any Channel)?
-    /// The generation of the latest connection the machine asked for.
-    private var generation = 0
-    private var stopped = false
     private var online = false
     /// When the session being opened was meant to begin: the ramp instant, or the reconnect timer's after a
     /// session was lost; failed attempts in between do not reset it.
@@ -32,8 +29,7 @@ final class SimulatedDevice: @unchecked Sendable {
     private(set) var unacknowledgedAlarms = 0
     /// The arrival being raised now, until the machine stores its alarm.
     private var raising: (intended: Duration, wantsCall: Bool)?
-    /// The media of the call in progress, and the calls that started (answered), by call id.
-    private var media: [UInt32: MediaLink] = [:]
+    /// The calls that started (answered): their alarms, by call id.
     private var answeredCalls: [UInt32: UInt32] = [:]
 
     private struct TrackedAlarm {
@@ -65,7 +61,7 @@ final class SimulatedDevice: @unchecked Sendable {
                 handshakeTimeout: plan.handshakeTimeout, backoff: plan.backoff),
             delivery: plan.delivery, handledIDs: 64, primaryName: LinkCause.address(plan.centre))
         configuration.heartbeatOverride = plan.heartbeatOverride
-        machine = DeviceMachine(configuration: configuration, storedCounterLimit: plan.counterStart, seed: seed)
+        var machine = DeviceMachine(configuration: configuration, storedCounterLimit: plan.counterStart, seed: seed)
         random = SplitMix64(seed: seed ^ 4)
         nextMessageID = plan.firstMessageID
         // The first readings: mains, a full battery and the button present, none of them news.
@@ -73,7 +69,12 @@ final class SimulatedDevice: @unchecked Sendable {
         _ = machine.mainsChanged(present: true, now: reading)
         _ = machine.batteryMeasured(percent: 100, now: reading)
         _ = machine.buttonPresenceChanged(present: true, now: reading)
+        driver = DeviceDriverState(machine: machine)
     }
+
+    var eventLoop: any EventLoop { shard.loop }
+    private var machine: DeviceMachine { driver.machine }
+    private var stopped: Bool { driver.stopped }
 
     var mainsPresent: Bool { machine.status.contains(.mainsPresent) }
 
@@ -89,10 +90,7 @@ final class SimulatedDevice: @unchecked Sendable {
 
     func stop() {
         guard !stopped else { return }
-        feed { $0.stop(now: $1) }
-        stopped = true
-        channel?.close(promise: nil)
-        channel = nil
+        stopDriver()?.close(promise: nil)
         if online {
             online = false
             shard.online -= 1
@@ -130,75 +128,57 @@ final class SimulatedDevice: @unchecked Sendable {
     /// reset), or over UDP loses the session. Returns whether there was a session to lose.
     func dropLink() -> Bool {
         guard !stopped, online else { return false }
-        switch shard.plan.transport {
-        case .tcp:
-            channel?.close(promise: nil)
-        case .udp:
-            channelClosed(generation: generation)
-        }
+        cutLink()
         return true
     }
 
-    /// A frame for this device: from its TCP connection of `generation`, or from the shard's UDP socket.
-    func received(_ frame: SealedFrame, generation: Int? = nil) {
-        guard !stopped else { return }
-        let current = generation ?? self.generation
-        feed { $0.frameReceived(frame, generation: current, now: $1) }
-    }
+    // MARK: The load run's environment (DeviceDriver)
 
-    fileprivate func channelClosed(generation: Int) {
-        guard !stopped, machine.isCurrentConnection(generation) else { return }
-        channel = nil
-        feed { $0.closed(generation: generation, now: $1) }
-    }
-
-    // MARK: Running the machine
-
-    private func feed(_ event: (inout DeviceMachine, ClockReading) -> [DeviceMachine.Action]) {
+    func now() -> ClockReading {
         let now = shard.now()
-        for action in event(&machine, ClockReading(wall: shard.wallTime(at: now), monotonic: now)) { perform(action) }
+        return ClockReading(wall: shard.wallTime(at: now), monotonic: now)
     }
 
-    private func perform(_ action: DeviceMachine.Action) {
-        switch action {
-        case .connect(_, let generation):
-            self.generation = generation
-            connect(generation: generation)
-        case .disconnect:
-            channel?.close(promise: nil)
-            channel = nil
-        case .transmit(let buffer, _):
-            switch shard.plan.transport {
-            case .tcp: channel?.writeAndFlush(buffer, promise: nil)
-            case .udp: shard.sendDatagram(buffer, socket: socket)
-            }
-        case .reserveCounters(let limit):
-            feed { $0.countersReserved(limit, now: $1) }  // in memory: see the type's documentation
-        case .store(let draft):
-            let message = draft.message(id: takeMessageID())
-            count(stored: message)
-            feed { $0.stored(message, now: $1) }
-        case .remove:
-            break  // nothing is stored
-        case .schedule(let timer, let after):
-            // A failed attempt does not restart the clock: set-up counts from the first intended instant.
-            if case .link(.reconnect) = timer, sessionIntended == nil { sessionIntended = shard.now() + after }
-            shard.schedule(after) { [self] in
-                guard !stopped else { return }
-                feed { $0.timerFired(timer, now: $1) }
-            }
-        case .indicate:
-            break  // nobody is watching the LEDs
-        case .observe(let observation):
-            count(observation)
-        case .bindMedia(let offer):
-            bindMedia(offer)
-        case .startMedia(let callID, let local, let remote):
-            startMedia(callID, local: local, remote: remote)
-        case .stopMedia(let callID, let reason):
-            let statistics = media.removeValue(forKey: callID)?.stop(reason: reason.description)
-            feed { $0.mediaStopped(callID: callID, statistics: statistics, now: $1) }
+    func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void) {
+        // A failed attempt does not restart the clock: set-up counts from the first intended instant.
+        if case .link(.reconnect) = timer, sessionIntended == nil { sessionIntended = shard.now() + after }
+        shard.schedule(after, body)
+    }
+
+    var transport: DeviceDriverTransport {
+        switch shard.plan.transport {
+        case .tcp: .tcp(connectTimeout: shard.plan.connectTimeout, source: shard.plan.sourceAddresses?.address(for: id))
+        case .udp: .sharedUDP
         }
+    }
+
+    func address(_ path: LinkMachine.Path) -> SocketAddress { shard.plan.centre }
+
+    func sendDatagram(_ buffer: ByteBuffer) { shard.sendDatagram(buffer, socket: socket) }
+
+    /// In memory: a load run's devices do not outlive it (see the type's documentation).
+    func reserveCounters(_ limit: UInt64) {}
+
+    func store(_ draft: DeviceMachine.Draft) -> Message {
+        let message = draft.message(id: takeMessageID())
+        count(stored: message)
+        return message
+    }
+
+    func remove(id: UInt32) {}
+
+    func indicate(_ state: IndicatorState) {}  // nobody is watching the LEDs
+
+    func observe(_ observation: DeviceObservation.Kind) { count(observation) }
+
+    var mediaSetup: DeviceMediaSetup { DeviceMediaSetup(cname: "load-\(id)", parameters: shard.plan.media, video: false) }
+
+    /// The operator's first voice of an answered call: the alarm → voice latency.
+    func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {
+        guard case .heard = event, let alarmID = answeredCalls[callID], var tracked = alarms[alarmID], !tracked.heard else { return }
+        tracked.heard = true
+        shard.record(.voice, shard.now() - tracked.intended)
+        alarms[alarmID] = tracked.followed ? nil : tracked
     }
 
     private func takeMessageID() -> UInt32 {
@@ -213,7 +193,7 @@ final class SimulatedDevice: @unchecked Sendable {
         case .alarm(let alarm):
             let raised = raising ?? (shard.now(), false)
             alarms[alarm.id] = TrackedAlarm(intended: raised.intended, wantsCall: raised.wantsCall)
-            if !raised.wantsCall { machine.declineCalls(about: alarm.id) }
+            if !raised.wantsCall { driver.machine.declineCalls(about: alarm.id) }
             unacknowledgedAlarms += 1
             shard.alarmRaised(intended: raised.intended)
         case .alarmCancel: shard.counts.cancelsSent += 1
@@ -304,111 +284,5 @@ final class SimulatedDevice: @unchecked Sendable {
         }
         if update.state == .closed { tracked.wantsCall = false }  // the case's call, if any, is over
         alarms[update.alarmID] = tracked.followed ? nil : tracked
-    }
-
-    // MARK: Calls
-
-    private func bindMedia(_ offer: CallOffer) {
-        let callID = offer.callID
-        CallMedia.bind(for: offer, controlPeer: shard.plan.centre, localAddress: nil, video: false, on: shard.loop)
-            .whenComplete { [self] result in
-                switch result {
-                case .success(let (link, local)):
-                    guard !stopped else { _ = link.stop(reason: "stopped"); return }
-                    media[callID] = link
-                    feed { $0.mediaBound(callID: callID, local: local, now: $1) }
-                case .failure(let error):
-                    feed { $0.mediaFailed(callID: callID, reason: "cannot set up its media: \(error)", now: $1) }
-                }
-            }
-    }
-
-    private func startMedia(_ callID: UInt32, local: MediaDescription, remote: MediaDescription) {
-        guard let link = media[callID] else {
-            return feed { $0.mediaFailed(callID: callID, reason: "its media ports are gone", now: $1) }
-        }
-        do {
-            try CallMedia.start(
-                link, local: local, remote: remote, controlPeer: shard.plan.centre, cname: "load-\(id)",
-                parameters: shard.plan.media
-            ) { [weak self] event in
-                guard let self, !self.stopped else { return }
-                switch event {
-                case .heard:
-                    guard let alarmID = answeredCalls[callID], var tracked = alarms[alarmID], !tracked.heard else { return }
-                    tracked.heard = true
-                    shard.record(.voice, shard.now() - tracked.intended)
-                    alarms[alarmID] = tracked.followed ? nil : tracked
-                case .silent(let quiet):
-                    feed { $0.mediaSilent(callID: callID, quiet: quiet, now: $1) }
-                case .peerLeft:
-                    break  // the centre's callEnd follows on the control link
-                }
-            }
-        } catch {
-            feed { $0.mediaFailed(callID: callID, reason: "cannot start the media: \(error)", now: $1) }
-        }
-    }
-
-    // MARK: Network
-
-    private func connect(generation: Int) {
-        switch shard.plan.transport {
-        case .udp:
-            // The shard's shared socket is always open: "connected" at once.
-            feed { $0.connected(generation: generation, now: $1) }
-        case .tcp:
-            var bootstrap = ClientBootstrap(group: shard.loop)
-            if let source = shard.plan.sourceAddresses?.address(for: id) {
-                // Set before bind: the port is then chosen at connect, per destination, not reserved by bind.
-                bootstrap = bootstrap.channelOption(ChannelOptions.Types.SocketOption(level: .ip, name: SourceAddresses.bindAddressNoPort), value: 1)
-                    .bind(to: source)
-            }
-            bootstrap
-                .connectTimeout(.seconds(5))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { [self] channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder()), SimulatedDeviceStream(device: self, generation: generation))
-                    }
-                }
-                .connect(to: shard.plan.centre)
-                .whenComplete { [self] result in
-                    switch result {
-                    case .success(let channel):
-                        guard machine.isCurrentConnection(generation) else { return channel.close(promise: nil) }
-                        self.channel = channel
-                        feed { $0.connected(generation: generation, now: $1) }
-                    case .failure(let error):
-                        let cause = LinkCause.connectFailed(error)
-                        feed { $0.connectFailed(generation: generation, cause: cause, now: $1) }
-                    }
-                }
-        }
-    }
-}
-
-/// Hands a TCP device's frames, already cut by `FrameDecoder`, to it.
-private final class SimulatedDeviceStream: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = SealedFrame
-    private let device: SimulatedDevice
-    private let generation: Int
-
-    init(device: SimulatedDevice, generation: Int) {
-        self.device = device
-        self.generation = generation
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        device.received(unwrapInboundIn(data), generation: generation)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        device.channelClosed(generation: generation)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)  // a TCP stream with a bad frame cannot be resynchronised
     }
 }

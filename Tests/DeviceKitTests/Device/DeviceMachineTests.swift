@@ -211,6 +211,27 @@ import Testing
         #expect(d.indicated.last == .delivered, "the alarm is still open: only its case's closing ends it")
     }
 
+    /// The CI run that failed: a centre restarted from its journal offered a call about a case it had closed
+    /// (the close not yet recorded), and the load device, told to decline, answered it.
+    @Test func aDeclinedAlarmsCallIsStillDeclinedAfterItsCaseClosed() {
+        var d = Device()
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        d.openSession()
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        d.machine.declineCalls(about: 1)
+        d.receive(.ack(Ack(id: 1)))
+        d.receive(.caseUpdate(CaseUpdate(id: 60, alarmID: 1, state: .closed, at: d.now.wall)))
+        let media = MediaDescription(endpoint: Endpoint(address: [0, 0, 0, 0], port: 40_000), audioPayloadType: 0, ssrc: 1,
+                                     keyMaterial: Array(repeating: 1, count: 30), videoPayloadType: 0)
+        d.receive(.callOffer(CallOffer(id: 61, callID: 9, alarmID: 1, media: media)))
+        #expect(d.observed.contains(.callOffered(callID: 9, alarmID: 1, declined: true)))
+        #expect(d.media.isEmpty, "nothing bound for a declined call")
+        for alarm in UInt32(2)...UInt32(40) { d.machine.declineCalls(about: alarm) }
+        d.receive(.callOffer(CallOffer(id: 62, callID: 10, alarmID: 1, media: media)))
+        #expect(d.observed.contains(.callOffered(callID: 10, alarmID: 1, declined: false)),
+                "the list is bounded: the oldest declined alarms are forgotten")
+    }
+
     @Test func withoutItsCounterReservationTheDeviceSealsNothingAndSaysSo() {
         var d = Device(limit: nil)
         d.run { $0.start(pending: [], bootCount: 1, now: $1) }
