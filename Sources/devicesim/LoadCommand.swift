@@ -135,7 +135,7 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(name: .customLong("heartbeat"), parsing: .unconditional, help: .hidden, transform: DurationOption.seconds)
     var heartbeatAlias: DurationOption?
 
-    @Option(parsing: .unconditional, help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2).")
+    @Option(parsing: .unconditional, help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2); each goes to a home without an alarm open.")
     var alarmRate: Double?
 
     @Option(parsing: .unconditional, help: "Device events (battery low and OK again, tamper) a second across the fleet, a Poisson process (default 0).")

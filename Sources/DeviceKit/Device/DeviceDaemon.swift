@@ -220,7 +220,11 @@ public struct DeviceDaemon: Service {
                         "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? "centre" : "device")",
                         "media": "\(statistics?.summary ?? "none")",
                     ])
-            case .connected, .heartbeatRoundTrip: logger.debug("\(o.kind)")
+            case .attemptFailed(let cause): logger.debug("attempt to open a session failed", metadata: ["cause": "\(cause)"])
+            case .callOffered(let callID, let alarmID, let declined):
+                logger.info(declined ? "call declined: it belongs to no alarm" : "call offered", metadata: ["call.id": "\(callID)", "alarm.id": "\(alarmID)"])
+            case .connected, .heartbeatRoundTrip, .nakReceived, .heartbeatSent, .reliableSent, .caseUpdateReceived:
+                logger.debug("\(o.kind)")
             }
         }
     }

@@ -11,6 +11,8 @@ public struct DeviceRuntimeConfiguration: Sendable {
         case crashAfterStoringAlarm = "crash-after-storing-alarm"
     }
 
+    public static let defaultConnectTimeout = Duration.seconds(5)
+
     public var key: DeviceKey
     public var primary: SocketAddress
     public var secondary: SocketAddress?
@@ -38,7 +40,7 @@ public struct DeviceRuntimeConfiguration: Sendable {
         capabilities: Capabilities = [.button, .mainsSensing, .battery, .indicators, .cancelInput], model: String? = nil,
         press: PressDetector.Configuration = .init(), cancelWindow: Duration = .seconds(10),
         defaultHeartbeatInterval: Duration = .seconds(30), handshakeTimeout: Duration = .seconds(5),
-        connectTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
+        connectTimeout: Duration = Self.defaultConnectTimeout, backoff: Backoff = Backoff(), returnToPrimaryAfter: Duration = .seconds(300),
         delivery: DeliveryMachine.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
         faultInjection: FaultInjection? = nil, media: MediaLink.Parameters = MediaLink.Parameters()
     ) {
@@ -72,7 +74,7 @@ public struct DeviceObservation: Sendable {
     public var at: Duration
     public var kind: Kind
 
-    public enum Kind: Sendable {
+    public enum Kind: Equatable, Sendable {
         case story(AlarmStory)
         /// What the press detector made of the button (`PressDetector.Configuration.explain` words it).
         case button(PressDetector.Action)
@@ -96,6 +98,17 @@ public struct DeviceObservation: Sendable {
         /// The call ended (`byCentre`: the centre's `callEnd`; otherwise this device ended it), with the
         /// media numbers of this side.
         case callEnded(callID: UInt32, reason: CallEndReason, byCentre: Bool, statistics: MediaStatistics?)
+        /// The centre offered a call (a new offer, not a retransmission), and whether it was declined.
+        case callOffered(callID: UInt32, alarmID: UInt32, declined: Bool)
+        /// An attempt to open a session failed, and why in words.
+        case attemptFailed(cause: String)
+        /// The centre answered a reliable message with `nak`.
+        case nakReceived(Nak)
+        /// A heartbeat went out; a reliable message went out (first, or again).
+        case heartbeatSent
+        case reliableSent(Message)
+        /// A new case update from the centre (not a retransmission).
+        case caseUpdateReceived(CaseUpdate)
     }
 }
 

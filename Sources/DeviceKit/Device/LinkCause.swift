@@ -38,7 +38,7 @@ enum LinkCause {
         case .closed: "the connection was closed"
         case .handshakeTimeout:
             "it did not answer the session start within \(handshakeTimeout.readable): is this the device's centre, and is the device registered there?"
-        case .silent: "it stopped answering (nothing for two heartbeat intervals, \((heartbeat * 2).readable))"
+        case .silent: "it stopped answering (nothing for two and a half heartbeat intervals, \(LinkMachine.deadAfter(heartbeat).readable))"
         case .unanswered: "it did not answer while messages waited"
         case .returningToPrimary: "the device is returning to its primary centre"
         }

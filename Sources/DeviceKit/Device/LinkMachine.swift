@@ -5,11 +5,11 @@
 ///  idle ──────────────► connecting ─────────► handshaking ───────────► established
 ///                         │  ▲                    │                       │
 ///        connectFailed /  │  │ reconnect timer    │ timeout / closed      │ closed / silent for
-///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2 heartbeat intervals
+///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2.5 heartbeat intervals
 ///        the path ───► waiting ◄──────────────────┴───────────────────────┘
 /// ```
 /// Unanswered: while reliable messages wait for their ack, a centre that sends nothing authentic for
-/// `unansweredAfter` (10 s) is taken as gone at once rather than after two heartbeat intervals: a UDP session
+/// `unansweredAfter` (10 s) is taken as gone at once rather than after two and a half heartbeat intervals: a UDP session
 /// the centre lost in a restart, or a NAT mapping that expired, would otherwise hold an alarm for up to a
 /// minute (protocol.md §4.7).
 ///
@@ -103,6 +103,12 @@ public struct LinkMachine: Sendable {
         self.random = SplitMix64(seed: seed)
     }
 
+    /// The heartbeat interval of the established session.
+    public var heartbeatInterval: Duration? {
+        if case .established(_, let interval, _) = state { return interval }
+        return nil
+    }
+
     /// Where the link is, for indicators, logs and `diag`.
     public var status: LinkStatus {
         switch state {
@@ -173,7 +179,7 @@ public struct LinkMachine: Sendable {
             var actions: [Action] = [
                 .sessionEstablished(path, accept),
                 .scheduleTimer(.heartbeat(generation: generation), after: interval),
-                .scheduleTimer(.deadLink(generation: generation), after: interval * 2),
+                .scheduleTimer(.deadLink(generation: generation), after: Self.deadAfter(interval)),
             ]
             if busy { actions += beginWaiting(now: now) }
             if path == .secondary {
@@ -203,6 +209,11 @@ public struct LinkMachine: Sendable {
         return [.scheduleTimer(.unanswered(generation: generation, epoch: busyEpoch), after: configuration.unansweredAfter)]
     }
 
+    /// Silence after which an established session is taken as dead: two and a half heartbeat intervals, so
+    /// that one lost heartbeat (or its answer) is not an outage — its successor's answer comes at two
+    /// intervals and a round trip — while two lost in a row are (protocol.md §4.7; the centre's offline time).
+    public static func deadAfter(_ interval: Duration) -> Duration { interval * 5 / 2 }
+
     public mutating func timerFired(_ timer: Timer, now: Duration) -> [Action] {
         switch (timer, state) {
         case (.reconnect(let g), .waiting(let path)) where g == generation:
@@ -217,10 +228,10 @@ public struct LinkMachine: Sendable {
             ]
         case (.deadLink(let g), .established(let path, let interval, let lastHeard)) where g == generation:
             let silent = now - lastHeard
-            if silent >= interval * 2 {
+            if silent >= Self.deadAfter(interval) {
                 return [.disconnect, .sessionLost(reason: .silent)] + fail(on: path, reason: .silent, wasEstablished: true)
             }
-            return [.scheduleTimer(.deadLink(generation: g), after: interval * 2 - silent)]
+            return [.scheduleTimer(.deadLink(generation: g), after: Self.deadAfter(interval) - silent)]
         case (.unanswered(let g, let epoch), .established(let path, _, let lastHeard)) where g == generation && epoch == busyEpoch && busy:
             let quiet = now - max(lastHeard, busySince)
             if quiet >= configuration.unansweredAfter {

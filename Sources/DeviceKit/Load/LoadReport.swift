@@ -17,6 +17,9 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     public var alarmsAcknowledged = 0
     /// Alarms raised but never acknowledged by the end of the drain period: raised − acknowledged.
     public var alarmsLost = 0
+    /// Poisson arrivals that found every started home with an alarm still open (the firmware holds one
+    /// alarm per home): not raised, so not in `alarmsRaised`. Non-zero means the rate outruns the devices.
+    public var alarmsWithoutFreeDevice = 0
     public var alarmRetransmissions = 0
     /// Acks for a message already acknowledged (the centre answered a retransmission and the original).
     public var duplicateAcks = 0
@@ -65,6 +68,7 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.alarmsSent = a.alarmsSent + b.alarmsSent
         sum.alarmsAcknowledged = a.alarmsAcknowledged + b.alarmsAcknowledged
         sum.alarmsLost = a.alarmsLost + b.alarmsLost
+        sum.alarmsWithoutFreeDevice = a.alarmsWithoutFreeDevice + b.alarmsWithoutFreeDevice
         sum.alarmRetransmissions = a.alarmRetransmissions + b.alarmRetransmissions
         sum.duplicateAcks = a.duplicateAcks + b.duplicateAcks
         sum.rejected = a.rejected + b.rejected
@@ -165,7 +169,7 @@ public struct SecondResult: Codable, Equatable, Sendable {
 
 /// The result of a load run, or of several shards merged: what `--json` writes and `load merge` reads.
 public struct LoadReport: Codable, Equatable, Sendable {
-    public static let currentFormat = "devicesim-load/3"
+    public static let currentFormat = "devicesim-load/4"
     public var format = LoadReport.currentFormat
     /// `I/N` of every shard that went into this report.
     public var shards: [String]
@@ -339,6 +343,9 @@ public struct LoadReport: Codable, Equatable, Sendable {
             "alarms     raised \(c.alarmsRaised), sent \(c.alarmsSent), acknowledged \(c.alarmsAcknowledged), lost \(c.alarmsLost), "
                 + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)"
                 + (c.rejectionReasons.isEmpty ? "" : " (" + Self.byCount(c.rejectionReasons).map { "\($0.count) \($0.reason)" }.joined(separator: ", ") + ")"))
+        if c.alarmsWithoutFreeDevice > 0 {
+            lines.append("arrivals   \(c.alarmsWithoutFreeDevice) not raised: every home had an alarm open (add devices or lower the rate)")
+        }
         lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
         if c.eventsSent > 0 { lines.append("events     sent \(c.eventsSent), acknowledged \(c.eventsAcknowledged)") }
         if c.callsOffered > 0 {

@@ -28,6 +28,8 @@ public struct LoadPlan: Sendable {
     public var drain: Duration
     public var devicesPerSocket: Int
     public var handshakeTimeout: Duration
+    /// How long a TCP device waits for its connection, as the firmware's `connectTimeout`.
+    public var connectTimeout: Duration = DeviceRuntimeConfiguration.defaultConnectTimeout
     public var backoff: Backoff
     public var delivery: DeliveryMachine.Configuration
     public var seed: UInt64

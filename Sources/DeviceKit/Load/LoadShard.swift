@@ -254,12 +254,22 @@ final class LoadShard: @unchecked Sendable {
         }
     }
 
-    /// Raises every alarm whose Poisson instant has come, on a device chosen at random, and wakes up for the next.
+    /// Raises every alarm whose Poisson instant has come, on a device chosen at random among those without
+    /// an open alarm (the firmware allows one per home), and wakes up for the next.
     private func alarmsDue(until end: Duration, generation: Int) {
         guard !stopped, generation == phaseGeneration else { return }
         for instant in arrivals.due(at: now()) where instant < end && started > 0 {
-            let n = Int(random.next() % UInt64(started))
-            devices[n]?.raiseAlarm(intended: instant)
+            // A few random draws find a free home unless nearly all have an alarm open: then the arrival
+            // goes to the next free one in order, or, with none, is counted as a press during an alarm.
+            var chosen: SimulatedDevice?
+            for _ in 0..<8 {
+                if let device = devices[Int(random.next() % UInt64(started))], device.canRaiseAlarm {
+                    chosen = device
+                    break
+                }
+            }
+            if chosen == nil { chosen = devices[0..<started].lazy.compactMap { $0 }.first { $0.canRaiseAlarm } }
+            if let chosen { chosen.raiseAlarm(intended: instant) } else { counts.alarmsWithoutFreeDevice += 1 }
         }
         if arrivals.rate > 0, arrivals.next < end {
             schedule(arrivals.next - now()) { [self] in alarmsDue(until: end, generation: generation) }

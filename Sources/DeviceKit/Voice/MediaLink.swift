@@ -55,8 +55,13 @@ public final class MediaLink: @unchecked Sendable {
     private var silenceReported = false
     private var byeReported = false
     /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
-    /// as receiver reports).
-    public var sendingPaused = false
+    /// as receiver reports). Set with `setSendingPaused(_:)`, on the link's loop.
+    public private(set) var sendingPaused = false
+
+    public func setSendingPaused(_ paused: Bool) {
+        eventLoop.preconditionInEventLoop()
+        sendingPaused = paused
+    }
 
     private init(eventLoop: any EventLoop, rtp: any Channel, rtcp: any Channel, port: Int) {
         self.eventLoop = eventLoop

@@ -23,6 +23,10 @@ import Glibc
         try await device.handshake()
         // Recorded on the way (whether it arrived within the session's 300 ms or after does not matter).
         let recorded = try await device.send(.testHeartbeat)
+        // Wait until the centre has taken it one way or the other, so that the count below starts after it.
+        try await eventually("the recorded heartbeat is answered or refused") {
+            device.messages.contains { $0.kind == .heartbeatAck } || centre.metric(Self.stale) >= 1
+        }
         // The line is cut: the device falls silent and is reported offline.
         #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
         let before = centre.metric(Self.stale)
@@ -60,7 +64,8 @@ import Glibc
     @Test func aReplayedFrameDoesNotAuthenticateATCPConnection() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal()) {
             $0.offlineAfter = .milliseconds(300)
-            $0.authenticationTimeout = .milliseconds(500)
+            // Long enough for a handshake (an anchor stored durably) on a loaded machine.
+            $0.authenticationTimeout = .seconds(2)
         }
         let device = try await TestDevice.connect(to: centre)
         try await device.handshake()
@@ -81,7 +86,8 @@ import Glibc
 
     @Test func aSessionOpenedOverTCPAuthenticatesItsConnectionBeforeAnyOtherFrame() async throws {
         // The auth timeout must not close a device that opened its session and then has nothing to send.
-        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.authenticationTimeout = .milliseconds(300) }
+        // Long enough for a handshake (an anchor stored durably) on a loaded machine.
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.authenticationTimeout = .seconds(2) }
         let device = try await TestDevice.connect(to: centre)
         #expect(try await device.handshake() != nil)
         // Well past the timeout, the same connection still carries an alarm.

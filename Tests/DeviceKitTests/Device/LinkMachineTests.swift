@@ -23,28 +23,43 @@ import Testing
             m.messageReceived(.sessionAccept(Self.accept), now: .seconds(1)) == [
                 .sessionEstablished(.primary, Self.accept),
                 .scheduleTimer(.heartbeat(generation: 2), after: .seconds(10)),
-                .scheduleTimer(.deadLink(generation: 2), after: .seconds(20)),
+                .scheduleTimer(.deadLink(generation: 2), after: .seconds(25)),
             ])
         #expect(m.status == .up(.primary))
         #expect(m.timerFired(.heartbeat(generation: 2), now: .seconds(11)) == [.sendHeartbeat, .scheduleTimer(.heartbeat(generation: 2), after: .seconds(10))])
     }
 
-    @Test func aSilentCentreIsSeenDeadWithinTwoHeartbeatIntervals() {
+    @Test func aSilentCentreIsSeenDeadAfterTwoAndAHalfHeartbeatIntervals() {
         var m = machine()
         _ = m.start()
         _ = m.connected()
         _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(0))
         _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .seconds(10))
-        // At 20 s the last frame is 10 s old: not dead yet, check again when it would be 20 s old.
-        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(20)) == [.scheduleTimer(.deadLink(generation: 2), after: .seconds(10))])
-        let actions = m.timerFired(.deadLink(generation: 2), now: .seconds(30))
+        // At 25 s the last frame is 15 s old: not dead yet, check again when it would be 25 s old.
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(25)) == [.scheduleTimer(.deadLink(generation: 2), after: .seconds(10))])
+        let actions = m.timerFired(.deadLink(generation: 2), now: .seconds(35))
         #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .silent)])
         #expect(reconnectDelay(actions) != nil)
         #expect(m.status == .down)
     }
 
+    /// One lost heartbeat (or its answer) is not an outage: the next one is answered two intervals and a
+    /// round trip after the last frame heard, inside the two and a half intervals.
+    @Test func oneLostHeartbeatDoesNotEndTheSession() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(0))
+        _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .milliseconds(10_050))
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(25)) == [.scheduleTimer(.deadLink(generation: 2), after: .milliseconds(10_050))])
+        // The heartbeat at 20 s is lost; the one at 30 s is answered after a 50 ms round trip.
+        _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 3, centreTime: 4)), now: .milliseconds(30_050))
+        #expect(m.timerFired(.deadLink(generation: 2), now: .milliseconds(35_050)) == [.scheduleTimer(.deadLink(generation: 2), after: .seconds(20))])
+        #expect(m.status == .up(.primary))
+    }
+
     /// A centre that lost the session (a restart, over UDP) answers nothing: with an alarm waiting, the device
-    /// opens a new session after 10 s of silence, not after two heartbeat intervals (60 s here).
+    /// opens a new session after 10 s of silence, not after two and a half heartbeat intervals.
     @Test func anAlarmTheCentreDoesNotAnswerEndsTheSessionAfterTenSecondsOfSilence() {
         var m = machine()
         _ = m.start()

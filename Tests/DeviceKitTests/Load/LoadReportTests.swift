@@ -130,9 +130,10 @@ import Testing
         json = json.replacingOccurrences(of: "\"us\"", with: "\"ms\"")
         #expect(throws: LoadError.self) { try LoadReport(json: Data(json.utf8), name: "x.json") }
         // JSONEncoder writes the slash escaped.
-        let older = json.replacingOccurrences(of: #""format" : "devicesim-load\/3""#, with: #""format" : "devicesim-load\/2""#)
+        let current = LoadReport.currentFormat.replacingOccurrences(of: "/", with: #"\/"#)
+        let older = json.replacingOccurrences(of: #""format" : "\#(current)""#, with: #""format" : "devicesim-load\/2""#)
         #expect(older != json)
-        #expect(throws: LoadError("x.json has format 'devicesim-load/2'; this devicesim reads 'devicesim-load/3': run the load again with this devicesim")) {
+        #expect(throws: LoadError("x.json has format 'devicesim-load/2'; this devicesim reads '\(LoadReport.currentFormat)': run the load again with this devicesim")) {
             try LoadReport(json: Data(older.utf8), name: "x.json")
         }
     }

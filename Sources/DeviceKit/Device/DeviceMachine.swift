@@ -1,0 +1,687 @@
+import NIOCore
+
+/// The whole device as one pure machine: the button's verdicts, the alarm's life, device events, the link,
+/// reliable delivery, sealing and opening frames, the link's health and calls — and the wiring between them
+/// that used to live in the drivers. The firmware (`DeviceRuntime`) and the load tester's devices drive this
+/// same machine; what differs between them is only how its actions are carried out (a durable outbox or
+/// memory, a socket of one's own or a shard's, logs or load counters).
+///
+/// ```
+///  button ─► PressDetector ─pressed─► AlarmMachine ─storeAlarm─► (outbox) ─stored─► DeliveryMachine ─send─┐
+///                                        ▲   delivered ◄──────────────────── ack ◄── frames ◄──────────────┤
+///  power ─► DeviceEventMachine ─storeEvent─► (outbox) ─stored─► DeliveryMachine                            │
+///  network ─► LinkMachine ─sessionEstablished/Lost─► DeliveryMachine, LinkHealth ─► indicator              │
+///                 └─send(sessionStart), heartbeats (status from events, delivery, alarm) ─► frames (seal) ─┘
+///  centre's reliable messages: acked, applied once (HandledIDs), caseUpdate ─► AlarmMachine, callOffer ─► CallMachine
+/// ```
+/// Composed the way postgres-nio composes its `ConnectionStateMachine`: the sub-machines are plain values in
+/// this one; every event goes in here, every action comes out of here, and transcript tests reach the wiring.
+///
+/// Pure: time comes in as `now` (monotonic since the driver started, and the wall clock); keys are values;
+/// nothing is stored, sent or scheduled but through the actions.
+public struct DeviceMachine: Sendable {
+    public struct Configuration: Sendable {
+        public var key: DeviceKey
+        public var link: LinkMachine.Configuration
+        public var delivery: DeliveryMachine.Configuration
+        public var press: PressDetector.Configuration
+        public var events: DeviceEventMachine.Configuration
+        public var health: LinkHealth.Configuration
+        public var cancelWindow: Duration
+        /// How many centre message ids to remember for once-only handling.
+        public var handledIDs: Int
+        /// The centres' addresses in words (`127.0.0.1:7730`), for what the device says about its link.
+        public var primaryName: String
+        public var secondaryName: String?
+        /// Heartbeat at this interval whatever the centre's `sessionAccept` says (the load tester's
+        /// `--heartbeat`); `nil`: the centre's.
+        public var heartbeatOverride: UInt16?
+
+        public init(
+            key: DeviceKey, link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
+            press: PressDetector.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
+            health: LinkHealth.Configuration = .init(), cancelWindow: Duration = .seconds(10), handledIDs: Int = 1024,
+            primaryName: String = "the primary centre", secondaryName: String? = nil
+        ) {
+            self.primaryName = primaryName
+            self.secondaryName = secondaryName
+            self.key = key
+            self.link = link
+            self.delivery = delivery
+            self.press = press
+            self.events = events
+            self.health = health
+            self.cancelWindow = cancelWindow
+            self.handledIDs = handledIDs
+        }
+    }
+
+    /// The monotonic instant (since the driver started) and the wall clock, read together.
+    public typealias Instant = ClockReading
+
+    public enum Timer: Hashable, Sendable {
+        case press(wakeUp: Duration)
+        case alarm(AlarmMachine.Timer)
+        case events(DeviceEventMachine.Timer)
+        case link(LinkMachine.Timer)
+        case delivery(DeliveryMachine.Timer)
+        case health(LinkHealth.Timer)
+    }
+
+    /// A reliable message to store durably before it is sent: the outbox draws its id.
+    public enum Draft: Hashable, Sendable {
+        case alarm(kind: AlarmKind, triggeredAt: WireTime, battery: UInt8, flags: AlarmFlags, holdMilliseconds: UInt16?)
+        case cancel(alarmID: UInt32, at: WireTime)
+        case event(DeviceEventKind, at: WireTime, value: UInt32)
+        case diagnosticsReport(requestID: UInt32, battery: UInt8, mainsPresent: Bool, buttonPresent: Bool, uptimeSeconds: UInt32, pending: UInt16)
+        case callAnswer(callID: UInt32, media: MediaDescription)
+        case callEnd(callID: UInt32, reason: CallEndReason)
+
+        /// The message, with the id the outbox drew.
+        public func message(id: UInt32) -> Message {
+            switch self {
+            case let .alarm(kind, at, battery, flags, hold):
+                .alarm(Alarm(id: id, kind: kind, triggeredAt: at, battery: battery, flags: flags, holdMilliseconds: hold))
+            case let .cancel(alarmID, at): .alarmCancel(AlarmCancel(id: id, alarmID: alarmID, cancelledAt: at))
+            case let .event(kind, at, value): .event(DeviceEvent(id: id, kind: kind, at: at, value: value))
+            case let .diagnosticsReport(requestID, battery, mains, button, uptime, pending):
+                .diagnosticsReport(DiagnosticsReport(
+                    id: id, requestID: requestID, battery: battery, mainsPresent: mains, buttonPresent: button,
+                    uptimeSeconds: uptime, outboxPending: pending, storageWritable: true))
+            case let .callAnswer(callID, media): .callAnswer(CallAnswer(id: id, callID: callID, media: media))
+            case let .callEnd(callID, reason): .callEnd(CallEnd(id: id, callID: callID, reason: reason))
+            }
+        }
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Open a connection (TCP) or a socket (UDP) to `path`'s centre; report `connected` or
+        /// `connectFailed` with this generation.
+        case connect(LinkMachine.Path, generation: Int)
+        /// Close the connection; its later reports carry an old generation and are ignored.
+        case disconnect
+        /// Write this sealed frame on the connection (over UDP: to `path`'s centre).
+        case transmit(ByteBuffer, to: LinkMachine.Path)
+        /// Store this counter limit durably, then report `countersReserved` (or `counterStoreFailed`).
+        case reserveCounters(limit: UInt64)
+        /// Store the draft durably, then report `stored(message)` (or `storeFailed`).
+        case store(Draft)
+        /// Delete the message from the durable outbox: the centre has it.
+        case remove(id: UInt32)
+        case schedule(Timer, after: Duration)
+        /// Show this state to the person at home.
+        case indicate(IndicatorState)
+        /// Something happened, for logs, the demo, tests and the load tester's counts.
+        case observe(DeviceObservation.Kind)
+        /// Bind media ports for the centre's `offer`; report `mediaBound` or `mediaFailed`.
+        case bindMedia(CallOffer)
+        /// Start the media bound for `callID` towards `remote`.
+        case startMedia(callID: UInt32, local: MediaDescription, remote: MediaDescription)
+        /// Stop the media of `callID` (RTCP BYE) and report its numbers with `mediaStopped` (nil if none).
+        case stopMedia(callID: UInt32, reason: CallEndReason)
+    }
+
+    public let configuration: Configuration
+    private var press: PressDetector
+    private var alarm: AlarmMachine
+    private var events: DeviceEventMachine
+    private var link: LinkMachine
+    private var delivery: DeliveryMachine
+    private var health: LinkHealth
+    private var frames: DeviceFrameSession
+    private var call = CallMachine(role: .callee)
+    private var handled: HandledIDs
+
+    private var started = false
+    private var stopped = false
+    private var connectionGeneration = 0
+    /// The path of the open (or last) session or attempt.
+    private var path: LinkMachine.Path = .primary
+    /// Centre time minus local wall time, in ms, once a session told us.
+    private var clockOffset: Int64?
+    private var sessionStartSentAt: Duration?
+    private var heartbeatsInFlight: [UInt64: Duration] = [:]
+    /// The alarm's state to show; `indicator` combines it with the link's health.
+    private var alarmIndicator: IndicatorState = .idle
+    private var shown: IndicatorState?
+    /// Why frames cannot be sealed (the counter reservation is lost): nothing is ever sent then.
+    private var counterFault: String?
+    /// Messages waiting for a counter reservation to be stored before they are sealed.
+    private var unsealed: [Message] = []
+    private var reservationPending = false
+    /// Alarms whose calls are declined (the load tester's `--call-share`), the most recent
+    /// `declinedAlarmsKept`, oldest first. Kept past their case's close: a centre restarted from its journal
+    /// may offer a call about a case it had closed but not yet recorded as closed.
+    private var callsDeclined: [UInt32] = []
+    static let declinedAlarmsKept = 32
+    /// Calls over whose media has yet to report its numbers (`mediaStopped`) before they are told as ended.
+    private var endingCalls: [UInt32: (reason: CallEndReason, byPeer: Bool)] = [:]
+
+    public init(configuration: Configuration, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
+        self.configuration = configuration
+        press = PressDetector(configuration: configuration.press)
+        alarm = AlarmMachine(cancelWindow: configuration.cancelWindow)
+        events = DeviceEventMachine(configuration: configuration.events, seed: seed ^ 1)
+        link = LinkMachine(configuration: configuration.link, seed: seed ^ 2)
+        delivery = DeliveryMachine(configuration: configuration.delivery, seed: seed ^ 3)
+        health = LinkHealth(configuration: configuration.health)
+        frames = DeviceFrameSession(key: configuration.key, storedCounterLimit: storedCounterLimit ?? 0)
+        handled = HandledIDs(capacity: configuration.handledIDs)
+        self.counterFault = storedCounterLimit == nil ? (counterFault ?? "the frame counter reservation is unknown") : counterFault
+    }
+
+    // MARK: Reading
+
+    public var status: DeviceStatus { events.status }
+    public var battery: UInt8 { events.battery }
+    public var linkStatus: LinkStatus { link.status }
+    public var isLinkDown: Bool { health.isDown }
+    public var openAlarm: Alarm? { alarm.openAlarm }
+    public var alarmIsIdle: Bool { alarm.isIdle }
+    public var messagesWaiting: Int { delivery.waiting }
+    public var callID: UInt32? { call.callID }
+    public var callIsActive: Bool { call.isActive }
+    public var refusedFrames: [ProtocolError.Category: Int] { frames.refused }
+    /// Whether reports about the connection of `generation` still count (it is the latest asked for).
+    public func isCurrentConnection(_ generation: Int) -> Bool { generation == connectionGeneration && !stopped }
+
+    // MARK: Life
+
+    /// The driver starts: `pending` is what the outbox held (sent first), `bootCount` this boot's number
+    /// (reported to the centre as a restart event unless `reportsRestart` is false: the load tester's devices
+    /// join a running fleet, they do not reboot).
+    public mutating func start(pending: [Message], bootCount: UInt32, reportsRestart: Bool = true, now: Instant) -> [Action] {
+        guard !started else { return [] }
+        started = true
+        health.started(now: now.monotonic)
+        var actions = indicate(.idle)
+        if !pending.isEmpty { actions.append(.observe(.recovered(count: pending.count))) }
+        actions += run(delivery.loaded(pending), now: now)
+        if reportsRestart { actions += run(events.booted(bootCount: bootCount), now: now) }
+        if let counterFault {
+            actions.append(.observe(.fault(counterFault)))
+            actions += run(health.cannotSeal(cause: counterFault), now: now)
+        } else {
+            actions += run(link.start(), now: now)
+        }
+        return actions
+    }
+
+    /// The driver stops: disconnect, end a call without telling the centre. What waits stays in the outbox.
+    public mutating func stop(now: Instant) -> [Action] {
+        guard !stopped else { return [] }
+        let actions = run(call.stop(), now: now) + run(link.stop(), now: now)
+        stopped = true
+        return actions
+    }
+
+    // MARK: The button, the person, the power
+
+    /// The button's level changed at `at` (monotonic since the driver started: the kernel's timestamp).
+    public mutating func buttonEdge(down: Bool, at: Duration, now: Instant) -> [Action] {
+        run(press.edge(down: down, at: at), now: now)
+    }
+
+    /// A verdict a source judged itself (a replay, in its recording's time), instants on the driver's clock.
+    public mutating func buttonJudged(_ verdict: PressDetector.Action, now: Instant) -> [Action] {
+        if case .wakeUp = verdict { return [] }  // the source's own timer, not ours
+        return run([verdict], now: now)
+    }
+
+    /// A press that needs no debounce: the simulated button, a test alarm, the load tester.
+    public mutating func raiseAlarm(kind: AlarmKind, now: Instant) -> [Action] {
+        run(alarm.pressed(kind: kind, at: now.monotonic), now: now)
+    }
+
+    /// The cancel input (a second button, or the pendant's cancel key).
+    public mutating func cancelRequested(now: Instant) -> [Action] {
+        run(alarm.cancelRequested(now: now.monotonic), now: now)
+    }
+
+    /// Mains went out or came back; a loss is reported after a random delay of up to `reportWithin` when
+    /// given (the load tester's scenario phase: a town's reports spread over it), else the configured one.
+    public mutating func mainsChanged(present: Bool, reportWithin: Duration? = nil, now: Instant) -> [Action] {
+        if let reportWithin { events.configuration.mainsLostMaximumDelay = reportWithin }
+        return run(events.mainsChanged(present: present), now: now)
+    }
+
+    /// Calls about `alarmID` are to be declined (the load tester's alarms not chosen for a call).
+    public mutating func declineCalls(about alarmID: UInt32) {
+        guard !callsDeclined.contains(alarmID) else { return }
+        if callsDeclined.count == Self.declinedAlarmsKept { callsDeclined.removeFirst() }
+        callsDeclined.append(alarmID)
+    }
+
+    /// The heartbeat interval of the open session.
+    public var heartbeatInterval: Duration? { link.heartbeatInterval }
+
+    public mutating func batteryMeasured(percent: UInt8, now: Instant) -> [Action] {
+        run(events.batteryMeasured(percent: percent), now: now)
+    }
+
+    public mutating func buttonPresenceChanged(present: Bool, now: Instant) -> [Action] {
+        run(events.buttonPresenceChanged(present: present), now: now)
+    }
+
+    public mutating func tamperDetected(now: Instant) -> [Action] {
+        run(events.tamperDetected(at: now.monotonic), now: now)
+    }
+
+    // MARK: Storage
+
+    /// The outbox stored a draft and drew its id.
+    public mutating func stored(_ message: Message, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        if case .alarm(let stored) = message { actions += run(alarm.stored(stored), now: now) }
+        return actions + run(delivery.enqueued(message), now: now)
+    }
+
+    /// The outbox could not store a draft: the fault is shown; an alarm is tried again shortly.
+    public mutating func storeFailed(_ draft: Draft, error: String, now: Instant) -> [Action] {
+        var actions: [Action] = [.observe(.fault("cannot store a message: \(error)"))]
+        if case .alarm = draft { actions += run(alarm.storeFailed(), now: now) }
+        return actions
+    }
+
+    /// The counter limit asked for is on durable storage: seal what waited for it.
+    public mutating func countersReserved(_ limit: UInt64, now: Instant) -> [Action] {
+        frames.counterReservationStored(limit)
+        reservationPending = false
+        let waiting = unsealed
+        unsealed = []
+        var actions: [Action] = []
+        for message in waiting { actions += seal(message, now: now) }
+        return actions
+    }
+
+    /// The counter limit could not be stored: nothing is sealed until it can be.
+    public mutating func counterStoreFailed(_ error: String, now: Instant) -> [Action] {
+        reservationPending = false
+        unsealed = []
+        return [.observe(.fault("cannot store the frame counter: \(error)"))]
+    }
+
+    // MARK: The network
+
+    public mutating func connected(generation: Int, now: Instant) -> [Action] {
+        guard generation == connectionGeneration, !stopped else { return [] }
+        return [.observe(.connected(path))] + run(link.connected(), now: now)
+    }
+
+    /// The connection could not be opened; `cause` in plain words (`LinkCause.connectFailed`).
+    public mutating func connectFailed(generation: Int, cause: String, now: Instant) -> [Action] {
+        guard generation == connectionGeneration, !stopped else { return [] }
+        lastConnectFailure = cause
+        return run(link.connectFailed(), now: now)
+    }
+
+    private var lastConnectFailure: String?
+
+    public mutating func closed(generation: Int, now: Instant) -> [Action] {
+        guard generation == connectionGeneration, !stopped else { return [] }
+        connectionGeneration += 1
+        frames.reset()
+        return run(link.disconnected(), now: now)
+    }
+
+    /// A frame arrived on the connection of `generation`.
+    public mutating func frameReceived(_ frame: SealedFrame, generation: Int, now: Instant) -> [Action] {
+        guard generation == connectionGeneration, !stopped else { return [] }
+        let message: Message
+        do {
+            message = try frames.open(frame)
+        } catch {
+            var actions: [Action] = [.observe(.refused(error))]
+            // An authentic reliable message this version cannot read (a later version's critical
+            // extension): answered, so the centre does not retry it forever (protocol.md §4.1).
+            if case .undecodable(let undecodable) = error, let id = undecodable.id {
+                actions += seal(.nak(Nak(id: id, reason: undecodable.nakReason, senderTime: wireTime(now.monotonic, now: now).time)), now: now)
+            }
+            return actions
+        }
+        var linkMessage = message
+        if case .sessionAccept(var accept) = message, let seconds = configuration.heartbeatOverride {
+            accept.heartbeatIntervalSeconds = seconds
+            linkMessage = .sessionAccept(accept)
+        }
+        var actions = run(link.messageReceived(linkMessage, now: now.monotonic), now: now)
+        switch message {
+        case .sessionAccept:
+            break  // the link machine's sessionEstablished does the rest
+        case .heartbeatAck(let ack):
+            if let sent = heartbeatsInFlight.removeValue(forKey: ack.echoedCounter) {
+                let rtt = now.monotonic - sent
+                delivery.roundTripMeasured(rtt)
+                correctClock(centreTime: ack.centreTime, roundTrip: rtt, now: now)
+                actions.append(.observe(.heartbeatRoundTrip(rtt)))
+            }
+        case .ack(let ack):
+            actions += run(delivery.ackReceived(id: ack.id), now: now)
+        case .nak(let nak):
+            actions.append(.observe(.nakReceived(nak)))
+            actions += run(delivery.nakReceived(nak), now: now)
+        case .caseUpdate(let update):
+            guard acknowledge(update.id, &actions, now: now) else { break }
+            actions.append(.observe(.caseUpdateReceived(update)))
+            actions += run(alarm.caseUpdated(update), now: now)
+        case .configPush(let push):
+            guard acknowledge(push.id, &actions, now: now) else { break }
+            apply(push.settings)
+        case .diagnosticsRequest(let request):
+            guard acknowledge(request.id, &actions, now: now) else { break }
+            let status = events.status
+            actions += storeDraft(.diagnosticsReport(
+                requestID: request.id, battery: events.battery, mainsPresent: status.contains(.mainsPresent),
+                buttonPresent: status.contains(.buttonPresent), uptimeSeconds: UInt32(clamping: now.monotonic.components.seconds),
+                pending: UInt16(clamping: delivery.waiting)))
+        case .callOffer(let offer):
+            guard acknowledge(offer.id, &actions, now: now) else { break }
+            let mayAnswer = (offer.alarmID != 0 || alarm.openAlarm != nil) && !callsDeclined.contains(offer.alarmID)
+            actions.append(.observe(.callOffered(callID: offer.callID, alarmID: offer.alarmID, declined: !mayAnswer)))
+            actions += run(call.offerReceived(offer, mayAnswer: mayAnswer), offer: offer, now: now)
+        case .callAnswer(let answer):
+            _ = acknowledge(answer.id, &actions, now: now)  // the device does not place calls: nothing to answer
+        case .callEnd(let end):
+            guard acknowledge(end.id, &actions, now: now) else { break }
+            let ended = call.endReceived(callID: end.callID, reason: end.reason)
+            actions += ended.isEmpty ? run(alarm.callChanged(active: false), now: now) : run(ended, now: now)
+        case .sessionStart, .heartbeat, .alarm, .alarmCancel, .event, .diagnosticsReport:
+            break  // up-only messages; the frame session refuses them before this
+        }
+        return actions
+    }
+
+    // MARK: Calls
+
+    /// The ports for `callID` are bound; `local` describes them as the centre will see them.
+    public mutating func mediaBound(callID: UInt32, local: MediaDescription, now: Instant) -> [Action] {
+        run(call.mediaBound(callID: callID, local: local), now: now)
+    }
+
+    /// The media of `callID` could not be set up (`reason` in words).
+    public mutating func mediaFailed(callID: UInt32, reason: String, now: Instant) -> [Action] {
+        guard call.callID == callID else { return [] }
+        return [.observe(.fault("cannot take call \(callID): \(reason)"))] + run(call.mediaFailed(callID: callID), now: now)
+    }
+
+    /// No voice from the centre for the silence timeout.
+    public mutating func mediaSilent(callID: UInt32, quiet: Duration, now: Instant) -> [Action] {
+        guard call.callID == callID else { return [] }
+        return [.observe(.fault("no voice from the centre for \(quiet.milliseconds / 1000) s: call \(callID) ended"))]
+            + run(call.mediaSilent(callID: callID), now: now)
+    }
+
+    /// The media of `callID` stopped (the driver reports it for every `stopMedia`, with `nil` numbers when
+    /// none was bound): the call is told as ended with its numbers.
+    public mutating func mediaStopped(callID: UInt32, statistics: MediaStatistics?, now: Instant) -> [Action] {
+        guard let ending = endingCalls.removeValue(forKey: callID) else { return [] }
+        return [.observe(.callEnded(callID: callID, reason: ending.reason, byCentre: ending.byPeer, statistics: statistics))]
+            + run(alarm.callChanged(active: false), now: now)
+    }
+
+    /// The person (or a test) hangs up the call in progress.
+    public mutating func hangUp(now: Instant) -> [Action] {
+        run(call.hangUp(), now: now)
+    }
+
+    // MARK: Timers
+
+    public mutating func timerFired(_ timer: Timer, now: Instant) -> [Action] {
+        guard !stopped else { return [] }
+        switch timer {
+        case .press(let at): return run(press.timeReached(at), now: now)
+        case .alarm(let t): return run(alarm.timerFired(t), now: now)
+        case .events(let t): return run(events.timerFired(t), now: now)
+        case .link(let t): return run(link.timerFired(t, now: now.monotonic), now: now)
+        case .delivery(let t): return run(delivery.timerFired(t), now: now)
+        case .health(let t): return run(health.timerFired(t, now: now.monotonic), now: now)
+        }
+    }
+
+    // MARK: Wiring: the sub-machines' actions
+
+    private mutating func run(_ actions: [PressDetector.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .wakeUp(let at):
+                out.append(.schedule(.press(wakeUp: at), after: at - now.monotonic))
+            case .pressed(let at):
+                out.append(.observe(.button(action)))
+                out += run(alarm.pressed(kind: .button, at: at), now: now)
+            case .longPressed, .released, .tooShort, .glitch, .bounce:
+                out.append(.observe(.button(action)))
+            case .stuck(let since):
+                out.append(.observe(.fault("the call button has been held down for \((now.monotonic - since).milliseconds / 1000) s: is it stuck?")))
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [AlarmMachine.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .storeAlarm(let kind, let pressedAt, let hold):
+                let (time, synchronised) = wireTime(pressedAt, now: now)
+                var flags: AlarmFlags = synchronised ? [.clockSynchronised] : []
+                if !events.status.contains(.mainsPresent) { flags.insert(.onBattery) }
+                out.append(.store(.alarm(kind: kind, triggeredAt: time, battery: events.battery, flags: flags, holdMilliseconds: hold)))
+            case .storeCancel(let alarmID):
+                out += storeDraft(.cancel(alarmID: alarmID, at: wireTime(now.monotonic, now: now).time))
+            case .storeEvent(let kind, let value):
+                out += storeDraft(.event(kind, at: wireTime(now.monotonic, now: now).time, value: value))
+            case .setIndicator(let state):
+                alarmIndicator = state
+                out += refreshIndicator()
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.alarm(timer), after: after))
+            case .story(let step):
+                out.append(.observe(.story(step)))
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [DeviceEventMachine.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .storeEvent(let kind, let value):
+                out += storeDraft(.event(kind, at: wireTime(now.monotonic, now: now).time, value: value))
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.events(timer), after: after))
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [LinkMachine.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .connect(let path):
+                guard !stopped else { continue }
+                self.path = path
+                connectionGeneration += 1
+                out.append(.connect(path, generation: connectionGeneration))
+            case .disconnect:
+                connectionGeneration += 1
+                frames.reset()
+                out.append(.disconnect)
+            case .send(let message):
+                if case .sessionStart = message { sessionStartSentAt = now.monotonic }
+                out += seal(message, now: now)
+            case .sendHeartbeat:
+                var status = events.status
+                if delivery.isBusy { status.insert(.backlog) }
+                if alarm.openAlarm != nil { status.insert(.alarmActive) }
+                out += seal(.heartbeat(Heartbeat(status: status, battery: events.battery)), now: now)
+                out.append(.observe(.heartbeatSent))
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.link(timer), after: after))
+            case .sessionEstablished(let path, let accept):
+                if let sent = sessionStartSentAt { correctClock(centreTime: accept.centreTime, roundTrip: now.monotonic - sent, now: now) }
+                apply(accept.settings)
+                self.path = path
+                out.append(.observe(.sessionEstablished(path)))
+                out += run(health.sessionEstablished(now: now.monotonic), now: now)
+                out += refreshIndicator()
+                out += run(delivery.linkUp(), now: now)
+            case .sessionLost(let reason):
+                delivery.linkDown()
+                frames.reset()
+                heartbeatsInFlight = [:]
+                out.append(.observe(.sessionLost(reason)))
+                out += run(health.sessionLost(dead: reason == .silent || reason == .unanswered, cause: cause(of: reason), now: now.monotonic), now: now)
+            case .attemptFailed(let path, let reason):
+                self.path = path
+                let cause = reason == .connectFailed ? (lastConnectFailure ?? cause(of: reason)) : cause(of: reason)
+                out.append(.observe(.attemptFailed(cause: cause)))
+                out += run(health.attemptFailed(cause: cause, now: now.monotonic), now: now)
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [DeliveryMachine.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .send(let message):
+                out += seal(message, now: now)
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.delivery(timer), after: after))
+            case .remove(let id):
+                out.append(.remove(id: id))
+            case .delivered(let message):
+                out.append(.observe(.delivered(message)))
+                if case .alarm(let a) = message { out += run(alarm.delivered(alarmID: a.id), now: now) }
+            case .refused(let message, let reason):
+                out.append(.observe(.fault("the centre refused \(message.kind.name) \(message.reliableID ?? 0): \(reason)")))
+            }
+        }
+        return out + run(link.busyChanged(delivery.isBusy, now: now.monotonic), now: now)
+    }
+
+    private mutating func run(_ actions: [LinkHealth.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .down(let cause):
+                out.append(.observe(.linkDown(centre: centreName, cause: cause)))
+                out += refreshIndicator()
+            case .restored(let after):
+                out.append(.observe(.linkRestored(centre: centreName, after: after)))
+            case .stillDown(let duration, let cause):
+                out.append(.observe(.linkStillDown(centre: centreName, for: duration, cause: cause, waiting: delivery.waiting)))
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.health(timer), after: after))
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [CallMachine.Action], offer: CallOffer? = nil, now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .bindMedia:
+                if let offer { out.append(.bindMedia(offer)) }
+            case .startMedia(let callID, let local, let remote):
+                out.append(.startMedia(callID: callID, local: local, remote: remote))
+            case .sendAnswer(let callID, let local):
+                out += storeDraft(.callAnswer(callID: callID, media: local))
+            case .sendEnd(let callID, let reason):
+                out += storeDraft(.callEnd(callID: callID, reason: reason))
+            case .stopMedia(let callID, let reason):
+                out.append(.stopMedia(callID: callID, reason: reason))
+            case .started(let callID, let alarmID):
+                out.append(.observe(.callStarted(callID: callID, alarmID: alarmID)))
+                out += run(alarm.callChanged(active: true), now: now)
+            case .ended(let callID, let reason, let byPeer):
+                endingCalls[callID] = (reason, byPeer)  // told once the media reports its numbers
+            case .declined:
+                break  // told with callEnd(declined) above
+            case .sendOffer, .scheduleAnswerTimeout:
+                preconditionFailure("a device neither places calls nor waits for answers")
+            }
+        }
+        return out
+    }
+
+    // MARK: Helpers
+
+    private func storeDraft(_ draft: Draft) -> [Action] { [.store(draft)] }
+
+    /// The centre the device is trying to reach, in words.
+    private var centreName: String {
+        path == .primary ? configuration.primaryName : (configuration.secondaryName ?? configuration.primaryName)
+    }
+
+    /// Acks a reliable centre message (always: the ack may have been lost); whether it is new.
+    private mutating func acknowledge(_ id: UInt32, _ actions: inout [Action], now: Instant) -> Bool {
+        actions += seal(.ack(Ack(id: id)), now: now)
+        return handled.firstTime(id)
+    }
+
+    /// Seals `message` for the connection, or asks for a counter reservation first (and keeps it until then).
+    private mutating func seal(_ message: Message, now: Instant) -> [Action] {
+        guard counterFault == nil else { return [] }
+        if reservationPending {
+            unsealed.append(message)
+            return []
+        }
+        var buffer = ByteBuffer()
+        do {
+            switch try frames.seal(message, into: &buffer) {
+            case .reserveCounters(let limit):
+                reservationPending = true
+                unsealed.append(message)
+                return [.reserveCounters(limit: limit)]
+            case .sealed(let counter):
+                if case .heartbeat = message {
+                    heartbeatsInFlight[counter] = now.monotonic
+                    if heartbeatsInFlight.count > 8, let oldest = heartbeatsInFlight.keys.min() { heartbeatsInFlight[oldest] = nil }
+                }
+                return [.transmit(buffer, to: path)] + (message.reliableID != nil ? [.observe(.reliableSent(message))] : [])
+            }
+        } catch {
+            return [.observe(.fault("cannot seal \(message.kind.name): \(error)"))]
+        }
+    }
+
+    /// Shows the alarm's state, or what the link's health makes of it: with the centre out of reach, an idle
+    /// device shows the fault and an alarm being sent shows that it is stored and waiting.
+    private mutating func refreshIndicator() -> [Action] {
+        switch (alarmIndicator, health.isDown) {
+        case (.idle, true): indicate(.fault)
+        case (.sending, true): indicate(.waiting)
+        default: indicate(alarmIndicator)
+        }
+    }
+
+    private mutating func indicate(_ state: IndicatorState) -> [Action] {
+        guard state != shown else { return [] }
+        shown = state
+        return [.indicate(state)]
+    }
+
+    /// Centre-corrected wall-clock time of a monotonic instant, and whether it is corrected.
+    private func wireTime(_ instant: Duration, now: Instant) -> (time: WireTime, synchronised: Bool) {
+        let wall = Int64(clamping: now.wall) - (now.monotonic - instant).milliseconds + (clockOffset ?? 0)
+        return (WireTime(max(0, wall)), clockOffset != nil)
+    }
+
+    private mutating func correctClock(centreTime: WireTime, roundTrip: Duration, now: Instant) {
+        clockOffset = Int64(clamping: centreTime) + roundTrip.milliseconds / 2 - Int64(clamping: now.wall)
+    }
+
+    private mutating func apply(_ settings: Settings) {
+        if let ms = settings.cancelWindowMilliseconds { alarm.cancelWindow = .milliseconds(Int64(ms)) }
+    }
+
+    private func cause(of reason: LinkLossReason) -> String {
+        LinkCause.lost(reason, handshakeTimeout: configuration.link.handshakeTimeout, heartbeat: configuration.link.defaultHeartbeatInterval)
+    }
+}
