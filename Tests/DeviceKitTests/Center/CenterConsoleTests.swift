@@ -26,9 +26,9 @@ import Testing
             CaseOverview(case: .init(id: 12, device: 20, alarmID: 3, state: .operatorEngaged, openedAt: now - 3_725_000), deviceOnline: false, call: .connected),
         ]
         #expect(CaseOverview.table(cases, now: now) == """
-            case  device  alarm  age          state            device is  call
-            1     1001    7      42 s         received         online     none
-            12    20      3      1 h 2 min    operatorEngaged  OFFLINE    connected
+            case  device  alarm  age        state            device is  call
+            1     1001    7      42 s       received         online     none
+            12    20      3      1 h 2 min  operatorEngaged  OFFLINE    connected
             """)
         #expect(CaseOverview.table([], now: now) == "no open cases")
     }

@@ -59,9 +59,9 @@ import Testing
         #expect(centres.pids.count == 2, "\(result.output)")
         for pid in centres.pids { #expect(!Self.isRunning(pid), "centre \(pid) still runs") }
         let centreDirectory = try #require(centres.directory)
-        #expect(FileManager.default.fileExists(atPath: centreDirectory + "/centre.log"))
+        #expect(FileManager.default.fileExists(atPath: centreDirectory + "/center.log"))
         #expect(!FileManager.default.fileExists(atPath: centreDirectory + "/master.hex"))
-        #expect(!FileManager.default.fileExists(atPath: centreDirectory + "/centre.sqlite"))  // removed: the check passed
+        #expect(!FileManager.default.fileExists(atPath: centreDirectory + "/center.sqlite"))  // removed: the check passed
         try? FileManager.default.removeItem(atPath: centreDirectory)
     }
 
@@ -108,7 +108,7 @@ import Testing
         // It stopped as on SIGTERM, and said why, rather than being killed.
         let directory = try #require(Self.centres(in: text()).directory)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let log = (try? String(contentsOfFile: directory + "/centre.log", encoding: .utf8)) ?? ""
+        let log = (try? String(contentsOfFile: directory + "/center.log", encoding: .utf8)) ?? ""
         #expect(log.contains("standard input closed"), "\(log)")
     }
 }
