@@ -132,7 +132,7 @@ struct CenterCommand: AsyncParsableCommand {
     @Flag(help: "Stop, as on SIGTERM, when standard input reaches end of file: for a program that starts the centre with a pipe as its standard input and holds the other end, so that the centre ends when that program ends, even by SIGKILL (`devicesim load --spawn-center` does).")
     var stopWithStdin = false
 
-    @Flag(help: "Show cases and calls as they happen and read commands from standard input: 'list', 'engage N', 'close N', 'call N', 'hangup N', 'help', 'quit'. Run it in the foreground of a terminal of its own.")
+    @Flag(help: "Show cases and calls as they happen and read commands from standard input: 'list', 'engage N', 'close N', 'call N', 'hangup N', 'help', 'quit'. Run it in the foreground of a terminal of its own; started in the background (&), it takes commands once brought to the foreground (fg).")
     var console = false
 
     @Flag(help: "Print one JSON object per line for every event on standard output, each with \"at\", its time in ISO 8601 UTC (refused frames as one count per reason a second; a reader that falls behind loses events and is told how many).")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeviceKit
 import Foundation
+import NIOCore
 
 struct DiagLinkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,14 +13,18 @@ struct DiagLinkCommand: AsyncParsableCommand {
 
             \(ExitStatus.help(
                 [.verdict, .noInput, .noPermission, .configuration],
-                [.verdict: "the centre cannot be reached or does not accept the device, or the state directory is unusable or held",
+                [.verdict: "the centre cannot be reached (its name does not resolve, nothing answers) or does not accept the device, or the state directory is unusable or held",
                  .noInput: "device.toml is missing", .configuration: "device.toml is invalid"]))
             """)
 
     @OptionGroup var config: DeviceConfigOption
 
-    @Option(help: "How many heartbeat round trips to time.")
+    @Option(parsing: .unconditional, help: "How many heartbeat round trips to time.")
     var count = 5
+
+    func validate() throws {
+        guard (1...1000).contains(count) else { throw ValidationError("--count must be 1 to 1000 round trips, e.g. --count 5.") }
+    }
 
     @Flag(help: "Print the measurements as JSON.")
     var json = false
@@ -27,15 +32,17 @@ struct DiagLinkCommand: AsyncParsableCommand {
     func run() async throws {
         let device = try config.load()
         let lock: StateDirectoryLock
+        let address: SocketAddress
         do {
             try StateDirectory.create(device.stateDirectory)
             lock = try StateDirectoryLock(stateDirectory: device.stateDirectory)
+            // A centre whose name does not resolve cannot be reached: a finding, as one that does not answer.
+            address = try device.primaryCentre.resolved()
         } catch {
             say("FAIL  link      \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
         defer { withExtendedLifetime(lock) {} }
-        let address = try device.primaryCentre.resolved()
         let boot = (try? SQLiteOutbox(path: device.outboxPath).currentBootCount()) ?? 0
         let probe = LinkProbe(
             key: try device.deviceKey(), address: address, label: device.primaryCentre.description, transport: device.transport,
@@ -52,7 +59,7 @@ struct DiagLinkCommand: AsyncParsableCommand {
             }
         } catch {
             say("FAIL  link      \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
     }
 }
@@ -86,7 +93,7 @@ struct DiagSelftestCommand: AsyncParsableCommand {
             say(worst == .fail ? "Result: FAIL — fix the lines marked FAIL, then run the selftest again."
                 : worst == .warn ? "Result: PASS with warnings — read the WARN lines." : "Result: PASS — the device is ready.")
         }
-        if results.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        if results.contains(where: { $0.status == .fail }) { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 }
 

@@ -18,8 +18,10 @@ struct DurationOption: Hashable, Sendable, CustomStringConvertible {
     static func milliseconds(_ text: String) throws -> DurationOption { try parse(text, plain: .milliseconds) }
 
     private static func parse(_ text: String, plain: TypedDuration.Unit) throws -> DurationOption {
+        let example = "write a number and its unit, such as 250ms, 1.5s or 2min (a plain number is \(plain == .seconds ? "seconds" : "milliseconds"))"
         guard let duration = TypedDuration.parse(text, plainUnit: plain) else {
-            throw ValidationError("not a duration: write a number and its unit, such as 250ms, 1.5s or 2min (a plain number is \(plain == .seconds ? "seconds" : "milliseconds"))")
+            if text.trimmingCharacters(in: .whitespaces).hasPrefix("-") { throw ValidationError("a duration is 0 or more: \(example)") }
+            throw ValidationError("not a duration: \(example)")
         }
         return DurationOption(duration)
     }

@@ -119,7 +119,7 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6. With --spawn-center, where the spawned centre listens.")
     var center: String?
 
-    @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
+    @Option(parsing: .unconditional, help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
 
     @Option(help: "tcp (one connection per device; 18,000 a worker process) or udp (devices share sockets; one process).")
@@ -253,13 +253,13 @@ struct LoadRunCommand: AsyncParsableCommand {
     @Option(help: "This process's shard, I/N with I from 0 (as JOB_COMPLETION_INDEX), of the fleet's ids.")
     var shard: String?
 
-    @Option(help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
+    @Option(parsing: .unconditional, help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
     var shards: Int?
 
     /// The fleet master key, the one the centre was started with.
     @OptionGroup var masterKey: MasterKeyOptions
 
-    @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
+    @Option(parsing: .unconditional, help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
     var workers: Int?
 
     @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 1,000 devices).")
@@ -295,16 +295,20 @@ struct LoadRunCommand: AsyncParsableCommand {
     /// The checks of a plan (its rates, shares, workers, the restarts of a spawned centre), made once its files
     /// are read (`run`): usage errors all the same.
     private func check(_ plan: LoadPlan, workers: Int) throws {
-        do {
+        try Self.usage {
             try plan.validate(workers: workers)
             try spawnedCenter.restartSchedule.validate(steadyDuration: plan.steadyDuration)
             if spawnedCenter.spawnCenter, workers > 1 {
                 throw LoadError(
                     "--spawn-center runs the devices in this one process, with the centre's journal checked against them: use --workers 1 (at most 19,000 TCP devices) or --transport udp, or start the centre yourself (devicesim center --workers N) and give --center")
             }
-        } catch let error as LoadError {
-            throw ValidationError(error.description + ".")
         }
+    }
+
+    /// `body`'s result; the `LoadError` it throws (options that cannot be used together, a shard or source
+    /// addresses that do not parse) is a usage error.
+    private static func usage<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as LoadError { throw ValidationError(error.description + ".") }
     }
 
     private func fleetShard() throws -> FleetShard {
@@ -328,8 +332,8 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {
-        var plan = try planOptions.plan(centre: centre, master: try fleetMasterKey(), shard: try fleetShard())
-        plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
+        var plan = try planOptions.plan(centre: centre, master: try fleetMasterKey(), shard: try Self.usage(fleetShard))
+        plan.sourceAddresses = try Self.usage { try sourceAddresses(centre: centre, devices: plan.ids.count) }
         return plan
     }
 

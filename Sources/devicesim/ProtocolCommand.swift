@@ -8,6 +8,7 @@ struct ProtocolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protocol",
         abstract: "Decode frames, check the test vectors, measure the codec.",
+        discussion: "Each command's --help lists its exit status.",
         subcommands: [Decode.self, Vectors.self, Bench.self]
     )
 }
@@ -22,7 +23,7 @@ struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The device's root key in hex. Avoid it: every user sees it in the process list; use --key-file.", visibility: .hidden))
     var key: String?
 
-    @Option(help: "The key epoch of the key (protocol.md §3.2).")
+    @Option(parsing: .unconditional, help: "The key epoch of the key (protocol.md §3.2).")
     var epoch: UInt16 = 0
 
     @OptionGroup var masterKey: MasterKeyOptions
@@ -91,7 +92,7 @@ extension ProtocolCommand {
 
         @OptionGroup var keys: KeyOptions
 
-        @Option(help: "For centre-to-device frames: the session anchor (the counter of the device's sessionStart).")
+        @Option(parsing: .unconditional, help: "For centre-to-device frames: the session anchor (the counter of the device's sessionStart).")
         var anchor: UInt64?
 
         @Flag(help: "Print one JSON object per frame.")
@@ -244,10 +245,15 @@ extension ProtocolCommand {
 
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure seal+encode and decode+open of heartbeat and alarm frames on one core.")
+            abstract: "Measure seal+encode and decode+open of heartbeat and alarm frames on one core.",
+            discussion: ExitStatus.help([.software]))
 
-        @Option(help: "Frames per measurement.")
+        @Option(parsing: .unconditional, help: "Frames per measurement.")
         var frames = 1_000_000
+
+        func validate() throws {
+            guard frames >= 1 else { throw ValidationError("--frames must be at least 1, e.g. --frames 1000000.") }
+        }
 
         @Flag(help: "Print the results as JSON.")
         var json = false

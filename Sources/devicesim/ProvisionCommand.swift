@@ -22,7 +22,7 @@ struct ProvisionCommand: ParsableCommand {
                  .configuration: "the master key, --config's device.toml or the registry is invalid"]))
             """)
 
-    @Option(help: "The device's id, 0 to 4294967295; unique in the fleet.")
+    @Option(parsing: .unconditional, help: "The device's id, 0 to 4294967295; unique in the fleet.")
     var id: UInt32?
 
     @Option(help: "The primary centre, as host:port (an IPv6 address in brackets: [2001:db8::1]:7700).")
@@ -50,7 +50,7 @@ struct ProvisionCommand: ParsableCommand {
     @Flag(help: "Replace an existing configuration file (the device gets a new key of the next epoch).")
     var force = false
 
-    @Option(help: "The key epoch (0 to 65535). Default: one more than that of the device.toml replaced with --force, else 0.")
+    @Option(parsing: .unconditional, help: "The key epoch (0 to 65535). Default: one more than that of the device.toml replaced with --force, else 0.")
     var epoch: UInt16?
 
     @Flag(help: "Do not write the counter reservation into --state-dir (provisioning on a workstation, not the device).")

@@ -63,7 +63,9 @@ import Testing
     }
 
     @Test func aCommandLineThatCannotBeUsedIsTheOnlyUsageError() async throws {
-        let result = try await ChildProcess.run(["center", "--port", "70000"], environment: Self.master)
+        // In a directory of its own, with a journal there: the code as it was listened (on 4464) and ran on.
+        let result = try await ChildProcess.run(
+            ["center", "--port", "70000", "--journal", directory + "/c.sqlite"], environment: Self.master, directory: directory, within: .seconds(20))
         #expect(result.status == 64)
         #expect(result.output.hasPrefix("Error: --port 70000 is not a port: give 0 to 65535"), "\(result.output)")
         #expect(result.output.contains("Usage: devicesim center"))
@@ -79,6 +81,17 @@ import Testing
         try await taken.close()
         #expect(result.status == 69, "\(result.output)")
         #expect(result.output.hasPrefix("Error: port \(port) (TCP) is already in use by another program"), "\(result.output)")
+    }
+
+    /// `run`'s centre in device.toml that does not resolve: a raw `SocketAddressError.UnknownHost` before.
+    @Test func aCentreWhoseNameDoesNotResolveIsSaidInWords() async throws {
+        let config = try await ChildProcess.provision(id: 42, port: 7700, directory: directory)
+        let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "127.0.0.1:7700", with: "nonsense.invalid:7700")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try await ChildProcess.run(["run", "--config", config])
+        #expect(result.status == 68, "\(result.output)")
+        #expect(result.output.contains("cannot resolve nonsense.invalid:7700: no such host name (not in DNS or /etc/hosts)"), "\(result.output)")
+        #expect(!result.output.contains("SocketAddressError") && !result.output.contains("Usage:"), "\(result.output)")
     }
 
     @Test func anUnknownHostIsSaidInWords() async throws {
@@ -143,6 +156,21 @@ import Testing
         #expect(at.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(at)")
     }
 
+    /// `diag serial` ended a port it could not open with "Error: …" (exit 1, then 70 "an internal error") where
+    /// `diag watch`, `record` and `analyze` said PROBLEM: every diag command that opens a device says it the same.
+    @Test func everyDiagCommandSaysADeviceItCannotReadTheSameWay() async throws {
+        for arguments in [
+            ["diag", "watch", "/dev/null", "--seconds", "5"], ["diag", "record", "/dev/null", "--out", directory + "/x.evemu", "--seconds", "5"],
+            ["diag", "analyze", "/dev/null", "--seconds", "5"], ["diag", "serial", "/dev/null", "--seconds", "5"],
+        ] {
+            let result = try await ChildProcess.run(arguments)
+            #expect(result.status == 1, "\(arguments): \(result.output)")
+            #expect(result.output.hasPrefix("PROBLEM: /dev/null is not a"), "\(arguments): \(result.output)")
+            #expect(result.output.split(separator: "\n").count == 1, "\(arguments): one line, \(result.output)")
+            #expect(!result.output.contains("Error:") && !result.output.contains("Usage:"), "\(arguments): \(result.output)")
+        }
+    }
+
     /// It showed nothing without a key.
     @Test func decodeWithoutAKeyShowsTheClearHeaderAndSaysTheBodyNeedsOne() async throws {
         let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../protocol.md").standardized.path
@@ -167,5 +195,24 @@ import Testing
         let result = try await ChildProcess.run(["--version"])
         #expect(result.status == 0)
         #expect(result.output.hasPrefix("devicesim \(BuildStamp.version) (commit "), "\(result.output)")
+        #expect(result.output.hasSuffix(")\n") && result.output.split(separator: "\n").count == 1, "\(result.output)")
+    }
+
+    /// The commit comes from the stamp `make` writes beside the binary it built (a hard link of the binary
+    /// under test here, so that the stamp's size and time are the binary's).
+    @Test func versionSaysTheCommitTheBuildStamped() async throws {
+        let binary = directory + "/devicesim"
+        if link(ChildProcess.devicesim, binary) != 0 { try FileManager.default.copyItem(atPath: ChildProcess.devicesim, toPath: binary) }
+        let identity = try #require(BuildStamp.identity(of: binary))
+        try "0123abc-modified\n\(identity)\n".write(toFile: directory + "/" + BuildStamp.fileName, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--version"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let stamped = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        try await ChildProcess.exit(process, within: .seconds(60))
+        #expect(stamped == "devicesim \(BuildStamp.version) (commit 0123abc-modified)\n", "\(stamped)")
     }
 }
