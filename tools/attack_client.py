@@ -296,7 +296,7 @@ class Centre:
         key_file = self.workdir / "master.hex"
         key_file.write_text(self.master.hex())
         key_file.chmod(0o600)
-        self.journal = journal or str(self.workdir / "centre.sqlite")
+        self.journal = journal or str(self.workdir / "center.sqlite")
         self.metrics_port = free_port()
         arguments = [devicesim, "center", "--host", "127.0.0.1", "--port", "0", "--master-file", str(key_file),
                      "--journal", self.journal, "--json", "--metrics-port", str(self.metrics_port), *extra]

@@ -144,7 +144,7 @@ extension CenterEvent {
         case .mediaSilent(let device, let callID, let seconds):
             return "\(time)  call \(callID) with device \(device): NO MEDIA for \(Int(seconds)) s; the case stays open, type 'call N' to call again"
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
-            return "\(time)  call \(callID) with device \(device) ended by the \(endedBy) (\(reason))"
+            return "\(time)  call \(callID) with device \(device) ended by the \(endedBy.words) (\(reason))"
                 + (statistics.map { "\n          \($0.summary)" } ?? "")
         case .alarmFlagged(let device, let alarmID, let flags):
             return "\(time)  ATTENTION device \(device) alarm \(alarmID): \(flags.joined(separator: "; "))"

@@ -42,8 +42,8 @@ public enum CenterEvent: Hashable, Sendable {
     case callStarted(device: UInt32, callID: UInt32)
     /// No media from the device for `seconds`: the call is ended with `mediaSilent`; the case stays open.
     case mediaSilent(device: UInt32, callID: UInt32, seconds: Double)
-    /// The call ended, by "centre" or "device", with the centre's media numbers for it.
-    case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: String, statistics: MediaStatistics?)
+    /// The call ended, by the centre or the device, with the centre's media numbers for it.
+    case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: CallEndedBy, statistics: MediaStatistics?)
 
     /// One line of JSON with sorted keys, `"event"` naming the case.
     public var json: String { Self.line(jsonObject) }
@@ -133,7 +133,7 @@ public enum CenterEvent: Hashable, Sendable {
         case .mediaSilent(let device, let callID, let seconds):
             object = ["event": "mediaSilent", "device": device, "call": callID, "seconds": seconds]
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
-            object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy]
+            object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy.rawValue]
             if let statistics, let data = try? JSONEncoder().encode(statistics),
                 let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
             {
@@ -154,5 +154,19 @@ public struct CenterPorts: Hashable, Sendable {
         self.tcp = tcp
         self.udp = udp
         self.metrics = metrics
+    }
+}
+
+/// Which end of a call ended it; in JSON `"center"` or `"device"`, as every name of the centre a user reads.
+public enum CallEndedBy: String, Hashable, Sendable {
+    case center
+    case device
+
+    /// In a sentence ("ended by the centre").
+    public var words: String {
+        switch self {
+        case .center: "centre"
+        case .device: "device"
+        }
     }
 }

@@ -40,7 +40,7 @@ extension CenterRuntime {
                 var nothing = MediaCounted()
                 metrics.callEnded(.failed, nil, counted: &nothing)
                 logger.debug("cannot bind media ports", metadata: ["device.id": "\(device)", "reason": "\(error)"])
-                hub.emit(.callEnded(device: device, callID: callID, reason: .failed, endedBy: "centre", statistics: nil))
+                hub.emit(.callEnded(device: device, callID: callID, reason: .failed, endedBy: .center, statistics: nil))
             }
         }
         return callID
@@ -137,13 +137,13 @@ extension CenterRuntime {
     /// The device's `callEnd`, journalled.
     func callEndedByDevice(_ end: CallEnd, device: UInt32) {
         guard calls[device]?.callID == end.callID else { return }
-        finish(device: device, reason: end.reason, endedBy: "device")
+        finish(device: device, reason: end.reason, endedBy: .device)
     }
 
     /// The device refused a call message for good (for example, it does not know the call).
     func callRefused(device: UInt32, messageID: UInt32, reason: NakReason) {
         guard let call = calls[device], call.offerMessageID == messageID else { return }
-        finish(device: device, reason: .failed, endedBy: "device")
+        finish(device: device, reason: .failed, endedBy: .device)
     }
 
     /// Ends `device`'s call, telling the device with `callEnd` if `tell`.
@@ -156,11 +156,11 @@ extension CenterRuntime {
             callMessageIDs.insert(id)
             feed(device) { $0.deliver(.callEnd(CallEnd(id: id, callID: call.callID, reason: reason))) }
         }
-        finish(device: device, reason: reason, endedBy: "centre")
+        finish(device: device, reason: reason, endedBy: .center)
         return true
     }
 
-    private func finish(device: UInt32, reason: CallEndReason, endedBy: String) {
+    private func finish(device: UInt32, reason: CallEndReason, endedBy: CallEndedBy) {
         guard var call = calls.removeValue(forKey: device) else { return }
         let statistics = call.link?.stop(reason: reason.description)
         metrics.callsActive.set(Int64(calls.count))
@@ -192,7 +192,7 @@ extension CenterRuntime {
     }
 
     func stopAllCalls() {
-        for device in Array(calls.keys) { finish(device: device, reason: .hangUp, endedBy: "centre") }
+        for device in Array(calls.keys) { finish(device: device, reason: .hangUp, endedBy: .center) }
     }
 }
 

@@ -82,7 +82,7 @@ public struct DeviceDaemon: Service {
         runtimeConfiguration.faultInjection = faultInjection
         logger.info(
             "device starting",
-            metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "centre": "\(config.primaryCentre)",
+            metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "center": "\(config.primaryCentre)",
                        "outbox.pending": "\((try? outbox.count()) ?? 0)"])
         return try DeviceRuntime(
             configuration: runtimeConfiguration, outbox: outbox, counterStore: config.counterFile,
@@ -217,7 +217,7 @@ public struct DeviceDaemon: Service {
                 logger.info(
                     "call ended",
                     metadata: [
-                        "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? "centre" : "device")",
+                        "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? CallEndedBy.center.rawValue : CallEndedBy.device.rawValue)",
                         "media": "\(statistics?.summary ?? "none")",
                     ])
             case .attemptFailed(let cause): logger.debug("attempt to open a session failed", metadata: ["cause": "\(cause)"])

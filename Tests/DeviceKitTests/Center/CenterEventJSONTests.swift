@@ -45,4 +45,12 @@ import Testing
     @Test func theCentresTimeIsCenterTime() {
         #expect(Message.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)).json == #"{"centerTime":2,"echoedCounter":1,"type":"heartbeatAck"}"#)
     }
+
+    /// A call the centre ended was `"endedBy":"centre"`, the other spelling, beside `center_*` and `--center`.
+    @Test func aCallTheCentreEndedIsEndedByCenter() throws {
+        let ended = CenterEvent.callEnded(device: 4, callID: 2, reason: .hangUp, endedBy: .center, statistics: nil)
+        #expect(ended.json == #"{"call":2,"device":4,"endedBy":"center","event":"callEnded","reason":"hangUp"}"#)
+        #expect(CenterEvent.callEnded(device: 4, callID: 2, reason: .declined, endedBy: .device, statistics: nil).json.contains(#""endedBy":"device""#))
+        #expect(ended.consoleLine(wall: 0)?.hasSuffix("call 2 with device 4 ended by the centre (hangUp)") == true)
+    }
 }

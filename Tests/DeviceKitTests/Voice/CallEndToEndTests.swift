@@ -66,7 +66,7 @@ import Testing
             return ids[count]
         }
 
-        func centreEnded(_ callID: UInt32) async throws -> (CallEndReason, String, MediaStatistics?) {
+        func centreEnded(_ callID: UInt32) async throws -> (CallEndReason, CallEndedBy, MediaStatistics?) {
             let event = try await events.first(within: .seconds(120)) { event in
                 if case .callEnded(_, callID, _, _, _) = event { return true }
                 return false
@@ -105,7 +105,7 @@ import Testing
         #expect(try await setup.centre.hangUp(device: 3001))
 
         let (reason, by, centreStats) = try await setup.centreEnded(callID)
-        #expect(reason == .hangUp && by == "centre")
+        #expect(reason == .hangUp && by == .center)
         let (deviceReason, byCentre, deviceStats) = try await setup.deviceEnded(callID)
         #expect(deviceReason == .hangUp && byCentre)
         for stats in [centreStats, deviceStats] {
@@ -154,7 +154,7 @@ import Testing
         }
         let callID = try #require(try await setup.centre.call(device: 3003))
         let (reason, by, _) = try await setup.centreEnded(callID)
-        #expect(reason == .declined && by == "device")
+        #expect(reason == .declined && by == .device)
         #expect(!setup.observations.all.contains { if case .callStarted = $0 { true } else { false } })
         #expect(setup.centre.metricsText().contains(#"center_calls_ended_total{reason="declined"} 1"#))
     }
@@ -170,7 +170,7 @@ import Testing
         let silent = try await setup.events.first(within: .seconds(120)) { if case .mediaSilent(3002, first, _) = $0 { true } else { false } }
         #expect(silent != nil)
         let (reason, by, _) = try await setup.centreEnded(first)
-        #expect(reason == .mediaSilent && by == "centre")
+        #expect(reason == .mediaSilent && by == .center)
         let (deviceReason, byCentre, _) = try await setup.deviceEnded(first)
         #expect(deviceReason == .mediaSilent && byCentre)
         #expect(try await setup.centre.openCases().contains { $0.device == 3002 })
@@ -184,7 +184,7 @@ import Testing
         // This time the home hangs up.
         #expect(await setup.device.hangUp())
         let (endReason, endedBy, statistics) = try await setup.centreEnded(second)
-        #expect(endReason == .hangUp && endedBy == "device")
+        #expect(endReason == .hangUp && endedBy == .device)
         #expect((statistics?.audio.cumulativeLost ?? -1) == 0)
         #expect(try await setup.centre.openCases().contains { $0.device == 3002 })
     }
