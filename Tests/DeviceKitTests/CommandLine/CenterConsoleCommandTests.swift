@@ -25,12 +25,14 @@ import Testing
         let centre = try ChildProcess.launch(
             ["center", "--console", "--host", "127.0.0.1", "--port", "\(port)", "--journal", directory + "/c.sqlite", "--no-call-on-engage"],
             environment: Self.master, output: log, input: input)
+        defer { if centre.isRunning { centre.terminate() } }  // also when the test fails half-way
         try await eventually("the centre listens") { output(log).contains("listening for devices on TCP \(port)") }
 
         let config = try await ChildProcess.provision(id: 51, port: port, directory: directory)
         let text = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "presses = []", with: "presses = [\"100ms\"]")
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let device = try ChildProcess.launch(["run", "--config", config])
+        defer { if device.isRunning { device.terminate() } }
         try await eventually("the alarm is a case") { output(log).contains("case 1 device 51 alarm") }
 
         input.fileHandleForWriting.write(Data("list\n".utf8))
@@ -59,6 +61,7 @@ import Testing
         let centre = try ChildProcess.launch(
             ["center", "--console", "--host", "127.0.0.1", "--port", "0", "--journal", directory + "/c.sqlite"],
             environment: Self.master, output: log, input: input)
+        defer { if centre.isRunning { centre.terminate() } }
         try await eventually("the centre listens") { output(log).contains("listening for devices") }
         try input.fileHandleForWriting.close()
         try await eventually("end of input is said") {
@@ -78,11 +81,21 @@ import Testing
         let script = """
             set -m
             "$DEVICESIM" center --console --host 127.0.0.1 --port 0 --journal "$DIR/c.sqlite" &
+            echo $! > "$DIR/center.pid"
             while [ ! -e "$DIR/go" ]; do sleep 0.05; done
             fg %1
             """
         let shell = try TerminalShell(script: script, environment: Self.master.merging(["DEVICESIM": ChildProcess.devicesim, "DIR": directory]) { $1 })
-        defer { shell.kill() }
+        defer {
+            // The job has a process group of its own (set -m): should the test fail half-way, it is ended by its
+            // pid (a shell that ended waited for it in the foreground: then it is gone).
+            if shell.exitStatus == nil,
+                let pid = (try? String(contentsOfFile: directory + "/center.pid", encoding: .utf8)).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            {
+                kill(pid, SIGKILL)
+            }
+            shell.kill()
+        }
         try await eventually("the console says it is in the background") {
             shell.output.contains("console: the centre runs in the background, where its console cannot read commands; bring it to the foreground (fg)")
         }
