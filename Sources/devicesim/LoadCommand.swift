@@ -418,7 +418,11 @@ struct LoadMergeCommand: AsyncParsableCommand {
         // The merged run began when its earliest shard did.
         let dates = loaded.compactMap { $0.context?.date }.compactMap { ISO8601DateFormatter().date(from: $0) }
         let merged: LoadReport
-        do { merged = try LoadReport.merge(loaded) } catch { throw CommandFailure(.dataError, "\(error)") }
+        do { merged = try LoadReport.merge(loaded) } catch {
+            // An old command line's `--json fleet.json` over a fleet.json that exists: it was read as a shard.
+            let hint = output.json ? " (--json is a switch now, the merged report on standard output: write it to a file with --report FILE)" : ""
+            throw CommandFailure(.dataError, "\(error)\(hint)")
+        }
         try output.finish(merged, began: dates.min() ?? Date())
     }
 }

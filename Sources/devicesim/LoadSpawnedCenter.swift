@@ -121,7 +121,7 @@ final class SpawnedCenterRun: Sendable {
         let check = try CenterJournalCheck(journal: journal, acknowledged: acknowledged)
         report.centerJournal = check
         if check.passed, temporaryJournal {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: journal + suffix) }
+            for suffix in ["", "-wal", "-shm", "-writer"] { try? FileManager.default.removeItem(atPath: journal + suffix) }
         }
     }
 

@@ -60,6 +60,10 @@ import Testing
         let merge = try await ChildProcess.run(["load", "merge", directory + "/shard.json"])
         #expect(merge.status == 66, "\(merge.output)")
         #expect(merge.output.hasPrefix("Error: cannot read the report \(directory)/shard.json: it does not exist"), "\(merge.output)")
+        // `--json FILE` of old, FILE not there yet: it was the option that wrote the merged report.
+        let oldStyle = try await ChildProcess.run(["load", "merge", directory + "/shard.json", "--json", directory + "/fleet.json"])
+        #expect(oldStyle.status == 64, "\(oldStyle.output)")
+        #expect(oldStyle.output.hasPrefix("Error: --json is a switch now (the report as JSON on standard output): write the report file with --report \(directory)/fleet.json."), "\(oldStyle.output)")
     }
 
     @Test func aCommandLineThatCannotBeUsedIsTheOnlyUsageError() async throws {

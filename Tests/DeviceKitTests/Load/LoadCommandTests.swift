@@ -74,6 +74,14 @@ import Testing
         let context = try LoadReport(json: try Data(contentsOf: URL(fileURLWithPath: directory + "/m.json")), name: "m.json").context
         #expect(context?.date == "2026-12-01T10:00:00Z")
         #expect(context?.commandLine.prefix(2) == ["load", "merge"])
+        // `--json m.json` of old, over the m.json written above: read as a third shard, and said so.
+        let oldStyle = try await ChildProcess.run(["load", "merge", a, b, "--json", directory + "/m.json"])
+        #expect(oldStyle.status == 65, "\(oldStyle.output)")
+        #expect(oldStyle.output.hasSuffix("(--json is a switch now, the merged report on standard output: write it to a file with --report FILE)\n"), "\(oldStyle.output)")
+        // As a switch, the merged report alone on standard output.
+        let printed = try await ChildProcess.run(["load", "merge", a, b, "--json"])
+        #expect(printed.status == 0, "\(printed.output)")
+        #expect(try LoadReport(json: Data(printed.output.utf8), name: "standard output").counts.alarmsSent == 400)
 
         let compared = try await ChildProcess.run(["load", "compare", a, b, "--html", directory + "/c.html"])
         #expect(compared.status == 0, "\(compared.output)")
