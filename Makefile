@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
-# Sources/DeviceKit/Load/LoadRunContext.swift (BuildStamp) reads it into the load report's context.
+# Sources/DeviceKit/Support/BuildStamp.swift reads it for `devicesim --version`, the centre's center_build_info
+# metric and the load report's context.
 define stamp
 @commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
 git diff --quiet HEAD 2>/dev/null || commit="$$commit-modified"; \
