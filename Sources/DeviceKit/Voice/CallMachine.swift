@@ -75,7 +75,7 @@ public struct CallMachine: Sendable {
 
     /// Place a call about `alarmID` (0: none) with a new `callID`, replacing any call in progress.
     public mutating func place(callID: UInt32, alarmID: UInt32) -> [Action] {
-        precondition(role == .caller, "only a caller places calls")
+        guard role == .caller else { return impossibleTransition("CallMachine.place on the callee's side: only a caller places calls") }
         var actions = replaceCurrent()
         call = Call(callID: callID, alarmID: alarmID, phase: .binding(remote: nil))
         actions.append(.bindMedia(callID: callID))
@@ -105,7 +105,7 @@ public struct CallMachine: Sendable {
     /// The peer's `callOffer` (acknowledged, not a retransmission). `mayAnswer`: an alarm is open or the
     /// offer names one, so that a centre cannot listen into a home unasked.
     public mutating func offerReceived(_ offer: CallOffer, mayAnswer: Bool) -> [Action] {
-        precondition(role == .callee, "only a callee takes calls")
+        guard role == .callee else { return impossibleTransition("CallMachine.offerReceived on the caller's side: only a callee takes calls") }
         guard mayAnswer else { return [.sendEnd(callID: offer.callID, reason: .declined), .declined(callID: offer.callID)] }
         if call?.callID == offer.callID { return [] }  // the same offer again: already being taken
         var actions = replaceCurrent()
