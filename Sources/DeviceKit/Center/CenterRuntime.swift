@@ -541,7 +541,7 @@ final class CenterRuntime {
         case .operatorEngaged where configuration.callOnEngage:
             callOnEngagement(changed)
         case .closed:
-            if calls[changed.device]?.alarmID == changed.alarmID { endCall(device: changed.device, reason: .hangUp, tell: true) }
+            if callAlarm(device: changed.device) == changed.alarmID { endCall(device: changed.device) }
         default:
             break
         }
