@@ -236,12 +236,9 @@ final class CenterRuntime {
 
     // MARK: Connections
 
-    /// What to do with a TCP connection just accepted.
-    enum StreamAdmission { case admitted, refused }
-
     /// A TCP connection was accepted: it is admitted within the limits, possibly evicting older
     /// unauthenticated connections, or refused when every connection held is authenticated.
-    func streamOpened(_ handler: CenterStreamHandler, channel: any Channel) -> StreamAdmission {
+    func streamOpened(_ handler: CenterStreamHandler, channel: any Channel) -> CenterConnectionMachine.Admission {
         metrics.connectionsAccepted.increment()
         nextStreamID += 1
         let id = nextStreamID

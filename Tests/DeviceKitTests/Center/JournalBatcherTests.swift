@@ -36,7 +36,7 @@ import Testing
         }.get()
         try await done.futureResult.get()
         #expect(try await loop.submit { answered.value }.get() == Array(1...7))
-        let scraped = await loop.submit { var buffer = [UInt8](); registry.emit(into: &buffer); return String(decoding: buffer, as: UTF8.self) }
+        let scraped = loop.submit { var buffer = [UInt8](); registry.emit(into: &buffer); return String(decoding: buffer, as: UTF8.self) }
         let text = try await scraped.get()
         #expect(text.contains("center_journal_batches_total 3"), "3 + 3 + 1")
         #expect(text.contains("center_journal_batched_writes_total 7"))
