@@ -197,12 +197,7 @@ struct CenterCommand: AsyncParsableCommand {
 
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as the wire carries it (1 to 65535).
     private func heartbeatSeconds() throws -> UInt16 {
-        guard let given = heartbeatInterval ?? heartbeatAlias else { return 30 }
-        let milliseconds = given.duration.milliseconds
-        guard milliseconds % 1000 == 0, let seconds = UInt16(exactly: milliseconds / 1000), seconds > 0 else {
-            throw ValidationError("--heartbeat-interval \(given) is not a whole number of seconds from 1s to 65535s (devices are told seconds): e.g. --heartbeat-interval 30s.")
-        }
-        return seconds
+        try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval") ?? 30
     }
 
     func run() async throws {

@@ -11,6 +11,16 @@ struct DurationOption: Hashable, Sendable, CustomStringConvertible {
 
     var description: String { TypedDuration.render(duration) }
 
+    /// The duration in whole seconds from 1 to 65535, as the wire carries a heartbeat interval; a usage error
+    /// naming `option` otherwise.
+    func wholeSeconds(_ option: String) throws -> UInt16 {
+        let milliseconds = duration.milliseconds
+        guard milliseconds % 1000 == 0, let seconds = UInt16(exactly: milliseconds / 1000), seconds > 0 else {
+            throw ValidationError("\(option) \(self) is not a whole number of seconds from 1s to 65535s (devices are told seconds): e.g. \(option) 30s.")
+        }
+        return seconds
+    }
+
     /// For `transform:`: a plain number is seconds.
     static func seconds(_ text: String) throws -> DurationOption { try parse(text, plain: .seconds) }
 

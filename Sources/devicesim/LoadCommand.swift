@@ -199,12 +199,7 @@ struct LoadPlanOptions: ParsableArguments {
 
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as devices are told it; `nil` when not given.
     func heartbeatSeconds() throws -> UInt16? {
-        guard let given = heartbeatInterval ?? heartbeatAlias else { return nil }
-        let milliseconds = given.duration.milliseconds
-        guard milliseconds % 1000 == 0, let seconds = UInt16(exactly: milliseconds / 1000), seconds > 0 else {
-            throw ValidationError("--heartbeat-interval \(given) is not a whole number of seconds from 1s to 65535s: e.g. --heartbeat-interval 30s.")
-        }
-        return seconds
+        try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval")
     }
 
     func validate() throws {

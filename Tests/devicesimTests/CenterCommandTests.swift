@@ -13,14 +13,7 @@ import Testing
     }
 
     /// The message a command line is refused with (ArgumentParser's words for the usage error).
-    static func refusal(_ arguments: [String]) -> String? {
-        do {
-            _ = try parse(arguments)
-            return nil
-        } catch {
-            return CenterCommand.message(for: error)
-        }
-    }
+    static func refusal(_ arguments: [String]) -> String? { devicesimTests.refusal(CenterCommand.self, Self.key + arguments) }
 
     /// NIO took a port modulo 65536: 70000 listened on 4464, 65537 on port 1 (privileged).
     @Test(arguments: [

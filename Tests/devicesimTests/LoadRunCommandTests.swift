@@ -8,14 +8,7 @@ import Testing
 @Suite struct LoadRunCommandTests {
     static let base = ["--center", "127.0.0.1:7700", "--master-file", "master.hex", "--devices", "10"]
 
-    static func refusal(_ arguments: [String]) -> String? {
-        do {
-            _ = try LoadRunCommand.parse(Self.base + arguments)
-            return nil
-        } catch {
-            return LoadRunCommand.message(for: error)
-        }
-    }
+    static func refusal(_ arguments: [String]) -> String? { devicesimTests.refusal(LoadRunCommand.self, Self.base + arguments) }
 
     @Test func jsonIsASwitchAndTheReportFileIsReport() throws {
         let command = try LoadRunCommand.parse(Self.base + ["--json", "--report", "run.json"])

@@ -6,28 +6,19 @@ import Testing
 /// A negative number given to an option was taken for an option name: "Missing value for '--alarm-rate
 /// <alarm-rate>'". Every number is read as a value, and refused for its range with what to write.
 @Suite struct NegativeNumberTests {
-    static func refusal<C: ParsableCommand>(_ command: C.Type, _ arguments: [String]) -> String? {
-        do {
-            _ = try C.parse(arguments)
-            return nil
-        } catch {
-            return C.message(for: error)
-        }
-    }
-
     @Test func eachCommandRefusesANegativeNumberForItsRange() {
         let refusals = [
-            Self.refusal(DemoCommand.self, ["--homes", "-1"]),
-            Self.refusal(DemoCommand.self, ["--bench", "-3"]),
-            Self.refusal(DiagWatchCommand.self, ["/dev/input/sos-button", "--seconds", "-1"]),
-            Self.refusal(DiagWatchCommand.self, ["/dev/input/sos-button", "--debounce-ms", "-30"]),
-            Self.refusal(DiagRecordCommand.self, ["/dev/input/sos-button", "--out", "x.evemu", "--seconds", "-1"]),
-            Self.refusal(DiagSerialCommand.self, ["/dev/ttyUSB0", "--seconds", "-1"]),
-            Self.refusal(DiagAnalyzeCommand.self, ["/dev/input/sos-button", "--seconds", "-2"]),
-            Self.refusal(DiagLinkCommand.self, ["--count", "-1"]),
-            Self.refusal(ProtocolCommand.Bench.self, ["--frames", "-1"]),
-            Self.refusal(ProvisionCommand.self, ["--id", "-1", "--center", "a:1"]),
-            Self.refusal(LoadRunCommand.self, ["--center", "127.0.0.1:7700", "--master-file", "m", "--duration", "-1"]),
+            refusal(DemoCommand.self, ["--homes", "-1"]),
+            refusal(DemoCommand.self, ["--bench", "-3"]),
+            refusal(DiagWatchCommand.self, ["/dev/input/sos-button", "--seconds", "-1"]),
+            refusal(DiagWatchCommand.self, ["/dev/input/sos-button", "--debounce-ms", "-30"]),
+            refusal(DiagRecordCommand.self, ["/dev/input/sos-button", "--out", "x.evemu", "--seconds", "-1"]),
+            refusal(DiagSerialCommand.self, ["/dev/ttyUSB0", "--seconds", "-1"]),
+            refusal(DiagAnalyzeCommand.self, ["/dev/input/sos-button", "--seconds", "-2"]),
+            refusal(DiagLinkCommand.self, ["--count", "-1"]),
+            refusal(ProtocolCommand.Bench.self, ["--frames", "-1"]),
+            refusal(ProvisionCommand.self, ["--id", "-1", "--center", "a:1"]),
+            refusal(LoadRunCommand.self, ["--center", "127.0.0.1:7700", "--master-file", "m", "--duration", "-1"]),
         ]
         #expect(refusals == [
             "--homes must be 1 to 50.",

@@ -7,14 +7,7 @@ import Testing
 @Suite struct ProvisionCommandTests {
     static let base = ["--id", "5", "--registry", "keys.toml", "--no-state"]
 
-    static func refusal(_ arguments: [String]) -> String? {
-        do {
-            _ = try ProvisionCommand.parse(Self.base + arguments)
-            return nil
-        } catch {
-            return ProvisionCommand.message(for: error)
-        }
-    }
+    static func refusal(_ arguments: [String]) -> String? { devicesimTests.refusal(ProvisionCommand.self, Self.base + arguments) }
 
     /// It was `--centre` while `load` took `--center` and `--spawn-center`.
     @Test func theCentreIsGivenAsCenterAndTheOtherSpellingIsRead() throws {
