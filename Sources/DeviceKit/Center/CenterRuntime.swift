@@ -618,13 +618,11 @@ final class CenterRuntime {
     }
 
     private func scheduleRetransmit(id: UInt32, attempt: Int, after: Duration, device: UInt32) {
-        // ±20 % so that devices that lost the centre at the same moment are not answered in step.
-        let jittered = after * Double.random(in: 0.8...1.2)
         let key = UInt64(device) << 32 | UInt64(id)
         nextTimerToken &+= 1
         let token = nextTimerToken
         retransmitTimers[key] = token
-        timers.schedule(in: jittered) { [self] in
+        timers.schedule(in: after) { [self] in
             guard retransmitTimers[key] == token else { return }
             retransmitTimers[key] = nil
             let actions = feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
