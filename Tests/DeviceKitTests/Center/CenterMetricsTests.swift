@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+/// What the metrics endpoint serves is an interface: dashboards, alerts, `tools/attack_client.py` and
+/// `tools/load_bench.py` read it by name. These tests scrape a real centre's endpoint and hold every family's
+/// name, type, labels and histogram buckets to the list below, so that a rename cannot slip through.
+@Suite struct CenterMetricsTests {
+    /// Every family the endpoint serves: its type and the label sets of its samples (`[]`: one unlabelled
+    /// sample). Histograms list their buckets in `buckets`.
+    static let families: [String: (type: String, labels: Set<String>)] = [
+        "center_accept_backoffs_total": ("counter", [""]),
+        "center_acks_sent_total": ("counter", [""]),
+        "center_alarm_ack_seconds": ("histogram", [""]),
+        "center_alarms_duplicate_total": ("counter", [""]),
+        "center_alarms_recorded_total": ("counter", [""]),
+        "center_build_info": ("gauge", [#"version="\#(BuildStamp.version)",commit="\#(BuildStamp.commit)""#]),
+        "center_calls_active": ("gauge", [""]),
+        "center_calls_ended_total": (
+            "counter", [#"reason="declined""#, #"reason="hangUp""#, #"reason="failed""#, #"reason="mediaSilent""#]
+        ),
+        "center_calls_offered_total": ("counter", [""]),
+        "center_calls_started_total": ("counter", [""]),
+        "center_calls_waiting": ("gauge", [""]),
+        "center_case_updates_sent_total": ("counter", [""]),
+        "center_connections_accepted_total": ("counter", [""]),
+        "center_connections_closed_total": (
+            "counter",
+            Set(["authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure"]
+                .map { #"reason="\#($0)""# })
+        ),
+        "center_connections_open": ("gauge", [""]),
+        "center_devices_online": ("gauge", [""]),
+        "center_events_dropped_total": ("counter", [""]),
+        "center_frames_dropped_total": (
+            "counter", [#"reason="tooManySessions""#, #"reason="sourceLimited""#, #"reason="rateLimited""#]
+        ),
+        "center_frames_received_total": ("counter", [""]),
+        "center_frames_refused_total": (
+            "counter",
+            Set(["stale", "replayed", "unsupported", "malformed", "forged", "oversized"].map { #"category="\#($0)""# })
+        ),
+        "center_frames_unknown_device_total": ("counter", [""]),
+        "center_frames_unsent_total": ("counter", [""]),
+        "center_id_conflicts_total": ("counter", [""]),
+        "center_journal_batched_writes_total": ("counter", [""]),
+        "center_journal_batches_total": ("counter", [""]),
+        "center_journal_commit_seconds": ("histogram", [""]),
+        "center_journal_failures_total": ("counter", [""]),
+        "center_key_cache_entries": ("gauge", [""]),
+        "center_key_derivations_total": ("counter", [""]),
+        "center_key_epochs_changed_total": ("counter", [""]),
+        "center_media_packets_lost_total": ("counter", [""]),
+        "center_media_packets_received_total": ("counter", [""]),
+        "center_media_packets_refused_total": (
+            "counter", Set(["malformed", "forged", "replayed", "unknownSource"].map { #"reason="\#($0)""# })
+        ),
+        "center_messages_recorded_total": ("counter", [""]),
+        "center_metrics_requests_refused_total": ("counter", [""]),
+        "center_naks_sent_total": ("counter", [""]),
+        "center_retransmissions_total": ("counter", [""]),
+        "center_sessions_active": ("gauge", [""]),
+        "center_sessions_opened_total": ("counter", [""]),
+        "process_cpu_seconds_total": ("counter", [""]),
+        "process_max_fds": ("gauge", [""]),
+        "process_open_fds": ("gauge", [""]),
+        "process_resident_memory_bytes": ("gauge", [""]),
+        "process_start_time_seconds": ("gauge", [""]),
+        "process_virtual_memory_bytes": ("gauge", [""]),
+    ]
+
+    /// Each histogram's upper bounds in seconds (`le`), as the endpoint writes them.
+    static let buckets: [String: [String]] = [
+        "center_journal_commit_seconds": ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0", "2.0", "+Inf"],
+        "center_alarm_ack_seconds": ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0", "2.0", "5.0", "+Inf"],
+    ]
+
+    /// One scrape, read as the Prometheus text format: each family's type and help, each sample's labels.
+    struct Scrape {
+        var types: [String: String] = [:]
+        var help: [String: String] = [:]
+        /// Family → label sets of its samples (histograms: of `_count`, without `le`).
+        var labels: [String: Set<String>] = [:]
+        /// Histogram → its `le` values in the order served.
+        var buckets: [String: [String]] = [:]
+        /// Sample lines whose family has no `# TYPE`.
+        var strays: [String] = []
+
+        init(_ text: String) {
+            for line in text.split(separator: "\n").map(String.init) {
+                if line.hasPrefix("# TYPE ") {
+                    let fields = line.dropFirst("# TYPE ".count).split(separator: " ")
+                    if fields.count == 2 { types[String(fields[0])] = String(fields[1]) }
+                } else if line.hasPrefix("# HELP ") {
+                    let rest = line.dropFirst("# HELP ".count)
+                    let name = rest.prefix { $0 != " " }
+                    help[String(name)] = String(rest.dropFirst(name.count + 1))
+                } else if !line.hasPrefix("#") {
+                    let series = line.prefix { $0 != " " }
+                    let name = String(series.prefix { $0 != "{" })
+                    let labels = series.count > name.count ? String(series.dropFirst(name.count + 1).dropLast()) : ""
+                    func histogram(_ suffix: String) -> String? {
+                        let family = String(name.dropLast(suffix.count))
+                        return name.hasSuffix(suffix) && types[family] == "histogram" ? family : nil
+                    }
+                    if let family = histogram("_bucket") {
+                        let le = labels.components(separatedBy: "le=\"").last?.prefix { $0 != "\"" } ?? ""
+                        buckets[family, default: []].append(String(le))
+                    } else if let family = histogram("_count") {
+                        self.labels[family, default: []].insert(labels)
+                    } else if histogram("_sum") == nil {
+                        guard types[name] != nil else {
+                            strays.append(line)
+                            continue
+                        }
+                        self.labels[name, default: []].insert(labels)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theEndpointServesEveryFamilyWithItsTypeLabelsHelpAndBuckets() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), metricsPort: 0)
+        let port = try #require(centre.ports.metrics)
+        let device = try await TestDevice.connect(to: centre)
+        #expect(try await device.handshake() != nil)
+        try await device.send(.testAlarm(3))
+        #expect(try await device.received { $0 == .ack(Ack(id: 3)) } != nil)
+        let response = try await httpGet(port: port, path: "/metrics")
+        await centre.stop()
+        let body = try #require(response.components(separatedBy: "\r\n\r\n").dropFirst().first)
+        let scrape = Scrape(body)
+
+        #expect(scrape.strays == [])
+        #expect(scrape.types.keys.sorted() == Self.families.keys.sorted())
+        for (name, expected) in Self.families {
+            #expect(scrape.types[name] == expected.type, "\(name)")
+            #expect(scrape.labels[name] == expected.labels, "\(name)")
+            #expect(scrape.help[name]?.isEmpty == false, "\(name) has no help text")
+        }
+        #expect(scrape.buckets == Self.buckets)
+        // The help a reader of the endpoint sees, word for word, for one family of each kind.
+        #expect(scrape.help["center_alarm_ack_seconds"] == "New alarms by the time from their arrival to their ack (recorded in the journal first, group commit included).")
+        #expect(scrape.help["center_frames_refused_total"] == "Frames refused, by category of protocol.md §6.")
+        #expect(scrape.help["center_build_info"] == #"The devicesim build serving: its version and git commit ("unknown" unless stamped by make)."#)
+        #expect(scrape.help["process_open_fds"] == "Number of open file descriptors.")
+        // The one alarm is in the histogram: its count, and in the +Inf bucket.
+        #expect(body.contains("center_alarm_ack_seconds_count 1\n"))
+        #expect(body.contains(#"center_alarm_ack_seconds_bucket{le="+Inf"} 1"#))
+    }
+
+    /// Every `center_*` and `process_*` name that README.md, protocol.md or docs/ mention is served.
+    @Test func everyMetricTheDocumentsNameIsServed() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..").standardized
+        var documents = ["README.md", "protocol.md"].map { root.appendingPathComponent($0) }
+        if let walker = FileManager.default.enumerator(at: root.appendingPathComponent("docs"), includingPropertiesForKeys: nil) {
+            for case let url as URL in walker where url.pathExtension == "md" { documents.append(url) }
+        }
+        var named: [String: String] = [:]
+        let pattern = try NSRegularExpression(pattern: #"\b(center|process)_[a-z][a-z_]*[a-z]\b"#)
+        for document in documents {
+            let text = try String(contentsOf: document, encoding: .utf8)
+            for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                guard let range = Range(match.range, in: text) else { continue }
+                var name = String(text[range])
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) { name = String(name.dropLast(suffix.count)) }
+                named[name] = document.lastPathComponent
+            }
+        }
+        #expect(named.count >= 20, "the documents name the metrics")
+        for (name, document) in named.sorted(by: { $0.key < $1.key }) {
+            #expect(Self.families[name] != nil, "\(document) names \(name), which the endpoint does not serve")
+        }
+    }
+}
