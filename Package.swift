@@ -43,9 +43,10 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 // A load shard's timers (Sources/DeviceKit/Load/TimerQueue.swift).
                 .product(name: "HeapModule", package: "swift-collections"),
+                // The recording API of the centre's metrics; swift-prometheus is the backend its endpoint serves.
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -59,6 +60,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `devicesim center` bootstraps MetricsSystem with the Prometheus factory its endpoint serves.
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (README).
@@ -81,6 +85,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // A second connection to a centre's journal, to hold its write lock (a failing journal).
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // TestMetrics: a factory that keeps what was recorded, for parts tested without an endpoint.
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

@@ -2,6 +2,8 @@ import ArgumentParser
 import DeviceKit
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `devicesim center`: the reference dispatch centre, the peer of devices, load tests and diagnostics.
@@ -217,7 +219,11 @@ struct CenterCommand: AsyncParsableCommand {
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
             journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
-        let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
+        // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
+        // registry the metrics endpoint serves, and the centre records with that same factory.
+        let metrics = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        MetricsSystem.bootstrap(metrics)
+        let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger, metrics: metrics)
         // Observed only when shown: under load every session, alarm and case is an event, and a stream
         // nobody reads would still cost a task switch each.
         let timedEvents: AsyncStream<TimedCenterEvent>? = json ? centre.timedEvents() : nil

@@ -465,7 +465,7 @@ final class CenterRuntime {
                     return
                 }
                 self.feed(device) { $0.recorded(id, now: now) }
-                if outcome.isNew, message.kind == .alarm { self.metrics.alarmAckDuration.record(now.monotonic - arrived.monotonic) }
+                if outcome.isNew, message.kind == .alarm { self.metrics.alarmAckDuration.record(duration: now.monotonic - arrived.monotonic) }
                 self.recorded(message, device: device, outcome: outcome, at: at)
                 if outcome.isNew, case .alarm(let alarm) = message {
                     var flags: [String] = []

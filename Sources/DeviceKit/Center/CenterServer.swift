@@ -30,6 +30,7 @@ public final class CenterServer: Service, Sendable {
     private let registry: DeviceRegistry
     private let logger: Logger
     private let metrics: CenterMetrics
+    private let exposition: MetricsExposition
     private let group: any EventLoopGroup
     private let hub: CenterEventHub
     private let state = Mutex(State())
@@ -43,18 +44,23 @@ public final class CenterServer: Service, Sendable {
     }
 
     /// - Parameters:
-    ///   - metrics: where the counters go; pass your own to read them (`PrometheusCollectorRegistry.emitToString()`).
+    ///   - metrics: the swift-metrics factory the centre records with, whose registry the metrics endpoint
+    ///     and `metricsText()` serve. By default one over a registry of the centre's own; `devicesim center`
+    ///     passes the factory it bootstrapped `MetricsSystem` with. The centre sets its timers' buckets.
     ///   - eventLoopGroup: the centre runs on one loop of it.
     public init(
         configuration: CenterConfiguration, registry: DeviceRegistry, logger: Logger,
-        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        metrics: PrometheusMetricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        let centreMetrics = CenterMetrics(registry: metrics)
+        var factory = metrics
+        factory.durationHistogramBuckets.merge(CenterMetrics.timerBuckets) { _, centre in centre }
+        let centreMetrics = CenterMetrics(factory: factory)
         self.metrics = centreMetrics
+        self.exposition = MetricsExposition(registry: metrics.registry, help: centreMetrics.help)
         self.group = eventLoopGroup
         self.hub = CenterEventHub(limit: configuration.eventBufferLimit) { centreMetrics.eventsDropped.increment(by: Int64($0)) }
     }
@@ -80,7 +86,7 @@ public final class CenterServer: Service, Sendable {
     }
 
     /// The metrics in the Prometheus text format, as the endpoint serves them.
-    public func metricsText() -> String { String(decoding: metrics.render(), as: UTF8.self) }
+    public func metricsText() -> String { String(decoding: exposition.render(), as: UTF8.self) }
 
     // MARK: Operator
 
@@ -172,7 +178,9 @@ public final class CenterServer: Service, Sendable {
             return (journal, restored)
         }
         let loop = group.next()
-        let (configuration, registry, metrics, hub, logger) = (self.configuration, self.registry, self.metrics, self.hub, self.logger)
+        let (configuration, registry, metrics, exposition, hub, logger) = (
+            self.configuration, self.registry, self.metrics, self.exposition, self.hub, self.logger
+        )
         let runtime = try await loop.submit {
             NIOLoopBound(
                 CenterRuntime(
@@ -194,7 +202,7 @@ public final class CenterServer: Service, Sendable {
                             limits: .init(requestTimeout: configuration.metricsRequestTimeout, connections: configuration.metricsConnectionLimit),
                             refused: { metrics.metricsRequestsRefused.increment() }
                         ) {
-                            metrics.render()
+                            exposition.render()
                         })
                 } catch {
                     throw CenterBindError(listener: .metrics, host: configuration.metricsHost, port: metricsPort, error)

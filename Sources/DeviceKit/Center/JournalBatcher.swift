@@ -61,7 +61,7 @@ final class JournalBatcher {
         metrics.journalBatchedWrites.increment(by: Int64(writes.count))
         pool.runIfActive(eventLoop: loop) { [journal, metrics] in
             let started = ContinuousClock.now
-            defer { metrics.journalCommitDuration.record(ContinuousClock.now - started) }
+            defer { metrics.journalCommitDuration.record(duration: ContinuousClock.now - started) }
             return try journal.commit(writes)
         }.assumeIsolated().whenComplete { result in
             guard !self.stopped else { return }

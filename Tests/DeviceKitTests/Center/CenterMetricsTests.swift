@@ -175,3 +175,27 @@ import Testing
         }
     }
 }
+
+/// The `# HELP` lines the endpoint adds to what swift-prometheus writes for families made through swift-metrics.
+@Suite struct MetricsExpositionTests {
+    static func adding(_ help: [String: String], to text: String) -> String {
+        String(decoding: MetricsExposition.addingHelp(help, to: Array(text.utf8)), as: UTF8.self)
+    }
+
+    @Test func eachNamedFamilyGetsItsHelpLineBeforeItsType() {
+        let text = "# TYPE a_total counter\na_total 1\n# TYPE b gauge\nb 2.0\n"
+        #expect(Self.adding(["a_total": "As counted."], to: text) == "# HELP a_total As counted.\n" + text)
+    }
+
+    @Test func aBackslashAndALineFeedInHelpAreEscapedAsTheFormatSays() {
+        #expect(Self.adding(["a": #"one\two"# + "\nthree"], to: "# TYPE a gauge\na 1.0\n")
+            == #"# HELP a one\\two\nthree"# + "\n# TYPE a gauge\na 1.0\n")
+    }
+
+    @Test func aFamilyWithHelpAlreadyAndTextWithoutAFinalLineFeedAreLeftAsTheyAre() {
+        let text = "# HELP a Its own.\n# TYPE a gauge\na 1.0"
+        #expect(Self.adding(["a": "Another."], to: text) == text)
+        #expect(Self.adding([:], to: "") == "")
+        #expect(Self.adding(["a": "A."], to: "") == "")
+    }
+}

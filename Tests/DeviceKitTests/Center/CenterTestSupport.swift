@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Prometheus
 import Synchronization
 import Testing
 
@@ -14,7 +13,6 @@ struct RunningCentre {
     let task: Task<Void, any Error>
     let ports: CenterPorts
     let events: Collected<CenterEvent>
-    let metrics: PrometheusCollectorRegistry
 
     static let rootKey: [UInt8] = Array(0x00...0x1f)
     static let registry = try! DeviceRegistry(keys: [1: rootKey, 2: rootKey.reversed(), 3: Array(repeating: 3, count: 32)])
@@ -26,16 +24,16 @@ struct RunningCentre {
         var configuration = CenterConfiguration(
             host: "127.0.0.1", tcpPort: 0, udpPort: 0, metricsPort: metricsPort, journalPath: journal)
         configure(&configuration)
-        let metrics = PrometheusCollectorRegistry()
+        // Metrics in a registry of this centre's own (the default), read through `metric(_:)`.
         let server = CenterServer(
             configuration: configuration, registry: registry,
-            logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: metrics)
+            logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }))
         let events = Collected<CenterEvent>()
         let stream = server.events()
         Task { for await event in stream { events.append(event) } }
         let task = Task { try await server.run() }
         let ports = try await server.listening()
-        return RunningCentre(server: server, task: task, ports: ports, events: events, metrics: metrics)
+        return RunningCentre(server: server, task: task, ports: ports, events: events)
     }
 
     func stop() async {

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import Prometheus
+import MetricsTestKit
 import Testing
 
 @testable import DeviceKit
@@ -17,8 +17,8 @@ import Testing
         let journal = try CenterJournal(path: path)
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
-        let registry = PrometheusCollectorRegistry()
-        let metrics = CenterMetrics(registry: registry)
+        let recorded = TestMetrics()
+        let metrics = CenterMetrics(factory: recorded)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let bound = try await loop.submit {
             NIOLoopBound(JournalBatcher(loop: loop, journal: journal, pool: pool, metrics: metrics, batchLimit: 3), eventLoop: loop)
@@ -36,10 +36,9 @@ import Testing
         }.get()
         try await done.futureResult.get()
         #expect(try await loop.submit { answered.value }.get() == Array(1...7))
-        let scraped = loop.submit { var buffer = [UInt8](); registry.emit(into: &buffer); return String(decoding: buffer, as: UTF8.self) }
-        let text = try await scraped.get()
-        #expect(text.contains("center_journal_batches_total 3"), "3 + 3 + 1")
-        #expect(text.contains("center_journal_batched_writes_total 7"))
+        #expect(try recorded.expectCounter("center_journal_batches_total").values == [1, 1, 1], "3 + 3 + 1")
+        #expect(try recorded.expectCounter("center_journal_batched_writes_total").values == [3, 3, 1])
+        #expect(try recorded.expectTimer("center_journal_commit_seconds").values.count == 3)
         try await pool.shutdownGracefully()
     }
 }
