@@ -131,24 +131,53 @@ import Testing
         let response = try await httpGet(port: port, path: "/metrics")
         await centre.stop()
         let body = try #require(response.components(separatedBy: "\r\n\r\n").dropFirst().first)
-        let scrape = Scrape(body)
-
-        #expect(scrape.strays == [])
-        #expect(scrape.types.keys.sorted() == Self.families.keys.sorted())
-        for (name, expected) in Self.families {
-            #expect(scrape.types[name] == expected.type, "\(name)")
-            #expect(scrape.labels[name] == expected.labels, "\(name)")
-            #expect(scrape.help[name]?.isEmpty == false, "\(name) has no help text")
-        }
-        #expect(scrape.buckets == Self.buckets)
-        // The help a reader of the endpoint sees, word for word, for one family of each kind.
-        #expect(scrape.help["center_alarm_ack_seconds"] == "New alarms by the time from their arrival to their ack (recorded in the journal first, group commit included).")
-        #expect(scrape.help["center_frames_refused_total"] == "Frames refused, by category of protocol.md §6.")
-        #expect(scrape.help["center_build_info"] == #"The devicesim build serving: its version and git commit ("unknown" unless stamped by make)."#)
-        #expect(scrape.help["process_open_fds"] == "Number of open file descriptors.")
+        Self.check(Scrape(body))
         // The one alarm is in the histogram: its count, and in the +Inf bucket.
         #expect(body.contains("center_alarm_ack_seconds_count 1\n"))
         #expect(body.contains(#"center_alarm_ack_seconds_bucket{le="+Inf"} 1"#))
+    }
+
+    /// `devicesim center` records through the factory it bootstrapped `MetricsSystem` with: the same families.
+    @Test func theCenterCommandServesTheSameFamilies() async throws {
+        let directory = try makeTemporaryDirectory("metrics")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/center.out"
+        let centre = try ChildProcess.launch(
+            ["center", "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0", "--journal", directory + "/c.sqlite"],
+            environment: ["DEVICEKIT_MASTER_KEY": ChildProcess.masterHex], output: log)
+        defer { if centre.isRunning { centre.terminate() } }
+        var port = 0
+        try await eventually("the centre listens") {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let first = text.split(separator: "\n").first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            port = first?["metrics"] as? Int ?? 0
+            return port > 0
+        }
+        let response = try await httpGet(port: port, path: "/metrics")
+        centre.terminate()
+        try await ChildProcess.exit(centre, within: .seconds(60))
+        let body = try #require(response.components(separatedBy: "\r\n\r\n").dropFirst().first)
+        Self.check(Scrape(body), commit: BuildStamp.commit(ofExecutable: ChildProcess.devicesim))
+    }
+
+    /// `scrape` against `families` and `buckets`, its build info naming `commit` (the stamp beside the
+    /// executable that served it).
+    static func check(_ scrape: Scrape, commit: String = BuildStamp.commit, sourceLocation: SourceLocation = #_sourceLocation) {
+        var families = Self.families
+        families["center_build_info"] = ("gauge", [#"version="\#(BuildStamp.version)",commit="\#(commit)""#])
+        #expect(scrape.strays == [], sourceLocation: sourceLocation)
+        #expect(scrape.types.keys.sorted() == families.keys.sorted(), sourceLocation: sourceLocation)
+        for (name, expected) in families {
+            #expect(scrape.types[name] == expected.type, "\(name)", sourceLocation: sourceLocation)
+            #expect(scrape.labels[name] == expected.labels, "\(name)", sourceLocation: sourceLocation)
+            #expect(scrape.help[name]?.isEmpty == false, "\(name) has no help text", sourceLocation: sourceLocation)
+        }
+        #expect(scrape.buckets == buckets, sourceLocation: sourceLocation)
+        // The help a reader of the endpoint sees, word for word, for one family of each kind.
+        #expect(scrape.help["center_alarm_ack_seconds"] == "New alarms by the time from their arrival to their ack (recorded in the journal first, group commit included).", sourceLocation: sourceLocation)
+        #expect(scrape.help["center_frames_refused_total"] == "Frames refused, by category of protocol.md §6.", sourceLocation: sourceLocation)
+        #expect(scrape.help["center_build_info"] == #"The devicesim build serving: its version and git commit ("unknown" unless stamped by make)."#, sourceLocation: sourceLocation)
+        #expect(scrape.help["process_open_fds"] == "Number of open file descriptors.", sourceLocation: sourceLocation)
     }
 
     /// Every `center_*` and `process_*` name that README.md, protocol.md or docs/ mention is served.
