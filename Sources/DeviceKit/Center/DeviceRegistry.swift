@@ -22,8 +22,8 @@ public struct DeviceRegistry: Sendable {
 
     /// Devices with provisioned root keys and their key epochs.
     public init(entries: [UInt32: CentreRegistry.Entry]) throws(RegistryError) {
-        for (device, entry) in entries where !(16...64).contains(entry.key.count) {
-            throw RegistryError("device \(device): \(KeyError.wrongLength(entry.key.count))")
+        for (device, entry) in entries {
+            do { try KeyKind.device.check(length: entry.key.count) } catch { throw RegistryError("device \(device): \(error)") }
         }
         source = .keys(entries)
     }

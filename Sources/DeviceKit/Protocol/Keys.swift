@@ -23,7 +23,7 @@ public struct DeviceKey: Sendable {
 
     /// A provisioned key of 16 to 64 bytes, of key epoch `epoch`.
     public init(deviceID: UInt32, rootKey: [UInt8], epoch: UInt16 = 0) throws(KeyError) {
-        guard (16...64).contains(rootKey.count) else { throw .wrongLength(rootKey.count) }
+        try KeyKind.device.check(length: rootKey.count)
         self.init(deviceID: deviceID, epoch: epoch, root: SymmetricKey(data: rootKey))
     }
 
@@ -56,22 +56,61 @@ public struct FleetMasterKey: Sendable {
 
     /// 32 to 64 bytes.
     public init(bytes: [UInt8]) throws(KeyError) {
-        guard (32...64).contains(bytes.count) else { throw .wrongMasterLength(bytes.count) }
+        try KeyKind.fleetMaster.check(length: bytes.count)
         key = SymmetricKey(data: bytes)
-    }
-
-    func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> SymmetricKey {
-        key.withUnsafeBytes { FleetMasterKey.rootKey(master: Array($0), deviceID: deviceID, epoch: epoch) }
     }
 
     /// protocol.md §3.2: HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes, then
     /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian.
-    static func rootKey(master: [UInt8], deviceID: UInt32, epoch: UInt16) -> SymmetricKey {
+    func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> SymmetricKey {
         var info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
         if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }
         return HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: master), salt: Array("DeviceKit v1 device".utf8), info: info,
-            outputByteCount: 32)
+            inputKeyMaterial: key, salt: Array("DeviceKit v1 device".utf8), info: info, outputByteCount: 32)
+    }
+}
+
+/// What a key is for, and so the lengths it may have (protocol.md §3.2). `parse` is the one reader of keys
+/// written as hex: key files, device.toml's `key` and `key_file`, the centre's registry, `--key-file`,
+/// `--master-file`, systemd credentials and `$DEVICEKIT_MASTER_KEY`.
+public enum KeyKind: Sendable, CustomStringConvertible {
+    /// A device's root key: 16 to 64 bytes.
+    case device
+    /// The fleet master key every device's root key is derived from: 32 to 64 bytes.
+    case fleetMaster
+
+    public var lengths: ClosedRange<Int> {
+        switch self {
+        case .device: 16...64
+        case .fleetMaster: 32...64
+        }
+    }
+
+    /// "device key", "fleet master key": what a message calls it.
+    public var description: String {
+        switch self {
+        case .device: "device key"
+        case .fleetMaster: "fleet master key"
+        }
+    }
+
+    /// Throws unless a key of this kind may be `count` bytes long.
+    public func check(length count: Int) throws(KeyError) {
+        guard lengths.contains(count) else {
+            switch self {
+            case .device: throw .wrongLength(count)
+            case .fleetMaster: throw .wrongMasterLength(count)
+            }
+        }
+    }
+
+    /// The bytes of a key of this kind written in hex (spaces, colons, line ends and a leading 0x are
+    /// ignored), or what is wrong with it: never the key itself.
+    public func parse(_ text: some StringProtocol) throws(KeyError) -> [UInt8] {
+        let bytes: [UInt8]
+        do throws(HexError) { bytes = try Hex.parse(text) } catch { throw .notHex(error) }
+        try check(length: bytes.count)
+        return bytes
     }
 }
 

@@ -254,4 +254,19 @@ import Testing
             #expect(error.description.contains("not a device id"))
         }
     }
+
+    /// A key copied one digit short was "is not a key of 32 to 128 hex digits in double quotes", whatever was
+    /// wrong: the registry now reads keys with the parser of every other key, and says what.
+    @Test func aBadKeyInTheKeyFileIsSaidExactlyWhatIsWrongWithIt() {
+        let short = String(repeating: "ab", count: 31) + "c"
+        #expect(throws: RegistryError("the key file: devices.7: the key is not hex: odd number of hex digits (63): every byte is two digits, so one is missing or one too many")) {
+            try DeviceRegistry(keyFile: "[devices]\n7 = \"\(short)\"")
+        }
+        #expect(throws: RegistryError("the key file: devices.7: a device key must be 16 to 64 bytes (32 to 128 hex digits), got 4 bytes")) {
+            try DeviceRegistry(keyFile: "[devices]\n7 = \"00112233\"")
+        }
+        #expect(throws: RegistryError("the key file: devices.7: is not a key of 32 to 128 hex digits in double quotes")) {
+            try DeviceRegistry(keyFile: "[devices]\n7 = 12")
+        }
+    }
 }

@@ -170,12 +170,7 @@ extension DeviceConfig {
     // MARK: Sections
 
     private static func decodeKey(_ text: String, setting: String) throws(DeviceConfigError) -> [UInt8] {
-        let bytes: [UInt8]
-        do throws(HexError) { bytes = try Hex.parse(text) } catch { throw DeviceConfigError(setting, KeyError.notHex(error).description) }
-        guard (16...64).contains(bytes.count) else {
-            throw DeviceConfigError(setting, KeyError.wrongLength(bytes.count).description)
-        }
-        return bytes
+        do { return try KeyKind.device.parse(text) } catch { throw DeviceConfigError(setting, error.description) }
     }
 
     /// Each backend's settings; a setting of another backend is an error, not silently ignored.

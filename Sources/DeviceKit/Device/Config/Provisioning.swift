@@ -147,8 +147,7 @@ public enum Provisioning {
     /// The same derivation as `DeviceKey(deviceID:master:epoch:)`, which keeps the root to itself; a
     /// provisioned device needs the bytes, because it must never hold the master key.
     public static func derivedRootKey(deviceID: UInt32, master: [UInt8], epoch: UInt16 = 0) throws(KeyError) -> [UInt8] {
-        guard (32...64).contains(master.count) else { throw .wrongMasterLength(master.count) }
-        return FleetMasterKey.rootKey(master: master, deviceID: deviceID, epoch: epoch).withUnsafeBytes { Array($0) }
+        try FleetMasterKey(bytes: master).rootKey(for: deviceID, epoch: epoch).withUnsafeBytes { Array($0) }
     }
 
     /// The registry's text with `<id> = "<hex key>"` (epoch 0) or `<id> = { key = "<hex>", epoch = N }`
@@ -248,10 +247,12 @@ public struct CentreRegistry: Sendable {
             } else {
                 hex = table[name]?.string
             }
-            guard let hex, let bytes = Hex.decode(hex), (16...64).contains(bytes.count) else {
+            guard let hex else {
                 throw DeviceConfigError("devices.\(name)", "is not a key of 32 to 128 hex digits in double quotes")
             }
-            entries[id] = Entry(key: bytes, epoch: epoch)
+            do { entries[id] = Entry(key: try KeyKind.device.parse(hex), epoch: epoch) } catch {
+                throw DeviceConfigError("devices.\(name)", error.description)
+            }
         }
     }
 }
