@@ -317,8 +317,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         return .whole
     }
 
+    /// The master key in hex, checked, for a file that a spawned centre or the workers read.
     func masterHex() throws -> String {
-        (try masterKey.hex()?.hex ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        Hex.encode(try masterKey.bytes() ?? [])
     }
 
     private func fleetMasterKey() throws -> FleetMasterKey {

@@ -34,41 +34,26 @@ struct MasterKeyOptions: ParsableArguments {
             || environment[Self.environmentVariable]?.isEmpty == false
     }
 
-    /// The key's hex and where it came from; `nil` when none is given. A file that cannot be read is a
+    /// The key as given and where it came from; `nil` when none is given. A file that cannot be read is a
     /// `CommandFailure` (66 missing, 77 not permitted).
-    func hex(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (hex: String, source: String)? {
-        if let masterFile { return (try Self.read(masterFile, what: "--master-file"), masterFile) }
-        if let master { return (master, "--master") }
-        if let path = Self.credentialPath(environment) { return (try Self.read(path, what: "the systemd credential"), path) }
-        if let value = environment[Self.environmentVariable], !value.isEmpty { return (value, "$\(Self.environmentVariable)") }
+    func given(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GivenKey? {
+        if let masterFile { return try .file(masterFile, what: "the fleet master key (--master-file)") }
+        if let master { return GivenKey(text: master, source: "--master", onCommandLine: true) }
+        if let path = Self.credentialPath(environment) { return try .file(path, what: "the fleet master key (the systemd credential)") }
+        if let value = environment[Self.environmentVariable], !value.isEmpty {
+            return GivenKey(text: value, source: "$\(Self.environmentVariable)", onCommandLine: false)
+        }
         return nil
     }
 
-    /// The key, checked; `nil` when none is given. Errors name the source, never the key.
-    func key(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FleetMasterKey? {
-        guard let bytes = try bytes(environment: environment) else { return nil }
-        return try Self.refusing(source: try hex(environment: environment)?.source ?? "") { () throws(KeyError) in try FleetMasterKey(bytes: bytes) }
-    }
-
-    /// The key's bytes, for provisioning (which derives a device's root key from them).
+    /// The key's bytes, read and checked once; `nil` when none is given. Errors name the source, never the key.
     func bytes(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {
-        guard let (hex, source) = try hex(environment: environment) else { return nil }
-        return try Self.refusing(source: source) { () throws(KeyError) in
-            let bytes: [UInt8]
-            do throws(HexError) { bytes = try Hex.parse(hex.trimmingCharacters(in: .whitespacesAndNewlines)) } catch { throw .notHex(error) }
-            guard (32...64).contains(bytes.count) else { throw .wrongMasterLength(bytes.count) }
-            return bytes
-        }
+        try given(environment: environment)?.bytes(.fleetMaster)
     }
 
-    /// `body`'s result, or its key error said with the key's source: on the command line a usage error, in a
-    /// file or the environment a configuration error (78).
-    private static func refusing<T>(source: String, _ body: () throws(KeyError) -> T) throws -> T {
-        do { return try body() } catch {
-            let message = "the fleet master key from \(source): \(error)"
-            if source == "--master" { throw ValidationError(message) }
-            throw CommandFailure(.configuration, message)
-        }
+    /// The key, for deriving each device's; `nil` when none is given.
+    func key(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FleetMasterKey? {
+        try bytes(environment: environment).map { bytes in try FleetMasterKey(bytes: bytes) }
     }
 
     private static func credentialPath(_ environment: [String: String]) -> String? {
@@ -76,8 +61,31 @@ struct MasterKeyOptions: ParsableArguments {
         let path = directory + "/" + credentialName
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
+}
 
-    private static func read(_ path: String, what: String) throws(CommandFailure) -> String {
-        try readTextFile(path, what: "the fleet master key (\(what))")
+/// A key as a command was given it: its text and where it came from. Every key a command reads (the fleet
+/// master key, a device's key) is parsed here, so a bad one is said the same way whatever its source, naming
+/// the source and never the key.
+struct GivenKey {
+    var text: String
+    /// For messages: `--master`, `--key`, a file's path, `$DEVICEKIT_MASTER_KEY`.
+    var source: String
+    /// On the command line itself, where a bad key is a usage error; in a file or the environment, a
+    /// configuration error (78).
+    var onCommandLine: Bool
+
+    /// The key in the file at `path`; a file that cannot be read is a `CommandFailure` (66 missing, 77 not
+    /// permitted) about `what`.
+    static func file(_ path: String, what: String) throws(CommandFailure) -> GivenKey {
+        GivenKey(text: try readTextFile(path, what: what), source: path, onCommandLine: false)
+    }
+
+    /// The key's bytes, checked as a key of `kind`.
+    func bytes(_ kind: KeyKind) throws -> [UInt8] {
+        do { return try kind.parse(text) } catch {
+            let message = "the \(kind) from \(source): \(error)"
+            if onCommandLine { throw ValidationError(message) }
+            throw CommandFailure(.configuration, message)
+        }
     }
 }

@@ -29,8 +29,9 @@ struct KeyOptions: ParsableArguments {
     @OptionGroup var masterKey: MasterKeyOptions
 
     func validate() throws {
-        guard [keyFile != nil, key != nil, masterKey.masterFile != nil || masterKey.master != nil].filter({ $0 }).count <= 1 else {
-            throw ValidationError("Give one key: --key-file FILE (a device's key) or --master-file FILE (the fleet master key), not both.")
+        guard [keyFile != nil, key != nil, masterKey.isGiven()].filter({ $0 }).count <= 1 else {
+            throw ValidationError(
+                "Give one key: --key-file FILE (a device's key) or the fleet master key (--master-file FILE, $\(MasterKeyOptions.environmentVariable) or systemd credentials \(MasterKeyOptions.credentialName)), not both.")
         }
         if key != nil {
             FileHandle.standardError.write(Data("devicesim: warning: --key puts the device's key in the process list, where every user of this machine can read it; use --key-file FILE\n".utf8))
@@ -41,26 +42,15 @@ struct KeyOptions: ParsableArguments {
     /// what is wrong with the key and where it came from, never the key.
     func keys() throws -> FrameKeys? {
         if let master = try masterKey.key() { return .master(master, epoch: epoch) }
-        let source: String
-        let hex: String
+        let given: GivenKey
         if let keyFile {
-            hex = try readTextFile(keyFile, what: "the device key file")
-            source = keyFile
+            given = try .file(keyFile, what: "the device key file")
         } else if let key {
-            (hex, source) = (key, "--key")
+            given = GivenKey(text: key, source: "--key", onCommandLine: true)
         } else {
             return nil
         }
-        do {
-            let bytes: [UInt8]
-            do throws(HexError) { bytes = try Hex.parse(hex.trimmingCharacters(in: .whitespacesAndNewlines)) } catch { throw KeyError.notHex(error) }
-            _ = try DeviceKey(deviceID: 0, rootKey: bytes, epoch: epoch)
-            return .root(bytes, epoch: epoch)
-        } catch let error as KeyError {
-            let message = "the device key from \(source): \(error)"
-            if keyFile == nil { throw ValidationError(message) }
-            throw CommandFailure(.configuration, message)
-        }
+        return .root(try given.bytes(.device), epoch: epoch)
     }
 }
 

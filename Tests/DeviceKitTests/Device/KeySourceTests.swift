@@ -42,6 +42,43 @@ import Testing
         #expect(!result.output.contains(Self.master), "the warning never repeats the key")
     }
 
+    /// `--key-file` with a master key in the environment decoded with the master key and said nothing: the
+    /// key the user named was ignored. Two keys are refused, as by `center` and `provision`.
+    @Test func aKeyFileWithAMasterKeyInTheEnvironmentIsRefusedNotIgnored() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try String(repeating: "17", count: 32).write(toFile: dir + "/device.key", atomically: true, encoding: .utf8)
+        let result = try await ChildProcess.run(
+            ["protocol", "decode", "--key-file", dir + "/device.key", Self.frame], environment: ["DEVICEKIT_MASTER_KEY": Self.master])
+        #expect(result.status == 64, "\(result.output)")
+        #expect(result.output.contains("Error: Give one key: --key-file FILE (a device's key) or the fleet master key"), "\(result.output)")
+        #expect(!result.output.contains(Self.master))
+    }
+
+    /// Each source of the master key is read by one reader: a bad key names where it came from, never the key.
+    @Test func aBadMasterKeyNamesItsSourceWhereverItCameFrom() async throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let short = String(Self.master.dropLast())
+        try short.write(toFile: dir + "/master.hex", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/credentials", withIntermediateDirectories: true)
+        try "00112233\n".write(toFile: dir + "/credentials/devicekit-master-key", atomically: true, encoding: .utf8)
+        let odd = "odd number of hex digits (63): every byte is two digits, so one is missing or one too many"
+        let ways: [([String], [String: String], Int32, String)] = [
+            (["--master-file", dir + "/master.hex"], [:], 78, "Error: the fleet master key from \(dir)/master.hex: the key is not hex: \(odd)"),
+            ([], ["DEVICEKIT_MASTER_KEY": short], 78, "Error: the fleet master key from $DEVICEKIT_MASTER_KEY: the key is not hex: \(odd)"),
+            ([], ["CREDENTIALS_DIRECTORY": dir + "/credentials"], 78,
+             "Error: the fleet master key from \(dir)/credentials/devicekit-master-key: a fleet master key must be 32 to 64 bytes (64 to 128 hex digits), got 4 bytes"),
+            (["--master", short], [:], 64, "Error: the fleet master key from --master: the key is not hex: \(odd)"),
+        ]
+        for (arguments, environment, status, message) in ways {
+            let result = try await ChildProcess.run(["protocol", "decode"] + arguments + [Self.frame], environment: environment)
+            #expect(result.status == status, "\(arguments) \(environment): \(result.output)")
+            #expect(result.output.contains(message), "\(arguments) \(environment): \(result.output)")
+            #expect(!result.output.contains(short))
+        }
+    }
+
     @Test func aCentreWithoutAnyKeySaysWhereKeysComeFrom() async throws {
         let result = try await ChildProcess.run(["center", "--port", "0"], environment: ["DEVICEKIT_MASTER_KEY": "", "CREDENTIALS_DIRECTORY": "/nonexistent"])
         #expect(result.status != 0)
