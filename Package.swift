@@ -61,7 +61,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (README).
+        // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (docs/development.md).
         .executableTarget(
             name: "DecoderFuzzer",
             dependencies: [
