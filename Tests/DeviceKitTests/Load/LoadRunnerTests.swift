@@ -109,7 +109,11 @@ import Testing
             seed: 3)
         plan.scenario = scenario
         let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
-        try await Task.sleep(for: .milliseconds(200))
+        // Each acknowledged event was recorded before its ack; wait until the collector has seen them all.
+        try await eventually("the centre's records of the events reach the collector") {
+            centre.log.events.withLock { $0.count { if case .recorded(_, .event) = $0 { true } else { false } } }
+                >= report.counts.eventsAcknowledged
+        }
         let seen = centre.stop()
         let c = report.counts
         #expect(report.scenario == "power cut")
