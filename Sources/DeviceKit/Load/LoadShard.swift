@@ -11,7 +11,7 @@ final class LoadShard: @unchecked Sendable {
     private let firstID: UInt64
     private let stride: UInt64
     private var devices: [SimulatedDevice?]
-    private var sockets: [any Channel] = []
+    var sockets: [any Channel] = []
     private let start: NIODeadline
     private let wallAtStart: UInt64
     private let ramp: RampSchedule
@@ -200,7 +200,7 @@ final class LoadShard: @unchecked Sendable {
     }
 
     /// Starts every device whose ramp instant has come, and wakes up for the next.
-    private func startDue() {
+    func startDue() {
         guard !stopped else { return }
         let due = ramp.startedBy(now())
         while started < due {
@@ -387,7 +387,7 @@ extension LoadMetric {
 }
 
 /// Receives the datagrams of one shared socket for its shard.
-private final class SharedDatagramInbound: ChannelInboundHandler, @unchecked Sendable {
+final class SharedDatagramInbound: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     private let shard: LoadShard
 
