@@ -3,31 +3,24 @@ import Glibc
 #endif
 import NIOCore
 
-/// One device connection over TCP: frames cut by `FrameDecoder` go to the runtime; the connection is closed
-/// when the stream breaks (bad version or length: there is no resynchronisation, protocol.md §2.2), when no
-/// frame of a current session arrives within the authentication timeout (a replayed frame of an old session
-/// is no such frame, §3.4), after repeated refused frames, when the runtime evicts it to make room for
-/// another (`ConnectionTable`), or when its peer stops reading its answers.
+/// One device connection over TCP: frames cut by `FrameDecoder` go to the runtime, and the connection's
+/// life — the authentication timeout, offences, eviction, a slow reader, a broken stream — is decided by its
+/// `CenterConnectionMachine`; this handler feeds it and carries out its actions.
 final class CenterStreamHandler: ChannelInboundHandler {
     typealias InboundIn = SealedFrame
 
     private let runtime: CenterRuntime
     private let authenticationTimeout: TimeAmount
-    private let offencesBeforeClose: Int
+    private var machine: CenterConnectionMachine
     private var context: ChannelHandlerContext?
     private var source = SourceAddress.other
     private var admitted = false
-    private var authenticated = false
-    private var offences = 0
-    private var closing = false
     private var timeout: Scheduled<Void>?
-    /// Whether the timeout was restarted for a `sessionStart` that the journal is storing.
-    private var extendedForSessionStart = false
 
     init(runtime: CenterRuntime, authenticationTimeout: TimeAmount, offencesBeforeClose: Int) {
         self.runtime = runtime
         self.authenticationTimeout = authenticationTimeout
-        self.offencesBeforeClose = offencesBeforeClose
+        self.machine = CenterConnectionMachine(offencesBeforeClose: offencesBeforeClose)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -44,88 +37,63 @@ final class CenterStreamHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    /// NIO tells of an active channel at `handlerAdded` or at `channelActive`, whichever comes: admitted once.
     private func admit(context: ChannelHandlerContext) {
         guard !admitted else { return }
         admitted = true
         source = SourceAddress(context.channel.remoteAddress)
-        switch runtime.streamOpened(self, channel: context.channel) {
-        case .refused:
-            close(context: context, reason: "connectionLimit")
-        case .admitted:
-            armTimeout(context: context)
-        }
-    }
-
-    private func armTimeout(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: authenticationTimeout) {
-            guard !handler.value.authenticated else { return }
-            handler.value.close(context: loopBoundContext.value, reason: "authTimeout")
-        }
+        run(machine.opened(runtime.streamOpened(self, channel: context.channel)))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
-        let frame = unwrapInboundIn(data)
-        switch runtime.frameReceived(frame, from: .stream(context.channel), source: source) {
-        case .authenticated:
-            sessionAuthenticated()
-        case .pending:
-            // A sessionStart being stored: the runtime calls sessionAuthenticated() once its session opens. A
-            // journal that takes long (a batch's fsync, another worker's transaction) must not cost the
-            // device its connection, so the timeout starts again, once: a replayed sessionStart wins nothing
-            // by it, since the journal refuses it and this process then knows its anchor.
-            if !extendedForSessionStart {
-                extendedForSessionStart = true
-                armTimeout(context: context)
-            }
-        case .refused:
-            offences += 1
-            if offences >= offencesBeforeClose { close(context: context, reason: "offences") }
-        }
+        guard !machine.isClosing else { return }
+        let verdict = runtime.frameReceived(unwrapInboundIn(data), from: .stream(context.channel), source: source)
+        run(machine.frameReceived(verdict))
     }
 
-    /// A frame of a current session arrived on this connection: the authentication timeout is off.
-    func sessionAuthenticated() {
-        authenticated = true
-        timeout?.cancel()
-    }
+    /// A frame of a current session arrived on this connection (the runtime calls it once a journalled
+    /// `sessionStart` opened its session).
+    func sessionAuthenticated() { run(machine.sessionAuthenticated()) }
 
     /// The runtime needs the room: closes this connection, which is not authenticated.
-    func evict() {
-        guard let context else { return }
-        close(context: context, reason: "evicted")
-    }
+    func evict() { run(machine.evicted()) }
 
     /// The peer does not read its answers: they would pile up in memory.
-    func closeSlowReader() {
-        guard let context else { return }
-        close(context: context, reason: "backpressure")
-    }
+    func closeSlowReader() { run(machine.readerTooSlow()) }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? ProtocolError {
             runtime.frameRefused(error)
-            close(context: context, reason: error.category.rawValue)
+            run(machine.streamBroken(reason: error.category.rawValue))
         } else {
             context.close(promise: nil)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timeout?.cancel()
+        run(machine.closed())
         runtime.streamClosed(context.channel)
         context.fireChannelInactive()
     }
 
-    private func close(context: ChannelHandlerContext, reason: String) {
-        guard !closing else { return }
-        closing = true
-        timeout?.cancel()
-        runtime.connectionClosed(reason: reason)
-        context.close(promise: nil)
+    private func run(_ actions: [CenterConnectionMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .armTimeout(let generation):
+                timeout?.cancel()
+                guard let context else { return }
+                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+                timeout = context.eventLoop.scheduleTask(in: authenticationTimeout) {
+                    handler.value.run(handler.value.machine.timeoutFired(generation: generation))
+                }
+            case .cancelTimeout:
+                timeout?.cancel()
+                timeout = nil
+            case .close(let reason):
+                runtime.connectionClosed(reason: reason)
+                context?.close(promise: nil)
+            }
+        }
     }
 }
 

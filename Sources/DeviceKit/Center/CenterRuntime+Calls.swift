@@ -1,45 +1,33 @@
 import NIOCore
 
-/// A call between the centre and one device.
+/// The centre's side of the calls with one device: the shared `CallMachine` (as the caller) and what its
+/// driver keeps beside it — the media ports by call id, the id of the `callOffer` in flight (for a nak of
+/// it), and the numbers of a call whose media stopped until its end is told.
 struct CenterCall {
-    enum Phase { case binding, offered, active }
-    var callID: UInt32
-    var alarmID: UInt32
-    var phase: Phase
-    var link: MediaLink?
-    var local: MediaDescription?
+    var machine = CallMachine(role: .caller, answerTimeout: CenterRuntime.answerTimeout)
+    var links: [UInt32: MediaLink] = [:]
     var offerMessageID: UInt32?
+    var finalNumbers: [UInt32: MediaStatistics] = [:]
+
+    /// Nothing in progress and nothing bound: the entry can go.
+    var isIdle: Bool { machine.callID == nil && links.isEmpty }
 }
 
 /// The centre's side of calls (protocol.md §4.8): it offers a call when an operator engages a case, or on
 /// request (`CenterServer.call(device:)`, the console's `call N`); it starts the media when the device
 /// answers; either side ends it with `callEnd`. A call that drops leaves the case open, and can be offered
-/// again. On the runtime's event loop.
+/// again. The lifecycle (replaced offers, late answers, crossing ends) is the `CallMachine` the device
+/// runs too; this extension only carries out its actions. On the runtime's event loop.
 extension CenterRuntime {
+    /// How long an offer waits for the device's answer: a little more than the retransmissions of §4.7 take.
+    static let answerTimeout: Duration = .seconds(45)
+
     /// Offers a call to `device` about `alarmID` (0: none), replacing a call in progress. Returns the call id,
     /// or `nil` if the device is unknown or the centre stopped.
     func offerCall(device: UInt32, alarmID: UInt32) -> UInt32? {
         guard !stopped, sessions[device] != nil || deviceKey(device) != nil else { return nil }
-        if calls[device] != nil { endCall(device: device, reason: .hangUp, tell: true) }
         let callID = UInt32.random(in: 1 ... .max)
-        calls[device] = CenterCall(callID: callID, alarmID: alarmID, phase: .binding)
-        metrics.callsActive.set(Int64(calls.count))
-        MediaLink.bind(host: configuration.host, on: loop).assumeIsolated().whenComplete { [self] result in
-            guard calls[device]?.callID == callID, !stopped else {
-                if case .success(let link) = result { link.stop(reason: "superseded") }
-                return
-            }
-            switch result {
-            case .success(let link):
-                sendOffer(device: device, callID: callID, alarmID: alarmID, link: link)
-            case .failure(let error):
-                calls[device] = nil
-                metrics.callsActive.set(Int64(calls.count))
-                metrics.callEnded(.failed, nil)
-                logger.debug("cannot bind media ports", metadata: ["device.id": "\(device)", "reason": "\(error)"])
-                hub.emit(.callEnded(device: device, callID: callID, reason: .failed, endedBy: "centre", statistics: nil))
-            }
-        }
+        runCall(device) { $0.place(callID: callID, alarmID: alarmID) }
         return callID
     }
 
@@ -70,41 +58,103 @@ extension CenterRuntime {
         }
     }
 
-    private func sendOffer(device: UInt32, callID: UInt32, alarmID: UInt32, link: MediaLink) {
-        // An unspecified address tells the device to send to the address it reaches the centre at.
-        let host = link.rtpLocalAddress.flatMap(Endpoint.init) ?? Endpoint(address: [0, 0, 0, 0], port: UInt16(link.port))
-        let local = MediaDescription(
-            endpoint: Endpoint(address: host.address, port: UInt16(link.port)), audioPayloadType: 0,
-            ssrc: UInt32.random(in: 1 ... .max), keyMaterial: SRTPMasterKey.randomKeyMaterial(),
-            videoPayloadType: configuration.media.video ? 96 : 0)
-        let id = nextCallMessageID
-        nextCallMessageID &+= 1
-        callMessageIDs.insert(id)
-        calls[device]?.phase = .offered
-        calls[device]?.link = link
-        calls[device]?.local = local
-        calls[device]?.offerMessageID = id
-        metrics.callsOffered.increment()
-        hub.emit(.callOffered(device: device, callID: callID, alarmID: alarmID))
-        feed(device) { $0.deliver(.callOffer(CallOffer(id: id, callID: callID, alarmID: alarmID, media: local))) }
-        // A device that does not answer (offline, or too old to know calls) does not keep the ports bound.
-        timers.schedule(in: Self.answerTimeout) { [self] in
-            guard let call = calls[device], call.callID == callID, call.phase == .offered else { return }
-            endCall(device: device, reason: .failed, tell: true)
+    /// The device's `callAnswer`, journalled: the media starts if it answers the call offered now.
+    func callAnswered(_ answer: CallAnswer, device: UInt32) {
+        if runCall(device, { $0.answerReceived(callID: answer.callID, remote: answer.media) }).isEmpty {
+            logger.debug("answer to a call not offered", metadata: ["device.id": "\(device)", "call.id": "\(answer.callID)"])
         }
     }
 
-    /// How long an offer waits for the device's answer: a little more than the retransmissions of §4.7 take.
-    static let answerTimeout: Duration = .seconds(45)
+    /// The device's `callEnd`, journalled.
+    func callEndedByDevice(_ end: CallEnd, device: UInt32) {
+        runCall(device) { $0.endReceived(callID: end.callID, reason: end.reason) }
+    }
 
-    /// The device's `callAnswer`, journalled: start the media.
-    func callAnswered(_ answer: CallAnswer, device: UInt32) {
-        guard var call = calls[device], call.callID == answer.callID, call.phase == .offered,
-            let link = call.link, let local = call.local
-        else {
-            logger.debug("answer to a call not offered", metadata: ["device.id": "\(device)", "call.id": "\(answer.callID)"])
-            return
+    /// The device refused a call message for good (for example, it does not know the call): an offer so
+    /// refused ends its call.
+    func callRefused(device: UInt32, messageID: UInt32, reason: NakReason) {
+        guard let call = calls[device], call.offerMessageID == messageID, let callID = call.machine.callID else { return }
+        runCall(device) { $0.offerRefused(callID: callID) }
+    }
+
+    /// Ends `device`'s call (the operator hangs up, its case closed); the device is told. False without one.
+    @discardableResult
+    func endCall(device: UInt32, reason: CallEndReason = .hangUp) -> Bool {
+        !runCall(device) { $0.hangUp(reason: reason) }.isEmpty
+    }
+
+    /// The alarm `device`'s call in progress is about.
+    func callAlarm(device: UInt32) -> UInt32? { calls[device]?.machine.alarmID }
+
+    func callStatistics(device: UInt32) -> MediaStatistics? {
+        guard let call = calls[device], let callID = call.machine.callID else { return nil }
+        return call.links[callID]?.statistics
+    }
+
+    /// The centre stops: every call's media ends; the devices are not told (their supervision notices).
+    func stopAllCalls() {
+        for device in Array(calls.keys) { runCall(device) { $0.stop() } }
+    }
+
+    // MARK: Driving the call machines
+
+    /// Runs one event on `device`'s call machine and carries out its actions.
+    @discardableResult
+    private func runCall(_ device: UInt32, _ event: (inout CallMachine) -> [CallMachine.Action]) -> [CallMachine.Action] {
+        var call = calls[device] ?? CenterCall()
+        let actions = event(&call.machine)
+        calls[device] = call
+        for action in actions { perform(action, device: device) }
+        if calls[device]?.isIdle == true { calls[device] = nil }
+        metrics.callsActive.set(Int64(calls.values.count { $0.machine.callID != nil }))
+        return actions
+    }
+
+    private func perform(_ action: CallMachine.Action, device: UInt32) {
+        switch action {
+        case .bindMedia(let callID):
+            MediaLink.bind(host: configuration.host, on: loop).assumeIsolated().whenComplete { [self] result in
+                switch result {
+                case .success(let link):
+                    guard !stopped else { _ = link.stop(reason: "stopped"); return }
+                    calls[device, default: CenterCall()].links[callID] = link
+                    runCall(device) { $0.mediaBound(callID: callID, local: describe(link)) }
+                case .failure(let error):
+                    logger.debug("cannot bind media ports", metadata: ["device.id": "\(device)", "reason": "\(error)"])
+                    runCall(device) { $0.mediaFailed(callID: callID) }
+                }
+            }
+        case .sendOffer(let callID, let alarmID, let local):
+            let id = takeCallMessageID()
+            calls[device]?.offerMessageID = id
+            metrics.callsOffered.increment()
+            hub.emit(.callOffered(device: device, callID: callID, alarmID: alarmID))
+            feed(device) { $0.deliver(.callOffer(CallOffer(id: id, callID: callID, alarmID: alarmID, media: local))) }
+        case .scheduleAnswerTimeout(let callID, let after):
+            // A device that does not answer (offline, or too old to know calls) does not keep the ports bound.
+            timers.schedule(in: after) { [self] in runCall(device) { $0.answerTimeoutFired(callID: callID) } }
+        case .startMedia(let callID, let local, let remote):
+            startMedia(callID, local: local, remote: remote, device: device)
+        case .started(let callID, _):
+            metrics.callsStarted.increment()
+            hub.emit(.callStarted(device: device, callID: callID))
+        case .stopMedia(let callID, let reason):
+            if let link = calls[device]?.links.removeValue(forKey: callID), let numbers = link.stop(reason: reason.description) {
+                calls[device]?.finalNumbers[callID] = numbers
+            }
+        case .sendEnd(let callID, let reason):
+            let id = takeCallMessageID()
+            feed(device) { $0.deliver(.callEnd(CallEnd(id: id, callID: callID, reason: reason))) }
+        case .ended(let callID, let reason, let byPeer):
+            let statistics = calls[device]?.finalNumbers.removeValue(forKey: callID)
+            metrics.callEnded(reason, statistics)
+            hub.emit(.callEnded(device: device, callID: callID, reason: reason, endedBy: byPeer ? "device" : "centre", statistics: statistics))
+        case .sendAnswer, .declined:
+            let _: [CallMachine.Action] = impossibleTransition("the centre's CallMachine is the caller's: it neither answers nor declines")
         }
+    }
+
+    private func startMedia(_ callID: UInt32, local: MediaDescription, remote: MediaDescription, device: UInt32) {
         let controlPeer: SocketAddress?
         switch paths[device] {
         case .stream(let channel)?: controlPeer = channel.remoteAddress
@@ -112,74 +162,45 @@ extension CenterRuntime {
         case nil: controlPeer = nil
         }
         do {
-            let remote = try answer.media.rtpAddress(controlPeer: controlPeer)
-            var parameters = configuration.media
-            parameters.video = parameters.video && answer.media.videoPayloadType != 0
-            let callID = call.callID
-            try link.start(local: local, remote: answer.media, remoteAddress: remote, cname: "centre", parameters: parameters) {
-                [weak self] event in
+            guard let link = calls[device]?.links[callID] else { throw MediaLinkError.alreadyStarted }
+            try link.start(
+                local: local, remote: remote, remoteAddress: try remote.rtpAddress(controlPeer: controlPeer), cname: "centre",
+                parameters: configuration.media
+            ) { [weak self] event in
                 self?.mediaEvent(event, device: device, callID: callID)
             }
         } catch {
             logger.debug("cannot start the media", metadata: ["device.id": "\(device)", "reason": "\(error)"])
-            endCall(device: device, reason: .failed, tell: true)
-            return
+            runCall(device) { $0.mediaFailed(callID: callID) }
         }
-        call.phase = .active
-        calls[device] = call
-        metrics.callsStarted.increment()
-        hub.emit(.callStarted(device: device, callID: call.callID))
     }
 
-    /// The device's `callEnd`, journalled.
-    func callEndedByDevice(_ end: CallEnd, device: UInt32) {
-        guard calls[device]?.callID == end.callID else { return }
-        finish(device: device, reason: end.reason, endedBy: "device")
+    /// The ports `link` has bound, as the device is to see them: an unspecified address tells it to send to
+    /// the address it reaches the centre at.
+    private func describe(_ link: MediaLink) -> MediaDescription {
+        let host = link.rtpLocalAddress.flatMap(Endpoint.init) ?? Endpoint(address: [0, 0, 0, 0], port: UInt16(link.port))
+        return MediaDescription(
+            endpoint: Endpoint(address: host.address, port: UInt16(link.port)), audioPayloadType: 0,
+            ssrc: UInt32.random(in: 1 ... .max), keyMaterial: SRTPMasterKey.randomKeyMaterial(),
+            videoPayloadType: configuration.media.video ? 96 : 0)
     }
 
-    /// The device refused a call message for good (for example, it does not know the call).
-    func callRefused(device: UInt32, messageID: UInt32, reason: NakReason) {
-        guard let call = calls[device], call.offerMessageID == messageID else { return }
-        finish(device: device, reason: .failed, endedBy: "device")
-    }
-
-    /// Ends `device`'s call, telling the device with `callEnd` if `tell`.
-    @discardableResult
-    func endCall(device: UInt32, reason: CallEndReason, tell: Bool) -> Bool {
-        guard let call = calls[device] else { return false }
-        if tell {
-            let id = nextCallMessageID
-            nextCallMessageID &+= 1
-            callMessageIDs.insert(id)
-            feed(device) { $0.deliver(.callEnd(CallEnd(id: id, callID: call.callID, reason: reason))) }
-        }
-        finish(device: device, reason: reason, endedBy: "centre")
-        return true
-    }
-
-    private func finish(device: UInt32, reason: CallEndReason, endedBy: String) {
-        guard let call = calls.removeValue(forKey: device) else { return }
-        let statistics = call.link?.stop(reason: reason.description)
-        metrics.callsActive.set(Int64(calls.count))
-        metrics.callEnded(reason, statistics)
-        hub.emit(.callEnded(device: device, callID: call.callID, reason: reason, endedBy: endedBy, statistics: statistics))
+    private func takeCallMessageID() -> UInt32 {
+        let id = nextCallMessageID
+        nextCallMessageID &+= 1
+        callMessageIDs.insert(id)
+        return id
     }
 
     private func mediaEvent(_ event: MediaLink.Event, device: UInt32, callID: UInt32) {
-        guard calls[device]?.callID == callID else { return }
+        guard calls[device]?.machine.callID == callID else { return }
         switch event {
         case .silent(let quiet):
             hub.emit(.mediaSilent(device: device, callID: callID, seconds: quiet.seconds))
-            endCall(device: device, reason: .mediaSilent, tell: true)
+            runCall(device) { $0.mediaSilent(callID: callID) }
         case .peerLeft, .heard:
             break  // its callEnd follows on the control link; hearing the device is in the statistics
         }
-    }
-
-    func callStatistics(device: UInt32) -> MediaStatistics? { calls[device]?.link?.statistics }
-
-    func stopAllCalls() {
-        for device in Array(calls.keys) { finish(device: device, reason: .hangUp, endedBy: "centre") }
     }
 }
 

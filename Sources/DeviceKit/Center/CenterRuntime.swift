@@ -25,10 +25,9 @@ enum FrameVerdict: Equatable {
 /// The one owner of the centre's state machines: it feeds them frames, journal outcomes and timers, and runs
 /// their actions. Bound to one event loop, on which every channel of the centre lives, so nothing is shared.
 ///
-/// Journal writes run on a one-thread pool (in order, off the loop) and report back on the loop, with group
-/// commit: while one batch is being written, the writes that arrive queue up and go together in the next
-/// transaction (at most `CenterConfiguration.journalBatchLimit`), so one fsync serves many alarms. Each
-/// write's answer (`ack`, `nak busy`, `sessionAccept`) is run only after its own batch committed or failed.
+/// Journal writes go through `JournalBatcher` (group commit; each answer — `ack`, `nak busy`,
+/// `sessionAccept` — runs only after its own batch committed or failed). Calls are in
+/// CenterRuntime+Calls.swift (the shared `CallMachine`), supervision in `Supervision` (pure).
 ///
 /// Several centre processes may share the journal (`devicesim center --workers`, SO_REUSEPORT): what is in
 /// memory here (anchors, sessions, cases) then covers only this process's devices and may be stale, so the
@@ -38,8 +37,7 @@ final class CenterRuntime {
     let loop: any EventLoop
     let configuration: CenterConfiguration
     let registry: DeviceRegistry
-    private let journal: CenterJournal
-    private let pool: NIOThreadPool
+    private let journal: JournalBatcher
     let metrics: CenterMetrics
     let hub: CenterEventHub
     let logger: Logger
@@ -85,9 +83,6 @@ final class CenterRuntime {
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
     private var datagramFlushPending = false
-    /// Writes waiting for the next batch, and whether a batch is on the writer thread now.
-    private var journalQueue: [(write: CenterJournal.Write, then: (Result<CenterJournal.WriteOutcome, any Error>) -> Void)] = []
-    private var journalBusy = false
     /// Device keys derived from the registry (two HKDFs each with a fleet master key), kept for devices
     /// without a session too: a ramp of handshakes asks for each key more than once. Bounded, since with a
     /// master key every made-up id has one.
@@ -108,8 +103,8 @@ final class CenterRuntime {
         self.configuration = configuration
         engageCallPace = TokenBucket(rate: configuration.engageCallRate, burst: max(1, configuration.engageCallRate))
         self.registry = registry
-        self.journal = journal
-        self.pool = pool
+        self.journal = JournalBatcher(
+            loop: loop, journal: journal, pool: pool, metrics: metrics, batchLimit: configuration.journalBatchLimit)
         self.metrics = metrics
         self.hub = hub
         self.logger = logger
@@ -156,6 +151,7 @@ final class CenterRuntime {
         refusalReportTask?.cancel()
         reportRefusals()
         timers.stop()
+        journal.stop()
         retransmitTimers = [:]
         stopAllCalls()
     }
@@ -240,12 +236,9 @@ final class CenterRuntime {
 
     // MARK: Connections
 
-    /// What to do with a TCP connection just accepted.
-    enum StreamAdmission { case admitted, refused }
-
     /// A TCP connection was accepted: it is admitted within the limits, possibly evicting older
     /// unauthenticated connections, or refused when every connection held is authenticated.
-    func streamOpened(_ handler: CenterStreamHandler, channel: any Channel) -> StreamAdmission {
+    func streamOpened(_ handler: CenterStreamHandler, channel: any Channel) -> CenterConnectionMachine.Admission {
         metrics.connectionsAccepted.increment()
         nextStreamID += 1
         let id = nextStreamID
@@ -358,7 +351,7 @@ final class CenterRuntime {
                 retransmitTimers[UInt64(device) << 32 | UInt64(id)] = nil
                 if callMessageIDs.remove(id) != nil { continue }  // a call message, not a case update
                 hub.emit(.caseUpdateDelivered(device: device, updateID: id))
-                journalWrite(.caseUpdateDelivered(id, at: now.wall)) { _ in }
+                journal.write(.caseUpdateDelivered(id, at: now.wall)) { _ in }
             case .deliveryRefused(let id, let reason):
                 retransmitTimers[UInt64(device) << 32 | UInt64(id)] = nil
                 if callMessageIDs.remove(id) != nil { callRefused(device: device, messageID: id, reason: reason) }
@@ -382,7 +375,7 @@ final class CenterRuntime {
     }
 
     private func persistAnchor(_ anchor: UInt64, epoch: UInt16, device: UInt32) {
-        journalWrite(.anchor(device: device, anchor: anchor, epoch: epoch)) { result in
+        journal.write(.anchor(device: device, anchor: anchor, epoch: epoch)) { result in
             switch result {
             case .success(.anchor(let outcome)) where outcome.raised:
                 let previous = self.anchors[device]
@@ -439,7 +432,7 @@ final class CenterRuntime {
         let opens = dispatchable
         // Media keys are for the call only: the journal keeps the call's signalling without them.
         let journalled = message.withoutMediaKeys
-        journalWrite(.message(device: device, message: journalled, at: at, opensCase: opens, note: note)) { result in
+        journal.write(.message(device: device, message: journalled, at: at, opensCase: opens, note: note)) { result in
             switch result {
             case .success(.recorded(let outcome)):
                 let now = self.now
@@ -518,7 +511,7 @@ final class CenterRuntime {
         for action in actions {
             switch action {
             case .transition(let changed):
-                journalWrite(.caseUpdate(changed, at: now.wall)) { result in
+                journal.write(.caseUpdate(changed, at: now.wall)) { result in
                     switch result {
                     case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
                     case .success: break
@@ -541,7 +534,7 @@ final class CenterRuntime {
         case .operatorEngaged where configuration.callOnEngage:
             callOnEngagement(changed)
         case .closed:
-            if calls[changed.device]?.alarmID == changed.alarmID { endCall(device: changed.device, reason: .hangUp, tell: true) }
+            if callAlarm(device: changed.device) == changed.alarmID { endCall(device: changed.device) }
         default:
             break
         }
@@ -603,13 +596,11 @@ final class CenterRuntime {
     }
 
     private func scheduleRetransmit(id: UInt32, attempt: Int, after: Duration, device: UInt32) {
-        // ±20 % so that devices that lost the centre at the same moment are not answered in step.
-        let jittered = after * Double.random(in: 0.8...1.2)
         let key = UInt64(device) << 32 | UInt64(id)
         nextTimerToken &+= 1
         let token = nextTimerToken
         retransmitTimers[key] = token
-        timers.schedule(in: jittered) { [self] in
+        timers.schedule(in: after) { [self] in
             guard retransmitTimers[key] == token else { return }
             retransmitTimers[key] = nil
             let actions = feed(device) { $0.retransmitTimerFired(id: id, attempt: attempt) }
@@ -638,16 +629,16 @@ final class CenterRuntime {
         switch report {
         case .online(let device):
             hub.emit(.online(device: device))
-            journalWrite(.supervision(device: device, online: true, at: now.wall)) { _ in }
+            journal.write(.supervision(device: device, online: true, at: now.wall)) { _ in }
         case .offline(let device):
             guard configuration.reusePort, let anchor = sessions[device]?.anchor else {
                 hub.emit(.offline(device: device))
-                journalWrite(.supervision(device: device, online: false, at: now.wall)) { _ in }
+                journal.write(.supervision(device: device, online: false, at: now.wall)) { _ in }
                 return
             }
             // Other processes share the journal: the device may have opened a newer session in one of them,
             // and is then not offline. Reported only if this session's anchor is still the stored one.
-            journalWrite(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
+            journal.write(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
                 if case .success(.supervision(written: false)) = result {
                     self.logger.debug("device moved to another centre process", metadata: ["device.id": "\(device)"])
                     return
@@ -657,49 +648,7 @@ final class CenterRuntime {
         }
     }
 
-    // MARK: Journal
-
-    /// Queues `write` for the next batch; `then` runs on the loop once that batch committed (or failed).
-    private func journalWrite(
-        _ write: CenterJournal.Write, then: @escaping (Result<CenterJournal.WriteOutcome, any Error>) -> Void
-    ) {
-        journalQueue.append((write, then))
-        guard !journalBusy else { return }
-        journalBusy = true
-        // After the frames of this read: those that arrived together are written together.
-        let bound = NIOLoopBound(self, eventLoop: loop)
-        loop.execute { bound.value.commitNextBatch() }
-    }
-
-    /// Sends up to `journalBatchLimit` queued writes to the writer thread as one transaction; when it is
-    /// done, answers each write in order and sends the writes that queued meanwhile.
-    private func commitNextBatch() {
-        guard !stopped, !journalQueue.isEmpty else {
-            journalBusy = false
-            return
-        }
-        let count = min(journalQueue.count, configuration.journalBatchLimit)
-        let batch = Array(journalQueue.prefix(count))
-        journalQueue.removeFirst(count)
-        let writes = batch.map(\.write)
-        metrics.journalBatches.increment()
-        metrics.journalBatchedWrites.increment(by: Int64(writes.count))
-        pool.runIfActive(eventLoop: loop) { [journal, metrics] in
-            let started = ContinuousClock.now
-            defer { metrics.journalCommitDuration.record(ContinuousClock.now - started) }
-            return try journal.commit(writes)
-        }.assumeIsolated().whenComplete { result in
-            guard !self.stopped else { return }
-            switch result {
-            case .success(let outcomes):
-                for (entry, outcome) in zip(batch, outcomes) { entry.then(.success(outcome)) }
-            case .failure(let error):
-                // Nothing of the batch is durable: every write fails, and no message of it is acknowledged.
-                for entry in batch { entry.then(.failure(error)) }
-            }
-            self.commitNextBatch()
-        }
-    }
+    // MARK: Keys and journal failures
 
     /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys, the
     /// least recently used forgotten first).

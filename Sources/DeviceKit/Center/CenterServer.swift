@@ -121,7 +121,7 @@ public final class CenterServer: Service, Sendable {
     /// Ends `device`'s call (`callEnd` hangUp); false if it has none.
     @discardableResult
     public func hangUp(device: UInt32) async throws -> Bool {
-        try await onRuntime { $0.endCall(device: device, reason: .hangUp, tell: true) }
+        try await onRuntime { $0.endCall(device: device) }
     }
 
     /// The media numbers of `device`'s call in progress, for the console and the load tool.

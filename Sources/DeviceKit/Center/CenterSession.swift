@@ -1,5 +1,6 @@
 /// The centre's side of one device: its sessions, the replay window over its frames, what to record and what
-/// to answer (protocol.md §3.4, §4.7, §5). Pure: no clock, no I/O, no randomness.
+/// to answer (protocol.md §3.4, §4.7, §5). Pure: no clock, no I/O; the retransmissions' jitter comes from a
+/// generator seeded with the device's id.
 ///
 /// The owner feeds it the device's frames and the outcome of the durable writes it asked for, and runs the
 /// actions it returns in order. Nothing is answered before the write it depends on is reported done:
@@ -75,7 +76,7 @@ public struct CenterSession: Sendable {
         case record(Message, note: String?)
         /// Seal and send.
         case send(DownFrame)
-        /// Report `retransmitTimerFired(id:attempt:)` after about `after` (the owner adds the ±20 % jitter).
+        /// Report `retransmitTimerFired(id:attempt:)` after `after` (`RetransmitBackoff`'s wait, jitter included).
         case scheduleRetransmit(id: UInt32, attempt: Int, after: Duration)
         /// The device acknowledged our reliable message `id`.
         case delivered(id: UInt32)
@@ -116,6 +117,8 @@ public struct CenterSession: Sendable {
     /// What to answer, once recorded, instead of `ack`: `nak(unsupported)` for an alarm of a later version,
     /// recorded and dispatched all the same (protocol.md §4.1).
     private var answers: [UInt32: NakReason] = [:]
+    /// The retransmissions' jitter, seeded with the device id: devices differ, and a transcript is repeatable.
+    private var random: SplitMix64
 
     /// - Parameter storedAnchor: the device's latest session anchor from the journal, `nil` if it never had one.
     public init(key: DeviceKey, parameters: Parameters, storedAnchor: UInt64?) {
@@ -123,6 +126,7 @@ public struct CenterSession: Sendable {
         self.parameters = parameters
         self.storedAnchor = storedAnchor
         self.bucket = TokenBucket(rate: parameters.rate, burst: parameters.burst)
+        self.random = SplitMix64(seed: UInt64(key.deviceID) &* 0x9E37_79B9_7F4A_7C15)
     }
 
     public var deviceID: UInt32 { key.deviceID }
@@ -406,8 +410,8 @@ public struct CenterSession: Sendable {
 
     private mutating func transmit(_ id: UInt32) -> [Action] {
         guard let outgoing = outstanding[id], hasSession else { return [] }
-        let exponent = min(outgoing.attempt - 1, 16)
-        let timeout = min(parameters.retransmitInitial * (1 << exponent), parameters.retransmitMaximum)
+        let timeout = RetransmitBackoff(initial: parameters.retransmitInitial, maximum: parameters.retransmitMaximum)
+            .wait(retries: outgoing.attempt - 1, using: &random)
         return send(outgoing.message) + [.scheduleRetransmit(id: id, attempt: outgoing.attempt, after: timeout)]
     }
 

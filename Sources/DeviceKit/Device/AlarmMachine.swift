@@ -82,7 +82,9 @@ public struct AlarmMachine: Sendable {
 
     /// The alarm is on durable storage with its id.
     public mutating func stored(_ alarm: Alarm) -> [Action] {
-        guard case .storing(_, let pressedAt, _) = state else { return [] }
+        guard case .storing(_, let pressedAt, _) = state else {
+            return impossibleTransition("AlarmMachine.stored(\(alarm.id)) without a storeAlarm in progress (\(state))")
+        }
         state = .open(alarm: alarm, phase: .sending, pressedAt: pressedAt)
         generation += 1
         return [.story(.stored(alarmID: alarm.id)), .setIndicator(.sending)]
@@ -90,7 +92,9 @@ public struct AlarmMachine: Sendable {
 
     /// Storing failed: show the fault and try again shortly; the press is not forgotten.
     public mutating func storeFailed() -> [Action] {
-        guard case .storing = state else { return [] }
+        guard case .storing = state else {
+            return impossibleTransition("AlarmMachine.storeFailed without a storeAlarm in progress (\(state))")
+        }
         generation += 1
         return [.setIndicator(.fault), .scheduleTimer(.retryStore(generation: generation), after: .seconds(1))]
     }

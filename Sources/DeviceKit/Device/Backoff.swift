@@ -29,6 +29,28 @@ public struct Backoff: Hashable, Sendable {
     }
 }
 
+/// How long a reliable message waits for its acknowledgement before it is sent again (protocol.md §4.7), at
+/// both ends — the device's `DeliveryMachine` and the centre's `CenterSession`: the first wait is `initial`
+/// (or three round trips, when that is longer), each retry doubles it up to `maximum`, and every wait is
+/// spread ±20 % so that devices that lost the centre together, or the centre's messages to them, do not
+/// come back in step.
+public struct RetransmitBackoff: Hashable, Sendable {
+    public var initial: Duration
+    public var maximum: Duration
+
+    public init(initial: Duration = .seconds(1), maximum: Duration = .seconds(30)) {
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// The wait before the next attempt after `retries` retransmissions (0: after the first send).
+    public func wait(retries: Int, roundTrip: Duration? = nil, using random: inout SplitMix64) -> Duration {
+        var base = max(initial, (roundTrip ?? .zero) * 3)
+        for _ in 0..<min(retries, 16) where base < maximum { base = base * 2 }
+        return min(base, maximum) * (0.8 + 0.4 * random.nextUnit())
+    }
+}
+
 /// A small, fast, seedable random generator (SplitMix64), so pure state machines stay deterministic in tests.
 public struct SplitMix64: RandomNumberGenerator, Hashable, Sendable {
     private var state: UInt64

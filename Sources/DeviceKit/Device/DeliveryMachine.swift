@@ -5,7 +5,8 @@ import DequeModule
 /// Holds the ids of what waits (loaded from the durable outbox at start, then every new item) and what is in
 /// flight. Alarms and cancels go before routine events, oldest first. At most `window` messages are in flight.
 /// A retransmission sends the same message (same id); the runtime seals it with a new counter.
-/// The retransmission timeout starts at max(1 s, 3 × RTT), doubles up to 30 s, ±20 % (protocol.md §4.7).
+/// The retransmission timeout is `RetransmitBackoff`'s, as the centre's: max(1 s, 3 × RTT), doubling up to
+/// 30 s, ±20 % (protocol.md §4.7).
 ///
 /// Pure: no clock, no I/O; randomness from a seeded generator.
 public struct DeliveryMachine: Sendable {
@@ -151,9 +152,7 @@ public struct DeliveryMachine: Sendable {
     }
 
     private mutating func timeout(attempts: Int) -> Duration {
-        var base = max(configuration.initialTimeout, (roundTrip ?? .zero) * 3)
-        for _ in 0..<min(attempts, 16) where base < configuration.maximumTimeout { base = base * 2 }
-        base = min(base, configuration.maximumTimeout)
-        return base * (0.8 + 0.4 * random.nextUnit())
+        RetransmitBackoff(initial: configuration.initialTimeout, maximum: configuration.maximumTimeout)
+            .wait(retries: attempts, roundTrip: roundTrip, using: &random)
     }
 }

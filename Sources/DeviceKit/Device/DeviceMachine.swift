@@ -191,7 +191,7 @@ public struct DeviceMachine: Sendable {
     /// (reported to the centre as a restart event unless `reportsRestart` is false: the load tester's devices
     /// join a running fleet, they do not reboot).
     public mutating func start(pending: [Message], bootCount: UInt32, reportsRestart: Bool = true, now: Instant) -> [Action] {
-        guard !started else { return [] }
+        guard !started else { return impossibleTransition("DeviceMachine.start called twice") }
         started = true
         health.started(now: now.monotonic)
         var actions = indicate(.idle)
@@ -604,7 +604,7 @@ public struct DeviceMachine: Sendable {
             case .declined:
                 break  // told with callEnd(declined) above
             case .sendOffer, .scheduleAnswerTimeout:
-                preconditionFailure("a device neither places calls nor waits for answers")
+                out += impossibleTransition("a device's CallMachine is the callee's: it neither places calls nor waits for answers")
             }
         }
         return out

@@ -158,7 +158,8 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
     }
 
     func sendDatagram(_ buffer: ByteBuffer) {
-        preconditionFailure("a device in a home has a socket of its own")
+        // An impossible transition (see `impossibleTransition`): the firmware's transport is never `.sharedUDP`.
+        assertionFailure("impossible transition: a device in a home has a socket of its own")
     }
 
     func reserveCounters(_ limit: UInt64) throws {

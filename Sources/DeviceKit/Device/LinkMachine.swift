@@ -120,7 +120,7 @@ public struct LinkMachine: Sendable {
     }
 
     public mutating func start() -> [Action] {
-        guard case .idle = state else { return [] }
+        guard case .idle = state else { return impossibleTransition("LinkMachine.start in \(state): it starts once") }
         state = .connecting(.primary)
         return [.connect(.primary)]
     }

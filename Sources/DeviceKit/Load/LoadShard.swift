@@ -2,7 +2,9 @@ import NIOCore
 import NIOPosix
 
 /// The devices of a load run that live on one event loop, their shared UDP sockets, their ramp and alarm
-/// schedules, and what they measured. Every property is touched on `loop` only.
+/// schedules, and what they measured. Every property is touched on `loop` only: the runner's calls (`begin`,
+/// `snapshot`, `stop`) assert it, and the devices' and timers' closures run there (`@unchecked Sendable` only
+/// so that those closures may hold it).
 final class LoadShard: @unchecked Sendable {
     let loop: any EventLoop
     let plan: LoadPlan
@@ -173,6 +175,7 @@ final class LoadShard: @unchecked Sendable {
 
     /// Opens the shared sockets (UDP), then starts the ramp and the alarm schedule. On the loop.
     func begin() -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
         guard plan.transport == .udp, !devices.isEmpty else {
             startDue()
             schedulePhases()
@@ -301,6 +304,7 @@ final class LoadShard: @unchecked Sendable {
 
     /// Stops every device and closes the sockets. On the loop.
     func stop() -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
         for device in devices { device?.stop() }
         stopped = true
         timers.stop()
@@ -363,6 +367,7 @@ final class LoadShard: @unchecked Sendable {
 
     /// What the shard counted; empties the recent-alarm histogram. On the loop.
     func snapshot(withHistograms: Bool) -> Snapshot {
+        loop.preconditionInEventLoop()
         defer { recentAlarms.reset() }
         return Snapshot(
             counts: counts, online: online, fullyOnlineSince: fullyOnlineSince, started: started,
@@ -387,7 +392,7 @@ extension LoadMetric {
 }
 
 /// Receives the datagrams of one shared socket for its shard.
-final class SharedDatagramInbound: ChannelInboundHandler, @unchecked Sendable {
+final class SharedDatagramInbound: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     private let shard: LoadShard
 

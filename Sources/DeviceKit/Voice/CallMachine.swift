@@ -69,13 +69,26 @@ public struct CallMachine: Sendable {
 
     /// The call in progress, if any.
     public var callID: UInt32? { call?.callID }
+    /// The alarm the call in progress is about (0: none).
+    public var alarmID: UInt32? { call?.alarmID }
     public var isActive: Bool { call?.phase == .active }
+
+    /// Where the call in progress is, for an operator's list.
+    public enum Stage: Hashable, Sendable { case binding, offered, active }
+    public var stage: Stage? {
+        switch call?.phase {
+        case nil: nil
+        case .binding?: .binding
+        case .offered?: .offered
+        case .active?: .active
+        }
+    }
 
     // MARK: The caller
 
     /// Place a call about `alarmID` (0: none) with a new `callID`, replacing any call in progress.
     public mutating func place(callID: UInt32, alarmID: UInt32) -> [Action] {
-        precondition(role == .caller, "only a caller places calls")
+        guard role == .caller else { return impossibleTransition("CallMachine.place on the callee's side: only a caller places calls") }
         var actions = replaceCurrent()
         call = Call(callID: callID, alarmID: alarmID, phase: .binding(remote: nil))
         actions.append(.bindMedia(callID: callID))
@@ -86,7 +99,7 @@ public struct CallMachine: Sendable {
     public mutating func answerReceived(callID: UInt32, remote: MediaDescription) -> [Action] {
         guard let current = call, current.callID == callID, case .offered(let local) = current.phase else { return [] }
         call?.phase = .active
-        return [.startMedia(callID: callID, local: local, remote: remote), .started(callID: callID, alarmID: current.alarmID)]
+        return [.started(callID: callID, alarmID: current.alarmID), .startMedia(callID: callID, local: local, remote: remote)]
     }
 
     /// The offer waited `answerTimeout` in vain, or the peer refused it for good (`nak`).
@@ -105,7 +118,7 @@ public struct CallMachine: Sendable {
     /// The peer's `callOffer` (acknowledged, not a retransmission). `mayAnswer`: an alarm is open or the
     /// offer names one, so that a centre cannot listen into a home unasked.
     public mutating func offerReceived(_ offer: CallOffer, mayAnswer: Bool) -> [Action] {
-        precondition(role == .callee, "only a callee takes calls")
+        guard role == .callee else { return impossibleTransition("CallMachine.offerReceived on the caller's side: only a callee takes calls") }
         guard mayAnswer else { return [.sendEnd(callID: offer.callID, reason: .declined), .declined(callID: offer.callID)] }
         if call?.callID == offer.callID { return [] }  // the same offer again: already being taken
         var actions = replaceCurrent()
@@ -132,8 +145,8 @@ public struct CallMachine: Sendable {
             guard let remote else { return finish(reason: .failed, tell: true, byPeer: false) }
             call?.phase = .active
             return [
-                .startMedia(callID: callID, local: local, remote: remote), .sendAnswer(callID: callID, local: local),
-                .started(callID: callID, alarmID: current.alarmID),
+                .sendAnswer(callID: callID, local: local), .started(callID: callID, alarmID: current.alarmID),
+                .startMedia(callID: callID, local: local, remote: remote),
             ]
         }
     }
@@ -141,7 +154,7 @@ public struct CallMachine: Sendable {
     /// The ports for `callID` could not be bound, or its media could not start.
     public mutating func mediaFailed(callID: UInt32) -> [Action] {
         guard call?.callID == callID else { return [] }
-        return finish(reason: .failed, tell: true, byPeer: false)
+        return finish(reason: .failed, tell: peerKnows, byPeer: false)
     }
 
     /// The peer's `callEnd` (recorded or acknowledged): the call it names ends, if it is the one in progress.
@@ -153,7 +166,7 @@ public struct CallMachine: Sendable {
     /// This side hangs up (a person, an operator, the end of a simulated call); nothing without a call.
     public mutating func hangUp(reason: CallEndReason = .hangUp) -> [Action] {
         guard call != nil else { return [] }
-        return finish(reason: reason, tell: true, byPeer: false)
+        return finish(reason: reason, tell: peerKnows, byPeer: false)
     }
 
     /// No media from the peer for the silence timeout.
@@ -173,7 +186,14 @@ public struct CallMachine: Sendable {
     /// A new call replaces the one in progress: the caller tells the peer; a callee's was replaced by the peer.
     private mutating func replaceCurrent() -> [Action] {
         guard call != nil else { return [] }
-        return finish(reason: .hangUp, tell: role == .caller, byPeer: role == .callee)
+        return finish(reason: .hangUp, tell: role == .caller && peerKnows, byPeer: role == .callee)
+    }
+
+    /// Whether the peer has heard of the call in progress: not while the caller is still binding its ports
+    /// (its offer has not gone out), so an end is not sent about a call the peer never saw.
+    private var peerKnows: Bool {
+        if role == .caller, case .binding? = call?.phase { return false }
+        return call != nil
     }
 
     private mutating func finish(reason: CallEndReason, tell: Bool, byPeer: Bool) -> [Action] {

@@ -8,7 +8,8 @@ import NIOPosix
 /// watches for silence. The packets, the timing and the statistics are the pure `MediaSender` and
 /// `MediaReceiver`; this class owns the sockets and the timers.
 ///
-/// Bound to one event loop: create it with `bind`, then call every method on `eventLoop`.
+/// Bound to one event loop: create it with `bind`, then call every method on `eventLoop` (each public one
+/// asserts it: `@unchecked Sendable` only so that the loop's own closures may hold it).
 public final class MediaLink: @unchecked Sendable {
     public enum Event: Hashable, Sendable {
         /// No authentic media from the peer for this long (since the start, or since the last packet).
@@ -72,27 +73,29 @@ public final class MediaLink: @unchecked Sendable {
 
     /// Binds an even RTP port and the RTCP port above it on `host` (system-chosen), as RFC 3550 §11 asks.
     public static func bind(host: String, on eventLoop: any EventLoop) -> EventLoopFuture<MediaLink> {
-        let rtpInbox = DatagramInbox()
-        let rtcpInbox = DatagramInbox()
-        return bindPair(host: host, on: eventLoop, rtpInbox: rtpInbox, rtcpInbox: rtcpInbox, attempt: 1).map { rtp, rtcp in
-            let link = MediaLink(eventLoop: eventLoop, rtp: rtp, rtcp: rtcp, port: rtp.localAddress?.port ?? 0)
-            rtpInbox.deliver = { [weak link] envelope in link?.rtpReceived(envelope) }
-            rtcpInbox.deliver = { [weak link] envelope in link?.rtcpReceived(envelope) }
-            return link
+        eventLoop.flatSubmit {
+            let rtpInbox = NIOLoopBound(DatagramInbox(), eventLoop: eventLoop)
+            let rtcpInbox = NIOLoopBound(DatagramInbox(), eventLoop: eventLoop)
+            return bindPair(host: host, on: eventLoop, rtpInbox: rtpInbox, rtcpInbox: rtcpInbox, attempt: 1).map { rtp, rtcp in
+                let link = MediaLink(eventLoop: eventLoop, rtp: rtp, rtcp: rtcp, port: rtp.localAddress?.port ?? 0)
+                rtpInbox.value.deliver = { [weak link] envelope in link?.rtpReceived(envelope) }
+                rtcpInbox.value.deliver = { [weak link] envelope in link?.rtcpReceived(envelope) }
+                return link
+            }
         }
     }
 
     private static func bindPair(
-        host: String, on loop: any EventLoop, rtpInbox: DatagramInbox, rtcpInbox: DatagramInbox, attempt: Int
+        host: String, on loop: any EventLoop, rtpInbox: NIOLoopBound<DatagramInbox>, rtcpInbox: NIOLoopBound<DatagramInbox>, attempt: Int
     ) -> EventLoopFuture<(any Channel, any Channel)> {
-        @Sendable func bootstrap(_ inbox: DatagramInbox) -> DatagramBootstrap {
+        @Sendable func bootstrap(_ inbox: NIOLoopBound<DatagramInbox>) -> DatagramBootstrap {
             DatagramBootstrap(group: loop)
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
                 // A receive buffer for several seconds of voice and video (Linux doubles it, up to rmem_max):
                 // a loop held up by a busy board (or a loaded test machine) loses nothing it can catch up on.
                 .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
                 .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox) }
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(inbox.value) }
                 }
         }
         @Sendable func retry(_ error: any Error) -> EventLoopFuture<(any Channel, any Channel)> {
@@ -125,6 +128,7 @@ public final class MediaLink: @unchecked Sendable {
         local: MediaDescription, remote: MediaDescription, remoteAddress: SocketAddress, cname: String,
         parameters: Parameters = Parameters(), onEvent: @escaping (Event) -> Void
     ) throws {
+        eventLoop.preconditionInEventLoop()
         guard !stopped, !running else { throw MediaLinkError.alreadyStarted }
         var rtcpAddress = remoteAddress
         rtcpAddress.port = remoteAddress.port.map { $0 + 1 }
@@ -151,6 +155,7 @@ public final class MediaLink: @unchecked Sendable {
 
     /// The numbers so far (zero before `start`).
     public var statistics: MediaStatistics? {
+        eventLoop.preconditionInEventLoop()
         guard let sender, let receiver else { return nil }
         return MediaStatistics(sender: sender, receiver: receiver)
     }
@@ -158,6 +163,7 @@ public final class MediaLink: @unchecked Sendable {
     /// Sends a last report with BYE, closes the sockets, and returns the final numbers.
     @discardableResult
     public func stop(reason: String) -> MediaStatistics? {
+        eventLoop.preconditionInEventLoop()
         guard !stopped else { return statistics }
         stopped = true
         generation += 1
@@ -279,8 +285,9 @@ public final class MediaLink: @unchecked Sendable {
     }
 }
 
-/// Hands datagrams to the link once it exists (the sockets are bound before it is).
-private final class DatagramInbox: ChannelInboundHandler, @unchecked Sendable {
+/// Hands datagrams to the link once it exists (the sockets are bound before it is); bound to the link's loop
+/// (`NIOLoopBound`), where both its channel and `bind` touch it.
+private final class DatagramInbox: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     var deliver: ((AddressedEnvelope<ByteBuffer>) -> Void)?
 

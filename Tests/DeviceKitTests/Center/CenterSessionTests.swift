@@ -27,6 +27,12 @@ import Testing
     }
 
     /// A machine with an open session anchored at 65536 (sessionAccept sent as sequence 0).
+    /// The wait in seconds of the `scheduleRetransmit` for `id` and `attempt` among `actions`.
+    static func retransmitWait(_ actions: [CenterSession.Action], id: UInt32, attempt: Int) -> Double? {
+        for case .scheduleRetransmit(id, attempt, let after) in actions { return Double(after.milliseconds) / 1000 }
+        return nil
+    }
+
     static func open() -> CenterSession {
         var machine = CenterSession(key: key, parameters: .init(), storedAnchor: nil)
         _ = machine.frameReceived(frame(start, counter: 65_536), now: t0, mayOpenSession: true)
@@ -146,8 +152,12 @@ import Testing
     @Test func caseUpdatesAreRetransmittedWithBackoffUntilAcknowledged() {
         var machine = Self.open()
         let update = Message.caseUpdate(CaseUpdate(id: 1, alarmID: 7, state: .received, at: Self.t0.wall))
-        #expect(machine.deliver(update) == [Self.down(1, update), .scheduleRetransmit(id: 1, attempt: 1, after: .seconds(1))])
-        #expect(machine.retransmitTimerFired(id: 1, attempt: 1) == [Self.down(2, update), .scheduleRetransmit(id: 1, attempt: 2, after: .seconds(2))])
+        let first = machine.deliver(update)
+        #expect(first.first == Self.down(1, update))
+        #expect(Self.retransmitWait(first, id: 1, attempt: 1).map { (0.8...1.2).contains($0) } == true, "1 s ±20 %")
+        let second = machine.retransmitTimerFired(id: 1, attempt: 1)
+        #expect(second.first == Self.down(2, update))
+        #expect(Self.retransmitWait(second, id: 1, attempt: 2).map { (1.6...2.4).contains($0) } == true, "doubled, ±20 %")
         #expect(machine.retransmitTimerFired(id: 1, attempt: 1) == [], "a late timer of an earlier attempt does nothing")
         #expect(machine.frameReceived(Self.frame(.ack(Ack(id: 1)), counter: 65_537), now: Self.t0, mayOpenSession: true) == [.authenticated, .delivered(id: 1)])
         #expect(machine.retransmitTimerFired(id: 1, attempt: 2) == [])
@@ -159,10 +169,9 @@ import Testing
         #expect(machine.deliver(update) == [])
         #expect(machine.holdsState)
         _ = machine.frameReceived(Self.frame(Self.start, counter: 65_536), now: Self.t0, mayOpenSession: true)
-        #expect(machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0) == [
-            .sessionOpened(anchor: 65_536), Self.down(0, Self.accept()), Self.down(1, update),
-            .scheduleRetransmit(id: 3, attempt: 1, after: .seconds(1)),
-        ])
+        let opened = machine.anchorPersisted(65_536, salt: Self.salt, now: Self.t0)
+        #expect(Array(opened.prefix(3)) == [.sessionOpened(anchor: 65_536), Self.down(0, Self.accept()), Self.down(1, update)])
+        #expect(opened.count == 4 && Self.retransmitWait(opened, id: 3, attempt: 1) != nil)
     }
 
     @Test func aLaterSessionStartSupersedesOneBeingStored() {

@@ -16,7 +16,7 @@ import Testing
             .sendOffer(callID: 1, alarmID: 7, local: Self.media(4000)), .scheduleAnswerTimeout(callID: 1, after: .seconds(45)),
         ])
         #expect(c.answerReceived(callID: 1, remote: Self.media(5000)) == [
-            .startMedia(callID: 1, local: Self.media(4000), remote: Self.media(5000)), .started(callID: 1, alarmID: 7),
+            .started(callID: 1, alarmID: 7), .startMedia(callID: 1, local: Self.media(4000), remote: Self.media(5000)),
         ])
         #expect(c.answerReceived(callID: 1, remote: Self.media(5000)) == [], "a second answer changes nothing")
         #expect(c.answerTimeoutFired(callID: 1) == [], "answered: the timeout is late")
@@ -58,8 +58,8 @@ import Testing
         #expect(d.offerReceived(offer, mayAnswer: true) == [.bindMedia(callID: 5)])
         #expect(d.offerReceived(offer, mayAnswer: true) == [], "the same offer again")
         #expect(d.mediaBound(callID: 5, local: Self.media(6000)) == [
-            .startMedia(callID: 5, local: Self.media(6000), remote: Self.media(4000)),
             .sendAnswer(callID: 5, local: Self.media(6000)), .started(callID: 5, alarmID: 3),
+            .startMedia(callID: 5, local: Self.media(6000), remote: Self.media(4000)),
         ])
         #expect(d.isActive)
         #expect(d.mediaSilent(callID: 5) == [
@@ -84,5 +84,23 @@ import Testing
             .stopMedia(callID: 5, reason: .failed), .sendEnd(callID: 5, reason: .failed), .ended(callID: 5, reason: .failed, byPeer: false),
         ])
         #expect(d.hangUp() == [], "nothing left to hang up")
+    }
+
+    /// The centre's ports could not be bound, or a new call replaced one still binding: the device never saw
+    /// an offer, so it is sent no callEnd.
+    @Test func theCallerDoesNotTellThePeerOfACallItNeverOffered() {
+        var c = CallMachine(role: .caller)
+        _ = c.place(callID: 1, alarmID: 7)
+        #expect(c.stage == .binding && c.alarmID == 7)
+        #expect(c.mediaFailed(callID: 1) == [.stopMedia(callID: 1, reason: .failed), .ended(callID: 1, reason: .failed, byPeer: false)])
+        _ = c.place(callID: 2, alarmID: 7)
+        #expect(c.place(callID: 3, alarmID: 8) == [
+            .stopMedia(callID: 2, reason: .hangUp), .ended(callID: 2, reason: .hangUp, byPeer: false), .bindMedia(callID: 3),
+        ])
+        _ = c.mediaBound(callID: 3, local: Self.media(4000))
+        #expect(c.stage == .offered)
+        #expect(c.hangUp() == [
+            .stopMedia(callID: 3, reason: .hangUp), .sendEnd(callID: 3, reason: .hangUp), .ended(callID: 3, reason: .hangUp, byPeer: false),
+        ], "offered: the peer is told")
     }
 }

@@ -152,7 +152,7 @@ public struct LinkProbe: Sendable {
 }
 
 /// The probe's connection: TCP through `FrameDecoder`, or a UDP socket; frames in, bytes out.
-private final class ProbeLink: @unchecked Sendable {
+private final class ProbeLink {
     private let channel: any Channel
     private var iterator: AsyncThrowingStream<SealedFrame, any Error>.AsyncIterator
     /// The centre, for UDP; `nil` for TCP (the connection knows it).
@@ -224,7 +224,7 @@ private final class ProbeLink: @unchecked Sendable {
 }
 
 /// Passes each inbound item, made into a frame, to the stream; ends it when the channel closes.
-private final class Collect<In>: ChannelInboundHandler, @unchecked Sendable {
+private final class Collect<In>: ChannelInboundHandler {
     typealias InboundIn = In
     private let continuation: AsyncThrowingStream<SealedFrame, any Error>.Continuation
     private let frame: (In) -> SealedFrame?
