@@ -71,13 +71,18 @@ import Testing
         return Array(buffer.readableBytesView)
     }
 
-    @Test func aConnectionsFramesReachTheDeviceAndItsEndIsReportedWithItsGeneration() throws {
-        let loop = EmbeddedEventLoop()
+    /// A started device: the generation of the connection it asked for, and the centre's answer to its
+    /// `sessionStart`.
+    static func started(on loop: EmbeddedEventLoop) throws -> (device: RecordingDevice, generation: Int, accept: [UInt8]) {
         let device = RecordingDevice(loop: loop)
         device.feed { $0.start(pending: [], bootCount: 1, now: $1) }
-        let generation = device.driver.generation
         let start = try #require(device.sent.first { $0.header.direction == .up })
-        let accept = try Self.accept(start)
+        return (device, device.driver.generation, try accept(start))
+    }
+
+    @Test func aConnectionsFramesReachTheDeviceAndItsEndIsReportedWithItsGeneration() throws {
+        let loop = EmbeddedEventLoop()
+        let (device, generation, accept) = try Self.started(on: loop)
 
         // An earlier connection delivers the answer, then ends: neither counts.
         let earlier = try Self.connection(of: device, generation: generation - 1, loop: loop)
@@ -99,12 +104,9 @@ import Testing
 
     @Test func aStreamThatCannotBeCutIntoFramesIsClosedAndReportedOnce() throws {
         let loop = EmbeddedEventLoop()
-        let device = RecordingDevice(loop: loop)
-        device.feed { $0.start(pending: [], bootCount: 1, now: $1) }
-        let generation = device.driver.generation
-        let start = try #require(device.sent.first { $0.header.direction == .up })
+        let (device, generation, accept) = try Self.started(on: loop)
         let current = try Self.connection(of: device, generation: generation, loop: loop)
-        try current.writeInbound(ByteBuffer(bytes: try Self.accept(start)))
+        try current.writeInbound(ByteBuffer(bytes: accept))
         #expect(device.sessions == 1)
 
         // A bad version: there is no resynchronising a stream (protocol.md §2.2), so the handler closes it.
