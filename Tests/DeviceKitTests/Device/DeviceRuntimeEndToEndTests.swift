@@ -73,9 +73,9 @@ import Testing
     }
 
     @Test func anAlarmInFlightWhenTheCentreRestartsIsDispatchedOnce() async throws {
-        // The centre stops the moment the alarm is on the wire: it recorded the alarm and the device missed
-        // the ack, or it never read it. Either way the device sends the same alarm id again to the restarted
-        // centre, which acks it and records it once.
+        // The centre stops the moment the alarm is on the wire: it may have recorded it and acked it in time,
+        // recorded it with the ack lost in the stop, or never read it. The device sends again what was not
+        // acknowledged (the same alarm id), and the restarted centre records the alarm once whichever it was.
         let harness = try EndToEndHarness(cases: .init())
         try await harness.startCentre()
         let device = try harness.device(id: 13)
