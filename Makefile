@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
-# Sources/DeviceKit/Load/LoadRunContext.swift (BuildStamp) reads it into the load report's context.
+# Sources/DeviceKit/Support/BuildStamp.swift reads it for `devicesim --version`, the centre's center_build_info
+# metric and the load report's context.
 define stamp
 @commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown); \
 git diff --quiet HEAD 2>/dev/null || commit="$$commit-modified"; \
@@ -75,9 +76,10 @@ demo: deps
 	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim demo
 
-## Every test: the independent check of protocol.md's vectors, the VM test, the attack client against real
-## centres, the load reports in Chromium, then the Swift test suites.
-test: deps vm-deps browser-deps vectors
+## Every test: the independent check of protocol.md's vectors, the main job as `make demo` runs it (a release
+## build: Swift 6.3's optimizer once crashed on code the debug build took), the VM test, the attack client
+## against real centres, the load reports in Chromium, then the Swift test suites.
+test: deps vm-deps browser-deps vectors demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim

@@ -201,12 +201,12 @@ run install -d -m 0750 -o root -g "$SERVICE_USER" "$CONFIG_DIR"
 if [ -e "$CONFIG_DIR/device.toml" ]; then
 	say "  $CONFIG_DIR/device.toml exists: kept as it is"
 	check_private "$CONFIG_DIR/device.toml"
-	if grep -q 'centre\.example' "$CONFIG_DIR/device.toml"; then
-		warn "$CONFIG_DIR/device.toml still names centre.example: set device_id and [centre]"
+	if grep -Eq 'cent(er|re)\.example' "$CONFIG_DIR/device.toml"; then
+		warn "$CONFIG_DIR/device.toml still names center.example: set device_id and [center]"
 	fi
 else
 	run install -m 0640 -o root -g "$SERVICE_USER" "$EXAMPLE" "$CONFIG_DIR/device.toml"
-	say "  from examples/device-$CONFIG_NAME.toml: set device_id and [centre] in it"
+	say "  from examples/device-$CONFIG_NAME.toml: set device_id and [center] in it"
 fi
 NEED_KEY=0
 if [ -e "$CONFIG_DIR/key" ]; then
@@ -262,13 +262,13 @@ if [ "$NEED_KEY" = 1 ]; then
 	cat <<EOF
   The device has no key yet. Provision it on the provisioning workstation (never
   on the device: the fleet master key must not reach it), for example:
-    devicesim provision --id 1001 --centre centre.example:7700 --no-state \\
+    devicesim provision --id 1001 --center center.example:7700 --no-state \\
         --registry centre-keys.toml --out device-1001.toml
   (or --master-file FILE instead of --registry when the centre derives keys).
   Copy the key from device-1001.toml to this device as one line of hex:
     sed -n 's/^key = "\\([0-9a-fA-F]*\\)"\$/\\1/p' device-1001.toml |
         ssh root@DEVICE 'umask 027 && cat > $CONFIG_DIR/key && chgrp $SERVICE_USER $CONFIG_DIR/key'
-  set device_id, key_epoch and [centre] in $CONFIG_DIR/device.toml to match, then on this device
+  set device_id, key_epoch and [center] in $CONFIG_DIR/device.toml to match, then on this device
   write the new key's frame counter reservation (only ever for a key that has never been used):
     runuser -u $SERVICE_USER -- devicesim provision --init-state --config $CONFIG_DIR/device.toml
 EOF

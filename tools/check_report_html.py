@@ -125,10 +125,10 @@ def main():
         with open(key, "w") as f:
             f.write(MASTER)
         os.chmod(key, 0o600)
-        common = ["--master-file", key, "--transport", "udp", "--alarm-rate", "20", "--heartbeat", "1", "--drain", "100", "--quiet"]
+        common = ["--master-file", key, "--transport", "udp", "--alarm-rate", "20", "--heartbeat-interval", "1s", "--drain", "100", "--quiet"]
         run(devicesim, ["load", "--spawn-center", "--devices", "60", "--duration", "3", "--restart-center", "1"] + common
-            + ["--json", f"{work}/a.json", "--html", f"{work}/a.html", "--slo", "alarm.p99<30s", "--slo", "lost==0"], 0)
-        run(devicesim, ["load", "--spawn-center", "--devices", "40", "--duration", "2"] + common + ["--json", f"{work}/b.json"], 0)
+            + ["--report", f"{work}/a.json", "--html", f"{work}/a.html", "--slo", "alarm.p99<30s", "--slo", "lost==0"], 0)
+        run(devicesim, ["load", "--spawn-center", "--devices", "40", "--duration", "2"] + common + ["--report", f"{work}/b.json"], 0)
         run(devicesim, ["load", "--center", f"127.0.0.1:{closed_port()}", "--master-file", key, "--devices", "5", "--duration", "1",
                         "--drain", "0", "--quiet", "--html", f"{work}/nothing.html", "--slo", "alarm.p99<1ms"], 1)
         run(devicesim, ["load", "compare", f"{work}/a.json", f"{work}/b.json", "--html", f"{work}/compare.html"], 0)

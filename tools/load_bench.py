@@ -6,7 +6,7 @@ resident memory, CPU time and counters every second, runs the load tool with the
 prints one JSON line with both sides' figures:
 
     tools/load_bench.py --name udp-hold --journal-dir /var/tmp -- --transport udp --devices 100000 \
-        --ramp 5000 --heartbeat 30 --alarm-rate 0 --duration 600
+        --ramp 5000 --heartbeat-interval 30 --alarm-rate 0 --duration 600
 
 The centre's CPU per heartbeat is its CPU time over the frames it received while every device was online
 and nothing else happened (a holding run: `--alarm-rate 0`), divided by those frames. Its memory per device
@@ -92,7 +92,9 @@ def main():
         f.write(master)
     port = free_port()
     metrics_port = 9000 + secrets.randbelow(500) * 20  # workers serve on metrics_port + index
-    heartbeat = load_args[load_args.index("--heartbeat") + 1] if "--heartbeat" in load_args else "30"
+    # --heartbeat-interval, or its old name --heartbeat
+    named = [a for a in ("--heartbeat-interval", "--heartbeat") if a in load_args]
+    heartbeat = load_args[load_args.index(named[0]) + 1] if named else "30"
     centre_cmd = [
         args.binary, "center", "--host", "127.0.0.1", "--port", str(port), "--master-file", master_file,
         "--journal", os.path.join(journal_dir, f"{os.path.basename(run_dir)}.sqlite"),
@@ -132,7 +134,7 @@ def main():
     time.sleep(1.5)
     report_path = os.path.join(run_dir, "load.json")
     load_cmd = [args.binary, "load", "--center", f"127.0.0.1:{port}", "--master-file", master_file,
-                "--json", report_path, "--quiet"] + load_args
+                "--report", report_path, "--quiet"] + load_args
     started = time.monotonic()
     load = subprocess.run(load_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ended = time.monotonic()
@@ -170,11 +172,11 @@ def main():
         result["load_cpu_us_per_heartbeat"] = round(report["steadyCPUSeconds"] / report["steadyHeartbeats"] * 1e6, 1)
     if before and window:
         last = window[-1]
-        result["centre_bytes_per_device"] = round((max(s["rss"] for s in window) - before["rss"]) / devices)
+        result["center_bytes_per_device"] = round((max(s["rss"] for s in window) - before["rss"]) / devices)
         frames = window[-1]["frames"] - window[0]["frames"]
         if frames > 0:
-            result["centre_cpu_us_per_frame"] = round((last["cpu"] - window[0]["cpu"]) / frames * 1e6, 1)
-        result["centre_sessions_min_in_window"] = min(s["sessions"] for s in window)
+            result["center_cpu_us_per_frame"] = round((last["cpu"] - window[0]["cpu"]) / frames * 1e6, 1)
+        result["center_sessions_min_in_window"] = min(s["sessions"] for s in window)
     print(json.dumps(result))
 
 

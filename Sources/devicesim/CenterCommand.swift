@@ -8,18 +8,31 @@ import ServiceLifecycle
 struct CenterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "center",
-        abstract: "Run the reference dispatch centre: receive alarms over TCP and UDP, journal them, answer devices.")
+        abstract: "Run the reference dispatch centre: receive alarms over TCP and UDP, journal them, answer devices.",
+        discussion: """
+            Durations take a unit (250ms, 1.5s, 2min); a plain number keeps each option's old unit (milliseconds \
+            for --auto-engage-after, seconds for the others).
+
+            \(ExitStatus.help(
+                [.noInput, .noHost, .unavailable, .software, .cannotCreate, .noPermission, .configuration],
+                [.noInput: "the key file or the master key file is missing or unreadable",
+                 .unavailable: "a port is already in use",
+                 .software: "an internal error, or a worker (--workers) was killed (a worker that failed otherwise: its own status)",
+                 .cannotCreate: "the journal cannot be created (its directory is missing)",
+                 .noPermission: "a privileged port (below 1024) without root, or a journal this user may not write",
+                 .configuration: "the key file or the master key is invalid"]))
+            """)
 
     @Option(help: "The host address to listen on.")
     var host = "0.0.0.0"
 
-    @Option(help: "The port for both TCP and UDP (0 lets the system choose).")
+    @Option(parsing: .unconditional, help: "The port for both TCP and UDP, 1 to 65535 (0 lets the system choose one free for both).")
     var port = 7700
 
-    @Option(help: "The TCP port, when it differs from --port.")
+    @Option(parsing: .unconditional, help: "The TCP port, when it differs from --port.")
     var tcpPort: Int?
 
-    @Option(help: "The UDP port, when it differs from --port.")
+    @Option(parsing: .unconditional, help: "The UDP port, when it differs from --port.")
     var udpPort: Int?
 
     @Option(help: "A key file: TOML with one line `<device id> = \"<root key hex>\"` (or `{ key = \"<hex>\", epoch = N }`) per device under [devices].")
@@ -31,25 +44,29 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "The SQLite journal file; a restarted centre reopens it.")
     var journal = "center.sqlite"
 
-    @Option(help: "The heartbeat interval told to devices, in seconds.")
-    var heartbeatInterval: UInt16 = 30
+    @Option(parsing: .unconditional, help: "The heartbeat interval told to devices, in whole seconds up to 65535 (default 30s).", transform: DurationOption.seconds)
+    var heartbeatInterval: DurationOption?
 
-    @Option(help: "Seconds of silence after which a device is reported offline (default: 2.5 heartbeat intervals).")
-    var offlineAfter: Double?
+    /// `--heartbeat`, the load tool's old name for the same setting, accepted here too.
+    @Option(name: .customLong("heartbeat"), parsing: .unconditional, help: .hidden, transform: DurationOption.seconds)
+    var heartbeatAlias: DurationOption?
 
-    @Option(help: "Seconds a TCP connection may stay without sending an authentic frame.")
-    var authTimeout: Double = 5
+    @Option(parsing: .unconditional, help: "Silence after which a device is reported offline (default: 2.5 heartbeat intervals).", transform: DurationOption.seconds)
+    var offlineAfter: DurationOption?
 
-    @Option(help: "Frames a second each device may send on average.")
+    @Option(parsing: .unconditional, help: "How long a TCP connection may stay without sending an authentic frame (default 5s).", transform: DurationOption.seconds)
+    var authTimeout: DurationOption?
+
+    @Option(parsing: .unconditional, help: "Frames a second each device may send on average.")
     var rate: Double = 20
 
-    @Option(help: "Frames each device may send in a burst.")
+    @Option(parsing: .unconditional, help: "Frames each device may send in a burst.")
     var burst: Double = 40
 
-    @Option(help: "The largest number of devices with a session at once.")
+    @Option(parsing: .unconditional, help: "The largest number of devices with a session at once.")
     var maxSessions = 100_000
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "The most TCP device connections held at once (default: the open-file limit less a quarter of it or 1,024, whichever is fewer).",
         discussion: """
             Past it a new connection takes the place of the oldest one that has not yet authenticated, or is \
@@ -59,46 +76,46 @@ struct CenterCommand: AsyncParsableCommand {
             """))
     var maxConnections: Int?
 
-    @Option(help: "The most TCP connections from one source address that have not yet authenticated; past it the address's oldest is closed.")
+    @Option(parsing: .unconditional, help: "The most TCP connections from one source address that have not yet authenticated; past it the address's oldest is closed.")
     var maxUnauthenticatedPerAddress = 256
 
-    @Option(help: "Frames a second, per source address, under device ids without a key at hand that may come to nothing (forged, stale, dropped; bursts of 4 times as many); past it such frames are dropped before any key derivation.")
+    @Option(parsing: .unconditional, help: "Frames a second, per source address, under device ids without a key at hand that may come to nothing (forged, stale, dropped; bursts of 4 times as many); past it such frames are dropped before any key derivation.")
     var forgedFrameRate: Double = 50
 
-    @Option(help: "Derived device keys kept for devices without a session (about 235 bytes each; the least recently used are forgotten first).")
+    @Option(parsing: .unconditional, help: "Derived device keys kept for devices without a session (about 235 bytes each; the least recently used are forgotten first).")
     var keyCache = 20_000
 
-    @Option(help: "Milliseconds after which an automatic operator engages each new case (for tests and load).")
-    var autoEngageAfter: Int?
+    @Option(parsing: .unconditional, help: "When an automatic operator engages each new case, e.g. 100ms (for tests and load; a plain number is milliseconds).", transform: DurationOption.milliseconds)
+    var autoEngageAfter: DurationOption?
 
-    @Option(help: "Seconds after engagement at which the automatic operator closes the case (for tests and load).")
-    var autoCloseAfter: Double?
+    @Option(parsing: .unconditional, help: "How long after engagement the automatic operator closes the case, e.g. 1s (for tests and load; a plain number is seconds).", transform: DurationOption.seconds)
+    var autoCloseAfter: DurationOption?
 
     @Flag(inversion: .prefixedNo, help: "Call the home (SRTP voice over RTP) when an operator engages its case.")
     var callOnEngage = true
 
-    @Option(help: "The most calls a second placed when operators engage cases; the others wait their turn, so that a storm's calls cannot starve its alarms.")
+    @Option(parsing: .unconditional, help: "The most calls a second placed when operators engage cases; the others wait their turn, so that a storm's calls cannot starve its alarms.")
     var engageCallRate: Double = 50
 
-    @Option(help: "Seconds without media from a home after which its call is ended as silent (the case stays open).")
-    var mediaSilence: Double = 5
+    @Option(parsing: .unconditional, help: "Silence from a home after which its call is ended as silent, at least 500ms (default 5s; the case stays open).", transform: DurationOption.seconds)
+    var mediaSilence: DurationOption?
 
     @Flag(help: "Send no video stub stream in calls (voice only).")
     var noVideo = false
 
-    @Option(help: "The most journal writes committed in one transaction and fsync (group commit); 1 writes each alone.")
+    @Option(parsing: .unconditional, help: "The most journal writes committed in one transaction and fsync (group commit); 1 writes each alone.")
     var journalBatch = 512
 
-    @Option(help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
+    @Option(parsing: .unconditional, help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
     var udpBuffer = 8 << 20
 
-    @Option(help: "Serve Prometheus metrics on this port at GET /metrics; with --workers N, worker I on this port + I.")
+    @Option(parsing: .unconditional, help: "Serve Prometheus metrics on this port at GET /metrics (0: a free one); with --workers N, worker I on this port + I.")
     var metricsPort: Int?
 
     @Option(help: "The address the metrics endpoint listens on (not --host: metrics are not for the devices' network).")
     var metricsBind = "127.0.0.1"
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Worker processes that share the port (SO_REUSEPORT) and the journal; each holds the devices the kernel hands it.",
         discussion: """
             With N above 1 this process starts N workers of itself, prints one line once all listen, forwards \
@@ -115,10 +132,10 @@ struct CenterCommand: AsyncParsableCommand {
     @Flag(help: "Stop, as on SIGTERM, when standard input reaches end of file: for a program that starts the centre with a pipe as its standard input and holds the other end, so that the centre ends when that program ends, even by SIGKILL (`devicesim load --spawn-center` does).")
     var stopWithStdin = false
 
-    @Flag(help: "Show cases and calls as they happen and read 'engage N', 'close N', 'call N', 'hangup N', 'list' from standard input.")
+    @Flag(help: "Show cases and calls as they happen and read commands from standard input: 'list', 'engage N', 'close N', 'call N', 'hangup N', 'help', 'quit'. Run it in the foreground of a terminal of its own; started in the background (&), it takes commands once brought to the foreground (fg).")
     var console = false
 
-    @Flag(help: "Print one JSON object per line for every event on standard output (refused frames as one count per reason a second; a reader that falls behind loses events and is told how many).")
+    @Flag(help: "Print one JSON object per line for every event on standard output, each with \"at\", its time in ISO 8601 UTC (refused frames as one count per reason a second; a reader that falls behind loses events and is told how many).")
     var json = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
@@ -131,17 +148,29 @@ struct CenterCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("Unknown --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical.")
         }
-        guard authTimeout > 0, rate > 0, burst >= 1, maxSessions > 0, heartbeatInterval > 0 else {
-            throw ValidationError("--auth-timeout, --rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
+        try PortOption.check(port, option: "--port", zeroPicksFree: true)
+        try PortOption.check(tcpPort, option: "--tcp-port", zeroPicksFree: true)
+        try PortOption.check(udpPort, option: "--udp-port", zeroPicksFree: true)
+        try PortOption.check(metricsPort, option: "--metrics-port", zeroPicksFree: true)
+        if heartbeatInterval != nil && heartbeatAlias != nil {
+            throw ValidationError("--heartbeat is another name for --heartbeat-interval: give it once.")
         }
+        let interval = try heartbeatSeconds()
+        guard rate > 0, burst >= 1, maxSessions > 0, interval > 0 else {
+            throw ValidationError("--rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
+        }
+        if let authTimeout, authTimeout.duration <= .zero { throw ValidationError("--auth-timeout must be above 0, e.g. --auth-timeout 5s.") }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1, e.g. --max-connections 10000.") }
         guard maxUnauthenticatedPerAddress >= 1 else {
             throw ValidationError("--max-unauthenticated-per-address must be at least 1, e.g. --max-unauthenticated-per-address 256.")
         }
         guard forgedFrameRate > 0 else { throw ValidationError("--forged-frame-rate must be above 0, e.g. --forged-frame-rate 50.") }
         guard keyCache >= 2 else { throw ValidationError("--key-cache must be at least 2, e.g. --key-cache 20000.") }
-        if let offlineAfter, offlineAfter <= 0 { throw ValidationError("--offline-after must be above 0 seconds.") }
-        guard mediaSilence >= 0.5 else { throw ValidationError("--media-silence must be at least 0.5 seconds, e.g. --media-silence 5.") }
+        guard engageCallRate > 0 else { throw ValidationError("--engage-call-rate must be above 0, e.g. --engage-call-rate 50.") }
+        if let offlineAfter, offlineAfter.duration <= .zero { throw ValidationError("--offline-after must be above 0, e.g. --offline-after 75s.") }
+        if let mediaSilence, mediaSilence.duration < .milliseconds(500) {
+            throw ValidationError("--media-silence must be at least 500ms, e.g. --media-silence 5s.")
+        }
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
         guard udpBuffer >= 65_536 else { throw ValidationError("--udp-buffer is in bytes and must be at least 65536, e.g. --udp-buffer 8388608 for 8 MiB.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
@@ -156,11 +185,19 @@ struct CenterCommand: AsyncParsableCommand {
             guard metricsPort != 0 else {
                 throw ValidationError("With --workers, worker I serves metrics on --metrics-port + I: give a port, e.g. --metrics-port 9100.")
             }
+            if let metricsPort, metricsPort + workers - 1 > 65535 {
+                throw ValidationError("With --workers \(workers), workers serve metrics on ports \(metricsPort) to \(metricsPort + workers - 1), past 65535: give a lower --metrics-port.")
+            }
             guard !console else {
                 throw ValidationError("--console reads one standard input and sees one worker's cases: use it without --workers.")
             }
         }
         if let workerIndex, !(0..<workers).contains(workerIndex) { throw ValidationError("--worker-index is set by --workers.") }
+    }
+
+    /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as the wire carries it (1 to 65535).
+    private func heartbeatSeconds() throws -> UInt16 {
+        try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval") ?? 30
     }
 
     func run() async throws {
@@ -171,21 +208,20 @@ struct CenterCommand: AsyncParsableCommand {
         let configuration = CenterConfiguration(
             host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort.map { $0 + (workerIndex ?? 0) },
             metricsHost: metricsBind, journalPath: journal,
-            session: CenterSession.Parameters(heartbeatIntervalSeconds: heartbeatInterval, rate: rate, burst: burst),
-            offlineAfter: offlineAfter.map { .milliseconds(Int($0 * 1000)) },
-            authenticationTimeout: .milliseconds(Int(authTimeout * 1000)), maximumSessions: maxSessions,
+            session: CenterSession.Parameters(heartbeatIntervalSeconds: try heartbeatSeconds(), rate: rate, burst: burst),
+            offlineAfter: offlineAfter?.duration,
+            authenticationTimeout: authTimeout?.duration ?? .seconds(5), maximumSessions: maxSessions,
             maximumConnections: maxConnections, unauthenticatedPerAddress: maxUnauthenticatedPerAddress,
             forgedFrameRate: forgedFrameRate,
-            cases: CasePolicy.Configuration(
-                autoEngageAfter: autoEngageAfter.map { .milliseconds($0) },
-                autoCloseAfter: autoCloseAfter.map { .milliseconds(Int($0 * 1000)) }),
+            cases: CasePolicy.Configuration(autoEngageAfter: autoEngageAfter?.duration, autoCloseAfter: autoCloseAfter?.duration),
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
-            media: MediaLink.Parameters(silenceTimeout: .milliseconds(Int(mediaSilence * 1000)), video: !noVideo),
+            media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
             journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
         let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger)
         // Observed only when shown: under load every session, alarm and case is an event, and a stream
         // nobody reads would still cost a task switch each.
-        let events: AsyncStream<CenterEvent>? = json || console ? centre.events() : nil
+        let timedEvents: AsyncStream<TimedCenterEvent>? = json ? centre.timedEvents() : nil
+        let consoleEvents: AsyncStream<CenterEvent>? = console ? centre.events() : nil
         let services = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [centre], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -198,12 +234,13 @@ struct CenterCommand: AsyncParsableCommand {
         }
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await services.run() }
-            if events == nil {
+            if !json && !console {
                 // The ports as one JSON line, as --json's first: a port 0 becomes known, and whoever started
                 // the centre (`devicesim load --spawn-center`) learns that it listens.
                 tasks.addTask {
                     guard let ports = try? await centre.listening() else { return }
-                    FileHandle.standardOutput.write(Data((CenterEvent.listening(ports).json + "\n").utf8))
+                    let at = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+                    writeLine(CenterEvent.listening(ports).json(at: at))
                 }
             }
             if workerIndex != nil {
@@ -212,13 +249,15 @@ struct CenterCommand: AsyncParsableCommand {
                     WorkerReadiness.sayListening()
                 }
             }
-            if let events {
-                tasks.addTask { [json, console] in
-                    for await event in events {
-                        let text = json ? event.json : console ? event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) : nil
-                        // Written straight to the descriptor: print + fflush(nil) would wait for the stdin lock that
-                        // the console thread holds in readLine, and delay every event until the next command.
-                        if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            if let timedEvents {
+                tasks.addTask {
+                    for await event in timedEvents { writeLine(event.json) }
+                }
+            }
+            if let consoleEvents {
+                tasks.addTask {
+                    for await event in consoleEvents {
+                        if let line = event.consoleLine(wall: UInt64(Date().timeIntervalSince1970 * 1000)) { writeLine(line) }
                     }
                 }
             }
@@ -257,59 +296,20 @@ struct CenterCommand: AsyncParsableCommand {
 
     private func registry() throws -> DeviceRegistry {
         if let keys {
-            let text: String
-            do { text = try String(contentsOfFile: keys, encoding: .utf8) } catch {
-                throw ValidationError("Cannot read the key file '\(keys)': check the path and its permissions.")
+            let text = try readTextFile(keys, what: "the key file")
+            do { return try DeviceRegistry(keyFile: text) } catch {
+                throw CommandFailure(.configuration, "the key file \(keys): \(error.description.replacingOccurrences(of: "the key file: ", with: ""))")
             }
-            return try DeviceRegistry(keyFile: text)
         }
         guard let master = try masterKey.key() else { throw ValidationError("no device keys given") }
         return DeviceRegistry(master: master)
     }
 }
 
-/// Reads console commands on a thread of its own: `readLine` blocks, and the cooperative pool has
-/// as many threads as cores.
-private enum ConsoleInput {
-    static func start(centre: CenterServer) {
-        let thread = Thread {
-            while let line = readLine() {
-                guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-                let done = DispatchSemaphore(value: 0)
-                Task {
-                    await execute(line, centre: centre)
-                    done.signal()
-                }
-                done.wait()
-            }
-        }
-        thread.start()
-    }
-
-    private static func execute(_ line: String, centre: CenterServer) async {
-        switch ConsoleCommand.parse(line) {
-        case .failure(let hint):
-            print(hint)
-        case .success(.list):
-            let cases = (try? await centre.openCases()) ?? []
-            print(cases.isEmpty ? "no open cases" : cases.map { "case \($0.id) device \($0.device) alarm \($0.alarmID): \($0.state)" }.joined(separator: "\n"))
-        case .success(.engage(let id)):
-            let done = (try? await centre.engage(case: id)) ?? false
-            print(done ? "case \(id): operator engaged" : "case \(id) is not open or already engaged: type 'list'")
-        case .success(.close(let id)):
-            let done = (try? await centre.close(case: id)) ?? false
-            print(done ? "case \(id): closed" : "case \(id) is not open: type 'list'")
-        case .success(.call(let id)):
-            let call = (try? await centre.call(case: id)) ?? nil
-            print(call.map { "case \(id): calling the home (call \($0))" } ?? "case \(id) is not open: type 'list'")
-        case .success(.hangUp(let id)):
-            let cases = (try? await centre.openCases()) ?? []
-            let device = cases.first { $0.id == id }?.device
-            let done = device != nil ? ((try? await centre.hangUp(device: device!)) ?? false) : false
-            print(done ? "case \(id): call ended" : "case \(id) has no call: type 'list'")
-        }
-        fflush(nil)
-    }
+/// Writes one line to standard output straight to the descriptor: print + fflush(nil) would wait for the stdin
+/// lock that a console thread blocked in a read may hold, and delay every event until the next command.
+func writeLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 /// A worker's side of CenterWorkerProcesses besides its ParentLifeline: the "listening" line on descriptor 3.

@@ -6,19 +6,24 @@ import Foundation
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a centre and three simulated homes on loopback; press one red button, call the home, tell the story.")
+        abstract: "Run a centre and three simulated homes on loopback; press one red button, call the home, tell the story.",
+        discussion: ExitStatus.help(
+            [.verdict, .software],
+            [.verdict: "the story did not complete: the alarm was not delivered once, the case not closed or no voice reached the home"]))
 
-    @Option(help: "How many simulated homes.")
+    @Option(parsing: .unconditional, help: "How many simulated homes.")
     var homes = 3
 
-    @Option(help: "Instead of the story, measure press-to-ack latency over this many alarms (a benchmark).")
+    @Option(parsing: .unconditional, help: "Instead of the story, measure press-to-ack latency over this many alarms (a benchmark).")
     var bench: Int?
 
-    @Option(help: "With --bench: how many devices raise the alarms, concurrently, each one after another.")
+    @Option(parsing: .unconditional, help: "With --bench: how many devices raise the alarms, concurrently, each one after another.")
     var benchDevices = 20
 
     func validate() throws {
         guard (1...50).contains(homes) else { throw ValidationError("--homes must be 1 to 50.") }
+        if let bench, bench < 1 { throw ValidationError("--bench must be at least 1 alarm, e.g. --bench 1000.") }
+        guard benchDevices >= 1 else { throw ValidationError("--bench-devices must be at least 1, e.g. --bench-devices 20.") }
     }
 
     func run() async throws {
@@ -53,6 +58,6 @@ struct DemoCommand: AsyncParsableCommand {
         if let media = summary.homeMedia ?? summary.centreMedia {
             print("  one voice packet on the wire      \(media.audioDatagramBytes) bytes of SRTP (12 RTP header + 160 µ-law + 10 tag) + UDP/IP")
         }
-        if !summary.succeeded { throw ExitCode(1) }
+        if !summary.succeeded { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 }

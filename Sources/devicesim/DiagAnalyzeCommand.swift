@@ -17,8 +17,13 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
             that would change each verdict. When no press would raise an alarm it names a setting that would, \
             checked by judging the recording again. Times are the recording's own. Reads evemu 1.1 to 1.3 and \
             the old format (description in front of the events), also with Windows line endings or quoted \
-            from a mail. Exit status 0 when the button would raise alarms, 1 when it would not or the \
-            recording cannot be read.
+            from a mail.
+
+            \(ExitStatus.help(
+                [.verdict, .noInput, .configuration],
+                [.success: "the button would raise alarms",
+                 .verdict: "no press would raise an alarm, or the recording or the device cannot be read (the PROBLEM line says which)",
+                 .noInput: "--config's device.toml is missing", .configuration: "--config's device.toml is invalid"]))
             """)
 
     @Argument(help: "An evemu recording (devicesim diag record, evemu-record), or a live input device such as /dev/input/sos-button.")
@@ -30,7 +35,7 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
     @Option(help: "The call button's key (a name such as KEY_PROG1, or a number); overrides button.key.")
     var key: String?
 
-    @Option(help: "For a live device: how many seconds to read before judging.")
+    @Option(parsing: .unconditional, help: "For a live device: how many seconds to read before judging.")
     var seconds: Double = 10
 
     @Flag(help: "Print the analysis as JSON.")
@@ -51,12 +56,12 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
             let progress: @Sendable (String) -> Void = { line in
                 if toStandardError { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { say(line) }
             }
-            guard let recorded = try await Self.record(source, seconds: seconds, progress: progress) else { throw ExitCode(1) }
+            guard let recorded = try await Self.record(source, seconds: seconds, progress: progress) else { throw ExitCode(ExitStatus.verdict.rawValue) }
             text = recorded
         } else {
             do { text = try String(contentsOfFile: source, encoding: .utf8) } catch {
                 say("PROBLEM: cannot read \(source): \(error.localizedDescription)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.verdict.rawValue)
             }
         }
         let analysis: ButtonAnalysis
@@ -64,14 +69,14 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
             analysis = try Self.analyze(text, source: source, config: device, configPath: config, key: key.flatMap(InputEventNames.keyCode(named:)))
         } catch {
             say("PROBLEM: \(source) is not a valid evemu recording: \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
         if json {
             say(String(decoding: try JSONEncoder.sorted.encode(analysis.report), as: UTF8.self))
         } else {
             analysis.lines.forEach(say)
         }
-        if !analysis.raisesAlarms { throw ExitCode(1) }
+        if !analysis.raisesAlarms { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 
     /// The analysis of a recording's text with the settings of `config` (the defaults without one).

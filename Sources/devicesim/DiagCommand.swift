@@ -9,7 +9,9 @@ struct DiagCommand: AsyncParsableCommand {
         abstract: "Check a device in someone's home: the button, its wiring, the power, the link to the centre.",
         discussion: """
             Every line says what was found and what to do next. Start with `devicesim diag selftest`, or \
-            `devicesim diag list` to find the button.
+            `devicesim diag list` to find the button. Each command's --help lists its exit status: 1 when \
+            it found a problem (a PROBLEM or FAIL line says which), the codes of sysexits(3) when it could \
+            not run.
             """,
         subcommands: [
             DiagListCommand.self, DiagWatchCommand.self, DiagRecordCommand.self, DiagAnalyzeCommand.self, DiagSerialCommand.self,
@@ -39,6 +41,16 @@ func untilInterrupted(seconds: Double?, _ body: @escaping @Sendable () async thr
     defer { timer?.cancel() }
     do { try await task.value } catch is CancellationError {}
 }
+
+/// `--seconds` of the diag commands that listen until Ctrl-C: more than 0, at most a day.
+func checkListeningSeconds(_ seconds: Double?) throws {
+    if let seconds, !(seconds > 0 && seconds <= 86_400) {
+        throw ValidationError("--seconds must be more than 0 and at most 86400 (a day); leave it out to listen until Ctrl-C.")
+    }
+}
+
+/// What exit status 1 means for the diag commands that open a device: it could not be read, or went away.
+let diagDeviceProblem = "the device cannot be read (missing, not an input event device, no permission, grabbed by another program) or went away: the PROBLEM line says which"
 
 /// Flushes standard output after each line, so a technician watching over SSH sees events at once.
 func say(_ line: String) {
@@ -71,29 +83,38 @@ struct DiagWatchCommand: AsyncParsableCommand {
             Times are seconds from the first event, on the monotonic clock. Glitches (presses shorter than \
             --debounce-ms, which the device ignores) and bounces are counted as the device's own press \
             detector counts them. Press Ctrl-C to stop and see a summary with advice. Needs read access to the \
-            device (group input). Exit status 1 when the device cannot be watched or goes away.
+            device (group input).
+
+            \(ExitStatus.help([.verdict], [.success: "stopped by Ctrl-C or --seconds", .verdict: diagDeviceProblem]))
             """)
 
     @Argument(help: "The input device, e.g. /dev/input/sos-button or /dev/input/event3.")
     var device: String
 
-    @Option(name: .customLong("debounce-ms"), help: "Edges closer than this are reported as bounces.")
+    @Option(name: .customLong("debounce-ms"), parsing: .unconditional, help: "Edges closer than this are reported as bounces.")
     var debounceMilliseconds = 30
 
-    @Option(name: .customLong("hold-ms"), help: "The device's hold time: shorter presses would not raise an alarm.")
+    @Option(name: .customLong("hold-ms"), parsing: .unconditional, help: "The device's hold time: shorter presses would not raise an alarm.")
     var holdMilliseconds = 100
 
     @Flag(help: "Take the device for this program alone while watching (EVIOCGRAB).")
     var grab = false
 
-    @Option(help: "Stop after this many seconds instead of waiting for Ctrl-C.")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds instead of waiting for Ctrl-C.")
     var seconds: Double?
+
+    func validate() throws {
+        guard debounceMilliseconds >= 0, holdMilliseconds >= 0 else {
+            throw ValidationError("--debounce-ms and --hold-ms are milliseconds, 0 or more: e.g. --debounce-ms 30 --hold-ms 100.")
+        }
+        try checkListeningSeconds(seconds)
+    }
 
     func run() async throws {
         let ok = try await Self.watch(
             EvdevSession(path: device, grab: grab, pathSetting: nil), seconds: seconds,
             debounce: .milliseconds(debounceMilliseconds), hold: .milliseconds(holdMilliseconds), say: say)
-        if !ok { throw ExitCode(1) }
+        if !ok { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 
     /// Watches until Ctrl-C or `seconds`, printing through `say`; `false` when the device could not be
@@ -142,6 +163,8 @@ struct DiagRecordCommand: AsyncParsableCommand {
         discussion: """
             The file is the same format evemu-record writes, so evemu-play and libinput tools read it too. \
             Press Ctrl-C to stop.
+
+            \(ExitStatus.help([.verdict, .cannotCreate], [.verdict: diagDeviceProblem, .cannotCreate: "the recording cannot be written"]))
             """)
 
     @Argument(help: "The input device, e.g. /dev/input/sos-button.")
@@ -153,12 +176,14 @@ struct DiagRecordCommand: AsyncParsableCommand {
     @Flag(help: "Take the device for this program alone while recording (EVIOCGRAB).")
     var grab = false
 
-    @Option(help: "Stop after this many seconds instead of waiting for Ctrl-C.")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds instead of waiting for Ctrl-C.")
     var seconds: Double?
+
+    func validate() throws { try checkListeningSeconds(seconds) }
 
     func run() async throws {
         guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
-            throw ValidationError("cannot create \(out): check the directory exists and is writable")
+            throw CommandFailure(.cannotCreate, "cannot create the recording \(out): check that its directory exists and that you may write there")
         }
         let file = UncheckedBox(handle)
         let session = EvdevSession(path: device, grab: grab, pathSetting: nil)
@@ -180,7 +205,7 @@ struct DiagRecordCommand: AsyncParsableCommand {
         try? handle.close()
         if case .gone(let reason) = result.end {
             say("PROBLEM: \(reason)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
         say("Wrote \(count.value) events to \(out). Replay it with [button] backend = \"replay\", file = \"\(out)\".")
     }

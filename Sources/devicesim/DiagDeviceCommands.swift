@@ -1,11 +1,7 @@
 import ArgumentParser
 import DeviceKit
 import Foundation
-
-/// Reads device.toml for a diag command; the error names the file and the setting.
-func loadDeviceConfig(_ path: String) throws -> DeviceConfig {
-    do { return try DeviceConfig.load(path: path) } catch { throw ValidationError("\(path): \(error)") }
-}
+import NIOCore
 
 struct DiagLinkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,31 +9,40 @@ struct DiagLinkCommand: AsyncParsableCommand {
         abstract: "Reach the centre, authenticate as this device, time round trips and compare clocks.",
         discussion: """
             Uses the device's own key and frame counter, so the device must not be running at the same time \
-            (systemctl stop devicekit; start it again afterwards). Exit status 1 when the centre cannot be \
-            reached or does not accept the device.
+            (systemctl stop devicekit; start it again afterwards).
+
+            \(ExitStatus.help(
+                [.verdict, .noInput, .noPermission, .configuration],
+                [.verdict: "the centre cannot be reached (its name does not resolve, nothing answers) or does not accept the device, or the state directory is unusable or held",
+                 .noInput: "device.toml is missing", .configuration: "device.toml is invalid"]))
             """)
 
-    @Option(help: "The device configuration file.")
-    var config = "/etc/devicekit/device.toml"
+    @OptionGroup var config: DeviceConfigOption
 
-    @Option(help: "How many heartbeat round trips to time.")
+    @Option(parsing: .unconditional, help: "How many heartbeat round trips to time.")
     var count = 5
+
+    func validate() throws {
+        guard (1...1000).contains(count) else { throw ValidationError("--count must be 1 to 1000 round trips, e.g. --count 5.") }
+    }
 
     @Flag(help: "Print the measurements as JSON.")
     var json = false
 
     func run() async throws {
-        let device = try loadDeviceConfig(config)
+        let device = try config.load()
         let lock: StateDirectoryLock
+        let address: SocketAddress
         do {
-            try FileManager.default.createDirectory(atPath: device.stateDirectory, withIntermediateDirectories: true)
+            try StateDirectory.create(device.stateDirectory)
             lock = try StateDirectoryLock(stateDirectory: device.stateDirectory)
+            // A centre whose name does not resolve cannot be reached: a finding, as one that does not answer.
+            address = try device.primaryCentre.resolved()
         } catch {
             say("FAIL  link      \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
         defer { withExtendedLifetime(lock) {} }
-        let address = try device.primaryCentre.resolved()
         let boot = (try? SQLiteOutbox(path: device.outboxPath).currentBootCount()) ?? 0
         let probe = LinkProbe(
             key: try device.deviceKey(), address: address, label: device.primaryCentre.description, transport: device.transport,
@@ -54,7 +59,7 @@ struct DiagLinkCommand: AsyncParsableCommand {
             }
         } catch {
             say("FAIL  link      \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.verdict.rawValue)
         }
     }
 }
@@ -65,18 +70,20 @@ struct DiagSelftestCommand: AsyncParsableCommand {
         abstract: "Check everything before leaving: button, LEDs (they blink), power, storage, link to the centre.",
         discussion: """
             Prints one PASS, WARN or FAIL line per check, each saying what to do. WARN means it works but \
-            needs a look. Exit status 0 when nothing FAILs, 1 otherwise. With the device running, the LED and \
-            link checks are skipped so they do not disturb it.
+            needs a look. With the device running, the LED and link checks are skipped so they do not disturb it.
+
+            \(ExitStatus.help(
+                [.verdict, .noInput, .noPermission, .configuration],
+                [.verdict: "a check FAILed", .noInput: "device.toml is missing", .configuration: "device.toml is invalid"]))
             """)
 
-    @Option(help: "The device configuration file.")
-    var config = "/etc/devicekit/device.toml"
+    @OptionGroup var config: DeviceConfigOption
 
     @Flag(help: "Print the results as JSON.")
     var json = false
 
     func run() async throws {
-        let device = try loadDeviceConfig(config)
+        let device = try config.load()
         let results = await SelfTest(config: device).run()
         if json {
             say(String(decoding: try JSONEncoder.sorted.encode(results), as: UTF8.self))
@@ -86,7 +93,7 @@ struct DiagSelftestCommand: AsyncParsableCommand {
             say(worst == .fail ? "Result: FAIL — fix the lines marked FAIL, then run the selftest again."
                 : worst == .warn ? "Result: PASS with warnings — read the WARN lines." : "Result: PASS — the device is ready.")
         }
-        if results.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        if results.contains(where: { $0.status == .fail }) { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 }
 

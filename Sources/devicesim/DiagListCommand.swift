@@ -13,6 +13,8 @@ struct DiagListCommand: AsyncParsableCommand {
             database, /dev and /proc directly, so it works without udevd; it says when a part is missing and what \
             to do. Run it as the user that will run the device (the devicekit user), or as root to see every \
             process.
+
+            \(ExitStatus.help([.software]))
             """)
 
     @Option(help: "The sysfs mount to read (a copy of another device's /sys, for example).")

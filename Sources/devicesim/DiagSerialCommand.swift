@@ -15,15 +15,20 @@ struct DiagSerialCommand: AsyncParsableCommand {
             T tamper; see hardware/serial-box-protocol.md) and modem line changes as they happen. Ctrl-C or \
             --seconds ends it with a summary and advice. Stop `devicesim run` first: two programs reading one \
             port each get only part of the bytes.
+
+            \(ExitStatus.help(
+                [.verdict],
+                [.success: "stopped by Ctrl-C or --seconds",
+                 .verdict: "the port cannot be opened (missing, not a serial port, no permission) or went away: the PROBLEM line says which"]))
             """)
 
     @Argument(help: "The serial port: /dev/ttyUSB0, /dev/ttyACM0, /dev/ttyS0 or a /dev/serial/by-id/ name.")
     var port: String
 
-    @Option(help: "The speed in baud; a button box uses 9600.")
+    @Option(parsing: .unconditional, help: "The speed in baud; a button box uses 9600.")
     var speed = 9600
 
-    @Option(help: "Stop after this many seconds; without it, listen until Ctrl-C.")
+    @Option(parsing: .unconditional, help: "Stop after this many seconds; without it, listen until Ctrl-C.")
     var seconds: Double?
 
     func validate() throws {
@@ -31,9 +36,7 @@ struct DiagSerialCommand: AsyncParsableCommand {
             let speeds = SerialPortSettings.speeds.map(String.init).joined(separator: ", ")
             throw ValidationError("--speed \(speed) is not a serial speed: use one of \(speeds) (a button box uses 9600).")
         }
-        if let seconds, !(seconds > 0 && seconds <= 86_400) {
-            throw ValidationError("--seconds must be more than 0 and at most 86400 (a day); leave it out to listen until Ctrl-C.")
-        }
+        try checkListeningSeconds(seconds)
     }
 
     func run() async throws {
@@ -50,8 +53,14 @@ struct DiagSerialCommand: AsyncParsableCommand {
             interrupt.cancel()
             signal(SIGINT, SIG_DFL)
         }
-        // A port that cannot be opened ends here with its SerialPortError, which says what to do.
-        let summary = try await task.value
-        summary.report.forEach { print($0) }
+        // A port that cannot be opened ends here with its SerialPortError, which says what to do: a finding, as
+        // a button that diag watch cannot open.
+        do {
+            let summary = try await task.value
+            summary.report.forEach { print($0) }
+        } catch let error as SerialPortError {
+            say("PROBLEM: \(error)")
+            throw ExitCode(ExitStatus.verdict.rawValue)
+        }
     }
 }

@@ -12,22 +12,39 @@ struct LoadCommand: AsyncParsableCommand {
         discussion: """
             Each simulated device seals, retransmits and reconnects with the firmware's own code; devices share \
             the event loops (one per core) and, over UDP, sockets. Keys come from the fleet master key, so start \
-            the centre with the same one: `devicesim center --master HEX`, or let the tool start (and crash) one with \
-            --spawn-center. Latencies are measured from the \
-            intended instant (the Poisson schedule, the ramp, the timer), so a stalled loop shows in them.
+            the centre with the same one: `devicesim center --master-file FILE`, or let the tool start (and crash) \
+            one with --spawn-center. Latencies are measured from the intended instant (the Poisson schedule, the \
+            ramp, the timer), so a stalled loop shows in them. Durations take a unit (250ms, 1.5s, 2min); a plain \
+            number is seconds.
+
+            \(loadExitStatus)
             """,
         subcommands: [LoadRunCommand.self, LoadMergeCommand.self, LoadCompareCommand.self],
         defaultSubcommand: LoadRunCommand.self
     )
 }
 
-/// Options shared by the run and the merge: objectives and the JSON file.
+/// The exit status paragraph of `load`, `load run` and `load merge`.
+let loadExitStatus = ExitStatus.help(
+    [.verdict, .dataError, .noInput, .noHost, .software, .cannotCreate, .noPermission, .configuration],
+    [.verdict: "an objective (--slo) was missed, or the spawned centre's journal lacks an acknowledged alarm",
+     .dataError: "a report to merge or compare is not one this devicesim reads",
+     .noInput: "the master key file, the scenario or a report to merge is missing",
+     .noHost: "--center's host does not resolve",
+     .software: "an internal error, or a worker process failed",
+     .cannotCreate: "a report file cannot be written",
+     .configuration: "the master key or the scenario is invalid"])
+
+/// Options shared by the run and the merge: objectives and the report files.
 struct LoadOutputOptions: ParsableArguments {
     @Option(name: .customLong("slo"), help: "An objective such as 'alarm.p99<100ms', 'heartbeat.max<=2s' or 'lost==0'; repeat for more. Any missed: exit status 1. A latency over no sample at all is missed.")
     var objectives: [String] = []
 
     @Option(help: "Write the whole report (counts, percentiles, full histograms, context) to this JSON file, for `devicesim load merge` and `load compare`.")
-    var json: String?
+    var report: String?
+
+    @Flag(help: "Print the report as JSON on standard output instead of the table (the other lines go to standard error).")
+    var json = false
 
     @Option(help: "Write a self-contained HTML report to this file: PASS/FAIL banner with each objective, the run's context, latencies, rates over time with the run's phases, percentile plots, failures by reason, the data as .hgrm and CSV (no network needed to open it).")
     var html: String?
@@ -38,6 +55,12 @@ struct LoadOutputOptions: ParsableArguments {
     @Option(help: "Write the run second by second (alarms raised, sent, acknowledged and their p50/p99/max, devices online, sessions, failures, retransmissions) to this CSV file.")
     var csv: String?
 
+    /// The hint for an old command line's `--json FILE`, now that `--json` is a switch and FILE an argument.
+    func oldJSONOption(_ arguments: [String]) -> ValidationError? {
+        guard json, let file = arguments.last(where: { $0.hasSuffix(".json") }) else { return nil }
+        return ValidationError("--json is a switch now (the report as JSON on standard output): write the report file with --report \(file).")
+    }
+
     func parsedObjectives() throws -> [ServiceLevelObjective] {
         do {
             return try objectives.map { text throws(LoadError) in try ServiceLevelObjective(parsing: text) }
@@ -46,36 +69,43 @@ struct LoadOutputOptions: ParsableArguments {
         }
     }
 
-    /// Prints the table and the verdicts, writes the JSON; exits 1 when an objective is missed. The report
-    /// carries this command line, the host and the build, and `began` (when the run began).
+    /// Prints the table (or with --json the report) and the verdicts, writes the report files; exits 1 when an
+    /// objective is missed. The report carries this command line, the host and the build, and `began` (when the
+    /// run began).
     func finish(_ report: LoadReport, began: Date) throws {
         var report = report
         report.context = LoadRunContext.current(arguments: Array(CommandLine.arguments.dropFirst()), began: began)
-        print(report.table)
-        if let json {
-            try writeReportFile(try report.json(), to: json, what: "the JSON report")
-            print("report written to \(json)")
+        // With --json, standard output carries the report alone.
+        let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { print($0) }
+        if json {
+            print(String(decoding: try report.json(), as: UTF8.self))
+        } else {
+            print(report.table)
+        }
+        if let path = self.report {
+            try writeReportFile(try report.json(), to: path, what: "the report")
+            say("report written to \(path)")
         }
         let objectives = try parsedObjectives()
         if let html {
             try writeReportFile(Data(report.html(objectives: objectives).utf8), to: html, what: "the HTML report")
-            print("HTML report written to \(html)")
+            say("HTML report written to \(html)")
         }
         if let hgrm {
             for (metric, text) in report.percentileDistributions {
                 let path = "\(hgrm).\(metric.rawValue).hgrm"
                 try writeReportFile(Data(text.utf8), to: path, what: "the \(metric.label) histogram")
-                print("\(metric.label) written to \(path)")
+                say("\(metric.label) written to \(path)")
             }
         }
         if let csv {
             try writeReportFile(Data(report.secondsCSV.utf8), to: csv, what: "the seconds' CSV")
-            print("second by second written to \(csv)")
+            say("second by second written to \(csv)")
         }
         let (lines, allMet) = ServiceLevelObjective.verdict(objectives, for: report)
-        for line in lines { print(line) }
+        for line in lines { say(line) }
         fflush(nil)
-        if !allMet || report.centreJournal?.passed == false { throw ExitCode(1) }
+        if !allMet || report.centerJournal?.passed == false { throw ExitCode(ExitStatus.verdict.rawValue) }
     }
 }
 
@@ -89,52 +119,56 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6. With --spawn-center, where the spawned centre listens.")
     var center: String?
 
-    @Option(help: "Devices in the whole fleet; with shards, each process runs its part.")
+    @Option(parsing: .unconditional, help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
 
     @Option(help: "tcp (one connection per device; 18,000 a worker process) or udp (devices share sockets; one process).")
     var transport: String = "tcp"
 
-    @Option(help: "New sessions a second while the fleet connects.")
+    @Option(parsing: .unconditional, help: "New sessions a second while the fleet connects.")
     var ramp: Double = 1000
 
-    @Option(help: "Heartbeat interval in seconds, overriding the one the centre sets (default: the centre's, as the firmware does); with --spawn-center, the spawned centre's too (default 30).")
-    var heartbeat: UInt16?
+    @Option(parsing: .unconditional, help: "Heartbeat interval in whole seconds, overriding the one the centre sets (default: the centre's, as the firmware does); with --spawn-center, the spawned centre's too (default 30s).", transform: DurationOption.seconds)
+    var heartbeatInterval: DurationOption?
 
-    @Option(help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2); each goes to a home without an alarm open.")
+    /// `--heartbeat`, this option's old name, still accepted.
+    @Option(name: .customLong("heartbeat"), parsing: .unconditional, help: .hidden, transform: DurationOption.seconds)
+    var heartbeatAlias: DurationOption?
+
+    @Option(parsing: .unconditional, help: "Alarms a second across the whole fleet, as a Poisson process, during the steady phase (default 2); each goes to a home without an alarm open.")
     var alarmRate: Double?
 
-    @Option(help: "Device events (battery low and OK again, tamper) a second across the fleet, a Poisson process (default 0).")
+    @Option(parsing: .unconditional, help: "Device events (battery low and OK again, tamper) a second across the fleet, a Poisson process (default 0).")
     var eventRate: Double?
 
     @Option(help: "A scenario file (TOML, see examples/load/power-cut.toml): phases with their lengths, alarm and event rates and mains lost or restored; replaces --duration, --alarm-rate and --event-rate.")
     var scenario: String?
 
-    @Option(help: "Links to cut a second across the fleet during the steady phase: a TCP connection closed, a UDP session lost; the device reconnects with backoff and resends.")
+    @Option(parsing: .unconditional, help: "Links to cut a second across the fleet during the steady phase: a TCP connection closed, a UDP session lost; the device reconnects with backoff and resends.")
     var dropLinks: Double = 0
 
-    @Option(help: "Share of datagrams thrown away in each direction, 0 to below 1 (UDP only), for example 0.1.")
+    @Option(parsing: .unconditional, help: "Share of datagrams thrown away in each direction, 0 to below 1 (UDP only), for example 0.1.")
     var udpLoss: Double = 0
 
-    @Option(help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
+    @Option(parsing: .unconditional, help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
     var cancelShare: Double = 0.1
 
-    @Option(help: "The share of alarms whose device answers the centre's call (SRTP voice both ways, as the firmware's), 0 to 1; the others decline it. The centre calls when an operator engages the case.")
+    @Option(parsing: .unconditional, help: "The share of alarms whose device answers the centre's call (SRTP voice both ways, as the firmware's), 0 to 1; the others decline it. The centre calls when an operator engages the case.")
     var callShare: Double = 0
 
-    @Option(help: "Seconds an answered call lasts before the device hangs up, unless the centre ends it first (closing the case ends it).")
-    var callDuration: Double = 30
+    @Option(parsing: .unconditional, help: "How long an answered call lasts before the device hangs up, unless the centre ends it first (closing the case ends it; default 30s).", transform: DurationOption.seconds)
+    var callDuration: DurationOption?
 
-    @Option(help: "Seconds of the steady phase (alarms are raised), after the ramp and one second to settle (default 60).")
-    var duration: Double?
+    @Option(parsing: .unconditional, help: "The steady phase (alarms are raised), after the ramp and one second to settle (default 60s).", transform: DurationOption.seconds)
+    var duration: DurationOption?
 
-    @Option(help: "Seconds to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost.")
-    var drain: Double = 10
+    @Option(parsing: .unconditional, help: "How long to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost (default 10s).", transform: DurationOption.seconds)
+    var drain: DurationOption?
 
-    @Option(help: "The first device id of the fleet.")
+    @Option(parsing: .unconditional, help: "The first device id of the fleet.")
     var firstID: UInt32 = 1
 
-    @Option(help: "Over UDP: how many devices share one socket.")
+    @Option(parsing: .unconditional, help: "Over UDP: how many devices share one socket.")
     var devicesPerSocket: Int = 1000
 
     /// These options as a command line that parses back to them, one entry an option, in the order above;
@@ -145,7 +179,8 @@ struct LoadPlanOptions: ParsableArguments {
             ("--devices", devices),
             ("--transport", transport),
             ("--ramp", ramp),
-            ("--heartbeat", heartbeat),
+            ("--heartbeat-interval", heartbeatInterval),
+            ("--heartbeat", heartbeatAlias),
             ("--alarm-rate", alarmRate),
             ("--event-rate", eventRate),
             ("--scenario", scenario),
@@ -162,7 +197,16 @@ struct LoadPlanOptions: ParsableArguments {
         return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] }
     }
 
+    /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as devices are told it; `nil` when not given.
+    func heartbeatSeconds() throws -> UInt16? {
+        try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval")
+    }
+
     func validate() throws {
+        if heartbeatInterval != nil && heartbeatAlias != nil {
+            throw ValidationError("--heartbeat is the old name of --heartbeat-interval: give it once.")
+        }
+        _ = try heartbeatSeconds()
         guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
         guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
         if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
@@ -171,27 +215,23 @@ struct LoadPlanOptions: ParsableArguments {
     }
 
     /// The plan of `shard` of the fleet, with keys from `master`, against `centre`; without source addresses.
+    /// Reads the scenario file, if any.
     func plan(centre: SocketAddress, master: FleetMasterKey, shard: FleetShard) throws -> LoadPlan {
-        let duration = duration ?? 60
-        guard duration >= 0, duration < 1e9, drain >= 0, drain < 1e9 else {
-            throw ValidationError("--duration and --drain must be 0 seconds or more, for example --duration 60.")
-        }
         var plan = LoadPlan(
             centre: centre, master: master, transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
             fleetSize: devices, shard: shard, rampRate: ramp, fleetAlarmRate: alarmRate ?? 2, cancelShare: cancelShare,
-            heartbeatOverride: heartbeat, duration: .milliseconds(Int64(duration * 1000)),
-            drain: .milliseconds(Int64(drain * 1000)), devicesPerSocket: devicesPerSocket)
+            heartbeatOverride: try heartbeatSeconds(), duration: duration?.duration ?? .seconds(60),
+            drain: drain?.duration ?? .seconds(10), devicesPerSocket: devicesPerSocket)
         plan.fleetEventRate = eventRate ?? 0
         plan.fleetLinkDropRate = dropLinks
         plan.udpLoss = udpLoss
         plan.callShare = callShare
-        guard callDuration > 0, callDuration < 1e6 else { throw ValidationError("--call-duration must be above 0 seconds, for example 30.") }
-        plan.callDuration = .milliseconds(Int64(callDuration * 1000))
+        plan.callDuration = callDuration?.duration ?? .seconds(30)
         if let scenario {
-            guard let data = FileManager.default.contents(atPath: scenario) else {
-                throw ValidationError("Cannot read the scenario \(scenario): check the path (an example: examples/load/power-cut.toml).")
+            let text = try readTextFile(scenario, what: "the scenario", advice: "check the path (an example: examples/load/power-cut.toml)")
+            do { plan.scenario = try LoadScenario(toml: text, file: scenario) } catch {
+                throw CommandFailure(.configuration, "\(error)")
             }
-            plan.scenario = try LoadScenario(toml: String(decoding: data, as: UTF8.self), file: scenario)
         }
         return plan
     }
@@ -200,20 +240,21 @@ struct LoadPlanOptions: ParsableArguments {
 struct LoadRunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).")
+        abstract: "Run a load test (the default: `devicesim load --center …` is `devicesim load run --center …`).",
+        discussion: loadExitStatus)
 
     @OptionGroup var planOptions: LoadPlanOptions
 
     @Option(help: "This process's shard, I/N with I from 0 (as JOB_COMPLETION_INDEX), of the fleet's ids.")
     var shard: String?
 
-    @Option(help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
+    @Option(parsing: .unconditional, help: "The number of shards; the index comes from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).")
     var shards: Int?
 
     /// The fleet master key, the one the centre was started with.
     @OptionGroup var masterKey: MasterKeyOptions
 
-    @Option(help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
+    @Option(parsing: .unconditional, help: "Worker processes to spread this process's devices over, each at most 19,000 TCP devices (default: one per 18,000 TCP devices, one for UDP); one live progress line and one merged report.")
     var workers: Int?
 
     @Option(name: .customLong("source-addresses"), help: "Local addresses TCP devices connect from, in turn: a range 127.0.0.1-127.0.0.8 or a list 10.0.0.5,10.0.0.6 (default: for a centre on 127.0.0.0/8, 127.0.0.1, 127.0.0.2, … one per 1,000 devices).")
@@ -229,7 +270,12 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "A centre the tool starts, and crashes") var spawnedCenter: SpawnedCenterOptions
 
+    /// What an old command line's `--json FILE` leaves behind now that `--json` is a switch: the file name.
+    @Argument(help: .hidden)
+    var stray: [String] = []
+
     func validate() throws {
+        guard stray.isEmpty else { throw output.oldJSONOption(stray) ?? ValidationError("Unexpected argument '\(stray.joined(separator: " "))'.") }
         guard planOptions.center != nil || spawnedCenter.spawnCenter else {
             throw ValidationError("Name the centre with --center HOST:PORT, or let the tool start one with --spawn-center.")
         }
@@ -238,18 +284,26 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
         _ = try output.parsedObjectives()
-        do {
-            let plan = try plan(centre: SocketAddress(ipAddress: "127.0.0.1", port: 1))
-            let workers = workerCount(for: plan)
+        if let center = planOptions.center { _ = try Self.hostAndPort(center) }
+    }
+
+    /// The checks of a plan (its rates, shares, workers, the restarts of a spawned centre), made once its files
+    /// are read (`run`): usage errors all the same.
+    private func check(_ plan: LoadPlan, workers: Int) throws {
+        try Self.usage {
             try plan.validate(workers: workers)
             try spawnedCenter.restartSchedule.validate(steadyDuration: plan.steadyDuration)
             if spawnedCenter.spawnCenter, workers > 1 {
                 throw LoadError(
                     "--spawn-center runs the devices in this one process, with the centre's journal checked against them: use --workers 1 (at most 19,000 TCP devices) or --transport udp, or start the centre yourself (devicesim center --workers N) and give --center")
             }
-        } catch let error as LoadError {
-            throw ValidationError(error.description + ".")
         }
+    }
+
+    /// `body`'s result; the `LoadError` it throws (options that cannot be used together, a shard or source
+    /// addresses that do not parse) is a usage error.
+    private static func usage<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as LoadError { throw ValidationError(error.description + ".") }
     }
 
     private func fleetShard() throws -> FleetShard {
@@ -273,23 +327,29 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {
-        var plan = try planOptions.plan(centre: centre, master: try fleetMasterKey(), shard: try fleetShard())
-        plan.sourceAddresses = try sourceAddresses(centre: centre, devices: plan.ids.count)
+        var plan = try planOptions.plan(centre: centre, master: try fleetMasterKey(), shard: try Self.usage(fleetShard))
+        plan.sourceAddresses = try Self.usage { try sourceAddresses(centre: centre, devices: plan.ids.count) }
         return plan
     }
 
-    private func centreAddress() throws -> SocketAddress {
-        let center = planOptions.center ?? ""
+    /// `--center` as host and port, or a usage error saying what to write.
+    static func hostAndPort(_ center: String) throws -> (host: String, port: Int) {
         var host = Substring(center)
-        guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]), (1...65535).contains(port) else {
+        guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]) else {
             throw ValidationError("--center '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
         }
+        try PortOption.check(port, option: "--center's port", zeroPicksFree: false)
         host = host[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return (String(host), port)
+    }
+
+    private func centreAddress() throws -> SocketAddress {
+        let (host, port) = try Self.hostAndPort(planOptions.center ?? "")
         do {
-            return try SocketAddress.makeAddressResolvingHost(String(host), port: port)
+            return try SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
-            throw ValidationError("--center: cannot resolve '\(host)': \(error)")
+            throw CommandFailure(.noHost, "--center: cannot resolve '\(host)': \(CentreAddress.unknownHostWords(error))")
         }
     }
 
@@ -298,9 +358,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         let given = try planOptions.center.map { _ in try centreAddress() }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
         let workers = workerCount(for: plan)
-        try plan.validate(workers: workers)
+        try check(plan, workers: workers)
         if workers > 1 { return try await coordinate(plan, workers: workers, began: began) }
-        let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: planOptions.heartbeat)
+        let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: try planOptions.heartbeatSeconds())
         if let spawned {
             plan.centre = spawned.address
             plan.keepsAcknowledgedAlarms = true
@@ -321,12 +381,22 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 }
 
+/// The reports named on a command line, read and parsed: a missing file is a missing input (66), one that is
+/// not a report of this devicesim wrong data (65).
+private func readReports(_ paths: [String]) throws -> [LoadReport] {
+    try paths.map { path in
+        let text = try readTextFile(path, what: "the report", advice: "check the path (reports are written by devicesim load --report FILE)")
+        do { return try LoadReport(json: Data(text.utf8), name: path) } catch { throw CommandFailure(.dataError, "\(error)") }
+    }
+}
+
 struct LoadMergeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Add up the JSON reports of several shards, histograms exactly, and print the fleet's table.")
+        abstract: "Add up the JSON reports of several shards, histograms exactly, and print the fleet's table.",
+        discussion: loadExitStatus)
 
-    @Argument(help: "The shards' reports, written by `devicesim load --json FILE`.")
+    @Argument(help: "The shards' reports, written by `devicesim load --report FILE`.")
     var reports: [String]
 
     @OptionGroup var output: LoadOutputOptions
@@ -337,16 +407,18 @@ struct LoadMergeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var loaded: [LoadReport] = []
-        for path in reports {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("Cannot read \(path): check the path.")
-            }
-            loaded.append(try LoadReport(json: data, name: path))
-        }
+        // `load merge a.json b.json --json fleet.json` of old: fleet.json is now taken for a report.
+        if let hint = output.oldJSONOption(reports), !FileManager.default.fileExists(atPath: reports.last ?? "") { throw hint }
+        let loaded = try readReports(reports)
         // The merged run began when its earliest shard did.
         let dates = loaded.compactMap { $0.context?.date }.compactMap { ISO8601DateFormatter().date(from: $0) }
-        try output.finish(try LoadReport.merge(loaded), began: dates.min() ?? Date())
+        let merged: LoadReport
+        do { merged = try LoadReport.merge(loaded) } catch {
+            // An old command line's `--json fleet.json` over a fleet.json that exists: it was read as a shard.
+            let hint = output.json ? " (--json is a switch now, the merged report on standard output: write it to a file with --report FILE)" : ""
+            throw CommandFailure(.dataError, "\(error)\(hint)")
+        }
+        try output.finish(merged, began: dates.min() ?? Date())
     }
 }
 
@@ -357,9 +429,14 @@ struct LoadCompareCommand: AsyncParsableCommand {
         discussion: """
             Prints each latency's p50 … p99.99 and max for every run with its change from the baseline, and the \
             counts; --html draws the runs' percentile curves over each other, as HdrHistogram's plotter does.
+
+            \(ExitStatus.help(
+                [.dataError, .noInput, .cannotCreate],
+                [.dataError: "a report is not one this devicesim reads, or the reports cannot be compared",
+                 .noInput: "a report is missing", .cannotCreate: "the HTML file cannot be written"]))
             """)
 
-    @Argument(help: "The runs' reports, written by `devicesim load --json FILE` (or `load merge --json`); the first is the baseline.")
+    @Argument(help: "The runs' reports, written by `devicesim load --report FILE` (or `load merge --report FILE`); the first is the baseline.")
     var reports: [String]
 
     @Option(help: "Write the comparison as a self-contained HTML page to this file (no network needed to open it).")
@@ -370,14 +447,9 @@ struct LoadCompareCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var runs: [LoadComparison.Run] = []
-        for path in reports {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("Cannot read \(path): check the path.")
-            }
-            runs.append(LoadComparison.Run(name: path, report: try LoadReport(json: data, name: path)))
-        }
-        let comparison = try LoadComparison(runs)
+        let runs = zip(reports, try readReports(reports)).map { LoadComparison.Run(name: $0, report: $1) }
+        let comparison: LoadComparison
+        do { comparison = try LoadComparison(runs) } catch { throw CommandFailure(.dataError, "\(error)") }
         print(comparison.table)
         if let html {
             try writeReportFile(Data(comparison.html().utf8), to: html, what: "the HTML comparison")
@@ -389,8 +461,8 @@ struct LoadCompareCommand: AsyncParsableCommand {
 /// Writes one of the files a load run or comparison was asked for, or says which and why it could not (the
 /// system's reason, which Foundation's error hides).
 private func writeReportFile(_ data: Data, to path: String, what: String) throws {
-    func failure(_ reason: String) -> LoadError {
-        LoadError("cannot write \(what) to \(path) (\(reason.lowercased())): check that its directory exists and that you may write there")
+    func failure(_ reason: String) -> CommandFailure {
+        CommandFailure(.cannotCreate, "cannot write \(what) to \(path) (\(reason.lowercased())): check that its directory exists and that you may write there")
     }
     let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }

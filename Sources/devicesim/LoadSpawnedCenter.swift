@@ -15,28 +15,24 @@ struct SpawnedCenterOptions: ParsableArguments {
     @Option(name: .customLong("center-arg"), parsing: .unconditionalSingleValue, help: "One more argument for the spawned centre, e.g. --center-arg --journal-batch --center-arg 64; repeat for more. They come last, so they override the tool's choices.")
     var centerArguments: [String] = []
 
-    @Option(name: .customLong("restart-center"), help: "Crash the spawned centre (SIGKILL) this many seconds into the steady phase and start it again at once on the same port and journal; repeat for more.")
-    var restartAt: [Double] = []
+    @Option(name: .customLong("restart-center"), parsing: .unconditionalSingleValue, help: "Crash the spawned centre (SIGKILL) this long into the steady phase, e.g. 10s, and start it again at once on the same port and journal; repeat for more.", transform: DurationOption.seconds)
+    var restartAt: [DurationOption] = []
 
-    @Option(name: .customLong("restart-center-every"), help: "Crash and restart the spawned centre every this many seconds of the steady phase.")
-    var restartEvery: Double?
+    @Option(name: .customLong("restart-center-every"), parsing: .unconditional, help: "Crash and restart the spawned centre this often during the steady phase, e.g. 10s.", transform: DurationOption.seconds)
+    var restartEvery: DurationOption?
 
-    @Option(help: "Seconds a crashed centre stays down before it starts again, while devices meet refused connections and back off.")
-    var centerDown: Double = 0
+    @Option(parsing: .unconditional, help: "How long a crashed centre stays down before it starts again, while devices meet refused connections and back off (default 0s).", transform: DurationOption.seconds)
+    var centerDown: DurationOption?
 
     func validate() throws {
-        if !spawnCenter, centerJournal != nil || !centerArguments.isEmpty || !restartAt.isEmpty || restartEvery != nil || centerDown != 0 {
+        if !spawnCenter, centerJournal != nil || !centerArguments.isEmpty || !restartAt.isEmpty || restartEvery != nil || centerDown != nil {
             throw ValidationError(
                 "--center-journal, --center-arg, --restart-center, --restart-center-every and --center-down act on a centre the tool starts: add --spawn-center.")
-        }
-        guard (restartAt + [restartEvery ?? 1, centerDown]).allSatisfy({ $0.isFinite && $0 < 1e9 }) else {
-            throw ValidationError("--restart-center, --restart-center-every and --center-down are seconds, for example --restart-center 10.")
         }
     }
 
     var restartSchedule: CenterRestartSchedule {
-        func duration(_ seconds: Double) -> Duration { .milliseconds(Int64((seconds * 1000).rounded())) }
-        return CenterRestartSchedule(at: restartAt.map(duration), every: restartEvery.map(duration), down: duration(centerDown))
+        CenterRestartSchedule(at: restartAt.map(\.duration), every: restartEvery?.duration, down: centerDown?.duration ?? .zero)
     }
 
     /// Starts the centre when `--spawn-center` asks for one; on `address` if given (`--center`), else on
@@ -74,7 +70,7 @@ final class SpawnedCenterRun: Sendable {
     }
 
     static func start(_ options: SpawnedCenterOptions, on address: SocketAddress?, masterHex: String, heartbeat: UInt16?) async throws -> SpawnedCenterRun {
-        let directory = NSTemporaryDirectory() + "devicesim-load-centre-" + UUID().uuidString.prefix(8).lowercased()
+        let directory = NSTemporaryDirectory() + "devicesim-load-center-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let masterFile = directory + "/master.hex"
         guard FileManager.default.createFile(atPath: masterFile, contents: Data(masterHex.utf8), attributes: [.posixPermissions: 0o600]) else {
@@ -88,7 +84,7 @@ final class SpawnedCenterRun: Sendable {
             .flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil } ?? "/proc/self/exe"
         let configuration = SpawnedCenter.Configuration(
             executable: executable, host: host, port: port, masterFile: masterFile,
-            journal: options.centerJournal ?? directory + "/centre.sqlite", log: directory + "/centre.log",
+            journal: options.centerJournal ?? directory + "/center.sqlite", log: directory + "/center.log",
             heartbeatInterval: heartbeat ?? 30, extraArguments: options.centerArguments)
         let run = SpawnedCenterRun(
             centre: SpawnedCenter(configuration: configuration), address: try SocketAddress(ipAddress: host, port: port),
@@ -120,12 +116,12 @@ final class SpawnedCenterRun: Sendable {
         signals.cancel()
         try? FileManager.default.removeItem(atPath: centre.configuration.masterFile)
         if killed { await say("did not stop within \(centre.bounds.stop) of SIGTERM and was killed") }
-        report.centreRestarts = await centre.restarts
+        report.centerRestarts = await centre.restarts
         let journal = centre.configuration.journal
         let check = try CenterJournalCheck(journal: journal, acknowledged: acknowledged)
-        report.centreJournal = check
+        report.centerJournal = check
         if check.passed, temporaryJournal {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: journal + suffix) }
+            for suffix in ["", "-wal", "-shm", "-writer"] { try? FileManager.default.removeItem(atPath: journal + suffix) }
         }
     }
 

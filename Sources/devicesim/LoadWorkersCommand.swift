@@ -58,7 +58,7 @@ extension LoadRunCommand {
         let keyFile = masterKey.masterFile ?? directory + "/master.hex"
         if masterKey.masterFile == nil {
             guard FileManager.default.createFile(atPath: keyFile, contents: Data(try masterHex().utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw ValidationError("Cannot write the key file for the workers in \(directory).")
+                throw CommandFailure(.cannotCreate, "cannot write the key file for the workers in \(directory): check the space and permissions of the temporary directory (TMPDIR)")
             }
         }
         // Long enough for every worker to start and parse its flags; a worker later than that catches up
@@ -110,7 +110,7 @@ extension LoadRunCommand {
         options.ramp = plan.rampRate
         var arguments = ["load", "run"] + options.arguments + [
             "--shard", plan.shard.description, "--master-file", keyFile,
-            "--quiet", "--json", report, "--worker", "\(start.uptimeNanoseconds)",
+            "--quiet", "--report", report, "--worker", "\(start.uptimeNanoseconds)",
         ]
         if let sources = plan.sourceAddresses { arguments += ["--source-addresses", sources.description] }
         return arguments

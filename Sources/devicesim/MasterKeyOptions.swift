@@ -34,7 +34,8 @@ struct MasterKeyOptions: ParsableArguments {
             || environment[Self.environmentVariable]?.isEmpty == false
     }
 
-    /// The key's hex and where it came from; `nil` when none is given.
+    /// The key's hex and where it came from; `nil` when none is given. A file that cannot be read is a
+    /// `CommandFailure` (66 missing, 77 not permitted).
     func hex(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (hex: String, source: String)? {
         if let masterFile { return (try Self.read(masterFile, what: "--master-file"), masterFile) }
         if let master { return (master, "--master") }
@@ -45,25 +46,29 @@ struct MasterKeyOptions: ParsableArguments {
 
     /// The key, checked; `nil` when none is given. Errors name the source, never the key.
     func key(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FleetMasterKey? {
-        guard let (hex, source) = try hex(environment: environment) else { return nil }
-        do {
-            guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
-            return try FleetMasterKey(bytes: bytes)
-        } catch let error as KeyError {
-            throw ValidationError("the fleet master key from \(source): \(error)")
-        }
+        guard let bytes = try bytes(environment: environment) else { return nil }
+        return try Self.refusing(source: try hex(environment: environment)?.source ?? "") { () throws(KeyError) in try FleetMasterKey(bytes: bytes) }
     }
 
     /// The key's bytes, for provisioning (which derives a device's root key from them).
     func bytes(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8]? {
         guard let (hex, source) = try hex(environment: environment) else { return nil }
-        guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw ValidationError("the fleet master key from \(source): \(KeyError.notHex)")
+        return try Self.refusing(source: source) { () throws(KeyError) in
+            let bytes: [UInt8]
+            do throws(HexError) { bytes = try Hex.parse(hex.trimmingCharacters(in: .whitespacesAndNewlines)) } catch { throw .notHex(error) }
+            guard (32...64).contains(bytes.count) else { throw .wrongMasterLength(bytes.count) }
+            return bytes
         }
-        guard (32...64).contains(bytes.count) else {
-            throw ValidationError("the fleet master key from \(source): \(KeyError.wrongMasterLength(bytes.count))")
+    }
+
+    /// `body`'s result, or its key error said with the key's source: on the command line a usage error, in a
+    /// file or the environment a configuration error (78).
+    private static func refusing<T>(source: String, _ body: () throws(KeyError) -> T) throws -> T {
+        do { return try body() } catch {
+            let message = "the fleet master key from \(source): \(error)"
+            if source == "--master" { throw ValidationError(message) }
+            throw CommandFailure(.configuration, message)
         }
-        return bytes
     }
 
     private static func credentialPath(_ environment: [String: String]) -> String? {
@@ -72,9 +77,7 @@ struct MasterKeyOptions: ParsableArguments {
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
-    private static func read(_ path: String, what: String) throws -> String {
-        do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ValidationError("Cannot read the fleet master key from \(what) '\(path)': check the path and its permissions.")
-        }
+    private static func read(_ path: String, what: String) throws(CommandFailure) -> String {
+        try readTextFile(path, what: "the fleet master key (\(what))")
     }
 }

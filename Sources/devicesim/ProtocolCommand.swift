@@ -8,12 +8,14 @@ struct ProtocolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protocol",
         abstract: "Decode frames, check the test vectors, measure the codec.",
+        discussion: "Each command's --help lists its exit status.",
         subcommands: [Decode.self, Vectors.self, Bench.self]
     )
 }
 
 /// The key options shared by commands that open frames: a device's root key from a file, or the fleet
-/// master key (`MasterKeyOptions`), each frame's key then derived from its device id.
+/// master key (`MasterKeyOptions`), each frame's key then derived from its device id. Without either, only
+/// the frames' clear headers can be shown.
 struct KeyOptions: ParsableArguments {
     @Option(help: "A file holding the device's root key in hex (32 to 128 digits), as device.toml's key_file.")
     var keyFile: String?
@@ -21,36 +23,56 @@ struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The device's root key in hex. Avoid it: every user sees it in the process list; use --key-file.", visibility: .hidden))
     var key: String?
 
-    @Option(help: "The key epoch of the key (protocol.md §3.2).")
+    @Option(parsing: .unconditional, help: "The key epoch of the key (protocol.md §3.2).")
     var epoch: UInt16 = 0
 
     @OptionGroup var masterKey: MasterKeyOptions
 
     func validate() throws {
-        let given = [keyFile != nil, key != nil, masterKey.isGiven()].filter { $0 }.count
-        guard given == 1 else {
-            throw ValidationError("Give exactly one key: --key-file FILE (a device's key) or --master-file FILE (the fleet master key).")
+        guard [keyFile != nil, key != nil, masterKey.masterFile != nil || masterKey.master != nil].filter({ $0 }).count <= 1 else {
+            throw ValidationError("Give one key: --key-file FILE (a device's key) or --master-file FILE (the fleet master key), not both.")
         }
         if key != nil {
             FileHandle.standardError.write(Data("devicesim: warning: --key puts the device's key in the process list, where every user of this machine can read it; use --key-file FILE\n".utf8))
         }
-        _ = try keyFor(deviceID: 0)
     }
 
-    /// The key for `deviceID`; throws a message that says what is wrong with the given key, never the key.
-    func keyFor(deviceID: UInt32) throws -> DeviceKey {
-        if let master = try masterKey.key() { return DeviceKey(deviceID: deviceID, master: master, epoch: epoch) }
-        var hex = key ?? ""
+    /// The key to derive each frame's key from, read and checked once; `nil` when none is given. Errors say
+    /// what is wrong with the key and where it came from, never the key.
+    func keys() throws -> FrameKeys? {
+        if let master = try masterKey.key() { return .master(master, epoch: epoch) }
+        let source: String
+        let hex: String
         if let keyFile {
-            do { hex = try String(contentsOfFile: keyFile, encoding: .utf8) } catch {
-                throw ValidationError("Cannot read the key file '\(keyFile)': check the path and its permissions.")
-            }
+            hex = try readTextFile(keyFile, what: "the device key file")
+            source = keyFile
+        } else if let key {
+            (hex, source) = (key, "--key")
+        } else {
+            return nil
         }
         do {
-            guard let bytes = Hex.decode(hex.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw KeyError.notHex }
-            return try DeviceKey(deviceID: deviceID, rootKey: bytes, epoch: epoch)
+            let bytes: [UInt8]
+            do throws(HexError) { bytes = try Hex.parse(hex.trimmingCharacters(in: .whitespacesAndNewlines)) } catch { throw KeyError.notHex(error) }
+            _ = try DeviceKey(deviceID: 0, rootKey: bytes, epoch: epoch)
+            return .root(bytes, epoch: epoch)
         } catch let error as KeyError {
-            throw ValidationError(error.description)
+            let message = "the device key from \(source): \(error)"
+            if keyFile == nil { throw ValidationError(message) }
+            throw CommandFailure(.configuration, message)
+        }
+    }
+}
+
+/// Where each frame's key comes from: one device's root key, or the fleet master key.
+enum FrameKeys {
+    case root([UInt8], epoch: UInt16)
+    case master(FleetMasterKey, epoch: UInt16)
+
+    func key(for deviceID: UInt32) throws -> DeviceKey {
+        switch self {
+        case .root(let bytes, let epoch): try DeviceKey(deviceID: deviceID, rootKey: bytes, epoch: epoch)
+        case .master(let master, let epoch): DeviceKey(deviceID: deviceID, master: master, epoch: epoch)
         }
     }
 }
@@ -61,13 +83,16 @@ extension ProtocolCommand {
             abstract: "Decode and authenticate hex frames, from arguments or standard input.",
             discussion: """
                 Each argument, or each line of standard input, holds one or more frames in hex (spaces and \
-                colons are ignored). Every frame is printed decoded, or with the reason it is invalid. \
-                Exit status 1 when any frame is invalid.
+                colons are ignored). Every frame is printed decoded, or with the reason it is invalid. Without \
+                a key (--key-file or --master-file) only each frame's clear header is shown: direction, device, \
+                counter, length; its body is sealed.
+
+                \(ExitStatus.help([.verdict, .noInput, .noPermission, .configuration], [.verdict: "a frame is invalid"]))
                 """)
 
         @OptionGroup var keys: KeyOptions
 
-        @Option(help: "For centre-to-device frames: the session anchor (the counter of the device's sessionStart).")
+        @Option(parsing: .unconditional, help: "For centre-to-device frames: the session anchor (the counter of the device's sessionStart).")
         var anchor: UInt64?
 
         @Flag(help: "Print one JSON object per frame.")
@@ -77,40 +102,45 @@ extension ProtocolCommand {
         var frames: [String] = []
 
         func run() async throws {
+            let frameKeys = try keys.keys()
             let inputs = frames.isEmpty ? Array(AnySequence { AnyIterator { readLine() } }) : frames
             var index = 0
             var invalid = 0
             for input in inputs where !input.allSatisfy(\.isWhitespace) {
-                guard let bytes = Hex.decode(input) else {
+                let bytes: [UInt8]
+                do throws(HexError) { bytes = try Hex.parse(input) } catch {
                     index += 1
                     invalid += 1
-                    report(index, .failure(message: "not hexadecimal: use only 0-9 and a-f, an even number of digits", category: "malformed"))
+                    report(index, .failure(message: "not hex: \(error)", category: "malformed"))
                     continue
                 }
                 var buffer = ByteBuffer(bytes: bytes)
                 var decoder = FrameDecoder()
                 repeat {
                     index += 1
-                    let outcome = decodeOne(&decoder, &buffer)
+                    let outcome = decodeOne(&decoder, &buffer, keys: frameKeys)
                     if case .failure = outcome { invalid += 1 }
                     report(index, outcome)
                     if case .failure = outcome { break }  // no resynchronisation after a bad frame
                 } while buffer.readableBytes > 0
             }
-            if invalid > 0 { throw ExitCode(1) }
+            if invalid > 0 { throw ExitCode(ExitStatus.verdict.rawValue) }
         }
 
         enum Outcome {
             case success(SealedFrame, Message)
+            /// No key given: the clear header alone.
+            case sealed(SealedFrame)
             case failure(message: String, category: String)
         }
 
-        private func decodeOne(_ decoder: inout FrameDecoder, _ buffer: inout ByteBuffer) -> Outcome {
+        private func decodeOne(_ decoder: inout FrameDecoder, _ buffer: inout ByteBuffer, keys: FrameKeys?) -> Outcome {
             do {
                 guard let frame = try decoder.decode(buffer: &buffer) else {
                     return .failure(message: "incomplete frame: \(buffer.readableBytes) bytes, the header announces more", category: "malformed")
                 }
-                let key = try keys.keyFor(deviceID: frame.header.deviceID)
+                guard let keys else { return .sealed(frame) }
+                let key = try keys.key(for: frame.header.deviceID)
                 switch frame.header.direction {
                 case .up: return .success(frame, try frame.open(with: key.upKey))
                 case .down:
@@ -133,17 +163,31 @@ extension ProtocolCommand {
             case (.success(let frame, let message), true):
                 var line = message.json
                 line.removeFirst()
-                print(#"{"frame":\#(index),"direction":"\#(frame.header.direction == .up ? "up" : "down")","device":\#(frame.header.deviceID),"counter":\#(frame.header.counter),"length":\#(frame.header.length),"message":{\#(line)}"#)
+                print(#"\#(headerJSON(index, frame.header)),"message":{\#(line)}"#)
+            case (.sealed(let frame), true):
+                print(#"\#(headerJSON(index, frame.header)),"sealed":true}"#)
             case (.success(let frame, let message), false):
-                let h = frame.header
-                let counter = h.direction == .up ? "counter \(h.counter)" : "salt 0x\(String(h.counter >> 32, radix: 16)) sequence \(h.counter & 0xFFFF_FFFF)"
-                print("frame \(index): \(h.direction == .up ? "device → centre" : "centre → device"), device \(h.deviceID), \(counter), \(h.length) bytes")
+                print(headerLine(index, frame.header))
                 print("  \(message.kind.name) \(message.json)")
+            case (.sealed(let frame), false):
+                print(headerLine(index, frame.header))
+                print("  body sealed: give the key to open it (--key-file FILE with the device's key, or --master-file FILE with the fleet master key)")
             case (.failure(let message, let category), true):
                 print(#"{"frame":\#(index),"error":\#(jsonString(message)),"category":"\#(category)"}"#)
             case (.failure(let message, _), false):
                 print("frame \(index): INVALID: \(message)")
             }
+        }
+
+        /// The clear header as the start of a JSON object (without the closing brace).
+        private func headerJSON(_ index: Int, _ h: FrameHeader) -> String {
+            #"{"frame":\#(index),"direction":"\#(h.direction == .up ? "up" : "down")","device":\#(h.deviceID),"counter":\#(h.counter),"length":\#(h.length)"#
+        }
+
+        private func headerLine(_ index: Int, _ h: FrameHeader) -> String {
+            let counter = h.direction == .up ? "counter \(h.counter)" : "salt 0x\(String(h.counter >> 32, radix: 16)) sequence \(h.counter & 0xFFFF_FFFF)"
+            let epoch = h.direction == .up && h.keyEpochBits != 0 ? ", key epoch bits \(h.keyEpochBits)" : ""
+            return "frame \(index): \(h.direction == .up ? "device → centre" : "centre → device"), device \(h.deviceID), \(counter)\(epoch), \(h.length) bytes"
         }
 
         private func jsonString(_ s: String) -> String {
@@ -153,20 +197,26 @@ extension ProtocolCommand {
 
     struct Vectors: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the test vectors of protocol.md against this program's codec.")
+            abstract: "Check the test vectors of protocol.md against this program's codec.",
+            discussion: """
+                Without --file it reads protocol.md from the current directory, else from the repository this \
+                devicesim was built in (found from the executable's path), and says which.
 
-        @Option(help: "The protocol document to read.")
-        var file = "protocol.md"
+                \(ExitStatus.help([.verdict, .noInput, .dataError], [.verdict: "a vector failed", .dataError: "the file holds no vectors or a malformed one"]))
+                """)
+
+        @Option(help: "The protocol document to read (default: ./protocol.md, else the one of the repository devicesim was built in).")
+        var file: String?
 
         func run() async throws {
-            let text: String
-            do {
-                text = try String(contentsOfFile: file, encoding: .utf8)
-            } catch {
-                throw ValidationError("cannot read \(file): run from the repository root or give --file PATH")
+            let path = try file ?? Self.protocolDocument()
+            let text = try readTextFile(path, what: "the protocol document", advice: "give --file PATH to protocol.md")
+            let vectors: [ProtocolVector]
+            do { vectors = try ProtocolVector.parse(markdown: text) } catch {
+                throw CommandFailure(.dataError, "\(path): \(error)")
             }
-            let vectors = try ProtocolVector.parse(markdown: text)
-            guard !vectors.isEmpty else { throw ValidationError("\(file) holds no ```vector blocks") }
+            guard !vectors.isEmpty else { throw CommandFailure(.dataError, "\(path) holds no ```vector blocks: is it protocol.md?") }
+            if file == nil { print("vectors of \(path)") }
             var failed = 0
             for vector in vectors {
                 let problems = vector.check()
@@ -178,16 +228,32 @@ extension ProtocolCommand {
                 }
             }
             print("vectors: \(vectors.count - failed) passed, \(failed) failed")
-            if failed > 0 { throw ExitCode(1) }
+            if failed > 0 { throw ExitCode(ExitStatus.verdict.rawValue) }
+        }
+
+        /// ./protocol.md, else the repository's beside the executable (`<repository>/.build/…/devicesim`).
+        static func protocolDocument() throws(CommandFailure) -> String {
+            if FileManager.default.fileExists(atPath: "protocol.md") { return "protocol.md" }
+            if let repository = BuildStamp.repository(ofExecutable: BuildStamp.executablePath) {
+                return repository + "/protocol.md"
+            }
+            throw CommandFailure(
+                .noInput,
+                "cannot find protocol.md: it is not in this directory, and this devicesim (\(BuildStamp.executablePath)) is not inside the repository it was built in; give --file PATH")
         }
     }
 
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Measure seal+encode and decode+open of heartbeat and alarm frames on one core.")
+            abstract: "Measure seal+encode and decode+open of heartbeat and alarm frames on one core.",
+            discussion: ExitStatus.help([.software]))
 
-        @Option(help: "Frames per measurement.")
+        @Option(parsing: .unconditional, help: "Frames per measurement.")
         var frames = 1_000_000
+
+        func validate() throws {
+            guard frames >= 1 else { throw ValidationError("--frames must be at least 1, e.g. --frames 1000000.") }
+        }
 
         @Flag(help: "Print the results as JSON.")
         var json = false

@@ -14,13 +14,23 @@ struct ProvisionCommand: ParsableCommand {
             device.toml` on the device once its key is installed). Re-provisioning a device (--force over its \
             device.toml, or --epoch) moves it to the next key epoch, with a new key: the recovery for a lost \
             state directory. The centre accepts the new epoch and retires the old one.
+
+            \(ExitStatus.help(
+                [.noInput, .cannotCreate, .noPermission, .configuration],
+                [.noInput: "the master key file or --config's device.toml is missing",
+                 .cannotCreate: "device.toml, the state or the registry cannot be written (the file exists without --force, a directory is missing, the registry already has the id)",
+                 .configuration: "the master key, --config's device.toml or the registry is invalid"]))
             """)
 
-    @Option(help: "The device's id, 0 to 4294967295; unique in the fleet.")
+    @Option(parsing: .unconditional, help: "The device's id, 0 to 4294967295; unique in the fleet.")
     var id: UInt32?
 
     @Option(help: "The primary centre, as host:port (an IPv6 address in brackets: [2001:db8::1]:7700).")
-    var centre: String?
+    var center: String?
+
+    /// `--centre`, the other spelling, accepted.
+    @Option(name: .customLong("centre"), help: .hidden)
+    var centreAlias: String?
 
     @Option(help: "The secondary centre, as host:port.")
     var secondary: String?
@@ -40,7 +50,7 @@ struct ProvisionCommand: ParsableCommand {
     @Flag(help: "Replace an existing configuration file (the device gets a new key of the next epoch).")
     var force = false
 
-    @Option(help: "The key epoch (0 to 65535). Default: one more than that of the device.toml replaced with --force, else 0.")
+    @Option(parsing: .unconditional, help: "The key epoch (0 to 65535). Default: one more than that of the device.toml replaced with --force, else 0.")
     var epoch: UInt16?
 
     @Flag(help: "Do not write the counter reservation into --state-dir (provisioning on a workstation, not the device).")
@@ -52,27 +62,30 @@ struct ProvisionCommand: ParsableCommand {
     @Option(help: "device.toml, with --init-state.")
     var config: String?
 
+    /// `--center` or its other spelling.
+    private var primary: String? { center ?? centreAlias }
+
     func validate() throws {
+        if center != nil && centreAlias != nil { throw ValidationError("--centre is another spelling of --center: give it once.") }
         if initState {
             guard config != nil else { throw ValidationError("--init-state needs --config device.toml.") }
-            guard id == nil, centre == nil, !masterKey.isGiven(), registry == nil else {
+            // A master key in the environment (or systemd credentials) is no mistake of this command line.
+            guard id == nil, primary == nil, masterKey.masterFile == nil, masterKey.master == nil, registry == nil else {
                 throw ValidationError("--init-state takes only --config: it writes the state of a device.toml that exists.")
             }
             return
         }
-        guard id != nil, centre != nil else { throw ValidationError("Give --id N and --centre host:port (or --init-state --config FILE on the device).") }
+        guard id != nil, primary != nil else { throw ValidationError("Give --id N and --center host:port (or --init-state --config FILE on the device).") }
         if registry != nil && masterKey.isGiven() {
             throw ValidationError(
                 "Give --registry FILE (the centre keeps each device's key) or a master key (--master-file FILE: the centre derives keys), not both.")
         }
         _ = try addresses()
-        _ = try masterKey.bytes()
     }
 
     func run() throws {
         if initState, let config {
-            let device: DeviceConfig
-            do { device = try DeviceConfig.load(path: config) } catch { throw ValidationError("\(config): \(error)") }
+            let device = try loadDeviceConfig(config)
             try Provisioning.initialiseState(device)
             print("Device \(device.deviceID): wrote the counter reservation of key epoch \(device.keyEpoch) to \(device.counterPath).")
             return
@@ -98,7 +111,7 @@ struct ProvisionCommand: ParsableCommand {
 
     private func addresses() throws -> (CentreAddress, CentreAddress?) {
         do {
-            let primary = try CentreAddress(parsing: centre ?? "", key: "--centre")
+            let primary = try CentreAddress(parsing: self.primary ?? "", key: center != nil ? "--center" : "--centre")
             let secondary = try secondary.map { (text) throws(DeviceConfigError) in
                 try CentreAddress(parsing: text, key: "--secondary")
             }

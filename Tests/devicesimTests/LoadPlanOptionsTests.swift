@@ -8,12 +8,12 @@ import Testing
     /// replaces the duration and the rates, so they cannot go together).
     static let commandLines: [[String]] = [
         [
-            "--center", "[::1]:7701", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat", "7",
+            "--center", "[::1]:7701", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat-interval", "7",
             "--alarm-rate", "3.25", "--event-rate", "0.5", "--drop-links", "1.5", "--udp-loss", "0.05", "--cancel-share", "0.3",
             "--call-share", "0.2", "--call-duration", "12.5", "--duration", "45", "--drain", "20.25", "--first-id", "1001",
             "--devices-per-socket", "64",
         ],
-        ["--devices", "3", "--scenario", "power-cut.toml"],
+        ["--devices", "3", "--scenario", "power-cut.toml", "--heartbeat", "9s"],
     ]
 
     /// Each option's value, by property name (`_devices`, …), as the parser left it.

@@ -307,8 +307,8 @@ check_syn_dropped() {
 # --- 6-10. devicesim run with the evdev backend, a centre on loopback --------------------------------
 
 start_centre_and_device() {
-    rm -rf /tmp/state /tmp/device.toml /tmp/registry.toml /tmp/centre.sqlite
-    devicesim provision --id 1001 --centre 127.0.0.1:7700 --registry /tmp/registry.toml --state-dir /tmp/state \
+    rm -rf /tmp/state /tmp/device.toml /tmp/registry.toml /tmp/center.sqlite
+    devicesim provision --id 1001 --center 127.0.0.1:7700 --registry /tmp/registry.toml --state-dir /tmp/state \
         --out /tmp/device.toml >/tmp/provision.out 2>&1 || { info "provision failed: $(quote </tmp/provision.out)"; return 1; }
     # The provisioned file with the evdev button in place of the simulated one.
     awk '/^\[/ { skip = ($0 == "[button]" || $0 == "[alarm]" || $0 == "[log]") } !skip' /tmp/device.toml >/tmp/device.new
@@ -329,7 +329,7 @@ level = "debug"
 EOF
     mv /tmp/device.new /tmp/device.toml
     start centre --stamped devicesim center --port 7700 --host 127.0.0.1 --keys /tmp/registry.toml \
-        --journal /tmp/centre.sqlite --json
+        --journal /tmp/center.sqlite --json
     wait_for /tmp/centre.out '"event":"listening"' 90 >/dev/null || { info "the centre did not start: $(quote </tmp/centre.out)"; return 1; }
     start run --stamped devicesim run --config /tmp/device.toml
     return 0

@@ -21,12 +21,15 @@ public struct CasePolicy: Sendable {
         public var device: UInt32
         public var alarmID: UInt32
         public var state: CaseState
+        /// When the centre opened it (received its alarm), milliseconds since the Unix epoch; 0 if unknown.
+        public var openedAt: WireTime
 
-        public init(id: Int64, device: UInt32, alarmID: UInt32, state: CaseState) {
+        public init(id: Int64, device: UInt32, alarmID: UInt32, state: CaseState, openedAt: WireTime = 0) {
             self.id = id
             self.device = device
             self.alarmID = alarmID
             self.state = state
+            self.openedAt = openedAt
         }
     }
 

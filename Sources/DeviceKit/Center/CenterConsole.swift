@@ -1,4 +1,7 @@
-/// What a person at the `--console` types, parsed (pure): `engage N`, `close N`, `call N`, `hangup N`, `list`.
+import Foundation
+
+/// What a person at the `--console` types, parsed (pure): `list`, `engage N`, `close N`, `call N`,
+/// `hangup N`, `help`, `quit`.
 public enum ConsoleCommand: Hashable, Sendable {
     case engage(Int64)
     case close(Int64)
@@ -6,25 +9,45 @@ public enum ConsoleCommand: Hashable, Sendable {
     case call(Int64)
     case hangUp(Int64)
     case list
+    case help
+    /// Stop the centre, as SIGTERM would.
+    case quit
 
-    /// The command on `line`, or a hint saying what to type.
+    /// What `help` prints: every command and what it does.
+    public static let helpText = """
+        commands:
+          list       open cases: age, state, whether the device is online, its call
+          engage N   an operator takes case N
+          close N    close case N
+          call N     call the home of case N (again, after a call dropped)
+          hangup N   end the call of case N
+          help       this list
+          quit       stop the centre (as Ctrl-C or SIGTERM)
+        """
+
+    /// The command on `line`, or what is wrong with it and what to type.
     public static func parse(_ line: String) -> Result<ConsoleCommand, ConsoleCommandError> {
         let words = line.split(whereSeparator: \.isWhitespace).map { $0.lowercased() }
-        switch words.first {
-        case "list"?, "ls"?:
+        guard let word = words.first else { return .failure(ConsoleCommandError("type a command, or 'help' for the list")) }
+        switch word {
+        case "list", "ls":
             return .success(.list)
-        case "engage"?, "close"?, "call"?, "hangup"?:
+        case "help", "?":
+            return .success(.help)
+        case "quit", "exit":
+            return .success(.quit)
+        case "engage", "close", "call", "hangup":
             guard words.count == 2, let id = Int64(words[1]) else {
-                return .failure(ConsoleCommandError("type '\(words[0]) N' with N the case number, e.g. '\(words[0]) 1'"))
+                return .failure(ConsoleCommandError("type '\(word) N' with N the case number, e.g. '\(word) 1'"))
             }
-            switch words[0] {
+            switch word {
             case "engage": return .success(.engage(id))
             case "close": return .success(.close(id))
             case "call": return .success(.call(id))
             default: return .success(.hangUp(id))
             }
         default:
-            return .failure(ConsoleCommandError("commands: 'engage N', 'close N', 'call N', 'hangup N', 'list'"))
+            return .failure(ConsoleCommandError("unknown command '\(word)': type 'help' for the commands"))
         }
     }
 }
@@ -34,6 +57,63 @@ public struct ConsoleCommandError: Error, Hashable, Sendable, CustomStringConver
     init(_ description: String) { self.description = description }
 }
 
+/// An open case as the operator's list shows it: the case, whether its device is online now, and its call.
+public struct CaseOverview: Hashable, Sendable {
+    public enum Call: String, Hashable, Sendable {
+        /// No call (none asked for, or it ended).
+        case none
+        /// Engaged, waiting for its turn to be called (`--engage-call-rate`).
+        case waiting
+        /// Media ports being bound.
+        case placing
+        /// Offered to the device, not yet answered.
+        case offered
+        /// Answered: media both ways.
+        case connected
+    }
+
+    public var `case`: CasePolicy.Case
+    public var deviceOnline: Bool
+    public var call: Call
+
+    public init(case: CasePolicy.Case, deviceOnline: Bool, call: Call) {
+        self.case = `case`
+        self.deviceOnline = deviceOnline
+        self.call = call
+    }
+
+    /// The console's `list`: one row per case, with its age at `now` (milliseconds since the Unix epoch).
+    public static func table(_ cases: [CaseOverview], now: WireTime) -> String {
+        guard !cases.isEmpty else { return "no open cases" }
+        let header = ["case", "device", "alarm", "age", "state", "device is", "call"]
+        let rows = cases.map { overview -> [String] in
+            let open = overview.case
+            return [
+                "\(open.id)", "\(open.device)", "\(open.alarmID)",
+                open.openedAt == 0 ? "?" : age(now >= open.openedAt ? now - open.openedAt : 0),
+                "\(open.state)", overview.deviceOnline ? "online" : "OFFLINE", overview.call.rawValue,
+            ]
+        }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    /// `42 s`, `3 min 5 s`, `2 h 10 min`, `3 d 4 h`.
+    static func age(_ milliseconds: UInt64) -> String {
+        let seconds = milliseconds / 1000
+        switch seconds {
+        case ..<60: return "\(seconds) s"
+        case ..<3600: return "\(seconds / 60) min \(seconds % 60) s"
+        case ..<86_400: return "\(seconds / 3600) h \(seconds / 60 % 60) min"
+        default: return "\(seconds / 86_400) d \(seconds / 3600 % 24) h"
+        }
+    }
+}
+
 extension CenterEvent {
     /// The line a person at the console sees for this event, or `nil` for events that are not theirs.
     /// - Parameter wall: the time to show, milliseconds since the Unix epoch.
@@ -41,7 +121,7 @@ extension CenterEvent {
         let time = Self.clock(wall)
         switch self {
         case .listening(let ports):
-            return "\(time)  centre listening on TCP \(ports.tcp), UDP \(ports.udp)"
+            return "\(time)  listening for devices on TCP \(ports.tcp), UDP \(ports.udp)"
                 + (ports.metrics.map { ", metrics on \($0)" } ?? "")
         case .alarm(let device, let alarm, let late, let dispatched):
             let battery = alarm.battery == 255 ? "unknown" : "\(alarm.battery) %"
@@ -64,7 +144,7 @@ extension CenterEvent {
         case .mediaSilent(let device, let callID, let seconds):
             return "\(time)  call \(callID) with device \(device): NO MEDIA for \(Int(seconds)) s; the case stays open, type 'call N' to call again"
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
-            return "\(time)  call \(callID) with device \(device) ended by the \(endedBy) (\(reason))"
+            return "\(time)  call \(callID) with device \(device) ended by the \(endedBy.words) (\(reason))"
                 + (statistics.map { "\n          \($0.summary)" } ?? "")
         case .alarmFlagged(let device, let alarmID, let flags):
             return "\(time)  ATTENTION device \(device) alarm \(alarmID): \(flags.joined(separator: "; "))"

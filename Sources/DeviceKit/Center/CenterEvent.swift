@@ -42,11 +42,41 @@ public enum CenterEvent: Hashable, Sendable {
     case callStarted(device: UInt32, callID: UInt32)
     /// No media from the device for `seconds`: the call is ended with `mediaSilent`; the case stays open.
     case mediaSilent(device: UInt32, callID: UInt32, seconds: Double)
-    /// The call ended, by "centre" or "device", with the centre's media numbers for it.
-    case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: String, statistics: MediaStatistics?)
+    /// The call ended, by the centre or the device, with the centre's media numbers for it.
+    case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: CallEndedBy, statistics: MediaStatistics?)
 
     /// One line of JSON with sorted keys, `"event"` naming the case.
-    public var json: String {
+    public var json: String { Self.line(jsonObject) }
+
+    /// The JSON line with `"at"`: `wall` (milliseconds since the Unix epoch) in ISO 8601 UTC with milliseconds,
+    /// as the `--json` stream writes every event.
+    public func json(at wall: WireTime) -> String {
+        var object = jsonObject
+        object["at"] = Self.iso8601(wall)
+        return Self.line(object)
+    }
+
+    private static func line(_ object: [String: Any]) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            return #"{"event":"unencodable"}"#
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `2026-12-04T20:35:39.123Z`.
+    static func iso8601(_ wall: WireTime) -> String {
+        var seconds = time_t(wall / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(digits(parts.tm_year + 1900, 4))-\(digits(parts.tm_mon + 1, 2))-\(digits(parts.tm_mday, 2))T"
+            + "\(digits(parts.tm_hour, 2)):\(digits(parts.tm_min, 2)):\(digits(parts.tm_sec, 2)).\(digits(Int32(wall % 1000), 3))Z"
+    }
+
+    private var jsonObject: [String: Any] {
         var object: [String: Any] = [:]
         switch self {
         case .listening(let ports):
@@ -57,7 +87,7 @@ public enum CenterEvent: Hashable, Sendable {
         case .alarm(let device, let alarm, let late, let dispatched):
             object = [
                 "event": "alarm", "device": device, "alarm": alarm.id, "kind": alarm.kind.description,
-                "triggeredAt": alarm.triggeredAt, "battery": alarm.battery, "flags": alarm.flags.rawValue,
+                "triggeredAt": alarm.triggeredAt, "battery": alarm.battery == 255 ? NSNull() : alarm.battery, "flags": alarm.flags.rawValue,
                 "lateMilliseconds": late, "clockVerified": alarm.flags.contains(.clockSynchronised),
                 "dispatched": dispatched,
             ]
@@ -74,10 +104,12 @@ public enum CenterEvent: Hashable, Sendable {
         case .alarmCancelled(let device, let alarmID):
             object = ["event": "alarmCancelled", "device": device, "alarm": alarmID]
         case .recorded(let device, let message):
+            // The message's fields under "message"; its type once, beside "event".
             object = ["event": "recorded", "device": device, "type": message.kind.name]
             if let data = message.json.data(using: .utf8),
-                let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                var fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
             {
+                fields["type"] = nil
                 object["message"] = fields
             }
         case .caseUpdate(let caseID, let device, let alarmID, let state):
@@ -101,17 +133,14 @@ public enum CenterEvent: Hashable, Sendable {
         case .mediaSilent(let device, let callID, let seconds):
             object = ["event": "mediaSilent", "device": device, "call": callID, "seconds": seconds]
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
-            object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy]
+            object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy.rawValue]
             if let statistics, let data = try? JSONEncoder().encode(statistics),
                 let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
             {
                 object["media"] = fields
             }
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            return #"{"event":"unencodable"}"#
-        }
-        return String(decoding: data, as: UTF8.self)
+        return object
     }
 }
 
@@ -125,5 +154,19 @@ public struct CenterPorts: Hashable, Sendable {
         self.tcp = tcp
         self.udp = udp
         self.metrics = metrics
+    }
+}
+
+/// Which end of a call ended it; in JSON `"center"` or `"device"`, as every name of the centre a user reads.
+public enum CallEndedBy: String, Hashable, Sendable {
+    case center
+    case device
+
+    /// In a sentence ("ended by the centre").
+    public var words: String {
+        switch self {
+        case .center: "centre"
+        case .device: "device"
+        }
     }
 }

@@ -93,9 +93,13 @@ public final class CenterJournal: Sendable {
 
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
     ///   before it fails (and its batch is answered `nak busy`).
+    ///   Opening fails with a `JournalOpenError` that says why in words.
     public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
         self.path = path
-        writerLock = try JournalWriterLock(journal: path)
+        try JournalOpenError.checkDirectory(of: path)
+        do { writerLock = try JournalWriterLock(journal: path) } catch let error as JournalLockError {
+            throw JournalOpenError(path: path, errno: error.errno)
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.prepareDatabase { db in
@@ -105,9 +109,15 @@ public final class CenterJournal: Sendable {
             guard mode == "wal" else { throw DatabaseError(message: "could not set WAL mode on the journal") }
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        database = try DatabaseQueue(path: path, configuration: configuration)
+        do {
+            database = try DatabaseQueue(path: path, configuration: configuration)
+        } catch let error as DatabaseError {
+            throw JournalOpenError(path: path, database: error)
+        }
         do {
             try Self.migrator.migrate(database)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw JournalOpenError(path: path, database: error)
         } catch {
             // GRDB checks which migrations are applied outside their transaction: two processes that open a new
             // file at once may both try `v1`, and the second fails on tables that now exist. Checked again, it
@@ -401,7 +411,7 @@ public final class CenterJournal: Sendable {
             arguments: [Int64(device), Int64(alarmID), reuse, Int64(CaseState.received.rawValue), Int64(at), Int64(at)])
         let caseID = db.lastInsertedRowID
         let update = try insertUpdate(db, caseID: caseID, alarmID: alarmID, state: .received, at: at)
-        return (CasePolicy.Case(id: caseID, device: device, alarmID: alarmID, state: .received), update)
+        return (CasePolicy.Case(id: caseID, device: device, alarmID: alarmID, state: .received, openedAt: at), update)
     }
 
     /// Records a case's new state; returns the update to send, or `nil` if the case is already at or past
@@ -431,13 +441,14 @@ public final class CenterJournal: Sendable {
     public func openCases() throws -> [CasePolicy.Case] {
         try database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT id, device, alarm_id, state FROM dispatch_case WHERE state < ? ORDER BY id",
+                db, sql: "SELECT id, device, alarm_id, state, opened_at FROM dispatch_case WHERE state < ? ORDER BY id",
                 arguments: [Int64(CaseState.closed.rawValue)]
             ).map { row in
                 CasePolicy.Case(
                     id: row["id"], device: UInt32(truncatingIfNeeded: row["device"] as Int64),
                     alarmID: UInt32(truncatingIfNeeded: row["alarm_id"] as Int64),
-                    state: CaseState(rawValue: UInt8(truncatingIfNeeded: row["state"] as Int64)))
+                    state: CaseState(rawValue: UInt8(truncatingIfNeeded: row["state"] as Int64)),
+                    openedAt: UInt64(max(0, row["opened_at"] as Int64)))
             }
         }
     }
@@ -502,5 +513,71 @@ public final class CenterJournal: Sendable {
         // centre messages by id never mistakes a new update for an old one, even across centre restarts.
         return CaseUpdate(
             id: UInt32(truncatingIfNeeded: db.lastInsertedRowID), alarmID: alarmID, state: state, at: at)
+    }
+}
+
+/// The journal could not be opened, said in words: the file's directory is missing, may not be written, or
+/// the file is not a journal.
+public struct JournalOpenError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Reason: Hashable, Sendable {
+        /// The directory to hold the journal does not exist (or is not a directory).
+        case missingDirectory(String)
+        /// This user may not create or write the file (EACCES, EPERM, EROFS).
+        case notPermitted
+        /// The file exists but is not an SQLite database.
+        case notADatabase
+        case other(String)
+    }
+
+    public var path: String
+    public var reason: Reason
+
+    public init(path: String, reason: Reason) {
+        self.path = path
+        self.reason = reason
+    }
+
+    init(path: String, errno code: Int32) {
+        switch code {
+        case EACCES, EPERM, EROFS: self.init(path: path, reason: .notPermitted)
+        case ENOENT, ENOTDIR: self.init(path: path, reason: .missingDirectory(Self.directory(of: path)))
+        default: self.init(path: path, reason: .other(String(cString: strerror(code)).lowercased()))
+        }
+    }
+
+    init(path: String, database error: DatabaseError) {
+        switch error.resultCode {
+        case .SQLITE_NOTADB: self.init(path: path, reason: .notADatabase)
+        case .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM: self.init(path: path, reason: .notPermitted)
+        default: self.init(path: path, reason: .other(error.message ?? "\(error.resultCode)"))
+        }
+    }
+
+    public var description: String {
+        switch reason {
+        case .missingDirectory(let directory):
+            "cannot create the journal \(path): the directory \(directory) does not exist; create it (mkdir -p \(directory)) or give a journal in an existing directory"
+        case .notPermitted:
+            "cannot create or write the journal \(path): permission denied; give a journal in a directory this user may write, or run as its owner"
+        case .notADatabase:
+            "\(path) is not a journal (not an SQLite database): give another file, or move this one away"
+        case .other(let reason):
+            "cannot open the journal \(path): \(reason)"
+        }
+    }
+
+    static func directory(of path: String) -> String {
+        let directory = (path as NSString).deletingLastPathComponent
+        return directory.isEmpty ? "." : directory
+    }
+
+    /// Throws `.missingDirectory` when the journal's directory is not there: SQLite would only say "unable to
+    /// open database file", and the writer lock would name its own file.
+    static func checkDirectory(of path: String) throws(JournalOpenError) {
+        var isDirectory: ObjCBool = false
+        let directory = directory(of: path)
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw JournalOpenError(path: path, reason: .missingDirectory(directory))
+        }
     }
 }

@@ -45,6 +45,8 @@ final class CenterMetrics: Sendable {
     let callsActive: Gauge
     let callsWaiting: Gauge
     private let callsEndedByReason: [UInt8: Prometheus.Counter]
+    /// From an alarm's arrival to its `ack` (journalled first, group commit included), new alarms only.
+    let alarmAckDuration: DurationHistogram
     let mediaPacketsReceived: Prometheus.Counter
     let mediaPacketsLost: Prometheus.Counter
     private let mediaRefusedByReason: [String: Prometheus.Counter]
@@ -89,6 +91,16 @@ final class CenterMetrics: Sendable {
                 metricName: "center_journal_commit_seconds", unitName: "",
                 helpText: "Journal transactions (group commits) by how long they took, fsync included."),
             buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000].map { Duration.milliseconds($0) })
+        alarmAckDuration = registry.makeDurationHistogram(
+            descriptor: .init(
+                metricName: "center_alarm_ack_seconds", unitName: "",
+                helpText: "New alarms by the time from their arrival to their ack (recorded in the journal first, group commit included)."),
+            buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].map { Duration.milliseconds($0) })
+        // Which build serves, as the official clients' *_build_info: a constant 1 with the version and commit as labels.
+        registry.makeGauge(
+            descriptor: .init(metricName: "center_build_info", unitName: "", helpText: "The devicesim build serving: its version and git commit (\"unknown\" unless stamped by make)."),
+            labels: [("version", BuildStamp.version), ("commit", BuildStamp.commit)]
+        ).set(Int64(1))
         sessionsOpened = registry.makeCounter(descriptor: .init(metricName: "center_sessions_opened_total", unitName: "", helpText: "Sessions accepted."))
         sessionsActive = registry.makeGauge(descriptor: .init(metricName: "center_sessions_active", unitName: "", helpText: "Devices with a current session."))
         devicesOnline = registry.makeGauge(descriptor: .init(metricName: "center_devices_online", unitName: "", helpText: "Devices under supervision and online."))
@@ -112,27 +124,52 @@ final class CenterMetrics: Sendable {
             ended[code] = registry.makeCounter(descriptor: .init(metricName: "center_calls_ended_total", unitName: "", helpText: "Calls ended, by callEnd reason."), labels: [("reason", name)])
         }
         callsEndedByReason = ended
-        mediaPacketsReceived = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_received_total", unitName: "", helpText: "RTP packets received in ended calls (RFC 3550 received, voice and video)."))
-        mediaPacketsLost = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_lost_total", unitName: "", helpText: "RTP packets lost in ended calls (RFC 3550 cumulative lost, voice and video)."))
+        mediaPacketsReceived = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_received_total", unitName: "", helpText: "RTP packets received in calls (RFC 3550 received, voice and video), counted each second while a call lasts."))
+        mediaPacketsLost = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_lost_total", unitName: "", helpText: "RTP packets lost in calls (RFC 3550 cumulative lost, voice and video), counted each second while a call lasts."))
         var refusedMedia: [String: Prometheus.Counter] = [:]
         for reason in ["malformed", "forged", "replayed", "unknownSource"] {
-            refusedMedia[reason] = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_refused_total", unitName: "", helpText: "Datagrams on media ports refused in ended calls, by why."), labels: [("reason", reason)])
+            refusedMedia[reason] = registry.makeCounter(descriptor: .init(metricName: "center_media_packets_refused_total", unitName: "", helpText: "Datagrams on media ports refused in calls, by why, counted each second while a call lasts."), labels: [("reason", reason)])
         }
         mediaRefusedByReason = refusedMedia
     }
 
-    /// A call ended: count it and its media numbers.
-    func callEnded(_ reason: CallEndReason, _ statistics: MediaStatistics?) {
+    /// A call ended: count it, and what of its media numbers was not counted yet.
+    func callEnded(_ reason: CallEndReason, _ statistics: MediaStatistics?, counted: inout MediaCounted) {
         callsEndedByReason[reason.rawValue]?.increment()
-        guard let s = statistics else { return }
-        mediaPacketsReceived.increment(by: Int64(s.audio.received) + Int64(s.video.received))
-        mediaPacketsLost.increment(by: Int64(max(0, s.audio.cumulativeLost)) + Int64(max(0, s.video.cumulativeLost)))
-        for (reason, count) in [("malformed", s.malformed), ("forged", s.authenticationFailures), ("replayed", s.replayed), ("unknownSource", s.unknownSource)] where count > 0 {
-            mediaRefusedByReason[reason]?.increment(by: Int64(clamping: count))
+        if let statistics { countMedia(statistics, counted: &counted) }
+    }
+
+    /// Adds what a call's media numbers grew by since `counted`, during the call (each second) and at its end,
+    /// so that the counters move while calls last, not only when they end. A number that went down (RFC 3550's
+    /// cumulative loss falls when late packets arrive) is not taken back: counters only rise.
+    func countMedia(_ s: MediaStatistics, counted: inout MediaCounted) {
+        func add(_ counter: Prometheus.Counter?, _ value: Int64, _ already: inout Int64) {
+            guard value > already else { return }
+            counter?.increment(by: value - already)
+            already = value
         }
+        add(mediaPacketsReceived, Int64(s.audio.received) + Int64(s.video.received), &counted.received)
+        add(mediaPacketsLost, Int64(max(0, s.audio.cumulativeLost)) + Int64(max(0, s.video.cumulativeLost)), &counted.lost)
+        for (reason, count) in [("malformed", s.malformed), ("forged", s.authenticationFailures), ("replayed", s.replayed), ("unknownSource", s.unknownSource)] {
+            add(mediaRefusedByReason[reason], Int64(clamping: count), &counted.refused[reason, default: 0])
+        }
+    }
+
+    /// The text the metrics endpoint serves: the centre's metrics, then the process's (`process_*`).
+    func render() -> [UInt8] {
+        var text = registry.emitToBuffer()
+        if let process = ProcessMetrics.read() { text += Array(process.text.utf8) }
+        return text
     }
 
     func refused(_ category: ProtocolError.Category) { refusedByCategory[category]?.increment() }
     func dropped(_ reason: CenterSession.Drop) { droppedByReason[reason]?.increment() }
     func connectionClosed(_ reason: String) { closedByReason[reason]?.increment() }
+}
+
+/// The media numbers of one call already added to the counters.
+struct MediaCounted {
+    var received: Int64 = 0
+    var lost: Int64 = 0
+    var refused: [String: Int64] = [:]
 }

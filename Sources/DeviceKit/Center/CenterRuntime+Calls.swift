@@ -8,6 +8,8 @@ struct CenterCall {
     var links: [UInt32: MediaLink] = [:]
     var offerMessageID: UInt32?
     var finalNumbers: [UInt32: MediaStatistics] = [:]
+    /// What of each call's media numbers the metrics hold already (counted each second while it lasts).
+    var counted: [UInt32: MediaCounted] = [:]
 
     /// Nothing in progress and nothing bound: the entry can go.
     var isIdle: Bool { machine.callID == nil && links.isEmpty }
@@ -147,8 +149,9 @@ extension CenterRuntime {
             feed(device) { $0.deliver(.callEnd(CallEnd(id: id, callID: callID, reason: reason))) }
         case .ended(let callID, let reason, let byPeer):
             let statistics = calls[device]?.finalNumbers.removeValue(forKey: callID)
-            metrics.callEnded(reason, statistics)
-            hub.emit(.callEnded(device: device, callID: callID, reason: reason, endedBy: byPeer ? "device" : "centre", statistics: statistics))
+            var counted = calls[device]?.counted.removeValue(forKey: callID) ?? MediaCounted()
+            metrics.callEnded(reason, statistics, counted: &counted)
+            hub.emit(.callEnded(device: device, callID: callID, reason: reason, endedBy: byPeer ? .device : .center, statistics: statistics))
         case .sendAnswer, .declined:
             let _: [CallMachine.Action] = impossibleTransition("the centre's CallMachine is the caller's: it neither answers nor declines")
         }
@@ -200,6 +203,19 @@ extension CenterRuntime {
             runCall(device) { $0.mediaSilent(callID: callID) }
         case .peerLeft, .heard:
             break  // its callEnd follows on the control link; hearing the device is in the statistics
+        }
+    }
+
+    /// Adds what the calls in progress received, lost and refused since the last time to the metrics, so that
+    /// they move while a call lasts (its end adds the rest).
+    func countMediaProgress() {
+        for (device, call) in calls {
+            for (callID, link) in call.links {
+                guard let statistics = link.statistics else { continue }  // not started yet
+                var counted = call.counted[callID] ?? MediaCounted()
+                metrics.countMedia(statistics, counted: &counted)
+                calls[device]?.counted[callID] = counted
+            }
         }
     }
 }

@@ -71,6 +71,8 @@ final class CenterRuntime {
     private var retransmitTimers: [UInt64: UInt64] = [:]
     private var nextTimerToken: UInt64 = 0
     private var supervisionTask: RepeatedTask?
+    /// Counts the media of calls in progress into the metrics each second.
+    private var mediaCountTask: RepeatedTask?
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
     var calls: [UInt32: CenterCall] = [:]
@@ -143,12 +145,16 @@ final class CenterRuntime {
         refusalReportTask = loop.scheduleRepeatedTask(initialDelay: report, delay: report) { _ in
             bound.value.reportRefusals()
         }
+        mediaCountTask = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            bound.value.countMediaProgress()
+        }
     }
 
     func stop() {
         stopped = true
         supervisionTask?.cancel()
         refusalReportTask?.cancel()
+        mediaCountTask?.cancel()
         reportRefusals()
         timers.stop()
         journal.stop()
@@ -290,6 +296,20 @@ final class CenterRuntime {
     func close(_ caseID: Int64) -> Bool { runCases(cases.close(caseID)) }
     var openCases: [CasePolicy.Case] { cases.openCases }
 
+    /// The open cases as an operator's list shows them: each with its device's online state and its call.
+    var caseOverviews: [CaseOverview] {
+        cases.openCases.map { open in
+            let call: CaseOverview.Call
+            switch calls[open.device]?.machine.stage {
+            case .binding?: call = .placing
+            case .offered?: call = .offered
+            case .active?: call = .connected
+            case nil: call = engageCalls.contains { $0.id == open.id } ? .waiting : .none
+            }
+            return CaseOverview(case: open, deviceOnline: supervision.isOnline(open.device), call: call)
+        }
+    }
+
     // MARK: Feeding the machines
 
     /// Runs one event on `device`'s machine (made from the registry and journal if it has none) and its actions.
@@ -426,7 +446,8 @@ final class CenterRuntime {
 
     private func record(_ message: Message, note: String?, device: UInt32) {
         guard let id = message.reliableID else { return }
-        let at = now.wall
+        let arrived = now
+        let at = arrived.wall
         var dispatchable = false
         if case .alarm(let alarm) = message { dispatchable = alarm.kind != .test }
         let opens = dispatchable
@@ -444,6 +465,7 @@ final class CenterRuntime {
                     return
                 }
                 self.feed(device) { $0.recorded(id, now: now) }
+                if outcome.isNew, message.kind == .alarm { self.metrics.alarmAckDuration.record(now.monotonic - arrived.monotonic) }
                 self.recorded(message, device: device, outcome: outcome, at: at)
                 if outcome.isNew, case .alarm(let alarm) = message {
                     var flags: [String] = []

@@ -62,6 +62,9 @@ public final class CenterServer: Service, Sendable {
     /// Everything the centre observes from now on, until it stops. Each call makes a new, independent stream.
     public func events() -> AsyncStream<CenterEvent> { hub.stream() }
 
+    /// The same events, each with the wall-clock time it happened (the `--json` stream's `"at"`).
+    public func timedEvents() -> AsyncStream<TimedCenterEvent> { hub.timedStream() }
+
     /// The bound ports, once the centre listens; throws if it failed to start or already stopped.
     public func listening() async throws -> CenterPorts {
         try await withCheckedThrowingContinuation { continuation in
@@ -77,13 +80,18 @@ public final class CenterServer: Service, Sendable {
     }
 
     /// The metrics in the Prometheus text format, as the endpoint serves them.
-    public func metricsText() -> String { metrics.registry.emitToString() }
+    public func metricsText() -> String { String(decoding: metrics.render(), as: UTF8.self) }
 
     // MARK: Operator
 
     /// Cases not closed, oldest first.
     public func openCases() async throws -> [CasePolicy.Case] {
         try await onRuntime { $0.openCases }
+    }
+
+    /// Cases not closed, oldest first, with their devices' online state and calls (the console's `list`).
+    public func caseOverviews() async throws -> [CaseOverview] {
+        try await onRuntime { $0.caseOverviews }
     }
 
     /// An operator takes case `id`; false if there is no such open case or it is already taken.
@@ -175,19 +183,22 @@ public final class CenterServer: Service, Sendable {
 
         var channels: [any Channel] = []
         do {
-            channels.append(try await bindStream(on: loop, runtime: runtime))
-            let datagram = try await bindDatagram(on: loop, runtime: runtime)
-            channels.append(datagram)
+            let (stream, datagram) = try await bindDevicePorts(on: loop, runtime: runtime)
+            channels += [stream, datagram]
             await enlargeBuffers(of: datagram)
             if let metricsPort = configuration.metricsPort {
-                channels.append(
-                    try await MetricsHTTPServer.bind(
-                        host: configuration.metricsHost, port: metricsPort, on: loop,
-                        limits: .init(requestTimeout: configuration.metricsRequestTimeout, connections: configuration.metricsConnectionLimit),
-                        refused: { metrics.metricsRequestsRefused.increment() }
-                    ) {
-                        metrics.registry.emitToBuffer()
-                    })
+                do {
+                    channels.append(
+                        try await MetricsHTTPServer.bind(
+                            host: configuration.metricsHost, port: metricsPort, on: loop,
+                            limits: .init(requestTimeout: configuration.metricsRequestTimeout, connections: configuration.metricsConnectionLimit),
+                            refused: { metrics.metricsRequestsRefused.increment() }
+                        ) {
+                            metrics.render()
+                        })
+                } catch {
+                    throw CenterBindError(listener: .metrics, host: configuration.metricsHost, port: metricsPort, error)
+                }
             }
             try await loop.submit {
                 runtime.value.datagramChannel = datagram
@@ -234,7 +245,31 @@ public final class CenterServer: Service, Sendable {
         logger.debug("centre stopped")
     }
 
-    private func bindStream(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
+    /// Binds TCP and UDP for devices. With port 0 for both, the system picks a free TCP port and UDP takes the
+    /// same one (one port for both, as devices expect); should UDP find it taken, both try again.
+    private func bindDevicePorts(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> (any Channel, any Channel) {
+        let host = configuration.host
+        let samePort = configuration.tcpPort == 0 && configuration.udpPort == 0
+        var attempt = 0
+        while true {
+            attempt += 1
+            let stream: any Channel
+            do { stream = try await bindStream(on: loop, runtime: runtime, port: configuration.tcpPort) } catch {
+                throw CenterBindError(listener: .tcp, host: host, port: configuration.tcpPort, error)
+            }
+            let udpPort = samePort ? (stream.localAddress?.port ?? 0) : configuration.udpPort
+            do {
+                return (stream, try await bindDatagram(on: loop, runtime: runtime, port: udpPort))
+            } catch {
+                try? await stream.close()
+                let taken = (error as? IOError)?.errnoCode == EADDRINUSE
+                if samePort && taken && attempt < 32 { continue }
+                throw CenterBindError(listener: .udp, host: host, port: udpPort, error)
+            }
+        }
+    }
+
+    private func bindStream(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>, port: Int) async throws -> any Channel {
         let timeout = TimeAmount(configuration.authenticationTimeout)
         let offences = configuration.offencesBeforeClose
         let writeLimit = configuration.connectionWriteBufferLimit
@@ -264,10 +299,10 @@ public final class CenterServer: Service, Sendable {
                         CenterStreamHandler(runtime: runtime.value, authenticationTimeout: timeout, offencesBeforeClose: offences))
                 }
             }
-            .bind(host: configuration.host, port: configuration.tcpPort).get()
+            .bind(host: configuration.host, port: port).get()
     }
 
-    private func bindDatagram(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> any Channel {
+    private func bindDatagram(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>, port: Int) async throws -> any Channel {
         // Room for each datagram a little over the largest frame, so an oversized one is seen as such; the
         // buffer is shared by the datagrams of one recvmmsg call, in equal slots.
         let slot = Wire.maximumFrameLength + 512
@@ -289,7 +324,7 @@ public final class CenterServer: Service, Sendable {
                     try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(runtime: runtime.value))
                 }
             }
-            .bind(host: configuration.host, port: configuration.udpPort).get()
+            .bind(host: configuration.host, port: port).get()
     }
 }
 
@@ -317,4 +352,53 @@ extension CenterServer {
 /// The centre is not running (it stopped, or never started).
 public struct CenterStopped: Error, CustomStringConvertible {
     public var description: String { "the centre is not running" }
+}
+
+/// A port the centre could not listen on, said in words: which listener, which port, and why (in use by
+/// another program, privileged, an address not of this machine, a host name that does not resolve).
+public struct CenterBindError: Error, CustomStringConvertible {
+    public enum Listener: String, Sendable {
+        case tcp = "TCP"
+        case udp = "UDP"
+        case metrics = "metrics, TCP"
+    }
+
+    public var listener: Listener
+    public var host: String
+    public var port: Int
+    /// The system's error number, when the bind itself failed.
+    public var errno: Int32?
+    /// Whether `host` did not resolve.
+    public var isUnknownHost: Bool
+    private var detail: String
+
+    public init(listener: Listener, host: String, port: Int, _ error: any Error) {
+        self.listener = listener
+        self.host = host
+        self.port = port
+        self.errno = (error as? IOError)?.errnoCode
+        self.isUnknownHost = error is SocketAddressError.UnknownHost
+        self.detail = "\(error)"
+    }
+
+    public var isPermission: Bool { errno == EACCES || errno == EPERM }
+
+    public var description: String {
+        if isUnknownHost {
+            return "cannot listen on host '\(host)' (\(listener.rawValue)): no such host name (not in DNS or /etc/hosts); give an address of this machine, e.g. 0.0.0.0 (every address) or 127.0.0.1"
+        }
+        switch errno {
+        case EADDRINUSE?:
+            let ss = listener == .udp ? "ss -lunp 'sport = :\(port)'" : "ss -ltnp 'sport = :\(port)'"
+            return "port \(port) (\(listener.rawValue)) is already in use by another program (\(ss) shows which): stop it or choose another port"
+        case EACCES?, EPERM?:
+            return port < 1024
+                ? "port \(port) (\(listener.rawValue)) is privileged: ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port from 1024 up"
+                : "port \(port) (\(listener.rawValue)) may not be bound by this user: permission denied"
+        case EADDRNOTAVAIL?:
+            return "cannot listen on \(host) (\(listener.rawValue)): it is not an address of this machine; give one of its addresses, or 0.0.0.0 for all"
+        default:
+            return "cannot listen on \(host) port \(port) (\(listener.rawValue)): \(detail)"
+        }
+    }
 }

@@ -24,6 +24,8 @@ public final class CenterWorkerProcesses: Sendable {
         public var pid: Int32
         public var ending: String
         public var beforeListening: Bool
+        /// The worker's exit status if it exited (rather than being killed by a signal).
+        public var exitStatus: Int32?
 
         public var description: String {
             "centre worker \(index) (pid \(pid)) \(ending)\(beforeListening ? " before it listened" : " unexpectedly")"
@@ -72,7 +74,7 @@ public final class CenterWorkerProcesses: Sendable {
                 lifelines.append(lifeline)
                 started.append((index, pid, descriptor))
             } catch {
-                failure = WorkerFailed(index: index, pid: 0, ending: "could not be started (\(error))", beforeListening: true)
+                failure = WorkerFailed(index: index, pid: 0, ending: "could not be started (\(error))", beforeListening: true, exitStatus: nil)
                 stop(signal: SIGTERM)
                 break
             }
@@ -100,7 +102,9 @@ public final class CenterWorkerProcesses: Sendable {
             }
             guard let index, unasked else { continue }
             failure = failure
-                ?? WorkerFailed(index: index, pid: pid, ending: Self.describe(status), beforeListening: !listened.contains(index))
+                ?? WorkerFailed(
+                    index: index, pid: pid, ending: Self.describe(status), beforeListening: !listened.contains(index),
+                    exitStatus: status & 0x7f == 0 ? (status >> 8) & 0xff : nil)
             stop(signal: SIGTERM)
         }
         if let failure { throw failure }

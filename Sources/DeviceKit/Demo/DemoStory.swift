@@ -105,7 +105,7 @@ public struct DemoStory: Sendable {
                 case .callStarted(let d, _) where d == deviceID:
                     timeline.say("centre", "the home answered: G.711 voice both ways, 20 ms RTP packets, and the video stub", say)
                 case .callEnded(let d, _, let reason, let by, let statistics) where d == deviceID:
-                    timeline.say("centre", "call ended by the \(by) (\(reason)); what the centre received:", say)
+                    timeline.say("centre", "call ended by the \(by.words) (\(reason)); what the centre received:", say)
                     if let statistics { timeline.say("", "  " + statistics.summary, say) }
                     timeline.centreMedia(statistics)
                 case .refused:

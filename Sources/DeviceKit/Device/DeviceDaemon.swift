@@ -29,12 +29,12 @@ public struct DeviceDaemon: Service {
     public func run() async throws {
         let lock: StateDirectoryLock
         do {
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+            try StateDirectory.create(config.stateDirectory)
             lock = try StateDirectoryLock(stateDirectory: config.stateDirectory)
         } catch let error as StateDirectoryLockError {
-            throw DeviceDaemonError("\(error)")
+            throw DeviceDaemonError(error.description, kind: error.isHeld ? .stateDirectoryHeld : .stateDirectory)
         } catch {
-            throw DeviceDaemonError("cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)")
+            throw DeviceDaemonError("the state directory: \(error)", kind: .stateDirectory)
         }
         defer { withExtendedLifetime(lock) {} }
         let runtime = try makeRuntime()
@@ -62,10 +62,8 @@ public struct DeviceDaemon: Service {
 
     /// Builds the runtime from the configuration; every failure says what to fix.
     func makeRuntime() throws -> DeviceRuntime {
-        do {
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw DeviceDaemonError("cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)")
+        do { try StateDirectory.create(config.stateDirectory) } catch {
+            throw DeviceDaemonError("the state directory: \(error)", kind: .stateDirectory)
         }
         let outbox = try SQLiteOutbox(path: config.outboxPath)
         let bootCount = try outbox.incrementBootCount()
@@ -84,7 +82,7 @@ public struct DeviceDaemon: Service {
         runtimeConfiguration.faultInjection = faultInjection
         logger.info(
             "device starting",
-            metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "centre": "\(config.primaryCentre)",
+            metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "center": "\(config.primaryCentre)",
                        "outbox.pending": "\((try? outbox.count()) ?? 0)"])
         return try DeviceRuntime(
             configuration: runtimeConfiguration, outbox: outbox, counterStore: config.counterFile,
@@ -92,7 +90,7 @@ public struct DeviceDaemon: Service {
     }
 
     private func resolve(_ address: CentreAddress) throws -> SocketAddress {
-        do { return try address.resolved() } catch { throw DeviceDaemonError(error.description) }
+        do { return try address.resolved() } catch { throw DeviceDaemonError(error.description, kind: .unresolvedCentre) }
     }
 
     /// The source the configuration names.
@@ -219,7 +217,7 @@ public struct DeviceDaemon: Service {
                 logger.info(
                     "call ended",
                     metadata: [
-                        "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? "centre" : "device")",
+                        "call.id": "\(call)", "reason": "\(reason)", "by": "\(byCentre ? CallEndedBy.center.rawValue : CallEndedBy.device.rawValue)",
                         "media": "\(statistics?.summary ?? "none")",
                     ])
             case .attemptFailed(let cause): logger.debug("attempt to open a session failed", metadata: ["cause": "\(cause)"])
@@ -233,6 +231,21 @@ public struct DeviceDaemon: Service {
 }
 
 public struct DeviceDaemonError: Error, CustomStringConvertible {
+    /// What failed, so that `devicesim run` exits with a status that says so.
+    public enum Kind: Sendable {
+        /// The state directory cannot be created or its lock file opened.
+        case stateDirectory
+        /// Another process (the running device, a technician's diag) holds the state directory's lock.
+        case stateDirectoryHeld
+        /// The centre's host name does not resolve.
+        case unresolvedCentre
+        case other
+    }
+
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var kind: Kind
+    public init(_ description: String, kind: Kind = .other) {
+        self.description = description
+        self.kind = kind
+    }
 }

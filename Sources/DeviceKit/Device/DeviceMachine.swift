@@ -179,7 +179,9 @@ public struct DeviceMachine: Sendable {
     public var openAlarm: Alarm? { alarm.openAlarm }
     public var alarmIsIdle: Bool { alarm.isIdle }
     public var messagesWaiting: Int { delivery.waiting }
-    public var callID: UInt32? { call.callID }
+    // `@inline(never)`: Swift 6.3's optimizer (CopyPropagation) crashed compiling `-c release` when this
+    // getter was inlined into a driver that borrows the machine ("Found outside of lifetime use").
+    @inline(never) public var callID: UInt32? { call.callID }
     public var callIsActive: Bool { call.isActive }
     public var refusedFrames: [ProtocolError.Category: Int] { frames.refused }
     /// Whether reports about the connection of `generation` still count (it is the latest asked for).

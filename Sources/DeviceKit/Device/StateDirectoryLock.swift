@@ -43,6 +43,11 @@ public enum StateDirectoryLockError: Error, Hashable, Sendable, CustomStringConv
     case held(path: String, pid: Int32?)
     case cannotOpen(path: String, Errno)
 
+    /// Whether another process holds the lock (rather than the file not opening).
+    public var isHeld: Bool {
+        if case .held = self { true } else { false }
+    }
+
     public var description: String {
         switch self {
         case let .held(path, pid):

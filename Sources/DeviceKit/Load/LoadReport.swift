@@ -196,7 +196,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
     /// one called "steady"): names, starts and lengths.
     public var scenario: String?
     public var phases: [PhaseSummary] = []
-    /// The heartbeat interval in force (`--heartbeat`, else the centre's), once a session opened.
+    /// The heartbeat interval in force (`--heartbeat-interval`, else the centre's), once a session opened.
     public var heartbeatSeconds: Int?
     /// When, where, with what and how the run was made; absent in a report of the library alone.
     public var context: LoadRunContext?
@@ -205,8 +205,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
     public var udpLoss: Double = 0
     /// With a centre the tool started (`--spawn-center`): its crashes and restarts, and the check of its
     /// journal against the alarms the devices saw acknowledged. Absent otherwise (and in older reports).
-    public var centreRestarts: [CenterRestart]?
-    public var centreJournal: CenterJournalCheck?
+    public var centerRestarts: [CenterRestart]?
+    public var centerJournal: CenterJournalCheck?
 
     public init(
         shards: [String], transports: [String], devices: Int, rampSeconds: Double, steadySeconds: Double,
@@ -245,8 +245,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
             merged.seconds = SecondResult.merge(merged.seconds, report.seconds)
             merged.linkDropRate += report.linkDropRate
             merged.udpLoss = max(merged.udpLoss, report.udpLoss)
-            if let restarts = report.centreRestarts { merged.centreRestarts = ((merged.centreRestarts ?? []) + restarts).sorted { $0.killedAt < $1.killedAt } }
-            if let check = report.centreJournal { merged.centreJournal = merged.centreJournal.map { $0 + check } ?? check }
+            if let restarts = report.centerRestarts { merged.centerRestarts = ((merged.centerRestarts ?? []) + restarts).sorted { $0.killedAt < $1.killedAt } }
+            if let check = report.centerJournal { merged.centerJournal = merged.centerJournal.map { $0 + check } ?? check }
         }
         let shardSet = Set(merged.shards)
         if shardSet.count != merged.shards.count {
@@ -285,10 +285,24 @@ public struct LoadReport: Codable, Equatable, Sendable {
             throw LoadError("\(name) has format '\(format)'; this devicesim reads '\(Self.currentFormat)': run the load again with this devicesim")
         }
         do {
-            self = try JSONDecoder().decode(LoadReport.self, from: data)
+            self = try JSONDecoder().decode(LoadReport.self, from: Self.renamingCentreKeys(data))
         } catch {
             throw LoadError("\(name) is not a report written by `devicesim load --json`: \(Self.describe(error))")
         }
+    }
+
+    /// The report with the keys of its other spelling (`centreRestarts`, `centreJournal`, written before the
+    /// names were one) under their names now; other reports unchanged.
+    private static func renamingCentreKeys(_ data: Data) -> Data {
+        guard var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return data }
+        var renamed = false
+        for (old, new) in [("centreRestarts", "centerRestarts"), ("centreJournal", "centerJournal")] {
+            guard let value = object.removeValue(forKey: old), object[new] == nil else { continue }
+            object[new] = value
+            renamed = true
+        }
+        guard renamed, let rewritten = try? JSONSerialization.data(withJSONObject: object) else { return data }
+        return rewritten
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -348,7 +362,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
                     + "\(c.linksDropped) links dropped, \(c.datagramsDropped) datagrams dropped, \(c.reconnects) reconnects, "
                     + (c.alarmsLost == 0 ? "no alarm lost" : "\(c.alarmsLost) ALARMS LOST"))
         }
-        if let restarts = centreRestarts {
+        if let restarts = centerRestarts {
             let instants = restarts.map { String(format: "%.1f s (down %.2f s)", $0.killedAt, $0.downSeconds) }
             lines.append(
                 "centre     \(restarts.count) crash restart\(restarts.count == 1 ? "" : "s")"
@@ -356,7 +370,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
                     + (c.alarmsLost == 0 ? "no alarm lost" : "\(c.alarmsLost) ALARMS LOST")
                     + ", \(c.duplicateAcks) duplicate acks")
         }
-        if let check = centreJournal { lines.append(check.line) }
+        if let check = centerJournal { lines.append(check.line) }
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
                 + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")

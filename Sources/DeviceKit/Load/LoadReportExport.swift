@@ -17,7 +17,7 @@ extension LatencyHistogram {
 /// A stretch of a run shown as a band behind the plots over time: the ramp, each phase of the steady part,
 /// the drain, and each time the centre was down after a crash.
 public struct LoadRunBand: Equatable, Sendable {
-    public enum Kind: String, Sendable { case ramp, phase, drain, centreDown }
+    public enum Kind: String, Sendable { case ramp, phase, drain, centerDown }
     public var name: String
     public var kind: Kind
     public var start: Double
@@ -50,8 +50,8 @@ extension LoadReport {
         }
         let end = Double(runSeconds)
         if end > steady.end { bands.append(LoadRunBand(name: "drain", kind: .drain, start: steady.end, end: end)) }
-        for restart in centreRestarts ?? [] {
-            bands.append(LoadRunBand(name: "centre down", kind: .centreDown, start: restart.killedAt, end: restart.listeningAt))
+        for restart in centerRestarts ?? [] {
+            bands.append(LoadRunBand(name: "centre down", kind: .centerDown, start: restart.killedAt, end: restart.listeningAt))
         }
         return bands
     }
@@ -59,7 +59,7 @@ extension LoadReport {
     /// The part of the run second `second` falls in: `ramp`, a phase's name or `drain`.
     func phaseName(ofSecond second: Int) -> String {
         let middle = Double(second) + 0.5
-        return bands.first { $0.kind != .centreDown && $0.start <= middle && middle < $0.end }?.name
+        return bands.first { $0.kind != .centerDown && $0.start <= middle && middle < $0.end }?.name
             ?? (middle < steadyInterval.start ? "ramp" : "drain")
     }
 

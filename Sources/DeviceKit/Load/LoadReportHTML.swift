@@ -49,10 +49,10 @@ extension LoadReport {
     /// with each objective and what was measured; without objectives, says so.
     private func banner(objectives: [ServiceLevelObjective]) -> String {
         let verdicts = objectives.map { ($0, $0.evaluate(self).met) }
-        let journalFailed = centreJournal?.passed == false
+        let journalFailed = centerJournal?.passed == false
         let failed = verdicts.contains { !$0.1 } || journalFailed
-        let verdict = failed ? "FAIL" : verdicts.isEmpty && centreJournal == nil ? "NO OBJECTIVE" : "PASS"
-        let cls = failed ? "fail" : verdicts.isEmpty && centreJournal == nil ? "none" : "pass"
+        let verdict = failed ? "FAIL" : verdicts.isEmpty && centerJournal == nil ? "NO OBJECTIVE" : "PASS"
+        let cls = failed ? "fail" : verdicts.isEmpty && centerJournal == nil ? "none" : "pass"
         var html = "<div id=\"verdict\" class=\"banner \(cls)\"><strong>\(verdict)</strong>"
         let missed = verdicts.filter { !$0.1 }.count
         if verdicts.isEmpty {
@@ -65,7 +65,7 @@ extension LoadReport {
             html += "<li class=\"\(met ? "met" : "missed")\">\(met ? "met" : "MISSED") <code>\(HTMLPage.escape(objective.text))</code> — "
                 + HTMLPage.escape(objective.measured(in: self)) + "</li>\n"
         }
-        if let check = centreJournal {
+        if let check = centerJournal {
             html += "<li class=\"\(check.passed ? "met" : "missed")\">" + HTMLPage.escape(check.line) + "</li>\n"
         }
         return html + "</ul></div>\n"
@@ -132,11 +132,11 @@ extension LoadReport {
                 ("voice packets sent / received / lost", "\(c.voicePacketsSent) / \(c.voicePacketsReceived) / \(c.voicePacketsLost)"),
             ]
         }
-        if let restarts = centreRestarts {
+        if let restarts = centerRestarts {
             let instants = restarts.map { String(format: "%.1f s", $0.killedAt) }
             rows.append(("centre crash restarts", "\(restarts.count)" + (instants.isEmpty ? "" : " at " + instants.joined(separator: ", "))))
         }
-        if let check = centreJournal { rows.append(("centre journal", check.summary)) }
+        if let check = centerJournal { rows.append(("centre journal", check.summary)) }
         rows.append(("all online after", allOnlineSeconds.map { String(format: "%.1f s", $0) } ?? "never: not every device was online at once"))
         if let perDevice = residentBytesPerDevice { rows.append(("resident bytes per device", String(format: "%.0f", perDevice))) }
         return HTMLPage.keyValueTable(id: "counts", rows: rows)
@@ -177,7 +177,7 @@ extension LoadReport {
 
     private func bandLegend() -> String {
         "<p class=\"note\">Bands: <span class=\"sw ramp\"></span> ramp, <span class=\"sw phase\"></span> the steady part's phases, "
-            + "<span class=\"sw drain\"></span> drain" + (centreRestarts?.isEmpty == false ? ", <span class=\"sw down\"></span> the centre down after a crash (SIGKILL)" : "")
+            + "<span class=\"sw drain\"></span> drain" + (centerRestarts?.isEmpty == false ? ", <span class=\"sw down\"></span> the centre down after a crash (SIGKILL)" : "")
             + ". Each point is one second of the run, drawn at its middle (devices online: at its end).</p>\n"
     }
 
@@ -224,7 +224,7 @@ extension LoadReport {
         let xMax = Swift.max(1, Double(runSeconds), bands.map(\.end).max() ?? 0)
         return HTMLPage.plot(
             series: series, xMax: xMax, xLabel: "second of the run", unit: unit, yMinimum: yMinimum, styles: styles,
-            bands: bands, instants: (centreRestarts ?? []).map(\.killedAt))
+            bands: bands, instants: (centerRestarts ?? []).map(\.killedAt))
     }
 }
 
@@ -279,7 +279,7 @@ enum HTMLPage {
     static let height = 300.0
     static let left = 70.0, right = 20.0, top = 24.0, bottom = 45.0
     static let colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    static let bandColours: [LoadRunBand.Kind: String] = [.ramp: "#e8eefc", .phase: "#eef7ee", .drain: "#f6f0e6", .centreDown: "#fbe3e3"]
+    static let bandColours: [LoadRunBand.Kind: String] = [.ramp: "#e8eefc", .phase: "#eef7ee", .drain: "#f6f0e6", .centerDown: "#fbe3e3"]
 
     /// Latency against percentile on the "1/(1−p)" axis, one curve a histogram (runs overlaid, as
     /// HdrHistogram's plotter does), from p0 to the last percentile the largest count resolves.
@@ -321,7 +321,7 @@ enum HTMLPage {
             svg += "<rect class=\"band\" x=\"\(px(band.start))\" y=\"\(py(yMax))\" width=\"\(String(format: "%.1f", bandWidth))\" "
                 + "height=\"\(String(format: "%.1f", plotHeight))\" fill=\"\(bandColours[band.kind] ?? "#eee")\"><title>\(escape(band.name))</title></rect>"
             // A name where it fits: above the plot for the run's parts, inside at the bottom for the centre's down times.
-            if band.kind == .centreDown {
+            if band.kind == .centerDown {
                 svg += "<text x=\"\(px(band.start))\" y=\"\(String(format: "%.1f", top + plotHeight - 4))\" style=\"fill: #c62828\">\(escape(band.name))</text>"
             } else if bandWidth >= Double(band.name.count) * 6 + 4 {
                 svg += "<text x=\"\(String(format: "%.1f", left + band.start / xMax * plotWidth + 3))\" y=\"\(String(format: "%.1f", top - 6))\">\(escape(band.name))</text>"

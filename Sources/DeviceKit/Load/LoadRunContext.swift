@@ -25,8 +25,7 @@ public struct LoadRunContext: Codable, Equatable, Sendable {
     public static func current(arguments: [String], began: Date = Date()) -> LoadRunContext {
         LoadRunContext(
             date: format(began), commandLine: hidingKeys(arguments),
-            version: DeviceRuntimeConfiguration.firmwareVersion.description, host: hostName(),
-            gitCommit: BuildStamp.commit(ofExecutable: BuildStamp.executablePath))
+            version: BuildStamp.version, host: hostName(), gitCommit: BuildStamp.commit)
     }
 
     static func format(_ date: Date) -> String {
@@ -59,37 +58,5 @@ public struct LoadRunContext: Codable, Equatable, Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-}
-
-/// The git commit a binary was built from, as the build wrote it beside the binary.
-///
-/// Swift has no way to compile a value into the binary from the package's own files, so the Makefile, after
-/// each `swift build`, writes `devicesim.commit` next to the executable: the commit (`-modified` when the work
-/// tree differed from it), then the binary's size and modification time. The stamp counts only while those
-/// still match the binary, so a binary rebuilt since (`swift build` alone) reads "unknown", never an older
-/// commit.
-public enum BuildStamp {
-    public static let fileName = "devicesim.commit"
-
-    /// This process's executable.
-    static var executablePath: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? ""
-    }
-
-    /// The commit in the stamp beside `executable`, or "unknown".
-    public static func commit(ofExecutable executable: String) -> String {
-        let stamp = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent(fileName).path
-        guard let text = try? String(contentsOfFile: stamp, encoding: .utf8) else { return "unknown" }
-        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard lines.count >= 2, !lines[0].isEmpty, lines[1] == identity(of: executable) else { return "unknown" }
-        return lines[0]
-    }
-
-    /// "SIZE MTIME" of a file, as `stat -c '%s %Y'` prints them.
-    static func identity(of path: String) -> String? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        return "\(status.st_size) \(status.st_mtim.tv_sec)"
     }
 }

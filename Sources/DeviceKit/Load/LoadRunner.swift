@@ -126,7 +126,7 @@ public struct LoadPlan: Sendable {
         guard fleetAlarmRate >= 0, fleetAlarmRate.isFinite else { throw LoadError("--alarm-rate must be 0 or more alarms a second") }
         guard (0...1).contains(cancelShare) else { throw LoadError("--cancel-share must be between 0 and 1, for example 0.1") }
         guard duration >= .zero, drain >= .zero else { throw LoadError("--duration and --drain must be 0 seconds or more") }
-        if let heartbeatOverride, heartbeatOverride == 0 { throw LoadError("--heartbeat must be at least 1 second") }
+        if let heartbeatOverride, heartbeatOverride == 0 { throw LoadError("--heartbeat-interval must be at least 1 second") }
         guard fleetEventRate >= 0, fleetEventRate.isFinite else { throw LoadError("--event-rate must be 0 or more events a second") }
         guard fleetLinkDropRate >= 0, fleetLinkDropRate.isFinite else { throw LoadError("--drop-links must be 0 or more link drops a second") }
         guard (0..<1).contains(udpLoss) else { throw LoadError("--udp-loss must be at least 0 and below 1, for example 0.1 for 10 %") }

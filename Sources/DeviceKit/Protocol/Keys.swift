@@ -79,30 +79,53 @@ public struct FleetMasterKey: Sendable {
 public enum KeyError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongLength(Int)
     case wrongMasterLength(Int)
-    case notHex
+    case notHex(HexError)
 
     public var description: String {
         switch self {
         case .wrongLength(let n): "a device key must be 16 to 64 bytes (32 to 128 hex digits), got \(n) bytes"
         case .wrongMasterLength(let n): "a fleet master key must be 32 to 64 bytes (64 to 128 hex digits), got \(n) bytes"
-        case .notHex: "the key is not hexadecimal: use only 0-9 and a-f, an even number of digits"
+        case .notHex(let problem): "the key is not hex: \(problem)"
+        }
+    }
+}
+
+/// Why text is not hex, in words. Never contains the text (it may be a key).
+public enum HexError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Every byte is two digits: one is missing or one too many (a key copied short, a stray character).
+    case oddNumberOfDigits(Int)
+    /// A character that is not a hex digit, with its position among the digits (from 1).
+    case notADigit(position: Int)
+
+    public var description: String {
+        switch self {
+        case .oddNumberOfDigits(let count):
+            "odd number of hex digits (\(count)): every byte is two digits, so one is missing or one too many"
+        case .notADigit(let position):
+            "character \(position) is not a hex digit: use only 0-9 and a-f (spaces and colons are ignored)"
         }
     }
 }
 
 /// Hex text to bytes and back; spaces, colons and a leading 0x are ignored.
 public enum Hex {
-    public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+    public static func decode(_ text: some StringProtocol) -> [UInt8]? { try? parse(text) }
+
+    /// The bytes of `text`, or what is wrong with it.
+    public static func parse(_ text: some StringProtocol) throws(HexError) -> [UInt8] {
         var digits = String(text.filter { !$0.isWhitespace && $0 != ":" })
         if digits.hasPrefix("0x") || digits.hasPrefix("0X") { digits.removeFirst(2) }
         // UInt8(_:radix:) would accept a sign: only hex digits are hex.
-        guard digits.count % 2 == 0, digits.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
+        if let bad = digits.firstIndex(where: { !($0.isASCII && $0.isHexDigit) }) {
+            throw .notADigit(position: digits.distance(from: digits.startIndex, to: bad) + 1)
+        }
+        guard digits.count % 2 == 0 else { throw .oddNumberOfDigits(digits.count) }
         var bytes = [UInt8]()
         bytes.reserveCapacity(digits.count / 2)
         var index = digits.startIndex
         while index < digits.endIndex {
             let next = digits.index(index, offsetBy: 2)
-            guard let byte = UInt8(digits[index..<next], radix: 16) else { return nil }
+            guard let byte = UInt8(digits[index..<next], radix: 16) else { throw .notADigit(position: digits.distance(from: digits.startIndex, to: index) + 1) }
             bytes.append(byte)
             index = next
         }

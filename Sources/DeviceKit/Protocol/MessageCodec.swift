@@ -159,11 +159,11 @@ extension Message {
             }
             self = .diagnosticsReport(m)
         case .sessionAccept:
-            let time = try r.u48("centreTime")
+            let time = try r.u48("centerTime")
             let interval = try r.u16("heartbeatIntervalSeconds")
             self = .sessionAccept(SessionAccept(centreTime: time, heartbeatIntervalSeconds: interval, settings: try r.settings()))
         case .heartbeatAck:
-            let m = HeartbeatAck(echoedCounter: try r.u48("echoedCounter"), centreTime: try r.u48("centreTime"))
+            let m = HeartbeatAck(echoedCounter: try r.u48("echoedCounter"), centreTime: try r.u48("centerTime"))
             try r.extensions { _, _ in false }
             self = .heartbeatAck(m)
         case .caseUpdate:
@@ -244,13 +244,13 @@ extension Message {
             try text(m.note, "note", DiagnosticsReport.maximumNoteLength)
             try battery(m.battery)
         case .sessionAccept(let m):
-            try time(m.centreTime, "centreTime")
-            try endpoint(m.settings.secondaryCentre, "secondaryCentre")
+            try time(m.centreTime, "centerTime")
+            try endpoint(m.settings.secondaryCentre, "secondaryCenter")
         case .heartbeatAck(let m):
-            try time(m.centreTime, "centreTime")
+            try time(m.centreTime, "centerTime")
             try time(m.echoedCounter, "echoedCounter")
         case .caseUpdate(let m): try time(m.at, "at")
-        case .configPush(let m): try endpoint(m.settings.secondaryCentre, "secondaryCentre")
+        case .configPush(let m): try endpoint(m.settings.secondaryCentre, "secondaryCenter")
         case .nak(let m): try time(m.senderTime, "senderTime")
         case .callOffer(let m): try media(m.media)
         case .callAnswer(let m): try media(m.media)
@@ -288,7 +288,7 @@ extension BodyReader {
             case 0x03: s.debounceMilliseconds = try v.u16("debounceMilliseconds")
             case 0x04: s.mainsLostMaximumDelaySeconds = try v.u16("mainsLostMaximumDelaySeconds")
             case 0x05: s.heartbeatIntervalSeconds = try v.u16("heartbeatIntervalSeconds")
-            case 0x06: s.secondaryCentre = try v.endpoint("secondaryCentre")
+            case 0x06: s.secondaryCentre = try v.endpoint("secondaryCenter")
             default: return false
             }
             return true

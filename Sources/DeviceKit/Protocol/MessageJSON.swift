@@ -68,3 +68,93 @@ extension MediaDescription {
         try c.encode(videoPayloadType, forKey: .videoPayloadType)
     }
 }
+
+/// A battery of 255 is "unknown" on the wire (§4.1); in JSON it is `null`, never a percentage of 255.
+private func encodeBattery<Key: CodingKey>(_ battery: UInt8, _ container: inout KeyedEncodingContainer<Key>, forKey key: Key) throws {
+    if battery == 255 { try container.encodeNil(forKey: key) } else { try container.encode(battery, forKey: key) }
+}
+
+extension Heartbeat {
+    private enum CodingKeys: String, CodingKey { case status, battery }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(status, forKey: .status)
+        try encodeBattery(battery, &c, forKey: .battery)
+    }
+}
+
+extension Alarm {
+    private enum CodingKeys: String, CodingKey { case id, kind, triggeredAt, battery, flags, pressCount, holdMilliseconds }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(triggeredAt, forKey: .triggeredAt)
+        try encodeBattery(battery, &c, forKey: .battery)
+        try c.encode(flags, forKey: .flags)
+        try c.encodeIfPresent(pressCount, forKey: .pressCount)
+        try c.encodeIfPresent(holdMilliseconds, forKey: .holdMilliseconds)
+    }
+}
+
+extension DiagnosticsReport {
+    private enum CodingKeys: String, CodingKey {
+        case id, requestID, battery, mainsPresent, buttonPresent, uptimeSeconds, outboxPending, storageWritable, note
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(requestID, forKey: .requestID)
+        if let battery { try encodeBattery(battery, &c, forKey: .battery) }
+        try c.encodeIfPresent(mainsPresent, forKey: .mainsPresent)
+        try c.encodeIfPresent(buttonPresent, forKey: .buttonPresent)
+        try c.encodeIfPresent(uptimeSeconds, forKey: .uptimeSeconds)
+        try c.encodeIfPresent(outboxPending, forKey: .outboxPending)
+        try c.encodeIfPresent(storageWritable, forKey: .storageWritable)
+        try c.encodeIfPresent(note, forKey: .note)
+    }
+}
+
+// The centre's fields are named with one spelling everywhere a person reads them (`center`), whatever the
+// Swift names.
+
+extension SessionAccept {
+    private enum CodingKeys: String, CodingKey { case centerTime, heartbeatIntervalSeconds, settings }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(centreTime, forKey: .centerTime)
+        try c.encode(heartbeatIntervalSeconds, forKey: .heartbeatIntervalSeconds)
+        try c.encode(settings, forKey: .settings)
+    }
+}
+
+extension HeartbeatAck {
+    private enum CodingKeys: String, CodingKey { case echoedCounter, centerTime }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(echoedCounter, forKey: .echoedCounter)
+        try c.encode(centreTime, forKey: .centerTime)
+    }
+}
+
+extension Settings {
+    private enum CodingKeys: String, CodingKey {
+        case cancelWindowMilliseconds, holdMilliseconds, debounceMilliseconds, mainsLostMaximumDelaySeconds
+        case heartbeatIntervalSeconds, secondaryCenter
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(cancelWindowMilliseconds, forKey: .cancelWindowMilliseconds)
+        try c.encodeIfPresent(holdMilliseconds, forKey: .holdMilliseconds)
+        try c.encodeIfPresent(debounceMilliseconds, forKey: .debounceMilliseconds)
+        try c.encodeIfPresent(mainsLostMaximumDelaySeconds, forKey: .mainsLostMaximumDelaySeconds)
+        try c.encodeIfPresent(heartbeatIntervalSeconds, forKey: .heartbeatIntervalSeconds)
+        try c.encodeIfPresent(secondaryCentre, forKey: .secondaryCenter)
+    }
+}

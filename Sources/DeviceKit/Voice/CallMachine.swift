@@ -68,9 +68,11 @@ public struct CallMachine: Sendable {
     }
 
     /// The call in progress, if any.
-    public var callID: UInt32? { call?.callID }
+    // `@inline(never)`: Swift 6.3's optimizer (CopyPropagation) crashed compiling `-c release` when this
+    // getter was inlined into a driver that borrows the machine ("Found outside of lifetime use").
+    @inline(never) public var callID: UInt32? { call?.callID }
     /// The alarm the call in progress is about (0: none).
-    public var alarmID: UInt32? { call?.alarmID }
+    @inline(never) public var alarmID: UInt32? { call?.alarmID }
     public var isActive: Bool { call?.phase == .active }
 
     /// Where the call in progress is, for an operator's list.

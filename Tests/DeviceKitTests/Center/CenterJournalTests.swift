@@ -21,6 +21,28 @@ import Testing
         #expect(try journal.openCases().count == 2)
     }
 
+    /// A journal in a missing directory was named as its internal lock file (`…-writer`).
+    @Test func aJournalThatCannotBeOpenedSaysWhyInWords() throws {
+        let directory = try makeTemporaryDirectory("journal")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(throws: JournalOpenError(path: directory + "/none/c.sqlite", reason: .missingDirectory(directory + "/none"))) {
+            try CenterJournal(path: directory + "/none/c.sqlite")
+        }
+        try "not a journal at all, just some text that is long enough for SQLite to look at".write(
+            toFile: directory + "/text.sqlite", atomically: true, encoding: .utf8)
+        #expect(throws: JournalOpenError(path: directory + "/text.sqlite", reason: .notADatabase)) {
+            try CenterJournal(path: directory + "/text.sqlite")
+        }
+    }
+
+    /// The operator's list shows how long ago each case opened, also for cases restored from the journal.
+    @Test func aCaseKeepsWhenItOpened() throws {
+        let journal = try CenterJournal(path: temporaryJournal())
+        let opened = try journal.record(device: 1, message: .alarm(Alarm(id: 7, kind: .button, triggeredAt: 1, battery: 50, flags: [])), at: 1_234, opensCase: true).openedCase
+        #expect(opened?.0.openedAt == 1_234)
+        #expect(try journal.openCases().map(\.openedAt) == [1_234])
+    }
+
     @Test func aCancelClosesTheOpenCaseOfItsAlarm() throws {
         let journal = try CenterJournal(path: temporaryJournal())
         let opened = try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase

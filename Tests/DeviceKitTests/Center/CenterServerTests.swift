@@ -24,6 +24,8 @@ import Testing
         #expect(centre.metric("center_alarms_recorded_total") == 1)
         #expect(centre.metric("center_alarms_duplicate_total") == 1)
         #expect(centre.metric("center_acks_sent_total") == 2)
+        // The new alarm's arrival → ack, once (the retransmission is no new alarm).
+        #expect(centre.metric("center_alarm_ack_seconds_count") == 1)
         // The case opens once, and its first update reaches the device.
         #expect(try await device.received { if case .caseUpdate(let u) = $0 { u.alarmID == 7 && u.state == .received } else { false } } != nil)
         await centre.stop()
@@ -305,11 +307,30 @@ import Testing
     @Test func theMetricsEndpointServesTheTextFormat() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal(), metricsPort: 0)
         let port = try #require(centre.ports.metrics)
+        let device = try await TestDevice.connect(to: centre)
+        #expect(try await device.handshake() != nil)
+        try await device.send(.testAlarm(3))
+        #expect(try await device.received { $0 == .ack(Ack(id: 3)) } != nil)
         let text = try await httpGet(port: port, path: "/metrics")
+        func value(_ sample: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Double($0.dropFirst(sample.count + 1)) }
+        }
         #expect(text.hasPrefix("HTTP/1.1 200 OK"))
         #expect(text.contains("# TYPE center_alarms_recorded_total counter"))
         #expect(text.contains(#"center_frames_refused_total{category="forged"} 0"#))
-        #expect(text.contains("center_sessions_active 0"))
+        #expect(text.contains("center_sessions_active 1"))
+        // The build serving, as the official clients' *_build_info.
+        #expect(text.contains(#"center_build_info{version="\#(BuildStamp.version)",commit="\#(BuildStamp.commit)"} 1"#))
+        // The alarm's arrival → ack, and the process's own cost, as every Prometheus client exports them.
+        #expect(text.contains("# TYPE center_alarm_ack_seconds histogram"))
+        #expect(value("center_alarm_ack_seconds_count") == 1)
+        #expect(value(#"center_alarm_ack_seconds_bucket{le="+Inf"}"#) == 1)
+        #expect((value("center_alarm_ack_seconds_sum") ?? 0) > 0)
+        #expect((value("process_resident_memory_bytes") ?? 0) > 1_000_000)
+        #expect((value("process_open_fds") ?? 0) >= 3 && (value("process_max_fds") ?? 0) >= (value("process_open_fds") ?? 0))
+        #expect((value("process_cpu_seconds_total") ?? 0) > 0)
+        let started = try #require(value("process_start_time_seconds"))
+        #expect(started <= Date().timeIntervalSince1970 && started > Date().timeIntervalSince1970 - 86_400, "\(started)")
         #expect(try await httpGet(port: port, path: "/").hasPrefix("HTTP/1.1 404"))
         await centre.stop()
     }

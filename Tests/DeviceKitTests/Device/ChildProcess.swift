@@ -5,8 +5,10 @@ import Testing
 
 /// `devicesim` as a child process, for tests of the commands as a user runs them.
 enum ChildProcess {
-    /// The `devicesim` built beside the tests (`swift build --build-tests` builds it).
+    /// The `devicesim` built beside the tests (`swift build --build-tests` builds it), or `$DEVICESIM_UNDER_TEST`
+    /// (an older build, to see a regression test fail on the code as it was).
     static var devicesim: String {
+        if let given = ProcessInfo.processInfo.environment["DEVICESIM_UNDER_TEST"], !given.isEmpty { return given }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..").standardized
         let candidates = [Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("devicesim").path]
             + [".build/debug/devicesim", ".build/release/devicesim"].map { root.appendingPathComponent($0).path }
@@ -14,11 +16,14 @@ enum ChildProcess {
     }
 
     /// Starts `devicesim arguments…`; its output goes to `output` (a file path) or nowhere, its input comes
-    /// from `input` or is the tests' own.
-    static func launch(_ arguments: [String], environment: [String: String] = [:], output: String? = nil, input: Pipe? = nil) throws -> Process {
+    /// from `input` or is the tests' own; it runs in `directory`, or the tests' own.
+    static func launch(
+        _ arguments: [String], environment: [String: String] = [:], output: String? = nil, input: Pipe? = nil, directory: String? = nil
+    ) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: devicesim)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         if let input { process.standardInput = input }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         if let output {
@@ -44,11 +49,11 @@ enum ChildProcess {
 
     /// Runs `devicesim arguments…` to the end and returns its exit status and output.
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], within timeout: Duration = .seconds(120)
+        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil, within timeout: Duration = .seconds(120)
     ) async throws -> (status: Int32, output: String) {
         let output = NSTemporaryDirectory() + "devicesim-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let process = try launch(arguments, environment: environment, output: output)
+        let process = try launch(arguments, environment: environment, output: output, directory: directory)
         try await exit(process, within: timeout)
         return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
@@ -61,7 +66,7 @@ enum ChildProcess {
     static func provision(id: UInt32, port: Int, directory: String, extra: [String] = []) async throws -> String {
         let config = directory + "/device.toml"
         let result = try await run([
-            "provision", "--id", "\(id)", "--centre", "127.0.0.1:\(port)",
+            "provision", "--id", "\(id)", "--center", "127.0.0.1:\(port)",
             "--state-dir", directory + "/state", "--out", config,
         ] + extra, environment: ["DEVICEKIT_MASTER_KEY": masterHex])
         #expect(result.status == 0, "\(result.output)")

@@ -15,7 +15,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: json) }
         let result = try await ChildProcess.run([
             "load", "--center", "127.0.0.1:\(port)", "--master", Self.master, "--devices", "10", "--duration", "1", "--alarm-rate", "50",
-            "--drain", "0", "--slo", "alarm.p99<1ms", "--quiet", "--json", json,
+            "--drain", "0", "--slo", "alarm.p99<1ms", "--quiet", "--report", json,
         ])
         #expect(result.status == 1, "\(result.output)")
         #expect(result.output.contains("SLO MISSED alarm.p99<1ms  (nothing measured, alarm → ack: none of the"), "\(result.output)")
@@ -61,7 +61,7 @@ import Testing
         }
         let a = try write("a.json", shard: "0/2", scale: 100)
         let b = try write("b.json", shard: "1/2", scale: 200)
-        let merged = try await ChildProcess.run(["load", "merge", a, b, "--json", directory + "/m.json", "--hgrm", directory + "/m", "--csv", directory + "/m.csv"])
+        let merged = try await ChildProcess.run(["load", "merge", a, b, "--report", directory + "/m.json", "--hgrm", directory + "/m", "--csv", directory + "/m.csv"])
         #expect(merged.status == 0, "\(merged.output)")
         let hgrm = try String(contentsOfFile: directory + "/m.alarm.hgrm", encoding: .utf8)
         #expect(hgrm.hasPrefix("       Value     Percentile TotalCount 1/(1-Percentile)\n\n"))
@@ -74,6 +74,14 @@ import Testing
         let context = try LoadReport(json: try Data(contentsOf: URL(fileURLWithPath: directory + "/m.json")), name: "m.json").context
         #expect(context?.date == "2026-12-01T10:00:00Z")
         #expect(context?.commandLine.prefix(2) == ["load", "merge"])
+        // `--json m.json` of old, over the m.json written above: read as a third shard, and said so.
+        let oldStyle = try await ChildProcess.run(["load", "merge", a, b, "--json", directory + "/m.json"])
+        #expect(oldStyle.status == 65, "\(oldStyle.output)")
+        #expect(oldStyle.output.hasSuffix("(--json is a switch now, the merged report on standard output: write it to a file with --report FILE)\n"), "\(oldStyle.output)")
+        // As a switch, the merged report alone on standard output.
+        let printed = try await ChildProcess.run(["load", "merge", a, b, "--json"])
+        #expect(printed.status == 0, "\(printed.output)")
+        #expect(try LoadReport(json: Data(printed.output.utf8), name: "standard output").counts.alarmsSent == 400)
 
         let compared = try await ChildProcess.run(["load", "compare", a, b, "--html", directory + "/c.html"])
         #expect(compared.status == 0, "\(compared.output)")

@@ -94,7 +94,7 @@ import Testing
         #expect(report.html(objectives: [met]).contains("<strong>PASS</strong> — 1 of 1 objective met"))
         #expect(report.html().contains("<strong>NO OBJECTIVE</strong>"))
         var journalMissing = report
-        journalMissing.centreJournal = CenterJournalCheck(
+        journalMissing.centerJournal = CenterJournalCheck(
             acknowledged: [FleetAlarmID(device: 1, alarm: 2), FleetAlarmID(device: 1, alarm: 3)], recorded: [FleetAlarmID(device: 1, alarm: 3)])
         #expect(journalMissing.html(objectives: [met]).contains("<strong>FAIL</strong>"))
     }
@@ -116,7 +116,7 @@ import Testing
     /// max is drawn before p99, dashed with rings, so that p99 shows where they are equal.
     @Test func phasesAreBandsAndP99StaysVisibleOverMax() throws {
         var report = report
-        report.centreRestarts = [CenterRestart(killedAt: 5, listeningAt: 6.5)]
+        report.centerRestarts = [CenterRestart(killedAt: 5, listeningAt: 6.5)]
         #expect(report.bands.map(\.name) == ["ramp", "power <cut> & spike", "centre down"])
         report.phases = [
             PhaseSummary(name: "cut", startSeconds: 1, durationSeconds: 10), PhaseSummary(name: "spike", startSeconds: 11, durationSeconds: 5),

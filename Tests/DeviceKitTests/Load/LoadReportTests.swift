@@ -25,6 +25,20 @@ import Testing
         #expect(decoded.histogram(.alarm).max == original.histogram(.alarm).max)
     }
 
+    /// The keys name the centre as every name a user reads does (`centerJournal`, `centerRestarts`); a report
+    /// written with the other spelling is read the same.
+    @Test func theCentreKeysAreSpelledCenterAndTheOtherSpellingIsRead() throws {
+        var original = report(shard: "0/1", latencies: [5])
+        let id = FleetAlarmID(device: 1, alarm: 7)
+        original.centerJournal = CenterJournalCheck(acknowledged: [id], recorded: [id])
+        original.centerRestarts = [CenterRestart(killedAt: 1, listeningAt: 2)]
+        let text = String(decoding: try original.json(), as: UTF8.self)
+        #expect(text.contains("\"centerJournal\"") && text.contains("\"centerRestarts\"") && !text.contains("centre"))
+        let older = text.replacingOccurrences(of: "\"centerJournal\"", with: "\"centreJournal\"")
+            .replacingOccurrences(of: "\"centerRestarts\"", with: "\"centreRestarts\"")
+        #expect(try LoadReport(json: Data(older.utf8), name: "older.json") == original)
+    }
+
     @Test func mergedShardsEqualOneProcessThatMeasuredEverything() throws {
         let a = (0..<5_000).map { ($0 * 7_919) % 100_000 + 1 }
         let b = (0..<3_000).map { ($0 * 104_729) % 3_000_000 + 1 }

@@ -501,7 +501,7 @@ import Testing
     @Test func everyKindTruncatedAnywhereInItsFixedFieldsNamesItselfAndAField() throws {
         let first: [Message.Kind: String] = [
             .sessionStart: "firmware", .heartbeat: "status", .alarm: "id", .alarmCancel: "id", .event: "id",
-            .diagnosticsReport: "id", .sessionAccept: "centreTime", .heartbeatAck: "echoedCounter", .caseUpdate: "id",
+            .diagnosticsReport: "id", .sessionAccept: "centerTime", .heartbeatAck: "echoedCounter", .caseUpdate: "id",
             .configPush: "id", .diagnosticsRequest: "id", .ack: "id", .nak: "id", .callOffer: "id", .callAnswer: "id",
             .callEnd: "id",
         ]
@@ -589,6 +589,15 @@ import Testing
     }
 
     // MARK: Key text
+
+    /// "not hexadecimal" said nothing of what was wrong with a key copied one digit short.
+    @Test func hexThatIsWrongSaysWhy() {
+        #expect(throws: HexError.oddNumberOfDigits(3)) { try Hex.parse("abc") }
+        #expect(throws: HexError.notADigit(position: 3)) { try Hex.parse("ab:g0") }
+        #expect(throws: HexError.notADigit(position: 1)) { try Hex.parse("-1") }
+        #expect(HexError.oddNumberOfDigits(63).description == "odd number of hex digits (63): every byte is two digits, so one is missing or one too many")
+        #expect(KeyError.notHex(.oddNumberOfDigits(63)).description.hasPrefix("the key is not hex: odd number of hex digits (63)"))
+    }
 
     @Test func hexKeyTextIsRefusedUnlessItIsOnlyHexDigits() {
         #expect(Hex.decode("00 01:02") == [0, 1, 2])

@@ -66,7 +66,7 @@ import Testing
             return ids[count]
         }
 
-        func centreEnded(_ callID: UInt32) async throws -> (CallEndReason, String, MediaStatistics?) {
+        func centreEnded(_ callID: UInt32) async throws -> (CallEndReason, CallEndedBy, MediaStatistics?) {
             let event = try await events.first(within: .seconds(120)) { event in
                 if case .callEnded(_, callID, _, _, _) = event { return true }
                 return false
@@ -105,7 +105,7 @@ import Testing
         #expect(try await setup.centre.hangUp(device: 3001))
 
         let (reason, by, centreStats) = try await setup.centreEnded(callID)
-        #expect(reason == .hangUp && by == "centre")
+        #expect(reason == .hangUp && by == .center)
         let (deviceReason, byCentre, deviceStats) = try await setup.deviceEnded(callID)
         #expect(deviceReason == .hangUp && byCentre)
         for stats in [centreStats, deviceStats] {
@@ -131,6 +131,19 @@ import Testing
         #expect(metrics.contains("center_calls_active 0"))
     }
 
+    /// The media counters moved only when a call ended: a dashboard saw a half-hour call as nothing.
+    @Test func theMediaCountersMoveWhileACallLasts() async throws {
+        let setup = try await Setup.start(deviceID: 3004)
+        defer { Task { await setup.stop() } }
+        setup.device.raiseAlarm()
+        _ = try await setup.callStarted()
+        try await eventually("voice counted at the centre while the call lasts") {
+            metricValue("center_media_packets_received_total", in: setup.centre.metricsText()) >= 50
+        }
+        #expect(setup.centre.metricsText().contains("center_calls_active 1"))
+        #expect(try await setup.centre.hangUp(device: 3004))
+    }
+
     @Test func aCallOutsideAnyAlarmIsDeclinedByTheDevice() async throws {
         let setup = try await Setup.start(deviceID: 3003)
         defer { Task { await setup.stop() } }
@@ -139,7 +152,7 @@ import Testing
         }
         let callID = try #require(try await setup.centre.call(device: 3003))
         let (reason, by, _) = try await setup.centreEnded(callID)
-        #expect(reason == .declined && by == "device")
+        #expect(reason == .declined && by == .device)
         #expect(!setup.observations.all.contains { if case .callStarted = $0 { true } else { false } })
         #expect(setup.centre.metricsText().contains(#"center_calls_ended_total{reason="declined"} 1"#))
     }
@@ -155,7 +168,7 @@ import Testing
         let silent = try await setup.events.first(within: .seconds(120)) { if case .mediaSilent(3002, first, _) = $0 { true } else { false } }
         #expect(silent != nil)
         let (reason, by, _) = try await setup.centreEnded(first)
-        #expect(reason == .mediaSilent && by == "centre")
+        #expect(reason == .mediaSilent && by == .center)
         let (deviceReason, byCentre, _) = try await setup.deviceEnded(first)
         #expect(deviceReason == .mediaSilent && byCentre)
         #expect(try await setup.centre.openCases().contains { $0.device == 3002 })
@@ -169,7 +182,7 @@ import Testing
         // This time the home hangs up.
         #expect(await setup.device.hangUp())
         let (endReason, endedBy, statistics) = try await setup.centreEnded(second)
-        #expect(endReason == .hangUp && endedBy == "device")
+        #expect(endReason == .hangUp && endedBy == .device)
         #expect((statistics?.audio.cumulativeLost ?? -1) == 0)
         #expect(try await setup.centre.openCases().contains { $0.device == 3002 })
     }

@@ -37,15 +37,20 @@ extension DeviceConfig {
             throw DeviceConfigError("state_dir", "empty; write a directory for the outbox, e.g. state_dir = \"/var/lib/devicekit\"")
         }
 
-        guard var centre = try top.table("centre") else {
-            throw DeviceConfigError("centre", "missing; write a [centre] table with primary = \"centre.example:\(CentreAddress.defaultPort)\"")
+        // [center]; [centre], the other spelling, is read too (files written before the names were one).
+        if top.has("center") && top.has("centre") {
+            throw DeviceConfigError("centre", "the file has both [center] and [centre], two spellings of one table: keep [center]")
+        }
+        let centreTable = top.has("centre") ? "centre" : "center"
+        guard var centre = try top.table(centreTable) else {
+            throw DeviceConfigError("center", "missing; write a [center] table with primary = \"center.example:\(CentreAddress.defaultPort)\"")
         }
         guard let primaryText = try centre.string("primary") else {
-            throw DeviceConfigError("centre.primary", "missing; write host:port, e.g. primary = \"centre.example:\(CentreAddress.defaultPort)\"")
+            throw DeviceConfigError("\(centreTable).primary", "missing; write host:port, e.g. primary = \"center.example:\(CentreAddress.defaultPort)\"")
         }
-        let primary = try CentreAddress(parsing: primaryText, key: "centre.primary")
+        let primary = try CentreAddress(parsing: primaryText, key: "\(centreTable).primary")
         let secondary = try centre.string("secondary").map { (text) throws(DeviceConfigError) in
-            try CentreAddress(parsing: text, key: "centre.secondary")
+            try CentreAddress(parsing: text, key: "\(centreTable).secondary")
         }
         let transport = try centre.choice("transport", Transport.self) ?? .tcp
         try centre.finish(known: ["primary", "secondary", "transport"])
@@ -101,7 +106,7 @@ extension DeviceConfig {
         }
 
         try top.finish(known: [
-            "device_id", "key", "key_file", "key_epoch", "state_dir", "centre", "alarm", "heartbeat", "button", "power", "indicators",
+            "device_id", "key", "key_file", "key_epoch", "state_dir", centreTable, "alarm", "heartbeat", "button", "power", "indicators",
             "log",
         ])
         self.init(
@@ -165,7 +170,8 @@ extension DeviceConfig {
     // MARK: Sections
 
     private static func decodeKey(_ text: String, setting: String) throws(DeviceConfigError) -> [UInt8] {
-        guard let bytes = Hex.decode(text) else { throw DeviceConfigError(setting, KeyError.notHex.description) }
+        let bytes: [UInt8]
+        do throws(HexError) { bytes = try Hex.parse(text) } catch { throw DeviceConfigError(setting, KeyError.notHex(error).description) }
         guard (16...64).contains(bytes.count) else {
             throw DeviceConfigError(setting, KeyError.wrongLength(bytes.count).description)
         }
@@ -308,7 +314,7 @@ extension DeviceConfig {
         }
         if keyEpoch > 0 { lines.append("key_epoch = \(keyEpoch)") }
         lines.append("state_dir = \(TOMLText.quote(stateDirectory))")
-        lines += ["", "[centre]", "primary = \(TOMLText.quote(primaryCentre.description))"]
+        lines += ["", "[center]", "primary = \(TOMLText.quote(primaryCentre.description))"]
         if let secondaryCentre { lines.append("secondary = \(TOMLText.quote(secondaryCentre.description))") }
         lines.append("transport = \(TOMLText.quote(transport.rawValue))")
         lines += [
@@ -435,6 +441,9 @@ private struct TableReader {
     }
 
     private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// Whether the table has `key` (without reading it).
+    func has(_ key: String) -> Bool { table[key] != nil }
 
     private mutating func value(_ key: String) -> TOMLValueConvertible? {
         seen.insert(key)

@@ -9,8 +9,8 @@ import Logging
 /// key_epoch = 0                      # which of the device's keys this is: 1 after the first re-provisioning
 /// state_dir = "/var/lib/devicekit"
 ///
-/// [centre]
-/// primary = "centre.example:7700"
+/// [center]                           # [centre] is read too
+/// primary = "center.example:7700"
 /// secondary = "backup.example:7700"  # optional
 /// transport = "tcp"                  # tcp | udp
 ///
@@ -138,13 +138,18 @@ public struct CentreAddress: Hashable, Sendable, CustomStringConvertible {
     /// The address to connect to, looked up in DNS if `host` is a name.
     public func resolved() throws(DeviceConfigError) -> SocketAddress {
         do { return try SocketAddress.makeAddressResolvingHost(host, port: Int(port)) } catch {
-            throw DeviceConfigError("centre", "cannot resolve \(self): \(error) (check the name, or DNS on this network)")
+            throw DeviceConfigError("center", "cannot resolve \(self): \(Self.unknownHostWords(error)) (check the name, or DNS on this network)")
         }
     }
 
+    /// A failed lookup in words: NIO's `UnknownHost` prints as "SocketAddressError.UnknownHost: …".
+    public static func unknownHostWords(_ error: any Error) -> String {
+        error is SocketAddressError.UnknownHost ? "no such host name (not in DNS or /etc/hosts)" : "\(error)"
+    }
+
     /// Parses `host:port` or `[v6]:port`; the error says what to write instead. `key` names the setting.
-    public init(parsing text: String, key: String = "centre") throws(DeviceConfigError) {
-        let example = "write host:port, e.g. 'centre.example:\(Self.defaultPort)'"
+    public init(parsing text: String, key: String = "center") throws(DeviceConfigError) {
+        let example = "write host:port, e.g. 'center.example:\(Self.defaultPort)'"
         let host: Substring
         let port: Substring
         if text.hasPrefix("[") {

@@ -130,10 +130,8 @@ public enum Provisioning {
     /// Never run it for a key that has sealed frames and lost its reservation: that is what the next
     /// epoch is for.
     public static func initialiseState(_ config: DeviceConfig) throws(ProvisioningError) {
-        do {
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw ProvisioningError("cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)")
+        do { try StateDirectory.create(config.stateDirectory) } catch {
+            throw ProvisioningError("the state directory: \(error)")
         }
         do { try config.counterFile.provision() } catch { throw ProvisioningError(error.description) }
     }

@@ -57,7 +57,7 @@ public struct SelfTest: Sendable {
         var results: [SelfTestResult] = []
         let lock: StateDirectoryLock?
         do {
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+            try StateDirectory.create(config.stateDirectory)
             lock = try StateDirectoryLock(stateDirectory: config.stateDirectory)
         } catch let error as StateDirectoryLockError {
             lock = nil
@@ -68,7 +68,7 @@ public struct SelfTest: Sendable {
             }
         } catch {
             lock = nil
-            results.append(.init("storage", .fail, "cannot create the state directory \(config.stateDirectory): \(error.localizedDescription)"))
+            results.append(.init("storage", .fail, "the state directory: \(error)"))
         }
         results += await button()
         if lock != nil { results += await leds() }

@@ -169,21 +169,21 @@ import Testing
     /// One wrong line in, one message out: the setting's name and what to write instead.
     @Test(arguments: [
         ("primary = \"10.0.0.1:7700\"", "primary = \"1.2.3.4\"",
-         "centre.primary: '1.2.3.4' has no port; write host:port, e.g. 'centre.example:7700'"),
+         "centre.primary: '1.2.3.4' has no port; write host:port, e.g. 'center.example:7700'"),
         ("primary = \"10.0.0.1:7700\"", "primary = \"centre:99999\"",
-         "centre.primary: '99999' in 'centre:99999' is not a port (1 to 65535); write host:port, e.g. 'centre.example:7700'"),
+         "centre.primary: '99999' in 'centre:99999' is not a port (1 to 65535); write host:port, e.g. 'center.example:7700'"),
         ("primary = \"10.0.0.1:7700\"", "primary = \"2001:db8::1:7700\"",
          "centre.primary: '2001:db8::1:7700' looks like an IPv6 address without brackets; write '[2001:db8::1]:7700'"),
         ("primary = \"10.0.0.1:7700\"", "primary = \":7700\"",
-         "centre.primary: ':7700' has no host; write host:port, e.g. 'centre.example:7700'"),
+         "centre.primary: ':7700' has no host; write host:port, e.g. 'center.example:7700'"),
         ("primary = \"10.0.0.1:7700\"", "primary = 7700",
          "centre.primary: is an integer, not text; put the value in double quotes"),
         ("primary = \"10.0.0.1:7700\"", "primary = \"10.0.0.1:7700\"\nsecondary = \"backup\"",
-         "centre.secondary: 'backup' has no port; write host:port, e.g. 'centre.example:7700'"),
+         "centre.secondary: 'backup' has no port; write host:port, e.g. 'center.example:7700'"),
         ("primary = \"10.0.0.1:7700\"", "primary = \"10.0.0.1:7700\"\ntransport = \"sctp\"",
          "centre.transport: 'sctp' is not one of \"tcp\", \"udp\""),
         ("primary = \"10.0.0.1:7700\"", "primery = \"10.0.0.1:7700\"",
-         "centre.primary: missing; write host:port, e.g. primary = \"centre.example:7700\""),
+         "centre.primary: missing; write host:port, e.g. primary = \"center.example:7700\""),
         ("device_id = 1001", "device_id = -1",
          "device_id: -1 is outside 0...4294967295; write e.g. device_id = 1001"),
         ("device_id = 1001", "device_id = \"1001\"",
@@ -191,7 +191,11 @@ import Testing
         ("device_id = 1001", "",
          "device_id: missing; write the device's number, e.g. device_id = 1001"),
         ("key = \"\(keyHex)\"", "key = \"xyz\"",
-         "key: the key is not hexadecimal: use only 0-9 and a-f, an even number of digits"),
+         "key: the key is not hex: character 1 is not a hex digit: use only 0-9 and a-f (spaces and colons are ignored)"),
+        ("key = \"\(keyHex)\"", "key = \"\(keyHex.dropLast())\"",
+         "key: the key is not hex: odd number of hex digits (63): every byte is two digits, so one is missing or one too many"),
+        ("[centre]", "[centre]\nprimary = \"a:1\"\n[center]",
+         "centre: the file has both [center] and [centre], two spellings of one table: keep [center]"),
         ("key = \"\(keyHex)\"", "key = \"0011\"",
          "key: a device key must be 16 to 64 bytes (32 to 128 hex digits), got 2 bytes"),
         ("key = \"\(keyHex)\"", "key = \"\(keyHex)\"\nkey_file = \"/k\"",
@@ -258,6 +262,17 @@ import Testing
         #expect(error?.description.contains(Self.keyHex) == false)
     }
 
+    /// The table is `[center]`, as every name of the centre a user types; `[centre]`, the other spelling of
+    /// files written before, is read the same, and devicesim writes `[center]`.
+    @Test func theCentreTableIsReadUnderEitherSpellingAndWrittenAsCenter() throws {
+        let spelledCentre = try DeviceConfig(toml: Self.full)
+        let spelledCenter = try DeviceConfig(toml: Self.full.replacingOccurrences(of: "[centre]", with: "[center]"))
+        #expect(spelledCenter.primaryCentre == spelledCentre.primaryCentre)
+        #expect(spelledCenter.secondaryCentre == spelledCentre.secondaryCentre && spelledCenter.transport == .udp)
+        #expect(spelledCentre.render().contains("\n[center]\nprimary = \"centre.example:7700\""))
+        #expect(!spelledCentre.render().contains("[centre]"))
+    }
+
     @Test func aKeyFileThatIsNotHexIsReportedWithoutItsContent() throws {
         let directory = try makeTemporaryDirectory("config")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -265,7 +280,7 @@ import Testing
         var config = try DeviceConfig(toml: Self.minimal)
         config.key = .file(directory + "/key")
         let error = #expect(throws: DeviceConfigError.self) { try config.rootKey() }
-        #expect(error?.description == "key_file: the key is not hexadecimal: use only 0-9 and a-f, an even number of digits")
+        #expect(error?.description == "key_file: the key is not hex: character 1 is not a hex digit: use only 0-9 and a-f (spaces and colons are ignored)")
     }
 }
 

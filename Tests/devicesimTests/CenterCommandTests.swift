@@ -1,0 +1,76 @@
+import ArgumentParser
+import Testing
+
+@testable import devicesim
+
+/// `devicesim center`'s options as a new user types them: ports checked before anything binds, durations
+/// with units, the other names of an option.
+@Suite struct CenterCommandTests {
+    static let key = ["--master-file", "master.hex"]
+
+    static func parse(_ arguments: [String]) throws -> CenterCommand {
+        try CenterCommand.parse(Self.key + arguments)
+    }
+
+    /// The message a command line is refused with (ArgumentParser's words for the usage error).
+    static func refusal(_ arguments: [String]) -> String? { devicesimTests.refusal(CenterCommand.self, Self.key + arguments) }
+
+    /// NIO took a port modulo 65536: 70000 listened on 4464, 65537 on port 1 (privileged).
+    @Test(arguments: [
+        (["--port", "70000"], "--port 70000 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--tcp-port", "65537"], "--tcp-port 65537 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--udp-port", "-1"], "--udp-port -1 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--metrics-port", "70001"], "--metrics-port 70001 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--metrics-port", "65530", "--workers", "8"],
+         "With --workers 8, workers serve metrics on ports 65530 to 65537, past 65535: give a lower --metrics-port."),
+    ])
+    func aPortOutOfRangeIsRefusedNamingTheOptionAndTheRange(arguments: [String], message: String) {
+        #expect(Self.refusal(arguments) == message)
+    }
+
+    @Test func portsInRangeAreTaken() throws {
+        let command = try Self.parse(["--port", "0", "--tcp-port", "65535", "--metrics-port", "1"])
+        #expect(command.port == 0 && command.tcpPort == 65535 && command.metricsPort == 1)
+    }
+
+    /// `--auto-engage-after` took milliseconds and `--auto-close-after` seconds: both take units now, and a
+    /// plain number keeps its old unit.
+    @Test func durationsTakeUnitsAndPlainNumbersKeepTheirOldUnit() throws {
+        let plain = try Self.parse(["--auto-engage-after", "100", "--auto-close-after", "1", "--offline-after", "75", "--media-silence", "5"])
+        #expect(plain.autoEngageAfter?.duration == .milliseconds(100))
+        #expect(plain.autoCloseAfter?.duration == .seconds(1))
+        #expect(plain.offlineAfter?.duration == .seconds(75))
+        #expect(plain.mediaSilence?.duration == .seconds(5))
+        let units = try Self.parse(["--auto-engage-after", "0.1s", "--auto-close-after", "1500ms", "--auth-timeout", "2min", "--heartbeat-interval", "1min"])
+        #expect(units.autoEngageAfter?.duration == .milliseconds(100))
+        #expect(units.autoCloseAfter?.duration == .milliseconds(1500))
+        #expect(units.authTimeout?.duration == .seconds(120))
+        #expect(units.heartbeatInterval?.duration == .seconds(60))
+    }
+
+    @Test func aDurationWithoutSenseSaysHowToWriteOne() {
+        #expect(Self.refusal(["--auto-close-after", "soon"])?.contains("not a duration: write a number and its unit, such as 250ms, 1.5s or 2min (a plain number is seconds)") == true)
+        #expect(Self.refusal(["--heartbeat-interval", "1.5s"])?.contains("is not a whole number of seconds") == true)
+        #expect(Self.refusal(["--media-silence", "100ms"]) == "--media-silence must be at least 500ms, e.g. --media-silence 5s.")
+    }
+
+    /// The load tool's name for the heartbeat interval is accepted here too, once.
+    @Test func heartbeatIsAnotherNameForHeartbeatInterval() throws {
+        #expect(try Self.parse(["--heartbeat", "10"]).heartbeatAlias?.duration == .seconds(10))
+        #expect(Self.refusal(["--heartbeat", "10", "--heartbeat-interval", "10"]) == "--heartbeat is another name for --heartbeat-interval: give it once.")
+        #expect(!CenterCommand.helpMessage().contains("--heartbeat <"))
+    }
+
+    /// A negative number was taken for an option name: "Missing value for '--rate <rate>'".
+    @Test func aNegativeNumberIsARangeErrorNotAMissingValue() {
+        #expect(Self.refusal(["--rate", "-5"]) == "--rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
+        #expect(Self.refusal(["--engage-call-rate", "-1"]) == "--engage-call-rate must be above 0, e.g. --engage-call-rate 50.")
+    }
+
+    /// Every command's help says how it ends.
+    @Test func theHelpListsTheExitStatus() {
+        let help = CenterCommand.helpMessage(columns: 400)
+        #expect(help.contains("Exit status: 0 done; 64 the command line cannot be used (the usage is printed); 66 the key file"))
+        #expect(help.contains("69 a port is already in use"))
+    }
+}
