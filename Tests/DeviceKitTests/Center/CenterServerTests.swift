@@ -231,6 +231,7 @@ import Testing
         // Another connection takes the journal's write lock: every write of the centre fails as busy.
         var unsafe = Configuration()
         unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        unsafe.busyMode = .timeout(120)  // the centre may be writing (the session's "online") as it is taken
         let other = try DatabaseQueue(path: path, configuration: unsafe)
         try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         try await device.send(.testAlarm(21))
