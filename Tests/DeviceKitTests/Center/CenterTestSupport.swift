@@ -185,25 +185,31 @@ final class TestDevice: Sendable {
     }
 }
 
-/// Hands inbound frames of the test device's channel to the device once it exists.
+/// Hands inbound frames of the test device's channel, and its close, to the device once it exists: a centre
+/// may answer, or close the connection (a short authentication timeout), before the device is made. Under
+/// one lock, so that frames keep their order and none is lost while the device is attached.
 final class TestSink: Sendable {
-    private let device = Mutex<TestDevice?>(nil)
-    private let early = Mutex<[SealedFrame]>([])
+    private let state = Mutex<(device: TestDevice?, early: [SealedFrame], closedEarly: Bool)>((nil, [], false))
 
     func attach(_ device: TestDevice) {
-        let frames = early.withLock { frames in
-            defer { frames = [] }
-            return frames
+        state.withLock { state in
+            for frame in state.early { device.inbound.append(frame) }
+            if state.closedEarly { device.closed.withLock { $0 = true } }
+            (state.device, state.early) = (device, [])
         }
-        for frame in frames { device.inbound.append(frame) }
-        self.device.withLock { $0 = device }
     }
 
     func deliver(_ frame: SealedFrame) {
-        if let device = device.withLock({ $0 }) { device.inbound.append(frame) } else { early.withLock { $0.append(frame) } }
+        state.withLock { state in
+            if let device = state.device { device.inbound.append(frame) } else { state.early.append(frame) }
+        }
     }
 
-    func closed() { device.withLock { $0 }?.closed.withLock { $0 = true } }
+    func closed() {
+        state.withLock { state in
+            if let device = state.device { device.closed.withLock { $0 = true } } else { state.closedEarly = true }
+        }
+    }
 }
 
 final class StreamCollector: ChannelInboundHandler, Sendable {
