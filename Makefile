@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps bench fuzz vectors attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -76,10 +76,10 @@ demo: deps
 	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim demo
 
-## Every test: the independent check of protocol.md's vectors, the main job as `make demo` runs it (a release
-## build: Swift 6.3's optimizer once crashed on code the debug build took), the VM test, the attack client
-## against real centres, the load reports in Chromium, then the Swift test suites.
-test: deps vm-deps browser-deps vectors demo
+## Every test: the independent check of protocol.md's vectors, the documentation's links, the main job as
+## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
+## VM test, the attack client against real centres, the load reports in Chromium, then the Swift test suites.
+test: deps vm-deps browser-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim
@@ -101,6 +101,12 @@ attack: deps python-deps
 ## protocol.md's vectors recomputed by an independent implementation (Python, OpenSSL through `cryptography`).
 vectors: python-deps
 	python3 tools/verify_vectors.py
+
+## Every link in the Markdown files resolves (files, anchors) and none leaves the repository (tools/check_links.py,
+## which first checks itself on a tree of good and broken links).
+links:
+	python3 tools/check_links.py --self-test
+	python3 tools/check_links.py
 
 ## `cryptography` (OpenSSL) for the Python tools written from protocol.md, installed from PyPI when missing.
 python-deps:

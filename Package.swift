@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
-        // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (README).
+        // libFuzzer entry point for the frame decoder; without -DFUZZING it replays corpus files (docs/development.md).
         .executableTarget(
             name: "DecoderFuzzer",
             dependencies: [
@@ -80,8 +80,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                // EmbeddedChannel, for channel handlers on a manual clock (the centre's accept guard).
+                // EmbeddedChannel, for channel handlers on a manual clock.
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                // The centre's metrics, read by the tests.
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 // A second connection to a centre's journal, to hold its write lock (a failing journal).
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -59,8 +59,8 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
             guard let recorded = try await Self.record(source, seconds: seconds, progress: progress) else { throw ExitCode(ExitStatus.verdict.rawValue) }
             text = recorded
         } else {
-            do { text = try String(contentsOfFile: source, encoding: .utf8) } catch {
-                say("PROBLEM: cannot read \(source): \(error.localizedDescription)")
+            do { text = try readTextFile(source, what: "the recording") } catch {
+                say("PROBLEM: \(error.message)")
                 throw ExitCode(ExitStatus.verdict.rawValue)
             }
         }

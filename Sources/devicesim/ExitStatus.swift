@@ -134,9 +134,11 @@ func readTextFile(_ path: String, what: String, advice: String = "check the path
     }
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { throw CommandFailure.cannotRead(path, what: what, errno: errno, advice: advice) }
-    close(descriptor)
-    guard let data = FileManager.default.contents(atPath: path) else {
+    // Read through the descriptor: a character device (`/dev/null`, a pipe) reads as what it holds.
+    let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    do {
+        return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+    } catch {
         throw CommandFailure.cannotRead(path, what: what, errno: EIO, advice: advice)
     }
-    return String(decoding: data, as: UTF8.self)
 }

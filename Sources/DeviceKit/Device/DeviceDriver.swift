@@ -284,7 +284,7 @@ extension DeviceDriver {
 }
 
 /// Receives a driven device's frames from a TCP stream (already cut by `FrameDecoder`) or its UDP socket.
-private final class InboundFrames<Device: DeviceDriver, InboundIn>: ChannelInboundHandler {
+final class InboundFrames<Device: DeviceDriver, InboundIn>: ChannelInboundHandler {
     private let device: Device
     private let generation: Int
     private let frame: (InboundIn) -> SealedFrame?

@@ -34,7 +34,7 @@ public struct DeviceMachine: Sendable {
         public var primaryName: String
         public var secondaryName: String?
         /// Heartbeat at this interval whatever the centre's `sessionAccept` says (the load tester's
-        /// `--heartbeat`); `nil`: the centre's.
+        /// `--heartbeat-interval`); `nil`: the centre's.
         public var heartbeatOverride: UInt16?
 
         public init(

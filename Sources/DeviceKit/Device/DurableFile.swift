@@ -129,7 +129,7 @@ public enum CounterFileError: Error, Equatable, Sendable, CustomStringConvertibl
     case otherEpoch(String, file: UInt16, key: UInt16)
 
     private static let reprovision =
-        "re-provision the device with the next key epoch (devicesim provision --force, which moves to the next epoch; README: \"A lost state directory\")"
+        "re-provision the device with the next key epoch (devicesim provision --force, which moves to the next epoch; docs/hardware.md: \"A lost state directory\")"
 
     public var description: String {
         switch self {

@@ -425,7 +425,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
             if let noSession { return noSession }
             if c.heartbeatsSent == 0 {
                 let every = heartbeatSeconds.map { "they are due every \($0) s" } ?? "none came due"
-                return "no heartbeat was sent: \(every), and the run lasted \(runSeconds) s (give --heartbeat, or a longer --duration)"
+                return "no heartbeat was sent: \(every), and the run lasted \(runSeconds) s (give --heartbeat-interval, or a longer --duration)"
             }
             return "none of the \(c.heartbeatsSent) heartbeats sent was answered"
         case .engaged:

@@ -13,7 +13,7 @@ final class LoadShard: @unchecked Sendable {
     private let firstID: UInt64
     private let stride: UInt64
     private var devices: [SimulatedDevice?]
-    private var sockets: [any Channel] = []
+    var sockets: [any Channel] = []
     private let start: NIODeadline
     private let wallAtStart: UInt64
     private let ramp: RampSchedule
@@ -203,7 +203,7 @@ final class LoadShard: @unchecked Sendable {
     }
 
     /// Starts every device whose ramp instant has come, and wakes up for the next.
-    private func startDue() {
+    func startDue() {
         guard !stopped else { return }
         let due = ramp.startedBy(now())
         while started < due {
@@ -392,7 +392,7 @@ extension LoadMetric {
 }
 
 /// Receives the datagrams of one shared socket for its shard.
-private final class SharedDatagramInbound: ChannelInboundHandler {
+final class SharedDatagramInbound: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     private let shard: LoadShard
 

@@ -112,7 +112,7 @@ import Testing
         let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.authenticationTimeout = .milliseconds(200) }
         let device = try await TestDevice.connect(to: centre)
         _ = try await centre.events.first { $0 == .connectionClosed(reason: "authTimeout") }
-        #expect(try await waitUntil { device.closed.withLock { $0 } })
+        #expect(await poll { device.closed.withLock { $0 } })
         #expect(centre.metric(#"center_connections_closed_total{reason="authTimeout"}"#) == 1)
         await centre.stop()
     }
@@ -122,7 +122,7 @@ import Testing
         let device = try await TestDevice.connect(to: centre)
         // Version 1, up, length 2000: refused on its first three bytes.
         try await device.sendRaw(ByteBuffer(bytes: [0x10, 0x07, 0xd0] + [UInt8](repeating: 0, count: 64)))
-        #expect(try await waitUntil { device.closed.withLock { $0 } })
+        #expect(await poll { device.closed.withLock { $0 } })
         #expect(centre.metric(#"center_frames_refused_total{category="oversized"}"#) == 1)
         #expect(centre.metric(#"center_connections_closed_total{reason="oversized"}"#) == 1)
         await centre.stop()
@@ -155,10 +155,7 @@ import Testing
         let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.offlineAfter = .milliseconds(500) }
         let device = try await TestDevice.connect(to: centre, over: .datagram)
         try await device.handshake()
-        for _ in 0..<3 {
-            try await device.send(.testHeartbeat)
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        try await device.send(.testHeartbeat)
         #expect(try await centre.events.first { $0 == .online(device: 1) } != nil)
         #expect(try await centre.events.first { $0 == .offline(device: 1) } != nil)
         // Its session ended with its supervision: it returns with a new one (protocol.md §3.4, §4.7).
@@ -198,16 +195,14 @@ import Testing
             group.addTask {
                 let reader = try CenterJournal(path: path)
                 defer { try? reader.close() }
-                let end = ContinuousClock.now + .seconds(60)
-                while ContinuousClock.now < end {
+                try await poll(within: .seconds(60)) {
                     let acked = devices.map { device in Set(device.messages.compactMap { if case .ack(let a) = $0 { a.id } else { nil } }) }
                     let journalled = try reader.alarms()
                     for (device, ids) in zip(devices, acked) {
                         let held = Set(journalled.filter { $0.device == device.id }.map(\.alarmID))
                         #expect(ids.isSubset(of: held), "device \(device.id) acknowledged before the journal held it")
                     }
-                    if acked.allSatisfy({ $0.count == ids.count }) { return }
-                    try await Task.sleep(for: .milliseconds(5))
+                    return acked.allSatisfy { $0.count == ids.count }
                 }
             }
             try await group.waitForAll()
@@ -236,6 +231,7 @@ import Testing
         // Another connection takes the journal's write lock: every write of the centre fails as busy.
         var unsafe = Configuration()
         unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        unsafe.busyMode = .timeout(120)  // the centre may be writing (the session's "online") as it is taken
         let other = try DatabaseQueue(path: path, configuration: unsafe)
         try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
         try await device.send(.testAlarm(21))
@@ -360,16 +356,6 @@ import Testing
         #expect(try await centre.events.first { $0 == .refused(reason: "unknownDevice", count: 1) } != nil)
         await centre.stop()
     }
-}
-
-/// Polls `condition` until true or `deadline`.
-func waitUntil(_ deadline: Duration = .seconds(120), _ condition: () -> Bool) async throws -> Bool {
-    let end = ContinuousClock.now + deadline
-    while ContinuousClock.now < end {
-        if condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
 }
 
 /// One HTTP/1.1 GET over a plain socket; returns the whole response.

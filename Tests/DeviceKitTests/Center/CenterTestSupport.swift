@@ -42,12 +42,7 @@ struct RunningCentre {
     }
 
     /// The value of one sample line of the metrics text, e.g. `center_frames_refused_total{category="forged"}`.
-    func metric(_ sample: String) -> Double {
-        for line in server.metricsText().split(separator: "\n") where line.hasPrefix(sample + " ") {
-            return Double(line.dropFirst(sample.count + 1)) ?? .nan
-        }
-        return 0
-    }
+    func metric(_ sample: String) -> Double { metricValue(sample, in: server.metricsText()) }
 }
 
 /// A fresh temporary directory for one test's journal.
@@ -66,13 +61,10 @@ final class Collected<Element: Sendable>: Sendable {
 
     /// The first element matching, waiting up to `deadline` (generous: it is a bound, not a measurement).
     @discardableResult
-    func first(within deadline: Duration = .seconds(120), where match: (Element) -> Bool) async throws -> Element? {
-        let end = ContinuousClock.now + deadline
-        while ContinuousClock.now < end {
-            if let found = all.first(where: match) { return found }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return all.first(where: match)
+    func first(within deadline: Duration = patience, where match: (Element) -> Bool) async throws -> Element? {
+        var found: Element?
+        await poll(within: deadline) { found = all.first(where: match); return found != nil }
+        return found
     }
 }
 
@@ -176,13 +168,10 @@ final class TestDevice: Sendable {
     }
 
     /// The first down message matching, waiting up to `deadline`.
-    func received(within deadline: Duration = .seconds(120), where match: (Message) -> Bool) async throws -> Message? {
-        let end = ContinuousClock.now + deadline
-        while ContinuousClock.now < end {
-            if let found = messages.first(where: match) { return found }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return messages.first(where: match)
+    func received(within deadline: Duration = patience, where match: (Message) -> Bool) async throws -> Message? {
+        var found: Message?
+        await poll(within: deadline) { found = messages.first(where: match); return found != nil }
+        return found
     }
 
     func acks(of id: UInt32) -> Int {
@@ -194,25 +183,31 @@ final class TestDevice: Sendable {
     }
 }
 
-/// Hands inbound frames of the test device's channel to the device once it exists.
+/// Hands inbound frames of the test device's channel, and its close, to the device once it exists: a centre
+/// may answer, or close the connection (a short authentication timeout), before the device is made. Under
+/// one lock, so that frames keep their order and none is lost while the device is attached.
 final class TestSink: Sendable {
-    private let device = Mutex<TestDevice?>(nil)
-    private let early = Mutex<[SealedFrame]>([])
+    private let state = Mutex<(device: TestDevice?, early: [SealedFrame], closedEarly: Bool)>((nil, [], false))
 
     func attach(_ device: TestDevice) {
-        let frames = early.withLock { frames in
-            defer { frames = [] }
-            return frames
+        state.withLock { state in
+            for frame in state.early { device.inbound.append(frame) }
+            if state.closedEarly { device.closed.withLock { $0 = true } }
+            (state.device, state.early) = (device, [])
         }
-        for frame in frames { device.inbound.append(frame) }
-        self.device.withLock { $0 = device }
     }
 
     func deliver(_ frame: SealedFrame) {
-        if let device = device.withLock({ $0 }) { device.inbound.append(frame) } else { early.withLock { $0.append(frame) } }
+        state.withLock { state in
+            if let device = state.device { device.inbound.append(frame) } else { state.early.append(frame) }
+        }
     }
 
-    func closed() { device.withLock { $0 }?.closed.withLock { $0 = true } }
+    func closed() {
+        state.withLock { state in
+            if let device = state.device { device.closed.withLock { $0 = true } } else { state.closedEarly = true }
+        }
+    }
 }
 
 final class StreamCollector: ChannelInboundHandler, Sendable {

@@ -175,6 +175,14 @@ import Testing
         }
     }
 
+    /// `diag analyze` of a recording that is not there said Foundation's "The operation could not be completed.
+    /// The file doesn't exist."
+    @Test func aRecordingThatIsNotThereIsSaidInWords() async throws {
+        let result = try await ChildProcess.run(["diag", "analyze", directory + "/press.evemu"])
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output == "PROBLEM: cannot read the recording \(directory)/press.evemu: it does not exist; check the path and its permissions\n")
+    }
+
     /// It showed nothing without a key.
     @Test func decodeWithoutAKeyShowsTheClearHeaderAndSaysTheBodyNeedsOne() async throws {
         let document = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../protocol.md").standardized.path

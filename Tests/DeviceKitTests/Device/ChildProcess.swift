@@ -41,13 +41,9 @@ enum ChildProcess {
 
     /// Waits for `process` to end; kills it and fails after `timeout`, so a test never hangs.
     static func exit(_ process: Process, within timeout: Duration) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                kill(process.processIdentifier, SIGKILL)
-                throw HarnessError("devicesim \(process.arguments?.first ?? "") did not exit within \(timeout)")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard await poll(within: timeout, until: { !process.isRunning }) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw HarnessError("devicesim \(process.arguments?.first ?? "") did not exit within \(timeout)")
         }
     }
 

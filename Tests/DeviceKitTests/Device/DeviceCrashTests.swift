@@ -25,21 +25,32 @@ import Testing
         try await ChildProcess.exit(first, within: .seconds(30))
         #expect(first.terminationReason == .uncaughtSignal)
         #expect(first.terminationStatus == SIGKILL)
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(harness.alarmsRecorded(device: 21).isEmpty, "killed before sending")
         let outbox = try SQLiteOutbox(path: harness.directory + "/state/outbox.sqlite")
         #expect(try outbox.pending(limit: 10).contains { if case .alarm = $0 { true } else { false } })
+        let beforeSecondLife = harness.centreEvents.count
 
         // Second life, no more presses: the stored alarm goes out.
         try provisioned.write(toFile: config, atomically: true, encoding: .utf8)
-        let second = try ChildProcess.launch(["run", "--config", config])
+        let log = harness.directory + "/second.log"
+        let second = try ChildProcess.launch(["run", "--config", config], output: log)
         try await eventually("the alarm recorded") { !harness.alarmsRecorded(device: 21).isEmpty }
-        try await Task.sleep(for: .milliseconds(500))
+        // Killed before sending: the centre recorded the alarm in the second life's session. Had the first
+        // life sent it, its record would come before that session opened (the journal writes in order).
+        let events = harness.centreEvents
+        let alarm = try #require(events.firstIndex { if case .alarm(21, _, _, _) = $0 { true } else { false } })
+        let secondSession = events[beforeSecondLife...].firstIndex { if case .sessionOpened(21, _) = $0 { true } else { false } }
+        #expect(secondSession.map { $0 < alarm } == true, "killed before sending: \(events)")
+        // The device has the ack, so it sends the alarm no more; then it stops.
+        try await eventually("the second life's delivery of the alarm") {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").contains {
+                $0.contains("delivered") && $0.contains("message=alarm")
+            }
+        }
         second.terminate()  // SIGTERM: graceful shutdown
         try await ChildProcess.exit(second, within: .seconds(60))
         #expect(second.terminationReason == .exit)
         #expect(second.terminationStatus == 0)
+        await harness.stopCentre()  // the journal writes it queued are done once it has stopped
         #expect(harness.alarmsRecorded(device: 21).count == 1)
-        await harness.stopCentre()
     }
 }

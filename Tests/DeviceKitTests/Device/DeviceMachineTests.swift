@@ -109,6 +109,27 @@ import Testing
         var lastConnect: Int { connects.last ?? 0 }
     }
 
+    /// A lost counter reservation: the device seals nothing and never connects, however long it runs (every
+    /// timer it sets fired an hour on), so the end-to-end tests need not wait to see that nothing reaches
+    /// the centre; the alarm is kept and shown as waiting.
+    @Test func withoutItsCounterReservationTheDeviceNeverConnectsAndKeepsTheAlarm() {
+        var d = Device(limit: nil)
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        #expect(d.stored.contains { if case .alarm = $0 { true } else { false } })
+        #expect(d.indicated.last == .waiting)
+        #expect(d.observed.contains { if case .linkDown = $0 { true } else { false } })
+        for _ in 0..<3 {
+            d.advance(3_600_000)
+            let due = d.scheduled
+            d.scheduled = []
+            for timer in due { d.run { $0.timerFired(timer, now: $1) } }
+        }
+        #expect(d.connects.isEmpty, "no connection asked for")
+        #expect(d.sent.isEmpty, "nothing sealed")
+        #expect(!d.scheduled.contains { if case .link = $0 { true } else { false } }, "no link timer")
+    }
+
     @Test func aPressBecomesAStoredAlarmSentAcknowledgedAndRemovedAndTheCaseIsAppliedOnce() {
         var d = Device()
         d.run { $0.start(pending: [], bootCount: 1, now: $1) }

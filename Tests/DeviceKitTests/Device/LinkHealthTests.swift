@@ -69,7 +69,7 @@ import Testing
         let indicators = RecordingIndicators()
         let device = try harness.device(id: 21, indicators: indicators)
         device.start()
-        let down = try await waitFor(device, "the link declared down") { if case .linkDown = $0 { true } else { false } }
+        let down = try await harness.waitFor(device, "the link declared down") { if case .linkDown = $0 { true } else { false } }
         guard case .linkDown(let centre, let cause) = down.kind else { return }
         #expect(centre == "127.0.0.1:\(ports.tcp)")
         #expect(cause == "nothing listens on that port (connection refused)")
@@ -80,10 +80,10 @@ import Testing
         #expect(!indicators.states.contains(.sending))
 
         try await harness.startCentre()
-        let restored = try await waitFor(device, "the link restored") { if case .linkRestored = $0 { true } else { false } }
+        let restored = try await harness.waitFor(device, "the link restored") { if case .linkRestored = $0 { true } else { false } }
         guard case .linkRestored(_, let after) = restored.kind else { return }
         #expect(after > .zero)
-        _ = try await waitFor(device, "the alarm delivered") { if case .story(.delivered) = $0 { true } else { false } }
+        _ = try await harness.waitFor(device, "the alarm delivered") { if case .story(.delivered) = $0 { true } else { false } }
         try await eventually("the indicator shows the centre has it") { indicators.current == .delivered }
         await device.stop()
         await harness.stopCentre()
@@ -99,13 +99,15 @@ import Testing
         let counter = CounterReservationFile(path: harness.directory + "/counter")  // never provisioned, or lost
         let device = try harness.device(id: 22, outbox: outbox, counter: counter, indicators: indicators)
         device.start()
-        let down = try await waitFor(device, "the fault") { if case .linkDown = $0 { true } else { false } }
+        let down = try await harness.waitFor(device, "the fault") { if case .linkDown = $0 { true } else { false } }
         guard case .linkDown(_, let cause) = down.kind else { return }
         #expect(cause.contains("is missing"))
         #expect(cause.contains("re-provision the device with the next key epoch"))
         device.raiseAlarm()
         try await eventually("the alarm stored and waiting") { indicators.current == .waiting }
-        try await Task.sleep(for: .milliseconds(300))
+        // Without its reservation the device never connects (DeviceMachineTests shows it asks for no
+        // connection and sets no link timer), so nothing can reach the centre however long one waits.
+        #expect(try harness.centreMetric("center_connections_accepted_total") == 0)
         let heard = harness.centreEvents.filter { if case .listening = $0 { false } else { true } }
         #expect(heard.isEmpty, "nothing reached the centre: \(heard)")
         #expect(!FileManager.default.fileExists(atPath: harness.directory + "/counter"), "no reservation was invented")

@@ -106,7 +106,7 @@ import Testing
         report.counts.sessionsOpened = 123
         report.heartbeatSeconds = 30
         let html = report.html()
-        let why = "no heartbeat was sent: they are due every 30 s, and the run lasted 20 s (give --heartbeat, or a longer --duration)"
+        let why = "no heartbeat was sent: they are due every 30 s, and the run lasted 20 s (give --heartbeat-interval, or a longer --duration)"
         #expect(html.contains("<tr><td class=\"l\">heartbeat round trip</td><td>0</td><td class=\"l empty\" colspan=\"6\">\(why)</td></tr>"))
         #expect(html.contains("<p class=\"empty\">Nothing measured: \(why).</p>"))
         #expect(report.table.contains("empty      heartbeat round trip: \(why)"))

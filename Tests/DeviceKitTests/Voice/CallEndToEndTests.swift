@@ -59,7 +59,7 @@ import Testing
 
         func callStarted(after count: Int = 0) async throws -> UInt32 {
             var ids: [UInt32] = []
-            try await until(within: .seconds(120), "call \(count + 1) to start") {
+            try await eventually("call \(count + 1) to start") {
                 ids = events.all.compactMap { if case .callStarted(_, let id) = $0 { id } else { nil } }
                 return ids.count > count
             }
@@ -94,11 +94,11 @@ import Testing
         #expect(try await setup.observations.first { if case .callStarted(callID, _) = $0 { true } else { false } } != nil)
 
         // Two seconds of voice (100 packets) and at least one RTCP report each way.
-        try await until(within: .seconds(120), "100 voice packets and an RTCP report at the centre") {
+        try await eventually("100 voice packets and an RTCP report at the centre") {
             let s = await centreStatistics(setup.centre, device: 3001)
             return (s?.audio.received ?? 0) >= 100 && (s?.rtcpReceived ?? 0) >= 1 && s?.peerFractionLost != nil
         }
-        try await until(within: .seconds(120), "100 voice packets at the device") {
+        try await eventually("100 voice packets at the device") {
             let s = await setup.device.callStatistics()
             return (s?.audio.received ?? 0) >= 100 && (s?.rtcpReceived ?? 0) >= 1
         }
@@ -137,10 +137,8 @@ import Testing
         defer { Task { await setup.stop() } }
         setup.device.raiseAlarm()
         _ = try await setup.callStarted()
-        try await until(within: .seconds(120), "voice counted at the centre while the call lasts") {
-            let text = setup.centre.metricsText()
-            let line = text.split(separator: "\n").first { $0.hasPrefix("center_media_packets_received_total ") }
-            return (line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0) >= 50
+        try await eventually("voice counted at the centre while the call lasts") {
+            metricValue("center_media_packets_received_total", in: setup.centre.metricsText()) >= 50
         }
         #expect(setup.centre.metricsText().contains("center_calls_active 1"))
         #expect(try await setup.centre.hangUp(device: 3004))
@@ -149,7 +147,7 @@ import Testing
     @Test func aCallOutsideAnyAlarmIsDeclinedByTheDevice() async throws {
         let setup = try await Setup.start(deviceID: 3003)
         defer { Task { await setup.stop() } }
-        try await until(within: .seconds(120), "the device's session") {
+        try await eventually("the device's session") {
             setup.events.all.contains { if case .sessionOpened(3003, _) = $0 { true } else { false } }
         }
         let callID = try #require(try await setup.centre.call(device: 3003))
@@ -164,7 +162,7 @@ import Testing
         defer { Task { await setup.stop() } }
         setup.device.raiseAlarm()
         let first = try await setup.callStarted()
-        try await until(within: .seconds(120), "voice at the centre") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
+        try await eventually("voice at the centre") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
 
         setup.device.setMediaPaused(true)  // the home's voice stops; the signalling link stays up
         let silent = try await setup.events.first(within: .seconds(120)) { if case .mediaSilent(3002, first, _) = $0 { true } else { false } }
@@ -179,7 +177,7 @@ import Testing
         let again = try await setup.centre.call(device: 3002)
         let second = try await setup.callStarted(after: 1)
         #expect(second == again && second != first)
-        try await until(within: .seconds(120), "voice on the new call") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
+        try await eventually("voice on the new call") { (await centreStatistics(setup.centre, device: 3002))?.audio.received ?? 0 > 10 }
 
         // This time the home hangs up.
         #expect(await setup.device.hangUp())
@@ -187,15 +185,6 @@ import Testing
         #expect(endReason == .hangUp && endedBy == .device)
         #expect((statistics?.audio.cumulativeLost ?? -1) == 0)
         #expect(try await setup.centre.openCases().contains { $0.device == 3002 })
-    }
-}
-
-/// Waits until `condition` holds, checking every 50 ms; fails after `timeout`.
-private func until(within timeout: Duration, _ what: String, _ condition: () async -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !(await condition()) {
-        guard ContinuousClock.now < deadline else { throw HarnessError("timed out waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(50))
     }
 }
 

@@ -38,11 +38,9 @@ import Testing
             try await stranger.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer))
         }
 
-        let deadline = ContinuousClock.now + .seconds(120)  // bounds a failure only
-        while ContinuousClock.now < deadline {
-            let s = try await Self.statistics(b)
-            if let s, s.audio.received >= 50, s.malformed >= 4, s.authenticationFailures >= 1 { break }
-            try await Task.sleep(for: .milliseconds(50))
+        try await poll {
+            guard let s = try await Self.statistics(b) else { return false }
+            return s.audio.received >= 50 && s.malformed >= 4 && s.authenticationFailures >= 1
         }
         let s = try #require(try await Self.statistics(b))
         #expect(s.malformed == 4)  // empty, 1 byte, 4 bytes, version 1

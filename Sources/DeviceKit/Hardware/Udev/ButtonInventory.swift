@@ -55,15 +55,18 @@ public struct ButtonInventory: Sendable {
     }
 
     /// The input and serial devices now present, cheaply (no permissions, no process scan): what the hotplug
-    /// poller compares from one look to the next.
+    /// poller compares from one look to the next. A device unplugged while this looks is left out, never
+    /// half read (`presentDevice`).
     public func presentDevices() -> [PresentDevice] {
         var devices: [PresentDevice] = []
         let inputClass = roots.sysfs + "/class/input"
         for sysname in SysfsFile.list(inputClass) where sysname.hasPrefix("event") {
-            devices.append(presentDevice(subsystem: "input", directory: "\(inputClass)/\(sysname)", sysname: sysname))
+            if let device = presentDevice(subsystem: "input", classDirectory: inputClass, sysname: sysname) { devices.append(device) }
         }
         for sysname in serialPortNames() {
-            devices.append(presentDevice(subsystem: "tty", directory: "\(roots.sysfs)/class/tty/\(sysname)", sysname: sysname))
+            if let device = presentDevice(subsystem: "tty", classDirectory: roots.sysfs + "/class/tty", sysname: sysname) {
+                devices.append(device)
+            }
         }
         return devices
     }
@@ -163,16 +166,24 @@ public struct ButtonInventory: Sendable {
         }
     }
 
-    private func presentDevice(subsystem: String, directory: String, sysname: String) -> PresentDevice {
-        let number = SysfsFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:))
-        let udev = number.flatMap { UdevDatabaseRecord.read(root: roots.udevData, major: $0.major, minor: $0.minor) }
+    /// One device of a look, or `nil` when it went away while we looked.
+    ///
+    /// Its class entry is a link into `/sys/devices`, read once: the attributes are read where it pointed, so
+    /// a device unplugged (the link gone) or replugged (the link moved) in the middle of a look is either
+    /// seen whole or not at all, never as a device without its number or properties that the next look
+    /// would report as changed. A device whose number cannot be read is gone too: every input event device
+    /// and serial port has one.
+    private func presentDevice(subsystem: String, classDirectory: String, sysname: String) -> PresentDevice? {
+        // The link names the device's place in sysfs, which for input devices includes the kernel's inputN
+        // counter: a button unplugged and plugged back between two looks still counts as a change.
+        guard let link = SysfsFile.readLink("\(classDirectory)/\(sysname)") else { return nil }
+        let directory = link.hasPrefix("/") ? link : "\(classDirectory)/\(link)"
+        guard let number = SysfsFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:)) else { return nil }
+        let udev = UdevDatabaseRecord.read(root: roots.udevData, major: number.major, minor: number.minor)
         let defaultName = subsystem == "input" ? "input/\(sysname)" : sysname
         return PresentDevice(
             subsystem: subsystem, sysname: sysname, devnode: roots.devPath(devName(directory) ?? defaultName),
-            // The link names the device's place in sysfs, which for input devices includes the kernel's inputN
-            // counter: a button unplugged and plugged back between two looks still counts as a change.
-            sysfsLink: SysfsFile.readLink(directory) ?? "", deviceNumber: number,
-            properties: udev?.properties ?? [:])
+            sysfsLink: link, deviceNumber: number, properties: udev?.properties ?? [:])
     }
 }
 

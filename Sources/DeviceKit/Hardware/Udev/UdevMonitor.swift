@@ -74,6 +74,10 @@ public struct UdevMonitor: Sendable {
     public var subsystems: [String]
     public var pollInterval: Duration
     public var backend: Backend
+    /// Called on the poller's thread when a look at sysfs is over, its events emitted, with the number of looks
+    /// taken so far (1 for the first). A test changes the tree, then waits for a look that began after the
+    /// change (two more looks), where it would otherwise guess how long polling takes.
+    var looked: @Sendable (_ looks: Int) -> Void = { _ in }
     private let logger: Logger
 
     public init(
@@ -166,14 +170,19 @@ public struct UdevMonitor: Sendable {
         let inventory = ButtonInventory(roots: roots)
         let subsystems = Set(subsystems)
         let interval = pollInterval
+        let looked = looked
         try await onDedicatedThread(name: "hotplug-poll") { flag in
             func look() -> [PresentDevice] { inventory.presentDevices().filter { subsystems.contains($0.subsystem) } }
             var previous = look()
+            var looks = 1
             afterFirstLook()
+            looked(looks)
             while flag.sleep(for: interval) {
                 let current = look()
                 for event in HotplugDiff.events(from: previous, to: current) { emit(.device(event)) }
                 previous = current
+                looks += 1
+                looked(looks)
             }
         }
     }

@@ -45,15 +45,15 @@ final class NotifySocket {
     }
 
     /// The next datagram, waiting without blocking a thread of the cooperative pool; `nil` after `limit`.
-    func nextDatagram(within limit: Duration = .seconds(60)) async -> String? {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
+    func nextDatagram(within limit: Duration = patience) async -> String? {
+        var datagram: String?
+        await poll(within: limit) {
             var buffer = [UInt8](repeating: 0, count: 4096)
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n >= 0 { return String(decoding: buffer[..<n], as: UTF8.self) }
-            try? await Task.sleep(for: .milliseconds(5))
+            if n >= 0 { datagram = String(decoding: buffer[..<n], as: UTF8.self) }
+            return datagram != nil
         }
-        return nil
+        return datagram
     }
 
     /// The next datagram as text, or `nil` after the timeout.

@@ -87,17 +87,18 @@ final class FakeEventDevice: @unchecked Sendable {
     }
 
     /// Opens the writing end once the source has opened the reading end (ENXIO until then).
-    func connect(timeout: Duration = .seconds(120)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-            if fd >= 0 {
-                writer = fd
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
+    func connect(timeout: Duration = patience) async throws {
+        let opened = await poll(within: timeout) {
+            writer = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            return writer >= 0
         }
-        Issue.record("the source never opened \(path)")
+        if !opened { Issue.record("the source never opened \(path)") }
+    }
+
+    /// Bytes written and not yet read by the source.
+    var unread: Int {
+        var count: CInt = 0
+        return ioctl(writer, UInt(FIONREAD), &count) == 0 ? Int(count) : -1
     }
 
     /// The device goes away: the reader sees end of file.
@@ -127,9 +128,8 @@ final class ButtonEventLog: Sendable {
     var all: [ButtonEvent] { events.withLock { $0 } }
     func append(_ event: ButtonEvent) { events.withLock { $0.append(event) } }
 
-    func wait(count: Int, timeout: Duration = .seconds(120)) async throws -> [ButtonEvent] {
-        let deadline = ContinuousClock.now + timeout
-        while all.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    func wait(count: Int, timeout: Duration = patience) async throws -> [ButtonEvent] {
+        await poll(within: timeout) { all.count >= count }
         let seen = all
         try #require(seen.count >= count, "expected \(count) events, got \(seen)")
         return seen
@@ -176,7 +176,7 @@ final class ButtonEventLog: Sendable {
         _ = try await log.wait(count: 1)
         let bytes = FakeEventDevice.key(1).flatMap(InputEventLayout.native.encode)
         try DeviceFile.write(device.writer, Array(bytes.prefix(13)))
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually("the source to read the first 13 bytes on their own") { device.unread == 0 }
         try DeviceFile.write(device.writer, Array(bytes.dropFirst(13)))
         #expect(try await log.wait(count: 2).last == .level(down: true, at: .seconds(1)))
         task.cancel()
@@ -239,15 +239,27 @@ final class ButtonEventLog: Sendable {
         _ = await task.result
     }
 
-    @Test func aMissingDeviceIsReportedOnceWhileItIsRetried() async throws {
+    @Test func aMissingDeviceSaysItIsUnpluggedOrItsDriverIsNotLoaded() async throws {
         let log = ButtonEventLog()
         let source = EvdevButtonSource(
             settings: .init(device: "/nonexistent/event9"), control: RecordingInputDeviceControl(), reopenInterval: .milliseconds(5))
         let task = start(source, log: log)
         let first = try await log.wait(count: 1)
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(log.all.count == 1)
         #expect(first == [.missing(reason: "/nonexistent/event9 does not exist: the button is unplugged or its driver is not loaded")])
+        task.cancel()
+        _ = await task.result
+    }
+
+    /// Each attempt asks the control double for the grab again, so the test counts the retries it waits for.
+    @Test func aDeviceThatStaysUnusableIsReportedOnceWhileItIsRetried() async throws {
+        let device = try FakeEventDevice()
+        let control = RecordingInputDeviceControl()
+        control.grabFails = true
+        let log = ButtonEventLog()
+        let source = EvdevButtonSource(settings: .init(device: device.path, grab: true), control: control, reopenInterval: .milliseconds(5))
+        let task = start(source, log: log)
+        try await eventually("five attempts") { control.calls.count { $0 == "EVIOCGRAB(1)" } >= 5 }
+        #expect(log.all.count == 1, "reported once: \(log.all)")
         task.cancel()
         _ = await task.result
     }

@@ -217,12 +217,14 @@ struct FakePowerSupplyClass {
         _ = try await recorder.wait { $0.count >= 3 }
         try sysfs.set("BAT0", "capacity", "86")
         _ = try await recorder.wait { $0.count >= 4 }
-        try await Task.sleep(for: .milliseconds(100))
+        // A later change and its report: the looks in between repeated nothing.
+        try sysfs.set("ACAD", "online", "1")
+        _ = try await recorder.wait { $0.count >= 5 }
         task.cancel()
         try await task.value
         #expect(recorder.all == [
             .mains(present: true), .battery(percent: 87, status: .full), .mains(present: false),
-            .battery(percent: 86, status: .full),
+            .battery(percent: 86, status: .full), .mains(present: true),
         ])
     }
 }

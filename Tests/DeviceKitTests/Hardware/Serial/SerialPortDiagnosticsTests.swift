@@ -19,14 +19,9 @@ import Testing
         let diagnostics = SerialPortDiagnostics(path: pty.path, duration: .seconds(30))
         let task = Task { try await diagnostics.run(output: output.append) }
         // Send once the dump has started, then stop by cancelling, as Ctrl-C does.
-        let started = ContinuousClock.now
-        while !output.lines.contains(where: { $0.hasPrefix("time ") }) && ContinuousClock.now - started < EventLog.patience {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        await poll { output.lines.contains { $0.hasPrefix("time ") } }
         try pty.send("R\nP\r\nB15\nhello\n")
-        while output.lines.filter({ $0.contains("= ") }).count < 3 && ContinuousClock.now - started < EventLog.patience {
-            try await Task.sleep(for: .milliseconds(5))
-        }
+        await poll { output.lines.filter { $0.contains("= ") }.count >= 3 }
         task.cancel()
         let summary = try await task.value
         let lines = output.lines

@@ -48,9 +48,9 @@ final class PseudoTerminal: @unchecked Sendable {
         try await send(text, until: log) { $0.count >= count }
     }
 
-    /// Sends `text` every 20 ms until the events in `log` satisfy `condition`, or `EventLog.patience` passes.
+    /// Sends `text` every 20 ms until the events in `log` satisfy `condition`, or `patience` passes.
     func send(_ text: String, until log: EventLog, _ condition: @escaping ([ButtonEvent]) -> Bool) async throws {
-        let end = ContinuousClock.now + EventLog.patience
+        let end = ContinuousClock.now + patience
         while !condition(log.events) && ContinuousClock.now < end {
             try send(text)
             await log.wait(timeout: .milliseconds(20), until: condition)
@@ -99,11 +99,6 @@ final class PortLink: @unchecked Sendable {
 
 /// Every event a source emitted, with the time it was emitted; tests wait for conditions on it.
 final class EventLog: @unchecked Sendable {
-    /// How long a wait lasts before the test fails. Generous on purpose: it only runs out when a test fails,
-    /// and in the full suite on two cores other suites can keep the cooperative pool (which starts the
-    /// source's task and resumes the waiting test) busy for tens of seconds.
-    static let patience = Duration.seconds(120)
-
     private let lock = NSLock()
     private var entries: [(event: ButtonEvent, at: ContinuousClock.Instant)] = []
 
@@ -121,12 +116,8 @@ final class EventLog: @unchecked Sendable {
     func wait(
         timeout: Duration = patience, until condition: ([ButtonEvent]) -> Bool
     ) async -> [ButtonEvent] {
-        let end = ContinuousClock.now + timeout
-        while true {
-            let now = events
-            if condition(now) || ContinuousClock.now >= end { return now }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
+        await poll(within: timeout) { condition(events) }
+        return events
     }
 
     /// Waits until at least `count` events arrived.

@@ -1,18 +1,28 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import DeviceKit
 
 /// A temporary `/sys`, `/dev`, `/run/udev` and `/proc`, laid out as the kernel and udevd lay them out
 /// (class entries are links into `/sys/devices`, `device` links to the parent), with real-looking contents.
+///
+/// Every change is atomic for a reader such as the hotplug poller, which may look at any moment: a file or
+/// link is made beside the tree and moved into place with `rename(2)`, a device appears when its class link
+/// does (everything behind it already there) and goes when that link is removed.
 struct FakeHardwareTree {
     let base: String
     var roots: HardwareRoots {
         HardwareRoots(sysfs: base + "/sys", dev: base + "/dev", udevData: base + "/run/udev/data", proc: base + "/proc")
     }
+    /// Where new files and links are made before they are moved into place (outside every root).
+    private var staging: String { base + "/staging" }
 
     init() throws {
         base = NSTemporaryDirectory() + "devicekit-hw-\(UUID().uuidString)"
-        for directory in ["sys/class/input", "sys/class/tty", "sys/devices", "dev/input", "run/udev/data", "proc"] {
+        for directory in ["sys/class/input", "sys/class/tty", "sys/devices", "dev/input", "run/udev/data", "proc", "staging"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(directory)", withIntermediateDirectories: true)
         }
     }
@@ -21,21 +31,27 @@ struct FakeHardwareTree {
 
     // MARK: Files
 
+    /// Writes `text` to `path` (relative to the tree) in one step: a reader sees the old file or the new one.
     func write(_ text: String, _ path: String) throws {
-        let full = base + "/" + path
-        try FileManager.default.createDirectory(
-            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: false, encoding: .utf8)
+        try place(path) { try text.write(toFile: $0, atomically: false, encoding: .utf8) }
     }
 
+    /// Makes or replaces the link `path` in one step.
     func link(_ path: String, to target: String) throws {
-        let full = base + "/" + path
-        try FileManager.default.createDirectory(
-            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: full, withDestinationPath: target)
+        try place(path) { try FileManager.default.createSymbolicLink(atPath: $0, withDestinationPath: target) }
     }
 
     func delete(_ path: String) throws { try FileManager.default.removeItem(atPath: base + "/" + path) }
+
+    /// Makes an entry with `make` in the staging directory, then renames it to `path`.
+    private func place(_ path: String, _ make: (String) throws -> Void) throws {
+        let full = base + "/" + path
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let staged = staging + "/" + UUID().uuidString
+        try make(staged)
+        guard rename(staged, full) == 0 else { throw Errno.current }
+    }
 
     /// udevd's control socket (a plain file is enough for the check).
     func startUdevd() throws { try write("", "run/udev/control") }
@@ -86,11 +102,16 @@ struct FakeHardwareTree {
         try link("sys/class/input/event\(device.event)", to: "../../" + eventDirectory.dropFirst("sys/".count))
     }
 
-    /// Takes event N away, as the kernel does on unplug.
+    /// Takes event N away, as the kernel does on unplug, in one step: its class link goes. Its node and udev
+    /// record stay (udevd takes a moment to remove them on a real device, and a replug writes them again),
+    /// so a look that began before the unplug still reads the device whole.
     func unplug(event: Int) throws {
         try delete("sys/class/input/event\(event)")
-        try? delete("dev/input/event\(event)")
-        try? delete("run/udev/data/c13:\(64 + event)")
+    }
+
+    /// Takes serial port `name` away in one step, as `unplug(event:)` does an input device.
+    func unplug(serialPort name: String) throws {
+        try delete("sys/class/tty/\(name)")
     }
 
     struct SerialPort {

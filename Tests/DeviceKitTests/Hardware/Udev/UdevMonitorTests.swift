@@ -13,15 +13,39 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
 
     func record(_ notice: Notice) { notices.withLock { $0.append(notice) } }
 
-    /// Waits until `condition` holds for what was recorded (at most 10 s, so a broken monitor fails the test
-    /// instead of hanging it).
+    /// Waits until `condition` holds for what was recorded, and returns it (or, after `patience`, what did
+    /// arrive, for the caller's expectations to fail on).
     func wait(until condition: ([Notice]) -> Bool) async throws -> [Notice] {
-        for _ in 0..<1000 {
-            let now = all
-            if condition(now) { return now }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        await poll { condition(all) }
         return all
+    }
+}
+
+/// The hotplug poller's looks, as it reports them (`UdevMonitor.looked`): what a test waits for instead of
+/// guessing how long polling takes.
+final class LookCounter: Sendable {
+    private let count = Mutex(0)
+
+    var looks: Int { count.withLock { $0 } }
+
+    func looked(_ looks: Int) { count.withLock { $0 = looks } }
+
+    /// Makes `change`, then waits until the poller has finished `looks` looks that began after it. Counted
+    /// from once the change is made: the look under way then does not count, it may have read the tree before.
+    func afterLooking(_ looks: Int = 1, at change: () throws -> Void) async throws {
+        try change()
+        let before = self.looks
+        try await eventually("\(looks) look(s) of the poller after the change") { self.looks >= before + 1 + looks }
+    }
+}
+
+extension HotplugNotice {
+    /// `add input event0`, for comparing what a monitor reported; a warning is `warning`.
+    var summary: String {
+        switch self {
+        case .device(let event): "\(event.action) \(event.subsystem) \(event.sysname)"
+        case .warning: "warning"
+        }
     }
 }
 
@@ -65,7 +89,9 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
         defer { tree.remove() }
         try tree.add(FakeHardwareTree.gpioButton)
         try tree.add(FakeHardwareTree.ftdi)
-        let monitor = UdevMonitor(roots: tree.roots, pollInterval: .milliseconds(20), logger: Self.logger)
+        let counter = LookCounter()
+        var monitor = UdevMonitor(roots: tree.roots, pollInterval: .milliseconds(20), logger: Self.logger)
+        monitor.looked = { counter.looked($0) }
         let recorder = NoticeRecorder<HotplugNotice>()
         let task = Task { try await monitor.run { recorder.record($0) } }
         defer { task.cancel() }
@@ -78,20 +104,25 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
         #expect(text.hasPrefix("udevd is not running (\(tree.base)/run/udev/control is missing; a container?): watching for devices by reading"))
         #expect(text.hasSuffix("every 20 ms instead, without udev's stable names"))
 
-        // The warning comes once the poller has taken its first look: unplug the button and plug it back as
-        // a new input device, and take the serial adapter away (its class link first, as the kernel does).
-        try tree.unplug(event: 0)
-        _ = try await recorder.wait { $0.count >= 2 }
+        // The warning comes once the poller has taken its first look. Unplug the button: a look later it
+        // has been reported removed, and nothing else.
+        try await counter.afterLooking { try tree.unplug(event: 0) }
+        #expect(recorder.all.map(\.summary) == ["warning", "remove input event0"])
+
+        // Plug it back as a new input device and take the serial adapter away. Two looks after, nothing
+        // more than the two changes was reported: no event repeated, none half made.
         var replugged = FakeHardwareTree.gpioButton
         replugged.input = 9
-        try tree.add(replugged)
-        try tree.delete("sys/class/tty/ttyUSB0")
-        try tree.delete("dev/ttyUSB0")
-        let notices = try await recorder.wait { $0.count >= 4 }
+        try await counter.afterLooking(2) {
+            try tree.add(replugged)
+            try tree.unplug(serialPort: "ttyUSB0")
+        }
+        let notices = recorder.all
         let events = notices.compactMap { notice -> HotplugEvent? in
             if case .device(let event) = notice { return event }
             return nil
         }
+        // In one look removals come first; in two, the button came back before the adapter went.
         #expect(events.map(\.action) == [.remove, .remove, .add] || events.map(\.action) == [.remove, .add, .remove])
         #expect(events.map { "\($0.action) \($0.subsystem) \($0.sysname)" }.sorted()
             == ["add input event0", "remove input event0", "remove tty ttyUSB0"])
@@ -104,21 +135,60 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
         try await task.value
     }
 
+    /// The flaky replug of issue 13, made to happen on purpose: the poller looks every millisecond while the
+    /// button is unplugged and plugged back 50 times, so looks fall in the middle of changes. Each look sees
+    /// the device whole or not at all: exactly one removal and one addition per replug, each addition with
+    /// its node, place and udev properties.
+    @Test func aLookDuringAnUnplugOrReplugSeesTheDeviceWholeOrNotAtAll() async throws {
+        let tree = try FakeHardwareTree()
+        defer { tree.remove() }
+        try tree.add(FakeHardwareTree.gpioButton)
+        let counter = LookCounter()
+        var monitor = UdevMonitor(
+            roots: tree.roots, subsystems: ["input"], pollInterval: .milliseconds(1), backend: .polling, logger: Self.logger)
+        monitor.looked = { counter.looked($0) }
+        let recorder = NoticeRecorder<HotplugNotice>()
+        let task = Task { try await monitor.run { recorder.record($0) } }
+        try await eventually("the first look") { counter.looks >= 1 }
+        let replugs = 50
+        for input in 1...replugs {
+            try await counter.afterLooking { try tree.unplug(event: 0) }
+            var replugged = FakeHardwareTree.gpioButton
+            replugged.input = input
+            try await counter.afterLooking { try tree.add(replugged) }
+        }
+        task.cancel()
+        try await task.value
+        let notices = recorder.all
+        #expect(notices.map(\.summary) == Array(repeating: ["remove input event0", "add input event0"], count: replugs).flatMap { $0 })
+        let added = notices.compactMap { notice -> HotplugEvent? in
+            if case .device(let event) = notice, event.action == .add { return event }
+            return nil
+        }
+        #expect(added.count == replugs)
+        for event in added {
+            #expect(event.devnode == tree.base + "/dev/input/event0")
+            #expect(event.properties["ID_PATH"] == "platform-gpio-keys", "udev's properties: \(event)")
+        }
+    }
+
     @Test func pollingWatchesOnlyTheWantedSubsystems() async throws {
         let tree = try FakeHardwareTree()
         defer { tree.remove() }
-        let monitor = UdevMonitor(roots: tree.roots, subsystems: ["tty"], pollInterval: .milliseconds(20),
+        let counter = LookCounter()
+        var monitor = UdevMonitor(roots: tree.roots, subsystems: ["tty"], pollInterval: .milliseconds(20),
                                   backend: .polling, logger: Self.logger)
+        monitor.looked = { counter.looked($0) }
         let recorder = NoticeRecorder<HotplugNotice>()
         let task = Task { try await monitor.run { recorder.record($0) } }
-        try await Task.sleep(for: .milliseconds(100))
-        try tree.add(FakeHardwareTree.gpioButton)
-        try tree.add(FakeHardwareTree.ftdi)
-        let notices = try await recorder.wait { !$0.isEmpty }
-        try await Task.sleep(for: .milliseconds(100))
+        try await eventually("the first look") { counter.looks >= 1 }
+        // Two looks after both devices came, only the serial port was reported.
+        try await counter.afterLooking(2) {
+            try tree.add(FakeHardwareTree.gpioButton)
+            try tree.add(FakeHardwareTree.ftdi)
+        }
         task.cancel()
         try await task.value
-        #expect(notices.count == 1)
         #expect(recorder.all == [.device(HotplugEvent(
             action: .add, subsystem: "tty", sysname: "ttyUSB0", devnode: tree.base + "/dev/ttyUSB0",
             properties: UdevDatabaseRecord(parsing: FakeHardwareTree.ftdi.udev ?? "").properties))])
@@ -151,9 +221,7 @@ final class NoticeRecorder<Notice: Sendable>: Sendable {
         #expect(notices == [.warning(
             "udevd is not running (\(tree.base)/run/udev/control is missing; a container?): the udev monitor opens but will receive nothing")])
         // Wait until the monitor is open, then cancel: run returns and the monitor is released.
-        for _ in 0..<500 where LibudevMonitor.open.load(ordering: .relaxed) == before {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        await poll { LibudevMonitor.open.load(ordering: .relaxed) != before }
         #expect(LibudevMonitor.open.load(ordering: .relaxed) == before + 1)
         task.cancel()
         try await task.value
