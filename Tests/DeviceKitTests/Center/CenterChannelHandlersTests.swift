@@ -27,7 +27,7 @@ import Testing
             runtime = CenterRuntime(
                 loop: loop, configuration: configuration, registry: RunningCentre.registry,
                 journal: try CenterJournal(path: configuration.journalPath), pool: NIOThreadPool(numberOfThreads: 1),
-                metrics: CenterMetrics(registry: metrics), hub: CenterEventHub(limit: 100),
+                metrics: CenterMetrics(factory: PrometheusMetricsFactory(registry: metrics)), hub: CenterEventHub(limit: 100),
                 logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }),
                 restored: .init(anchors: [:], openCases: [], undelivered: []))
         }
