@@ -359,14 +359,20 @@ import Testing
 }
 
 /// One HTTP/1.1 GET over a plain socket; returns the whole response.
+///
+/// The request goes out on the event loop as soon as the connection is up: written from the test's task
+/// instead, a full test run could leave that task waiting for a thread longer than the endpoint's request
+/// timeout (5 s), which then closed the connection, as it should, and the test failed.
 func httpGet(port: Int, path: String) async throws -> String {
     let sink = TestByteSink()
+    let request = "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n"
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ByteCollector(sink: sink)) }
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ByteCollector(sink: sink, sendingOnConnect: request))
+            }
         }
         .connect(host: "127.0.0.1", port: port).get()
-    try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n"))
     try await channel.closeFuture.get()
     return sink.text
 }
@@ -377,9 +383,21 @@ final class TestByteSink: Sendable {
     var text: String { String(decoding: bytes.all, as: UTF8.self) }
 }
 
+/// Keeps what a connection receives; sends `sendingOnConnect` first, if given, once connected.
 final class ByteCollector: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     let sink: TestByteSink
-    init(sink: TestByteSink) { self.sink = sink }
+    let sendingOnConnect: String?
+    init(sink: TestByteSink, sendingOnConnect: String? = nil) {
+        self.sink = sink
+        self.sendingOnConnect = sendingOnConnect
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let sendingOnConnect { context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: sendingOnConnect)), promise: nil) }
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { sink.append(unwrapInboundIn(data)) }
 }
