@@ -533,18 +533,29 @@ final class CenterRuntime {
         for action in actions {
             switch action {
             case .transition(let changed):
-                journal.write(.caseUpdate(changed, at: now.wall)) { result in
-                    switch result {
-                    case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
-                    case .success: break
-                    case .failure(let error): self.journalFailed(error)
-                    }
-                }
+                journalCaseChange(changed, retries: 0)
             case .scheduleTimer(let timer, let after):
                 timers.schedule(in: after) { [self] in runCases(cases.timerFired(timer)) }
             }
         }
         return !actions.isEmpty
+    }
+
+    /// Journals an operator's (or the automatic operator's) change of a case, then tells the device. A failed
+    /// write is tried again (1 s, doubling to 30 s) until the journal takes it: the decision was taken and is
+    /// not lost with a busy or full disk. A retry that comes after a later state of the case was written
+    /// changes nothing (the journal's state never goes back).
+    private func journalCaseChange(_ changed: CasePolicy.Case, retries: Int) {
+        journal.write(.caseUpdate(changed, at: now.wall)) { result in
+            switch result {
+            case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
+            case .success: break  // the case is already in this state or a later one
+            case .failure(let error):
+                self.journalFailed(error)
+                let wait = min(Duration.seconds(1) * (1 << min(retries, 5)), .seconds(30))
+                self.timers.schedule(in: wait) { [self] in journalCaseChange(changed, retries: retries + 1) }
+            }
+        }
     }
 
     /// A case's new state is journalled: tell the device, reliably, and the observers.
