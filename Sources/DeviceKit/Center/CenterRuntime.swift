@@ -26,7 +26,8 @@ enum FrameVerdict: Equatable {
 /// their actions. Bound to one event loop, on which every channel of the centre lives, so nothing is shared.
 ///
 /// Journal writes go through `JournalBatcher` (group commit; each answer — `ack`, `nak busy`,
-/// `sessionAccept` — runs only after its own batch committed or failed). Calls are in
+/// `sessionAccept` — runs only after its own batch committed or failed), keys and anchors through
+/// `CenterKeys`, each TCP connection's life through its `CenterConnectionMachine`. Calls are in
 /// CenterRuntime+Calls.swift (the shared `CallMachine`), supervision in `Supervision` (pure).
 ///
 /// Several centre processes may share the journal (`devicesim center --workers`, SO_REUSEPORT): what is in
@@ -57,9 +58,8 @@ final class CenterRuntime {
     private var refusalReportTask: RepeatedTask?
     /// Forgeries under ids without a key at hand, per source, before any derivation.
     private var forgeryBudget: ForgeryBudget
-    private var downKeys: [UInt32: (anchor: UInt64, epoch: UInt16, key: SymmetricKey)] = [:]
-    /// Each device's latest anchor and key epoch, as far as this process knows (the journal decides).
-    private var anchors: [UInt32: CenterJournal.StoredAnchor]
+    /// Device keys, down keys and the anchors this process knows (the journal decides).
+    private var keys: CenterKeys
     private var activeSessions = 0
     private var supervision: Supervision
     var cases: CasePolicy
@@ -85,10 +85,6 @@ final class CenterRuntime {
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
     private var datagramFlushPending = false
-    /// Device keys derived from the registry (two HKDFs each with a fleet master key), kept for devices
-    /// without a session too: a ramp of handshakes asks for each key more than once. Bounded, since with a
-    /// master key every made-up id has one.
-    private var deviceKeys: BoundedCache<UInt32, DeviceKey>
 
     struct Restored {
         var anchors: [UInt32: CenterJournal.StoredAnchor]
@@ -110,9 +106,8 @@ final class CenterRuntime {
         self.metrics = metrics
         self.hub = hub
         self.logger = logger
-        self.anchors = restored.anchors
+        self.keys = CenterKeys(registry: registry, cacheLimit: configuration.deviceKeyCacheLimit, anchors: restored.anchors)
         self.supervision = Supervision(offlineAfter: configuration.offlineAfter)
-        self.deviceKeys = BoundedCache(capacity: configuration.deviceKeyCacheLimit)
         self.connectionTable = ConnectionTable(
             limits: .init(total: configuration.maximumConnections, unauthenticatedPerAddress: configuration.unauthenticatedPerAddress))
         self.forgeryBudget = ForgeryBudget(
@@ -176,7 +171,7 @@ final class CenterRuntime {
         }
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
         // source's forgeries stay within their budget (protocol.md §6.1).
-        let derives = sessions[device] == nil && !deviceKeys.contains(device)
+        let derives = sessions[device] == nil && !keys.hasKey(device)
         let monotonic = derives ? ContinuousClock.now - startedAt : .zero
         if derives && !forgeryBudget.allows(source, now: monotonic) {
             metrics.sourceLimited.increment()
@@ -192,7 +187,7 @@ final class CenterRuntime {
         // Bits naming another key epoch than the current one: the key of the later epoch they would name,
         // for a re-provisioned device's sessionStart (protocol.md §3.4). A derivation: within the budget.
         var laterKey: DeviceKey?
-        let current = sessions[device]?.key.epoch ?? currentEpoch(device)
+        let current = sessions[device]?.key.epoch ?? keys.currentEpoch(device)
         let ahead = (frame.header.keyEpochBits &- UInt8(truncatingIfNeeded: current)) & 0x07
         if ahead != 0, current <= UInt16.max - UInt16(ahead) {
             let monotonic = ContinuousClock.now - startedAt
@@ -201,7 +196,7 @@ final class CenterRuntime {
                 countRefusal("sourceLimited")
                 return .refused
             }
-            laterKey = registry.key(for: device, epoch: current + UInt16(ahead))
+            laterKey = keys.laterKey(device, epoch: current + UInt16(ahead))
         }
         let mayOpen = activeSessions < configuration.maximumSessions
         let now = self.now
@@ -318,9 +313,7 @@ final class CenterRuntime {
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
         guard var session = sessions[device] ?? deviceKey(device).map({ key in
-            let stored = anchors[device]
-            return CenterSession(
-                key: key, parameters: configuration.session, storedAnchor: stored?.epoch == key.epoch ? stored?.anchor : nil)
+            CenterSession(key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))
         }) else { return [] }
         let hadSession = session.hasSession
         let actions = event(&session)
@@ -398,14 +391,14 @@ final class CenterRuntime {
         journal.write(.anchor(device: device, anchor: anchor, epoch: epoch)) { result in
             switch result {
             case .success(.anchor(let outcome)) where outcome.raised:
-                let previous = self.anchors[device]
-                self.remember(CenterJournal.StoredAnchor(epoch: epoch, anchor: anchor), device: device)
+                let previous = self.keys.storedEpoch(device)
+                self.keys.remember(CenterJournal.StoredAnchor(epoch: epoch, anchor: anchor), device: device)
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
                 self.feed(device) { $0.anchorPersisted(anchor, epoch: epoch, salt: salt, now: now) }
-                if epoch > previous?.epoch ?? 0, let key = self.sessions[device]?.key, key.epoch == epoch {
+                if epoch > previous ?? 0, let key = self.sessions[device]?.key, key.epoch == epoch {
                     // The device moved to a later key epoch: its old key is retired here too.
-                    self.deviceKeys.insert(key, for: device)
+                    self.keys.adopt(key, for: device)
                     self.metrics.keyEpochsChanged.increment()
                     self.hub.emit(.keyEpochChanged(device: device, epoch: epoch))
                 }
@@ -413,7 +406,7 @@ final class CenterRuntime {
             case .success(.anchor(let outcome)):
                 // Another process sharing the journal stored this anchor or a higher one: the copy in memory
                 // was stale. The journal decides, and the session is refused as stale.
-                self.remember(CenterJournal.StoredAnchor(epoch: outcome.epoch, anchor: outcome.stored), device: device)
+                self.keys.remember(CenterJournal.StoredAnchor(epoch: outcome.epoch, anchor: outcome.stored), device: device)
                 self.feed(device) { $0.anchorRefused(anchor, stored: outcome.stored, storedEpoch: outcome.epoch) }
                 self.forgetPendingPath(device, anchor: anchor)
             case .success:
@@ -426,22 +419,6 @@ final class CenterRuntime {
                 self.forgetPendingPath(device, anchor: anchor)
             }
         }
-    }
-
-    /// The later of what this process knew and `stored`: a later epoch, or a higher anchor of the same one.
-    private func remember(_ stored: CenterJournal.StoredAnchor, device: UInt32) {
-        guard let known = anchors[device] else {
-            anchors[device] = stored
-            return
-        }
-        if stored.epoch > known.epoch || (stored.epoch == known.epoch && stored.anchor > known.anchor) {
-            anchors[device] = stored
-        }
-    }
-
-    /// The key epoch `device` is at: the one its key file names, else the journal's (0 until it moves on).
-    private func currentEpoch(_ device: UInt32) -> UInt16 {
-        registry.registeredEpoch(of: device) ?? anchors[device]?.epoch ?? 0
     }
 
     private func record(_ message: Message, note: String?, device: UInt32) {
@@ -533,18 +510,29 @@ final class CenterRuntime {
         for action in actions {
             switch action {
             case .transition(let changed):
-                journal.write(.caseUpdate(changed, at: now.wall)) { result in
-                    switch result {
-                    case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
-                    case .success: break
-                    case .failure(let error): self.journalFailed(error)
-                    }
-                }
+                journalCaseChange(changed, retries: 0)
             case .scheduleTimer(let timer, let after):
                 timers.schedule(in: after) { [self] in runCases(cases.timerFired(timer)) }
             }
         }
         return !actions.isEmpty
+    }
+
+    /// Journals an operator's (or the automatic operator's) change of a case, then tells the device. A failed
+    /// write is tried again (1 s, doubling to 30 s) until the journal takes it: the decision was taken and is
+    /// not lost with a busy or full disk. A retry that comes after a later state of the case was written
+    /// changes nothing (the journal's state never goes back).
+    private func journalCaseChange(_ changed: CasePolicy.Case, retries: Int) {
+        journal.write(.caseUpdate(changed, at: now.wall)) { result in
+            switch result {
+            case .success(.caseUpdate(let update?)): self.caseChanged(changed, update: update)
+            case .success: break  // the case is already in this state or a later one
+            case .failure(let error):
+                self.journalFailed(error)
+                let wait = min(Duration.seconds(1) * (1 << min(retries, 5)), .seconds(30))
+                self.timers.schedule(in: wait) { [self] in journalCaseChange(changed, retries: retries + 1) }
+            }
+        }
     }
 
     /// A case's new state is journalled: tell the device, reliably, and the observers.
@@ -566,14 +554,7 @@ final class CenterRuntime {
 
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
         guard !stopped, let path = paths[device], let deviceKey = sessions[device]?.key else { return }
-        let key: SymmetricKey
-        // Keyed by epoch too: a re-provisioned device starts its new key's anchors again from 0.
-        if let cached = downKeys[device], cached.anchor == frame.anchor, cached.epoch == deviceKey.epoch {
-            key = cached.key
-        } else {
-            key = deviceKey.downKey(anchor: frame.anchor)
-            downKeys[device] = (frame.anchor, deviceKey.epoch, key)
-        }
+        let key = keys.downKey(device, key: deviceKey, anchor: frame.anchor)
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         do {
             try SealedFrame.seal(frame.message, direction: .down, deviceID: device, counter: frame.counter, key: key, into: &buffer)
@@ -675,12 +656,11 @@ final class CenterRuntime {
     /// The key of `device` from the registry, derived once and kept (at most `deviceKeyCacheLimit` keys, the
     /// least recently used forgotten first).
     func deviceKey(_ device: UInt32) -> DeviceKey? {
-        let epoch = currentEpoch(device)
-        if let key = deviceKeys.value(for: device), key.epoch == epoch { return key }
-        guard let key = registry.key(for: device, epoch: epoch) else { return nil }
-        metrics.keyDerivations.increment()
-        deviceKeys.insert(key, for: device)
-        metrics.keyCacheEntries.set(Int64(deviceKeys.count))
+        guard let (key, derived) = keys.deviceKey(device) else { return nil }
+        if derived {
+            metrics.keyDerivations.increment()
+            metrics.keyCacheEntries.set(Int64(keys.cachedKeys))
+        }
         return key
     }
 

@@ -246,6 +246,33 @@ import Testing
         #expect(try CenterJournal(path: path).alarms().map(\.alarmID) == [21])
     }
 
+    /// An operator's decision taken while the journal could not write was only logged: the case changed in the
+    /// operator's list, and the device was never told.
+    @Test func aCaseChangeTheJournalCouldNotTakeIsWrittenAndToldOnceItCan() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal())
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        try await device.send(.testAlarm(31))
+        #expect(try await device.received { $0 == .ack(Ack(id: 31)) } != nil)
+        guard let opened = try await centre.server.openCases().first else {
+            Issue.record("no case opened")
+            return
+        }
+        var unsafe = Configuration()
+        unsafe.allowsUnsafeTransactions = true  // the lock is held across accesses on purpose
+        unsafe.busyMode = .timeout(120)
+        let other = try DatabaseQueue(path: centre.server.configuration.journalPath, configuration: unsafe)
+        try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let failuresBefore = centre.metric("center_journal_failures_total")
+        #expect(try await centre.server.engage(case: opened.id))
+        try await eventually("the engagement's write to fail") { centre.metric("center_journal_failures_total") > failuresBefore }
+        try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        try other.close()
+        let engaged = try await device.received { if case .caseUpdate(let u) = $0 { u.state == .operatorEngaged } else { false } }
+        #expect(engaged != nil, "the device is told once the journal takes the change")
+        await centre.stop()
+    }
+
     @Test func overTheRateLimitReliableMessagesAreNaked() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal()) {
             $0.session = CenterSession.Parameters(rate: 0.5, burst: 3)
