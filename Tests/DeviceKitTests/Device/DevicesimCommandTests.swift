@@ -148,7 +148,7 @@ extension DevicesimCommandTests {
 
         let missing = try await ChildProcess.run(["diag", "analyze", directory + "/none.evemu"])
         #expect(missing.status == 1)
-        #expect(missing.output.hasPrefix("PROBLEM: cannot read \(directory)/none.evemu"), "\(missing.output)")
+        #expect(missing.output.hasPrefix("PROBLEM: cannot read the recording \(directory)/none.evemu: it does not exist"), "\(missing.output)")
     }
 
     /// `diag watch` on a file that is not an input device printed the problem, then "no press was seen. Press

@@ -1,5 +1,10 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+
+/// Ports handed out in this process: tests run in parallel, and two that drew the same free port would both
+/// find it free, then one would fail to bind it ("port … already in use", seen once in a full run).
+private let handedOut = NIOLockedValueBox<Set<Int>>([])
 
 /// `span` consecutive loopback ports free for TCP and UDP now, for a centre that must keep its ports (a child
 /// process, or a restart on the same ports). Below Linux's ephemeral range (32768 up), so that no outgoing
@@ -17,7 +22,15 @@ func freeLoopbackPorts(span: Int = 1) async throws -> Int {
     }
     search: for _ in 0..<500 {
         let first = Int.random(in: 20_000...(32_000 - span))
-        for port in first..<(first + span) where !(await bindable(port)) { continue search }
+        let ports = Set(first..<(first + span))
+        guard handedOut.withLockedValue({ $0.isDisjoint(with: ports) }) else { continue search }
+        for port in ports where !(await bindable(port)) { continue search }
+        // Claimed only if no other test claimed any of them meanwhile.
+        guard handedOut.withLockedValue({ taken in
+            guard taken.isDisjoint(with: ports) else { return false }
+            taken.formUnion(ports)
+            return true
+        }) else { continue search }
         return first
     }
     throw HarnessError("no \(span) free consecutive ports found from 20000 to 32000")
