@@ -67,7 +67,7 @@ final class CenterRuntime {
     private var restoredCaseTimers: [CasePolicy.Action] = []
     /// Case and retransmission timers, through one task of the loop (`LoopTimers`): a retransmission
     /// timer is current while `retransmitTimers` holds its token, so removing the token cancels it.
-    let timers: LoopTimers
+    let timers: ClosureTimers
     private var retransmitTimers: [UInt64: UInt64] = [:]
     private var nextTimerToken: UInt64 = 0
     private var supervisionTask: RepeatedTask?

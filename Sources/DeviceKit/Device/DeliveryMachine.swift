@@ -42,20 +42,27 @@ public struct DeliveryMachine: Sendable {
         var generation: Int
     }
 
-    public let configuration: Configuration
+    /// Held by reference: every device of a load run shares it (`Shared`).
+    private let settings: Shared<Configuration>
+    public var configuration: Configuration { settings.value }
     private var urgent = Deque<Message>()
     private var routine = Deque<Message>()
     private var inFlight: [UInt32: InFlight] = [:]
     /// Order in which in-flight messages were first sent, so a lost link requeues them in order.
     private var inFlightOrder: [UInt32] = []
-    private var isLinkUp = false
     private var generation = 0
     private var random: SplitMix64
     /// Smoothed round-trip time, from heartbeats.
     private var roundTrip: Duration?
+    private var isLinkUp = false
 
     public init(configuration: Configuration = Configuration(), seed: UInt64) {
-        self.configuration = configuration
+        self.init(settings: Shared(configuration), seed: seed)
+    }
+
+    /// A machine whose configuration is shared with others.
+    public init(settings: Shared<Configuration>, seed: UInt64) {
+        self.settings = settings
         self.random = SplitMix64(seed: seed)
     }
 

@@ -17,8 +17,8 @@ import NIOPosix
 /// | `mediaSetup`, `mediaEvent`      | the configured media, video if able   | voice only; the first voice measured  |
 ///
 /// The conforming class keeps the driver's state in `driver` and touches it on `eventLoop` only: every
-/// entry point below asserts it (`preconditionInEventLoop`). Closures the driver schedules hold the class
-/// strongly, as a channel handler does; `stop()` makes every later one a no-op.
+/// entry point below asserts it (`preconditionInEventLoop`). Timers and closures the driver schedules hold
+/// the class strongly, as a channel handler does; `stop()` makes every later one a no-op.
 protocol DeviceDriver: AnyObject, Sendable {
     /// The driver's state: the machine, the connection, the call media. Only the driver mutates it.
     var driver: DeviceDriverState { get set }
@@ -26,9 +26,9 @@ protocol DeviceDriver: AnyObject, Sendable {
 
     /// The time now, on the machine's two clocks.
     func now() -> ClockReading
-    /// Runs `body` on the loop after `after`, for the machine's `timer` (which a load run looks at to know
-    /// when a reconnection was meant to begin).
-    func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void)
+    /// Calls `timerFired(timer)` on the loop after `after` (a load run also looks at the timer to know when a
+    /// reconnection was meant to begin).
+    func schedule(_ timer: DeviceMachine.Timer, after: Duration)
     /// How frames reach the centre, and where it is on each path.
     var transport: DeviceDriverTransport { get }
     func address(_ path: LinkMachine.Path) -> SocketAddress
@@ -120,10 +120,7 @@ extension DeviceDriver {
         case .remove(let id):
             do { try remove(id: id) } catch { observe(.fault("cannot remove message \(id) from the outbox: \(error)")) }
         case .schedule(let timer, let after):
-            schedule(timer, after: after) { [self] in
-                guard !driver.stopped else { return }
-                feed { $0.timerFired(timer, now: $1) }
-            }
+            schedule(timer, after: after)
         case .indicate(let state):
             indicate(state)
         case .observe(let kind):
@@ -136,6 +133,12 @@ extension DeviceDriver {
             let statistics = driver.mediaLinks.removeValue(forKey: callID)?.stop(reason: reason.description)
             feed { $0.mediaStopped(callID: callID, statistics: statistics, now: $1) }
         }
+    }
+
+    /// A timer the machine asked for (`schedule`) is due.
+    func timerFired(_ timer: DeviceMachine.Timer) {
+        guard !driver.stopped else { return }
+        feed { $0.timerFired(timer, now: $1) }
     }
 
     /// Stops the machine: no timer, frame or connection is acted on after this. Returns the connection,

@@ -27,7 +27,12 @@ public struct DeviceEventMachine: Sendable {
         case scheduleTimer(Timer, after: Duration)
     }
 
-    public var configuration: Configuration
+    /// Held by reference: every device of a load run shares it (`Shared`).
+    private var settings: Shared<Configuration>
+    public var configuration: Configuration {
+        get { settings.value }
+        set { settings.value = newValue }
+    }
     private var random: SplitMix64
     private var generation = 0
     /// Mains as the centre last heard it (nil before the first reading).
@@ -40,7 +45,12 @@ public struct DeviceEventMachine: Sendable {
     public private(set) var battery: UInt8 = 255
 
     public init(configuration: Configuration = Configuration(), seed: UInt64) {
-        self.configuration = configuration
+        self.init(settings: Shared(configuration), seed: seed)
+    }
+
+    /// A machine whose configuration is shared with others.
+    public init(settings: Shared<Configuration>, seed: UInt64) {
+        self.settings = settings
         self.random = SplitMix64(seed: seed)
     }
 

@@ -20,13 +20,15 @@ import NIOCore
 /// Pure: time comes in as `now` (monotonic since the driver started, and the wall clock); keys are values;
 /// nothing is stored, sent or scheduled but through the actions.
 public struct DeviceMachine: Sendable {
+    /// What every device of a fleet has in common: everything but the key. The sub-machines' parts are held
+    /// by reference (`Shared`), so the machines built from one configuration share them: a load run keeps them
+    /// once, not once a device.
     public struct Configuration: Sendable {
-        public var key: DeviceKey
-        public var link: LinkMachine.Configuration
-        public var delivery: DeliveryMachine.Configuration
-        public var press: PressDetector.Configuration
-        public var events: DeviceEventMachine.Configuration
-        public var health: LinkHealth.Configuration
+        private var linkSettings: Shared<LinkMachine.Configuration>
+        private var deliverySettings: Shared<DeliveryMachine.Configuration>
+        private var pressSettings: Shared<PressDetector.Configuration>
+        private var eventsSettings: Shared<DeviceEventMachine.Configuration>
+        private var healthSettings: Shared<LinkHealth.Configuration>
         public var cancelWindow: Duration
         /// How many centre message ids to remember for once-only handling.
         public var handledIDs: Int
@@ -38,21 +40,48 @@ public struct DeviceMachine: Sendable {
         public var heartbeatOverride: UInt16?
 
         public init(
-            key: DeviceKey, link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
+            link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
             press: PressDetector.Configuration = .init(), events: DeviceEventMachine.Configuration = .init(),
             health: LinkHealth.Configuration = .init(), cancelWindow: Duration = .seconds(10), handledIDs: Int = 1024,
             primaryName: String = "the primary centre", secondaryName: String? = nil
         ) {
             self.primaryName = primaryName
             self.secondaryName = secondaryName
-            self.key = key
-            self.link = link
-            self.delivery = delivery
-            self.press = press
-            self.events = events
-            self.health = health
+            linkSettings = Shared(link)
+            deliverySettings = Shared(delivery)
+            pressSettings = Shared(press)
+            eventsSettings = Shared(events)
+            healthSettings = Shared(health)
             self.cancelWindow = cancelWindow
             self.handledIDs = handledIDs
+        }
+
+        public var link: LinkMachine.Configuration {
+            get { linkSettings.value }
+            set { linkSettings.value = newValue }
+        }
+        public var delivery: DeliveryMachine.Configuration {
+            get { deliverySettings.value }
+            set { deliverySettings.value = newValue }
+        }
+        public var press: PressDetector.Configuration {
+            get { pressSettings.value }
+            set { pressSettings.value = newValue }
+        }
+        public var events: DeviceEventMachine.Configuration {
+            get { eventsSettings.value }
+            set { eventsSettings.value = newValue }
+        }
+        public var health: LinkHealth.Configuration {
+            get { healthSettings.value }
+            set { healthSettings.value = newValue }
+        }
+
+        /// The sub-machines, sharing their settings with every machine built from this configuration.
+        fileprivate func machines(seed: UInt64) -> (PressDetector, DeviceEventMachine, LinkMachine, DeliveryMachine, LinkHealth) {
+            (PressDetector(settings: pressSettings), DeviceEventMachine(settings: eventsSettings, seed: seed ^ 1),
+             LinkMachine(settings: linkSettings, seed: seed ^ 2), DeliveryMachine(settings: deliverySettings, seed: seed ^ 3),
+             LinkHealth(settings: healthSettings))
         }
     }
 
@@ -121,34 +150,21 @@ public struct DeviceMachine: Sendable {
         case stopMedia(callID: UInt32, reason: CallEndReason)
     }
 
-    public let configuration: Configuration
+    // Stored properties in this order to waste little on alignment: a load run holds a million of these
+    // (`MemoryLayout<DeviceMachine>.size`, docs/benchmarks.md). Eight-byte ones first, the odd-sized last.
+
+    /// Held by reference: the devices of a load run share it.
+    private let settings: Shared<Configuration>
+    public var configuration: Configuration { settings.value }
     private var press: PressDetector
-    private var alarm: AlarmMachine
-    private var events: DeviceEventMachine
     private var link: LinkMachine
-    private var delivery: DeliveryMachine
     private var health: LinkHealth
     private var frames: DeviceFrameSession
-    private var call = CallMachine(role: .callee)
     private var handled: HandledIDs
-
-    private var started = false
-    private var stopped = false
-    private var connectionGeneration = 0
-    /// The path of the open (or last) session or attempt.
-    private var path: LinkMachine.Path = .primary
-    /// Centre time minus local wall time, in ms, once a session told us.
-    private var clockOffset: Int64?
-    private var sessionStartSentAt: Duration?
-    private var heartbeatsInFlight: [UInt64: Duration] = [:]
-    /// The alarm's state to show; `indicator` combines it with the link's health.
-    private var alarmIndicator: IndicatorState = .idle
-    private var shown: IndicatorState?
     /// Why frames cannot be sealed (the counter reservation is lost): nothing is ever sent then.
     private var counterFault: String?
     /// Messages waiting for a counter reservation to be stored before they are sealed.
     private var unsealed: [Message] = []
-    private var reservationPending = false
     /// Alarms whose calls are declined (the load tester's `--call-share`), the most recent
     /// `declinedAlarmsKept`, oldest first. Kept past their case's close: a centre restarted from its journal
     /// may offer a call about a case it had closed but not yet recorded as closed.
@@ -156,16 +172,35 @@ public struct DeviceMachine: Sendable {
     static let declinedAlarmsKept = 32
     /// Calls over whose media has yet to report its numbers (`mediaStopped`) before they are told as ended.
     private var endingCalls: [UInt32: (reason: CallEndReason, byPeer: Bool)] = [:]
+    private var connectionGeneration = 0
+    private var sessionStartSentAt: Duration?
+    private var started = false
+    private var stopped = false
+    private var reservationPending = false
+    /// The path of the open (or last) session or attempt.
+    private var path: LinkMachine.Path = .primary
+    /// The alarm's state to show; `indicator` combines it with the link's health.
+    private var alarmIndicator: IndicatorState = .idle
+    private var shown: IndicatorState?
+    /// Centre time minus local wall time, in ms, once a session told us.
+    private var clockOffset: Int64?
+    private var alarm: AlarmMachine
+    private var events: DeviceEventMachine
+    private var delivery: DeliveryMachine
+    private var call = CallMachine(role: .callee)
+    private var heartbeatsInFlight = HeartbeatsInFlight()
 
-    public init(configuration: Configuration, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
-        self.configuration = configuration
-        press = PressDetector(configuration: configuration.press)
+    public init(configuration: Configuration, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
+        self.init(settings: Shared(configuration), key: key, storedCounterLimit: storedCounterLimit, counterFault: counterFault, seed: seed)
+    }
+
+    /// A machine whose configuration is shared with others (the devices of a load run): `key` is its own.
+    public init(settings: Shared<Configuration>, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
+        self.settings = settings
+        let configuration = settings.value
+        (press, events, link, delivery, health) = configuration.machines(seed: seed)
         alarm = AlarmMachine(cancelWindow: configuration.cancelWindow)
-        events = DeviceEventMachine(configuration: configuration.events, seed: seed ^ 1)
-        link = LinkMachine(configuration: configuration.link, seed: seed ^ 2)
-        delivery = DeliveryMachine(configuration: configuration.delivery, seed: seed ^ 3)
-        health = LinkHealth(configuration: configuration.health)
-        frames = DeviceFrameSession(key: configuration.key, storedCounterLimit: storedCounterLimit ?? 0)
+        frames = DeviceFrameSession(key: key, storedCounterLimit: storedCounterLimit ?? 0)
         handled = HandledIDs(capacity: configuration.handledIDs)
         self.counterFault = storedCounterLimit == nil ? (counterFault ?? "the frame counter reservation is unknown") : counterFault
     }
@@ -351,7 +386,7 @@ public struct DeviceMachine: Sendable {
         case .sessionAccept:
             break  // the link machine's sessionEstablished does the rest
         case .heartbeatAck(let ack):
-            if let sent = heartbeatsInFlight.removeValue(forKey: ack.echoedCounter) {
+            if let sent = heartbeatsInFlight.answered(counter: ack.echoedCounter) {
                 let rtt = now.monotonic - sent
                 delivery.roundTripMeasured(rtt)
                 correctClock(centreTime: ack.centreTime, roundTrip: rtt, now: now)
@@ -533,7 +568,7 @@ public struct DeviceMachine: Sendable {
             case .sessionLost(let reason):
                 delivery.linkDown()
                 frames.reset()
-                heartbeatsInFlight = [:]
+                heartbeatsInFlight = HeartbeatsInFlight()
                 out.append(.observe(.sessionLost(reason)))
                 out += run(health.sessionLost(dead: reason == .silent || reason == .unanswered, cause: cause(of: reason), now: now.monotonic), now: now)
             case .attemptFailed(let path, let reason):
@@ -642,10 +677,7 @@ public struct DeviceMachine: Sendable {
                 unsealed.append(message)
                 return [.reserveCounters(limit: limit)]
             case .sealed(let counter):
-                if case .heartbeat = message {
-                    heartbeatsInFlight[counter] = now.monotonic
-                    if heartbeatsInFlight.count > 8, let oldest = heartbeatsInFlight.keys.min() { heartbeatsInFlight[oldest] = nil }
-                }
+                if case .heartbeat = message { heartbeatsInFlight.sent(counter: counter, at: now.monotonic) }
                 return [.transmit(buffer, to: path)] + (message.reliableID != nil ? [.observe(.reliableSent(message))] : [])
             }
         } catch {
@@ -685,5 +717,31 @@ public struct DeviceMachine: Sendable {
 
     private func cause(of reason: LinkLossReason) -> String {
         LinkCause.lost(reason, handshakeTimeout: configuration.link.handshakeTimeout, heartbeat: configuration.link.defaultHeartbeatInterval)
+    }
+}
+
+/// The heartbeats sent and not yet answered, for their round trips: the latest two, inline (a dictionary
+/// cost each of a load run's devices some 130 bytes). An answer comes within milliseconds, long before the
+/// next heartbeat; one that comes after two newer heartbeats were sent is not measured. Pure.
+struct HeartbeatsInFlight {
+    private var newest: (counter: UInt64, sentAt: Duration)?
+    private var previous: (counter: UInt64, sentAt: Duration)?
+
+    mutating func sent(counter: UInt64, at instant: Duration) {
+        previous = newest
+        newest = (counter, instant)
+    }
+
+    /// When the heartbeat with this counter was sent, the first time its answer comes; nil after.
+    mutating func answered(counter: UInt64) -> Duration? {
+        if let sent = newest, sent.counter == counter {
+            newest = nil
+            return sent.sentAt
+        }
+        if let sent = previous, sent.counter == counter {
+            previous = nil
+            return sent.sentAt
+        }
+        return nil
     }
 }

@@ -44,7 +44,7 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
         do { limit = try counterStore.load() } catch { counterFault = "\(error)" }
         driver = DeviceDriverState(
             machine: DeviceMachine(
-                configuration: configuration.machine, storedCounterLimit: limit, counterFault: counterFault,
+                configuration: configuration.machine, key: configuration.key, storedCounterLimit: limit, counterFault: counterFault,
                 seed: UInt64.random(in: .min ... .max)))
         started = .now()
     }
@@ -137,8 +137,8 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
             monotonic: .nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds) - Int64(started.uptimeNanoseconds)))
     }
 
-    func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void) {
-        eventLoop.scheduleTask(in: TimeAmount(after), body)
+    func schedule(_ timer: DeviceMachine.Timer, after: Duration) {
+        eventLoop.scheduleTask(in: TimeAmount(after)) { [self] in timerFired(timer) }
     }
 
     /// A `CLOCK_MONOTONIC` instant as time since start.
@@ -201,7 +201,6 @@ extension DeviceRuntimeConfiguration {
     /// The machine's part of the configuration.
     var machine: DeviceMachine.Configuration {
         DeviceMachine.Configuration(
-            key: key,
             link: .init(
                 hasSecondary: secondary != nil,
                 sessionStart: SessionStart(

@@ -35,7 +35,9 @@ public struct LinkHealth: Sendable {
         case scheduleTimer(Timer, after: Duration)
     }
 
-    public let configuration: Configuration
+    /// Held by reference: every device of a load run shares it (`Shared`).
+    private let settings: Shared<Configuration>
+    public var configuration: Configuration { settings.value }
     public private(set) var isDown = false
     private var failures = 0
     private var cause = ""
@@ -44,7 +46,12 @@ public struct LinkHealth: Sendable {
     private var generation = 0
 
     public init(configuration: Configuration = Configuration()) {
-        self.configuration = configuration
+        self.init(settings: Shared(configuration))
+    }
+
+    /// A machine whose configuration is shared with others.
+    public init(settings: Shared<Configuration>) {
+        self.settings = settings
     }
 
     /// The device starts, without a session.

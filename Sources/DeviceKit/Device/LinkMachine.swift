@@ -84,22 +84,30 @@ public struct LinkMachine: Sendable {
         case stopped
     }
 
-    public let configuration: Configuration
-    private var state: State = .idle
+    /// Held by reference: every device of a load run shares it (`Shared`).
+    private let settings: Shared<Configuration>
+    public var configuration: Configuration { settings.value }
+    // Stored properties in this order to waste little on alignment (a load run holds a million).
     private var generation = 0
     /// Consecutive failures since the last established session, for the backoff.
     private var failures = 0
     /// Consecutive failures on the current path, for switching paths.
     private var failuresOnPath = 0
     private var random: SplitMix64
-    /// Whether reliable messages are in flight: the device does not leave a working path then.
-    private var busy = false
     /// Since when (in the current session) reliable messages have waited, and which wait it is.
     private var busySince: Duration = .zero
     private var busyEpoch = 0
+    private var state: State = .idle
+    /// Whether reliable messages are in flight: the device does not leave a working path then.
+    private var busy = false
 
     public init(configuration: Configuration, seed: UInt64) {
-        self.configuration = configuration
+        self.init(settings: Shared(configuration), seed: seed)
+    }
+
+    /// A machine whose configuration is shared with others.
+    public init(settings: Shared<Configuration>, seed: UInt64) {
+        self.settings = settings
         self.random = SplitMix64(seed: seed)
     }
 

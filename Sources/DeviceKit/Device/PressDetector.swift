@@ -50,17 +50,15 @@ public struct PressDetector: Sendable {
         case bounce(down: Bool, lasted: Duration)
     }
 
-    public let configuration: Configuration
-    /// The raw level and the edge that began it.
-    private var rawDown = false
+    /// Held by reference: every device of a load run shares it (`Shared`).
+    private let settings: Shared<Configuration>
+    public var configuration: Configuration { settings.value }
+    // Stored properties: the 16- and 8-byte ones first, the flags last, to waste little on alignment (a load
+    // run holds a million of these).
+    /// When the raw level began (its edge).
     private var rawSince: Duration = .zero
-    private var hasEdge = false
-    /// The debounced level and the edge that began it.
-    private var stableDown = false
+    /// When the debounced level began (its edge).
     private var stableSince: Duration = .zero
-    private var pressReported = false
-    private var longPressReported = false
-    private var stuckReported = false
     /// Every edge before this instant has been fed.
     private var knownUntil: Duration = .zero
     /// Wake-ups asked for and not yet passed, so the same instant is not asked for twice.
@@ -72,9 +70,22 @@ public struct PressDetector: Sendable {
     /// Edges fed with a timestamp before an earlier edge or an instant already reached; taken as happening
     /// at that instant (a driver that feeds out of order).
     public private(set) var edgesOutOfOrder = 0
+    /// The raw level.
+    private var rawDown = false
+    private var hasEdge = false
+    /// The debounced level.
+    private var stableDown = false
+    private var pressReported = false
+    private var longPressReported = false
+    private var stuckReported = false
 
     public init(configuration: Configuration = Configuration()) {
-        self.configuration = configuration
+        self.init(settings: Shared(configuration))
+    }
+
+    /// A machine whose configuration is shared with others.
+    public init(settings: Shared<Configuration>) {
+        self.settings = settings
     }
 
     /// The button's level changed at `at`.

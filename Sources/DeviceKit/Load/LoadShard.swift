@@ -8,6 +8,8 @@ import NIOPosix
 final class LoadShard: @unchecked Sendable {
     let loop: any EventLoop
     let plan: LoadPlan
+    /// The devices' machine configuration, held once for all of them.
+    let deviceConfiguration: Shared<DeviceMachine.Configuration>
     let allocator = ByteBufferAllocator()
     /// Devices of this shard: ids `firstID + offset + n × stride` for n in 0..<count.
     private let firstID: UInt64
@@ -29,8 +31,10 @@ final class LoadShard: @unchecked Sendable {
     private var random: SplitMix64
     private var started = 0
     private var stopped = false
-    /// The devices' timers, through one task of the loop.
-    private let timers: LoopTimers
+    /// The shard's own timers (phases, arrivals, calls' ends), through one task of the loop.
+    private let timers: ClosureTimers
+    /// The devices' machine timers, through another.
+    private let deviceTimers: LoopTimers<DeviceTimer>
 
     var counts = LoadCounts()
     var online = 0 {
@@ -61,7 +65,9 @@ final class LoadShard: @unchecked Sendable {
     init(loop: any EventLoop, plan: LoadPlan, firstID: UInt64, stride: UInt64, count: Int, share: Double, seed: UInt64, start: NIODeadline, wallAtStart: UInt64) {
         self.loop = loop
         self.timers = LoopTimers(loop: loop)
+        self.deviceTimers = LoopTimers(loop: loop) { $0.device.timerFired($0.timer) }
         self.plan = plan
+        deviceConfiguration = Shared(plan.deviceConfiguration)
         self.firstID = firstID
         self.stride = stride
         self.devices = Array(repeating: nil, count: count)
@@ -169,6 +175,10 @@ final class LoadShard: @unchecked Sendable {
     /// Runs `body` on the loop after `after`, unless the shard stopped.
     func schedule(_ after: Duration, _ body: @escaping @Sendable () -> Void) {
         timers.schedule(in: after, body)
+    }
+
+    func schedule(_ timer: DeviceTimer, after: Duration) {
+        deviceTimers.schedule(in: after, timer)
     }
 
     // MARK: Running
@@ -308,6 +318,7 @@ final class LoadShard: @unchecked Sendable {
         for device in devices { device?.stop() }
         stopped = true
         timers.stop()
+        deviceTimers.stop()
         let closes = sockets.map { $0.close() }
         sockets = []
         return EventLoopFuture.andAllComplete(closes, on: loop)

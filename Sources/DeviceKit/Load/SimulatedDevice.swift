@@ -11,26 +11,26 @@ import NIOPosix
 /// one open alarm, as the firmware allows (a press meanwhile is `pressDuringAlarm`): the shard gives each
 /// arrival to a device without one. Lives on its shard's event loop; every property is touched there only.
 final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
-    let id: UInt32
-    /// Index of the shared UDP socket (unused over TCP).
-    let socket: Int
+    // Stored properties in this order to waste little on alignment: a run holds a million devices.
     private unowned let shard: LoadShard
     var driver: DeviceDriverState
     private var random: SplitMix64
+    /// Alarms the run still follows: not yet acknowledged, or acknowledged and waiting for the operator
+    /// (and, for an alarm with a call, for the operator's voice). Forgotten when the case closes.
+    private var alarms: [UInt32: TrackedAlarm] = [:]
+    /// The calls that started (answered): their alarms, by call id.
+    private var answeredCalls: [UInt32: UInt32] = [:]
+    private(set) var unacknowledgedAlarms = 0
+    let id: UInt32
+    /// Index of the shared UDP socket (unused over TCP).
+    let socket: UInt32
     private var nextMessageID: UInt32
-
     private var online = false
     /// When the session being opened was meant to begin: the ramp instant, or the reconnect timer's after a
     /// session was lost; failed attempts in between do not reset it.
     private var sessionIntended: Duration?
-    /// Alarms the run still follows: not yet acknowledged, or acknowledged and waiting for the operator
-    /// (and, for an alarm with a call, for the operator's voice). Forgotten when the case closes.
-    private var alarms: [UInt32: TrackedAlarm] = [:]
-    private(set) var unacknowledgedAlarms = 0
     /// The arrival being raised now, until the machine stores its alarm.
     private var raising: (intended: Duration, wantsCall: Bool)?
-    /// The calls that started (answered): their alarms, by call id.
-    private var answeredCalls: [UInt32: UInt32] = [:]
 
     private struct TrackedAlarm {
         var intended: Duration
@@ -47,21 +47,13 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 
     init(id: UInt32, socket: Int, shard: LoadShard) {
         self.id = id
-        self.socket = socket
+        self.socket = UInt32(socket)
         self.shard = shard
         let plan = shard.plan
         let seed = plan.seed ^ (UInt64(id) &* 0x9E37_79B9_7F4A_7C15)
-        var configuration = DeviceMachine.Configuration(
-            key: DeviceKey(deviceID: id, master: plan.master),
-            link: .init(
-                hasSecondary: false,
-                sessionStart: SessionStart(
-                    firmware: DeviceRuntimeConfiguration.firmwareVersion, capabilities: [.button, .mainsSensing, .battery],
-                    bootCount: 1),
-                handshakeTimeout: plan.handshakeTimeout, backoff: plan.backoff),
-            delivery: plan.delivery, handledIDs: 64, primaryName: LinkCause.address(plan.centre))
-        configuration.heartbeatOverride = plan.heartbeatOverride
-        var machine = DeviceMachine(configuration: configuration, storedCounterLimit: plan.counterStart, seed: seed)
+        var machine = DeviceMachine(
+            settings: shard.deviceConfiguration, key: DeviceKey(deviceID: id, master: plan.master),
+            storedCounterLimit: plan.counterStart, seed: seed)
         random = SplitMix64(seed: seed ^ 4)
         nextMessageID = plan.firstMessageID
         // The first readings: mains, a full battery and the button present, none of them news.
@@ -139,10 +131,10 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         return ClockReading(wall: shard.wallTime(at: now), monotonic: now)
     }
 
-    func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void) {
+    func schedule(_ timer: DeviceMachine.Timer, after: Duration) {
         // A failed attempt does not restart the clock: set-up counts from the first intended instant.
         if case .link(.reconnect) = timer, sessionIntended == nil { sessionIntended = shard.now() + after }
-        shard.schedule(after, body)
+        shard.schedule(DeviceTimer(device: self, timer: timer), after: after)
     }
 
     var transport: DeviceDriverTransport {
@@ -154,7 +146,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 
     func address(_ path: LinkMachine.Path) -> SocketAddress { shard.plan.centre }
 
-    func sendDatagram(_ buffer: ByteBuffer) { shard.sendDatagram(buffer, socket: socket) }
+    func sendDatagram(_ buffer: ByteBuffer) { shard.sendDatagram(buffer, socket: Int(socket)) }
 
     /// In memory: a load run's devices do not outlive it (see the type's documentation).
     func reserveCounters(_ limit: UInt64) {}
@@ -285,4 +277,26 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         if update.state == .closed { tracked.wantsCall = false }  // the case's call, if any, is over
         alarms[update.alarmID] = tracked.followed ? nil : tracked
     }
+}
+
+extension LoadPlan {
+    /// The machine's configuration every device of the run shares: all but the key.
+    var deviceConfiguration: DeviceMachine.Configuration {
+        var configuration = DeviceMachine.Configuration(
+            link: .init(
+                hasSecondary: false,
+                sessionStart: SessionStart(
+                    firmware: DeviceRuntimeConfiguration.firmwareVersion, capabilities: [.button, .mainsSensing, .battery],
+                    bootCount: 1),
+                handshakeTimeout: handshakeTimeout, backoff: backoff),
+            delivery: delivery, handledIDs: 64, primaryName: LinkCause.address(centre))
+        configuration.heartbeatOverride = heartbeatOverride
+        return configuration
+    }
+}
+
+/// A device's machine timer in its shard's queue: a value, not a closure (`TimerQueue` says why).
+struct DeviceTimer {
+    let device: SimulatedDevice
+    let timer: DeviceMachine.Timer
 }

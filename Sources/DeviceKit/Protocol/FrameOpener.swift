@@ -7,7 +7,7 @@ import Crypto
 public struct FrameOpener: Sendable {
     public let deviceID: UInt32
     public let direction: Wire.Direction
-    private let key: SymmetricKey
+    private let key: InlineKey
     public private(set) var window: ReplayWindow
     /// Refused frames, by why.
     public private(set) var refused: [ProtocolError.Category: Int] = [:]
@@ -16,7 +16,7 @@ public struct FrameOpener: Sendable {
     public init(deviceID: UInt32, direction: Wire.Direction, key: SymmetricKey, floor: UInt64) {
         self.deviceID = deviceID
         self.direction = direction
-        self.key = key
+        self.key = InlineKey(key)
         self.window = ReplayWindow(floor: floor)
     }
 
@@ -27,7 +27,7 @@ public struct FrameOpener: Sendable {
             }
             guard frame.header.direction == direction else { throw .wrongDirection(frame.header.direction) }
             try window.check(frame.header.counter)
-            let body = try frame.authenticatedBody(with: key)
+            let body = try frame.authenticatedBody(with: key.symmetricKey)
             if let type = body.getInteger(at: body.readerIndex, as: UInt8.self), let kind = Message.Kind(rawValue: type),
                 !kind.directions.contains(direction)
             {

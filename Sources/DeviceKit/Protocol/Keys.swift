@@ -15,33 +15,48 @@ import Crypto
 /// reservation is gone) moves it to the next epoch, whose key is new, so no (key, nonce) pair repeats; the
 /// centre retires the old epoch when the new one opens a session.
 public struct DeviceKey: Sendable {
+    /// Where the root key comes from. A fleet device's root is derived again when a down key is needed (once
+    /// a session) rather than kept: the master is one object for the whole fleet, and a root of one's own is
+    /// a heap object a device (a load run holds a million keys).
+    private enum Root: Sendable {
+        case provisioned(SymmetricKey)
+        case fleet(FleetMasterKey)
+    }
+
     public let deviceID: UInt32
     public let epoch: UInt16
-    private let root: SymmetricKey
+    private let source: Root
+    private let up: InlineKey
     /// Seals and opens device → centre frames.
-    public let upKey: SymmetricKey
+    public var upKey: SymmetricKey { up.symmetricKey }
 
     /// A provisioned key of 16 to 64 bytes, of key epoch `epoch`.
     public init(deviceID: UInt32, rootKey: [UInt8], epoch: UInt16 = 0) throws(KeyError) {
         try KeyKind.device.check(length: rootKey.count)
-        self.init(deviceID: deviceID, epoch: epoch, root: SymmetricKey(data: rootKey))
+        let root = SymmetricKey(data: rootKey)
+        self.init(deviceID: deviceID, epoch: epoch, source: .provisioned(root), root: root)
     }
 
     /// The key of device `deviceID`, epoch `epoch`, in a fleet that shares one master key.
     public init(deviceID: UInt32, master: FleetMasterKey, epoch: UInt16 = 0) {
-        self.init(deviceID: deviceID, epoch: epoch, root: master.rootKey(for: deviceID, epoch: epoch))
+        self.init(deviceID: deviceID, epoch: epoch, source: .fleet(master), root: master.rootKey(for: deviceID, epoch: epoch))
     }
 
-    private init(deviceID: UInt32, epoch: UInt16, root: SymmetricKey) {
+    private init(deviceID: UInt32, epoch: UInt16, source: Root, root: SymmetricKey) {
         self.deviceID = deviceID
         self.epoch = epoch
-        self.root = root
-        self.upKey = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: root, salt: [UInt8](), info: Array("DeviceKit v1 up".utf8), outputByteCount: 32)
+        self.source = source
+        self.up = InlineKey(HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: root, salt: [UInt8](), info: Array("DeviceKit v1 up".utf8), outputByteCount: 32))
     }
 
     /// Seals and opens centre → device frames of the session whose `sessionStart` had counter `anchor`.
     public func downKey(anchor: UInt64) -> SymmetricKey {
+        let root: SymmetricKey
+        switch source {
+        case .provisioned(let key): root = key
+        case .fleet(let master): root = master.rootKey(for: deviceID, epoch: epoch)
+        }
         var salt = [UInt8](repeating: 0, count: 6)
         for i in 0..<6 { salt[i] = UInt8(truncatingIfNeeded: anchor >> (8 * (5 - i))) }
         return HKDF<SHA256>.deriveKey(

@@ -5,20 +5,28 @@ import NIOCore
 ///
 /// Use it on `loop` only. There is no cancel: an owner that no longer wants a wake-up ignores it when it
 /// comes. After `stop()` nothing fires.
-final class LoopTimers {
+///
+/// Each timer carries a `Payload` that `fire` acts on when it is due: `LoopTimers<() -> Void>` runs closures
+/// (`ClosureTimers`); a load shard's devices' timers are plain values (`TimerQueue` says why).
+final class LoopTimers<Payload> {
     let loop: any EventLoop
-    private var queue = TimerQueue<NIODeadline>()
+    private var queue = TimerQueue<NIODeadline, Payload>()
+    private let fire: (Payload) -> Void
     /// The loop's one task: when it fires, the earliest timer is due.
     private var wakeUp: (deadline: NIODeadline, task: Scheduled<Void>)?
     private var stopped = false
 
-    init(loop: any EventLoop) { self.loop = loop }
+    /// `fire` must not hold the timers' owner strongly (the owner holds these timers).
+    init(loop: any EventLoop, fire: @escaping (Payload) -> Void) {
+        self.loop = loop
+        self.fire = fire
+    }
 
-    /// Runs `body` on the loop after `after` (at once if it is not positive), unless stopped by then.
-    func schedule(in after: Duration, _ body: @escaping () -> Void) {
+    /// Acts on `payload` on the loop after `after` (at once if it is not positive), unless stopped by then.
+    func schedule(in after: Duration, _ payload: Payload) {
         guard !stopped else { return }
         let deadline = NIODeadline.now() + .nanoseconds(max(0, after.nanoseconds))
-        if queue.schedule(at: deadline, body) { armWakeUp() }
+        if queue.schedule(at: deadline, payload) { armWakeUp() }
     }
 
     /// No timer fires after this.
@@ -38,10 +46,17 @@ final class LoopTimers {
 
     private func timersDue() {
         wakeUp = nil
-        for body in queue.popDue(at: .now()) {
+        for payload in queue.popDue(at: .now()) {
             guard !stopped else { return }
-            body()
+            fire(payload)
         }
         armWakeUp()
     }
+}
+
+/// Timers that run closures.
+typealias ClosureTimers = LoopTimers<() -> Void>
+
+extension LoopTimers where Payload == () -> Void {
+    convenience init(loop: any EventLoop) { self.init(loop: loop) { $0() } }
 }

@@ -29,9 +29,9 @@ import Testing
         init(limit: UInt64? = 0) {
             machine = DeviceMachine(
                 configuration: .init(
-                    key: DeviceMachineTests.key,
                     link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
                     primaryName: "127.0.0.1:7730"),
+                key: DeviceMachineTests.key,
                 storedCounterLimit: limit, seed: 1)
         }
 

@@ -24,15 +24,15 @@ import Testing
             eventLoop = loop
             driver = DeviceDriverState(machine: DeviceMachine(
                 configuration: .init(
-                    key: InboundFramesTests.key,
                     link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
                     primaryName: "127.0.0.1:7730"),
+                key: InboundFramesTests.key,
                 storedCounterLimit: 0, seed: 1))
         }
 
         func now() -> ClockReading { ClockReading(wall: 1_795_000_000_000, monotonic: .seconds(1)) }
-        func schedule(_ timer: DeviceMachine.Timer, after: Duration, _ body: @escaping @Sendable () -> Void) {
-            eventLoop.scheduleTask(in: .nanoseconds(after.nanoseconds), body)
+        func schedule(_ timer: DeviceMachine.Timer, after: Duration) {
+            eventLoop.scheduleTask(in: .nanoseconds(after.nanoseconds)) { [self] in timerFired(timer) }
         }
         var transport: DeviceDriverTransport { .sharedUDP }
         func address(_ path: LinkMachine.Path) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: 7730) }

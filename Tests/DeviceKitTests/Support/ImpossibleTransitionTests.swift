@@ -20,8 +20,9 @@ import Testing
             let key = try! DeviceKey(deviceID: 7, rootKey: Array(0x00...0x1f))
             var machine = DeviceMachine(
                 configuration: .init(
-                    key: key, link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
+                    link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
                     primaryName: "127.0.0.1:7730"),
+                key: key,
                 storedCounterLimit: 0, seed: 1)
             let now = ClockReading(wall: 0, monotonic: .zero)
             _ = machine.start(pending: [], bootCount: 1, now: now)

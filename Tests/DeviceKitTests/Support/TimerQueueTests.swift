@@ -7,7 +7,7 @@ import Testing
     final class Fired { var order: [String] = [] }
 
     @Test func dueTimersFireEarliestFirstAndSameInstantsInTheOrderSet() {
-        var queue = TimerQueue<Int>()
+        var queue = TimerQueue<Int, () -> Void>()
         let fired = Fired()
         #expect(queue.schedule(at: 30) { fired.order.append("c") })
         #expect(queue.schedule(at: 10) { fired.order.append("a") })
@@ -28,7 +28,7 @@ import Testing
 
     /// A timer set while due ones run (a heartbeat re-arming itself) waits for the next call, even if due.
     @Test func timersSetWhileFiringWaitForTheNextCall() {
-        var queue = TimerQueue<Int>()
+        var queue = TimerQueue<Int, () -> Void>()
         let fired = Fired()
         _ = queue.schedule(at: 5) { fired.order.append("first") }
         let due = queue.popDue(at: 5)
@@ -42,7 +42,7 @@ import Testing
 
     /// Many timers in random order come out sorted, none lost or twice (the heap's invariant, at scale).
     @Test func manyTimersComeOutSortedAndOnce() {
-        var queue = TimerQueue<Int>()
+        var queue = TimerQueue<Int, () -> Void>()
         var random = SplitMix64(seed: 42)
         var deadlines: [Int] = []
         final class Seen { var deadlines: [Int] = [] }

@@ -1,0 +1,22 @@
+import Crypto
+
+/// A derived 256-bit key (an up or down key, protocol.md §3.2) kept inline rather than as a `SymmetricKey`,
+/// which is a heap object of its own: a load run holds a million devices' keys, and two allocations a device
+/// cost more than the 32 bytes. A `SymmetricKey` is made from it for each frame sealed or opened.
+///
+/// Unlike `SymmetricKey`, its memory is not wiped when freed; root and master keys stay `SymmetricKey`s.
+struct InlineKey: Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    /// `key` must be 256 bits, as every derived key is.
+    init(_ key: SymmetricKey) {
+        precondition(key.bitCount == 256, "an inline key is 256 bits, not \(key.bitCount)")
+        withUnsafeMutableBytes(of: &words) { destination in
+            key.withUnsafeBytes { destination.copyMemory(from: $0) }
+        }
+    }
+
+    var symmetricKey: SymmetricKey {
+        withUnsafeBytes(of: words) { SymmetricKey(data: $0) }
+    }
+}
