@@ -105,18 +105,18 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
     /// `nil` after saying the problem when the device cannot be read.
     static func record(_ path: String, seconds: Double, progress: @escaping @Sendable (String) -> Void) async throws -> String? {
         let session = EvdevSession(path: path, grab: false, pathSetting: nil)
-        let text = TextBox()
-        let result = ResultBox()
+        let text = Locked("")
+        let result = Locked<EvdevSession.End?>(nil)
         let kernel = ProcessInfo.processInfo.operatingSystemVersionString
         try await untilInterrupted(seconds: seconds) {
-            result.end = try await onDedicatedThread(name: "diag analyze") { flag in
+            result.value = try await onDedicatedThread(name: "diag analyze") { flag in
                 try session.record(flag, kernel: kernel) { info in
                     describe(info).forEach(progress)
                     progress("Reading \(path) for \(seconds) s; press the button as the person would (Ctrl-C to stop early).")
-                } write: { text.value += $0 }
+                } write: { chunk in text.update { $0 += chunk } }
             }
         }
-        if case .gone(let reason) = result.end {
+        if case .gone(let reason) = result.value {
             progress("PROBLEM: \(reason)")
             return nil
         }
@@ -124,5 +124,3 @@ struct DiagAnalyzeCommand: AsyncParsableCommand {
     }
 }
 
-/// The text a recording thread appends to, read once it has finished.
-final class TextBox: @unchecked Sendable { var value = "" }

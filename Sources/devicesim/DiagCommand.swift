@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeviceKit
 import Foundation
+import Synchronization
 
 /// `devicesim diag`: the field technician's tools, in plain words.
 struct DiagCommand: AsyncParsableCommand {
@@ -123,18 +124,18 @@ struct DiagWatchCommand: AsyncParsableCommand {
     static func watch(
         _ session: EvdevSession, seconds: Double?, debounce: Duration, hold: Duration, say: @escaping @Sendable (String) -> Void
     ) async throws -> Bool {
-        let summary = SummaryBox()
-        let opened = CountBox()
-        let result = ResultBox()
+        let summary = Locked<[String]>([])
+        let opened = Locked(false)
+        let result = Locked<EvdevSession.End?>(nil)
         try await untilInterrupted(seconds: seconds) {
-            result.end = try await onDedicatedThread(name: "diag watch") { flag in
+            result.value = try await onDedicatedThread(name: "diag watch") { flag in
                 var watch = ButtonWatch(debounce: debounce, hold: hold)
-                defer { summary.lines = watch.summary() }
+                defer { summary.value = watch.summary() }
                 return try session.run(flag) { device, info in
                     describe(info).forEach(say)
                     let held = try device.heldKeys().codes.map { UInt16($0) }
                     watch.start(held: held).map(ButtonWatch.line).forEach(say)
-                    opened.value = 1
+                    opened.value = true
                     say("Watching; press the button (Ctrl-C to stop).")
                 } events: { device, events in
                     for event in events {
@@ -144,13 +145,13 @@ struct DiagWatchCommand: AsyncParsableCommand {
                             watch.resynchronised(held: held).map(ButtonWatch.line).forEach(say)
                         }
                     }
-                    summary.lines = watch.summary()
+                    summary.value = watch.summary()
                 }
             }
         }
-        let end = result.end ?? .cancelled
+        let end = result.value ?? .cancelled
         if case .gone(let reason) = end { say("PROBLEM: \(reason)") }
-        if opened.value == 1 { summary.lines.forEach(say) }
+        if opened.value { summary.value.forEach(say) }
         if case .gone = end { return false }
         return true
     }
@@ -185,25 +186,24 @@ struct DiagRecordCommand: AsyncParsableCommand {
         guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
             throw CommandFailure(.cannotCreate, "cannot create the recording \(out): check that its directory exists and that you may write there")
         }
-        let file = UncheckedBox(handle)
         let session = EvdevSession(path: device, grab: grab, pathSetting: nil)
-        let count = CountBox()
-        let result = ResultBox()
+        let count = Locked(0)
+        let result = Locked<EvdevSession.End?>(nil)
         let kernel = ProcessInfo.processInfo.operatingSystemVersionString
         try await untilInterrupted(seconds: seconds) {
-            result.end = try await onDedicatedThread(name: "diag record") { flag in
+            result.value = try await onDedicatedThread(name: "diag record") { flag in
                 try session.record(flag, kernel: kernel) { info in
                     describe(info).forEach(say)
                     say("Recording to \(out); press the button, then Ctrl-C.")
                 } write: { text in
-                    file.value.write(Data(text.utf8))
-                    count.value += text.hasPrefix("E:") ? 1 : 0
+                    handle.write(Data(text.utf8))
+                    if text.hasPrefix("E:") { count.update { $0 += 1 } }
                 }
             }
         }
         try? handle.synchronize()
         try? handle.close()
-        if case .gone(let reason) = result.end {
+        if case .gone(let reason) = result.value {
             say("PROBLEM: \(reason)")
             throw ExitCode(ExitStatus.verdict.rawValue)
         }
@@ -211,12 +211,20 @@ struct DiagRecordCommand: AsyncParsableCommand {
     }
 }
 
-/// Mutable state shared between a command and its reading thread, which never touch it at the same time
-/// (the reader finishes before the command reads it).
-final class SummaryBox: @unchecked Sendable { var lines: [String] = [] }
-final class ResultBox: @unchecked Sendable { var end: EvdevSession.End? }
-final class CountBox: @unchecked Sendable { var value = 0 }
-final class UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// A value a command shares with the thread that reads its device: written there, read once the reader has
+/// finished (or been told to stop). Behind a lock all the same, so that the compiler checks the sharing
+/// rather than a comment claiming who touches it when.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+
+    init(_ value: Value) { mutex = Mutex(value) }
+
+    var value: Value {
+        get { mutex.withLock { $0 } }
+        set { mutex.withLock { $0 = newValue } }
+    }
+
+    func update(_ body: @Sendable (inout Value) -> Void) {
+        mutex.withLock { body(&$0) }
+    }
 }
