@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps bench fuzz vectors links attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -16,6 +16,8 @@ endef
 
 # Selenium from PyPI, in a virtual environment of the project's own.
 BROWSER_VENV := .build/browser-venv
+# The DC-09 peers from PyPI (pysiaalarm, dc09-spt), in another.
+DC09_VENV := .build/dc09-venv
 
 ## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
@@ -63,6 +65,22 @@ browser-deps:
 	    || { echo "Could not make $(BROWSER_VENV) with selenium: is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
 	fi
 
+## The DC-09 peers no one here wrote, from PyPI in $(DC09_VENV): pysiaalarm (Home Assistant's DC-09 receiver
+## library) and dc09-spt (a DC-09 dialler). dc09-spt asks for pycrypto, which no longer builds on current
+## Python; it gets pycryptodome, its successor (tools/check_dc09_peers.py bridges the one difference).
+dc09-deps:
+	@if ! $(DC09_VENV)/bin/python -c 'import pysiaalarm, dc09_spt, Crypto' 2>/dev/null; then \
+	  echo "Installing pysiaalarm and dc09-spt into $(DC09_VENV)..."; \
+	  python3 -m venv $(DC09_VENV) && $(DC09_VENV)/bin/pip install --quiet 'pysiaalarm>=3.1,<4' 'pycryptodome>=3.10' \
+	    && $(DC09_VENV)/bin/pip install --quiet --no-deps 'dc09-spt==0.0.4' \
+	    || { echo "Could not make $(DC09_VENV): is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
+	fi
+
+## Our DC-09 frames against pysiaalarm and dc09-spt (tools/check_dc09_peers.py).
+dc09-test: deps dc09-deps
+	$(SWIFT) build --product devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
+
 ## The load tester's HTML pages (a run, a failed run, a comparison) in headless Chromium without a network:
 ## banner, plots and tables are there once the page has rendered (tools/check_report_html.py).
 browser-test: deps browser-deps
@@ -78,13 +96,15 @@ demo: deps
 
 ## Every test: the independent check of protocol.md's vectors, the documentation's links, the main job as
 ## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
-## VM test, the attack client against real centres, the load reports in Chromium, then the Swift test suites.
-test: deps vm-deps browser-deps vectors links demo
+## VM test, the attack client against real centres, the load reports in Chromium, our DC-09 frames against
+## pysiaalarm and dc09-spt, then the Swift test suites.
+test: deps vm-deps browser-deps dc09-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim
 	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).

@@ -9,7 +9,7 @@ struct ProtocolCommand: AsyncParsableCommand {
         commandName: "protocol",
         abstract: "Decode frames, check the test vectors, measure the codec.",
         discussion: "Each command's --help lists its exit status.",
-        subcommands: [Decode.self, Vectors.self, Bench.self]
+        subcommands: [Decode.self, Vectors.self, Bench.self, DC09FrameCommand.self, DC09DecodeCommand.self]
     )
 }
 

@@ -93,11 +93,14 @@ public enum KeyKind: Sendable, CustomStringConvertible {
     case device
     /// The fleet master key every device's root key is derived from: 32 to 64 bytes.
     case fleetMaster
+    /// A DC-09 account's AES key: 16, 24 or 32 bytes.
+    case dc09
 
     public var lengths: ClosedRange<Int> {
         switch self {
         case .device: 16...64
         case .fleetMaster: 32...64
+        case .dc09: 16...32
         }
     }
 
@@ -106,15 +109,17 @@ public enum KeyKind: Sendable, CustomStringConvertible {
         switch self {
         case .device: "device key"
         case .fleetMaster: "fleet master key"
+        case .dc09: "DC-09 key"
         }
     }
 
     /// Throws unless a key of this kind may be `count` bytes long.
     public func check(length count: Int) throws(KeyError) {
-        guard lengths.contains(count) else {
+        guard lengths.contains(count), self != .dc09 || count % 8 == 0 else {
             switch self {
             case .device: throw .wrongLength(count)
             case .fleetMaster: throw .wrongMasterLength(count)
+            case .dc09: throw .wrongDC09Length(count)
             }
         }
     }
@@ -133,12 +138,14 @@ public enum KeyKind: Sendable, CustomStringConvertible {
 public enum KeyError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongLength(Int)
     case wrongMasterLength(Int)
+    case wrongDC09Length(Int)
     case notHex(HexError)
 
     public var description: String {
         switch self {
         case .wrongLength(let n): "a device key must be 16 to 64 bytes (32 to 128 hex digits), got \(n) bytes"
         case .wrongMasterLength(let n): "a fleet master key must be 32 to 64 bytes (64 to 128 hex digits), got \(n) bytes"
+        case .wrongDC09Length(let n): "a DC-09 key must be 16, 24 or 32 bytes (32, 48 or 64 hex digits: AES-128, -192, -256), got \(n) bytes"
         case .notHex(let problem): "the key is not hex: \(problem)"
         }
     }
