@@ -74,9 +74,11 @@ public struct DC09Receiving: Sendable {
         return ack
     }
 
-    /// The key to write `answer` with: the account's, when the frame it answers came encrypted.
-    public func key(answering frame: DC09Frame) -> DC09Key? {
-        frame.encrypted ? frame.account.flatMap { accounts[$0]?.key } : nil
+    /// The bytes of `answer` to `frame`: an `ACK` to an encrypted frame is encrypted under the account's key;
+    /// a `NAK` or `DUH` goes in the clear (as pysiaalarm answers), since the sender may not share our key.
+    public func encoded(_ answer: DC09Frame, answering frame: DC09Frame?, random: inout some RandomNumberGenerator) throws(DC09Error) -> [UInt8] {
+        let key = answer.id == .ack && frame?.encrypted == true ? frame?.account.flatMap { accounts[$0]?.key } : nil
+        return try answer.encoded(key: key, random: &random)
     }
 
     /// The event code of an event frame: SIA-DCS's two letters after `N` (and any `ri…/`, `id…/`, `ti…/`

@@ -32,7 +32,8 @@ import Testing
         }
         let ack = Self.receiving.acknowledgement(of: frame, now: Self.now)
         #expect(ack == DC09Frame(id: .ack, sequence: "0042", receiver: "7", line: "3", account: "1234"))
-        #expect(Self.receiving.key(answering: frame) == nil)
+        var random = SplitMix64(seed: 1)
+        #expect(try DC09Frame.decode(try Self.receiving.encoded(ack, answering: frame, random: &random)) { _ in nil }.encrypted == false)
     }
 
     @Test func anEncryptedEventIsAnsweredEncryptedWithOurTime() throws {
@@ -42,7 +43,8 @@ import Testing
             return
         }
         let ack = Self.receiving.acknowledgement(of: frame, now: Self.now)
-        let written = Self.bytes(ack, key: Self.receiving.key(answering: frame))
+        var random = SplitMix64(seed: 2)
+        let written = try Self.receiving.encoded(ack, answering: frame, random: &random)
         let read = try DC09Frame.decode(written) { _ in Self.key }
         #expect(read.id == .ack && read.encrypted && read.sequence == "0042" && read.timestamp == Self.now)
     }
