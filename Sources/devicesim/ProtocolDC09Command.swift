@@ -130,6 +130,7 @@ extension ProtocolCommand {
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             var failed = false
             func say(_ line: Line) {
+                // Cannot fail: strings, numbers and booleans only.
                 FileHandle.standardOutput.write((try! encoder.encode(line)) + Data("\n".utf8))
             }
             while let chunk = try FileHandle.standardInput.read(upToCount: 65_536), !chunk.isEmpty {

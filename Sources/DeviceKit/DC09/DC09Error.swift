@@ -14,6 +14,8 @@ public enum DC09Error: Error, Hashable, Sendable, CustomStringConvertible {
     case content(String)
     case timestamp(String)
     case noKey(account: String?)
+    /// The encrypted content does not open under the account's key.
+    case wrongKey(account: String?)
     case notEncryptedButKeyed(account: String?)
     case encryptedNotHex
     case encryptedLength(Int)
@@ -36,6 +38,7 @@ public enum DC09Error: Error, Hashable, Sendable, CustomStringConvertible {
         case .content(let why): "the content is not DC-09: \(why)"
         case .timestamp(let text): "the timestamp \"\(text)\" is not _HH:MM:SS,MM-DD-YYYY"
         case .noKey(let account): "the frame is encrypted but account \(account ?? "(none)") has no key here"
+        case .wrongKey(let account): "the encrypted content does not decrypt to DC-09 text under account \(account ?? "(none)")'s key: the sender's key differs"
         case .notEncryptedButKeyed(let account): "account \(account ?? "(none)") has a key, so its frames must be encrypted; this one is not"
         case .encryptedNotHex: "the encrypted content is not hex"
         case .encryptedLength(let n): "the encrypted content is \(n) bytes, not a non-zero multiple of 16 (AES blocks)"

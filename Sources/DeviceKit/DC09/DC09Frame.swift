@@ -184,10 +184,10 @@ public struct DC09Frame: Hashable, Sendable {
             } else if let bracket = plain.firstIndex(of: UInt8(ascii: "]")) {
                 start = bracket
             } else {
-                throw .content("no \"|\" or \"]\" after decrypting: wrong key?")
+                throw .wrongKey(account: account)
             }
             guard plain[start...].allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
-                throw .content("it does not decrypt to text: wrong key?")
+                throw .wrongKey(account: account)
             }
             content = Substring(String(decoding: plain[start...], as: UTF8.self))
         } else {

@@ -49,7 +49,7 @@ public struct DC09Receiving: Sendable {
             if let named, accounts[named] == nil { return .answer(nak(now), reason: .unknownAccount) }
             switch error {
             case .noKey: return .answer(nak(now), reason: named == nil ? .unknownAccount : .undecryptable)
-            case .content(let why) where why.hasSuffix("wrong key?"): return .answer(nak(now), reason: .undecryptable)
+            case .wrongKey: return .answer(nak(now), reason: .undecryptable)
             case .unknownID: return .answer(duh(account: named), reason: .unsupported)
             case .notEncryptedButKeyed: return .answer(duh(account: named), reason: .clearFromKeyedAccount)
             default: return .answer(nak(now), reason: .malformed)
@@ -66,8 +66,8 @@ public struct DC09Receiving: Sendable {
         return .store(frame)
     }
 
-    /// The `ACK` of `frame`: its sequence, receiver, line and account; for an encrypted frame, encrypted,
-    /// with our time (`encoded(key:)` with the account's key writes it so).
+    /// The `ACK` of `frame`: its sequence, receiver, line and account; for an encrypted frame, with our time
+    /// (`encoded(_:answering:random:)` then encrypts it under the account's key).
     public func acknowledgement(of frame: DC09Frame, now: DC09Timestamp) -> DC09Frame {
         var ack = answer(.ack, to: frame)
         if frame.encrypted { ack.timestamp = now }
