@@ -40,6 +40,8 @@ public struct DeliveryMachine: Sendable {
         var message: Message
         var attempts: Int
         var generation: Int
+        /// Answered with "later" (a `NAK` busy, a DC-09 `DUH`): not awaiting an answer until it goes again.
+        var deferred = false
     }
 
     /// Held by reference: every device of a load run shares it (`Shared`).
@@ -70,6 +72,9 @@ public struct DeliveryMachine: Sendable {
     /// The message in flight when it is the only one (a DC-09 answer without a sequence is about it).
     public var onlyInFlight: UInt32? { inFlightOrder.count == 1 ? inFlightOrder.first : nil }
     public var isBusy: Bool { waiting > 0 }
+    /// Whether a message waits for the centre's answer: one on the wire, or one queued to go. A message the
+    /// centre answered "later" is not (`tryAgainLater`), so that a link is not taken for dead meanwhile.
+    public var isAwaitingAnswer: Bool { !urgent.isEmpty || !routine.isEmpty || inFlight.values.contains { !$0.deferred } }
 
     /// Messages found in the durable outbox at start, in the outbox's order.
     public mutating func loaded(_ messages: [Message]) -> [Action] {
@@ -140,6 +145,7 @@ public struct DeliveryMachine: Sendable {
         guard isLinkUp, var f = inFlight[id] else { return [] }
         f.attempts += 1
         f.generation += 1
+        f.deferred = false
         inFlight[id] = f
         return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: f.generation), after: timeout(attempts: f.attempts))]
     }
@@ -151,6 +157,7 @@ public struct DeliveryMachine: Sendable {
         guard var f = inFlight[id] else { return [] }
         f.attempts += 1
         f.generation += 1
+        f.deferred = true
         inFlight[id] = f
         let wait = longest ? configuration.maximumTimeout : timeout(attempts: f.attempts)
         return [.scheduleTimer(.retransmit(id: id, generation: f.generation), after: wait)]
@@ -161,6 +168,7 @@ public struct DeliveryMachine: Sendable {
         case .retransmit(let id, let g):
             guard isLinkUp, var f = inFlight[id], f.generation == g else { return [] }
             f.attempts += 1
+            f.deferred = false
             inFlight[id] = f
             return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: g), after: timeout(attempts: f.attempts))]
         }

@@ -714,7 +714,7 @@ public struct DeviceMachine: Sendable {
                 out.append(.observe(.fault("the centre refused \(message.kind.name) \(message.reliableID ?? 0): \(reason)")))
             }
         }
-        return out + run(link.busyChanged(delivery.isBusy, now: now.monotonic), now: now)
+        return out + run(link.busyChanged(delivery.isAwaitingAnswer, now: now.monotonic), now: now)
     }
 
     private mutating func run(_ actions: [LinkHealth.Action], now: Instant) -> [Action] {

@@ -158,8 +158,16 @@ import Testing
         #expect(device.answerLatest().id == .duh)
         #expect(device.removed.isEmpty, "kept in the outbox")
         #expect(device.observed.contains(.dc09NotUnderstood(message: 1)))
-        let last = try #require(device.scheduled.last)
+        let last = try #require(device.scheduled.last { if case .delivery = $0.timer { true } else { false } })
         #expect(last.after == DeliveryMachine.Configuration().maximumTimeout)
+        // Answered "not as it is": the receiver is alive, and the link is not taken for dead while it waits.
+        let unanswered = try #require(device.fire { if case .link(.unanswered) = $0 { true } else { false } })
+        device.advance(10_000)
+        device.run { $0.timerFired(unanswered, now: $1) }
+        #expect(device.disconnects == 0 && !device.observed.contains(.sessionLost(.unanswered)))
+        device.advance(20_000)
+        device.run { $0.timerFired(last.timer, now: $1) }
+        #expect(device.frames.count == 2 && device.frames.last?.data == "#12AB|Nri1/AT000", "tried again after the longest wait")
     }
 
     @Test func oneMessageIsInFlightAtATimeAndTheNextGoesOnTheACK() throws {
