@@ -122,6 +122,21 @@ import Testing
         await centre.stop()
     }
 
+    @Test func nullSupervisionIsAcknowledgedAtOnceAndIsTheDevicesProofOfLife() async throws {
+        let centre = try await Self.start()
+        let client = try await DC09Client.connect(to: centre, over: .datagram)
+        try await client.send(try Self.null(account: "1234", sequence: 3))
+        #expect(try await client.answer(sequence: "0003")?.id == .ack)
+        #expect(try await centre.events.first { $0 == .online(device: 17) } != nil)
+        #expect(centre.metric(#"center_dc09_frames_total{answer="ACK",reason="supervision"}"#) == 1)
+        // An unknown account's NULL proves nothing.
+        try await client.send(try Self.null(account: "9999", sequence: 4))
+        #expect(try await client.answer { $0.id == .nak } != nil)
+        #expect(!centre.events.all.contains { if case .online(let device) = $0 { device != 17 } else { false } })
+        await client.close()
+        await centre.stop()
+    }
+
     // MARK: TCP streams
 
     @Test func severalFramesInOneWriteAndOneFrameAcrossWritesAreEachAnsweredInOrder() async throws {
