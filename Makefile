@@ -77,10 +77,12 @@ dc09-deps:
 	fi
 
 ## Our DC-09 frames against pysiaalarm and dc09-spt, and dc09-spt reporting into our centre's DC-09 port
-## (tools/check_dc09_peers.py).
+## (tools/check_dc09_peers.py), and `devicesim load --protocol dc09` against a pysiaalarm receiver over TCP and
+## UDP, clear and encrypted (tools/check_dc09_load.py).
 dc09-test: deps dc09-deps
 	$(SWIFT) build --product devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
 
 ## The load tester's HTML pages (a run, a failed run, a comparison) in headless Chromium without a network:
 ## banner, plots and tables are there once the page has rendered (tools/check_report_html.py).
@@ -98,7 +100,7 @@ demo: deps
 ## Every test: the independent check of protocol.md's vectors, the documentation's links, the main job as
 ## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
 ## VM test, the attack client against real centres, the load reports in Chromium, our DC-09 frames against
-## pysiaalarm and dc09-spt, then the Swift test suites.
+## pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, then the Swift test suites.
 test: deps vm-deps browser-deps dc09-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
@@ -106,6 +108,7 @@ test: deps vm-deps browser-deps dc09-deps vectors links demo
 	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).

@@ -171,6 +171,28 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Over UDP: how many devices share one socket.")
     var devicesPerSocket: Int = 1000
 
+    @Option(name: .customLong("protocol"), help: ArgumentHelp(
+        "devicekit (ours, the default) or dc09: the devices report over SIA DC-09 to any DC-09 receiver (docs/dc09.md).",
+        discussion: """
+            Over DC-09 each device reports under an account of its own, its id in hex with at least four digits \
+            (device 1 is 0001); a NULL supervision frame goes every --heartbeat-interval (default 60s); latency is \
+            event to ACK. Over UDP each DC-09 device has a socket of its own (a NAK names no account to route it \
+            by). No master key is needed.
+            """))
+    var reportingProtocol: String = "devicekit"
+
+    @Option(help: "Over DC-09: the payload, sia (SIA-DCS) or cid (ADM-CID, Contact ID).")
+    var dc09Format: String = "sia"
+
+    @Option(help: "Over DC-09: a file holding the accounts' AES key in hex (32, 48 or 64 digits); frames are then encrypted.")
+    var dc09KeyFile: String?
+
+    @Option(help: "Over DC-09: the receiver number, hex digits.")
+    var dc09Receiver: String = "0"
+
+    @Option(help: "Over DC-09: the line (account prefix), hex digits.")
+    var dc09Line: String = "0"
+
     /// These options as a command line that parses back to them, one entry an option, in the order above;
     /// an option left out (`nil`) is left to its default.
     var arguments: [String] {
@@ -193,9 +215,17 @@ struct LoadPlanOptions: ParsableArguments {
             ("--drain", drain),
             ("--first-id", firstID),
             ("--devices-per-socket", devicesPerSocket),
+            ("--protocol", reportingProtocol),
+            ("--dc09-format", dc09Format),
+            ("--dc09-key-file", dc09KeyFile),
+            ("--dc09-receiver", dc09Receiver),
+            ("--dc09-line", dc09Line),
         ]
         return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] }
     }
+
+    /// Whether the devices report over DC-09 (`--protocol dc09`).
+    var reportsOverDC09: Bool { reportingProtocol == ReportingProtocol.dc09.rawValue }
 
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as devices are told it; `nil` when not given.
     func heartbeatSeconds() throws -> UInt16? {
@@ -209,6 +239,17 @@ struct LoadPlanOptions: ParsableArguments {
         _ = try heartbeatSeconds()
         guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
         guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
+        guard let reporting = ReportingProtocol(rawValue: reportingProtocol) else {
+            throw ValidationError("--protocol must be devicekit or dc09, not '\(reportingProtocol)'.")
+        }
+        guard DC09Settings.Format(rawValue: dc09Format) != nil else { throw ValidationError("--dc09-format must be sia or cid, not '\(dc09Format)'.") }
+        for (option, value) in [("--dc09-receiver", dc09Receiver), ("--dc09-line", dc09Line)]
+        where !(1...6).contains(value.count) || !value.allSatisfy(\.isHexDigit) {
+            throw ValidationError("\(option) must be 1 to 6 hex digits, not '\(value)'.")
+        }
+        if reporting == .devicekit, dc09KeyFile != nil || dc09Format != "sia" || dc09Receiver != "0" || dc09Line != "0" {
+            throw ValidationError("The --dc09-… options need --protocol dc09.")
+        }
         if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
             throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
         }
@@ -227,6 +268,12 @@ struct LoadPlanOptions: ParsableArguments {
         plan.udpLoss = udpLoss
         plan.callShare = callShare
         plan.callDuration = callDuration?.duration ?? .seconds(30)
+        if reportsOverDC09 {
+            let key = try dc09KeyFile.map { try DC09Key(bytes: try GivenKey.file($0, what: "the DC-09 key file").bytes(.dc09)) }
+            plan.dc09 = DC09Load(framing: DC09FrameSession.Configuration(
+                account: "0000", receiver: dc09Receiver.uppercased(), line: dc09Line.uppercased(),
+                payload: DC09Settings.Format(rawValue: dc09Format)?.id ?? .siaDCS, key: key))
+        }
         if let scenario {
             let text = try readTextFile(scenario, what: "the scenario", advice: "check the path (an example: examples/load/power-cut.toml)")
             do { plan.scenario = try LoadScenario(toml: text, file: scenario) } catch {
@@ -279,7 +326,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         guard planOptions.center != nil || spawnedCenter.spawnCenter else {
             throw ValidationError("Name the centre with --center HOST:PORT, or let the tool start one with --spawn-center.")
         }
-        guard masterKey.isGiven() else {
+        guard masterKey.isGiven() || planOptions.reportsOverDC09 else {
             throw ValidationError("Give the fleet master key the centre uses: --master-file FILE, $\(MasterKeyOptions.environmentVariable), or systemd credentials (\(MasterKeyOptions.credentialName)).")
         }
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
@@ -319,12 +366,16 @@ struct LoadRunCommand: AsyncParsableCommand {
 
     /// The master key in hex, checked, for a file that a spawned centre or the workers read.
     func masterHex() throws -> String {
-        Hex.encode(try masterKey.bytes() ?? [])
+        Hex.encode(try masterKey.bytes() ?? (planOptions.reportsOverDC09 ? Self.unusedMaster : []))
     }
 
+    /// The master of a DC-09 run given none: DC-09 frames are not sealed, so the devices' keys are never used.
+    static let unusedMaster = [UInt8](repeating: 0, count: 32)
+
     private func fleetMasterKey() throws -> FleetMasterKey {
-        guard let key = try masterKey.key() else { throw ValidationError("no fleet master key given") }
-        return key
+        if let key = try masterKey.key() { return key }
+        if planOptions.reportsOverDC09 { return try FleetMasterKey(bytes: Self.unusedMaster) }
+        throw ValidationError("no fleet master key given")
     }
 
     private func plan(centre: SocketAddress) throws -> LoadPlan {

@@ -14,6 +14,7 @@ import Testing
             "--devices-per-socket", "64",
         ],
         ["--devices", "3", "--scenario", "power-cut.toml", "--heartbeat", "9s"],
+        ["--devices", "5", "--protocol", "dc09", "--dc09-format", "cid", "--dc09-key-file", "aes.hex", "--dc09-receiver", "7", "--dc09-line", "3A"],
     ]
 
     /// Each option's value, by property name (`_devices`, …), as the parser left it.

@@ -16,6 +16,8 @@
 public struct AlarmMachine: Sendable {
     public enum Timer: Hashable, Sendable {
         case retryStore(generation: Int)
+        /// Over DC-09: the cancel window of a delivered alarm ended; the device's part is done.
+        case handedOver(generation: Int)
     }
 
     public enum Action: Hashable, Sendable {
@@ -117,6 +119,16 @@ public struct AlarmMachine: Sendable {
         return [.story(.delivered(alarmID: alarmID)), .setIndicator(.delivered)]
     }
 
+    /// The receiving centre acknowledged the alarm over a protocol that tells no case's progress (SIA DC-09):
+    /// the ACK is the end of the device's part. The alarm stays open until its cancel window ends (the person
+    /// may still withdraw it), then the device is idle: a later press is a new alarm, not a repeated one.
+    public mutating func deliveredWithoutCase(alarmID: UInt32, now: Duration) -> [Action] {
+        let actions = delivered(alarmID: alarmID)
+        guard !actions.isEmpty, case .open(_, _, let pressedAt) = state else { return actions }
+        generation += 1
+        return actions + [.scheduleTimer(.handedOver(generation: generation), after: max(.zero, pressedAt + cancelWindow - now))]
+    }
+
     public mutating func caseUpdated(_ update: CaseUpdate) -> [Action] {
         guard case .open(let alarm, let phase, let pressedAt) = state, alarm.id == update.alarmID else { return [] }
         if let shown = caseState, update.state.rawValue <= shown.rawValue, update.state.isKnown { return [] }
@@ -150,6 +162,10 @@ public struct AlarmMachine: Sendable {
         case .retryStore(let g):
             guard g == generation, case .storing(let kind, let pressedAt, let hold) = state else { return [] }
             return [.storeAlarm(kind: kind, pressedAt: pressedAt, holdMilliseconds: hold)]
+        case .handedOver(let g):
+            guard g == generation, case .open(let alarm, .delivered, _) = state else { return [] }
+            state = .idle
+            return [.story(.closed(alarmID: alarm.id)), .setIndicator(.idle)]
         }
     }
 }

@@ -67,6 +67,8 @@ public struct DeliveryMachine: Sendable {
     }
 
     public var waiting: Int { urgent.count + routine.count + inFlight.count }
+    /// The message in flight when it is the only one (a DC-09 answer without a sequence is about it).
+    public var onlyInFlight: UInt32? { inFlightOrder.count == 1 ? inFlightOrder.first : nil }
     public var isBusy: Bool { waiting > 0 }
 
     /// Messages found in the durable outbox at start, in the outbox's order.
@@ -109,7 +111,7 @@ public struct DeliveryMachine: Sendable {
     }
 
     public mutating func nakReceived(_ nak: Nak) -> [Action] {
-        guard var f = inFlight[nak.id] else { return [] }
+        guard let f = inFlight[nak.id] else { return [] }
         let final: Bool
         switch nak.reason {
         case .rateLimited, .busy: final = false
@@ -121,10 +123,37 @@ public struct DeliveryMachine: Sendable {
             return [.remove(id: nak.id), .refused(f.message, nak.reason)] + sendMore()
         }
         // Retry later, as if the timeout had fired: keeps the backoff growing.
+        return tryAgainLater(id: nak.id, longest: false)
+    }
+
+    /// Message `id` cannot be carried by the link's protocol (over DC-09: a diagnostics report, a press during
+    /// an open alarm): it leaves the outbox unsent, and what waits behind it goes.
+    public mutating func withdrawn(id: UInt32) -> [Action] {
+        guard inFlight.removeValue(forKey: id) != nil else { return [] }
+        inFlightOrder.removeAll { $0 == id }
+        return [.remove(id: id)] + sendMore()
+    }
+
+    /// Sends message `id` again now, as a retransmission (a DC-09 receiver's `NAK` after the clock was
+    /// corrected: the next try would be refused for the same reason otherwise).
+    public mutating func sendAgainNow(id: UInt32) -> [Action] {
+        guard isLinkUp, var f = inFlight[id] else { return [] }
         f.attempts += 1
         f.generation += 1
-        inFlight[nak.id] = f
-        return [.scheduleTimer(.retransmit(id: nak.id, generation: f.generation), after: timeout(attempts: f.attempts))]
+        inFlight[id] = f
+        return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: f.generation), after: timeout(attempts: f.attempts))]
+    }
+
+    /// Keeps message `id` and tries it again later: after the next backoff step, or after the longest wait
+    /// (`maximumTimeout`) when `longest` (a DC-09 `DUH`: the receiver does not take it as it is, and may be
+    /// reconfigured). Nothing is dropped.
+    public mutating func tryAgainLater(id: UInt32, longest: Bool) -> [Action] {
+        guard var f = inFlight[id] else { return [] }
+        f.attempts += 1
+        f.generation += 1
+        inFlight[id] = f
+        let wait = longest ? configuration.maximumTimeout : timeout(attempts: f.attempts)
+        return [.scheduleTimer(.retransmit(id: id, generation: f.generation), after: wait)]
     }
 
     public mutating func timerFired(_ timer: Timer) -> [Action] {

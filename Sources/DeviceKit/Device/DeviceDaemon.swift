@@ -80,6 +80,7 @@ public struct DeviceDaemon: Service {
             cancelWindow: .milliseconds(Int(config.alarm.cancelWindowMilliseconds)),
             defaultHeartbeatInterval: .seconds(Int(config.heartbeatIntervalSeconds)))
         runtimeConfiguration.faultInjection = faultInjection
+        if let dc09 = config.dc09 { runtimeConfiguration.dc09 = (try dc09.frameSession(), .seconds(Int(dc09.supervisionSeconds))) }
         logger.info(
             "device starting",
             metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "center": "\(config.primaryCentre)",
@@ -223,6 +224,15 @@ public struct DeviceDaemon: Service {
             case .attemptFailed(let cause): logger.debug("attempt to open a session failed", metadata: ["cause": "\(cause)"])
             case .callOffered(let callID, let alarmID, let declined):
                 logger.info(declined ? "call declined: it belongs to no alarm" : "call offered", metadata: ["call.id": "\(callID)", "alarm.id": "\(alarmID)"])
+            case .dc09Refused(let message, let time):
+                logger.notice("the DC-09 receiver refused a frame (NAK)", metadata: [
+                    "id": "\(message.map(String.init) ?? "none")", "receiver.time": "\(time.map { "\($0)" } ?? "none")",
+                ])
+            case .dc09NotUnderstood(let message):
+                logger.error("the DC-09 receiver does not take message \(message.map(String.init) ?? "(unknown)") (DUH): it stays in the outbox and is tried again at the longest backoff; check the receiver's account and code settings")
+            case .dc09Unreadable(let why): logger.notice("an answer from the DC-09 receiver is not DC-09: \(why)")
+            case .notReported(let message):
+                logger.info("not reported over DC-09 (the protocol does not carry it)", metadata: ["message": "\(message.kind.name)", "id": "\(message.reliableID ?? 0)"])
             case .connected, .heartbeatRoundTrip, .nakReceived, .heartbeatSent, .reliableSent, .caseUpdateReceived:
                 logger.debug("\(o.kind)")
             }

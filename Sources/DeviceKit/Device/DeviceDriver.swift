@@ -172,22 +172,31 @@ extension DeviceDriver {
             future = bootstrap
                 .connectTimeout(TimeAmount(connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { [self] channel in
+                .channelInitializer { [self, dc09 = driver.machine.reportsOverDC09] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder()),
-                            InboundFrames<Self, SealedFrame>(device: self, generation: generation) { $0 })
+                        if dc09 {
+                            try channel.pipeline.syncOperations.addHandler(InboundDC09Answers<Self, ByteBuffer>(device: self, generation: generation, stream: true))
+                        } else {
+                            try channel.pipeline.syncOperations.addHandlers(
+                                ByteToMessageHandler(FrameDecoder()),
+                                InboundFrames<Self, SealedFrame>(device: self, generation: generation) { $0 })
+                        }
                     }
                 }
                 .connect(to: address(path))
         case .udp:
             future = DatagramBootstrap(group: eventLoop)
-                .channelInitializer { [self] channel in
+                .channelInitializer { [self, dc09 = driver.machine.reportsOverDC09] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            InboundFrames<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation) {
-                                try? SealedFrame(datagram: $0.data)
-                            })
+                        if dc09 {
+                            try channel.pipeline.syncOperations.addHandler(
+                                InboundDC09Answers<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation, stream: false))
+                        } else {
+                            try channel.pipeline.syncOperations.addHandler(
+                                InboundFrames<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation) {
+                                    try? SealedFrame(datagram: $0.data)
+                                })
+                        }
                     }
                 }
                 .bind(host: address(path).protocol == .inet6 ? "::" : "0.0.0.0", port: 0)
@@ -210,6 +219,12 @@ extension DeviceDriver {
         guard !driver.stopped else { return }
         let generation = generation ?? driver.generation
         feed { $0.frameReceived(frame, generation: generation, now: $1) }
+    }
+
+    /// A DC-09 answer (one frame) from the connection of `generation`.
+    func receivedDC09(_ frame: [UInt8], generation: Int) {
+        guard !driver.stopped else { return }
+        feed { $0.dc09AnswerReceived(frame, generation: generation, now: $1) }
     }
 
     /// The connection of `generation` closed (or, on the shared socket, the session was dropped).
@@ -309,5 +324,43 @@ final class InboundFrames<Device: DeviceDriver, InboundIn>: ChannelInboundHandle
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)  // a TCP stream with a bad frame cannot be resynchronised
+    }
+}
+
+/// Receives a DC-09 device's answers: from a TCP stream, cut into frames by `DC09FrameSplitter` (several may
+/// come in one read, one across reads; what lies between frames is skipped), or one a datagram.
+final class InboundDC09Answers<Device: DeviceDriver, InboundIn>: ChannelInboundHandler {
+    private let device: Device
+    private let generation: Int
+    private var splitter: DC09FrameSplitter?
+
+    init(device: Device, generation: Int, stream: Bool) {
+        self.device = device
+        self.generation = generation
+        self.splitter = stream ? DC09FrameSplitter() : nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes: ByteBuffer =
+            switch unwrapInboundIn(data) {
+            case let buffer as ByteBuffer: buffer
+            case let envelope as AddressedEnvelope<ByteBuffer>: envelope.data
+            default: ByteBuffer()
+            }
+        guard var splitter else { return device.receivedDC09(Array(bytes.readableBytesView), generation: generation) }
+        self.splitter = nil  // not copied while it is fed
+        let pieces = splitter.feed(bytes.readableBytesView)
+        self.splitter = splitter
+        for piece in pieces {
+            if case .frame(let frame) = piece { device.receivedDC09(frame, generation: generation) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        device.connectionClosed(generation: generation)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }

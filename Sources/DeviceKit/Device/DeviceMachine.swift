@@ -38,6 +38,9 @@ public struct DeviceMachine: Sendable {
         /// Heartbeat at this interval whatever the centre's `sessionAccept` says (the load tester's
         /// `--heartbeat-interval`); `nil`: the centre's.
         public var heartbeatOverride: UInt16?
+        /// Report over SIA DC-09 instead of our protocol (`reportOverDC09`): the account, receiver, line,
+        /// payload and key; `nil`: our protocol.
+        public private(set) var dc09: DC09FrameSession.Configuration?
 
         public init(
             link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
@@ -75,6 +78,17 @@ public struct DeviceMachine: Sendable {
         public var health: LinkHealth.Configuration {
             get { healthSettings.value }
             set { healthSettings.value = newValue }
+        }
+
+        /// Reports over SIA DC-09 (docs/dc09.md) instead of our protocol: no handshake (the link is up once the
+        /// transport is), `NULL` supervision every `supervision` (down after two and a half without an
+        /// answer, as our heartbeats), and one message in flight at a time — a receiver's `NAK` names no
+        /// sequence, so it must be the one message waiting. The outbox and its rules stay as they are.
+        public mutating func reportOverDC09(_ dc09: DC09FrameSession.Configuration, supervision: Duration) {
+            self.dc09 = dc09
+            link.handshake = false
+            link.defaultHeartbeatInterval = supervision
+            delivery.window = 1
         }
 
         /// The sub-machines, sharing their settings with every machine built from this configuration.
@@ -159,7 +173,8 @@ public struct DeviceMachine: Sendable {
     private var press: PressDetector
     private var link: LinkMachine
     private var health: LinkHealth
-    private var frames: DeviceFrameSession
+    /// Our protocol's sealing and opening, or DC-09's framing.
+    private var framing: Framing
     private var handled: HandledIDs
     /// Why frames cannot be sealed (the counter reservation is lost): nothing is ever sent then.
     private var counterFault: String?
@@ -190,19 +205,35 @@ public struct DeviceMachine: Sendable {
     private var call = CallMachine(role: .callee)
     private var heartbeatsInFlight = HeartbeatsInFlight()
 
-    public init(configuration: Configuration, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
-        self.init(settings: Shared(configuration), key: key, storedCounterLimit: storedCounterLimit, counterFault: counterFault, seed: seed)
+    public init(
+        configuration: Configuration, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil,
+        dc09Account: String? = nil, seed: UInt64
+    ) {
+        self.init(
+            settings: Shared(configuration), key: key, storedCounterLimit: storedCounterLimit, counterFault: counterFault,
+            dc09Account: dc09Account, seed: seed)
     }
 
-    /// A machine whose configuration is shared with others (the devices of a load run): `key` is its own.
-    public init(settings: Shared<Configuration>, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil, seed: UInt64) {
+    /// A machine whose configuration is shared with others (the devices of a load run): `key` is its own,
+    /// and over DC-09 `dc09Account` (the configuration's when nil).
+    public init(
+        settings: Shared<Configuration>, key: DeviceKey, storedCounterLimit: UInt64?, counterFault: String? = nil,
+        dc09Account: String? = nil, seed: UInt64
+    ) {
         self.settings = settings
         let configuration = settings.value
         (press, events, link, delivery, health) = configuration.machines(seed: seed)
         alarm = AlarmMachine(cancelWindow: configuration.cancelWindow)
-        frames = DeviceFrameSession(key: key, storedCounterLimit: storedCounterLimit ?? 0)
         handled = HandledIDs(capacity: configuration.handledIDs)
-        self.counterFault = storedCounterLimit == nil ? (counterFault ?? "the frame counter reservation is unknown") : counterFault
+        if var dc09 = configuration.dc09 {
+            // DC-09 frames carry no counter: the reservation and its faults do not concern them.
+            if let dc09Account { dc09.account = dc09Account }
+            framing = .dc09(DeviceDC09Framing(configuration: dc09, seed: seed ^ 5))
+            self.counterFault = nil
+        } else {
+            framing = .ours(DeviceFrameSession(key: key, storedCounterLimit: storedCounterLimit ?? 0))
+            self.counterFault = storedCounterLimit == nil ? (counterFault ?? "the frame counter reservation is unknown") : counterFault
+        }
     }
 
     // MARK: Reading
@@ -218,7 +249,15 @@ public struct DeviceMachine: Sendable {
     // getter was inlined into a driver that borrows the machine ("Found outside of lifetime use").
     @inline(never) public var callID: UInt32? { call.callID }
     public var callIsActive: Bool { call.isActive }
-    public var refusedFrames: [ProtocolError.Category: Int] { frames.refused }
+    public var refusedFrames: [ProtocolError.Category: Int] {
+        if case .ours(let frames) = framing { return frames.refused }
+        return [:]
+    }
+    /// Whether the device reports over DC-09: the driver cuts its stream into DC-09 frames then.
+    public var reportsOverDC09: Bool {
+        if case .dc09 = framing { return true }
+        return false
+    }
     /// Whether reports about the connection of `generation` still count (it is the latest asked for).
     public func isCurrentConnection(_ generation: Int) -> Bool { generation == connectionGeneration && !stopped }
 
@@ -322,7 +361,7 @@ public struct DeviceMachine: Sendable {
 
     /// The counter limit asked for is on durable storage: seal what waited for it.
     public mutating func countersReserved(_ limit: UInt64, now: Instant) -> [Action] {
-        frames.counterReservationStored(limit)
+        modifyOurFrames { $0.counterReservationStored(limit) }
         reservationPending = false
         let waiting = unsealed
         unsealed = []
@@ -342,7 +381,7 @@ public struct DeviceMachine: Sendable {
 
     public mutating func connected(generation: Int, now: Instant) -> [Action] {
         guard generation == connectionGeneration, !stopped else { return [] }
-        return [.observe(.connected(path))] + run(link.connected(), now: now)
+        return [.observe(.connected(path))] + run(link.connected(now: now.monotonic), now: now)
     }
 
     /// The connection could not be opened; `cause` in plain words (`LinkCause.connectFailed`).
@@ -357,7 +396,7 @@ public struct DeviceMachine: Sendable {
     public mutating func closed(generation: Int, now: Instant) -> [Action] {
         guard generation == connectionGeneration, !stopped else { return [] }
         connectionGeneration += 1
-        frames.reset()
+        resetFraming()
         return run(link.disconnected(), now: now)
     }
 
@@ -365,8 +404,11 @@ public struct DeviceMachine: Sendable {
     public mutating func frameReceived(_ frame: SealedFrame, generation: Int, now: Instant) -> [Action] {
         guard generation == connectionGeneration, !stopped else { return [] }
         let message: Message
-        do {
-            message = try frames.open(frame)
+        do throws(ProtocolError) {
+            guard let opened = try modifyOurFrames({ frames throws(ProtocolError) in try frames.open(frame) }) else {
+                return []  // a DC-09 device reads DC-09 answers (`dc09AnswerReceived`), never our frames
+            }
+            message = opened
         } catch {
             var actions: [Action] = [.observe(.refused(error))]
             // An authentic reliable message this version cannot read (a later version's critical
@@ -426,6 +468,74 @@ public struct DeviceMachine: Sendable {
             break  // up-only messages; the frame session refuses them before this
         }
         return actions
+    }
+
+    // MARK: SIA DC-09
+
+    /// An answer from the DC-09 receiver came on the connection of `generation`: a frame the driver cut
+    /// from the TCP stream (`DC09FrameSplitter`), or a datagram.
+    public mutating func dc09AnswerReceived(_ bytes: some Collection<UInt8>, generation: Int, now: Instant) -> [Action] {
+        guard generation == connectionGeneration, !stopped, case .dc09(var dc09) = framing else { return [] }
+        let offsetBefore = dc09.session.clockOffset
+        framing = .modifying
+        let (answer, roundTrip) = dc09.answer(bytes, wall: now.wall, at: now.monotonic)
+        let clockMoved = dc09.session.clockOffset != offsetBefore
+        framing = .dc09(dc09)
+        if case .unreadable(let error) = answer { return [.observe(.dc09Unreadable("\(error)"))] }
+        link.answerHeard(now: now.monotonic)
+        switch answer {
+        case .acknowledged(let id):
+            return run(delivery.ackReceived(id: id), now: now)
+        case .supervisionAnswered:
+            guard let roundTrip else { return [] }
+            delivery.roundTripMeasured(roundTrip)
+            return [.observe(.heartbeatRoundTrip(roundTrip))]
+        case .refused(let id, let receiverTime):
+            // A NAK names no sequence (0000): it refuses the one message in flight (the window is 1).
+            let refused = id ?? delivery.onlyInFlight
+            let actions: [Action] = [.observe(.dc09Refused(message: refused, receiverTime: receiverTime))]
+            guard let refused else { return actions }
+            // A NAK that moved our clock: the frame goes again at once, stamped with the receiver's time. One
+            // that did not (the clock was right; refused for another reason): after the backoff, as a timeout.
+            return actions
+                + run(clockMoved ? delivery.sendAgainNow(id: refused) : delivery.tryAgainLater(id: refused, longest: false), now: now)
+        case .notUnderstood(let id):
+            let message = id ?? delivery.onlyInFlight
+            return [.observe(.dc09NotUnderstood(message: message))]
+                + (message.map { run(delivery.tryAgainLater(id: $0, longest: true), now: now) } ?? [])
+        case .unmatched, .unreadable:
+            return []  // a late answer to a message already acknowledged: nothing left to do
+        }
+    }
+
+    /// A `NULL` supervision frame, as our heartbeat.
+    private mutating func supervise(now: Instant) -> [Action] {
+        guard case .dc09(var dc09) = framing else { return [] }
+        framing = .modifying
+        defer { framing = .dc09(dc09) }
+        do {
+            let frame = try dc09.supervision(wall: now.wall, at: now.monotonic)
+            return [.transmit(ByteBuffer(bytes: frame), to: path), .observe(.heartbeatSent)]
+        } catch {
+            return [.observe(.fault("cannot write a DC-09 supervision frame: \(error)"))]
+        }
+    }
+
+    /// A reliable message as a DC-09 frame; one DC-09 does not carry leaves the outbox unsent.
+    private mutating func transmitOverDC09(_ message: Message, now: Instant) -> [Action] {
+        guard case .dc09(var dc09) = framing else { return [] }
+        framing = .modifying
+        let framed = Result { () throws(DC09Error) in try dc09.frame(message, wall: now.wall) }
+        framing = .dc09(dc09)
+        switch framed {
+        case .success(let frame?):
+            return [.transmit(ByteBuffer(bytes: frame), to: path), .observe(.reliableSent(message))]
+        case .success(nil):
+            guard let id = message.reliableID else { return [] }  // an ack or a heartbeat: DC-09 has its own
+            return [.observe(.notReported(message))] + run(delivery.withdrawn(id: id), now: now)
+        case .failure(let error):
+            return [.observe(.fault("cannot frame \(message.kind.name) \(message.reliableID ?? 0) for DC-09: \(error)"))]
+        }
     }
 
     // MARK: Calls
@@ -544,11 +654,13 @@ public struct DeviceMachine: Sendable {
                 out.append(.connect(path, generation: connectionGeneration))
             case .disconnect:
                 connectionGeneration += 1
-                frames.reset()
+                resetFraming()
                 out.append(.disconnect)
             case .send(let message):
                 if case .sessionStart = message { sessionStartSentAt = now.monotonic }
                 out += seal(message, now: now)
+            case .sendHeartbeat where reportsOverDC09:
+                out += supervise(now: now)
             case .sendHeartbeat:
                 var status = events.status
                 if delivery.isBusy { status.insert(.backlog) }
@@ -558,8 +670,10 @@ public struct DeviceMachine: Sendable {
             case .scheduleTimer(let timer, let after):
                 out.append(.schedule(.link(timer), after: after))
             case .sessionEstablished(let path, let accept):
-                if let sent = sessionStartSentAt { correctClock(centreTime: accept.centreTime, roundTrip: now.monotonic - sent, now: now) }
-                apply(accept.settings)
+                if let accept {
+                    if let sent = sessionStartSentAt { correctClock(centreTime: accept.centreTime, roundTrip: now.monotonic - sent, now: now) }
+                    apply(accept.settings)
+                }
                 self.path = path
                 out.append(.observe(.sessionEstablished(path)))
                 out += run(health.sessionEstablished(now: now.monotonic), now: now)
@@ -567,7 +681,7 @@ public struct DeviceMachine: Sendable {
                 out += run(delivery.linkUp(), now: now)
             case .sessionLost(let reason):
                 delivery.linkDown()
-                frames.reset()
+                resetFraming()
                 heartbeatsInFlight = HeartbeatsInFlight()
                 out.append(.observe(.sessionLost(reason)))
                 out += run(health.sessionLost(dead: reason == .silent || reason == .unanswered, cause: cause(of: reason), now: now.monotonic), now: now)
@@ -593,7 +707,9 @@ public struct DeviceMachine: Sendable {
                 out.append(.remove(id: id))
             case .delivered(let message):
                 out.append(.observe(.delivered(message)))
-                if case .alarm(let a) = message { out += run(alarm.delivered(alarmID: a.id), now: now) }
+                if case .alarm(let a) = message {
+                    out += run(reportsOverDC09 ? alarm.deliveredWithoutCase(alarmID: a.id, now: now.monotonic) : alarm.delivered(alarmID: a.id), now: now)
+                }
             case .refused(let message, let reason):
                 out.append(.observe(.fault("the centre refused \(message.kind.name) \(message.reliableID ?? 0): \(reason)")))
             }
@@ -649,6 +765,34 @@ public struct DeviceMachine: Sendable {
 
     // MARK: Helpers
 
+    /// How frames are made and read: our protocol's sealed frames, or DC-09's. `modifying` is held only
+    /// while a payload is changed in place (so that its storage is not copied).
+    private enum Framing: Sendable {
+        case ours(DeviceFrameSession)
+        case dc09(DeviceDC09Framing)
+        case modifying
+    }
+
+    /// Runs `body` on our protocol's frame session; nil over DC-09.
+    private mutating func modifyOurFrames<R, E: Error>(_ body: (inout DeviceFrameSession) throws(E) -> R) throws(E) -> R? {
+        guard case .ours(var frames) = framing else { return nil }
+        framing = .modifying
+        defer { framing = .ours(frames) }
+        return try body(&frames)
+    }
+
+    /// The connection ended: nothing sent on it will be answered.
+    private mutating func resetFraming() {
+        switch framing {
+        case .ours: modifyOurFrames { $0.reset() }
+        case .dc09(var dc09):
+            framing = .modifying
+            dc09.reset()
+            framing = .dc09(dc09)
+        case .modifying: break
+        }
+    }
+
     private func storeDraft(_ draft: Draft) -> [Action] { [.store(draft)] }
 
     /// The centre the device is trying to reach, in words.
@@ -664,6 +808,7 @@ public struct DeviceMachine: Sendable {
 
     /// Seals `message` for the connection, or asks for a counter reservation first (and keeps it until then).
     private mutating func seal(_ message: Message, now: Instant) -> [Action] {
+        if reportsOverDC09 { return transmitOverDC09(message, now: now) }
         guard counterFault == nil else { return [] }
         if reservationPending {
             unsealed.append(message)
@@ -671,7 +816,9 @@ public struct DeviceMachine: Sendable {
         }
         var buffer = ByteBuffer()
         do {
-            switch try frames.seal(message, into: &buffer) {
+            switch try modifyOurFrames({ frames throws(ProtocolError) in try frames.seal(message, into: &buffer) }) {
+            case nil:
+                return []  // not sealed: a DC-09 device took the branch above
             case .reserveCounters(let limit):
                 reservationPending = true
                 unsealed.append(message)

@@ -200,7 +200,7 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
 extension DeviceRuntimeConfiguration {
     /// The machine's part of the configuration.
     var machine: DeviceMachine.Configuration {
-        DeviceMachine.Configuration(
+        var machine = DeviceMachine.Configuration(
             link: .init(
                 hasSecondary: secondary != nil,
                 sessionStart: SessionStart(
@@ -209,6 +209,8 @@ extension DeviceRuntimeConfiguration {
                 returnToPrimaryAfter: returnToPrimaryAfter),
             delivery: delivery, press: press, events: events, cancelWindow: cancelWindow,
             primaryName: LinkCause.address(primary), secondaryName: secondary.map(LinkCause.address))
+        if let dc09 { machine.reportOverDC09(dc09.framing, supervision: dc09.supervision) }
+        return machine
     }
 }
 

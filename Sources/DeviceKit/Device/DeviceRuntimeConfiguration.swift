@@ -33,6 +33,9 @@ public struct DeviceRuntimeConfiguration: Sendable {
     public var faultInjection: FaultInjection?
     /// The voice link: silence timeout, RTCP interval, signal, video (protocol.md §4.8).
     public var media: MediaLink.Parameters
+    /// Report over SIA DC-09 (`[center] protocol = "dc09"`) with this framing and a `NULL` supervision
+    /// frame every `supervision`; `nil`: our protocol.
+    public var dc09: (framing: DC09FrameSession.Configuration, supervision: Duration)?
 
     public init(
         key: DeviceKey, primary: SocketAddress, secondary: SocketAddress? = nil, transport: Transport = .tcp,
@@ -109,6 +112,15 @@ public struct DeviceObservation: Sendable {
         case reliableSent(Message)
         /// A new case update from the centre (not a retransmission).
         case caseUpdateReceived(CaseUpdate)
+        /// Over DC-09: the receiver refused a frame (`NAK`; its time, when it gave one, corrected the
+        /// clock), `message` the one it refused when known.
+        case dc09Refused(message: UInt32?, receiverTime: DC09Timestamp?)
+        /// Over DC-09: the receiver does not take message `message` as it is (`DUH`); it stays in the outbox.
+        case dc09NotUnderstood(message: UInt32?)
+        /// Over DC-09: an answer that is not DC-09, or answers nothing in flight.
+        case dc09Unreadable(String)
+        /// Over DC-09: a message the protocol does not carry, removed from the outbox unsent.
+        case notReported(Message)
     }
 }
 

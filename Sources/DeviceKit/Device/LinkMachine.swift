@@ -17,6 +17,10 @@
 /// secondary is configured). Established on the secondary, the device probes the primary every
 /// `returnToPrimaryAfter` while nothing is in flight, and stays on the primary when that works.
 ///
+/// Without a handshake (`Configuration.handshake` false: a device reporting over SIA DC-09, docs/dc09.md) the
+/// link is established once the transport is open, at the configured interval; `sendHeartbeat` is then the
+/// protocol's supervision message, and any answer from the receiver (`answerHeard`) is what keeps it alive.
+///
 /// Pure: time comes in as `now` (monotonic, since the runtime started), randomness from a seeded generator.
 public struct LinkMachine: Sendable {
     public enum Path: String, Hashable, Sendable { case primary, secondary }
@@ -38,8 +42,8 @@ public struct LinkMachine: Sendable {
         /// Send a heartbeat with the device's live status and battery.
         case sendHeartbeat
         case scheduleTimer(Timer, after: Duration)
-        /// The session is open: send what waits, with the centre's settings.
-        case sessionEstablished(Path, SessionAccept)
+        /// The session is open: send what waits, with the centre's settings (`nil` without a handshake).
+        case sessionEstablished(Path, SessionAccept?)
         /// The session ended: what was in flight goes back to waiting.
         case sessionLost(reason: LinkLossReason)
         /// An attempt to open a session on `Path` failed before it opened (`LinkHealth` counts them).
@@ -57,13 +61,17 @@ public struct LinkMachine: Sendable {
         /// With reliable messages waiting, nothing authentic from the centre for this long ends the session.
         /// Longer than a slow journal commit (the centre acks after its fsync) and the first retransmissions.
         public var unansweredAfter: Duration
+        /// Whether a session is opened with `sessionStart` (our protocol); without (DC-09) the link is up
+        /// once the transport is, and heartbeats go at `defaultHeartbeatInterval`.
+        public var handshake: Bool
 
         public init(
             hasSecondary: Bool, sessionStart: SessionStart, defaultHeartbeatInterval: Duration = .seconds(30),
             handshakeTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(),
             returnToPrimaryAfter: Duration = .seconds(300), failuresBeforeSwitchingPath: Int = 2,
-            unansweredAfter: Duration = .seconds(10)
+            unansweredAfter: Duration = .seconds(10), handshake: Bool = true
         ) {
+            self.handshake = handshake
             self.hasSecondary = hasSecondary
             self.sessionStart = sessionStart
             self.defaultHeartbeatInterval = defaultHeartbeatInterval
@@ -144,15 +152,23 @@ public struct LinkMachine: Sendable {
         return wasConnected ? [.disconnect] : []
     }
 
-    /// The transport is open (TCP connected, or UDP socket ready): open a session.
-    public mutating func connected() -> [Action] {
+    /// The transport is open (TCP connected, or UDP socket ready): open a session (or, without a
+    /// handshake, the link is up).
+    public mutating func connected(now: Duration = .zero) -> [Action] {
         guard case .connecting(let path) = state else { return [] }
+        guard configuration.handshake else { return establish(path, accept: nil, now: now) }
         state = .handshaking(path)
         generation += 1
         return [
             .send(.sessionStart(configuration.sessionStart)),
             .scheduleTimer(.handshakeTimeout(generation: generation), after: configuration.handshakeTimeout),
         ]
+    }
+
+    /// Without a handshake: the receiver answered something (a DC-09 `ACK`, `NAK` or `DUH`), so the link lives.
+    public mutating func answerHeard(now: Duration) {
+        guard case .established(let path, let interval, _) = state else { return }
+        state = .established(path, heartbeatInterval: interval, lastHeard: now)
     }
 
     public mutating func connectFailed() -> [Action] {
@@ -177,23 +193,7 @@ public struct LinkMachine: Sendable {
         switch state {
         case .handshaking(let path):
             guard case .sessionAccept(let accept) = message else { return [] }
-            let interval =
-                accept.heartbeatIntervalSeconds > 0
-                ? Duration.seconds(Int(accept.heartbeatIntervalSeconds)) : configuration.defaultHeartbeatInterval
-            state = .established(path, heartbeatInterval: interval, lastHeard: now)
-            generation += 1
-            failures = 0
-            failuresOnPath = 0
-            var actions: [Action] = [
-                .sessionEstablished(path, accept),
-                .scheduleTimer(.heartbeat(generation: generation), after: interval),
-                .scheduleTimer(.deadLink(generation: generation), after: Self.deadAfter(interval)),
-            ]
-            if busy { actions += beginWaiting(now: now) }
-            if path == .secondary {
-                actions.append(.scheduleTimer(.returnToPrimary(generation: generation), after: configuration.returnToPrimaryAfter))
-            }
-            return actions
+            return establish(path, accept: accept, now: now)
         case .established(let path, let interval, _):
             if case .sessionAccept = message { return [] }
             state = .established(path, heartbeatInterval: interval, lastHeard: now)
@@ -201,6 +201,26 @@ public struct LinkMachine: Sendable {
         case .idle, .connecting, .waiting, .stopped:
             return []
         }
+    }
+
+    private mutating func establish(_ path: Path, accept: SessionAccept?, now: Duration) -> [Action] {
+        let interval =
+            if let seconds = accept?.heartbeatIntervalSeconds, seconds > 0 { Duration.seconds(Int(seconds)) }
+            else { configuration.defaultHeartbeatInterval }
+        state = .established(path, heartbeatInterval: interval, lastHeard: now)
+        generation += 1
+        failures = 0
+        failuresOnPath = 0
+        var actions: [Action] = [
+            .sessionEstablished(path, accept),
+            .scheduleTimer(.heartbeat(generation: generation), after: interval),
+            .scheduleTimer(.deadLink(generation: generation), after: Self.deadAfter(interval)),
+        ]
+        if busy { actions += beginWaiting(now: now) }
+        if path == .secondary {
+            actions.append(.scheduleTimer(.returnToPrimary(generation: generation), after: configuration.returnToPrimaryAfter))
+        }
+        return actions
     }
 
     /// Reliable messages are (or are no longer) in flight. When they begin to wait in a session, the

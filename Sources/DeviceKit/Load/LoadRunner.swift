@@ -59,6 +59,8 @@ public struct LoadPlan: Sendable {
     public var keepsAcknowledgedAlarms = false
     /// Local addresses TCP devices connect from, by id in turn; `nil` lets the kernel choose.
     public var sourceAddresses: SourceAddresses?
+    /// Report over SIA DC-09 to any DC-09 receiver instead of our protocol (`--protocol dc09`); `nil`: ours.
+    public var dc09: DC09Load?
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -144,6 +146,13 @@ public struct LoadPlan: Sendable {
                 "\(perWorker) TCP devices in one process exceed the 20,000 open files allowed here: leave out --workers "
                     + "(the tool then starts one worker process per 18,000 devices), give --workers \(needed) or more, or use --transport udp")
         }
+        if dc09 != nil {
+            guard callShare == 0 else { throw LoadError("--call-share needs our protocol: DC-09 carries events, not calls") }
+            guard udpLoss == 0 else { throw LoadError("--udp-loss needs our protocol (DC-09 devices have sockets of their own)") }
+            if transport == .udp, perWorker > LoadWorkers.maximumTCPDevicesPerProcess {
+                throw LoadError("\(perWorker) DC-09 devices over UDP in one process exceed the open files allowed here (each has a socket of its own): give --workers \((ids.count + LoadWorkers.maximumTCPDevicesPerProcess - 1) / LoadWorkers.maximumTCPDevicesPerProcess) or more")
+            }
+        }
         if let sourceAddresses {
             guard transport == .tcp else { throw LoadError("--source-addresses needs --transport tcp (UDP devices share sockets)") }
             guard sourceAddresses.addresses.allSatisfy({ $0.protocol == centre.protocol }) else {
@@ -160,6 +169,30 @@ public struct LoadPlan: Sendable {
             let count = total > k ? (total - k + loops - 1) / loops : 0
             return (range.lowerBound + UInt64(k), count)
         }
+    }
+}
+
+/// A load run over SIA DC-09 (docs/dc09.md): the devices run the firmware's DC-09 framing against any DC-09
+/// receiver. Each device reports under an account of its own, its id in hex (`account(of:)`), so that a
+/// receiver tells them apart and their sequence numbers do not mix.
+public struct DC09Load: Sendable {
+    /// Receiver, line, payload and key; the account is each device's own.
+    public var framing: DC09FrameSession.Configuration
+    /// A `NULL` supervision frame this often.
+    public var supervision: Duration
+    /// The simulated devices' cancel window: a DC-09 alarm ends this long after its press, when acknowledged.
+    public static let cancelWindow = Duration.seconds(1)
+
+    public init(framing: DC09FrameSession.Configuration, supervision: Duration = .seconds(60)) {
+        self.framing = framing
+        self.supervision = supervision
+    }
+
+    /// Device `id`'s account: its id in upper-case hex, at least four digits (device 1 is `0001`, device
+    /// 70000 is `11170`).
+    public static func account(of id: UInt32) -> String {
+        let hex = String(id, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - hex.count)) + hex
     }
 }
 

@@ -186,7 +186,7 @@ final class LoadShard: @unchecked Sendable {
     /// Opens the shared sockets (UDP), then starts the ramp and the alarm schedule. On the loop.
     func begin() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
-        guard plan.transport == .udp, !devices.isEmpty else {
+        guard plan.transport == .udp, plan.dc09 == nil, !devices.isEmpty else {
             startDue()
             schedulePhases()
             return loop.makeSucceededVoidFuture()

@@ -53,7 +53,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         let seed = plan.seed ^ (UInt64(id) &* 0x9E37_79B9_7F4A_7C15)
         var machine = DeviceMachine(
             settings: shard.deviceConfiguration, key: DeviceKey(deviceID: id, master: plan.master),
-            storedCounterLimit: plan.counterStart, seed: seed)
+            storedCounterLimit: plan.counterStart, dc09Account: plan.dc09 == nil ? nil : DC09Load.account(of: id), seed: seed)
         random = SplitMix64(seed: seed ^ 4)
         nextMessageID = plan.firstMessageID
         // The first readings: mains, a full battery and the button present, none of them news.
@@ -140,7 +140,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
     var transport: DeviceDriverTransport {
         switch shard.plan.transport {
         case .tcp: .tcp(connectTimeout: shard.plan.connectTimeout, source: shard.plan.sourceAddresses?.address(for: id))
-        case .udp: .sharedUDP
+        case .udp: shard.plan.dc09 == nil ? .sharedUDP : .udp  // a DC-09 NAK names no account to route it by
         }
     }
 
@@ -225,7 +225,12 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
                 tracked.acknowledged = true
                 alarms[alarm.id] = tracked.followed ? nil : tracked
                 unacknowledgedAlarms -= 1
-                if !tracked.engaged { shard.alarmsAwaitingOperator += 1 }
+                // Over DC-09 the receiver's operator works the alarm on its own system: nothing more comes back.
+                if machine.reportsOverDC09 {
+                    alarms[alarm.id] = nil
+                } else if !tracked.engaged {
+                    shard.alarmsAwaitingOperator += 1
+                }
                 shard.alarmAcknowledged(FleetAlarmID(device: id, alarm: alarm.id), latency: shard.now() - tracked.intended)
             }
             if random.nextUnit() < shard.plan.cancelShare { feed { $0.cancelRequested(now: $1) } }
@@ -235,6 +240,12 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
             shard.counts.eventsAcknowledged += 1
         case .nakReceived(let nak):
             shard.rejected(reason: nak.reason.description)
+        case .dc09Refused:
+            shard.rejected(reason: "DC-09 NAK")
+        case .dc09NotUnderstood:
+            shard.rejected(reason: "DC-09 DUH")
+        case .dc09Unreadable:
+            shard.counts.refusedFrames += 1
         case .refused:
             shard.counts.refusedFrames += 1
         case .caseUpdateReceived(let update):
@@ -291,6 +302,12 @@ extension LoadPlan {
                 handshakeTimeout: handshakeTimeout, backoff: backoff),
             delivery: delivery, handledIDs: 64, primaryName: LinkCause.address(centre))
         configuration.heartbeatOverride = heartbeatOverride
+        if let dc09 {
+            configuration.reportOverDC09(dc09.framing, supervision: heartbeatOverride.map { .seconds(Int($0)) } ?? dc09.supervision)
+            // The ACK ends a DC-09 alarm after its cancel window: a short one keeps the fleet's devices free
+            // for the next arrival (a cancel, `--cancel-share`, follows the ACK at once).
+            configuration.cancelWindow = DC09Load.cancelWindow
+        }
         return configuration
     }
 }

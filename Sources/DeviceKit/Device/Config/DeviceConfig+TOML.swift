@@ -53,7 +53,15 @@ extension DeviceConfig {
             try CentreAddress(parsing: text, key: "\(centreTable).secondary")
         }
         let transport = try centre.choice("transport", Transport.self) ?? .tcp
-        try centre.finish(known: ["primary", "secondary", "transport"])
+        var dc09: DC09Settings?
+        switch try centre.choice("protocol", ReportingProtocol.self) ?? .devicekit {
+        case .dc09: dc09 = try DC09Settings.read(&centre, table: centreTable)
+        case .devicekit:
+            if let stray = DC09Settings.keys.first(where: centre.has) {
+                throw DeviceConfigError("\(centreTable).\(stray)", "is a DC-09 setting: it needs protocol = \"dc09\" in [\(centreTable)]")
+            }
+        }
+        try centre.finish(known: ["primary", "secondary", "transport", "protocol"] + (dc09 == nil ? [] : DC09Settings.keys))
 
         var alarm = AlarmSettings()
         if var table = try top.table("alarm") {
@@ -113,9 +121,10 @@ extension DeviceConfig {
             deviceID: UInt32(id), key: key, keyEpoch: UInt16(keyEpoch), stateDirectory: stateDirectory, primaryCentre: primary,
             secondaryCentre: secondary, transport: transport, alarm: alarm, heartbeatIntervalSeconds: heartbeat,
             button: button, power: power, indicators: indicators, logLevel: level)
+        self.dc09 = dc09
     }
 
-    /// Reads and parses the file at `path`. A relative `state_dir`, `key_file` or replay `file` is taken relative to the
+    /// Reads and parses the file at `path`. A relative `state_dir`, `key_file`, `dc09_key_file` or replay `file` is taken relative to the
     /// file's directory, so a configuration and its key can move together.
     public static func load(path: String) throws(DeviceConfigError) -> DeviceConfig {
         let bytes: [UInt8]?
@@ -137,6 +146,7 @@ extension DeviceConfig {
         }
         config.stateDirectory = resolve(config.stateDirectory)
         if case .file(let keyPath) = config.key { config.key = .file(resolve(keyPath)) }
+        if case .file(let keyPath)? = config.dc09?.key { config.dc09?.key = .file(resolve(keyPath)) }
         if case .replay(var replay) = config.button {
             replay.file = resolve(replay.file)
             config.button = .replay(replay)
@@ -312,6 +322,7 @@ extension DeviceConfig {
         lines += ["", "[center]", "primary = \(TOMLText.quote(primaryCentre.description))"]
         if let secondaryCentre { lines.append("secondary = \(TOMLText.quote(secondaryCentre.description))") }
         lines.append("transport = \(TOMLText.quote(transport.rawValue))")
+        if let dc09 { lines += dc09.rendered }
         lines += [
             "", "[alarm]",
             "hold_ms = \(alarm.holdMilliseconds)",
@@ -415,7 +426,7 @@ extension SimulatedPress {
 }
 
 /// Reads one TOML table, checking each value's type and remembering which keys were read.
-private struct TableReader {
+struct TableReader {
     let table: TOMLTable
     let path: String
     private var seen: Set<String> = []

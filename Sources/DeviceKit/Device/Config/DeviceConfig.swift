@@ -13,6 +13,7 @@ import Logging
 /// primary = "center.example:7700"
 /// secondary = "backup.example:7700"  # optional
 /// transport = "tcp"                  # tcp | udp
+/// protocol = "devicekit"             # devicekit | dc09: report over SIA DC-09 (its settings: DC09Settings)
 ///
 /// [alarm]
 /// hold_ms = 100
@@ -65,6 +66,8 @@ public struct DeviceConfig: Hashable, Sendable {
     public var primaryCentre: CentreAddress
     public var secondaryCentre: CentreAddress?
     public var transport: Transport
+    /// `[center] protocol = "dc09"`: report over SIA DC-09 with these settings; `nil`: our protocol.
+    public var dc09: DC09Settings?
     public var alarm: AlarmSettings
     /// Used until the centre's `sessionAccept` sets the interval.
     public var heartbeatIntervalSeconds: UInt16
@@ -178,6 +181,12 @@ public struct CentreAddress: Hashable, Sendable, CustomStringConvertible {
         }
         self.init(host: String(host), port: number)
     }
+}
+
+/// Which protocol the device reports in: ours (protocol.md), or SIA DC-09 to an existing alarm receiving centre.
+public enum ReportingProtocol: String, Hashable, Sendable, CaseIterable {
+    case devicekit
+    case dc09
 }
 
 /// How frames travel to the centre (protocol.md §2.2).
