@@ -16,10 +16,11 @@ public struct DC09PortConfiguration: Sendable {
     /// A TCP connection that sends no frame for this long is closed (panels that keep a connection open send
     /// `NULL` supervision more often than that).
     public var idleTimeout: Duration
-    /// TCP connections held at once, and from one source address before any of its frames was taken
-    /// (`ConnectionTable`: past either, the oldest such connection is closed).
-    public var maximumConnections: Int
-    public var unacceptedPerAddress: Int
+    /// TCP connections held at once, and from one source address before a frame of a known account was taken
+    /// on them (`ConnectionTable`, a table of the port's own: past either, the oldest such connection is
+    /// closed). `nil`: the centre's own limits (`--max-connections`, `--max-unauthenticated-per-address`).
+    public var maximumConnections: Int?
+    public var unacceptedPerAddress: Int?
     /// Frames a second per source address (bursts of `burst`), checked before any decryption; over it a frame
     /// is dropped unanswered and the transmitter sends it again. Source addresses tracked: `sources`.
     public var frameRate: Double
@@ -30,7 +31,7 @@ public struct DC09PortConfiguration: Sendable {
 
     public init(
         port: Int, accounts: DC09Accounts, window: DC09TimeWindow = .init(), retransmissionWindow: Duration = .seconds(600),
-        idleTimeout: Duration = .seconds(120), maximumConnections: Int = 1_024, unacceptedPerAddress: Int = 64,
+        idleTimeout: Duration = .seconds(120), maximumConnections: Int? = nil, unacceptedPerAddress: Int? = nil,
         frameRate: Double = 100, burst: Double = 200, sources: Int = 65_536, framesInFlight: Int = 1_024
     ) {
         self.port = port
@@ -38,8 +39,8 @@ public struct DC09PortConfiguration: Sendable {
         self.window = window
         self.retransmissionWindow = retransmissionWindow
         self.idleTimeout = idleTimeout
-        self.maximumConnections = max(1, maximumConnections)
-        self.unacceptedPerAddress = max(1, unacceptedPerAddress)
+        self.maximumConnections = maximumConnections
+        self.unacceptedPerAddress = unacceptedPerAddress
         self.frameRate = max(frameRate, 0.001)
         self.burst = max(1, burst)
         self.sources = max(2, sources)
@@ -73,7 +74,9 @@ final class DC09Receiver {
         self.configuration = configuration
         self.receiving = configuration.accounts.receiving(window: configuration.window)
         self.table = ConnectionTable(
-            limits: .init(total: configuration.maximumConnections, unauthenticatedPerAddress: configuration.unacceptedPerAddress))
+            limits: .init(
+                total: configuration.maximumConnections ?? runtime.configuration.maximumConnections,
+                unauthenticatedPerAddress: configuration.unacceptedPerAddress ?? runtime.configuration.unauthenticatedPerAddress))
         self.rates = BoundedCache(capacity: configuration.sources)
     }
 

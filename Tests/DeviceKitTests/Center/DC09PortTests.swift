@@ -271,8 +271,15 @@ import Testing
         await centre.stop()
     }
 
+    /// The port's limits are the centre's own (`--max-unauthenticated-per-address`): a DC-09 connection counts
+    /// as unauthenticated until a frame of a known account is taken on it. (With a default of the port's own,
+    /// 64, a load test of 1,000 devices from one address saw 8,915 reconnects while its devices waited for
+    /// their first NULL.)
     @Test func pastTheConnectionLimitTheOldestConnectionWithoutAFrameIsClosed() async throws {
-        let centre = try await Self.start { $0.unacceptedPerAddress = 2 }
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.unauthenticatedPerAddress = 2
+            $0.dc09 = DC09PortConfiguration(port: 0, accounts: Self.accounts)
+        }
         let first = try await DC09Client.connect(to: centre, over: .stream)
         let taken = try await DC09Client.connect(to: centre, over: .stream)
         try await taken.send(try Self.null(sequence: 1))
