@@ -50,7 +50,9 @@ struct CenterCommand: AsyncParsableCommand {
             open and close cases like our own, and are acknowledged (ACK) only once the journal holds them; NAK \
             for damaged frames, unknown accounts, wrong keys and timestamps outside +20/-40 s; DUH for codes the \
             table of docs/dc09.md does not have and clear frames from accounts with a key; NULL is acknowledged \
-            at once and counts as the device's proof of life.
+            at once and counts as the device's proof of life (for --offline-after). Its TCP connections are \
+            limited by --max-connections and --max-unauthenticated-per-address (a connection is unauthenticated \
+            until a frame of a known account is taken on it).
             """))
     var dc09Port: Int?
 

@@ -127,7 +127,7 @@ final class DC09Receiver {
                 reply(nil)
                 return .refused
             }
-            let window = UInt64(clamping: configuration.retransmissionWindow.components.seconds) * 1000
+            let window = UInt64(clamping: min(configuration.retransmissionWindow.components.seconds, 1 << 40)) * 1000
             runtime.record(
                 .dc09Event(device: device, event, at: arrived.wall, window: window), message: nil, note: nil, device: device,
                 arrived: arrived
