@@ -76,8 +76,9 @@ dc09-deps:
 	    || { echo "Could not make $(DC09_VENV): is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
 	fi
 
-## Our DC-09 frames against pysiaalarm and dc09-spt (tools/check_dc09_peers.py), and `devicesim load
-## --protocol dc09` against a pysiaalarm receiver over TCP and UDP, clear and encrypted (tools/check_dc09_load.py).
+## Our DC-09 frames against pysiaalarm and dc09-spt, and dc09-spt reporting into our centre's DC-09 port
+## (tools/check_dc09_peers.py), and `devicesim load --protocol dc09` against a pysiaalarm receiver over TCP and
+## UDP, clear and encrypted (tools/check_dc09_load.py).
 dc09-test: deps dc09-deps
 	$(SWIFT) build --product devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim

@@ -8,6 +8,10 @@
   `devicesim protocol dc09-decode`.
 - dc09-spt (a DC-09 dialler) writes SIA-DCS, ADM-CID and NULL frames, clear and encrypted, which
   `dc09-decode` must read; and it must accept our ACK and NAK answers.
+- dc09-spt reports alarms, a cancel, mains lost and NULL, SIA-DCS and Contact ID, clear and AES-128/256, over
+  TCP and UDP into a spawned `devicesim center --dc09-port 0`: it must see each acknowledged, and the centre's
+  --json events and its journal (read with sqlite3) must show them once each as the account's device's
+  alarms, events and cases.
 
     .build/dc09-venv/bin/python tools/check_dc09_peers.py .build/debug/devicesim
 
@@ -184,6 +188,111 @@ try:
     check(kind == "NAK" and offset is not None and abs(offset) < 5, "dc09-spt reads our NAK and its time", (kind, offset))
 except Exception as error:  # noqa: BLE001
     check(False, "dc09-spt reads our NAK and its time", error)
+
+# 4. dc09-spt as existing equipment reporting into our centre's DC-09 port (`devicesim center --dc09-port 0`):
+#    its events must be acknowledged (dc09-spt's own transfer says ACK), shown on the centre's --json stream,
+#    journalled as its device's messages and open and close cases (read from the journal with sqlite3).
+def receiver_checks():
+    import sqlite3, threading
+    work = tempfile.mkdtemp(prefix="dc09-receiver-")
+    # Three accounts: clear, AES-128 and AES-256, each reporting for a device of ours.
+    devices = {"4321": (201, None), "4322": (202, 16), "4323": (203, 32)}
+    with open(os.path.join(work, "accounts.toml"), "w") as f:
+        for acct, (device, size) in devices.items():
+            f.write(f'[accounts."{acct}"]\ndevice = {device}\n')
+            if size:
+                f.write(f'key = "{KEYS[size].encode().hex()}"\n')
+    with open(os.path.join(work, "keys.toml"), "w") as f:
+        f.write("[devices]\n1 = \"" + "00" * 32 + "\"\n")
+    journal = os.path.join(work, "journal.sqlite")
+    centre = subprocess.Popen(
+        [DEVICESIM, "center", "--host", "127.0.0.1", "--port", "0", "--dc09-port", "0", "--dc09-accounts",
+         os.path.join(work, "accounts.toml"), "--keys", os.path.join(work, "keys.toml"), "--journal", journal, "--json",
+         "--no-call-on-engage", "--stop-with-stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    listening = threading.Event()
+
+    def read_events():
+        for line in centre.stdout:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+            if events[-1].get("event") == "listening":
+                listening.set()
+    threading.Thread(target=read_events, daemon=True).start()
+    try:
+        if not listening.wait(60):
+            check(False, "devicesim center --dc09-port 0 starts and says its DC-09 port", centre.stderr.read() if centre.poll() is not None else "no listening line")
+            return
+        port = next(e for e in events if e.get("event") == "listening").get("dc09")
+        check(isinstance(port, int) and port > 0, "devicesim center --dc09-port 0 says the port it chose", port)
+        from dc09_spt.dc09_spt import dc09_spt
+        from dc09_spt.comm.transpath import TransPath
+        number = 0
+        for transport in ("tcp", "udp"):
+            for acct, (device, size) in devices.items():
+                spt = dc09_spt(acct)
+                key = KEYS[size].encode() if size else None
+                path = TransPath("127.0.0.1", port, acct, key=key, receiver=1, line=2, type=transport)
+                label = f"over {transport.upper()}" + (f", AES-{size * 8}" if size else ", clear")
+                reports = [
+                    ("SIA-DCS", dc03_msg.dc03event(acct, {"code": "QA", "zone": "1", "area": "1"}), "its SIA-DCS alarm (QA)"),
+                    ("ADM-CID", dc05_msg.dc05event(acct, {"code": "301", "q": "1", "zone": "0", "area": "1"}), "its Contact ID mains lost (1 301)"),
+                    ("SIA-DCS", dc03_msg.dc03event(acct, {"code": "OC", "zone": "1", "area": "1"}), "its SIA-DCS cancel (OC)"),
+                    ("ADM-CID", dc05_msg.dc05event(acct, {"code": "100", "q": "1", "zone": "3", "area": "1"}), "its Contact ID fall alarm (1 100)"),
+                    ("NULL", "]", "its NULL supervision"),
+                ]
+                for kind, payload, what in reports:
+                    number += 1
+                    try:
+                        acked = spt.transfer_msg(number, kind, payload, path)
+                    except Exception as error:  # noqa: BLE001 - any failure to talk is a failed check
+                        acked = error
+                    check(acked is True, f"dc09-spt sees {what} acknowledged by our centre {label}", acked)
+                # The same message again (dc09-spt retransmits with the same number when it missed the ACK).
+                try:
+                    again = spt.transfer_msg(number - 1, "ADM-CID", reports[3][1], path)
+                except Exception as error:  # noqa: BLE001
+                    again = error
+                check(again is True, f"dc09-spt's retransmission is acknowledged again {label}", again)
+
+        def seen(match, count, what):
+            deadline = time.time() + 30
+            found = []
+            while time.time() < deadline:
+                found = [e for e in list(events) if match(e)]
+                if len(found) >= count:
+                    break
+                time.sleep(0.05)
+            check(len(found) == count, what, f"{len(found)} of {count}")
+
+        for acct, (device, size) in devices.items():
+            seen(lambda e: e.get("event") == "alarm" and e.get("device") == device and e.get("kind") == "button" and e.get("dispatched"), 2,
+                 f"--json shows account {acct}'s SIA-DCS alarms as device {device}'s alarms, dispatched (TCP, UDP)")
+            seen(lambda e: e.get("event") == "alarm" and e.get("device") == device and e.get("kind") == "fall", 2,
+                 f"--json shows account {acct}'s Contact ID fall alarms once each, retransmissions not again")
+            seen(lambda e: e.get("event") == "recorded" and e.get("device") == device and e.get("message", {}).get("kind") == "mainsLost", 2,
+                 f"--json shows account {acct}'s mains lost events")
+            seen(lambda e: e.get("event") == "caseUpdate" and e.get("device") == device and e.get("state") == "closed", 2,
+                 f"account {acct}'s cancels close the cases of its alarms")
+    finally:
+        centre.stdin.close()
+        try:
+            centre.wait(30)
+        except subprocess.TimeoutExpired:
+            centre.kill()
+    db = sqlite3.connect(journal)
+    for acct, (device, size) in devices.items():
+        kinds = [row[0] for row in db.execute("SELECT kind FROM message WHERE device = ? ORDER BY received_at, id", (device,))]
+        check(kinds == ["alarm", "event", "alarmCancel", "alarm"] * 2, f"the journal holds account {acct}'s events once each as device {device}'s messages", kinds)
+        cases = db.execute("SELECT state FROM dispatch_case WHERE device = ? ORDER BY id", (device,)).fetchall()
+        check(len(cases) == 4, f"the journal holds the four cases account {acct}'s alarms opened (two closed by cancels)", cases)
+    db.close()
+
+
+receiver_checks()
 
 for path in key_files.values():
     os.unlink(path)

@@ -17,12 +17,12 @@ struct CenterCommand: AsyncParsableCommand {
 
             \(ExitStatus.help(
                 [.noInput, .noHost, .unavailable, .software, .cannotCreate, .noPermission, .configuration],
-                [.noInput: "the key file or the master key file is missing or unreadable",
+                [.noInput: "the key file, the master key file or the DC-09 accounts file is missing or unreadable",
                  .unavailable: "a port is already in use",
                  .software: "an internal error, or a worker (--workers) was killed (a worker that failed otherwise: its own status)",
                  .cannotCreate: "the journal cannot be created (its directory is missing)",
                  .noPermission: "a privileged port (below 1024) without root, or a journal this user may not write",
-                 .configuration: "the key file or the master key is invalid"]))
+                 .configuration: "the key file, the master key or the DC-09 accounts file is invalid"]))
             """)
 
     @Option(help: "The host address to listen on.")
@@ -42,6 +42,28 @@ struct CenterCommand: AsyncParsableCommand {
 
     /// Or the fleet master key: every device's key is derived from it.
     @OptionGroup var masterKey: MasterKeyOptions
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Also receive SIA DC-09 (SIA-DCS and Contact ID, clear or AES) on this port, TCP and UDP (0: a free one, told in the listening line); needs --dc09-accounts.",
+        discussion: """
+            Events of the accounts in --dc09-accounts are journalled as their devices' alarms, cancels and events, \
+            open and close cases like our own, and are acknowledged (ACK) only once the journal holds them; NAK \
+            for damaged frames, unknown accounts, wrong keys and timestamps outside +20/-40 s; DUH for codes the \
+            table of docs/dc09.md does not have and clear frames from accounts with a key; NULL is acknowledged \
+            at once and counts as the device's proof of life (for --offline-after). Its TCP connections are \
+            limited by --max-connections and --max-unauthenticated-per-address (a connection is unauthenticated \
+            until a frame of a known account is taken on it).
+            """))
+    var dc09Port: Int?
+
+    @Option(help: "The DC-09 accounts: TOML, one [accounts.\"<3-16 hex digits>\"] table each with device = <our device id> and an optional key = \"<AES-128/192/256 key in hex>\".")
+    var dc09Accounts: String?
+
+    @Option(parsing: .unconditional, help: "DC-09 frames a second per source address (bursts of twice as many), checked before any decryption; past it frames are dropped unanswered and the transmitter sends them again.")
+    var dc09Rate: Double = 100
+
+    @Option(parsing: .unconditional, help: "Close a DC-09 TCP connection that sends no frame for this long (default 120s).", transform: DurationOption.seconds)
+    var dc09IdleTimeout: DurationOption?
 
     @Option(help: "The SQLite journal file; a restarted centre reopens it.")
     var journal = "center.sqlite"
@@ -154,6 +176,17 @@ struct CenterCommand: AsyncParsableCommand {
         try PortOption.check(tcpPort, option: "--tcp-port", zeroPicksFree: true)
         try PortOption.check(udpPort, option: "--udp-port", zeroPicksFree: true)
         try PortOption.check(metricsPort, option: "--metrics-port", zeroPicksFree: true)
+        try PortOption.check(dc09Port, option: "--dc09-port", zeroPicksFree: true)
+        guard (dc09Port == nil) == (dc09Accounts == nil) else {
+            throw ValidationError("--dc09-port and --dc09-accounts go together: give both, e.g. --dc09-port 12345 --dc09-accounts accounts.toml.")
+        }
+        guard dc09Rate > 0 else { throw ValidationError("--dc09-rate must be above 0, e.g. --dc09-rate 100.") }
+        if let dc09IdleTimeout, dc09IdleTimeout.duration <= .zero {
+            throw ValidationError("--dc09-idle-timeout must be above 0, e.g. --dc09-idle-timeout 120s.")
+        }
+        if workers > 1, dc09Port != nil {
+            throw ValidationError("--dc09-port is served by a single process: use it without --workers.")
+        }
         if heartbeatInterval != nil && heartbeatAlias != nil {
             throw ValidationError("--heartbeat is another name for --heartbeat-interval: give it once.")
         }
@@ -218,7 +251,8 @@ struct CenterCommand: AsyncParsableCommand {
             cases: CasePolicy.Configuration(autoEngageAfter: autoEngageAfter?.duration, autoCloseAfter: autoCloseAfter?.duration),
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
-            journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil)
+            journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil,
+            dc09: try dc09Configuration())
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
         // registry the metrics endpoint serves, and the centre records with that same factory.
         let metrics = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
@@ -298,6 +332,19 @@ struct CenterCommand: AsyncParsableCommand {
             // Standard output carries the workers' JSON events with --json.
             (json ? FileHandle.standardError : FileHandle.standardOutput).write(Data((line + "\n").utf8))
         }
+    }
+
+    /// The DC-09 port and its accounts, read from --dc09-accounts; `nil` without --dc09-port.
+    private func dc09Configuration() throws -> DC09PortConfiguration? {
+        guard let dc09Port, let dc09Accounts else { return nil }
+        let text = try readTextFile(dc09Accounts, what: "the DC-09 accounts file")
+        let accounts: DC09Accounts
+        do { accounts = try DC09Accounts(toml: text) } catch {
+            throw CommandFailure(.configuration, "the DC-09 accounts file \(dc09Accounts): \(error)")
+        }
+        return DC09PortConfiguration(
+            port: dc09Port, accounts: accounts, idleTimeout: dc09IdleTimeout?.duration ?? .seconds(120), frameRate: dc09Rate,
+            burst: 2 * dc09Rate)
     }
 
     private func registry() throws -> DeviceRegistry {

@@ -23,6 +23,12 @@ import Testing
         (["--metrics-port", "70001"], "--metrics-port 70001 is not a port: give 0 to 65535 (0: the system picks a free port)."),
         (["--metrics-port", "65530", "--workers", "8"],
          "With --workers 8, workers serve metrics on ports 65530 to 65537, past 65535: give a lower --metrics-port."),
+        (["--dc09-port", "70000", "--dc09-accounts", "a.toml"], "--dc09-port 70000 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--dc09-port", "12345"], "--dc09-port and --dc09-accounts go together: give both, e.g. --dc09-port 12345 --dc09-accounts accounts.toml."),
+        (["--dc09-accounts", "a.toml"], "--dc09-port and --dc09-accounts go together: give both, e.g. --dc09-port 12345 --dc09-accounts accounts.toml."),
+        (["--dc09-port", "1", "--dc09-accounts", "a.toml", "--dc09-rate", "0"], "--dc09-rate must be above 0, e.g. --dc09-rate 100."),
+        (["--dc09-port", "1", "--dc09-accounts", "a.toml", "--port", "7700", "--workers", "2"],
+         "--dc09-port is served by a single process: use it without --workers."),
     ])
     func aPortOutOfRangeIsRefusedNamingTheOptionAndTheRange(arguments: [String], message: String) {
         #expect(Self.refusal(arguments) == message)

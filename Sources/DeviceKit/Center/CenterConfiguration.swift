@@ -73,6 +73,8 @@ public struct CenterConfiguration: Sendable {
     /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
     /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.
     public var reusePort: Bool
+    /// The DC-09 receiver's port and accounts (DC09Port.swift); `nil`: no DC-09 port.
+    public var dc09: DC09PortConfiguration?
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
@@ -85,7 +87,7 @@ public struct CenterConfiguration: Sendable {
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
-        udpMessagesPerRead: Int = 32, reusePort: Bool = false
+        udpMessagesPerRead: Int = 32, reusePort: Bool = false, dc09: DC09PortConfiguration? = nil
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -117,6 +119,7 @@ public struct CenterConfiguration: Sendable {
         self.udpBufferSize = udpBufferSize
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
         self.reusePort = reusePort
+        self.dc09 = dc09
     }
 }
 

@@ -121,7 +121,7 @@ extension CenterEvent {
         let time = Self.clock(wall)
         switch self {
         case .listening(let ports):
-            return "\(time)  listening for devices on TCP \(ports.tcp), UDP \(ports.udp)"
+            return "\(time)  listening for devices on TCP \(ports.tcp), UDP \(ports.udp)" + (ports.dc09.map { ", DC-09 on TCP and UDP \($0)" } ?? "")
                 + (ports.metrics.map { ", metrics on \($0)" } ?? "")
         case .alarm(let device, let alarm, let late, let dispatched):
             let battery = alarm.battery == 255 ? "unknown" : "\(alarm.battery) %"

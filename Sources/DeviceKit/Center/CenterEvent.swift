@@ -82,6 +82,7 @@ public enum CenterEvent: Hashable, Sendable {
         case .listening(let ports):
             object = ["event": "listening", "tcp": ports.tcp, "udp": ports.udp]
             if let metrics = ports.metrics { object["metrics"] = metrics }
+            if let dc09 = ports.dc09 { object["dc09"] = dc09 }
         case .sessionOpened(let device, let anchor):
             object = ["event": "sessionOpened", "device": device, "anchor": anchor]
         case .alarm(let device, let alarm, let late, let dispatched):
@@ -149,11 +150,14 @@ public struct CenterPorts: Hashable, Sendable {
     public var tcp: Int
     public var udp: Int
     public var metrics: Int?
+    /// The DC-09 port (TCP and UDP), when the centre has one.
+    public var dc09: Int?
 
-    public init(tcp: Int, udp: Int, metrics: Int?) {
+    public init(tcp: Int, udp: Int, metrics: Int?, dc09: Int? = nil) {
         self.tcp = tcp
         self.udp = udp
         self.metrics = metrics
+        self.dc09 = dc09
     }
 }
 

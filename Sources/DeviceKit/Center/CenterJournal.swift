@@ -88,7 +88,7 @@ public final class CenterJournal: Sendable {
     }
 
     public let path: String
-    private let database: DatabaseQueue
+    let database: DatabaseQueue
     private let writerLock: JournalWriterLock
 
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
@@ -168,6 +168,7 @@ public final class CenterJournal: Sendable {
                     ALTER TABLE dispatch_case_v2 RENAME TO dispatch_case;
                     """)
         }
+        registerDC09Migration(&migrator)
         return migrator
     }
 
@@ -264,7 +265,7 @@ public final class CenterJournal: Sendable {
         try writeImmediately { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase, note: note) }
     }
 
-    private static func record(
+    static func record(
         _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?
     ) throws -> RecordOutcome {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
@@ -348,6 +349,9 @@ public final class CenterJournal: Sendable {
         /// With `ifAnchor`, written only while that is still the device's stored anchor: a process whose session
         /// of the device was superseded by one another process opened must not report the device offline.
         case supervision(device: UInt32, online: Bool, at: WireTime, ifAnchor: UInt64? = nil)
+        /// An event from the DC-09 port; a retransmission of one received within `window` milliseconds is
+        /// not new (CenterJournal+DC09.swift).
+        case dc09Event(device: UInt32, DC09Event, at: WireTime, window: UInt64)
     }
 
     /// What one write of a batch did.
@@ -358,6 +362,8 @@ public final class CenterJournal: Sendable {
         case caseUpdate(CaseUpdate?)
         /// A supervision report: false when its `ifAnchor` no longer held and nothing was written.
         case supervision(written: Bool)
+        /// A DC-09 event: the message it was journalled as (its id given by the journal) and what recording found.
+        case dc09Recorded(Message, RecordOutcome)
     }
 
     /// Makes `writes` durable in one transaction and one fsync (group commit), in order, as if each had been
@@ -383,6 +389,9 @@ public final class CenterJournal: Sendable {
             return .stored
         case .supervision(let device, let online, let at, let anchor):
             return .supervision(written: try recordSupervision(db, device: device, online: online, at: at, ifAnchor: anchor))
+        case .dc09Event(let device, let event, let at, let window):
+            let (message, outcome) = try recordDC09(db, device: device, event: event, at: at, window: window)
+            return .dc09Recorded(message, outcome)
         }
     }
 

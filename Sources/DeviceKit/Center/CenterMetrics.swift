@@ -54,10 +54,22 @@ final class CenterMetrics: Sendable {
     let mediaPacketsReceived: Counter
     let mediaPacketsLost: Counter
     private let mediaRefusedByReason: [String: Counter]
+    /// DC-09 frames by the answer sent (`none`: dropped or not durable) and why (CenterMetrics+DC09 below).
+    private let dc09Frames: [String: Counter]
+    /// DC-09 events journalled, once each (retransmissions not counted).
+    let dc09EventsRecorded: Counter
 
     /// Why the centre closes a TCP connection.
     static let closeReasons = [
         "authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure",
+        "idle",
+    ]
+
+    /// What the DC-09 port answers, and why: `DC09Receiving.Reason`s, and the port's own.
+    static let dc09Answers: [(answer: String, reason: String)] = [
+        ("ACK", "recorded"), ("ACK", "retransmission"), ("ACK", "supervision"), ("NAK", "malformed"), ("NAK", "unknownAccount"),
+        ("NAK", "undecryptable"), ("NAK", "outsideWindow"), ("DUH", "unsupported"), ("DUH", "clearFromKeyedAccount"),
+        ("none", "journalFailed"), ("none", "rateLimited"), ("none", "overlong"),
     ]
 
     /// The timers' histogram buckets (upper bounds), for a backend that keeps histograms: swift-prometheus
@@ -138,8 +150,18 @@ final class CenterMetrics: Sendable {
             "center_media_packets_refused_total",
             "Datagrams on media ports refused in calls, by why, counted each second while a call lasts.", label: "reason",
             ["malformed", "forged", "replayed", "unknownSource"]) { $0 }
+        var dc09: [String: Counter] = [:]
+        for (answer, reason) in Self.dc09Answers {
+            dc09[answer + " " + reason] = make.counter(
+                "center_dc09_frames_total", "DC-09 frames by the answer sent (none: dropped, or not durable) and why.",
+                [("answer", answer), ("reason", reason)])
+        }
+        dc09Frames = dc09
+        dc09EventsRecorded = make.counter("center_dc09_events_recorded_total", "DC-09 events durably recorded, once each.")
         help = make.help
     }
+
+    func dc09Frame(answer: String, reason: String) { dc09Frames[answer + " " + reason]?.increment() }
 
     /// A call ended: count it, and what of its media numbers was not counted yet.
     func callEnded(_ reason: CallEndReason, _ statistics: MediaStatistics?, counted: inout MediaCounted) {

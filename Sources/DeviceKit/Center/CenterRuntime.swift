@@ -223,7 +223,7 @@ final class CenterRuntime {
     }
 
     /// Counted now, reported as one event per reason at the next `reportRefusals`.
-    private func countRefusal(_ reason: String) {
+    func countRefusal(_ reason: String) {
         refusals[reason, default: 0] += 1
     }
 
@@ -424,43 +424,80 @@ final class CenterRuntime {
     private func record(_ message: Message, note: String?, device: UInt32) {
         guard let id = message.reliableID else { return }
         let arrived = now
-        let at = arrived.wall
         var dispatchable = false
         if case .alarm(let alarm) = message { dispatchable = alarm.kind != .test }
-        let opens = dispatchable
         // Media keys are for the call only: the journal keeps the call's signalling without them.
-        let journalled = message.withoutMediaKeys
-        journal.write(.message(device: device, message: journalled, at: at, opensCase: opens, note: note)) { result in
+        let write = CenterJournal.Write.message(
+            device: device, message: message.withoutMediaKeys, at: arrived.wall, opensCase: dispatchable, note: note)
+        record(write, message: message, note: note, device: device, arrived: arrived) { answer in
+            let now = self.now
+            switch answer {
+            case .recorded: self.feed(device) { $0.recorded(id, now: now) }
+            case .conflicted: self.feed(device) { $0.recordConflicted(id, now: now) }
+            case .failed: self.feed(device) { $0.recordFailed(id, now: now) }
+            }
+        }
+    }
+
+    /// What the journal made of a reliable message, for the side that answers its sender.
+    enum RecordAnswer {
+        /// Durable (new, or a retransmission of what the journal holds): acknowledge.
+        case recorded(Message, isNew: Bool)
+        /// The same id with other content, not an alarm: refused (protocol.md §4.7).
+        case conflicted
+        /// Not durable (the write failed): never acknowledged.
+        case failed
+    }
+
+    /// Writes a reliable message (`write`: our own, or a DC-09 event) through the journal's group commit; once
+    /// its batch committed or failed, `answer` tells the sender's side, and then a new message is acted on
+    /// once: events to observers, cases opened or closed. `message` is the message as received (with its
+    /// media keys), or `nil` when the journal makes it (`.dc09Event`).
+    func record(
+        _ write: CenterJournal.Write, message: Message?, note: String?, device: UInt32, arrived: CenterInstant,
+        answer: @escaping (RecordAnswer) -> Void
+    ) {
+        let at = arrived.wall
+        journal.write(write) { result in
+            let recorded: Message
+            let outcome: CenterJournal.RecordOutcome
             switch result {
-            case .success(.recorded(let outcome)):
-                let now = self.now
-                if let reuse = outcome.idReused, message.kind != .alarm {
-                    // The same id with other content: refused, so the device can report it (protocol.md §4.7).
-                    self.feed(device) { $0.recordConflicted(id, now: now) }
-                    self.metrics.idConflicts.increment()
-                    if reuse > 0 { self.hub.emit(.idConflict(device: device, id: id, kind: message.kind.name)) }
+            case .success(.recorded(let found)):
+                guard let message else {
+                    answer(.failed)  // cannot happen: only a DC-09 event comes without its message
                     return
                 }
-                self.feed(device) { $0.recorded(id, now: now) }
-                if outcome.isNew, message.kind == .alarm { self.metrics.alarmAckDuration.record(duration: now.monotonic - arrived.monotonic) }
-                self.recorded(message, device: device, outcome: outcome, at: at)
-                if outcome.isNew, case .alarm(let alarm) = message {
-                    var flags: [String] = []
-                    if let reuse = outcome.idReused {
-                        self.metrics.idConflicts.increment()
-                        flags.append("alarm id \(alarm.id) reused (\(reuse == 1 ? "once" : "\(reuse) times")): a new call for help, dispatched as a case of its own; the device's ids restarted (check its state directory)")
-                    }
-                    if let note { flags.append(note) }
-                    if !flags.isEmpty { self.hub.emit(.alarmFlagged(device: device, alarmID: alarm.id, flags: flags)) }
-                }
+                (recorded, outcome) = (message, found)
+            case .success(.dc09Recorded(let made, let found)):
+                (recorded, outcome) = (made, found)
             case .success:
-                // Cannot happen: a message write reports `.recorded`. Answered as busy, never acknowledged.
-                let now = self.now
-                self.feed(device) { $0.recordFailed(id, now: now) }
+                // Cannot happen: a message write reports `.recorded`, a DC-09 event `.dc09Recorded`. Never acknowledged.
+                answer(.failed)
+                return
             case .failure(let error):
                 self.journalFailed(error)
-                let now = self.now
-                self.feed(device) { $0.recordFailed(id, now: now) }
+                answer(.failed)
+                return
+            }
+            let now = self.now
+            if let reuse = outcome.idReused, recorded.kind != .alarm, let id = recorded.reliableID {
+                // The same id with other content: refused, so the device can report it (protocol.md §4.7).
+                answer(.conflicted)
+                self.metrics.idConflicts.increment()
+                if reuse > 0 { self.hub.emit(.idConflict(device: device, id: id, kind: recorded.kind.name)) }
+                return
+            }
+            answer(.recorded(recorded, isNew: outcome.isNew))
+            if outcome.isNew, recorded.kind == .alarm { self.metrics.alarmAckDuration.record(duration: now.monotonic - arrived.monotonic) }
+            self.recorded(recorded, device: device, outcome: outcome, at: at)
+            if outcome.isNew, case .alarm(let alarm) = recorded {
+                var flags: [String] = []
+                if let reuse = outcome.idReused {
+                    self.metrics.idConflicts.increment()
+                    flags.append("alarm id \(alarm.id) reused (\(reuse == 1 ? "once" : "\(reuse) times")): a new call for help, dispatched as a case of its own; the device's ids restarted (check its state directory)")
+                }
+                if let note { flags.append(note) }
+                if !flags.isEmpty { self.hub.emit(.alarmFlagged(device: device, alarmID: alarm.id, flags: flags)) }
             }
         }
     }
@@ -614,6 +651,11 @@ final class CenterRuntime {
     }
 
     // MARK: Supervision
+
+    /// A frame of `device` that proves it alive arrived by another way than a session (a DC-09 account's).
+    func deviceSeen(_ device: UInt32) {
+        if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
+    }
 
     private func superviseTick() {
         guard !stopped else { return }

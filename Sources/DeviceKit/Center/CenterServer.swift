@@ -190,10 +190,23 @@ public final class CenterServer: Service, Sendable {
         }.get()
 
         var channels: [any Channel] = []
+        var dc09: (receiver: NIOLoopBound<DC09Receiver>, channels: [any Channel])?
         do {
             let (stream, datagram) = try await bindDevicePorts(on: loop, runtime: runtime)
             channels += [stream, datagram]
             await enlargeBuffers(of: datagram)
+            if let port = configuration.dc09 {
+                let receiver = try await loop.submit {
+                    NIOLoopBound(DC09Receiver(runtime: runtime.value, configuration: port), eventLoop: loop)
+                }.get()
+                let (host, writeLimit) = (configuration.host, configuration.connectionWriteBufferLimit)
+                let pair = try await bindPair(tcpPort: port.port, udpPort: port.port, listeners: (.dc09TCP, .dc09UDP)) { port in
+                    try await DC09Receiver.bindStream(host: host, port: port, on: loop, receiver: receiver, writeLimit: writeLimit)
+                } datagram: { port in
+                    try await DC09Receiver.bindDatagram(host: host, port: port, on: loop, receiver: receiver)
+                }
+                dc09 = (receiver, [pair.0, pair.1])
+            }
             if let metricsPort = configuration.metricsPort {
                 do {
                     channels.append(
@@ -213,7 +226,7 @@ public final class CenterServer: Service, Sendable {
                 runtime.value.start()
             }.get()
         } catch {
-            for channel in channels { try? await channel.close() }
+            for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }
             try? await loop.submit { runtime.value.stop() }.get()
             try? await pool.runIfActive(eventLoop: loop) { try journal.close() }.get()
             throw error
@@ -221,7 +234,7 @@ public final class CenterServer: Service, Sendable {
 
         let ports = CenterPorts(
             tcp: channels[0].localAddress?.port ?? 0, udp: channels[1].localAddress?.port ?? 0,
-            metrics: channels.count > 2 ? channels[2].localAddress?.port : nil)
+            metrics: channels.count > 2 ? channels[2].localAddress?.port : nil, dc09: dc09?.channels[0].localAddress?.port)
         let waiters = state.withLock { state in
             state.ports = ports
             state.runtime = runtime
@@ -235,8 +248,11 @@ public final class CenterServer: Service, Sendable {
         // Serve until graceful shutdown or cancellation; either way, stop the same way.
         try? await gracefulShutdown()
 
-        for channel in channels { try? await channel.close() }
-        try? await loop.submit { runtime.value.stop() }.get()
+        for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }
+        try? await loop.submit {
+            runtime.value.stop()
+            dc09?.receiver.value.stop()
+        }.get()
         // Journal writes already queued finish before the file is closed.
         // The future form, not the async one: this task is usually cancelled by now, and the file must close.
         do {
@@ -256,23 +272,36 @@ public final class CenterServer: Service, Sendable {
     /// Binds TCP and UDP for devices. With port 0 for both, the system picks a free TCP port and UDP takes the
     /// same one (one port for both, as devices expect); should UDP find it taken, both try again.
     private func bindDevicePorts(on loop: any EventLoop, runtime: NIOLoopBound<CenterRuntime>) async throws -> (any Channel, any Channel) {
+        try await bindPair(tcpPort: configuration.tcpPort, udpPort: configuration.udpPort, listeners: (.tcp, .udp)) { port in
+            try await self.bindStream(on: loop, runtime: runtime, port: port)
+        } datagram: { port in
+            try await self.bindDatagram(on: loop, runtime: runtime, port: port)
+        }
+    }
+
+    /// Binds a TCP and a UDP socket: with port 0 for both, the system picks a free TCP port and UDP takes the
+    /// same one; should UDP find it taken, both try again.
+    private func bindPair(
+        tcpPort: Int, udpPort: Int, listeners: (CenterBindError.Listener, CenterBindError.Listener),
+        stream bindStream: (Int) async throws -> any Channel, datagram bindDatagram: (Int) async throws -> any Channel
+    ) async throws -> (any Channel, any Channel) {
         let host = configuration.host
-        let samePort = configuration.tcpPort == 0 && configuration.udpPort == 0
+        let samePort = tcpPort == 0 && udpPort == 0
         var attempt = 0
         while true {
             attempt += 1
             let stream: any Channel
-            do { stream = try await bindStream(on: loop, runtime: runtime, port: configuration.tcpPort) } catch {
-                throw CenterBindError(listener: .tcp, host: host, port: configuration.tcpPort, error)
+            do { stream = try await bindStream(tcpPort) } catch {
+                throw CenterBindError(listener: listeners.0, host: host, port: tcpPort, error)
             }
-            let udpPort = samePort ? (stream.localAddress?.port ?? 0) : configuration.udpPort
+            let udpPort = samePort ? (stream.localAddress?.port ?? 0) : udpPort
             do {
-                return (stream, try await bindDatagram(on: loop, runtime: runtime, port: udpPort))
+                return (stream, try await bindDatagram(udpPort))
             } catch {
                 try? await stream.close()
                 let taken = (error as? IOError)?.errnoCode == EADDRINUSE
                 if samePort && taken && attempt < 32 { continue }
-                throw CenterBindError(listener: .udp, host: host, port: udpPort, error)
+                throw CenterBindError(listener: listeners.1, host: host, port: udpPort, error)
             }
         }
     }
@@ -369,6 +398,8 @@ public struct CenterBindError: Error, CustomStringConvertible {
         case tcp = "TCP"
         case udp = "UDP"
         case metrics = "metrics, TCP"
+        case dc09TCP = "DC-09, TCP"
+        case dc09UDP = "DC-09, UDP"
     }
 
     public var listener: Listener
@@ -397,7 +428,7 @@ public struct CenterBindError: Error, CustomStringConvertible {
         }
         switch errno {
         case EADDRINUSE?:
-            let ss = listener == .udp ? "ss -lunp 'sport = :\(port)'" : "ss -ltnp 'sport = :\(port)'"
+            let ss = listener == .udp || listener == .dc09UDP ? "ss -lunp 'sport = :\(port)'" : "ss -ltnp 'sport = :\(port)'"
             return "port \(port) (\(listener.rawValue)) is already in use by another program (\(ss) shows which): stop it or choose another port"
         case EACCES?, EPERM?:
             return port < 1024

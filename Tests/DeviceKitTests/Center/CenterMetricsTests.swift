@@ -28,10 +28,17 @@ import Testing
         "center_connections_accepted_total": ("counter", [""]),
         "center_connections_closed_total": (
             "counter",
-            Set(["authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure"]
+            Set(["authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure", "idle"]
                 .map { #"reason="\#($0)""# })
         ),
         "center_connections_open": ("gauge", [""]),
+        "center_dc09_events_recorded_total": ("counter", [""]),
+        "center_dc09_frames_total": (
+            "counter",
+            Set([("ACK", "recorded"), ("ACK", "retransmission"), ("ACK", "supervision"), ("NAK", "malformed"), ("NAK", "unknownAccount"),
+                 ("NAK", "undecryptable"), ("NAK", "outsideWindow"), ("DUH", "unsupported"), ("DUH", "clearFromKeyedAccount"),
+                 ("none", "journalFailed"), ("none", "rateLimited"), ("none", "overlong")].map { #"answer="\#($0.0)",reason="\#($0.1)""# })
+        ),
         "center_devices_online": ("gauge", [""]),
         "center_events_dropped_total": ("counter", [""]),
         "center_frames_dropped_total": (

@@ -51,6 +51,19 @@ import Testing
         #expect(!result.output.contains("Usage:"))
     }
 
+    /// The DC-09 accounts file is read like the key file: missing is 66, wrong is 78, naming the account.
+    @Test func aDC09AccountsFileThatIsMissingOrWrongSaysSo() async throws {
+        let journal = ["--journal", directory + "/c.sqlite", "--dc09-port", "0"]
+        let missing = try await ChildProcess.run(["center", "--dc09-accounts", directory + "/none.toml"] + journal, environment: Self.master)
+        #expect(missing.status == 66, "\(missing.output)")
+        #expect(missing.output.contains("cannot read the DC-09 accounts file \(directory)/none.toml"), "\(missing.output)")
+        let short = try write("[accounts.\"1234\"]\ndevice = 17\nkey = \"0011\"\n", to: "accounts.toml")
+        let wrong = try await ChildProcess.run(["center", "--dc09-accounts", short] + journal, environment: Self.master)
+        #expect(wrong.status == 78, "\(wrong.output)")
+        #expect(wrong.output.contains("the DC-09 accounts file \(short): account \"1234\" key: a DC-09 key must be 16, 24 or 32 bytes"), "\(wrong.output)")
+        #expect(!wrong.output.contains("0011"), "never the key")
+    }
+
     @Test func missingKeyFilesAndReportsAreMissingInputs() async throws {
         let keys = try await ChildProcess.run(["center", "--keys", directory + "/keys.toml", "--journal", directory + "/c.sqlite"])
         #expect(keys.status == 66, "\(keys.output)")

@@ -1,0 +1,100 @@
+import GRDB
+
+/// Events received on the centre's DC-09 port (`devicesim center --dc09-port`), journalled as our own
+/// messages of the account's device, once per event (docs/dc09.md, "The same event twice").
+///
+/// DC-09 has no message ids: a transmitter numbers its messages 0001–9999, repeats the number on each
+/// retransmission and wraps after 9999, and may stamp a retransmission with a new time. So the journal keeps
+/// each event's *identity* (`DC09ReceivedEvent.identity`: type, sequence, line, account and data, not the
+/// time) in `dc09_message`, and gives it a message id of our own, `0x80000000 | row`. A frame whose
+/// identity the journal received within `window` before is a retransmission: the same message id, not new
+/// (acknowledged again, acted on once), also after a centre restart between the write and the `ACK`. After
+/// the window, or with other data, it is a new message.
+extension CenterJournal {
+    /// One event from a DC-09 transmitter, for `Write.dc09Event`.
+    public struct DC09Event: Sendable {
+        public var event: DC09ReceivedEvent
+        /// `DC09ReceivedEvent.identity(of:)` of its frame.
+        public var identity: String
+        public var account: String
+        public var sequence: String
+        /// The frame's timestamp, or the centre's time of receipt when it had none.
+        public var occurredAt: WireTime
+
+        public init(event: DC09ReceivedEvent, identity: String, account: String, sequence: String, occurredAt: WireTime) {
+            self.event = event
+            self.identity = identity
+            self.account = account
+            self.sequence = sequence
+            self.occurredAt = occurredAt
+        }
+
+        public init?(_ frame: DC09Frame, receivedAt: WireTime) {
+            guard let event = DC09ReceivedEvent(frame), let account = frame.account else { return nil }
+            self.init(
+                event: event, identity: DC09ReceivedEvent.identity(of: frame), account: account, sequence: frame.sequence,
+                occurredAt: frame.timestamp.map { WireTime(clamping: $0.secondsSince1970) * 1000 } ?? receivedAt)
+        }
+    }
+
+    /// The high bit of every message id given to a DC-09 event: apart from the ids our own devices count up.
+    static let dc09MessageIDBit: UInt32 = 0x8000_0000
+
+    static func registerDC09Migration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("dc09-receiver") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE dc09_message (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT, device INTEGER NOT NULL, account TEXT NOT NULL,
+                        sequence TEXT NOT NULL, identity TEXT NOT NULL, received_at INTEGER NOT NULL);
+                    CREATE INDEX dc09_message_identity ON dc09_message (device, identity, received_at);
+                    """)
+        }
+    }
+
+    /// Records `event` for `device` received at `at`: a retransmission of an identity received within
+    /// `window` milliseconds is not new; a new event becomes our message (a cancel withdraws the device's
+    /// latest open alarm, or alarm 0 when none is open: journalled, changing nothing) and goes through
+    /// `record` like our own, opening or closing cases in the same transaction.
+    static func recordDC09(
+        _ db: Database, device: UInt32, event: DC09Event, at: WireTime, window: UInt64
+    ) throws -> (Message, RecordOutcome) {
+        let since = Int64(clamping: at) - Int64(clamping: window)
+        if let row = try Int64.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT id FROM dc09_message WHERE device = ? AND identity = ? AND received_at >= ? ORDER BY id DESC LIMIT 1
+                """),
+            arguments: [Int64(device), event.identity, since])
+        {
+            let message = event.event.message(id: messageID(row), at: event.occurredAt, cancelling: 0)
+            return (message, RecordOutcome(isNew: false, alarmRecorded: false))
+        }
+        try db.cachedStatement(sql: "INSERT INTO dc09_message (device, account, sequence, identity, received_at) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [Int64(device), event.account, event.sequence, event.identity, Int64(clamping: at)])
+        let id = messageID(db.lastInsertedRowID)
+        var cancelling: UInt32 = 0
+        if event.event == .cancel,
+            let open = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT alarm_id FROM dispatch_case WHERE device = ? AND state < ? ORDER BY id DESC LIMIT 1"),
+                arguments: [Int64(device), Int64(CaseState.closed.rawValue)])
+        {
+            cancelling = UInt32(truncatingIfNeeded: open)
+        }
+        let message = event.event.message(id: id, at: event.occurredAt, cancelling: cancelling)
+        let opensCase = event.event != .alarm(.test) && { if case .alarm = event.event { true } else { false } }()
+        return (message, try record(db, device: device, message: message, at: at, opensCase: opensCase, note: nil))
+    }
+
+    private static func messageID(_ row: Int64) -> UInt32 {
+        dc09MessageIDBit | UInt32(truncatingIfNeeded: row & 0x7FFF_FFFF)
+    }
+
+    /// Every DC-09 event journalled for `device`, oldest first: account, sequence and our message id.
+    public func dc09Messages(device: UInt32) throws -> [(account: String, sequence: String, messageID: UInt32)] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, account, sequence FROM dc09_message WHERE device = ? ORDER BY id", arguments: [Int64(device)]
+            ).map { row in (row["account"], row["sequence"], Self.messageID(row["id"])) }
+        }
+    }
+}
