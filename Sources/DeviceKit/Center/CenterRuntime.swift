@@ -85,6 +85,9 @@ final class CenterRuntime {
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
     private var datagramFlushPending = false
+    /// The devices that report over DC-09 (`--dc09-accounts`): no session of ours carries their case updates,
+    /// so none are queued for them (they would wait for a session that never comes).
+    private let dc09Devices: Set<UInt32>
 
     struct Restored {
         var anchors: [UInt32: CenterJournal.StoredAnchor]
@@ -113,12 +116,15 @@ final class CenterRuntime {
         self.forgeryBudget = ForgeryBudget(
             rate: configuration.forgedFrameRate, burst: max(1, 4 * configuration.forgedFrameRate), sources: configuration.forgerySources)
         self.cases = CasePolicy(configuration: configuration.cases)
+        dc09Devices = Set(configuration.dc09?.accounts.accounts.values.map(\.device) ?? [])
         metrics.sessionsActive.set(Int64(0))
         metrics.devicesOnline.set(Int64(0))
         // Cases left open by a previous run stay in the operator's list (an automatic operator's timers start
         // with the runtime), and updates the device never acknowledged wait for its next session.
         for open in restored.openCases { restoredCaseTimers += cases.restore(open) }
-        for pending in restored.undelivered { feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) } }
+        for pending in restored.undelivered where !dc09Devices.contains(pending.device) {
+            feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) }
+        }
     }
 
     /// The one place the centre reads its clocks.
@@ -572,9 +578,11 @@ final class CenterRuntime {
         }
     }
 
-    /// A case's new state is journalled: tell the device, reliably, and the observers.
+    /// A case's new state is journalled: tell the device, reliably, and the observers. A DC-09 device is
+    /// told nothing and not called: DC-09 carries neither (its operator phones the person, as ARCs do).
     private func caseChanged(_ changed: CasePolicy.Case, update: CaseUpdate) {
         hub.emit(.caseUpdate(caseID: changed.id, device: changed.device, alarmID: changed.alarmID, state: changed.state))
+        guard !dc09Devices.contains(changed.device) else { return }
         feed(changed.device) { $0.deliver(.caseUpdate(update)) }
         // The operator who takes a case speaks with the person at once; a closed case ends its call.
         switch changed.state {

@@ -143,6 +143,11 @@ public final class CenterServer: Service, Sendable {
         try await onRuntime { $0.callStatistics(device: device) }
     }
 
+    /// How many devices' session machines the centre holds (a machine that holds nothing is not kept).
+    func sessionMachinesHeld() async throws -> Int {
+        try await onRuntime { $0.sessions.count }
+    }
+
     private func onRuntime<T: Sendable>(_ body: @escaping @Sendable (CenterRuntime) -> T) async throws -> T {
         guard let runtime = state.withLock({ $0.runtime }) else { throw CenterStopped() }
         return try await runtime.eventLoop.submit { body(runtime.value) }.get()

@@ -122,6 +122,26 @@ import Testing
         await centre.stop()
     }
 
+    /// A DC-09 device has no session of ours: its cases' updates are not queued for one (with a key for the
+    /// device at hand, each case's updates were kept for a session that never came: a load run's 120,000
+    /// alarms left as many machines holding them).
+    @Test func theCaseUpdatesOfADC09DeviceAreNotQueuedForASessionOfOurs() async throws {
+        let registry = try DeviceRegistry(keys: [17: RunningCentre.rootKey])
+        var port = DC09PortConfiguration(port: 0, accounts: Self.accounts)
+        port.frameRate = 1_000
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: registry) {
+            $0.dc09 = port
+            $0.cases = .init(autoEngageAfter: .milliseconds(10), autoCloseAfter: .milliseconds(20))
+        }
+        let client = try await DC09Client.connect(to: centre, over: .stream)
+        try await client.send(try Self.frame(DC09EventCodes.alarm(.button), sequence: 4))
+        #expect(try await client.answer(sequence: "0004")?.id == .ack)
+        #expect(try await centre.events.first { if case .caseUpdate(_, 17, _, .closed) = $0 { true } else { false } } != nil)
+        #expect(try await centre.server.sessionMachinesHeld() == 0)
+        await client.close()
+        await centre.stop()
+    }
+
     @Test func nullSupervisionIsAcknowledgedAtOnceAndIsTheDevicesProofOfLife() async throws {
         let centre = try await Self.start()
         let client = try await DC09Client.connect(to: centre, over: .datagram)
