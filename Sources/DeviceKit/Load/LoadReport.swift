@@ -173,7 +173,11 @@ public struct LoadReport: Codable, Equatable, Sendable {
     public var format = LoadReport.currentFormat
     /// `I/N` of every shard that went into this report.
     public var shards: [String]
+    /// `tcp`, `udp`; over SIA DC-09 `dc09/tcp`, `dc09/udp` (`--protocol dc09`).
     public var transports: [String]
+    public static let dc09Prefix = "dc09/"
+    /// Whether the run reported over DC-09, which tells no case's progress and carries no calls.
+    public var isDC09: Bool { !transports.isEmpty && transports.allSatisfy { $0.hasPrefix(Self.dc09Prefix) } }
     public var devices: Int
     /// Time to open the sessions (ramp), then the steady phase in which alarms are raised.
     public var rampSeconds: Double
@@ -428,6 +432,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
                 return "no heartbeat was sent: \(every), and the run lasted \(runSeconds) s (give --heartbeat-interval, or a longer --duration)"
             }
             return "none of the \(c.heartbeatsSent) heartbeats sent was answered"
+        case .engaged where isDC09, .voice where isDC09, .jitter where isDC09:
+            return "DC-09 tells no case's progress and carries no calls (the receiving centre's operator works the alarm on its own system)"
         case .engaged:
             if c.alarmsAcknowledged == 0 { return "no alarm was acknowledged" }
             return "no operator engaged a case during the run (a centre engages cases with --auto-engage-after MS; --spawn-center does)"

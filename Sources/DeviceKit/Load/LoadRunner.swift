@@ -359,7 +359,7 @@ public final class LoadRunner: Sendable {
         var byMetric: [LoadMetric: LatencyHistogram] = [:]
         for metric in LoadMetric.allCases { byMetric[metric] = latency[metric.index] }
         var report = LoadReport(
-            shards: [plan.shard.description], transports: [plan.transport.rawValue], devices: plan.ids.count,
+            shards: [plan.shard.description], transports: [(plan.dc09 == nil ? "" : LoadReport.dc09Prefix) + plan.transport.rawValue], devices: plan.ids.count,
             rampSeconds: Double(RampSchedule(rate: plan.rampRate, devices: plan.ids.count).length.nanoseconds) / 1e9,
             steadySeconds: Double(plan.steadyDuration.nanoseconds) / 1e9, alarmRate: plan.alarmRate, counts: counts,
             latency: byMetric)

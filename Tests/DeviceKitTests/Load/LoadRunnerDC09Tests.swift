@@ -33,6 +33,9 @@ import Testing
         #expect(events.allSatisfy { $0.encrypted && $0.receiver == "7" && $0.line == "3" })
         #expect(Set(events.compactMap(\.account)).isSubset(of: Set(devices.map(DC09Load.account(of:)))))
         #expect(report.latency[.alarm]?.count == UInt64(c.alarmsAcknowledged), "event → ACK measured for each")
+        #expect(report.transports == ["dc09/\(transport.rawValue)"])
+        #expect(report.emptyReason(.engaged)?.contains("DC-09 tells no case's progress") == true, "not a hint to engage cases")
+        #expect(report.table.contains("devices over dc09/\(transport.rawValue)"))
     }
 
     @Test func theAccountsAreTheDeviceIdsInHexWithAtLeastFourDigits() {
