@@ -73,6 +73,10 @@ public struct CenterConfiguration: Sendable {
     /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
     /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.
     public var reusePort: Bool
+    /// DC-09 receivers every case event is forwarded to (`--forward`): the primary, then its backup; none: no
+    /// forwarding. (DC09Forwarder.swift)
+    public var forward: [DC09ForwardTarget]
+    public var forwardParameters: DC09ForwardMachine.Parameters
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
@@ -85,7 +89,8 @@ public struct CenterConfiguration: Sendable {
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
-        udpMessagesPerRead: Int = 32, reusePort: Bool = false
+        udpMessagesPerRead: Int = 32, reusePort: Bool = false, forward: [DC09ForwardTarget] = [],
+        forwardParameters: DC09ForwardMachine.Parameters = .init()
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -117,6 +122,8 @@ public struct CenterConfiguration: Sendable {
         self.udpBufferSize = udpBufferSize
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
         self.reusePort = reusePort
+        self.forward = forward
+        self.forwardParameters = forwardParameters
     }
 }
 

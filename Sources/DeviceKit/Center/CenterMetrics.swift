@@ -54,6 +54,8 @@ final class CenterMetrics: Sendable {
     let mediaPacketsReceived: Counter
     let mediaPacketsLost: Counter
     private let mediaRefusedByReason: [String: Counter]
+    /// The DC-09 gateway's (`--forward`), by receiver.
+    let dc09Forward: DC09ForwardMetrics
 
     /// Why the centre closes a TCP connection.
     static let closeReasons = [
@@ -138,6 +140,7 @@ final class CenterMetrics: Sendable {
             "center_media_packets_refused_total",
             "Datagrams on media ports refused in calls, by why, counted each second while a call lasts.", label: "reason",
             ["malformed", "forged", "replayed", "unknownSource"]) { $0 }
+        dc09Forward = DC09ForwardMetrics(&make)
         help = make.help
     }
 
@@ -176,7 +179,7 @@ struct MediaCounted {
 }
 
 /// Makes a centre's metrics with one factory and keeps each family's help text.
-private struct Families {
+struct Families {
     let factory: any MetricsFactory
     var help: [String: String] = [:]
 

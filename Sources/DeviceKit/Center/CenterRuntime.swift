@@ -84,6 +84,9 @@ final class CenterRuntime {
     var callMessageIDs: Set<UInt32> = []
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
+    /// Told when a new message is recorded: the DC-09 forwarder (`--forward`) reads its queue.
+    var messageRecorded: (() -> Void)?
+    var forwarder: DC09Forwarder?
     private var datagramFlushPending = false
 
     struct Restored {
@@ -153,6 +156,7 @@ final class CenterRuntime {
         reportRefusals()
         timers.stop()
         journal.stop()
+        forwarder?.stop()
         retransmitTimers = [:]
         stopAllCalls()
     }
@@ -475,6 +479,7 @@ final class CenterRuntime {
             return
         }
         metrics.messagesRecorded.increment()
+        messageRecorded?()
         switch message {
         case .alarm(let alarm):
             metrics.alarmsRecorded.increment()
