@@ -114,7 +114,8 @@ public struct DC09ForwardMachine: Sendable {
     public private(set) var buffered = 0
     private var highestLoaded: Int64 = 0
     private var loading = false
-    private var rowsWaiting = false
+    /// Whether the journal may hold rows not loaded yet: at the start, what a previous run left queued.
+    private var rowsWaiting = true
     private var flights: [Int64: Flight] = [:]
     private var bySequence: [String: Int64] = [:]
     /// Rows sent on the current link without an answer yet, in the order sent.
