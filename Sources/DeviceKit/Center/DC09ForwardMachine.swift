@@ -23,7 +23,8 @@ import DequeModule
 /// backoff's jitter, the pad of encrypted frames) from a seeded generator.
 public struct DC09ForwardMachine: Sendable {
     public struct Parameters: Hashable, Sendable {
-        /// Frames in flight at once, over all devices.
+        /// Frames in flight at once, over all devices, to a receiver whose target names no window. 1 by default:
+        /// many receivers (pysiaalarm's TCP server among them) read one frame per read.
         public var window: Int
         public var answerTimeout: Duration
         public var failuresBeforeFailover: Int
@@ -34,7 +35,7 @@ public struct DC09ForwardMachine: Sendable {
         public var bufferLimit: Int
 
         public init(
-            window: Int = 32, answerTimeout: Duration = .seconds(10), failuresBeforeFailover: Int = 3,
+            window: Int = 1, answerTimeout: Duration = .seconds(10), failuresBeforeFailover: Int = 3,
             failbackAfter: Duration = .seconds(300), backoff: Backoff = Backoff(base: .seconds(1), cap: .seconds(60)),
             bufferLimit: Int = 2_048
         ) {
@@ -278,15 +279,16 @@ public struct DC09ForwardMachine: Sendable {
     /// Sends the oldest row of each device that has none in flight, oldest first, while the window allows.
     private mutating func pump(wall: UInt64) -> [Action] {
         guard case .up = link else { return [] }
+        let window = receivers[active].window ?? parameters.window
         var sending = awaiting.count
-        guard sending < parameters.window else { return [] }
+        guard sending < window else { return [] }
         var heads: [CenterJournal.ForwardRow] = []
         for (_, queue) in queues {
             if let head = queue.first, flights[head.id] == nil { heads.append(head) }
         }
         heads.sort { $0.id < $1.id }
         var actions: [Action] = []
-        for head in heads where sending < parameters.window {
+        for head in heads where sending < window {
             guard bySequence[Self.sequence(of: head.id)] == nil else { continue }
             actions += send(head.id, device: head.device, wall: wall)
             sending += 1

@@ -3,13 +3,15 @@ import Foundation
 /// One alarm receiving centre the centre forwards its case events to over SIA DC-09, as `--forward` names it:
 ///
 /// ```
-/// dc09://HOST:PORT?account=HEX&key=HEX|key-file=PATH&transport=tcp|udp&format=sia|cid&receiver=HEX&line=HEX
+/// dc09://HOST:PORT?account=HEX&key=HEX|key-file=PATH&transport=tcp|udp&format=sia|cid&receiver=HEX&line=HEX&window=N
 /// ```
 /// Every parameter is optional. Without `account`, each device reports as an account of its own, its device
 /// id in eight hex digits; with one, every device reports under it and the SIA-DCS data names the device as
 /// its user (`Nid<device>/ri1/QA001`). Contact ID has no field for that (docs/dc09.md, "The centre as a
 /// gateway"), so `format=cid` goes without `account`. A `key` (hex, 16, 24 or 32 bytes: AES-128/192/256)
-/// encrypts every frame; `key-file` names a file holding it, which the caller reads (`keyFile`).
+/// encrypts every frame; `key-file` names a file holding it, which the caller reads (`keyFile`). `window`: frames
+/// in flight at once (the sender's default, 1, unless given): pysiaalarm's TCP server, like many receivers, reads
+/// one frame per read and loses a second that came in the same read, so pipelining is for receivers that take it.
 public struct DC09ForwardTarget: Sendable {
     public enum Transport: String, Hashable, Sendable { case tcp, udp }
 
@@ -24,6 +26,8 @@ public struct DC09ForwardTarget: Sendable {
     public var format: DC09Frame.ID
     public var receiver: String
     public var line: String
+    /// Frames in flight at once to this receiver; nil: `DC09ForwardMachine.Parameters.window`.
+    public var window: Int?
 
     public init(
         host: String, port: Int, account: String? = nil, key: DC09Key? = nil, transport: Transport = .tcp,
@@ -95,6 +99,9 @@ public struct DC09ForwardTarget: Sendable {
             case "line":
                 guard Self.isHex(value, 1...6) else { throw fail(.number("line")) }
                 line = value.uppercased()
+            case "window":
+                guard let given = Int(value), (1...64).contains(given) else { throw fail(.window(value)) }
+                window = given
             default:
                 throw fail(.unknownParameter(item.name))
             }
@@ -113,7 +120,7 @@ public struct DC09ForwardURLError: Error, Hashable, Sendable, CustomStringConver
     public enum Reason: Hashable, Sendable {
         case scheme, notAURL, noHost, noPort, port(Int), extra, repeated(String), empty(String), account, key(String)
         case transport(String), format(String), number(String), unknownParameter(String), twoKeys, contactIDWithAccount
-        case tooMany
+        case tooMany, window(String)
     }
 
     public var reason: Reason
@@ -137,10 +144,11 @@ public struct DC09ForwardURLError: Error, Hashable, Sendable, CustomStringConver
         case .format(let value): return "the forward target's format=\(value) is neither sia (SIA-DCS) nor cid (Contact ID)"
         case .number(let name): return "the forward target's \(name)= is not 1 to 6 hex digits (e.g. \(name)=1)"
         case .unknownParameter(let name):
-            return "the forward target's parameter \(name)= is unknown (known: account, key, key-file, transport, format, receiver, line)"
+            return "the forward target's parameter \(name)= is unknown (known: account, key, key-file, transport, format, receiver, line, window)"
         case .twoKeys: return "the forward target gives both key= and key-file=: give one"
         case .contactIDWithAccount:
             return "format=cid cannot tell devices apart under one account (Contact ID has no field for the device): leave out account= so each device reports as its own account (its id in hex), or use format=sia"
+        case .window(let value): return "the forward target's window=\(value) is not a number of frames in flight from 1 to 64"
         case .tooMany: return "--forward is given more than twice: the first is the primary receiver, the second its backup"
         }
     }

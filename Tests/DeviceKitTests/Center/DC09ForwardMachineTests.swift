@@ -208,14 +208,15 @@ import Testing
     }
 
     @Test func aRowWhoseSequenceIsInFlightWaitsAndTheWindowBoundsFramesInFlight() {
+        var target = Self.primary
+        target.window = 2  // the target's window=, over the sender's default of 1
         var machine = DC09ForwardMachine(
-            receivers: [Self.primary],
-            parameters: .init(window: 2, answerTimeout: .seconds(10), backoff: Backoff(), bufferLimit: 100), seed: 7)
+            receivers: [target], parameters: .init(answerTimeout: .seconds(10), backoff: Backoff(), bufferLimit: 100), seed: 7)
         _ = machine.start()
         _ = machine.rowsQueued()
         _ = machine.connected(link: 1, wall: Self.wall)
         let code = DC09EventCodes.alarm(.button)
-        // Rows 1 and 10000 share sequence 0002; row 20 waits for the window.
+        // Rows 1 and 10000 share sequence 0002: 10000 waits for 1; 10002 waits for the window of 2.
         let sent = machine.rowsLoaded(
             [Self.row(1, device: 1, code), Self.row(10_000, device: 2, code), Self.row(10_001, device: 3, code), Self.row(10_002, device: 4, code)],
             limit: 100, wall: Self.wall)

@@ -6,7 +6,7 @@ import Testing
 @Suite struct DC09ForwardTargetTests {
     @Test func aFullURLIsRead() throws {
         let target = try DC09ForwardTarget(
-            url: "dc09://arc.example:12345?account=12ab&key=000102030405060708090a0b0c0d0e0f&transport=udp&format=sia&receiver=7&line=3")
+            url: "dc09://arc.example:12345?account=12ab&key=000102030405060708090a0b0c0d0e0f&transport=udp&format=sia&receiver=7&line=3&window=16")
         #expect(target.host == "arc.example")
         #expect(target.port == 12345)
         #expect(target.account == "12AB")
@@ -15,6 +15,7 @@ import Testing
         #expect(target.format == .siaDCS)
         #expect(target.receiver == "7")
         #expect(target.line == "3")
+        #expect(target.window == 16)
         #expect(target.account(of: 0x1E240) == "12AB")
     }
 
@@ -45,6 +46,8 @@ import Testing
         ("dc09://h:1?acount=1234", .unknownParameter("acount")),
         ("dc09://h:1?key=000102030405060708090a0b0c0d0e0f&key-file=k", .twoKeys),
         ("dc09://h:1?format=cid&account=1234", .contactIDWithAccount),
+        ("dc09://h:1?window=0", .window("0")),
+        ("dc09://h:1?window=many", .window("many")),
     ])
     func aMalformedURLSaysWhatWasWrong(url: String, reason: DC09ForwardURLError.Reason) {
         #expect(throws: DC09ForwardURLError(reason: reason)) { try DC09ForwardTarget(url: url) }
