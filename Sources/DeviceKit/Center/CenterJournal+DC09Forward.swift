@@ -91,8 +91,16 @@ extension CenterJournal {
                         sia: row["sia"], qualifier: row["qualifier"], contactID: row["contact_id"], zone: row["zone"],
                         meaning: row["meaning"]))
             }
-            let depth = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dc09_forward") ?? 0
-            return (rows, depth)
+            return (rows, try Self.forwardQueueDepth(db))
         }
+    }
+
+    /// How many events are queued.
+    public func forwardQueueDepth() throws -> Int {
+        try read { db in try Self.forwardQueueDepth(db) }
+    }
+
+    private static func forwardQueueDepth(_ db: Database) throws -> Int {
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM dc09_forward")) ?? 0
     }
 }

@@ -263,8 +263,10 @@ public struct DC09ForwardMachine: Sendable {
         return nextGeneration
     }
 
+    /// Reads more rows once the buffer is at most half full: a backlog is read in large pages, not a row
+    /// per acknowledgement.
     private mutating func load() -> [Action] {
-        guard rowsWaiting, !loading, buffered < parameters.bufferLimit else { return [] }
+        guard rowsWaiting, !loading, buffered <= parameters.bufferLimit / 2 else { return [] }
         loading = true
         rowsWaiting = false
         return [.loadRows(after: highestLoaded, limit: parameters.bufferLimit - buffered)]

@@ -73,8 +73,20 @@ final class DC09Forwarder {
         run(machine.start())
         let bound = NIOLoopBound(self, eventLoop: loop)
         let poll = TimeAmount(pollInterval)
-        repeated = loop.scheduleRepeatedTask(initialDelay: poll, delay: poll) { _ in bound.value.rowsQueued() }
+        repeated = loop.scheduleRepeatedTask(initialDelay: poll, delay: poll) { _ in
+            bound.value.rowsQueued()
+            bound.value.countQueue()
+        }
         return true
+    }
+
+    /// The queue's depth gauge, from the journal: rows beyond those loaded, and other processes' rows, count.
+    private func countQueue() {
+        let journal = self.journal
+        pool.runIfActive(eventLoop: loop) { try journal.forwardQueueDepth() }.assumeIsolated().whenSuccess { depth in
+            self.depth = depth
+            self.metrics.queueDepth.set(Int64(depth))
+        }
     }
 
     func stop() {

@@ -12,10 +12,13 @@ import Testing
         backoff: Backoff(base: .milliseconds(50), cap: .milliseconds(200)), bufferLimit: 64)
     static let accounts: [String: DC09Receiving.Account] = ["00000001": .init(), "00000002": .init()]
 
-    static func centre(journal: String, _ targets: [DC09ForwardTarget]) async throws -> RunningCentre {
+    static func centre(
+        journal: String, _ targets: [DC09ForwardTarget], _ configure: (inout CenterConfiguration) -> Void = { _ in }
+    ) async throws -> RunningCentre {
         try await RunningCentre.start(journal: journal) { configuration in
             configuration.forward = targets
             configuration.forwardParameters = parameters
+            configure(&configuration)
         }
     }
 
@@ -162,5 +165,47 @@ import Testing
         try await eventually("an empty queue") { centre.metric("center_dc09_forward_queue_depth") == 0 }
         #expect(centre.metric("center_dc09_receiver_up{receiver=\"primary\"}") == 0)
         #expect(centre.metric("center_dc09_forwarded_total{receiver=\"backup\"}") == 1)
+    }
+}
+
+/// Not a test: the gateway's drain rate to the test receiver, for the report, when asked for
+/// (`DC09_FORWARD_BENCH=EVENTS swift test --filter DC09ForwardBenchmark`; `DC09_FORWARD_WINDOW` frames in
+/// flight, default 1). Events are queued while the receiver is down, then timed from its start to an empty
+/// queue, and printed; nothing is asserted about the time.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["DC09_FORWARD_BENCH"] != nil))
+struct DC09ForwardBenchmark {
+    @Test func drainRateToTheTestReceiver() async throws {
+        let count = Int(ProcessInfo.processInfo.environment["DC09_FORWARD_BENCH"] ?? "") ?? 2_000
+        let window = Int(ProcessInfo.processInfo.environment["DC09_FORWARD_WINDOW"] ?? "") ?? 1
+        let port = try await freeLoopbackPorts()
+        var target = DC09ForwarderTests.target(port)
+        target.window = window
+        let centre = try await DC09ForwarderTests.centre(journal: temporaryJournal(), [target]) { configuration in
+            configuration.session = CenterSession.Parameters(rate: 100_000, burst: 100_000)
+            configuration.forwardParameters.bufferLimit = 2_048
+        }
+        defer { Task { await centre.stop() } }
+        let devices = [UInt32(1), 2, 3]
+        var connected: [TestDevice] = []
+        for id in devices {
+            let keys: [[UInt8]] = [RunningCentre.rootKey, RunningCentre.rootKey.reversed(), Array(repeating: 3, count: 32)]
+            let key = keys[Int(id) - 1]
+            let device = try await TestDevice.connect(id, rootKey: key, to: centre)
+            try await device.handshake()
+            connected.append(device)
+        }
+        for n in 0..<count {
+            try await connected[n % 3].send(.testAlarm(UInt32(n / 3 + 1), kind: .test))
+        }
+        try await eventually("\(count) events queued") { centre.metric("center_dc09_forward_queue_depth") == Double(count) }
+        let accounts = Dictionary(uniqueKeysWithValues: devices.map { (DC09ForwardTarget.deviceAccount($0), DC09Receiving.Account()) })
+        let started = ContinuousClock.now
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, port: port, accounts: accounts)
+        defer { Task { await receiver.stop() } }
+        try await eventually("every event at the receiver") { distinctEvents(receiver.stored.all).count == count }
+        let took = ContinuousClock.now - started
+        let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
+        print("DC09ForwardBenchmark: \(count) events drained to the test receiver (TCP, window \(window)) in \(took): \(Int(Double(count) / seconds)) events/s")
+        #expect(distinctEvents(receiver.stored.all).count == count)
     }
 }

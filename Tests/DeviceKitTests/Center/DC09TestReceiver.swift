@@ -27,6 +27,7 @@ final class DC09TestReceiver: Sendable {
         case .tcp:
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     connections.append(channel)
                     return channel.eventLoop.makeCompletedFuture {
