@@ -13,9 +13,10 @@ import Testing
     static let accounts: [String: DC09Receiving.Account] = ["00000001": .init(), "00000002": .init()]
 
     static func centre(
-        journal: String, _ targets: [DC09ForwardTarget], _ configure: (inout CenterConfiguration) -> Void = { _ in }
+        journal: String, _ targets: [DC09ForwardTarget], registry: DeviceRegistry = RunningCentre.registry,
+        _ configure: (inout CenterConfiguration) -> Void = { _ in }
     ) async throws -> RunningCentre {
-        try await RunningCentre.start(journal: journal) { configuration in
+        try await RunningCentre.start(journal: journal, registry: registry) { configuration in
             configuration.forward = targets
             configuration.forwardParameters = parameters
             configure(&configuration)
@@ -150,6 +151,42 @@ import Testing
         let expected = format == .contactID ? "#00000001|1101 01 002" : account == nil ? "#00000001|Nri1/QA002" : "#1234|Nid1/ri1/QA002"
         #expect(frame.data == expected)
         try await eventually("an empty queue: the encrypted ACK was read") { centre.metric("center_dc09_forward_queue_depth") == 0 }
+    }
+
+    /// Two centres on one port and journal, as `--workers` runs them: both queue, one sends; when it ends,
+    /// the other takes the forwarder's lock and sends what is queued.
+    @Test func centresSharingAJournalForwardThroughOneAndTheOtherTakesOver() async throws {
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts)
+        defer { Task { await receiver.stop() } }
+        let journal = temporaryJournal()
+        let target = Self.target(receiver.port)
+        // Both devices under the key `CenterWorkersTests.connect` connects with.
+        let registry = try DeviceRegistry(keys: [1: RunningCentre.rootKey, 2: RunningCentre.rootKey])
+        let first = try await Self.centre(journal: journal, [target], registry: registry) { $0.reusePort = true }
+        let second = try await Self.centre(journal: journal, [target], registry: registry) { configuration in
+            configuration.reusePort = true
+            configuration.tcpPort = first.ports.tcp
+            configuration.udpPort = first.ports.udp
+        }
+        defer { Task { await second.stop() } }
+        let centres = [first, second]
+        let onFirst = try await CenterWorkersTests.connect(1, to: 0, of: centres)
+        try await onFirst.handshake()
+        let onSecond = try await CenterWorkersTests.connect(2, to: 1, of: centres)
+        onSecond.setCounter(200_000)
+        try await onSecond.handshake()
+        try await Self.record(Self.alarm(1), by: onFirst)
+        try await Self.record(Self.alarm(1), by: onSecond)
+        try await eventually("both alarms at the receiver") { distinctEvents(receiver.stored.all).count == 2 }
+        let forwarded = centres.map { $0.metric("center_dc09_forwarded_total{receiver=\"primary\"}") }
+        #expect(forwarded.sorted() == [0, 2], "one centre sends, the other's events included")
+        let sender = forwarded[0] == 2 ? 0 : 1
+        await centres[sender].stop()
+        let survivor = centres[1 - sender]
+        let device = sender == 0 ? onSecond : onFirst
+        try await Self.record(Self.alarm(2), by: device)
+        try await eventually("the survivor takes over and sends") { distinctEvents(receiver.stored.all).count == 3 }
+        #expect(survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1)
     }
 
     @Test func theBackupTakesOverWhenThePrimaryRefuses() async throws {
