@@ -158,7 +158,11 @@ def run(label, key, directory):
         stopped = time.time()
         time.sleep(4)
         arc.start()
-        print(f"     {label}: pysiaalarm down for {time.time() - stopped:.1f}s in the middle of the run", flush=True)
+        back = time.time()
+        backlog = queue_depth(journal)
+        print(f"     {label}: pysiaalarm down for {back - stopped:.1f}s in the middle of the run, {backlog} events queued", flush=True)
+        if wait(lambda: queue_depth(journal) == 0 or fleet.poll() is not None, 60) and fleet.poll() is None:
+            print(f"     {label}: the queue was empty {time.time() - back:.2f}s after pysiaalarm came back", flush=True)
         out, err = fleet.communicate(timeout=180)
         check(fleet.returncode == 0, f"{label}: the load run ended well", err[-2000:])
         drained = wait(lambda: queue_depth(journal) == 0, 120)

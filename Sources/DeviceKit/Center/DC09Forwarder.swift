@@ -25,7 +25,9 @@ final class DC09Forwarder {
     private var machine: DC09ForwardMachine
     private let pollInterval: Duration
     private var lock: JournalWriterLock?
-    private var channel: (link: UInt64, channel: any Channel)?
+    /// Open links by id: a connection that completes after the machine moved on is closed by its id, never
+    /// mistaken for the current one.
+    private var channels: [UInt64: (channel: any Channel, datagram: Bool)] = [:]
     private var timers: [DC09ForwardMachine.Timer: Scheduled<Void>] = [:]
     private var repeated: RepeatedTask?
     private var depth = 0
@@ -96,8 +98,8 @@ final class DC09Forwarder {
         for task in timers.values { task.cancel() }
         timers = [:]
         batcher.stop()
-        channel?.channel.close(promise: nil)
-        channel = nil
+        for open in channels.values { open.channel.close(promise: nil) }
+        channels = [:]
         lock = nil
     }
 
@@ -118,17 +120,14 @@ final class DC09Forwarder {
             case .connect(let receiver, let link):
                 connect(machine.receivers[receiver], link: link)
             case .close(let link):
-                if let current = channel, current.link == link {
-                    channel = nil
-                    current.channel.close(promise: nil)
-                }
+                channels.removeValue(forKey: link)?.channel.close(promise: nil)
             case .send(let bytes, _, let link):
-                guard let current = channel, current.link == link else { continue }
-                let buffer = current.channel.allocator.buffer(bytes: bytes)
-                if let remote = current.channel.remoteAddress, machine.receivers[machine.active].transport == .udp {
-                    current.channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer), promise: nil)
+                guard let open = channels[link] else { continue }
+                let buffer = open.channel.allocator.buffer(bytes: bytes)
+                if open.datagram, let remote = open.channel.remoteAddress {
+                    open.channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer), promise: nil)
                 } else {
-                    current.channel.writeAndFlush(buffer, promise: nil)
+                    open.channel.writeAndFlush(buffer, promise: nil)
                 }
             case .remove(let row):
                 depth = max(0, depth - 1)
@@ -199,7 +198,7 @@ final class DC09Forwarder {
                     channel.close(promise: nil)
                     return
                 }
-                self.channel = (link, channel)
+                self.channels[link] = (channel, target.transport == .udp)
                 self.run(self.machine.connected(link: link, wall: self.wall))
             case .failure(let error):
                 self.run(self.machine.linkFailed(link: link, reason: "\(error)"))
@@ -212,7 +211,7 @@ final class DC09Forwarder {
     }
 
     fileprivate func linkClosed(_ link: UInt64, reason: String) {
-        if channel?.link == link { channel = nil }
+        channels[link] = nil
         run(machine.linkFailed(link: link, reason: reason))
     }
 

@@ -71,7 +71,7 @@ import Testing
             #expect(seen == seen.sorted(), "sequences follow the queue's order")
         }
         #expect(distinctEvents(stored).count == 10)
-        #expect(centre.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 10)
+        try await eventually("10 ACKs counted") { centre.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 10 }
         #expect(centre.metric("center_dc09_receiver_up{receiver=\"primary\"}") == 1)
     }
 
@@ -178,15 +178,17 @@ import Testing
         try await Self.record(Self.alarm(1), by: onFirst)
         try await Self.record(Self.alarm(1), by: onSecond)
         try await eventually("both alarms at the receiver") { distinctEvents(receiver.stored.all).count == 2 }
-        let forwarded = centres.map { $0.metric("center_dc09_forwarded_total{receiver=\"primary\"}") }
-        #expect(forwarded.sorted() == [0, 2], "one centre sends, the other's events included")
-        let sender = forwarded[0] == 2 ? 0 : 1
+        // The receiver holds a frame before its ACK reaches the sender: the counts are awaited.
+        func forwarded() -> [Double] { centres.map { $0.metric("center_dc09_forwarded_total{receiver=\"primary\"}") } }
+        try await eventually("both ACKs counted") { forwarded().reduce(0, +) == 2 }
+        #expect(forwarded().sorted() == [0, 2], "one centre sends, the other's events included")
+        let sender = forwarded()[0] == 2 ? 0 : 1
         await centres[sender].stop()
         let survivor = centres[1 - sender]
         let device = sender == 0 ? onSecond : onFirst
         try await Self.record(Self.alarm(2), by: device)
         try await eventually("the survivor takes over and sends") { distinctEvents(receiver.stored.all).count == 3 }
-        #expect(survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1)
+        try await eventually("the survivor counts its ACK") { survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1 }
     }
 
     @Test func theBackupTakesOverWhenThePrimaryRefuses() async throws {
@@ -201,7 +203,7 @@ import Testing
         try await eventually("the alarm at the backup") { distinctEvents(backup.stored.all).count == 1 }
         try await eventually("an empty queue") { centre.metric("center_dc09_forward_queue_depth") == 0 }
         #expect(centre.metric("center_dc09_receiver_up{receiver=\"primary\"}") == 0)
-        #expect(centre.metric("center_dc09_forwarded_total{receiver=\"backup\"}") == 1)
+        try await eventually("the backup's ACK counted") { centre.metric("center_dc09_forwarded_total{receiver=\"backup\"}") == 1 }
     }
 }
 
