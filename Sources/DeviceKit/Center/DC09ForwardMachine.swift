@@ -29,14 +29,16 @@ public struct DC09ForwardMachine: Sendable {
         public var answerTimeout: Duration
         public var failuresBeforeFailover: Int
         public var failbackAfter: Duration
-        /// Between reconnections to a receiver that is down; its cap is also the wait after a `DUH`.
+        /// Between reconnections to a receiver that is down; its cap is also the wait after a `DUH`. 15 s at
+        /// most: with 60 s, the queue of a 13 s pysiaalarm outage took 32 s to drain after it came back, 29 of
+        /// them waiting to reconnect (the drain itself: 3 s); a refused connection costs the ARC little.
         public var backoff: Backoff
         /// Queued rows held in memory; more stay in the journal until these drain.
         public var bufferLimit: Int
 
         public init(
             window: Int = 1, answerTimeout: Duration = .seconds(10), failuresBeforeFailover: Int = 3,
-            failbackAfter: Duration = .seconds(300), backoff: Backoff = Backoff(base: .seconds(1), cap: .seconds(60)),
+            failbackAfter: Duration = .seconds(300), backoff: Backoff = Backoff(base: .seconds(1), cap: .seconds(15)),
             bufferLimit: Int = 2_048
         ) {
             self.window = max(1, window)

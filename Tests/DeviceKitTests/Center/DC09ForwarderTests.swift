@@ -241,10 +241,16 @@ struct DC09ForwardBenchmark {
         let started = ContinuousClock.now
         let receiver = try await DC09TestReceiver.start(transport: .tcp, port: port, accounts: accounts)
         defer { Task { await receiver.stop() } }
-        try await eventually("every event at the receiver") { distinctEvents(receiver.stored.all).count == count }
-        let took = ContinuousClock.now - started
-        let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
-        print("DC09ForwardBenchmark: \(count) events drained to the test receiver (TCP, window \(window)) in \(took): \(Int(Double(count) / seconds)) events/s")
+        var first: ContinuousClock.Instant?
+        try await eventually("every event at the receiver") {
+            let stored = receiver.stored.all
+            if first == nil, !stored.isEmpty { first = ContinuousClock.now }
+            return distinctEvents(stored).count == count
+        }
+        let ended = ContinuousClock.now
+        let flowing = ended - (first ?? started)
+        let seconds = Double(flowing.components.seconds) + Double(flowing.components.attoseconds) / 1e18
+        print("DC09ForwardBenchmark: \(count) events drained to the test receiver (TCP, window \(window)) \(ended - started) after it started (reconnection included), \(flowing) after the first arrived: \(Int(Double(count - 1) / seconds)) events/s")
         #expect(distinctEvents(receiver.stored.all).count == count)
     }
 }
