@@ -152,7 +152,8 @@ struct CenterCommand: AsyncParsableCommand {
             account=HEX (3 to 16 hex digits; without it each device is an account of its own, its id in 8 hex \
             digits; with it the SIA-DCS data names the device as its user, id<device>), key=HEX or key-file=PATH \
             (AES-128/192/256: 16, 24 or 32 bytes), transport=tcp|udp (tcp), format=sia|cid (sia; cid needs no \
-            account=), receiver=HEX and line=HEX (0). The first --forward is the primary, a second the backup, \
+            account=), receiver=HEX and line=HEX (0), window=N frames in flight (1: many receivers read one frame \
+            at a time). The first --forward is the primary, a second the backup, \
             used after 3 failures in a row and left for the primary again after 5 minutes. With --workers one \
             worker forwards (docs/dc09.md).
             """))
