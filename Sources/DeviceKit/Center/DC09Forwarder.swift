@@ -49,7 +49,6 @@ final class DC09Forwarder {
 
     func start() {
         loop.preconditionInEventLoop()
-        for index in machine.receivers.indices { metrics.up(index)?.set(Int64(1)) }
         if takeLock() { return }
         logger.notice("another centre process sharing the journal forwards to the DC-09 receivers; this one takes over if it ends")
         let bound = NIOLoopBound(self, eventLoop: loop)
@@ -65,6 +64,8 @@ final class DC09Forwarder {
             let lock = try JournalWriterLock(journal: journal.path, suffix: "-forwarder")
             guard lock.tryHold() else { return false }
             self.lock = lock
+            metrics.sending.set(Int64(1))
+            for index in machine.receivers.indices { metrics.up(index)?.set(Int64(1)) }
         } catch {
             logger.error("cannot open the DC-09 forwarder's lock file: not forwarding", metadata: ["reason": "\(error)"])
             return true
@@ -308,6 +309,9 @@ private final class DC09DatagramAnswerHandler: ChannelInboundHandler {
 
 /// The gateway's metrics, per receiver (`receiver="primary"` or `"backup"`), from the start at 0.
 struct DC09ForwardMetrics: Sendable {
+    /// 1 in the process that sends (under `--workers`, one); the others only queue, and their receiver
+    /// gauges and counters stay at 0.
+    let sending: Meter
     let receiverUp: [Meter]
     let queueDepth: Meter
     let forwarded: [Counter]
@@ -317,8 +321,13 @@ struct DC09ForwardMetrics: Sendable {
 
     init(_ make: inout Families) {
         let receivers = ["primary", "backup"]
+        sending = make.gauge(
+            "center_dc09_forwarding", "1 if this centre process sends the DC-09 queue (--forward; with --workers, one of them), else 0.")
         receiverUp = receivers.map {
-            make.gauge("center_dc09_receiver_up", "DC-09 receivers (--forward) up (1) or down (0): down from a failure to its next answer.", [("receiver", $0)])
+            make.gauge(
+                "center_dc09_receiver_up",
+                "DC-09 receivers (--forward) up (1) or down (0), in the process that sends: down from a failure to its next answer.",
+                [("receiver", $0)])
         }
         queueDepth = make.gauge("center_dc09_forward_queue_depth", "Case events queued in the journal for the DC-09 receivers, not yet acknowledged.")
         forwarded = receivers.map {

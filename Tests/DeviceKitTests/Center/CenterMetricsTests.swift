@@ -37,6 +37,7 @@ import Testing
             Set(["primary", "backup"].flatMap { r in ["NAK", "DUH"].map { #"receiver="\#(r)",answer="\#($0)""# } })
         ),
         "center_dc09_forward_queue_depth": ("gauge", [""]),
+        "center_dc09_forwarding": ("gauge", [""]),
         "center_dc09_forward_retransmissions_total": ("counter", [#"receiver="primary""#, #"receiver="backup""#]),
         "center_dc09_forwarded_total": ("counter", [#"receiver="primary""#, #"receiver="backup""#]),
         "center_dc09_receiver_up": ("gauge", [#"receiver="primary""#, #"receiver="backup""#]),

@@ -182,12 +182,14 @@ import Testing
         func forwarded() -> [Double] { centres.map { $0.metric("center_dc09_forwarded_total{receiver=\"primary\"}") } }
         try await eventually("both ACKs counted") { forwarded().reduce(0, +) == 2 }
         #expect(forwarded().sorted() == [0, 2], "one centre sends, the other's events included")
+        #expect(centres.map { $0.metric("center_dc09_forwarding") }.sorted() == [0, 1])
         let sender = forwarded()[0] == 2 ? 0 : 1
         await centres[sender].stop()
         let survivor = centres[1 - sender]
         let device = sender == 0 ? onSecond : onFirst
         try await Self.record(Self.alarm(2), by: device)
         try await eventually("the survivor takes over and sends") { distinctEvents(receiver.stored.all).count == 3 }
+        #expect(survivor.metric("center_dc09_forwarding") == 1)
         try await eventually("the survivor counts its ACK") { survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1 }
     }
 
