@@ -2,7 +2,7 @@
 """The centre as a DC-09 gateway (`devicesim center --forward dc09://…`) against pysiaalarm as the ARC.
 
 pysiaalarm (the DC-09 receiver library Home Assistant uses; none of us wrote it) listens over TCP with account
-1234, first in the clear, then with an AES key. A `devicesim center --forward dc09://127.0.0.1:PORT?account=1234…`
+1234, first in the clear, then with an AES key, then over UDP with the key (its threaded server: see ARC). A `devicesim center --forward dc09://127.0.0.1:PORT?account=1234…`
 takes a small `devicesim load` fleet's alarms, cancels and device events; in the middle of the run the
 pysiaalarm receiver is stopped and, a few seconds later, started again on the same port. Then:
 
@@ -22,6 +22,7 @@ import asyncio, collections, json, os, signal, socket, sqlite3, subprocess, sys,
 
 from pysiaalarm import SIAAccount
 from pysiaalarm.aio import SIAClient
+from pysiaalarm.sync.client import SIAClient as ThreadedSIAClient
 from pysiaalarm.utils import CommunicationsProtocol
 
 DEVICESIM = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else ".build/debug/devicesim"
@@ -51,10 +52,12 @@ def free_port():
 
 
 class ARC:
-    """pysiaalarm's asyncio TCP receiver on its own thread, which can be stopped and started again."""
+    """pysiaalarm's receiver, which can be stopped and started again: over TCP its asyncio server (on a thread of
+    its own here), over UDP its threaded server (3.2.2's asyncio UDP server never answers on Python 3.11: its
+    `connection_made` asserts a transport class the event loop's is not, and keeps no transport to answer on)."""
 
-    def __init__(self, port, key):
-        self.port, self.key = port, key
+    def __init__(self, port, key, udp=False):
+        self.port, self.key, self.udp = port, key, udp
         self.events = []  # (arrived at, SIAEvent)
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -73,10 +76,22 @@ class ARC:
     async def _stop(self):
         await self.client.async_stop()
 
+    def _received_sync(self, event):
+        with self.lock:
+            self.events.append((time.time(), event))
+
     def start(self):
+        if self.udp:
+            self.client = ThreadedSIAClient("127.0.0.1", self.port, [SIAAccount(ACCOUNT, self.key)], self._received_sync,
+                                            protocol=CommunicationsProtocol.UDP)
+            self.client.start()
+            return
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
 
     def stop(self):
+        if self.udp:
+            self.client.stop()
+            return
         asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
 
     def snapshot(self):
@@ -142,12 +157,13 @@ def wait(condition, seconds):
     return condition()
 
 
-def run(label, key, directory):
+def run(label, key, directory, udp=False):
     journal = os.path.join(directory, f"journal-{label}.sqlite")
     master = os.path.join(directory, "master.hex")
     arc_port, centre_port = free_port(), free_port()
     forward = f"dc09://127.0.0.1:{arc_port}?account={ACCOUNT}" + (f"&key={key.encode().hex()}" if key else "")
-    arc = ARC(arc_port, key)
+    forward += "&transport=udp" if udp else ""
+    arc = ARC(arc_port, key, udp)
     arc.start()
     log = open(os.path.join(directory, f"centre-{label}.log"), "w+")
     centre = start_centre(centre_port, journal, master, forward, log)
@@ -198,7 +214,13 @@ def run(label, key, directory):
     log.seek(0)
     text = log.read()
     downs, backs = text.count("DC-09 receiver down"), text.count("DC-09 receiver back")
-    check(downs == 1 and backs == 1, f"{label}: the centre logged the receiver down and back once each", f"{downs} down, {backs} back")
+    if udp:
+        # Over UDP a receiver is down after 3 unanswered frames in a row (10 s each): a 4 s outage may pass
+        # as retransmissions alone.
+        check(downs == backs and downs <= 1, f"{label}: the centre logged the receiver down and back at most once each",
+              f"{downs} down, {backs} back")
+    else:
+        check(downs == 1 and backs == 1, f"{label}: the centre logged the receiver down and back once each", f"{downs} down, {backs} back")
 
 
 def key_of(event):
@@ -242,6 +264,7 @@ def main():
             return
         run("clear", None, directory)
         run("AES-256", KEY, directory)
+        run("UDP, AES-256", KEY, directory, udp=True)
     print(f"{'FAILED' if failures else 'passed'}: DC-09 gateway against pysiaalarm", flush=True)
     sys.exit(1 if failures else 0)
 
