@@ -193,6 +193,45 @@ import Testing
         try await eventually("the survivor counts its ACK") { survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1 }
     }
 
+    /// The receiver's clock is two minutes ahead: it refuses our first frame with a NAK that carries its time;
+    /// the frame goes again at once with the corrected timestamp, and is taken.
+    @Test(arguments: [DC09ForwardTarget.Transport.tcp, .udp])
+    func aNAKsTimeCorrectsTheClockAndTheEventIsTaken(transport: DC09ForwardTarget.Transport) async throws {
+        let receiver = try await DC09TestReceiver.start(transport: transport, accounts: Self.accounts, clockAhead: 120)
+        defer { Task { await receiver.stop() } }
+        let centre = try await Self.centre(journal: temporaryJournal(), [Self.target(receiver.port, transport)])
+        defer { Task { await centre.stop() } }
+        let device = try await TestDevice.connect(1, to: centre)
+        try await device.handshake()
+        try await Self.record(Self.alarm(1), by: device)
+        let frame = try #require(try await receiver.stored.first { _ in true })
+        let offset = (frame.timestamp?.secondsSince1970 ?? 0) - Int64(Date().timeIntervalSince1970)
+        #expect((110...130).contains(offset), "the stored frame's time is the receiver's, not ours: \(offset) s ahead")
+        try await eventually("the NAK counted") { centre.metric(#"center_dc09_forward_answers_total{receiver="primary",answer="NAK"}"#) >= 1 }
+        try await eventually("an empty queue") { centre.metric("center_dc09_forward_queue_depth") == 0 }
+    }
+
+    /// A receiver that does not take test reports (`RP`) answers DUH: the row is kept and tried again, its
+    /// device's later events wait behind it, and other devices' events go on.
+    @Test func aDUHKeepsTheEventAndItsDevicesLaterEventsButNotOtherDevices() async throws {
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts) { _, code in code != "RP" }
+        defer { Task { await receiver.stop() } }
+        let centre = try await Self.centre(journal: temporaryJournal(), [Self.target(receiver.port)])
+        defer { Task { await centre.stop() } }
+        let first = try await TestDevice.connect(1, to: centre)
+        try await first.handshake()
+        let second = try await TestDevice.connect(2, rootKey: RunningCentre.rootKey.reversed(), to: centre)
+        try await second.handshake()
+        try await Self.record(Self.alarm(1, kind: .test), by: first)
+        try await Self.record(Self.alarm(2), by: first)
+        try await Self.record(Self.alarm(1), by: second)
+        try await eventually("device 2's alarm at the receiver") { receiver.stored.all.contains { $0.account == "00000002" } }
+        let duh = #"center_dc09_forward_answers_total{receiver="primary",answer="DUH"}"#
+        try await eventually("the test report refused twice: kept and tried again") { centre.metric(duh) >= 2 }
+        #expect(!receiver.stored.all.contains { $0.account == "00000001" }, "device 1's alarm waits behind its test report")
+        try await eventually("two events still queued") { centre.metric("center_dc09_forward_queue_depth") == 2 }
+    }
+
     @Test func theBackupTakesOverWhenThePrimaryRefuses() async throws {
         let primary = try await freeLoopbackPorts()
         let backup = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts)

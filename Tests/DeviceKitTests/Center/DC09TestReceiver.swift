@@ -16,11 +16,16 @@ final class DC09TestReceiver: Sendable {
     /// - Parameters:
     ///   - port: 0 for a free one; the port of a receiver stopped before, to bring it back.
     ///   - accounts: the accounts it knows and their keys.
+    ///   - clockAhead: seconds its clock is ahead of ours (a sender whose clock it finds outside its window gets
+    ///     a `NAK` with its time).
+    ///   - takes: the event codes it takes; others are answered `DUH`.
     static func start(
         transport: DC09ForwardTarget.Transport, port: Int = 0, accounts: [String: DC09Receiving.Account],
-        stored: Collected<DC09Frame> = Collected()
+        stored: Collected<DC09Frame> = Collected(), clockAhead: Int64 = 0,
+        takes: @escaping @Sendable (DC09Frame.ID, String) -> Bool = { _, _ in true }
     ) async throws -> DC09TestReceiver {
-        let receiving = DC09Receiving(accounts: accounts)
+        let receiving = DC09Receiving(accounts: accounts, takes: takes)
+        let answers = Answers(receiving: receiving, stored: stored, clockAhead: clockAhead)
         let connections = Collected<any Channel>()
         let channel: any Channel
         switch transport {
@@ -31,7 +36,7 @@ final class DC09TestReceiver: Sendable {
                 .childChannelInitializer { channel in
                     connections.append(channel)
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(StreamReceiver(receiving: receiving, stored: stored))
+                        try channel.pipeline.syncOperations.addHandler(StreamReceiver(answers: answers))
                     }
                 }
                 .bind(host: "127.0.0.1", port: port).get()
@@ -40,7 +45,7 @@ final class DC09TestReceiver: Sendable {
                 .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(DatagramReceiver(receiving: receiving, stored: stored))
+                        try channel.pipeline.syncOperations.addHandler(DatagramReceiver(answers: answers))
                     }
                 }
                 .bind(host: "127.0.0.1", port: port).get()
@@ -63,10 +68,17 @@ final class DC09TestReceiver: Sendable {
         for connection in connections.all { try? await connection.close() }
     }
 
-    /// The answer to one frame, after keeping it if it is an event.
-    fileprivate static func answer(_ bytes: [UInt8], receiving: DC09Receiving, stored: Collected<DC09Frame>) -> [UInt8]? {
+}
+
+/// What the receiver answers each frame, after keeping it if it is an event; and every answer it sent.
+private struct Answers: Sendable {
+    let receiving: DC09Receiving
+    let stored: Collected<DC09Frame>
+    let clockAhead: Int64
+
+    func answer(_ bytes: [UInt8]) -> [UInt8]? {
         var random = SystemRandomNumberGenerator()
-        let now = DC09Timestamp(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+        let now = DC09Timestamp(secondsSince1970: Int64(Date().timeIntervalSince1970) + clockAhead)
         switch receiving.decide(bytes, now: now) {
         case .store(let frame):
             stored.append(frame)
@@ -86,18 +98,14 @@ private final class StreamReceiver: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    let receiving: DC09Receiving
-    let stored: Collected<DC09Frame>
+    let answers: Answers
     var splitter = DC09FrameSplitter()
 
-    init(receiving: DC09Receiving, stored: Collected<DC09Frame>) {
-        self.receiving = receiving
-        self.stored = stored
-    }
+    init(answers: Answers) { self.answers = answers }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         for case .frame(let frame) in splitter.feed(unwrapInboundIn(data).readableBytesView) {
-            guard let answer = DC09TestReceiver.answer(frame, receiving: receiving, stored: stored) else { continue }
+            guard let answer = answers.answer(frame) else { continue }
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: answer)), promise: nil)
         }
     }
@@ -107,17 +115,13 @@ private final class DatagramReceiver: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
 
-    let receiving: DC09Receiving
-    let stored: Collected<DC09Frame>
+    let answers: Answers
 
-    init(receiving: DC09Receiving, stored: Collected<DC09Frame>) {
-        self.receiving = receiving
-        self.stored = stored
-    }
+    init(answers: Answers) { self.answers = answers }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
-        guard let answer = DC09TestReceiver.answer(Array(envelope.data.readableBytesView), receiving: receiving, stored: stored) else { return }
+        guard let answer = answers.answer(Array(envelope.data.readableBytesView)) else { return }
         let buffer = context.channel.allocator.buffer(bytes: answer)
         context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer)), promise: nil)
     }
