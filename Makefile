@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test bench fuzz vectors links attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -84,6 +84,12 @@ dc09-test: deps dc09-deps
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
 
+## The centre as a DC-09 gateway (--forward) against pysiaalarm as the ARC, stopped and restarted mid-run
+## (tools/check_dc09_gateway.py; with BENCH=N, the queue's drain rate instead).
+dc09-gateway-test: deps dc09-deps
+	$(SWIFT) build --product devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim $(if $(BENCH),--bench $(BENCH))
+
 ## The load tester's HTML pages (a run, a failed run, a comparison) in headless Chromium without a network:
 ## banner, plots and tables are there once the page has rendered (tools/check_report_html.py).
 browser-test: deps browser-deps
@@ -100,7 +106,8 @@ demo: deps
 ## Every test: the independent check of protocol.md's vectors, the documentation's links, the main job as
 ## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
 ## VM test, the attack client against real centres, the load reports in Chromium, our DC-09 frames against
-## pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, then the Swift test suites.
+## pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, then the
+## Swift test suites.
 test: deps vm-deps browser-deps dc09-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
@@ -109,6 +116,7 @@ test: deps vm-deps browser-deps dc09-deps vectors links demo
 	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
+	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).

@@ -165,6 +165,22 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(help: ArgumentHelp(
+        "Forward every case event over SIA DC-09 to an alarm receiving centre: dc09://HOST:PORT?account=HEX&key=HEX. Give it twice for a backup receiver.",
+        discussion: """
+            Alarms (test alarms too), cancels and the device events of the DC-09 code table (mains, battery, \
+            button missing, tamper, restart) are queued in the journal as they are recorded and leave the queue \
+            only on the receiver's ACK: in order per device, across restarts and outages. Parameters: \
+            account=HEX (3 to 16 hex digits; without it each device is an account of its own, its id in 8 hex \
+            digits; with it the SIA-DCS data names the device as its user, id<device>), key=HEX or key-file=PATH \
+            (AES-128/192/256: 16, 24 or 32 bytes), transport=tcp|udp (tcp), format=sia|cid (sia; cid needs no \
+            account=), receiver=HEX and line=HEX (0), window=N frames in flight (1: many receivers read one frame \
+            at a time). The first --forward is the primary, a second the backup, \
+            used after 3 failures in a row and left for the primary again after 5 minutes. With --workers one \
+            worker forwards (docs/dc09.md).
+            """))
+    var forward: [String] = []
+
     func validate() throws {
         guard (keys != nil) != masterKey.isGiven() else {
             throw ValidationError("Give the device keys once: --keys FILE, or the fleet master key (--master-file FILE, $\(MasterKeyOptions.environmentVariable) or systemd credentials \(MasterKeyOptions.credentialName)).")
@@ -228,6 +244,21 @@ struct CenterCommand: AsyncParsableCommand {
             }
         }
         if let workerIndex, !(0..<workers).contains(workerIndex) { throw ValidationError("--worker-index is set by --workers.") }
+        guard forward.count <= 2 else { throw ValidationError(DC09ForwardURLError(reason: .tooMany).description) }
+        for url in forward {
+            do { _ = try DC09ForwardTarget(url: url) } catch { throw ValidationError("--forward: \(error)") }
+        }
+    }
+
+    /// The `--forward` targets with their key files read.
+    private func forwardTargets() throws -> [DC09ForwardTarget] {
+        try forward.map { url in
+            var target = try DC09ForwardTarget(url: url)
+            if let path = target.keyFile {
+                target.key = try DC09Key(bytes: try GivenKey.file(path, what: "the DC-09 key file").bytes(.dc09))
+            }
+            return target
+        }
     }
 
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as the wire carries it (1 to 65535).
@@ -252,7 +283,7 @@ struct CenterCommand: AsyncParsableCommand {
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
             journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil,
-            dc09: try dc09Configuration())
+            dc09: try dc09Configuration(), forward: try forwardTargets())
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
         // registry the metrics endpoint serves, and the centre records with that same factory.
         let metrics = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())

@@ -34,6 +34,22 @@ import Testing
         #expect(Self.refusal(arguments) == message)
     }
 
+    @Test(arguments: [
+        (["--forward", "dc09://arc:1?format=cid&account=1234"],
+         "--forward: format=cid cannot tell devices apart under one account (Contact ID has no field for the device): leave out account= so each device reports as its own account (its id in hex), or use format=sia"),
+        (["--forward", "arc:12345"], "--forward: a forward target begins with dc09://, e.g. dc09://HOST:PORT?account=HEX&key=HEX"),
+        (["--forward", "dc09://a:1", "--forward", "dc09://b:1", "--forward", "dc09://c:1"],
+         "--forward is given more than twice: the first is the primary receiver, the second its backup"),
+    ])
+    func aForwardTargetThatCannotBeUsedIsRefusedSayingWhy(arguments: [String], message: String) {
+        #expect(Self.refusal(arguments) == message)
+    }
+
+    @Test func aPrimaryAndABackupAreTaken() throws {
+        let command = try Self.parse(["--forward", "dc09://a:1?account=1234", "--forward", "dc09://b:2?transport=udp"])
+        #expect(command.forward == ["dc09://a:1?account=1234", "dc09://b:2?transport=udp"])
+    }
+
     @Test func portsInRangeAreTaken() throws {
         let command = try Self.parse(["--port", "0", "--tcp-port", "65535", "--metrics-port", "1"])
         #expect(command.port == 0 && command.tcpPort == 65535 && command.metricsPort == 1)

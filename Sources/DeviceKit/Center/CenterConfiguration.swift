@@ -75,6 +75,10 @@ public struct CenterConfiguration: Sendable {
     public var reusePort: Bool
     /// The DC-09 receiver's port and accounts (DC09Port.swift); `nil`: no DC-09 port.
     public var dc09: DC09PortConfiguration?
+    /// DC-09 receivers every case event is forwarded to (`--forward`): the primary, then its backup; none: no
+    /// forwarding. (DC09Forwarder.swift)
+    public var forward: [DC09ForwardTarget]
+    public var forwardParameters: DC09ForwardMachine.Parameters
 
     public init(
         host: String = "0.0.0.0", tcpPort: Int = 7700, udpPort: Int = 7700, metricsPort: Int? = nil,
@@ -87,7 +91,8 @@ public struct CenterConfiguration: Sendable {
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
-        udpMessagesPerRead: Int = 32, reusePort: Bool = false, dc09: DC09PortConfiguration? = nil
+        udpMessagesPerRead: Int = 32, reusePort: Bool = false, dc09: DC09PortConfiguration? = nil, forward: [DC09ForwardTarget] = [],
+        forwardParameters: DC09ForwardMachine.Parameters = .init()
     ) {
         self.host = host
         self.tcpPort = tcpPort
@@ -120,6 +125,8 @@ public struct CenterConfiguration: Sendable {
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
         self.reusePort = reusePort
         self.dc09 = dc09
+        self.forward = forward
+        self.forwardParameters = forwardParameters
     }
 }
 

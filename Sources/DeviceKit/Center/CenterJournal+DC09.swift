@@ -55,9 +55,10 @@ extension CenterJournal {
     /// Records `event` for `device` received at `at`: a retransmission of an identity received within
     /// `window` milliseconds is not new; a new event becomes our message (a cancel withdraws the device's
     /// latest open alarm, or alarm 0 when none is open: journalled, changing nothing) and goes through
-    /// `record` like our own, opening or closing cases in the same transaction.
+    /// `record` like our own, opening or closing cases in the same transaction (and queued for the DC-09
+    /// receivers of `--forward` when `forwards`, as our own).
     static func recordDC09(
-        _ db: Database, device: UInt32, event: DC09Event, at: WireTime, window: UInt64
+        _ db: Database, device: UInt32, event: DC09Event, at: WireTime, window: UInt64, forwards: Bool
     ) throws -> (Message, RecordOutcome) {
         let since = Int64(clamping: at) - Int64(clamping: window)
         if let row = try Int64.fetchOne(
@@ -82,7 +83,7 @@ extension CenterJournal {
         }
         let message = event.event.message(id: id, at: event.occurredAt, cancelling: cancelling)
         let opensCase = event.event != .alarm(.test) && { if case .alarm = event.event { true } else { false } }()
-        return (message, try record(db, device: device, message: message, at: at, opensCase: opensCase, note: nil))
+        return (message, try record(db, device: device, message: message, at: at, opensCase: opensCase, note: nil, forwards: forwards))
     }
 
     private static func messageID(_ row: Int64) -> UInt32 {

@@ -89,13 +89,18 @@ public final class CenterJournal: Sendable {
 
     public let path: String
     let database: DatabaseQueue
+    /// Whether recording a new case event also queues it for the DC-09 receivers (`--forward`).
+    let forwardsDC09: Bool
     private let writerLock: JournalWriterLock
 
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
     ///   before it fails (and its batch is answered `nak busy`).
     ///   Opening fails with a `JournalOpenError` that says why in words.
-    public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
+    /// - Parameter forwardsDC09: queue each new case event for the DC-09 receivers, in the transaction that
+    ///   records it (CenterJournal+DC09Forward.swift).
+    public init(path: String, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false) throws {
         self.path = path
+        self.forwardsDC09 = forwardsDC09
         try JournalOpenError.checkDirectory(of: path)
         do { writerLock = try JournalWriterLock(journal: path) } catch let error as JournalLockError {
             throw JournalOpenError(path: path, errno: error.errno)
@@ -169,8 +174,12 @@ public final class CenterJournal: Sendable {
                     """)
         }
         registerDC09Migration(&migrator)
+        registerDC09ForwardMigration(&migrator)
         return migrator
     }
+
+    /// For CenterJournal+DC09Forward.swift.
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try database.read(body) }
 
     /// The `synchronous` pragma in force (2 is FULL); for the tests that hold the journal to its promise.
     public func synchronousMode() throws -> Int {
@@ -262,11 +271,13 @@ public final class CenterJournal: Sendable {
     /// (`idReused`), and for an alarm dispatched as a case of its own. `note` is kept with the message (the
     /// defects of an alarm read leniently).
     public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false, note: String? = nil) throws -> RecordOutcome {
-        try writeImmediately { db in try Self.record(db, device: device, message: message, at: at, opensCase: opensCase, note: note) }
+        try writeImmediately { db in
+            try Self.record(db, device: device, message: message, at: at, opensCase: opensCase, note: note, forwards: forwardsDC09)
+        }
     }
 
     static func record(
-        _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?
+        _ db: Database, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?, forwards: Bool
     ) throws -> RecordOutcome {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
         var reference: Int64?
@@ -279,8 +290,10 @@ public final class CenterJournal: Sendable {
             arguments: [Int64(device), Int64(id), message.kind.name, reference, message.json, Int64(at), digest, note])
         var outcome = RecordOutcome(isNew: db.changesCount == 1, alarmRecorded: false)
         guard outcome.isNew else {
-            return try recordConflict(db, device: device, id: id, message: message, digest: digest, at: at, opensCase: opensCase)
+            return try recordConflict(
+                db, device: device, id: id, message: message, digest: digest, at: at, opensCase: opensCase, forwards: forwards)
         }
+        if forwards { try queueForward(db, device: device, message: message, at: at) }
         switch message {
         case .alarm(let alarm):
             let cancel = try Int64.fetchOne(
@@ -309,7 +322,7 @@ public final class CenterJournal: Sendable {
 
     /// A message whose (device, id) is recorded already: a retransmission of the same content, or a conflict.
     private static func recordConflict(
-        _ db: Database, device: UInt32, id: UInt32, message: Message, digest: Data, at: WireTime, opensCase: Bool
+        _ db: Database, device: UInt32, id: UInt32, message: Message, digest: Data, at: WireTime, opensCase: Bool, forwards: Bool
     ) throws -> RecordOutcome {
         var outcome = RecordOutcome(isNew: false, alarmRecorded: false)
         let first = try Data.fetchOne(
@@ -333,6 +346,7 @@ public final class CenterJournal: Sendable {
         if case .alarm(let alarm) = message {
             // A call for help under a reused id is still one: a case of its own.
             outcome.isNew = true
+            if forwards { try queueForward(db, device: device, message: message, at: at) }
             if opensCase { outcome.openedCase = try openCase(db, device: device, alarmID: alarm.id, at: at, reuse: reuse) }
         }
         return outcome
@@ -352,6 +366,8 @@ public final class CenterJournal: Sendable {
         /// An event from the DC-09 port; a retransmission of one received within `window` milliseconds is
         /// not new (CenterJournal+DC09.swift).
         case dc09Event(device: UInt32, DC09Event, at: WireTime, window: UInt64)
+        /// A DC-09 receiver acknowledged these queued events (`--forward`): they leave the queue.
+        case forwarded(rows: [Int64])
     }
 
     /// What one write of a batch did.
@@ -373,15 +389,15 @@ public final class CenterJournal: Sendable {
     /// read-only — cannot write the others either): it throws, nothing of the batch is durable, and the
     /// caller must treat every write as failed and acknowledge none. Statements are prepared once and cached.
     public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
-        try writeImmediately { db in try writes.map { try Self.apply($0, db) } }
+        try writeImmediately { db in try writes.map { try Self.apply($0, db, forwards: self.forwardsDC09) } }
     }
 
-    private static func apply(_ write: Write, _ db: Database) throws -> WriteOutcome {
+    private static func apply(_ write: Write, _ db: Database, forwards: Bool) throws -> WriteOutcome {
         switch write {
         case .anchor(let device, let anchor, let epoch):
             return .anchor(try storeAnchor(db, device: device, anchor: anchor, epoch: epoch))
         case .message(let device, let message, let at, let opensCase, let note):
-            return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase, note: note))
+            return .recorded(try record(db, device: device, message: message, at: at, opensCase: opensCase, note: note, forwards: forwards))
         case .caseUpdate(let changed, let at):
             return .caseUpdate(try advance(db, changed, at: at))
         case .caseUpdateDelivered(let id, let at):
@@ -390,8 +406,11 @@ public final class CenterJournal: Sendable {
         case .supervision(let device, let online, let at, let anchor):
             return .supervision(written: try recordSupervision(db, device: device, online: online, at: at, ifAnchor: anchor))
         case .dc09Event(let device, let event, let at, let window):
-            let (message, outcome) = try recordDC09(db, device: device, event: event, at: at, window: window)
+            let (message, outcome) = try recordDC09(db, device: device, event: event, at: at, window: window, forwards: forwards)
             return .dc09Recorded(message, outcome)
+        case .forwarded(let rows):
+            try removeForwarded(db, rows: rows)
+            return .stored
         }
     }
 

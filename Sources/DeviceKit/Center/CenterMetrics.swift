@@ -58,6 +58,8 @@ final class CenterMetrics: Sendable {
     private let dc09Frames: [String: Counter]
     /// DC-09 events journalled, once each (retransmissions not counted).
     let dc09EventsRecorded: Counter
+    /// The DC-09 gateway's (`--forward`), by receiver.
+    let dc09Forward: DC09ForwardMetrics
 
     /// Why the centre closes a TCP connection.
     static let closeReasons = [
@@ -158,6 +160,7 @@ final class CenterMetrics: Sendable {
         }
         dc09Frames = dc09
         dc09EventsRecorded = make.counter("center_dc09_events_recorded_total", "DC-09 events durably recorded, once each.")
+        dc09Forward = DC09ForwardMetrics(&make)
         help = make.help
     }
 
@@ -198,7 +201,7 @@ struct MediaCounted {
 }
 
 /// Makes a centre's metrics with one factory and keeps each family's help text.
-private struct Families {
+struct Families {
     let factory: any MetricsFactory
     var help: [String: String] = [:]
 

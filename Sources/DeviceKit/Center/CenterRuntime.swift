@@ -84,6 +84,9 @@ final class CenterRuntime {
     var callMessageIDs: Set<UInt32> = []
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
     var datagramChannel: (any Channel)?
+    /// Told when a new message is recorded: the DC-09 forwarder (`--forward`) reads its queue.
+    var messageRecorded: (() -> Void)?
+    var forwarder: DC09Forwarder?
     private var datagramFlushPending = false
     /// The devices that report over DC-09 (`--dc09-accounts`): no session of ours carries their case updates,
     /// so none are queued for them (they would wait for a session that never comes).
@@ -159,6 +162,7 @@ final class CenterRuntime {
         reportRefusals()
         timers.stop()
         journal.stop()
+        forwarder?.stop()
         retransmitTimers = [:]
         stopAllCalls()
     }
@@ -518,6 +522,7 @@ final class CenterRuntime {
             return
         }
         metrics.messagesRecorded.increment()
+        messageRecorded?()
         switch message {
         case .alarm(let alarm):
             metrics.alarmsRecorded.increment()

@@ -175,8 +175,9 @@ public final class CenterServer: Service, Sendable {
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
         let path = configuration.journalPath
+        let forwards = !configuration.forward.isEmpty
         let (journal, restored) = try await pool.runIfActive {
-            let journal = try CenterJournal(path: path)
+            let journal = try CenterJournal(path: path, forwardsDC09: forwards)
             let restored = CenterRuntime.Restored(
                 anchors: try journal.storedAnchors(), openCases: try journal.openCases(),
                 undelivered: try journal.undeliveredUpdates())
@@ -229,6 +230,14 @@ public final class CenterServer: Service, Sendable {
             try await loop.submit {
                 runtime.value.datagramChannel = datagram
                 runtime.value.start()
+                if forwards {
+                    let forwarder = DC09Forwarder(
+                        loop: loop, journal: journal, pool: pool, targets: configuration.forward,
+                        parameters: configuration.forwardParameters, metrics: metrics, logger: logger)
+                    runtime.value.forwarder = forwarder
+                    runtime.value.messageRecorded = { forwarder.rowsQueued() }
+                    forwarder.start()
+                }
             }.get()
         } catch {
             for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }

@@ -14,11 +14,12 @@ public struct DC09EventCode: Hashable, Sendable {
     public var meaning: String
 
     /// The content of the first brackets for account `account`, partition (area) `area`:
-    /// `#1234|Nri1/QA001` (SIA-DCS) or `#1234|1101 01 001` (Contact ID).
-    public func data(_ id: DC09Frame.ID, account: String, area: Int = 1) -> String {
+    /// `#1234|Nri1/QA001` (SIA-DCS) or `#1234|1101 01 001` (Contact ID). A SIA-DCS `user` (the gateway's
+    /// device under a shared account) goes in its `id` modifier: `#1234|Nid305419896/ri1/QA001`.
+    public func data(_ id: DC09Frame.ID, account: String, area: Int = 1, user: UInt32? = nil) -> String {
         switch id {
         case .contactID: "#\(account)|\(qualifier)\(digits(contactID, 3)) \(digits(area, 2)) \(digits(zone, 3))"
-        default: "#\(account)|Nri\(area)/\(sia)\(digits(zone, 3))"
+        default: "#\(account)|N\(user.map { "id\($0)/" } ?? "")ri\(area)/\(sia)\(digits(zone, 3))"
         }
     }
 

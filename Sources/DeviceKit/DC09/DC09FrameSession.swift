@@ -1,4 +1,4 @@
-/// The device's DC-09 framing (docs/dc09.md, "Design of what comes next"): what `DeviceFrameSession` is to
+/// The device's DC-09 framing (docs/dc09.md, "A device reporting over DC-09"): what `DeviceFrameSession` is to
 /// our protocol, this is to DC-09. It turns the reliable messages `DeliveryMachine` sends into DC-09 frames
 /// and the receiver's answers back into what happened to which message; `LinkMachine` (without a handshake)
 /// and `DeliveryMachine` keep doing the rest, so an alarm is stored first, sent oldest first and sent again

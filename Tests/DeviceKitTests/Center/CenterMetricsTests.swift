@@ -39,6 +39,15 @@ import Testing
                  ("NAK", "undecryptable"), ("NAK", "outsideWindow"), ("DUH", "unsupported"), ("DUH", "clearFromKeyedAccount"),
                  ("none", "journalFailed"), ("none", "rateLimited"), ("none", "overlong")].map { #"answer="\#($0.0)",reason="\#($0.1)""# })
         ),
+        "center_dc09_forward_answers_total": (
+            "counter",
+            Set(["primary", "backup"].flatMap { r in ["NAK", "DUH"].map { #"receiver="\#(r)",answer="\#($0)""# } })
+        ),
+        "center_dc09_forward_queue_depth": ("gauge", [""]),
+        "center_dc09_forwarding": ("gauge", [""]),
+        "center_dc09_forward_retransmissions_total": ("counter", [#"receiver="primary""#, #"receiver="backup""#]),
+        "center_dc09_forwarded_total": ("counter", [#"receiver="primary""#, #"receiver="backup""#]),
+        "center_dc09_receiver_up": ("gauge", [#"receiver="primary""#, #"receiver="backup""#]),
         "center_devices_online": ("gauge", [""]),
         "center_events_dropped_total": ("counter", [""]),
         "center_frames_dropped_total": (
