@@ -37,34 +37,32 @@ import Testing
     @Test(arguments: [Transport.tcp, .udp])
     func anAlarmReachesTheReceiverWithItsCodeAndLeavesTheOutboxOnItsACK(transport: Transport) async throws {
         let key = try DC09Key(bytes: Array(repeating: 0x5A, count: 16))
-        let receiver = LoopbackDC09Receiver(accounts: ["1F2E": .init(key: key)])
-        let ports = try await receiver.start()
+        // Over TCP, each answer comes in two reads.
+        let receiver = try await DC09TestReceiver.start(
+            transport: transport == .tcp ? .tcp : .udp, accounts: ["1F2E": .init(key: key)], splitAnswers: true)
         defer { Task { await receiver.stop() } }
-        receiver.state.withLock { $0.splitAnswers = true }  // over TCP, each answer comes in two reads
-        let (device, log, outbox) = try device(port: transport == .tcp ? ports.tcp : ports.udp, transport: transport, key: key)
+        let (device, log, outbox) = try device(port: receiver.port, transport: transport, key: key)
         device.start()
         try await waitFor(log, "the link up") { if case .sessionEstablished = $0 { true } else { false } }
         device.raiseAlarm(kind: .pendant)
         try await waitFor(log, "the alarm delivered") { if case .delivered(.alarm) = $0 { true } else { false } }
-        #expect(receiver.events.map(\.data) == ["#1F2E|Nri1/RR000", "#1F2E|Nri1/QA002"], "the restart, then the alarm")
-        #expect(receiver.events.allSatisfy { $0.encrypted })
+        #expect(receiver.stored.all.map(\.data) == ["#1F2E|Nri1/RR000", "#1F2E|Nri1/QA002"], "the restart, then the alarm")
+        #expect(receiver.stored.all.allSatisfy { $0.encrypted })
         #expect(try outbox.count() == 0)
         await device.stop()
     }
 
     @Test func aReceiverWhoseClockIsAheadNAKsOnceAndTheCorrectedFrameIsTaken() async throws {
-        let receiver = LoopbackDC09Receiver(accounts: ["1F2E": .init()])
-        receiver.state.withLock { $0.aheadSeconds = 600 }
-        let ports = try await receiver.start()
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: ["1F2E": .init()], clockAhead: 600)
         defer { Task { await receiver.stop() } }
-        let (device, log, outbox) = try device(port: ports.tcp, transport: .tcp, key: nil)
+        let (device, log, outbox) = try device(port: receiver.port, transport: .tcp, key: nil)
         device.start()
         try await waitFor(log, "the link up") { if case .sessionEstablished = $0 { true } else { false } }
         // The device reports its restart first: refused for its time, corrected, taken.
         try await waitFor(log, "the NAK") { if case .dc09Refused = $0 { true } else { false } }
         try await waitFor(log, "the restart report delivered") { if case .delivered(.event) = $0 { true } else { false } }
-        #expect(Array(receiver.answers.prefix(2)) == ["outsideWindow", "ack"], "one NAK, then taken")
-        let stamped = try #require(receiver.events.first?.timestamp)
+        #expect(Array(receiver.answers.all.prefix(2)) == ["outsideWindow", "ack"], "one NAK, then taken")
+        let stamped = try #require(receiver.stored.all.first?.timestamp)
         #expect(abs(stamped.secondsSince1970 - Int64(wallClockMilliseconds() / 1000) - 600) < 30, "stamped with the receiver's clock")
         #expect(try outbox.count() == 0)
         await device.stop()

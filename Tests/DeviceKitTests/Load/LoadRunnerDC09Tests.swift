@@ -11,11 +11,12 @@ import Testing
     func aFleetReportsOverDC09AndEveryAlarmIsAcknowledgedAndReachesTheReceiver(transport: Transport) async throws {
         let devices: [UInt32] = Array(1...60)
         let key = try DC09Key(bytes: Array(repeating: 0x33, count: 24))
-        let receiver = LoopbackDC09Receiver(accounts: Dictionary(uniqueKeysWithValues: devices.map { (DC09Load.account(of: $0), DC09Receiving.Account(key: key)) }))
-        let ports = try await receiver.start()
+        let receiver = try await DC09TestReceiver.start(
+            transport: transport == .tcp ? .tcp : .udp,
+            accounts: Dictionary(uniqueKeysWithValues: devices.map { (DC09Load.account(of: $0), DC09Receiving.Account(key: key)) }))
         defer { Task { await receiver.stop() } }
         var plan = LoadPlan(
-            centre: try SocketAddress(ipAddress: "127.0.0.1", port: transport == .tcp ? ports.tcp : ports.udp),
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: receiver.port),
             master: try FleetMasterKey(bytes: Array(repeating: 0, count: 32)), transport: transport, firstID: 1,
             fleetSize: devices.count, rampRate: 2000, fleetAlarmRate: 40, cancelShare: 0.5, duration: .milliseconds(1500),
             settle: .milliseconds(300), drain: .seconds(60), seed: 5)
@@ -26,7 +27,7 @@ import Testing
         let c = report.counts
         #expect(c.alarmsRaised > 20 && c.alarmsAcknowledged == c.alarmsRaised && c.alarmsLost == 0)
         #expect(c.sessionsOpened == devices.count, "every device's link up, without a handshake")
-        let events = receiver.events
+        let events = receiver.stored.all
         let alarms = Set(events.filter { $0.data.contains("|1101 01 001") }.map { "\($0.account ?? "") \($0.sequence)" })
         #expect(alarms.count == c.alarmsAcknowledged, "each acknowledged alarm reached the receiver, as Contact ID 101 zone 1")
         #expect(events.filter { $0.data.contains("|1406 ") }.count >= c.cancelsAcknowledged)

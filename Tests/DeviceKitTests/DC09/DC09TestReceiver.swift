@@ -5,13 +5,15 @@ import Synchronization
 
 @testable import DeviceKit
 
-/// A small DC-09 receiver on loopback for the gateway's tests: the receiver's rules are `DC09Receiving`'s
-/// (window, keys, NAK, DUH), every event it takes is kept in `stored` (retransmissions too, as an ARC
-/// would see them) and acknowledged. TCP (frames cut by `DC09FrameSplitter`) or UDP.
+/// A small DC-09 receiver on loopback for the tests of senders (the gateway, the device, the load tool): the
+/// receiver's rules are `DC09Receiving`'s (window, keys, NAK, DUH), every event it takes is kept in `stored`
+/// (retransmissions too, as an ARC would see them) and acknowledged, and each answer's reason is kept in
+/// `answers` (`ack` for an event taken). TCP (frames cut by `DC09FrameSplitter`) or UDP.
 final class DC09TestReceiver: Sendable {
     let channel: any Channel
     let port: Int
     let stored: Collected<DC09Frame>
+    let answers: Collected<String>
 
     /// - Parameters:
     ///   - port: 0 for a free one; the port of a receiver stopped before, to bring it back.
@@ -19,13 +21,15 @@ final class DC09TestReceiver: Sendable {
     ///   - clockAhead: seconds its clock is ahead of ours (a sender whose clock it finds outside its window gets
     ///     a `NAK` with its time).
     ///   - takes: the event codes it takes; others are answered `DUH`.
+    ///   - splitAnswers: over TCP, write each answer in two halves (the sender's splitter meets split reads).
     static func start(
         transport: DC09ForwardTarget.Transport, port: Int = 0, accounts: [String: DC09Receiving.Account],
-        stored: Collected<DC09Frame> = Collected(), clockAhead: Int64 = 0,
+        stored: Collected<DC09Frame> = Collected(), clockAhead: Int64 = 0, splitAnswers: Bool = false,
         takes: @escaping @Sendable (DC09Frame.ID, String) -> Bool = { _, _ in true }
     ) async throws -> DC09TestReceiver {
         let receiving = DC09Receiving(accounts: accounts, takes: takes)
-        let answers = Answers(receiving: receiving, stored: stored, clockAhead: clockAhead)
+        let reasons = Collected<String>()
+        let answers = Answers(receiving: receiving, stored: stored, reasons: reasons, clockAhead: clockAhead)
         let connections = Collected<any Channel>()
         let channel: any Channel
         switch transport {
@@ -36,7 +40,7 @@ final class DC09TestReceiver: Sendable {
                 .childChannelInitializer { channel in
                     connections.append(channel)
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(StreamReceiver(answers: answers))
+                        try channel.pipeline.syncOperations.addHandler(StreamReceiver(answers: answers, split: splitAnswers))
                     }
                 }
                 .bind(host: "127.0.0.1", port: port).get()
@@ -50,15 +54,16 @@ final class DC09TestReceiver: Sendable {
                 }
                 .bind(host: "127.0.0.1", port: port).get()
         }
-        return DC09TestReceiver(channel: channel, port: channel.localAddress?.port ?? 0, stored: stored, connections: connections)
+        return DC09TestReceiver(channel: channel, port: channel.localAddress?.port ?? 0, stored: stored, answers: reasons, connections: connections)
     }
 
     private let connections: Collected<any Channel>
 
-    private init(channel: any Channel, port: Int, stored: Collected<DC09Frame>, connections: Collected<any Channel>) {
+    private init(channel: any Channel, port: Int, stored: Collected<DC09Frame>, answers: Collected<String>, connections: Collected<any Channel>) {
         self.channel = channel
         self.port = port
         self.stored = stored
+        self.answers = answers
         self.connections = connections
     }
 
@@ -74,6 +79,7 @@ final class DC09TestReceiver: Sendable {
 private struct Answers: Sendable {
     let receiving: DC09Receiving
     let stored: Collected<DC09Frame>
+    let reasons: Collected<String>
     let clockAhead: Int64
 
     func answer(_ bytes: [UInt8]) -> [UInt8]? {
@@ -82,8 +88,10 @@ private struct Answers: Sendable {
         switch receiving.decide(bytes, now: now) {
         case .store(let frame):
             stored.append(frame)
+            reasons.append("ack")
             return try? receiving.encoded(receiving.acknowledgement(of: frame, now: now), answering: frame, random: &random)
-        case .answer(let answer, _):
+        case .answer(let answer, let reason):
+            reasons.append(reason.rawValue)
             return try? receiving.encoded(answer, answering: nil, random: &random)
         }
     }
@@ -99,14 +107,19 @@ private final class StreamReceiver: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let answers: Answers
+    let split: Bool
     var splitter = DC09FrameSplitter()
 
-    init(answers: Answers) { self.answers = answers }
+    init(answers: Answers, split: Bool) {
+        self.answers = answers
+        self.split = split
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         for case .frame(let frame) in splitter.feed(unwrapInboundIn(data).readableBytesView) {
             guard let answer = answers.answer(frame) else { continue }
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: answer)), promise: nil)
+            let halves = split ? [answer[..<(answer.count / 2)], answer[(answer.count / 2)...]] : [answer[...]]
+            for half in halves { context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: half)), promise: nil) }
         }
     }
 }
