@@ -44,9 +44,10 @@ struct DiagLinkCommand: AsyncParsableCommand {
         }
         defer { withExtendedLifetime(lock) {} }
         let boot = (try? SQLiteOutbox(path: device.outboxPath).currentBootCount()) ?? 0
-        let probe = LinkProbe(
+        var probe = LinkProbe(
             key: try device.deviceKey(), address: address, label: device.primaryCentre.description, transport: device.transport,
             counterStore: device.counterFile, bootCount: boot)
+        if let dc09 = device.dc09 { probe.dc09 = (try dc09.frameSession(), dc09.supervisionSeconds) }
         if !json { say("Contacting the centre at \(device.primaryCentre) (\(address.ipAddress ?? "?")) over \(device.transport.rawValue)…") }
         do {
             let report = try await probe.run(heartbeats: max(1, count))
@@ -55,7 +56,9 @@ struct DiagLinkCommand: AsyncParsableCommand {
             } else {
                 SelfTest.describe(report).map(\.line).forEach(say)
                 let rtts = report.roundTripMilliseconds.map { String(format: "%.2f", $0) }.joined(separator: ", ")
-                say("      round trips (ms): \(rtts); the centre asks for a heartbeat every \(report.heartbeatIntervalSeconds) s")
+                say(report.dc09Account == nil
+                    ? "      round trips (ms): \(rtts); the centre asks for a heartbeat every \(report.heartbeatIntervalSeconds) s"
+                    : "      round trips (ms): \(rtts); the device sends a NULL every \(report.heartbeatIntervalSeconds) s (supervision_s)")
             }
         } catch {
             say("FAIL  link      \(error)")

@@ -279,9 +279,12 @@ public struct SelfTest: Sendable {
         let key: DeviceKey
         do { key = try config.deviceKey() } catch { return [.init("link", .fail, "\(error)")] }
         let boot = (try? SQLiteOutbox(path: config.outboxPath).currentBootCount()) ?? 0
-        let probe = LinkProbe(
+        var probe = LinkProbe(
             key: key, address: address, label: config.primaryCentre.description, transport: config.transport,
             counterStore: config.counterFile, bootCount: boot, timeout: linkTimeout)
+        if let dc09 = config.dc09 {
+            do { probe.dc09 = (try dc09.frameSession(), dc09.supervisionSeconds) } catch { return [.init("link", .fail, error.description)] }
+        }
         do {
             let report = try await probe.run(heartbeats: 3)
             return Self.describe(report)
@@ -293,11 +296,22 @@ public struct SelfTest: Sendable {
     public static func describe(_ report: LinkProbe.Report) -> [SelfTestResult] {
         let rtts = report.roundTripMilliseconds.sorted()
         let median = rtts.isEmpty ? 0 : rtts[rtts.count / 2]
-        var results = [SelfTestResult(
-            "link", .pass,
-            "the centre at \(report.address) (\(report.transport)) accepted this device; session set up in \(String(format: "%.1f", report.sessionMilliseconds)) ms, round trip \(String(format: "%.1f", median)) ms (median of \(rtts.count))")]
+        var results: [SelfTestResult] = []
+        if let account = report.dc09Account {
+            results.append(.init(
+                "link", .pass,
+                "the DC-09 receiver at \(report.address) (\(report.transport)) acknowledged account \(account)'s NULL supervision; round trip \(String(format: "%.1f", median)) ms (median of \(rtts.count))"))
+        } else {
+            results.append(.init(
+                "link", .pass,
+                "the centre at \(report.address) (\(report.transport)) accepted this device; session set up in \(String(format: "%.1f", report.sessionMilliseconds)) ms, round trip \(String(format: "%.1f", median)) ms (median of \(rtts.count))"))
+        }
         if median > 2000 {
             results.append(.init("link", .warn, "the round trip is slow (\(Int(median)) ms): alarms still arrive, but check the network (mobile signal, Wi-Fi)"))
+        }
+        if report.dc09Account != nil {
+            results.append(.init("clock", .pass, "the device's clock is within the receiver's window (it answers NAK to a clock outside it)"))
+            return results
         }
         let skew = report.clockSkewMilliseconds
         let seconds = Double(abs(skew)) / 1000
