@@ -20,7 +20,11 @@ public struct DC09Accounts: Sendable {
         }
     }
 
+    /// By account, in upper-case hex.
     public let accounts: [String: Account]
+
+    /// The account `name` names, in either case (hex digits).
+    public func account(_ name: String) -> Account? { accounts[name.uppercased()] }
 
     /// - Throws: `DC09AccountsError` naming the account and what is wrong, for two accounts of one device.
     public init(_ accounts: [String: Account]) throws(DC09AccountsError) {

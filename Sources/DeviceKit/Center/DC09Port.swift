@@ -110,7 +110,7 @@ final class DC09Receiver {
         case .answer(let answer, let reason):
             counted(answer: answer.id.rawValue, reason: reason.rawValue)
             var verdict = Verdict.refused
-            if reason == .supervision, let account = answer.account, let device = configuration.accounts.accounts[account]?.device {
+            if reason == .supervision, let account = answer.account, let device = configuration.accounts.account(account)?.device {
                 runtime.deviceSeen(device)
                 verdict = .accepted
             } else {
@@ -119,7 +119,7 @@ final class DC09Receiver {
             reply(encode(answer, answering: nil))
             return verdict
         case .store(let frame):
-            guard let account = frame.account, let device = configuration.accounts.accounts[account]?.device,
+            guard let account = frame.account, let device = configuration.accounts.account(account)?.device,
                 let event = CenterJournal.DC09Event(frame, receivedAt: arrived.wall)
             else {
                 // Cannot happen: `decide` stores only events of known accounts with codes the table has.

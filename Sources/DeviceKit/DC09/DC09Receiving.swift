@@ -40,13 +40,18 @@ public struct DC09Receiving: Sendable {
         self.takes = takes
     }
 
+    /// The account `name` names: accounts are hex digits, so upper and lower case are the same account.
+    public func account(_ name: String) -> Account? {
+        accounts[name] ?? accounts[name.uppercased()]
+    }
+
     public func decide(_ bytes: some Collection<UInt8>, now: DC09Timestamp) -> Decision {
         let frame: DC09Frame
         do {
-            frame = try DC09Frame.decode(bytes) { account in account.flatMap { accounts[$0]?.key } }
+            frame = try DC09Frame.decode(bytes) { account in account.flatMap { self.account($0)?.key } }
         } catch {
             let named = Self.headerAccount(bytes)
-            if let named, accounts[named] == nil { return .answer(nak(now), reason: .unknownAccount) }
+            if let named, account(named) == nil { return .answer(nak(now), reason: .unknownAccount) }
             switch error {
             case .noKey: return .answer(nak(now), reason: named == nil ? .unknownAccount : .undecryptable)
             case .wrongKey: return .answer(nak(now), reason: .undecryptable)
@@ -55,7 +60,7 @@ public struct DC09Receiving: Sendable {
             default: return .answer(nak(now), reason: .malformed)
             }
         }
-        guard let account = frame.account, accounts[account] != nil else { return .answer(nak(now), reason: .unknownAccount) }
+        guard let name = frame.account, account(name) != nil else { return .answer(nak(now), reason: .unknownAccount) }
         if frame.id.isAnswer { return .answer(answer(.duh, to: frame), reason: .unsupported) }
         if let timestamp = frame.timestamp, !window.contains(timestamp, now: now) {
             return .answer(nak(now), reason: .outsideWindow)
@@ -77,7 +82,7 @@ public struct DC09Receiving: Sendable {
     /// The bytes of `answer` to `frame`: an `ACK` to an encrypted frame is encrypted under the account's key;
     /// a `NAK` or `DUH` goes in the clear (as pysiaalarm answers), since the sender may not share our key.
     public func encoded(_ answer: DC09Frame, answering frame: DC09Frame?, random: inout some RandomNumberGenerator) throws(DC09Error) -> [UInt8] {
-        let key = answer.id == .ack && frame?.encrypted == true ? frame?.account.flatMap { accounts[$0]?.key } : nil
+        let key = answer.id == .ack && frame?.encrypted == true ? frame?.account.flatMap { account($0)?.key } : nil
         return try answer.encoded(key: key, random: &random)
     }
 

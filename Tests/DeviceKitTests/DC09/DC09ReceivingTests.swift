@@ -49,6 +49,24 @@ import Testing
         #expect(read.id == .ack && read.encrypted && read.sequence == "0042" && read.timestamp == Self.now)
     }
 
+    /// Accounts are hex digits: one a transmitter writes in lower case is the same account, and its ACK
+    /// echoes it as written (before, it was refused as unknown, and an ACK could not be written for it).
+    @Test func anAccountInLowerCaseIsTheSameAccountAndIsAnsweredAsWritten() throws {
+        let receiving = DC09Receiving(accounts: ["AB12": .init(), "CD34": .init(key: Self.key)])
+        guard case .store(let clear) = receiving.decide(Self.bytes(Self.event(account: "ab12")), now: Self.now) else {
+            Issue.record("an event of account ab12 is account AB12's")
+            return
+        }
+        var random = SplitMix64(seed: 3)
+        let ack = try DC09Frame.decode(try receiving.encoded(receiving.acknowledgement(of: clear, now: Self.now), answering: clear, random: &random)) { _ in nil }
+        #expect(ack.id == .ack && ack.account == "ab12")
+        guard case .store(let encrypted) = receiving.decide(Self.bytes(Self.event(account: "cd34"), key: Self.key), now: Self.now) else {
+            Issue.record("an encrypted event of account cd34 is opened with account CD34's key")
+            return
+        }
+        #expect(try receiving.encoded(receiving.acknowledgement(of: encrypted, now: Self.now), answering: encrypted, random: &random).count > 0)
+    }
+
     @Test func supervisionIsAcknowledgedAtOnce() {
         let null = DC09Frame(id: .null, sequence: "0001", account: "1234", timestamp: Self.now)
         let decided = answer(Self.receiving.decide(Self.bytes(null), now: Self.now))
