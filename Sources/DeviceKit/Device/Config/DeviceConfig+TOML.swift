@@ -20,7 +20,7 @@ extension DeviceConfig {
         guard let id = try top.integer("device_id", in: 0...Int(UInt32.max), example: "device_id = 1001") else {
             throw DeviceConfigError("device_id", "missing; write the device's number, e.g. device_id = 1001")
         }
-        let key: KeySource
+        let key: KeySource?
         switch (try top.string("key"), try top.string("key_file")) {
         case (let hex?, nil): key = .bytes(try Self.decodeKey(hex, setting: "key"))
         case (nil, let path?):
@@ -29,7 +29,7 @@ extension DeviceConfig {
         case (.some, .some):
             throw DeviceConfigError("key", "both key and key_file are set; keep one")
         case (nil, nil):
-            throw DeviceConfigError("key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
+            key = nil  // only a device reporting over DC-09 may go without (checked with [center] below)
         }
         let keyEpoch = try top.integer("key_epoch", in: 0...Int(UInt16.max), example: "key_epoch = 1") ?? 0
         let stateDirectory = try top.string("state_dir") ?? "/var/lib/devicekit"
@@ -62,6 +62,9 @@ extension DeviceConfig {
             }
         }
         try centre.finish(known: ["primary", "secondary", "transport", "protocol"] + (dc09 == nil ? [] : DC09Settings.keys))
+        if key == nil, dc09 == nil {
+            throw DeviceConfigError("key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
+        }
 
         var alarm = AlarmSettings()
         if var table = try top.table("alarm") {
@@ -145,7 +148,7 @@ extension DeviceConfig {
             p.hasPrefix("/") || directory.isEmpty ? p : directory + "/" + p
         }
         config.stateDirectory = resolve(config.stateDirectory)
-        if case .file(let keyPath) = config.key { config.key = .file(resolve(keyPath)) }
+        if case .file(let keyPath)? = config.key { config.key = .file(resolve(keyPath)) }
         if case .file(let keyPath)? = config.dc09?.key { config.dc09?.key = .file(resolve(keyPath)) }
         if case .replay(var replay) = config.button {
             replay.file = resolve(replay.file)
@@ -154,11 +157,13 @@ extension DeviceConfig {
         return config
     }
 
-    /// The root key, read from `key_file` if that is where it is.
+    /// The root key, read from `key_file` if that is where it is. A device reporting over DC-09 without a key
+    /// of ours has a fixed one: DC-09 frames are not sealed, so it never seals or opens anything.
     public func rootKey() throws(DeviceConfigError) -> [UInt8] {
         switch key {
-        case .bytes(let bytes): return bytes
-        case .file(let path):
+        case nil: return Self.unusedRootKey
+        case .bytes(let bytes)?: return bytes
+        case .file(let path)?:
             let bytes: [UInt8]?
             do { bytes = try DurableFile(path: path).read() } catch {
                 throw DeviceConfigError("key_file", "cannot read \(path): \(error)")
@@ -167,6 +172,8 @@ extension DeviceConfig {
             return try Self.decodeKey(String(decoding: bytes, as: UTF8.self), setting: "key_file")
         }
     }
+
+    static let unusedRootKey = [UInt8](repeating: 0, count: 32)
 
     /// The keys for sealing and opening this device's frames.
     public func deviceKey() throws(DeviceConfigError) -> DeviceKey {
@@ -314,8 +321,9 @@ extension DeviceConfig {
             "device_id = \(deviceID)",
         ]
         switch key {
-        case .bytes(let bytes): lines.append("key = \(TOMLText.quote(Hex.encode(bytes)))")
-        case .file(let path): lines.append("key_file = \(TOMLText.quote(path))")
+        case .bytes(let bytes)?: lines.append("key = \(TOMLText.quote(Hex.encode(bytes)))")
+        case .file(let path)?: lines.append("key_file = \(TOMLText.quote(path))")
+        case nil: break  // a DC-09 device without a key of ours
         }
         if keyEpoch > 0 { lines.append("key_epoch = \(keyEpoch)") }
         lines.append("state_dir = \(TOMLText.quote(stateDirectory))")

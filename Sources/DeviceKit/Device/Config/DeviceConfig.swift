@@ -5,7 +5,7 @@ import Logging
 ///
 /// ```toml
 /// device_id = 1001
-/// key = "000102…1f"               # or key_file = "/etc/devicekit/key" (hex, one line)
+/// key = "000102…1f"               # or key_file = "/etc/devicekit/key" (hex, one line); optional with protocol = "dc09"
 /// key_epoch = 0                      # which of the device's keys this is: 1 after the first re-provisioning
 /// state_dir = "/var/lib/devicekit"
 ///
@@ -58,7 +58,9 @@ import Logging
 /// ```
 public struct DeviceConfig: Hashable, Sendable {
     public var deviceID: UInt32
-    public var key: KeySource
+    /// The device's root key for our protocol; `nil` only for a device that reports over DC-09 (`dc09`),
+    /// whose frames are not sealed.
+    public var key: KeySource?
     /// The key's epoch (protocol.md §3.2): each re-provisioning moves to the next, with a new key.
     public var keyEpoch: UInt16
     /// Holds the outbox database and the frame counter file.
@@ -77,7 +79,7 @@ public struct DeviceConfig: Hashable, Sendable {
     public var logLevel: Logger.Level
 
     public init(
-        deviceID: UInt32, key: KeySource, keyEpoch: UInt16 = 0, stateDirectory: String, primaryCentre: CentreAddress,
+        deviceID: UInt32, key: KeySource?, keyEpoch: UInt16 = 0, stateDirectory: String, primaryCentre: CentreAddress,
         secondaryCentre: CentreAddress? = nil, transport: Transport = .tcp, alarm: AlarmSettings = AlarmSettings(),
         heartbeatIntervalSeconds: UInt16 = 30, button: ButtonBackend = .simulated(presses: []),
         power: PowerBackend = .none, indicators: IndicatorBackend = .simulated, logLevel: Logger.Level = .info

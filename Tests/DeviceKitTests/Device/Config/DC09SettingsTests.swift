@@ -28,6 +28,18 @@ import Testing
         #expect(try DeviceConfig(toml: config.render()) == config)
     }
 
+    /// DC-09 frames are not sealed: a device that reports over DC-09 needs no key of ours (our protocol still
+    /// does: `DeviceConfigTests` holds its "key: missing").
+    @Test func aDC09DeviceNeedsNoKeyOfOurs() throws {
+        let text = Self.dc09.replacingOccurrences(of: "key = \"\(DeviceConfigTests.keyHex)\"\n", with: "")
+        #expect(!text.contains("key = \"\(DeviceConfigTests.keyHex)\""))
+        let config = try DeviceConfig(toml: text)
+        #expect(config.key == nil && config.dc09 != nil)
+        #expect(try config.deviceKey().deviceID == 1001, "a placeholder the DC-09 framing never uses")
+        #expect(!config.render().contains("key_file") && !config.render().contains("\nkey ="))
+        #expect(try DeviceConfig(toml: config.render()) == config)
+    }
+
     @Test func withoutAProtocolTheDeviceSpeaksOurs() throws {
         #expect(try DeviceConfig(toml: DeviceConfigTests.minimal).dc09 == nil)
         #expect(try DeviceConfig(toml: DeviceConfigTests.minimal + "\nprotocol = \"devicekit\"").dc09 == nil)
