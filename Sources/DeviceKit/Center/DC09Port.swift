@@ -162,7 +162,7 @@ final class DC09Receiver {
         do {
             return try receiving.encoded(answer, answering: frame, random: &random)
         } catch {
-            // A field we echo (an account in lower case, a receiver too long) cannot be written back.
+            // Cannot happen for the fields of a frame that decoded; logged rather than trapped if it ever does.
             logger.debug("DC-09 answer not written", metadata: ["reason": "\(error)"])
             return nil
         }

@@ -97,12 +97,14 @@ public struct DC09Frame: Hashable, Sendable {
             counts.contains(text.utf8.count) && text.utf8.allSatisfy { DC09Frame.isUpperHexDigit($0) }
         }
         guard isHex(sequence, 4...4) else { throw .field("the sequence \"\(sequence)\" is not four digits") }
-        if let receiver, !isHex(receiver, 1...6) { throw .field("the receiver \"\(receiver)\" is not 1 to 6 hex digits") }
-        if let line, !isHex(line, 1...6) { throw .field("the line \"\(line)\" is not 1 to 6 hex digits") }
-        // An account in lower case is one a transmitter wrote so, answered as it was written.
-        if let account, !(3...16).contains(account.utf8.count) || !account.utf8.allSatisfy(DC09Frame.isHexDigit) {
-            throw .field("the account \"\(account)\" is not 3 to 16 hex digits")
+        // Receiver, line and account in either case: a transmitter that wrote them in lower case is answered as
+        // it wrote them.
+        func isAnyHex(_ text: String, _ counts: ClosedRange<Int>) -> Bool {
+            counts.contains(text.utf8.count) && text.utf8.allSatisfy(DC09Frame.isHexDigit)
         }
+        if let receiver, !isAnyHex(receiver, 1...6) { throw .field("the receiver \"\(receiver)\" is not 1 to 6 hex digits") }
+        if let line, !isAnyHex(line, 1...6) { throw .field("the line \"\(line)\" is not 1 to 6 hex digits") }
+        if let account, !isAnyHex(account, 3...16) { throw .field("the account \"\(account)\" is not 3 to 16 hex digits") }
         for text in [data] + extended where text.utf8.contains(where: { $0 == UInt8(ascii: "[") || $0 == UInt8(ascii: "]") || $0 < 0x20 || $0 > 0x7E }) {
             throw .field("\"\(text)\" holds a bracket or a character outside printable ASCII")
         }

@@ -65,6 +65,16 @@ import Testing
             return
         }
         #expect(try receiving.encoded(receiving.acknowledgement(of: encrypted, now: Self.now), answering: encrypted, random: &random).count > 0)
+        // Receiver and line numbers in lower-case hex are echoed as written too.
+        var lower = Self.event(account: "ab12")
+        lower.receiver = "a1"
+        lower.line = "b2"
+        guard case .store(let stored) = receiving.decide(Self.bytes(lower), now: Self.now) else {
+            Issue.record("a frame with lower-case receiver and line is taken")
+            return
+        }
+        let echoed = try DC09Frame.decode(try receiving.encoded(receiving.acknowledgement(of: stored, now: Self.now), answering: stored, random: &random)) { _ in nil }
+        #expect(echoed.receiver == "a1" && echoed.line == "b2")
     }
 
     @Test func supervisionIsAcknowledgedAtOnce() {
