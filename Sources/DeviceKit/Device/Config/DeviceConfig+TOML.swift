@@ -31,6 +31,9 @@ extension DeviceConfig {
         case (nil, nil):
             key = nil  // only a device reporting over DC-09 may go without (checked with [center] below)
         }
+        let keyMissing = DeviceConfigError(
+            "key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
+        if key == nil, !top.has("center"), !top.has("centre") { throw keyMissing }
         let keyEpoch = try top.integer("key_epoch", in: 0...Int(UInt16.max), example: "key_epoch = 1") ?? 0
         let stateDirectory = try top.string("state_dir") ?? "/var/lib/devicekit"
         guard !stateDirectory.isEmpty else {
@@ -62,9 +65,7 @@ extension DeviceConfig {
             }
         }
         try centre.finish(known: ["primary", "secondary", "transport", "protocol"] + (dc09 == nil ? [] : DC09Settings.keys))
-        if key == nil, dc09 == nil {
-            throw DeviceConfigError("key", "missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)")
-        }
+        if key == nil, dc09 == nil { throw keyMissing }
 
         var alarm = AlarmSettings()
         if var table = try top.table("alarm") {
