@@ -175,6 +175,8 @@ public final class CenterServer: Service, Sendable {
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
         let path = configuration.journalPath
+        // A configuration made in code, not by `devicesim center`'s checked options: refused, not trapped on.
+        guard configuration.forward.count <= 2 else { throw DC09ForwardURLError(reason: .tooMany) }
         let forwards = !configuration.forward.isEmpty
         let (journal, restored) = try await pool.runIfActive {
             let journal = try CenterJournal(path: path, forwardsDC09: forwards)

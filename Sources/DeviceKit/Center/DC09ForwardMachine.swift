@@ -135,6 +135,7 @@ public struct DC09ForwardMachine: Sendable {
 
     /// - Parameter receivers: the primary, then optionally its backup.
     public init(receivers: [DC09ForwardTarget], parameters: Parameters = .init(), seed: UInt64) {
+        // Cannot happen: `CenterServer` refuses more than two before it starts a forwarder, and makes none without one.
         precondition((1...2).contains(receivers.count), "a primary receiver and at most one backup")
         self.receivers = receivers
         self.parameters = parameters

@@ -65,3 +65,15 @@ import Testing
         }
     }
 }
+
+/// A centre configured in code with more receivers than a primary and a backup is refused with the typed
+/// error `--forward` gives, not stopped by a precondition in the sender.
+@Suite struct DC09ForwardCountTests {
+    @Test func aThirdReceiverIsRefusedWhenTheCentreStarts() async throws {
+        let target = try DC09ForwardTarget(url: "dc09://127.0.0.1:9?account=1234")
+        let error = await #expect(throws: DC09ForwardURLError.self) {
+            _ = try await RunningCentre.start(journal: temporaryJournal()) { $0.forward = [target, target, target] }
+        }
+        #expect(error?.reason == .tooMany)
+    }
+}
