@@ -175,7 +175,7 @@ extension DeviceDriver {
                 .channelInitializer { [self, dc09 = driver.machine.reportsOverDC09] channel in
                     channel.eventLoop.makeCompletedFuture {
                         if dc09 {
-                            try channel.pipeline.syncOperations.addHandler(InboundDC09Answers<Self, ByteBuffer>(device: self, generation: generation, stream: true))
+                            try channel.pipeline.syncOperations.addHandler(InboundDC09Answers<Self, ByteBuffer>(device: self, generation: generation, stream: true) { $0 })
                         } else {
                             try channel.pipeline.syncOperations.addHandlers(
                                 ByteToMessageHandler(FrameDecoder()),
@@ -190,7 +190,7 @@ extension DeviceDriver {
                     channel.eventLoop.makeCompletedFuture {
                         if dc09 {
                             try channel.pipeline.syncOperations.addHandler(
-                                InboundDC09Answers<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation, stream: false))
+                                InboundDC09Answers<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation, stream: false) { $0.data })
                         } else {
                             try channel.pipeline.syncOperations.addHandler(
                                 InboundFrames<Self, AddressedEnvelope<ByteBuffer>>(device: self, generation: generation) {
@@ -334,19 +334,18 @@ final class InboundDC09Answers<Device: DeviceDriver, InboundIn>: ChannelInboundH
     private let generation: Int
     private var splitter: DC09FrameSplitter?
 
-    init(device: Device, generation: Int, stream: Bool) {
+    private let bytes: (InboundIn) -> ByteBuffer
+
+    /// `stream`: a TCP stream to cut into frames; otherwise each item is one frame.
+    init(device: Device, generation: Int, stream: Bool, bytes: @escaping (InboundIn) -> ByteBuffer) {
         self.device = device
         self.generation = generation
         self.splitter = stream ? DC09FrameSplitter() : nil
+        self.bytes = bytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let bytes: ByteBuffer =
-            switch unwrapInboundIn(data) {
-            case let buffer as ByteBuffer: buffer
-            case let envelope as AddressedEnvelope<ByteBuffer>: envelope.data
-            default: ByteBuffer()
-            }
+        let bytes = bytes(unwrapInboundIn(data))
         guard var splitter else { return device.receivedDC09(Array(bytes.readableBytesView), generation: generation) }
         self.splitter = nil  // not copied while it is fed
         let pieces = splitter.feed(bytes.readableBytesView)
