@@ -242,6 +242,9 @@ import Testing
             }
             if let sdp = try? SessionDescription(parsing: bytes) {
                 _ = sdp.media.map { ($0.rtpmaps, $0.ptime, $0.crypto, $0.rtcpPort) }
+                _ = try? SDPMediaOffer.answer(
+                    to: sdp, address: "192.0.2.10", port: 40000, sessionID: 1, localKey: SDPNegotiationTests.local, policy: .optional)
+                _ = try? SDPMediaOffer.accept(answer: sdp, to: SDPMediaOffer.offer(address: "192.0.2.10", port: 40000, sessionID: 1, srtp: SDPNegotiationTests.local))
                 #expect((try? SessionDescription(parsing: sdp.serialized)) == sdp, "what is accepted serializes to the same")
             }
         }

@@ -160,6 +160,28 @@ import Testing
                 "room again once one ended")
     }
 
+    @Test func garbledViaAndCSeqValuesNeverCrashTheLayer() {
+        var rng = ProtocolTestRNG(seed: 0x517)
+        let alphabet = Array("SIP/2.0/UDP z9hG4bK;branch= ,:\t[]=0123456789INVITEACKCANCEL\u{0}é".unicodeScalars)
+        var layer = SIPTransactionLayer(maximumServerTransactions: 50)
+        for round in 0..<5000 {
+            func garble() -> String {
+                String(String.UnicodeScalarView((0..<rng.below(40)).map { _ in alphabet[rng.below(alphabet.count)] }))
+            }
+            var request = F.request([.invite, .ack, .cancel, .bye][rng.below(4)], branch: "z9hG4bK\(rng.below(20))")
+            if rng.below(2) == 0 { request.headers.set("Via", garble()) }
+            if rng.below(2) == 0 { request.headers.set("CSeq", garble()) }
+            let message: SIPMessage = round % 3 == 0 ? .response(F.response(100 + rng.below(600), to: request)) : .request(request)
+            for action in layer.receive(message, reliable: rng.below(2) == 0) {
+                if case .request(let key, _) = action { _ = layer.respond(to: key, F.response(200 + rng.below(500), to: request)) }
+            }
+            if rng.below(10) == 0, let key = try? SIPTransactionKey.server(for: request) {
+                _ = layer.timerFired(key: key, timer: [.g, .h, .i, .j, .l][rng.below(5)])
+            }
+        }
+        #expect(layer.count <= 50, "only server transactions here, and never more than the bound")
+    }
+
     @Test func aTransportFailureEndsAndForgetsTheTransaction() throws {
         var layer = SIPTransactionLayer()
         _ = layer.receive(.request(Self.invite), reliable: true)
