@@ -175,10 +175,7 @@ public struct SIPClientTransaction: Sendable {
 
     /// Sends the request and starts the retransmission (UDP) and timeout timers.
     public mutating func start() -> [Action] {
-        guard !started else {
-            assertionFailure("a client transaction is started once")
-            return []
-        }
+        guard !started else { return impossibleTransition("SIPClientTransaction.start twice: the layer starts a transaction once") }
         started = true
         var actions: [Action] = [.send(.request(request))]
         if !reliable { actions.append(.schedule(isInvite ? .a : .e, after: retransmitInterval)) }
@@ -357,10 +354,7 @@ public struct SIPServerTransaction: Sendable {
     /// Passes the request up; an INVITE is answered 100 Trying at once (§17.2.1), so the client stops
     /// retransmitting while the TU decides.
     public mutating func start() -> [Action] {
-        guard !started else {
-            assertionFailure("a server transaction is started once")
-            return []
-        }
+        guard !started else { return impossibleTransition("SIPServerTransaction.start twice: the layer starts a transaction once") }
         started = true
         guard isInvite else { return [.deliver(request)] }
         let trying = Self.response(to: request, statusCode: 100, reasonPhrase: "Trying")
@@ -394,13 +388,11 @@ public struct SIPServerTransaction: Sendable {
         case .accepted:
             // RFC 6026 §8.7: the TU's copies of its 2xx go out through the transaction.
             guard (200..<300).contains(response.statusCode) else {
-                assertionFailure("the TU sent \(response.statusCode) after a 2xx")
-                return []
+                return impossibleTransition("SIPServerTransaction.respond(\(response.statusCode)) after a 2xx: the UA sends one final answer")
             }
             return [.send(.response(response))]
         case .completed, .confirmed:
-            assertionFailure("the TU sent \(response.statusCode) after the final response")
-            return []
+            return impossibleTransition("SIPServerTransaction.respond(\(response.statusCode)) after the final response: the UA sends one")
         case .terminated:
             // The transaction ended (transport failure) before the TU heard of it: nothing to send with.
             return []

@@ -17,7 +17,8 @@ public struct SIPTransactionLayer: Sendable {
         /// A new request, for the UA core, which answers it with `respond(to:_:)`.
         case request(SIPTransactionKey, SIPRequest)
         /// A CANCEL (its own server transaction, to be answered 200, or 481 when `inviteKey` is nil) and the
-        /// INVITE server transaction it cancels (answered 487 by the UA if it has no final response yet).
+        /// INVITE server transaction it cancels, which the UA answers 487 only while `serverState(of:)` is
+        /// still `.proceeding` (a CANCEL after the final response changes nothing, RFC 3261 §9.2).
         case cancel(SIPTransactionKey, inviteKey: SIPTransactionKey?, SIPRequest)
         /// An ACK that no transaction takes: the ACK of a 2xx, which ends the UA's 2xx retransmissions.
         case ackForSuccess(SIPRequest)
@@ -51,6 +52,12 @@ public struct SIPTransactionLayer: Sendable {
 
     /// Whether the transaction of `key` is live.
     public func contains(_ key: SIPTransactionKey) -> Bool { transactions[key] != nil }
+
+    /// The state of a live server transaction, `nil` when there is none.
+    public func serverState(of key: SIPTransactionKey) -> SIPServerTransaction.State? {
+        guard case .server(let transaction) = transactions[key] else { return nil }
+        return transaction.state
+    }
 
     /// Sends a request of this side in a new client transaction. An ACK has none (a non-2xx's is the
     /// transaction's, a 2xx's the UA's to send directly), and two live transactions cannot share a branch.

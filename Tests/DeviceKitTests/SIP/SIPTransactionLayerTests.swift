@@ -35,12 +35,15 @@ import Testing
         let cancelKey = try SIPTransactionKey.server(for: cancel)
         #expect(cancelKey != Self.inviteKey)
         #expect(layer.receive(.request(cancel), reliable: false) == [.cancel(cancelKey, inviteKey: Self.inviteKey, cancel)])
+        #expect(layer.serverState(of: Self.inviteKey) == .proceeding, "no final response yet: the UA answers 487")
         #expect(layer.respond(to: cancelKey, F.response(200, to: cancel)) == [
             .server(cancelKey, .send(.response(F.response(200, to: cancel)))), .server(cancelKey, .schedule(.j, after: .seconds(32))),
         ])
         #expect(layer.respond(to: Self.inviteKey, F.response(487)).first == .server(Self.inviteKey, .send(.response(F.response(487)))))
         #expect(layer.receive(.request(cancel), reliable: false) == [.server(cancelKey, .send(.response(F.response(200, to: cancel))))],
                 "a copy of the CANCEL gets its 200 again")
+        #expect(layer.serverState(of: Self.inviteKey) == .completed, "a later CANCEL finds the INVITE answered: no second final")
+        #expect(layer.serverState(of: cancelKey) == .completed)
 
         let unknown = F.request(.cancel, branch: "z9hG4bKnothing")
         let unknownKey = try SIPTransactionKey.server(for: unknown)
