@@ -1132,6 +1132,12 @@ enum SIPMessageSamples {
 
     // MARK: RFC 4475
 
+    @Test func theRFC4475LiteralsAreTheBytesOfTheRFCsArchive() {
+        for (name, bytes) in S.rfc4475Valid + S.rfc4475Invalid {
+            #expect(SIPDigestChallenge.Algorithm.sha256.hash(bytes) == S.rfc4475SHA256[name], "\(name)")
+        }
+    }
+
     @Test func everyValidRFC4475MessageParsesAndRoundTrips() throws {
         for (name, bytes) in S.rfc4475Valid {
             let message: SIPMessage
