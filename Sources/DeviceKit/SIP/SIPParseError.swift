@@ -137,7 +137,7 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
     static func quote(_ text: String) -> String {
         var out = "\""
         var count = 0
-        for scalar in text.unicodeScalars {
+        for scalar in redactingURIPasswords(text) {
             if count == 80 {
                 out += "…"
                 break
@@ -158,5 +158,36 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
             count += 1
         }
         return out + "\""
+    }
+
+    /// The scalars of `text` with the password of any `sip:user:password@host` (or `sips:`) replaced by `***`:
+    /// URIs may carry one (§19.1.1, not recommended), and an error text must not.
+    static func redactingURIPasswords(_ text: String) -> [Unicode.Scalar] {
+        var scalars = Array(text.unicodeScalars)
+        let stops: Set<Unicode.Scalar> = [" ", "\t", "<", ">", "\"", "\r", "\n"]
+        var index = 0
+        while index < scalars.count {
+            // At "sip:" or "sips:" (any case), look for user:password@ before the URI can have ended.
+            var schemeEnd: Int?
+            for scheme in ["sip:", "sips:"] {
+                let candidate = scalars[index...].prefix(scheme.unicodeScalars.count)
+                if String(String.UnicodeScalarView(candidate)).equalsIgnoringASCIICase(scheme) { schemeEnd = index + candidate.count }
+            }
+            guard let userStart = schemeEnd else {
+                index += 1
+                continue
+            }
+            var end = userStart
+            while end < scalars.count, !stops.contains(scalars[end]) { end += 1 }
+            if let at = scalars[userStart..<end].lastIndex(of: "@"),
+                let colon = scalars[userStart..<at].firstIndex(of: ":")
+            {
+                scalars.replaceSubrange((colon + 1)..<at, with: Array("***".unicodeScalars))
+                index = colon + 4
+            } else {
+                index = userStart
+            }
+        }
+        return scalars
     }
 }

@@ -1411,6 +1411,13 @@ enum SIPMessageSamples {
         #expect(error.description == "the header line \"" + String(repeating: "a", count: 80) + "…\" is not Name: value with a token for a name")
         #expect(SIPParseError.badHeaderLine("x\r\ny").description.contains("x\\r\\ny"))
         #expect(SIPParseError.bodyTruncated(declared: 200, received: 12).description == "Content-Length says 200 bytes but 12 followed")
+        // A password in a SIP URI is never repeated.
+        let withPassword = #expect(throws: SIPParseError.self) { try SIPURI(parsing: "sips:alice:s3cr3t&x@host:99999") }
+        #expect(withPassword?.description == "the URI \"sips:alice:***@host:99999\" has a port that is not a number of 0-65535")
+        let inRequest = #expect(throws: SIPParseError.self) {
+            try SIPMessage(parsing: Self.replacing("INVITE sip:bob@biloxi.com SIP/2.0", with: "INVITE  SIP:bob:pw@biloxi.com SIP/2.0", in: S.f1Invite))
+        }
+        #expect(inRequest?.description == "the request line \"INVITE  SIP:bob:***@biloxi.com SIP/2.0\" is not METHOD SP sip:URI SP SIP/2.0 (one space between each)")
         #expect(SIPParseError.badHeaderValue("Via", "SIP/2.0/UDP h", "has no branch").description == "the Via header \"SIP/2.0/UDP h\" has no branch")
     }
 
