@@ -28,6 +28,11 @@ public final class MediaLink: @unchecked Sendable {
         public var signal: SyntheticSignal
         /// Send the video stub when both sides give a video payload type.
         public var video: Bool
+        /// The peer's SSRC is not in its description (SIP: SDP does not carry it); the first voice packet names it.
+        public var learnsPeerSSRC = false
+        /// A bridge's leg: no synthetic voice; what `relay(_:)` is given is sent at once, and every authentic
+        /// voice packet received is handed to `onAudio`.
+        public var relay = false
 
         public init(silenceTimeout: Duration = .seconds(5), reportInterval: Duration = .seconds(5), signal: SyntheticSignal = .speechLike, video: Bool = true) {
             self.silenceTimeout = silenceTimeout
@@ -49,6 +54,8 @@ public final class MediaLink: @unchecked Sendable {
     private var remoteRTCP: SocketAddress?
     private var parameters = Parameters()
     private var onEvent: (Event) -> Void = { _ in }
+    /// With `Parameters.relay`: each authentic voice packet received, for the other leg of a bridge.
+    public var onAudio: ((RTPPacket) -> Void)?
     private var generation = 0
     private var running = false
     private var stopped = false
@@ -122,20 +129,22 @@ public final class MediaLink: @unchecked Sendable {
     /// Starts the media both ways.
     /// - Parameters:
     ///   - local: this side's description (its SSRC and key material).
-    ///   - remote: the peer's description; `remoteAddress` its resolved RTP address (RTCP goes to port + 1).
+    ///   - remote: the peer's description; `remoteAddress` its resolved RTP address; RTCP goes to
+    ///     `remoteRTCPAddress`, by default port + 1.
     ///   - cname: the RTCP CNAME, e.g. "device-1001@home".
     public func start(
-        local: MediaDescription, remote: MediaDescription, remoteAddress: SocketAddress, cname: String,
-        parameters: Parameters = Parameters(), onEvent: @escaping (Event) -> Void
+        local: MediaDescription, remote: MediaDescription, remoteAddress: SocketAddress, remoteRTCPAddress: SocketAddress? = nil,
+        cname: String, parameters: Parameters = Parameters(), onEvent: @escaping (Event) -> Void
     ) throws {
         eventLoop.preconditionInEventLoop()
         guard !stopped, !running else { throw MediaLinkError.alreadyStarted }
         var rtcpAddress = remoteAddress
         rtcpAddress.port = remoteAddress.port.map { $0 + 1 }
+        if let remoteRTCPAddress { rtcpAddress = remoteRTCPAddress }
         sender = try MediaSender(
             local: local, sendVideo: parameters.video && remote.videoPayloadType != 0, signal: parameters.signal, cname: cname,
             initialSequence: UInt16.random(in: 0...0x7FFF), initialTimestamp: UInt32.random(in: .min ... .max))
-        receiver = try MediaReceiver(remote: remote, localSSRC: local.ssrc)
+        receiver = try MediaReceiver(remote: remote, localSSRC: local.ssrc, learnsSSRC: parameters.learnsPeerSSRC)
         remoteRTP = remoteAddress
         remoteRTCP = rtcpAddress
         self.parameters = parameters
@@ -145,7 +154,7 @@ public final class MediaLink: @unchecked Sendable {
         generation += 1
         let g = generation
         let origin = NIODeadline.now()
-        sendAudio(generation: g, origin: origin, tick: 0)
+        if !parameters.relay { sendAudio(generation: g, origin: origin, tick: 0) }
         if sender?.video != nil, let interval = sender?.video?.frameInterval {
             sendVideo(generation: g, origin: origin, tick: 0, interval: interval)
         }
@@ -185,6 +194,13 @@ public final class MediaLink: @unchecked Sendable {
         }
         running = false
         return final
+    }
+
+    /// Sends the other leg's voice now, as this leg's next packet (a bridge: no transcoding, both PCMU).
+    public func relay(_ payload: [UInt8]) {
+        eventLoop.preconditionInEventLoop()
+        guard running, !sendingPaused, let remoteRTP, !payload.isEmpty, let bytes = try? sender?.relayedAudio(payload) else { return }
+        write(bytes, to: remoteRTP, on: rtpChannel)
     }
 
     // MARK: Timers (fixed rate: packet n leaves at origin + n · 20 ms, whatever the loop's delays)
@@ -263,8 +279,9 @@ public final class MediaLink: @unchecked Sendable {
     fileprivate func rtpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
         guard running else { return }
         let heardBefore = receiver?.lastHeard != nil
-        receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
+        let outcome = receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
         if !heardBefore, receiver?.lastHeard != nil { onEvent(.heard) }
+        if let onAudio, case .audio(let packet)? = outcome { onAudio(packet) }
     }
 
     fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {

@@ -1,14 +1,17 @@
 import Foundation
 
 /// The sending half of a call's media, pure: voice every 20 ms, the optional video stub, and RTCP sender
-/// reports, all protected with SRTP/SRTCP under this side's master key. The owner calls it on its timers.
+/// reports, all protected with SRTP/SRTCP under this side's master key, or plain RTP/RTCP when this side's
+/// description has no key material (a SIP peer that offered `RTP/AVP`, protocol.md §8). The owner calls it on
+/// its timers.
 ///
 /// The voice stream has the SSRC of this side's `MediaDescription`; the video stub stream the SSRC + 1,
 /// with its own sequence numbers and 90 kHz timestamps, as RTP requires of a second source.
 public struct MediaSender: Sendable {
     public private(set) var audio: AudioPacketizer
     public private(set) var video: VideoPacketizer?
-    private var srtp: SRTPSender
+    /// Nil: plain RTP.
+    private var srtp: SRTPSender?
     public let cname: String
     /// Voice packets sent at the previous report: a side that sent nothing since reports with RR, not SR.
     private var packetsAtLastReport: UInt32?
@@ -21,7 +24,7 @@ public struct MediaSender: Sendable {
         local: MediaDescription, sendVideo: Bool, signal: SyntheticSignal = .speechLike, cname: String,
         initialSequence: UInt16, initialTimestamp: UInt32
     ) throws(SRTPError) {
-        srtp = try SRTPSender(master: SRTPMasterKey(keyMaterial: local.keyMaterial))
+        srtp = local.keyMaterial.isEmpty ? nil : try SRTPSender(master: SRTPMasterKey(keyMaterial: local.keyMaterial))
         audio = AudioPacketizer(
             ssrc: local.ssrc, payloadType: local.audioPayloadType, signal: signal, initialSequence: initialSequence,
             initialTimestamp: initialTimestamp)
@@ -33,9 +36,19 @@ public struct MediaSender: Sendable {
         self.cname = cname
     }
 
-    /// The next 20 ms of voice as an SRTP datagram.
+    /// The next 20 ms of voice as an SRTP (or plain RTP) datagram.
     public mutating func nextAudio() throws(SRTPError) -> [UInt8] {
-        try srtp.protect(audio.next().bytes)
+        try protect(audio.next().bytes)
+    }
+
+    /// The other leg's voice (`payload`) as our next SRTP (or RTP) datagram: a bridge's relay.
+    public mutating func relayedAudio(_ payload: [UInt8]) throws(SRTPError) -> [UInt8] {
+        try protect(audio.packet(relaying: payload).bytes)
+    }
+
+    private mutating func protect(_ packet: [UInt8]) throws(SRTPError) -> [UInt8] {
+        guard srtp != nil else { return packet }
+        return try srtp!.protect(packet)
     }
 
     /// The next video frame as SRTP datagrams (empty without video).
@@ -44,7 +57,7 @@ public struct MediaSender: Sendable {
         let packets = stream.nextFrame()
         video = stream
         var out: [[UInt8]] = []
-        for packet in packets { out.append(try srtp.protect(packet.bytes)) }
+        for packet in packets { out.append(try protect(packet.bytes)) }
         return out
     }
 
@@ -68,7 +81,9 @@ public struct MediaSender: Sendable {
         if let bye {
             packets.append(.bye(ssrcs: [audio.ssrc] + (video.map { [$0.ssrc] } ?? []), reason: bye))
         }
-        return try srtp.protectRTCP(RTCPPacket.compound(packets))
+        let compound = RTCPPacket.compound(packets)
+        guard srtp != nil else { return compound }
+        return try srtp!.protectRTCP(compound)
     }
 }
 
@@ -76,7 +91,10 @@ public struct MediaSender: Sendable {
 /// source, RTCP from the peer (its view of our stream, round-trip time, BYE). Anything that is not an
 /// authentic packet of the peer is counted and dropped; nothing in a datagram can make it fail.
 public struct MediaReceiver: Sendable {
-    public let remote: MediaDescription
+    public private(set) var remote: MediaDescription
+    /// The peer's SSRC is not known yet: SDP does not carry it (protocol.md §8), so the first authentic voice
+    /// packet of the announced payload type names it (RFC 3550 §8.2 lets a receiver take a new source).
+    private var learnsSSRC: Bool
     private var srtp: SRTPReceiver?
     public private(set) var audio: ReceiverStatistics
     public private(set) var video: ReceiverStatistics
@@ -103,9 +121,12 @@ public struct MediaReceiver: Sendable {
     /// - Parameters:
     ///   - remote: the peer's description (its SSRC, key material, payload types).
     ///   - localSSRC: our voice SSRC, to find the peer's report about it.
-    ///   - protected: false only in tests of the statistics over plain RTP.
-    public init(remote: MediaDescription, localSSRC: UInt32, protected: Bool = true) throws(SRTPError) {
+    ///   - protected: false for plain RTP (a peer's description without key material is always plain).
+    ///   - learnsSSRC: the description's SSRC is unknown (a SIP peer): take the first voice packet's.
+    public init(remote: MediaDescription, localSSRC: UInt32, protected: Bool = true, learnsSSRC: Bool = false) throws(SRTPError) {
+        let protected = protected && !remote.keyMaterial.isEmpty
         self.remote = remote
+        self.learnsSSRC = learnsSSRC
         self.localSSRC = localSSRC
         srtp = protected ? try SRTPReceiver(master: SRTPMasterKey(keyMaterial: remote.keyMaterial)) : nil
         audio = ReceiverStatistics(clockRate: AudioPacketizer.clockRate)
@@ -144,6 +165,10 @@ public struct MediaReceiver: Sendable {
             malformed += 1
             audio.malformedReceived()
             return .refused(error.description)
+        }
+        if learnsSSRC, packet.payloadType == remote.audioPayloadType {
+            remote.ssrc = packet.ssrc
+            learnsSSRC = false
         }
         if packet.ssrc == remote.ssrc, packet.payloadType == remote.audioPayloadType {
             lastHeard = arrival

@@ -37,6 +37,19 @@ public struct AudioPacketizer: Sendable {
         octetCount &+= UInt32(payload.count)
         return packet
     }
+
+    /// A packet of this stream carrying someone else's voice (a bridge relaying the other leg, protocol.md §8):
+    /// our SSRC, sequence and timestamp, their `payload` (µ-law, one sample a byte), the marker on our first.
+    public mutating func packet(relaying payload: [UInt8]) -> RTPPacket {
+        let packet = RTPPacket(
+            marker: packetCount == 0, payloadType: payloadType, sequenceNumber: sequenceNumber, timestamp: timestamp,
+            ssrc: ssrc, payload: payload)
+        sequenceNumber &+= 1
+        timestamp &+= UInt32(payload.count)
+        packetCount &+= 1
+        octetCount &+= UInt32(payload.count)
+        return packet
+    }
 }
 
 /// The video stub: frames of a fixed size at a fixed rate on the 90 kHz clock, each cut into packets of
