@@ -64,16 +64,20 @@ public enum SDPMediaOffer {
     public static let ptime = 20
 
     /// This side's offer: one audio stream at `address` (an IP literal) and `port`, PCMU 20 ms, sendrecv;
-    /// with `srtp`, RTP/SAVP and its key as `a=crypto:1` (RFC 4568 §6.1), else RTP/AVP.
+    /// with `srtp`, its key as `a=crypto:1` (RFC 4568 §6.1) under RTP/SAVP, or under RTP/AVP when
+    /// `bestEffort` (SRTP if the peer answers with a crypto line, plain RTP if it does not: what
+    /// `SRTPPolicy.optional` offers, since a phone without SRTP refuses an RTP/SAVP offer, or answers it
+    /// with RTP/AVP as SIPp does).
     public static func offer(
-        address: String, port: Int, sessionID: UInt64, sessionVersion: UInt64 = 1, srtp: SRTPMasterKey?
+        address: String, port: Int, sessionID: UInt64, sessionVersion: UInt64 = 1, srtp: SRTPMasterKey?, bestEffort: Bool = false
     ) -> SessionDescription {
         var attributes = [
             SDPAttribute("rtpmap", SDPRTPMap(payloadType: "0", encoding: "PCMU", clockRate: 8000).attributeValue),
             SDPAttribute("ptime", String(ptime)), SDPAttribute(SDPDirection.sendrecv.rawValue),
         ]
         if let srtp { attributes.append(cryptoAttribute(tag: 1, key: srtp)) }
-        let section = MediaSection(media: "audio", port: port, proto: srtp == nil ? "RTP/AVP" : "RTP/SAVP", formats: ["0"], attributes: attributes)
+        let section = MediaSection(
+            media: "audio", port: port, proto: srtp == nil || bestEffort ? "RTP/AVP" : "RTP/SAVP", formats: ["0"], attributes: attributes)
         return description(address: address, sessionID: sessionID, sessionVersion: sessionVersion, media: [section])
     }
 
@@ -138,7 +142,9 @@ public enum SDPMediaOffer {
         var remoteKey: [UInt8]?
         var localKey: [UInt8]?
         let ourCrypto = offered.crypto.filter { $0.suite == cryptoSuite }
-        if !ourCrypto.isEmpty {
+        // A best-effort offer (RTP/AVP with crypto lines) answered without one: plain RTP.
+        let plainAnswer = offered.proto.uppercased() == "RTP/AVP" && section.crypto.isEmpty
+        if !ourCrypto.isEmpty && !plainAnswer {
             guard let theirs = section.crypto.first(where: { crypto in ourCrypto.contains { $0.tag == crypto.tag } }) else {
                 throw SDPError(.securityMismatch, "SRTP was offered and the answer has no crypto line with an offered tag")
             }
