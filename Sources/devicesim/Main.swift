@@ -18,7 +18,7 @@ struct DeviceSim: AsyncParsableCommand {
         version: versionLine,
         subcommands: [
             DemoCommand.self, RunCommand.self, CenterCommand.self, DiagCommand.self, ProvisionCommand.self,
-            ProtocolCommand.self, LoadCommand.self,
+            ProtocolCommand.self, LoadCommand.self, SIPCommand.self,
         ]
     )
 
