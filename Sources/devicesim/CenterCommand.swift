@@ -181,6 +181,41 @@ struct CenterCommand: AsyncParsableCommand {
             """))
     var forward: [String] = []
 
+    @Option(name: .customLong("operator"), help: ArgumentHelp(
+        "An operator's SIP phone, sip:USER@HOST[:PORT][;transport=tcp]; repeat it for a pool. An engaged case rings one, then the home is called and the two are bridged.",
+        discussion: """
+            The centre calls a free phone of the pool over SIP (RFC 3261); when it is answered, it calls the \
+            home (our protocol) and relays the voice both ways, PCMU to PCMU. A busy phone, one unanswered \
+            for --operator-ring-timeout or a failed call moves on to the next; when none took it the case \
+            waits (an operatorCall event says so) and the pool is tried again. Hang-up on either side ends \
+            the other; the case stays open.
+            """))
+    var operators: [String] = []
+
+    @Option(parsing: .unconditional, help: "The SIP port (UDP and TCP) of the operators' leg, with --operator (0: a free one, told in the listening line).")
+    var sipPort = 5060
+
+    @Option(help: "Our SIP address of record towards the operators' phones (default sip:centre@HOST).")
+    var sipIdentity: String?
+
+    @Option(help: "Register with this SIP registrar (a PBX, Kamailio) and send the operator calls through it, e.g. sip:10.0.0.5:5060.")
+    var sipRegistrar: String?
+
+    @Option(help: "The user name for SIP digest challenges, with --sip-password-file.")
+    var sipUser: String?
+
+    @Option(help: "A file holding the SIP password (never on the command line).")
+    var sipPasswordFile: String?
+
+    @Option(help: "SRTP towards the operators' phones: off, optional (when the phone offers or accepts it) or required.")
+    var sipSRTP = "optional"
+
+    @Option(help: "The transport towards the operators' phones and the registrar: udp or tcp.")
+    var sipTransport = "udp"
+
+    @Option(parsing: .unconditional, help: "Cancel an operator phone that rings this long unanswered and try the next (default 30s).", transform: DurationOption.seconds)
+    var operatorRingTimeout: DurationOption?
+
     func validate() throws {
         guard (keys != nil) != masterKey.isGiven() else {
             throw ValidationError("Give the device keys once: --keys FILE, or the fleet master key (--master-file FILE, $\(MasterKeyOptions.environmentVariable) or systemd credentials \(MasterKeyOptions.credentialName)).")
@@ -193,6 +228,7 @@ struct CenterCommand: AsyncParsableCommand {
         try PortOption.check(udpPort, option: "--udp-port", zeroPicksFree: true)
         try PortOption.check(metricsPort, option: "--metrics-port", zeroPicksFree: true)
         try PortOption.check(dc09Port, option: "--dc09-port", zeroPicksFree: true)
+        try validateOperators()
         guard (dc09Port == nil) == (dc09Accounts == nil) else {
             throw ValidationError("--dc09-port and --dc09-accounts go together: give both, e.g. --dc09-port 12345 --dc09-accounts accounts.toml.")
         }
@@ -261,6 +297,53 @@ struct CenterCommand: AsyncParsableCommand {
         }
     }
 
+    private func validateOperators() throws {
+        guard !operators.isEmpty else {
+            let given = sipRegistrar != nil || sipUser != nil || sipPasswordFile != nil || sipIdentity != nil
+            if given { throw ValidationError("--sip-registrar, --sip-user, --sip-password-file and --sip-identity are for --operator: give the operators' phones too.") }
+            return
+        }
+        for uri in operators { _ = try SIPCommandSupport.uri(uri, what: "--operator") }
+        if let sipRegistrar { _ = try SIPCommandSupport.uri(sipRegistrar, what: "--sip-registrar") }
+        if let sipIdentity { _ = try SIPCommandSupport.uri(sipIdentity, what: "--sip-identity") }
+        try PortOption.check(sipPort, option: "--sip-port", zeroPicksFree: true)
+        guard ["off", "optional", "required"].contains(sipSRTP) else { throw ValidationError("--sip-srtp must be off, optional or required, not \(sipSRTP)") }
+        guard ["udp", "tcp"].contains(sipTransport) else { throw ValidationError("--sip-transport must be udp or tcp, not \(sipTransport)") }
+        guard (sipUser == nil) == (sipPasswordFile == nil) else { throw ValidationError("--sip-user and --sip-password-file go together") }
+        guard workers <= 1 else { throw ValidationError("--operator is served by a single process: use it without --workers.") }
+        guard callOnEngage else { throw ValidationError("--operator bridges the calls made on engagement: it cannot go with --no-call-on-engage.") }
+        if let operatorRingTimeout, operatorRingTimeout.duration <= .zero {
+            throw ValidationError("--operator-ring-timeout must be above 0, e.g. --operator-ring-timeout 20s.")
+        }
+    }
+
+    /// The operators' phones, resolved; `nil` without --operator.
+    private func operatorPhones() async throws -> OperatorPhones? {
+        guard !operators.isEmpty else { return nil }
+        let transport: SIPTarget.Transport = sipTransport == "tcp" ? .tcp : .udp
+        var phones: [(uri: SIPURI, target: SIPTarget)] = []
+        for text in operators {
+            let uri = try SIPCommandSupport.uri(text, what: "--operator")
+            phones.append((uri, try SIPCommandSupport.target(for: uri, transport: transport)))
+        }
+        var registrar: (uri: SIPURI, target: SIPTarget)?
+        if let sipRegistrar {
+            let uri = try SIPCommandSupport.uri(sipRegistrar, what: "--sip-registrar")
+            registrar = (uri, try SIPCommandSupport.target(for: uri, transport: transport))
+        }
+        var credentials: SIPDigestCredentials?
+        if let sipUser, let sipPasswordFile {
+            let password = try readTextFile(sipPasswordFile, what: "the SIP password file").trimmingCharacters(in: .whitespacesAndNewlines)
+            credentials = SIPDigestCredentials(username: sipUser, password: password)
+        }
+        let advertised = host == "0.0.0.0" || host == "::" ? nil : host
+        let identity = try SIPCommandSupport.uri(sipIdentity ?? "sip:centre@\(advertised ?? "127.0.0.1")", what: "--sip-identity")
+        let srtp: SRTPPolicy = sipSRTP == "off" ? .off : sipSRTP == "required" ? .required : .optional
+        return OperatorPhones(
+            phones: phones, endpoint: SIPEndpoint.Configuration(host: host, port: sipPort, advertisedHost: advertised), identity: identity,
+            registrar: registrar, credentials: credentials, srtp: srtp, ringTimeout: operatorRingTimeout?.duration ?? .seconds(30))
+    }
+
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as the wire carries it (1 to 65535).
     private func heartbeatSeconds() throws -> UInt16 {
         try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval") ?? 30
@@ -271,7 +354,7 @@ struct CenterCommand: AsyncParsableCommand {
         var logger = Logger(label: "devicesim.center")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if let workerIndex { logger[metadataKey: "worker"] = "\(workerIndex)" }
-        let configuration = CenterConfiguration(
+        var configuration = CenterConfiguration(
             host: host, tcpPort: tcpPort ?? port, udpPort: udpPort ?? port, metricsPort: metricsPort.map { $0 + (workerIndex ?? 0) },
             metricsHost: metricsBind, journalPath: journal,
             session: CenterSession.Parameters(heartbeatIntervalSeconds: try heartbeatSeconds(), rate: rate, burst: burst),
@@ -284,6 +367,7 @@ struct CenterCommand: AsyncParsableCommand {
             media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
             journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil,
             dc09: try dc09Configuration(), forward: try forwardTargets())
+        configuration.operators = try await operatorPhones()
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
         // registry the metrics endpoint serves, and the centre records with that same factory.
         let metrics = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())

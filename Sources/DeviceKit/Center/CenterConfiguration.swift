@@ -78,6 +78,9 @@ public struct CenterConfiguration: Sendable {
     /// DC-09 receivers every case event is forwarded to (`--forward`): the primary, then its backup; none: no
     /// forwarding. (DC09Forwarder.swift)
     public var forward: [DC09ForwardTarget]
+    /// The operators' SIP phones (`--operator`): an engaged case rings one, then its home is called and the two
+    /// are bridged (protocol.md §8). Nil: the centre calls homes itself, as before.
+    public var operators: OperatorPhones?
     public var forwardParameters: DC09ForwardMachine.Parameters
 
     public init(

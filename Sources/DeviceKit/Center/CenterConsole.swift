@@ -122,6 +122,7 @@ extension CenterEvent {
         switch self {
         case .listening(let ports):
             return "\(time)  listening for devices on TCP \(ports.tcp), UDP \(ports.udp)" + (ports.dc09.map { ", DC-09 on TCP and UDP \($0)" } ?? "")
+                + (ports.sip.map { ", SIP (operator phones) on UDP and TCP \($0)" } ?? "")
                 + (ports.metrics.map { ", metrics on \($0)" } ?? "")
         case .alarm(let device, let alarm, let late, let dispatched):
             let battery = alarm.battery == 255 ? "unknown" : "\(alarm.battery) %"
@@ -146,6 +147,16 @@ extension CenterEvent {
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
             return "\(time)  call \(callID) with device \(device) ended by the \(endedBy.words) (\(reason))"
                 + (statistics.map { "\n          \($0.summary)" } ?? "")
+        case .operatorCall(let device, let phone, let stage):
+            let leg = "\(time)  operator phone \(phone) for device \(device)"
+            switch stage {
+            case .ringing: return "\(leg): ringing"
+            case .answered(let setup): return "\(leg): answered in \(Int(setup.rounded())) ms; calling the home"
+            case .bridged: return "\(leg): CONNECTED to the home, voice both ways"
+            case .notAnswered(let why): return "\(leg): not answered (\(why)); trying the next phone"
+            case .waiting(let why): return "\(time)  device \(device): NO OPERATOR PHONE (\(why)); the case waits and the phones are tried again"
+            case .ended(let why, let statistics): return "\(leg): ended (\(why))" + (statistics.map { "\n          \($0.summary)" } ?? "")
+            }
         case .alarmFlagged(let device, let alarmID, let flags):
             return "\(time)  ATTENTION device \(device) alarm \(alarmID): \(flags.joined(separator: "; "))"
         case .idConflict(let device, let id, let kind):

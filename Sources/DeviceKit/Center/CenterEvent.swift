@@ -44,6 +44,8 @@ public enum CenterEvent: Hashable, Sendable {
     case mediaSilent(device: UInt32, callID: UInt32, seconds: Double)
     /// The call ended, by the centre or the device, with the centre's media numbers for it.
     case callEnded(device: UInt32, callID: UInt32, reason: CallEndReason, endedBy: CallEndedBy, statistics: MediaStatistics?)
+    /// The operator's SIP leg of a bridged call about `device`'s case (protocol.md §8), on `phone`.
+    case operatorCall(device: UInt32, phone: String, stage: OperatorCallStage)
 
     /// One line of JSON with sorted keys, `"event"` naming the case.
     public var json: String { Self.line(jsonObject) }
@@ -83,6 +85,7 @@ public enum CenterEvent: Hashable, Sendable {
             object = ["event": "listening", "tcp": ports.tcp, "udp": ports.udp]
             if let metrics = ports.metrics { object["metrics"] = metrics }
             if let dc09 = ports.dc09 { object["dc09"] = dc09 }
+            if let sip = ports.sip { object["sip"] = sip }
         case .sessionOpened(let device, let anchor):
             object = ["event": "sessionOpened", "device": device, "anchor": anchor]
         case .alarm(let device, let alarm, let late, let dispatched):
@@ -135,13 +138,35 @@ public enum CenterEvent: Hashable, Sendable {
             object = ["event": "mediaSilent", "device": device, "call": callID, "seconds": seconds]
         case .callEnded(let device, let callID, let reason, let endedBy, let statistics):
             object = ["event": "callEnded", "device": device, "call": callID, "reason": reason.description, "endedBy": endedBy.rawValue]
-            if let statistics, let data = try? JSONEncoder().encode(statistics),
-                let fields = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-            {
-                object["media"] = fields
+            if let media = Self.mediaObject(statistics) { object["media"] = media }
+        case .operatorCall(let device, let phone, let stage):
+            object = ["event": "operatorCall", "device": device, "phone": phone]
+            switch stage {
+            case .ringing: object["stage"] = "ringing"
+            case .answered(let setup):
+                object["stage"] = "answered"
+                object["setupMs"] = setup
+            case .bridged: object["stage"] = "bridged"
+            case .notAnswered(let why):
+                object["stage"] = "notAnswered"
+                object["reason"] = why
+            case .waiting(let why):
+                object["stage"] = "waiting"
+                object["reason"] = why
+            case .ended(let why, let statistics):
+                object["stage"] = "ended"
+                object["reason"] = why
+                if let media = Self.mediaObject(statistics) { object["media"] = media }
             }
         }
         return object
+    }
+}
+
+extension CenterEvent {
+    static func mediaObject(_ statistics: MediaStatistics?) -> [String: Any]? {
+        guard let statistics, let data = try? JSONEncoder().encode(statistics) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 }
 
@@ -152,12 +177,15 @@ public struct CenterPorts: Hashable, Sendable {
     public var metrics: Int?
     /// The DC-09 port (TCP and UDP), when the centre has one.
     public var dc09: Int?
+    /// The SIP port (UDP and TCP) of the operators' phones' leg, when the centre has them.
+    public var sip: Int?
 
-    public init(tcp: Int, udp: Int, metrics: Int?, dc09: Int? = nil) {
+    public init(tcp: Int, udp: Int, metrics: Int?, dc09: Int? = nil, sip: Int? = nil) {
         self.tcp = tcp
         self.udp = udp
         self.metrics = metrics
         self.dc09 = dc09
+        self.sip = sip
     }
 }
 

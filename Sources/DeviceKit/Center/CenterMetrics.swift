@@ -47,6 +47,10 @@ final class CenterMetrics: Sendable {
     let callsOffered: Counter
     let callsStarted: Counter
     let callsActive: Meter
+    let operatorCallsPlaced: Counter
+    let operatorCallsAnswered: Counter
+    let operatorCallsNotAnswered: Counter
+    let operatorCallsBridged: Meter
     let callsWaiting: Meter
     private let callsEndedByReason: [UInt8: Counter]
     /// From an alarm's arrival to its `ack` (journalled first, group commit included), new alarms only.
@@ -138,6 +142,11 @@ final class CenterMetrics: Sendable {
         callsOffered = make.counter("center_calls_offered_total", "Calls offered to devices (protocol.md §4.8).")
         callsStarted = make.counter("center_calls_started_total", "Calls answered: media both ways.")
         callsActive = make.gauge("center_calls_active", "Calls offered or in progress.")
+        operatorCallsPlaced = make.counter("center_operator_calls_placed_total", "SIP calls placed to operator phones (--operator).")
+        operatorCallsAnswered = make.counter("center_operator_calls_answered_total", "SIP calls to operator phones that were answered.")
+        operatorCallsNotAnswered = make.counter(
+            "center_operator_calls_not_answered_total", "SIP calls to operator phones refused, busy, unanswered or failed.")
+        operatorCallsBridged = make.gauge("center_operator_calls_bridged", "Operator phones bridged to a home now.")
         callsWaiting = make.gauge("center_calls_waiting", "Engaged cases waiting for their call (--engage-call-rate).")
         let names = CallEndReason.names
         callsEndedByReason = make.counters(

@@ -49,7 +49,11 @@ extension CenterRuntime {
             }
             guard engageCallPace.take(now: now.monotonic) else { break }
             engageCalls.removeFirst()
-            _ = offerCall(device: next.device, alarmID: next.alarmID)
+            if let bridge {
+                bridge.connect(next)  // the operator's phone first, then the home (protocol.md §8)
+            } else {
+                _ = offerCall(device: next.device, alarmID: next.alarmID)
+            }
         }
         metrics.callsWaiting.set(Int64(engageCalls.count))
         guard !engageCalls.isEmpty, !engageCallWakeUpSet else { return }
@@ -140,6 +144,7 @@ extension CenterRuntime {
         case .started(let callID, _):
             metrics.callsStarted.increment()
             hub.emit(.callStarted(device: device, callID: callID))
+            if let link = calls[device]?.links[callID] { bridge?.homeStarted(device: device, callID: callID, link: link) }
         case .stopMedia(let callID, let reason):
             if let link = calls[device]?.links.removeValue(forKey: callID), let numbers = link.stop(reason: reason.description) {
                 calls[device]?.finalNumbers[callID] = numbers
@@ -152,6 +157,7 @@ extension CenterRuntime {
             var counted = calls[device]?.counted.removeValue(forKey: callID) ?? MediaCounted()
             metrics.callEnded(reason, statistics, counted: &counted)
             hub.emit(.callEnded(device: device, callID: callID, reason: reason, endedBy: byPeer ? .device : .center, statistics: statistics))
+            bridge?.homeEnded(device: device, callID: callID)
         case .sendAnswer, .declined:
             let _: [CallMachine.Action] = impossibleTransition("the centre's CallMachine is the caller's: it neither answers nor declines")
         }
@@ -166,9 +172,12 @@ extension CenterRuntime {
         }
         do {
             guard let link = calls[device]?.links[callID] else { throw MediaLinkError.alreadyStarted }
+            var parameters = configuration.media
+            // A bridged call relays the operator's voice rather than talking itself.
+            if bridge?.relays(device: device, callID: callID) == true { parameters.relay = true }
             try link.start(
                 local: local, remote: remote, remoteAddress: try remote.rtpAddress(controlPeer: controlPeer), cname: "centre",
-                parameters: configuration.media
+                parameters: parameters
             ) { [weak self] event in
                 self?.mediaEvent(event, device: device, callID: callID)
             }

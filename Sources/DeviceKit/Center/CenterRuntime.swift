@@ -87,6 +87,8 @@ final class CenterRuntime {
     /// Told when a new message is recorded: the DC-09 forwarder (`--forward`) reads its queue.
     var messageRecorded: (() -> Void)?
     var forwarder: DC09Forwarder?
+    /// The operators' SIP phones, when the centre has them (`--operator`): engaged cases are bridged to them.
+    var bridge: OperatorBridge?
     private var datagramFlushPending = false
     /// The devices that report over DC-09 (`--dc09-accounts`): no session of ours carries their case updates,
     /// so none are queued for them (they would wait for a session that never comes).
@@ -165,6 +167,7 @@ final class CenterRuntime {
         forwarder?.stop()
         retransmitTimers = [:]
         stopAllCalls()
+        bridge?.stop()
     }
 
     // MARK: Frames
@@ -595,6 +598,7 @@ final class CenterRuntime {
             callOnEngagement(changed)
         case .closed:
             if callAlarm(device: changed.device) == changed.alarmID { endCall(device: changed.device) }
+            bridge?.caseClosed(caseID: changed.id)
         default:
             break
         }

@@ -248,9 +248,21 @@ public final class CenterServer: Service, Sendable {
             throw error
         }
 
+        var sipPort: Int?
+        if let operators = configuration.operators {
+            do {
+                sipPort = try await startOperatorBridge(operators, runtime: runtime, on: loop)
+            } catch {
+                for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }
+                try? await loop.submit { runtime.value.stop() }.get()
+                try? await pool.runIfActive(eventLoop: loop) { try journal.close() }.get()
+                throw CenterBindError(listener: .sip, host: operators.endpoint.host, port: operators.endpoint.port, error)
+            }
+        }
         let ports = CenterPorts(
             tcp: channels[0].localAddress?.port ?? 0, udp: channels[1].localAddress?.port ?? 0,
-            metrics: channels.count > 2 ? channels[2].localAddress?.port : nil, dc09: dc09?.channels[0].localAddress?.port)
+            metrics: channels.count > 2 ? channels[2].localAddress?.port : nil, dc09: dc09?.channels[0].localAddress?.port,
+            sip: sipPort)
         let waiters = state.withLock { state in
             state.ports = ports
             state.runtime = runtime
@@ -293,6 +305,29 @@ public final class CenterServer: Service, Sendable {
         } datagram: { port in
             try await self.bindDatagram(on: loop, runtime: runtime, port: port)
         }
+    }
+
+    /// Starts the SIP user agent of the operators' phones and the bridge that uses it; returns its port.
+    private func startOperatorBridge(_ operators: OperatorPhones, runtime: NIOLoopBound<CenterRuntime>, on loop: any EventLoop) async throws -> Int {
+        let bridge = try await loop.submit {
+            let bridge = OperatorBridge(runtime: runtime.value, phones: operators)
+            runtime.value.bridge = bridge
+            return NIOLoopBound(bridge, eventLoop: loop)
+        }.get()
+        let userAgent = SIPUserAgent.Configuration(
+            identity: operators.identity, contactHost: operators.endpoint.advertisedHost ?? operators.endpoint.host, contactPort: 0,
+            credentials: operators.credentials, registrar: operators.registrar?.uri, registrarTarget: operators.registrar?.target,
+            outboundProxy: operators.registrar?.target, userAgent: "devicesim-centre/\(BuildStamp.version)")
+        var options = SIPPhone.Options(srtp: operators.srtp, cname: "centre@\(operators.endpoint.advertisedHost ?? operators.endpoint.host)")
+        options.media.relay = true
+        options.media.silenceTimeout = configuration.media.silenceTimeout
+        let phone = try await SIPPhone.start(operators.endpoint, userAgent: userAgent, options: options, on: loop) { event in
+            bridge.value.phoneEvent(event)
+        }
+        return try await loop.submit {
+            bridge.value.attach(phone)
+            return phone.endpoint.port
+        }.get()
     }
 
     /// Binds a TCP and a UDP socket: with port 0 for both, the system picks a free TCP port and UDP takes the
@@ -416,6 +451,7 @@ public struct CenterBindError: Error, CustomStringConvertible {
         case metrics = "metrics, TCP"
         case dc09TCP = "DC-09, TCP"
         case dc09UDP = "DC-09, UDP"
+        case sip = "SIP, UDP and TCP"
     }
 
     public var listener: Listener

@@ -24,6 +24,10 @@ import Testing
         "center_calls_offered_total": ("counter", [""]),
         "center_calls_started_total": ("counter", [""]),
         "center_calls_waiting": ("gauge", [""]),
+        "center_operator_calls_answered_total": ("counter", [""]),
+        "center_operator_calls_bridged": ("gauge", [""]),
+        "center_operator_calls_not_answered_total": ("counter", [""]),
+        "center_operator_calls_placed_total": ("counter", [""]),
         "center_case_updates_sent_total": ("counter", [""]),
         "center_connections_accepted_total": ("counter", [""]),
         "center_connections_closed_total": (
