@@ -166,6 +166,8 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
     var mediaSetup: DeviceMediaSetup { DeviceMediaSetup(cname: "load-\(id)", parameters: shard.plan.media, video: false) }
 
     /// The operator's first voice of an answered call: the alarm → voice latency.
+    func sipMediaHeard() {}
+
     func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {
         guard case .heard = event, let alarmID = answeredCalls[callID], var tracked = alarms[alarmID], !tracked.heard else { return }
         tracked.heard = true
