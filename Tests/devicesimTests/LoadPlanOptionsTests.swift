@@ -15,6 +15,10 @@ import Testing
         ],
         ["--devices", "3", "--scenario", "power-cut.toml", "--heartbeat", "9s"],
         ["--devices", "5", "--protocol", "dc09", "--dc09-format", "cid", "--dc09-key-file", "aes.hex", "--dc09-receiver", "7", "--dc09-line", "3A"],
+        [
+            "--devices", "4", "--sip-call", "sip:arc@127.0.0.1:5070", "--sip-transport", "tcp", "--sip-user-prefix", "home-",
+            "--sip-password-file", "sip.pass",
+        ],
     ]
 
     /// Each option's value, by property name (`_devices`, …), as the parser left it.

@@ -501,6 +501,11 @@ public struct DeviceMachine: Sendable {
             + run(alarm.callChanged(active: false), now: now)
     }
 
+    /// The person (or the load tester after `--call-duration`) hangs up the SIP call that is up.
+    public mutating func sipHangUp(now: Instant) -> [Action] {
+        voice?.isBusy == true ? [.hangUpSIPCall] : []
+    }
+
     /// A SIP call came in from `from` (`fromCentre`: from the configured centre's host). Returns nil if the
     /// device answers it (it is then the call that is up), or the status to refuse it with.
     public mutating func sipCallOffered(from: String, fromCentre: Bool, now: Instant) -> (refuseWith: Int?, actions: [Action]) {
@@ -669,7 +674,9 @@ public struct DeviceMachine: Sendable {
                 out.append(.observe(.story(step)))
                 guard voice != nil else { continue }
                 switch step {
-                case .delivered(let alarmID): out += run(voice!.alarmAcknowledged(alarmID), now: now)
+                // An alarm whose calls are declined (the load tester's `--call-share`) gets no SIP call either.
+                case .delivered(let alarmID) where !callsDeclined.contains(alarmID): out += run(voice!.alarmAcknowledged(alarmID), now: now)
+                case .delivered: break
                 case .cancelled(let alarmID): out += run(voice!.alarmEnded(alarmID, hangUp: true, now: now.monotonic), now: now)
                 // Over DC-09 `closed` is the end of the cancel window, not of the case: the call goes on.
                 case .closed(let alarmID): out += run(voice!.alarmEnded(alarmID, hangUp: !reportsOverDC09, now: now.monotonic), now: now)

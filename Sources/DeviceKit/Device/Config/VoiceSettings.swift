@@ -119,7 +119,7 @@ extension VoiceSettings {
     }
 
     /// The local address the system would send from to reach `address` (a connected UDP socket sends nothing).
-    static func localAddress(towards address: SocketAddress) -> String? {
+    public static func localAddress(towards address: SocketAddress) -> String? {
         let family = address.protocol == .inet6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { return nil }
