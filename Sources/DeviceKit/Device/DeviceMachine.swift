@@ -211,8 +211,14 @@ public struct DeviceMachine: Sendable {
     private var events: DeviceEventMachine
     private var delivery: DeliveryMachine
     private var call = CallMachine(role: .callee)
-    /// With `[voice] sip` only.
-    private var voice: SIPVoiceMachine?
+    /// With `[voice] sip` only; boxed (an indirect case), so that a load run's devices without SIP pay 8 bytes
+    /// for it, not the machine's 120.
+    private var voiceBox: VoiceBox?
+    private indirect enum VoiceBox: Sendable { case voice(SIPVoiceMachine) }
+    private var voice: SIPVoiceMachine? {
+        get { if case .voice(let machine)? = voiceBox { machine } else { nil } }
+        set { voiceBox = newValue.map { .voice($0) } }
+    }
     private var heartbeatsInFlight = HeartbeatsInFlight()
 
     public init(
@@ -235,7 +241,7 @@ public struct DeviceMachine: Sendable {
         (press, events, link, delivery, health) = configuration.machines(seed: seed)
         alarm = AlarmMachine(cancelWindow: configuration.cancelWindow)
         handled = HandledIDs(capacity: configuration.handledIDs)
-        voice = configuration.sipVoice.map { SIPVoiceMachine(configuration: $0) }
+        voiceBox = configuration.sipVoice.map { .voice(SIPVoiceMachine(configuration: $0)) }
         if var dc09 = configuration.dc09 {
             // DC-09 frames carry no counter: the reservation and its faults do not concern them.
             if let dc09Account { dc09.account = dc09Account }
