@@ -44,6 +44,21 @@ import Testing
         }
     }
 
+    /// `--sip-call` (issue 16, part 4): its companions need it, and it must be a SIP URI.
+    @Test(arguments: [
+        (["--sip-transport", "tcp"], "need --sip-call"),
+        (["--sip-password-file", "p"], "need --sip-call"),
+        (["--sip-call", "tel:+4930123"], "is not a SIP URI"),
+        (["--sip-call", "sip:arc@127.0.0.1", "--sip-transport", "sctp"], "must be udp or tcp"),
+    ])
+    func theSIPOptionsAreChecked(arguments: [String], words: String) {
+        #expect {
+            try LoadPlanOptions.parse(["--devices", "2"] + arguments)
+        } throws: { error in
+            LoadPlanOptions.message(for: error).contains(words)
+        }
+    }
+
     @Test func optionsLeftOutAreLeftOutOfTheRendering() throws {
         let options = try LoadPlanOptions.parse(["--devices", "5"])
         #expect(!options.arguments.contains("--center") && !options.arguments.contains("--scenario"))
