@@ -32,6 +32,9 @@ struct ProvisionCommand: ParsableCommand {
     @Option(name: .customLong("centre"), help: .hidden)
     var centreAlias: String?
 
+    @Option(help: "The centre's SIP address for voice (sip:arc@HOST[:PORT][;transport=tcp]): writes [voice], so the device calls it once an alarm is acknowledged and answers its calls back; the SIP password goes in <state-dir>/sip-password (mode 0600).")
+    var sip: String?
+
     @Option(help: "The secondary centre, as host:port.")
     var secondary: String?
 
@@ -94,7 +97,8 @@ struct ProvisionCommand: ParsableCommand {
         let id = id ?? 0
         let request = Provisioning.Request(
             deviceID: id, primaryCentre: primary, secondaryCentre: secondary, configPath: out, registryPath: registry,
-            masterKey: try masterKey.bytes(), stateDirectory: stateDir, overwrite: force, keyEpoch: epoch, writeState: !noState)
+            masterKey: try masterKey.bytes(), stateDirectory: stateDir, overwrite: force, keyEpoch: epoch, writeState: !noState,
+            voice: try voice())
         // A ProvisioningError prints as "Error: <what to do>", without the usage text.
         let outcome = try Provisioning.provision(request)
         let origin = outcome.derived ? "derived from the fleet master key" : "32 random bytes"
@@ -106,6 +110,12 @@ struct ProvisionCommand: ParsableCommand {
             print("A centre started with the same fleet master key accepts it without a registry line.")
         } else {
             print("No --registry given: give the centre this device's key from \(outcome.configPath).")
+        }
+    }
+
+    private func voice() throws -> VoiceSettings? {
+        do { return try sip.map { (text) throws(DeviceConfigError) in VoiceSettings(sip: try VoiceSettings.centre(text, key: "--sip")) } } catch {
+            throw ValidationError(error.description)
         }
     }
 

@@ -27,4 +27,9 @@ import Testing
     func aPortOutOfRangeIsRefusedNamingTheOptionAndTheRange(arguments: [String], message: String) {
         #expect(Self.refusal(arguments) == message)
     }
+
+    @Test func aSIPAddressThatIsNotOneIsRefusedBeforeAnythingIsWritten() throws {
+        let command = try ProvisionCommand.parse(Self.base + ["--center", "10.0.0.1:7700", "--sip", "tel:+4930123"])
+        #expect(throws: ValidationError.self) { try command.run() }
+    }
 }

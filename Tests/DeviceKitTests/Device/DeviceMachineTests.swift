@@ -249,6 +249,28 @@ import Testing
         #expect(d.sip.count == 2, "no retry of a call that was answered")
     }
 
+    /// The person withdraws the alarm within the cancel window while its SIP call rings: the call is cancelled,
+    /// and its failure is not tried again.
+    @Test func cancellingTheAlarmHangsUpItsSIPCallAndNothingIsRetried() {
+        var d = Device(sipVoice: SIPVoiceMachine.Configuration())
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        d.openSession()
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        guard case .alarm(let alarm)? = d.stored.last else {
+            Issue.record("no alarm stored: \(d.stored)")
+            return
+        }
+        d.receive(.ack(Ack(id: alarm.id)))
+        #expect(d.sip == [.placeSIPCall(alarmID: alarm.id, attempt: 1)])
+        d.run { $0.cancelRequested(now: $1) }
+        #expect(d.sip.last == .hangUpSIPCall)
+        let report = SIPPhone.CallReport(
+            call: SIPCallHandle(value: 1), direction: .outgoing, end: .hungUp, setupTime: nil, mediaDuration: nil, srtp: false, statistics: nil)
+        d.run { $0.sipCallEnded(report, now: $1) }
+        #expect(!d.scheduled.contains { if case .voice = $0 { true } else { false } }, "no retry")
+        #expect(d.sip.count == 2)
+    }
+
     @Test func withoutSIPVoiceNoSIPCallIsPlacedAndIncomingOnesAreDeclined() {
         var d = Device()
         d.run { $0.start(pending: [], bootCount: 1, now: $1) }

@@ -28,13 +28,16 @@ public enum Provisioning {
         /// Also write the key's counter reservation (limit 0) into the state directory, creating it: when
         /// provisioning on the device itself. On a workstation the device does it later (`--init-state`).
         public var writeState: Bool
+        /// `[voice]` to write (`--sip`), or none.
+        public var voice: VoiceSettings?
 
         public init(
             deviceID: UInt32, primaryCentre: CentreAddress, secondaryCentre: CentreAddress? = nil,
             configPath: String = "device.toml", registryPath: String? = nil, masterKey: [UInt8]? = nil,
             stateDirectory: String = "/var/lib/devicekit", overwrite: Bool = false, keyEpoch: UInt16? = nil,
-            writeState: Bool = false
+            writeState: Bool = false, voice: VoiceSettings? = nil
         ) {
+            self.voice = voice
             self.keyEpoch = keyEpoch
             self.writeState = writeState
             self.deviceID = deviceID
@@ -97,9 +100,10 @@ public enum Provisioning {
             registry = (path, try registryWithDevice(request.deviceID, key: key, epoch: epoch, registryPath: path))
         }
 
-        let config = DeviceConfig(
+        var config = DeviceConfig(
             deviceID: request.deviceID, key: .bytes(key), keyEpoch: epoch, stateDirectory: request.stateDirectory,
             primaryCentre: request.primaryCentre, secondaryCentre: request.secondaryCentre)
+        config.voice = request.voice
         var counterPath: String?
         if request.writeState {
             try initialiseState(config)

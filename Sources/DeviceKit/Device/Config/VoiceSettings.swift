@@ -42,6 +42,18 @@ public struct VoiceSettings: Hashable, Sendable {
 
     static let keys = ["sip", "sip_port", "srtp", "sip_user"]
 
+    /// The centre's SIP URI from `text` (`key` names it in the errors: `voice.sip`, `--sip`).
+    public static func centre(_ text: String, key: String) throws(DeviceConfigError) -> SIPURI {
+        let uri: SIPURI
+        do { uri = try SIPURI(parsing: text) } catch {
+            throw DeviceConfigError(key, "\"\(text)\" is not a SIP URI (\(error)); write e.g. sip:arc@arc.example:5060")
+        }
+        guard uri.transport == nil || uri.transport == "udp" || uri.transport == "tcp" else {
+            throw DeviceConfigError(key, "transport=\(uri.transport ?? "") is not udp or tcp; write ;transport=tcp or leave it out (udp)")
+        }
+        return uri
+    }
+
     /// The password file's name in the state directory.
     public static let passwordFileName = "sip-password"
 
@@ -49,13 +61,7 @@ public struct VoiceSettings: Hashable, Sendable {
         guard let text = try table.string("sip") else {
             throw DeviceConfigError("voice.sip", "missing; write the centre's SIP address, e.g. sip = \"sip:arc@arc.example\"")
         }
-        let uri: SIPURI
-        do { uri = try SIPURI(parsing: text) } catch {
-            throw DeviceConfigError("voice.sip", "\"\(text)\" is not a SIP URI (\(error)); write e.g. sip = \"sip:arc@arc.example:5060\"")
-        }
-        guard uri.transport == nil || uri.transport == "udp" || uri.transport == "tcp" else {
-            throw DeviceConfigError("voice.sip", "transport=\(uri.transport ?? "") is not udp or tcp; write ;transport=tcp or leave it out (udp)")
-        }
+        let uri = try centre(text, key: "voice.sip")
         let port = try table.integer("sip_port", in: 0...65_535, example: "sip_port = 5060") ?? 5060
         let srtp = try table.choice("srtp", SRTP.self) ?? .optional
         let user = try table.string("sip_user")

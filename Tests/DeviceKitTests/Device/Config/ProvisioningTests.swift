@@ -19,6 +19,15 @@ import Testing
             registryPath: registry ? registryPath : nil, masterKey: master, stateDirectory: "/var/lib/devicekit")
     }
 
+    /// `provision --sip` (issue 16, part 3): the [voice] table is written and read back.
+    @Test func aSIPCentreIsWrittenAsTheVoiceTable() throws {
+        var request = try request(1001)
+        request.voice = VoiceSettings(sip: try VoiceSettings.centre("sip:arc@10.0.0.9:5070;transport=tcp", key: "--sip"))
+        _ = try Provisioning.provision(request)
+        let voice = try #require(try DeviceConfig.load(path: configPath).voice)
+        #expect(voice.sip.description == "sip:arc@10.0.0.9:5070;transport=tcp" && voice.sipPort == 5060 && voice.srtp == .optional)
+    }
+
     @Test func theDerivedRootKeySealsExactlyAsTheLibrarysFleetDerivation() throws {
         let master = Array(UInt8(0x40)...0x5f)
         for id: UInt32 in [0, 1, 1001, 0x12_3456, .max] {
