@@ -147,9 +147,10 @@ public struct AlarmMachine: Sendable {
         }
     }
 
-    /// The voice link opened or closed; the case stays open either way.
+    /// The voice link opened or closed; the case stays open either way. Without an open alarm (a call after its
+    /// DC-09 hand-over, or the centre calling back over SIP) the indicator still shows the call while it lasts.
     public mutating func callChanged(active: Bool) -> [Action] {
-        guard case .open(let alarm, let phase, let pressedAt) = state else { return [] }
+        guard case .open(let alarm, let phase, let pressedAt) = state else { return [.setIndicator(active ? .speaking : .idle)] }
         let next: Phase = active ? .speaking : (caseState == nil || caseState == .received ? .delivered : .helpComing)
         guard next != phase else { return [] }
         state = .open(alarm: alarm, phase: next, pressedAt: pressedAt)
@@ -163,9 +164,11 @@ public struct AlarmMachine: Sendable {
             guard g == generation, case .storing(let kind, let pressedAt, let hold) = state else { return [] }
             return [.storeAlarm(kind: kind, pressedAt: pressedAt, holdMilliseconds: hold)]
         case .handedOver(let g):
-            guard g == generation, case .open(let alarm, .delivered, _) = state else { return [] }
+            // A SIP call placed after the ACK may be up (`speaking`): the alarm is handed over all the same (a
+            // new press must be a new alarm), the indicator shows the call until it ends (`callChanged`).
+            guard g == generation, case .open(let alarm, let phase, _) = state, phase == .delivered || phase == .speaking else { return [] }
             state = .idle
-            return [.story(.closed(alarmID: alarm.id)), .setIndicator(.idle)]
+            return [.story(.closed(alarmID: alarm.id))] + (phase == .speaking ? [] : [.setIndicator(.idle)])
         }
     }
 }

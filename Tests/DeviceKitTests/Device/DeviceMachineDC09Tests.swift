@@ -24,12 +24,15 @@ import Testing
         var connects: [Int] = []
         var scheduled: [(timer: DeviceMachine.Timer, after: Duration)] = []
         var disconnects = 0
+        var sip: [DeviceMachine.Action] = []
+        var indicated: [IndicatorState] = []
 
-        init(payload: DC09Frame.ID = .siaDCS, key: DC09Key? = nil, supervision: Duration = .seconds(60)) {
+        init(payload: DC09Frame.ID = .siaDCS, key: DC09Key? = nil, supervision: Duration = .seconds(60), sipVoice: SIPVoiceMachine.Configuration? = nil) {
             var configuration = DeviceMachine.Configuration(
                 link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
                 primaryName: "arc.example:12345")
             configuration.reportOverDC09(.init(account: "1234", receiver: "7", line: "3", payload: payload, key: key), supervision: supervision)
+            configuration.sipVoice = sipVoice
             machine = DeviceMachine(
                 configuration: configuration, key: DeviceMachineTests.key, storedCounterLimit: nil, dc09Account: "12AB", seed: 3)
             receiver = DC09Receiving(accounts: ["12AB": .init(key: key)])
@@ -59,10 +62,10 @@ import Testing
                     run { $0.stored(message, now: $1) }
                 case .remove(let id): removed.append(id)
                 case .schedule(let timer, let after): scheduled.append((timer, after))
-                case .indicate: break
+                case .indicate(let state): indicated.append(state)
                 case .observe(let kind): observed.append(kind)
                 case .bindMedia, .startMedia, .stopMedia: Issue.record("a DC-09 device set up call media")
-                case .placeSIPCall, .hangUpSIPCall: Issue.record("a DC-09 device without [voice] called over SIP")
+                case .placeSIPCall, .hangUpSIPCall: sip.append(action)
                 }
             }
         }
@@ -210,6 +213,32 @@ import Testing
         #expect(device.machine.alarmIsIdle, "no case updates come over DC-09: the ACK ends the device's part")
         device.run { $0.raiseAlarm(kind: .button, now: $1) }
         #expect(device.frames.last?.data == "#12AB|Nri1/QA001" && device.frames.count == 2, "a second call for help is sent, not swallowed")
+    }
+
+    /// An IP social alarm: DC-09 for the alarm, SIP for the voice (issue 16, part 3). The receiver's ACK places
+    /// the call; the end of the cancel window (no case closes over DC-09) does not hang it up.
+    @Test func withSIPVoiceTheACKPlacesTheCallAndTheHandOverKeepsIt() throws {
+        var device = Device(sipVoice: SIPVoiceMachine.Configuration())
+        device.start()
+        device.run { $0.raiseAlarm(kind: .button, now: $1) }
+        device.advance(50)
+        #expect(device.answerLatest().id == .ack)
+        #expect(device.sip == [.placeSIPCall(alarmID: 1, attempt: 1)])
+        device.run { $0.sipCallAnswered(setupTime: .milliseconds(30), now: $1) }
+        let handedOver = try #require(device.scheduled.last { if case .alarm(.handedOver) = $0.timer { true } else { false } })
+        device.advance(9_950)
+        device.run { $0.timerFired(handedOver.timer, now: $1) }
+        #expect(device.machine.alarmIsIdle)
+        #expect(device.sip == [.placeSIPCall(alarmID: 1, attempt: 1)], "the call goes on: only a side hanging up ends it")
+        #expect(device.observed.contains(.sipCallAnswered(incoming: false, setupTime: .milliseconds(30))))
+        #expect(device.indicated.last == .speaking, "the call is shown while it lasts")
+        let report = SIPPhone.CallReport(
+            call: SIPCallHandle(value: 1), direction: .outgoing, end: .byPeer, setupTime: .milliseconds(30), mediaDuration: .seconds(10),
+            srtp: false, statistics: nil)
+        device.run { $0.sipCallEnded(report, now: $1) }
+        #expect(device.indicated.last == .idle)
+        device.run { $0.raiseAlarm(kind: .button, now: $1) }
+        #expect(device.frames.count == 2, "a second press is a new alarm, not a press during the first")
     }
 
     @Test func whatDC09DoesNotCarryLeavesTheOutboxUnsentAndDoesNotHoldWhatFollows() throws {
