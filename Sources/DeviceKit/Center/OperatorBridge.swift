@@ -96,16 +96,27 @@ final class OperatorBridge {
 
     // MARK: From the runtime
 
-    /// An operator engaged `engaged`: call a phone, then the home.
-    func connect(_ engaged: CasePolicy.Case) {
+    /// An operator engaged `engaged` (or asked to call its home again): call a phone, then the home. Returns
+    /// the home call's id when an operator is on the line already and the home is called at once.
+    @discardableResult
+    func connect(_ engaged: CasePolicy.Case) -> UInt32? {
         let device = engaged.device
         if let leg = legs[device] {
             // The operator is on the line and the home call dropped: call the home again.
-            if leg.answered, !leg.bridged { legs[device]?.homeCallID = runtime.offerCall(device: device, alarmID: engaged.alarmID) }
-            return
+            guard leg.answered, !leg.bridged else { return nil }
+            legs[device]?.homeCallID = runtime.offerCall(device: device, alarmID: engaged.alarmID)
+            return legs[device]?.homeCallID
         }
         legs[device] = Leg(caseID: engaged.id, device: device, alarmID: engaged.alarmID)
         dial(device)
+        return nil
+    }
+
+    /// Ends the operator's leg for `device` (ringing: CANCEL; answered: BYE); false without one.
+    func hangUp(device: UInt32) -> Bool {
+        guard let leg = legs[device] else { return false }
+        if let call = leg.call { phone?.hangUp(call) } else { drop(device) }
+        return true
     }
 
     /// Whether the home call `callID` of `device` is a bridge's leg (its media relays instead of talking).
@@ -212,15 +223,16 @@ final class OperatorBridge {
             if legs[device]?.homeCallID == nil { phone?.hangUp(call) }
         case .ended(let report):
             guard let device = deviceOfCall.removeValue(forKey: report.call), let leg = legs[device] else { return }
+            // Told with the phone it was on, before the leg lets go of it.
+            let stage: OperatorCallStage = leg.answered ? .ended(Self.words(report.end), report.statistics) : .notAnswered(Self.words(report.end))
+            emit(device, stage)
             if let index = leg.phone, busyPhones[index] == device { busyPhones[index] = nil }
             legs[device]?.call = nil
             legs[device]?.phone = nil
             if leg.answered {
-                emit(device, .ended(Self.words(report.end), report.statistics))
                 if leg.homeCallID != nil { runtime.endCall(device: device) }
                 drop(device)
             } else {
-                emit(device, .notAnswered(Self.words(report.end)))
                 runtime.metrics.operatorCallsNotAnswered.increment()
                 dial(device)
             }
