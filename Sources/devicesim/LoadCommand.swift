@@ -159,6 +159,9 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "How long an answered call lasts before the device hangs up, unless the centre ends it first (closing the case ends it; default 30s).", transform: DurationOption.seconds)
     var callDuration: DurationOption?
 
+    @Flag(help: "A measurement mode for calls: the devices write the send time into their voice and measure the one-way delay of the centre's stamped voice (a bridged operator phone's, `devicesim sip answer --stamp-voice`); the centre and the phone on this machine.")
+    var stampVoice = false
+
     @Option(parsing: .unconditional, help: "The steady phase (alarms are raised), after the ramp and one second to settle (default 60s).", transform: DurationOption.seconds)
     var duration: DurationOption?
 
@@ -221,7 +224,7 @@ struct LoadPlanOptions: ParsableArguments {
             ("--dc09-receiver", dc09Receiver),
             ("--dc09-line", dc09Line),
         ]
-        return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] }
+        return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] } + (stampVoice ? ["--stamp-voice"] : [])
     }
 
     /// Whether the devices report over DC-09 (`--protocol dc09`).
@@ -268,6 +271,7 @@ struct LoadPlanOptions: ParsableArguments {
         plan.udpLoss = udpLoss
         plan.callShare = callShare
         plan.callDuration = callDuration?.duration ?? .seconds(30)
+        plan.media.stampVoice = stampVoice
         if reportsOverDC09 {
             let key = try dc09KeyFile.map { try DC09Key(bytes: try GivenKey.file($0, what: "the DC-09 key file").bytes(.dc09)) }
             plan.dc09 = DC09Load(framing: DC09FrameSession.Configuration(

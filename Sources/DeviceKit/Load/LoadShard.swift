@@ -112,6 +112,7 @@ final class LoadShard: @unchecked Sendable {
         counts.voicePacketsReceived += Int(statistics.audio.received)
         counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
         record(.jitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
+        if let delay = statistics.stampedDelay { record(.voiceDelay, .microseconds(Int64(delay.p50Milliseconds * 1000))) }
     }
 
     /// A device's alarm acknowledged for the first time, `latency` after its intended instant.
@@ -398,6 +399,7 @@ extension LoadMetric {
         case .engaged: 3
         case .voice: 4
         case .jitter: 5
+        case .voiceDelay: 6
         }
     }
 }

@@ -33,6 +33,9 @@ public final class MediaLink: @unchecked Sendable {
         /// A bridge's leg: no synthetic voice; what `relay(_:)` is given is sent at once, and every authentic
         /// voice packet received is handed to `onAudio`.
         public var relay = false
+        /// A measurement mode: write the send time into each voice packet, and measure the delay of the peer's
+        /// stamped voice (`VoiceStamp`; both ends on one machine). Clicks: never in a call with a person.
+        public var stampVoice = false
 
         public init(silenceTimeout: Duration = .seconds(5), reportInterval: Duration = .seconds(5), signal: SyntheticSignal = .speechLike, video: Bool = true) {
             self.silenceTimeout = silenceTimeout
@@ -61,6 +64,7 @@ public final class MediaLink: @unchecked Sendable {
     private var stopped = false
     private var startedAt: Duration = .zero
     private var silenceReported = false
+    private var stampedDelays = DelayHistogram()
     private var byeReported = false
     /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
     /// as receiver reports). Set with `setSendingPaused(_:)`, on the link's loop.
@@ -166,7 +170,9 @@ public final class MediaLink: @unchecked Sendable {
     public var statistics: MediaStatistics? {
         eventLoop.preconditionInEventLoop()
         guard let sender, let receiver else { return nil }
-        return MediaStatistics(sender: sender, receiver: receiver)
+        var statistics = MediaStatistics(sender: sender, receiver: receiver)
+        statistics.stampedDelay = stampedDelays.summary
+        return statistics
     }
 
     /// Sends a last report with BYE, closes the sockets, and returns the final numbers.
@@ -214,7 +220,8 @@ public final class MediaLink: @unchecked Sendable {
         next = max(next, due - 4)
         while next <= due {
             // Mutated in place (not copied out and back), so no copy-on-write of its buffers per packet.
-            if !sendingPaused, let bytes = try? sender?.nextAudio() {
+            let stamp = parameters.stampVoice ? NIODeadline.now().uptimeNanoseconds : nil
+            if !sendingPaused, let bytes = try? sender?.nextAudio(stamp: stamp) {
                 write(bytes, to: remoteRTP, on: rtpChannel)
             }
             next += 1
@@ -281,7 +288,13 @@ public final class MediaLink: @unchecked Sendable {
         let heardBefore = receiver?.lastHeard != nil
         let outcome = receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
         if !heardBefore, receiver?.lastHeard != nil { onEvent(.heard) }
-        if let onAudio, case .audio(let packet)? = outcome { onAudio(packet) }
+        if case .audio(let packet)? = outcome {
+            if parameters.stampVoice, let sent = VoiceStamp.read(packet.payload) {
+                let arrived = NIODeadline.now().uptimeNanoseconds
+                if arrived >= sent { stampedDelays.record(nanoseconds: arrived - sent) }
+            }
+            onAudio?(packet)
+        }
     }
 
     fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {
