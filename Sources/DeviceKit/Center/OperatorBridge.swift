@@ -69,6 +69,10 @@ final class OperatorBridge {
         var answered = false
         var homeCallID: UInt32?
         var bridged = false
+        /// What of the phone leg's media numbers the metrics hold already.
+        var counted = MediaCounted()
+        /// Ended because the phone's media went silent.
+        var silent = false
     }
 
     private unowned let runtime: CenterRuntime
@@ -148,6 +152,18 @@ final class OperatorBridge {
         if let call = leg.call { phone?.hangUp(call) } else { drop(device) }
     }
 
+    /// Adds what the phone legs received, lost and refused since the last time to the centre's media counters
+    /// (each second, with the home legs').
+    func countMediaProgress() {
+        guard let phone else { return }
+        for (device, leg) in legs {
+            guard let call = leg.call, let statistics = phone.statistics(call) else { continue }
+            var counted = leg.counted
+            runtime.metrics.countMedia(statistics, counted: &counted)
+            legs[device]?.counted = counted
+        }
+    }
+
     func stop() {
         phone?.stop()
         phone = nil
@@ -224,8 +240,13 @@ final class OperatorBridge {
         case .ended(let report):
             guard let device = deviceOfCall.removeValue(forKey: report.call), let leg = legs[device] else { return }
             // Told with the phone it was on, before the leg lets go of it.
-            let stage: OperatorCallStage = leg.answered ? .ended(Self.words(report.end), report.statistics) : .notAnswered(Self.words(report.end))
+            let why = leg.silent ? "no voice from the operator's phone" : Self.words(report.end)
+            let stage: OperatorCallStage = leg.answered ? .ended(why, report.statistics) : .notAnswered(why)
             emit(device, stage)
+            if let statistics = report.statistics {
+                var counted = leg.counted
+                runtime.metrics.countMedia(statistics, counted: &counted)
+            }
             if let index = leg.phone, busyPhones[index] == device { busyPhones[index] = nil }
             legs[device]?.call = nil
             legs[device]?.phone = nil
@@ -243,7 +264,13 @@ final class OperatorBridge {
             runtime.logger.debug("SIP refused", metadata: ["reason": "\(why)"])
         case .incoming(let call, _):
             phone?.endpoint.reject(call, statusCode: 603)  // the centre calls operators; it takes no calls here
-        case .registered, .mediaHeard, .mediaSilent:
+        case .mediaSilent(let call):
+            // The phone sends nothing (unplugged, its network gone): end its leg, and so the home's; the case
+            // stays open and the console says why.
+            guard let device = deviceOfCall[call] else { return }
+            legs[device]?.silent = true
+            phone?.hangUp(call)
+        case .registered, .mediaHeard:
             break
         }
     }

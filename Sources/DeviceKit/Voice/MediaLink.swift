@@ -31,7 +31,9 @@ public final class MediaLink: @unchecked Sendable {
         /// The peer's SSRC is not in its description (SIP: SDP does not carry it); the first voice packet names it.
         public var learnsPeerSSRC = false
         /// A bridge's leg: no synthetic voice; what `relay(_:)` is given is sent at once, and every authentic
-        /// voice packet received is handed to `onAudio`.
+        /// voice packet received is handed to `onAudio`. When nothing was relayed for 200 ms (the other side
+        /// is silent: a phone with voice activity detection, a gap in its network), µ-law silence goes out
+        /// every 20 ms instead, so that the listener's link does not take the quiet for a dead call.
         public var relay = false
         /// A measurement mode: write the send time into each voice packet, and measure the delay of the peer's
         /// stamped voice (`VoiceStamp`; both ends on one machine). Clicks: never in a call with a person.
@@ -65,6 +67,8 @@ public final class MediaLink: @unchecked Sendable {
     private var startedAt: Duration = .zero
     private var silenceReported = false
     private var stampedDelays = DelayHistogram()
+    /// When `relay` last sent something, on the link's clock.
+    private var lastRelayed: Duration = .zero
     private var byeReported = false
     /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
     /// as receiver reports). Set with `setSendingPaused(_:)`, on the link's loop.
@@ -158,7 +162,12 @@ public final class MediaLink: @unchecked Sendable {
         generation += 1
         let g = generation
         let origin = NIODeadline.now()
-        if !parameters.relay { sendAudio(generation: g, origin: origin, tick: 0) }
+        if parameters.relay {
+            lastRelayed = now
+            fillSilence(generation: g)
+        } else {
+            sendAudio(generation: g, origin: origin, tick: 0)
+        }
         if sender?.video != nil, let interval = sender?.video?.frameInterval {
             sendVideo(generation: g, origin: origin, tick: 0, interval: interval)
         }
@@ -206,7 +215,21 @@ public final class MediaLink: @unchecked Sendable {
     public func relay(_ payload: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard running, !sendingPaused, let remoteRTP, !payload.isEmpty, let bytes = try? sender?.relayedAudio(payload) else { return }
+        lastRelayed = now
         write(bytes, to: remoteRTP, on: rtpChannel)
+    }
+
+    /// The relay's comfort silence: µ-law silence each 20 ms while nothing is relayed for 200 ms.
+    private func fillSilence(generation g: Int) {
+        eventLoop.scheduleTask(in: TimeAmount(AudioPacketizer.packetInterval)) { [self] in
+            guard g == generation, running else { return }
+            if now - lastRelayed >= .milliseconds(200), !sendingPaused, let remoteRTP,
+                let bytes = try? sender?.relayedAudio([UInt8](repeating: 0xFF, count: AudioPacketizer.samplesPerPacket))
+            {
+                write(bytes, to: remoteRTP, on: rtpChannel)
+            }
+            fillSilence(generation: g)
+        }
     }
 
     // MARK: Timers (fixed rate: packet n leaves at origin + n · 20 ms, whatever the loop's delays)
