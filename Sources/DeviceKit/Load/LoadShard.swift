@@ -58,6 +58,8 @@ final class LoadShard: @unchecked Sendable {
     private var acknowledgedAlarms: [FleetAlarmID] = []
     /// The heartbeat interval of the last session opened.
     private var heartbeatSeconds: Int?
+    /// What the devices hear in their calls, with `LoadPlan.recordCalls`.
+    let recorder: CallRecorder?
 
     /// - Parameters:
     ///   - firstID, stride, count: the shard's device ids.
@@ -67,6 +69,7 @@ final class LoadShard: @unchecked Sendable {
         self.timers = LoopTimers(loop: loop)
         self.deviceTimers = LoopTimers(loop: loop) { $0.device.timerFired($0.timer) }
         self.plan = plan
+        recorder = plan.recordCalls.map(CallRecorder.init(directory:))
         deviceConfiguration = Shared(plan.deviceConfiguration)
         self.firstID = firstID
         self.stride = stride
@@ -317,6 +320,7 @@ final class LoadShard: @unchecked Sendable {
     func stop() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         for device in devices { device?.stop() }
+        recorder?.finishAll()
         stopped = true
         timers.stop()
         deviceTimers.stop()

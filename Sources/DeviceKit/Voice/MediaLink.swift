@@ -59,7 +59,8 @@ public final class MediaLink: @unchecked Sendable {
     private var remoteRTCP: SocketAddress?
     private var parameters = Parameters()
     private var onEvent: (Event) -> Void = { _ in }
-    /// With `Parameters.relay`: each authentic voice packet received, for the other leg of a bridge.
+    /// Each authentic voice packet received, in arrival order: for the other leg of a bridge (`Parameters.relay`),
+    /// or to record what a load run's device hears (`--record-calls`). Set it before `start`.
     public var onAudio: ((RTPPacket) -> Void)?
     private var generation = 0
     private var running = false
