@@ -15,6 +15,9 @@ addressed, else dropped; the centre stays up (OPTIONS answered 200) and its resi
 The centre's bridge (`center --operator`), SIPp's `uas` with -rtp_echo as the operator's phone, a home from
 `devicesim load` that answers the centre's call: the home's voice goes to the phone and comes back through
 the bridge; tshark sees the four RTP streams (home ↔ centre SRTP, centre ↔ phone RTP), none with a loss.
+Homes that call out over SIP (`devicesim load --sip-call`, the firmware's `[voice] sip`): 20 homes raise an
+alarm each and, once it is acknowledged, call SIPp's `uas_echo.xml` with -rtp_echo (the ARC's voice): SIPp
+counts 20 successful calls, the load report 20 answered with their voice back and none lost.
 
     python3 tools/check_sip_peers.py .build/debug/devicesim
 
@@ -287,6 +290,43 @@ def bridge(tmp):
           analysis)
 
 
+def homes_call_out(tmp, devices=20):
+    """`devicesim load --sip-call`: each home calls SIPp after its alarm's ack (issue 16, parts 3 and 4)."""
+    master = os.path.join(tmp, "master-out.hex")
+    with open(master, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    port, media = free_port(), free_port()
+    name = "homes-out"
+    cmd = ["sipp", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1", "-mp", str(media), "-t", "u1",
+           "-m", str(devices), "-nostdin", "-trace_err", "-error_file", os.path.join(tmp, name + ".err"),
+           "-trace_screen", "-screen_file", os.path.join(tmp, name + ".screen"),
+           "-sf", os.path.join(SCENARIOS, "uas_echo.xml"), "-rtp_echo"]
+    peer = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp)
+    time.sleep(0.5)
+    report_path = os.path.join(tmp, name + ".json")
+    # Ten alarms a second for 4 s: every home gets one (an open alarm takes no other), so each home calls once.
+    args = [DEVICESIM, "load", "--spawn-center", "--master-file", master, "--devices", str(devices), "--transport", "udp",
+            "--alarm-rate", "10", "--duration", "4s", "--cancel-share", "0", "--drain", "30s", "--report", report_path,
+            "--sip-call", f"sip:arc@127.0.0.1:{port}", "--call-share", "1", "--call-duration", "5s",
+            "--center-arg", "--auto-close-after", "--center-arg", "60"]
+    load = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    sipp_code, detail = sipp_result(peer, tmp, name, timeout=30)
+    check(load.returncode == 0, "homes call out: the load run with --sip-call ended well", load.stdout[-2000:] + load.stderr[-2000:])
+    check(sipp_code == 0, f"homes call out: SIPp (the ARC) took {devices} calls, all successful", detail)
+    try:
+        with open(report_path) as f:
+            counts = json.load(f)["counts"]
+    except (OSError, ValueError, KeyError) as error:
+        check(False, "homes call out: the load report", error)
+        return
+    placed, answered = counts.get("sipCallsPlaced", 0), counts.get("sipCallsAnswered", 0)
+    check(placed == devices and answered == devices and counts.get("sipCallsFailed", 1) == 0,
+          f"homes call out: {placed} SIP calls placed, {answered} answered, none failed", counts)
+    received, lost, silent = counts.get("sipVoicePacketsReceived", 0), counts.get("sipVoicePacketsLost", -1), counts.get("sipCallsSilent", -1)
+    check(counts.get("sipCallsEnded", 0) == devices and silent == 0 and received >= devices * 100 and lost == 0,
+          f"homes call out: every home heard its voice back through SIPp's echo: {received} packets, {lost} lost, {silent} calls silent", counts)
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="sip-peers-") as tmp:
         password_file = os.path.join(tmp, "password")
@@ -384,6 +424,7 @@ def main():
 
         garbage(tmp)
         bridge(tmp)
+        homes_call_out(tmp)
 
     print(f"{checks - failures}/{checks} SIP checks passed")
     sys.exit(1 if failures else 0)

@@ -154,10 +154,10 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The share of acknowledged alarms that are then cancelled, 0 to 1.")
     var cancelShare: Double = 0.1
 
-    @Option(parsing: .unconditional, help: "The share of alarms whose device answers the centre's call (SRTP voice both ways, as the firmware's), 0 to 1; the others decline it. The centre calls when an operator engages the case.")
+    @Option(parsing: .unconditional, help: "The share of alarms whose device answers the centre's call (SRTP voice both ways, as the firmware's), 0 to 1; the others decline it. The centre calls when an operator engages the case. With --sip-call: the share of acknowledged alarms whose device places a SIP call.")
     var callShare: Double = 0
 
-    @Option(parsing: .unconditional, help: "How long an answered call lasts before the device hangs up, unless the centre ends it first (closing the case ends it; default 30s).", transform: DurationOption.seconds)
+    @Option(parsing: .unconditional, help: "How long an answered call (ours or, with --sip-call, SIP) lasts before the device hangs up, unless the centre ends it first (closing the case ends it; default 30s).", transform: DurationOption.seconds)
     var callDuration: DurationOption?
 
     @Flag(help: "A measurement mode for calls: the devices write the send time into their voice and measure the one-way delay of the centre's stamped voice (a bridged operator phone's, `devicesim sip answer --stamp-voice`); the centre and the phone on this machine.")
@@ -200,6 +200,18 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(help: "Over DC-09: the line (account prefix), hex digits.")
     var dc09Line: String = "0"
 
+    @Option(help: "The devices call this SIP address after an alarm's ack, as homes with [voice] sip do (sip:arc@HOST[:PORT]), each from a SIP port of its own; --call-share and --call-duration apply to these calls, and the report gives their set-up time (INVITE → 200), the calls held at once and each call's voice loss and jitter.")
+    var sipCall: String?
+
+    @Option(help: "With --sip-call: udp or tcp (default udp, or the URI's transport parameter).")
+    var sipTransport: String?
+
+    @Option(help: "With --sip-call: each device's SIP user is this prefix and its id (default: the id alone).")
+    var sipUserPrefix: String?
+
+    @Option(help: "With --sip-call: a file holding the digest password of every device (one line), for a PBX that asks for one.")
+    var sipPasswordFile: String?
+
     /// These options as a command line that parses back to them, one entry an option, in the order above;
     /// an option left out (`nil`) is left to its default.
     var arguments: [String] {
@@ -228,6 +240,10 @@ struct LoadPlanOptions: ParsableArguments {
             ("--dc09-key-file", dc09KeyFile),
             ("--dc09-receiver", dc09Receiver),
             ("--dc09-line", dc09Line),
+            ("--sip-call", sipCall),
+            ("--sip-transport", sipTransport),
+            ("--sip-user-prefix", sipUserPrefix),
+            ("--sip-password-file", sipPasswordFile),
         ]
         return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] } + (stampVoice ? ["--stamp-voice"] : [])
     }
@@ -258,6 +274,12 @@ struct LoadPlanOptions: ParsableArguments {
         if reporting == .devicekit, dc09KeyFile != nil || dc09Format != "sia" || dc09Receiver != "0" || dc09Line != "0" {
             throw ValidationError("The --dc09-… options need --protocol dc09.")
         }
+        if let sipCall {
+            _ = try SIPCommandSupport.uri(sipCall, what: "--sip-call")
+            if let sipTransport, !["udp", "tcp"].contains(sipTransport) { throw ValidationError("--sip-transport must be udp or tcp, not '\(sipTransport)'.") }
+        } else if sipTransport != nil || sipUserPrefix != nil || sipPasswordFile != nil {
+            throw ValidationError("--sip-transport, --sip-user-prefix and --sip-password-file need --sip-call sip:arc@HOST.")
+        }
         if scenario != nil, duration != nil || alarmRate != nil || eventRate != nil {
             throw ValidationError("The scenario file sets the phases' lengths and rates: drop --duration, --alarm-rate and --event-rate, or the --scenario.")
         }
@@ -283,6 +305,17 @@ struct LoadPlanOptions: ParsableArguments {
             plan.dc09 = DC09Load(framing: DC09FrameSession.Configuration(
                 account: "0000", receiver: dc09Receiver.uppercased(), line: dc09Line.uppercased(),
                 payload: DC09Settings.Format(rawValue: dc09Format)?.id ?? .siaDCS, key: key))
+        }
+        if let sipCall {
+            let uri = try SIPCommandSupport.uri(sipCall, what: "--sip-call")
+            let target = try SIPCommandSupport.target(for: uri, transport: sipTransport == "tcp" ? .tcp : .udp)
+            var password: String?
+            if let sipPasswordFile {
+                password = try readTextFile(sipPasswordFile, what: "the SIP password file", advice: "check the path").trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            plan.sip = LoadSIPCalls(
+                uri: uri, target: target, host: VoiceSettings.localAddress(towards: target.address) ?? "127.0.0.1",
+                userPrefix: sipUserPrefix ?? "", password: password)
         }
         if let scenario {
             let text = try readTextFile(scenario, what: "the scenario", advice: "check the path (an example: examples/load/power-cut.toml)")

@@ -15,6 +15,10 @@ import Testing
         ],
         ["--devices", "3", "--scenario", "power-cut.toml", "--heartbeat", "9s"],
         ["--devices", "5", "--protocol", "dc09", "--dc09-format", "cid", "--dc09-key-file", "aes.hex", "--dc09-receiver", "7", "--dc09-line", "3A"],
+        [
+            "--devices", "4", "--sip-call", "sip:arc@127.0.0.1:5070", "--sip-transport", "tcp", "--sip-user-prefix", "home-",
+            "--sip-password-file", "sip.pass",
+        ],
     ]
 
     /// Each option's value, by property name (`_devices`, …), as the parser left it.
@@ -37,6 +41,21 @@ import Testing
         #expect(defaults["_devices"] == "1" && defaults["_transport"] == "tcp", "the options as Mirror sees them: \(defaults)")
         for (option, value) in defaults.sorted(by: { $0.key < $1.key }) {
             #expect(given.contains { $0[option] != value }, "\(option) stays at its default \(value) in every command line")
+        }
+    }
+
+    /// `--sip-call` (issue 16, part 4): its companions need it, and it must be a SIP URI.
+    @Test(arguments: [
+        (["--sip-transport", "tcp"], "need --sip-call"),
+        (["--sip-password-file", "p"], "need --sip-call"),
+        (["--sip-call", "tel:+4930123"], "is not a SIP URI"),
+        (["--sip-call", "sip:arc@127.0.0.1", "--sip-transport", "sctp"], "must be udp or tcp"),
+    ])
+    func theSIPOptionsAreChecked(arguments: [String], words: String) {
+        #expect {
+            try LoadPlanOptions.parse(["--devices", "2"] + arguments)
+        } throws: { error in
+            LoadPlanOptions.message(for: error).contains(words)
         }
     }
 

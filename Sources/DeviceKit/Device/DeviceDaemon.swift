@@ -40,6 +40,15 @@ public struct DeviceDaemon: Service {
         let runtime = try makeRuntime()
         let source = Self.buttonSource(for: config.button, press: config.alarm.pressDetection, logger: logger)
         let watcher = Task { await log(runtime.observations) }
+        if let voice = config.voice {
+            do {
+                let port = try await runtime.startSIP()
+                logger.info("SIP line ready", metadata: ["sip.port": "\(port ?? 0)", "sip.center": "\(voice.sip)"])
+            } catch {
+                // The alarm path does not depend on voice: run on, each call fails visibly and is retried.
+                logger.error("cannot open the SIP line on port \(voice.sipPort): \(error); alarms are sent, but no SIP call can be placed or answered")
+            }
+        }
         runtime.start()
         try? notifier.ready()
         try? notifier.status("device \(config.deviceID): connecting to \(config.primaryCentre)")
@@ -81,6 +90,10 @@ public struct DeviceDaemon: Service {
             defaultHeartbeatInterval: .seconds(Int(config.heartbeatIntervalSeconds)))
         runtimeConfiguration.faultInjection = faultInjection
         if let dc09 = config.dc09 { runtimeConfiguration.dc09 = (try dc09.frameSession(), .seconds(Int(dc09.supervisionSeconds))) }
+        runtimeConfiguration.sip = try config.voice?.line(deviceID: config.deviceID, stateDirectory: config.stateDirectory)
+        if let sip = runtimeConfiguration.sip, sip.credentials == nil {
+            logger.notice("no \(config.stateDirectory)/\(VoiceSettings.passwordFileName): SIP calls go without credentials; a centre that asks for them (401) refuses them")
+        }
         logger.info(
             "device starting",
             metadata: ["device.id": "\(config.deviceID)", "boot": "\(bootCount)", "center": "\(config.primaryCentre)",
@@ -223,7 +236,7 @@ public struct DeviceDaemon: Service {
                     ])
             case .attemptFailed(let cause): logger.debug("attempt to open a session failed", metadata: ["cause": "\(cause)"])
             case .callOffered(let callID, let alarmID, let declined):
-                logger.info(declined ? "call declined: it belongs to no alarm" : "call offered", metadata: ["call.id": "\(callID)", "alarm.id": "\(alarmID)"])
+                logger.info(declined ? "call declined: it belongs to no alarm, or a SIP call is up" : "call offered", metadata: ["call.id": "\(callID)", "alarm.id": "\(alarmID)"])
             case .dc09Refused(let message, let time):
                 logger.notice("the DC-09 receiver refused a frame (NAK)", metadata: [
                     "id": "\(message.map(String.init) ?? "none")", "receiver.time": "\(time.map { "\($0)" } ?? "none")",
@@ -233,6 +246,28 @@ public struct DeviceDaemon: Service {
             case .dc09Unreadable(let why): logger.notice("an answer from the DC-09 receiver is not DC-09: \(why)")
             case .notReported(let message):
                 logger.info("not reported over DC-09 (the protocol does not carry it)", metadata: ["message": "\(message.kind.name)", "id": "\(message.reliableID ?? 0)"])
+            case .sipCallPlaced(let alarmID, let attempt):
+                logger.info("SIP call placed", metadata: ["alarm.id": "\(alarmID)", "attempt": "\(attempt)"])
+            case .sipCallAnswered(let incoming, let setupTime):
+                logger.info(
+                    incoming ? "SIP call from the centre answered" : "SIP call answered",
+                    metadata: setupTime.map { ["setup.ms": "\($0.milliseconds)"] } ?? [:])
+            case .sipCallEnded(let report):
+                if case .refused(let code, _) = report.end, code == 401 || code == 407, config.voice != nil {
+                    logger.error("SIP call refused \(code): the centre wants credentials; write the password to \(config.stateDirectory)/\(VoiceSettings.passwordFileName) (mode 0600) and set [voice] sip_user if it is not the device id")
+                }
+                logger.info(
+                    "SIP call ended",
+                    metadata: [
+                        "end": "\(report.end)", "setup.ms": "\(report.setupTime.map { "\($0.milliseconds)" } ?? "none")",
+                        "media": "\(report.statistics?.summary ?? "none")", "srtp": "\(report.srtp)",
+                    ])
+            case .sipCallRetrying(let alarmID, let attempt, let after):
+                logger.notice("SIP call failed; trying again", metadata: ["alarm.id": "\(alarmID)", "attempt": "\(attempt)", "after": "\(after.readable)"])
+            case .sipCallGaveUp(let alarmID, let attempts):
+                logger.error("no SIP call could be set up for the alarm", metadata: ["alarm.id": "\(alarmID)", "attempts": "\(attempts)"])
+            case .sipCallRefused(let from, let code):
+                logger.notice("incoming SIP call refused", metadata: ["from": "\(from)", "status": "\(code)"])
             case .connected, .heartbeatRoundTrip, .nakReceived, .heartbeatSent, .reliableSent, .caseUpdateReceived:
                 logger.debug("\(o.kind)")
             }

@@ -15,6 +15,7 @@ import NIOPosix
 /// | `transport`, `address(_:)`      | its own TCP connection or UDP socket  | its own TCP connection, or the shard's shared UDP socket (`sendDatagram`) |
 /// | `indicate`, `observe`           | LEDs, logs, the observation stream    | the run's counters and latencies      |
 /// | `mediaSetup`, `mediaEvent`      | the configured media, video if able   | voice only; the first voice measured  |
+/// | `sipMediaHeard`, the SIP line (`startSIPLine`) | `[voice] sip`, logs         | `--sip-call`; its port per device     |
 ///
 /// The conforming class keeps the driver's state in `driver` and touches it on `eventLoop` only: every
 /// entry point below asserts it (`preconditionInEventLoop`). Timers and closures the driver schedules hold
@@ -46,6 +47,8 @@ protocol DeviceDriver: AnyObject, Sendable {
     var mediaSetup: DeviceMediaSetup { get }
     /// A call's media event the machine does not need (the first voice heard, the peer leaving).
     func mediaEvent(_ event: MediaLink.Event, callID: UInt32)
+    /// The SIP call's first voice from the centre (`[voice] sip`).
+    func sipMediaHeard()
 }
 
 /// What the driver keeps for a device, whatever its environment.
@@ -59,6 +62,8 @@ struct DeviceDriverState {
     var stopped = false
     /// The media links of calls, by call id.
     var mediaLinks: [UInt32: MediaLink] = [:]
+    /// With `[voice] sip`, once its phone is started (`startSIPLine`).
+    var sip: DeviceSIPLine?
 
     init(machine: DeviceMachine) { self.machine = machine }
 }
@@ -132,6 +137,10 @@ extension DeviceDriver {
         case .stopMedia(let callID, let reason):
             let statistics = driver.mediaLinks.removeValue(forKey: callID)?.stop(reason: reason.description)
             feed { $0.mediaStopped(callID: callID, statistics: statistics, now: $1) }
+        case .placeSIPCall:
+            placeSIPCall()
+        case .hangUpSIPCall:
+            hangUpSIPCall()
         }
     }
 

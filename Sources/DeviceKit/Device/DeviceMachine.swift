@@ -41,6 +41,9 @@ public struct DeviceMachine: Sendable {
         /// Report over SIA DC-09 instead of our protocol (`reportOverDC09`): the account, receiver, line,
         /// payload and key; `nil`: our protocol.
         public private(set) var dc09: DC09FrameSession.Configuration?
+        /// The centre's voice is SIP (`[voice] sip`, the load tester's `--sip-call`): the device calls it once
+        /// an alarm is acknowledged and answers its calls back (`SIPVoiceMachine`); `nil`: our protocol's calls.
+        public var sipVoice: SIPVoiceMachine.Configuration?
 
         public init(
             link: LinkMachine.Configuration, delivery: DeliveryMachine.Configuration = .init(),
@@ -109,6 +112,7 @@ public struct DeviceMachine: Sendable {
         case link(LinkMachine.Timer)
         case delivery(DeliveryMachine.Timer)
         case health(LinkHealth.Timer)
+        case voice(SIPVoiceMachine.Timer)
     }
 
     /// A reliable message to store durably before it is sent: the outbox draws its id.
@@ -162,6 +166,10 @@ public struct DeviceMachine: Sendable {
         case startMedia(callID: UInt32, local: MediaDescription, remote: MediaDescription)
         /// Stop the media of `callID` (RTCP BYE) and report its numbers with `mediaStopped` (nil if none).
         case stopMedia(callID: UInt32, reason: CallEndReason)
+        /// Call the centre over SIP (`[voice] sip`) about `alarmID`; report `sipCallAnswered`, `sipCallEnded`.
+        case placeSIPCall(alarmID: UInt32, attempt: Int)
+        /// Hang up (or cancel) the SIP call that is up; its `sipCallEnded` still comes.
+        case hangUpSIPCall
     }
 
     // Stored properties in this order to waste little on alignment: a load run holds a million of these
@@ -203,6 +211,14 @@ public struct DeviceMachine: Sendable {
     private var events: DeviceEventMachine
     private var delivery: DeliveryMachine
     private var call = CallMachine(role: .callee)
+    /// With `[voice] sip` only; boxed (an indirect case), so that a load run's devices without SIP pay 8 bytes
+    /// for it, not the machine's 120.
+    private var voiceBox: VoiceBox?
+    private indirect enum VoiceBox: Sendable { case voice(SIPVoiceMachine) }
+    private var voice: SIPVoiceMachine? {
+        get { if case .voice(let machine)? = voiceBox { machine } else { nil } }
+        set { voiceBox = newValue.map { .voice($0) } }
+    }
     private var heartbeatsInFlight = HeartbeatsInFlight()
 
     public init(
@@ -225,6 +241,7 @@ public struct DeviceMachine: Sendable {
         (press, events, link, delivery, health) = configuration.machines(seed: seed)
         alarm = AlarmMachine(cancelWindow: configuration.cancelWindow)
         handled = HandledIDs(capacity: configuration.handledIDs)
+        voiceBox = configuration.sipVoice.map { .voice(SIPVoiceMachine(configuration: $0)) }
         if var dc09 = configuration.dc09 {
             // DC-09 frames carry no counter: the reservation and its faults do not concern them.
             if let dc09Account { dc09.account = dc09Account }
@@ -286,7 +303,8 @@ public struct DeviceMachine: Sendable {
     /// The driver stops: disconnect, end a call without telling the centre. What waits stays in the outbox.
     public mutating func stop(now: Instant) -> [Action] {
         guard !stopped else { return [] }
-        let actions = run(call.stop(), now: now) + run(link.stop(), now: now)
+        let hangUp = voice == nil ? [] : run(voice!.stop(), now: now)
+        let actions = run(call.stop(), now: now) + hangUp + run(link.stop(), now: now)
         stopped = true
         return actions
     }
@@ -455,7 +473,9 @@ public struct DeviceMachine: Sendable {
                 pending: UInt16(clamping: delivery.waiting)))
         case .callOffer(let offer):
             guard acknowledge(offer.id, &actions, now: now) else { break }
-            let mayAnswer = (offer.alarmID != 0 || alarm.openAlarm != nil) && !callsDeclined.contains(offer.alarmID)
+            // With a SIP call up, the centre hears the person already: a second voice path is declined.
+            let sipCallUp = voice?.isBusy ?? false
+            let mayAnswer = (offer.alarmID != 0 || alarm.openAlarm != nil) && !callsDeclined.contains(offer.alarmID) && !sipCallUp
             actions.append(.observe(.callOffered(callID: offer.callID, alarmID: offer.alarmID, declined: !mayAnswer)))
             actions += run(call.offerReceived(offer, mayAnswer: mayAnswer), offer: offer, now: now)
         case .callAnswer(let answer):
@@ -468,6 +488,38 @@ public struct DeviceMachine: Sendable {
             break  // up-only messages; the frame session refuses them before this
         }
         return actions
+    }
+
+    // MARK: SIP voice (`[voice] sip`)
+
+    /// The SIP call placed (`placeSIPCall`) was answered after `setupTime` (INVITE → 200).
+    public mutating func sipCallAnswered(setupTime: Duration, now: Instant) -> [Action] {
+        guard voice != nil else { return [] }
+        return [.observe(.sipCallAnswered(incoming: false, setupTime: setupTime))] + run(voice!.answered(), now: now)
+            + run(alarm.callChanged(active: true), now: now)
+    }
+
+    /// The SIP call that was up (placed or answered) ended, with its report.
+    public mutating func sipCallEnded(_ report: SIPPhone.CallReport, now: Instant) -> [Action] {
+        guard voice != nil else { return [] }
+        let outcome = SIPVoiceMachine.Outcome(report.end, answered: report.setupTime != nil || report.direction == .incoming)
+        return [.observe(.sipCallEnded(report))] + run(voice!.ended(outcome, now: now.monotonic), now: now)
+            + run(alarm.callChanged(active: false), now: now)
+    }
+
+    /// The person (or the load tester after `--call-duration`) hangs up the SIP call that is up.
+    public mutating func sipHangUp(now: Instant) -> [Action] {
+        voice?.isBusy == true ? [.hangUpSIPCall] : []
+    }
+
+    /// A SIP call came in from `from` (`fromCentre`: from the configured centre's host). Returns nil if the
+    /// device answers it (it is then the call that is up), or the status to refuse it with.
+    public mutating func sipCallOffered(from: String, fromCentre: Bool, now: Instant) -> (refuseWith: Int?, actions: [Action]) {
+        guard voice != nil else { return (603, [.observe(.sipCallRefused(from: from, statusCode: 603))]) }
+        guard let code = voice!.incoming(fromCentre: fromCentre, now: now.monotonic) else {
+            return (nil, [.observe(.sipCallAnswered(incoming: true, setupTime: nil))] + run(alarm.callChanged(active: true), now: now))
+        }
+        return (code, [.observe(.sipCallRefused(from: from, statusCode: code))])
     }
 
     // MARK: SIA DC-09
@@ -582,6 +634,7 @@ public struct DeviceMachine: Sendable {
         case .link(let t): return run(link.timerFired(t, now: now.monotonic), now: now)
         case .delivery(let t): return run(delivery.timerFired(t), now: now)
         case .health(let t): return run(health.timerFired(t, now: now.monotonic), now: now)
+        case .voice(let t): return voice == nil ? [] : run(voice!.timerFired(t), now: now)
         }
     }
 
@@ -625,6 +678,16 @@ public struct DeviceMachine: Sendable {
                 out.append(.schedule(.alarm(timer), after: after))
             case .story(let step):
                 out.append(.observe(.story(step)))
+                guard voice != nil else { continue }
+                switch step {
+                // An alarm whose calls are declined (the load tester's `--call-share`) gets no SIP call either.
+                case .delivered(let alarmID) where !callsDeclined.contains(alarmID): out += run(voice!.alarmAcknowledged(alarmID), now: now)
+                case .delivered: break
+                case .cancelled(let alarmID): out += run(voice!.alarmEnded(alarmID, hangUp: true, now: now.monotonic), now: now)
+                // Over DC-09 `closed` is the end of the cancel window, not of the case: the call goes on.
+                case .closed(let alarmID): out += run(voice!.alarmEnded(alarmID, hangUp: !reportsOverDC09, now: now.monotonic), now: now)
+                case .pressed, .stored, .caseUpdated, .cancelRefused, .pressedAgain: break
+                }
             }
         }
         return out
@@ -758,6 +821,25 @@ public struct DeviceMachine: Sendable {
                 break  // told with callEnd(declined) above
             case .sendOffer, .scheduleAnswerTimeout:
                 out += impossibleTransition("a device's CallMachine is the callee's: it neither places calls nor waits for answers")
+            }
+        }
+        return out
+    }
+
+    private mutating func run(_ actions: [SIPVoiceMachine.Action], now: Instant) -> [Action] {
+        var out: [Action] = []
+        for action in actions {
+            switch action {
+            case .place(let alarmID, let attempt):
+                out += [.observe(.sipCallPlaced(alarmID: alarmID, attempt: attempt)), .placeSIPCall(alarmID: alarmID, attempt: attempt)]
+            case .hangUp:
+                out.append(.hangUpSIPCall)
+            case .scheduleTimer(let timer, let after):
+                out.append(.schedule(.voice(timer), after: after))
+            case .retrying(let alarmID, let attempt, let after):
+                out.append(.observe(.sipCallRetrying(alarmID: alarmID, attempt: attempt, after: after)))
+            case .gaveUp(let alarmID, let attempts):
+                out.append(.observe(.sipCallGaveUp(alarmID: alarmID, attempts: attempts)))
             }
         }
         return out

@@ -61,13 +61,24 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
         }
     }
 
-    /// Disconnects and stops every timer. Items still in the outbox stay there for the next start.
+    /// Starts the SIP line of `[voice] sip` (`configuration.sip`), so that acknowledged alarms are followed by
+    /// a call to the centre and its calls back are answered; returns the local SIP port. Call it before
+    /// `start()`: an alarm acknowledged before the line is up has its call fail and tried again.
+    public func startSIP() async throws -> Int? {
+        guard let sip = configuration.sip else { return nil }
+        return try await startSIPLine(sip, media: configuration.media, cname: "device-\(configuration.key.deviceID)")
+    }
+
+    /// Disconnects and stops every timer (a SIP call is hung up). Items still in the outbox stay there for the
+    /// next start.
     public func stop() async {
-        let channel: (any Channel)? = try? await eventLoop.submit { [self] in
+        let stopped: ((any Channel)?, EventLoopFuture<Void>)? = try? await eventLoop.submit { [self] in
             defer { observer.finish() }
-            return stopDriver()
+            let channel = stopDriver()
+            return (channel, stopSIPLine(grace: .seconds(2)))
         }.get()
-        try? await channel?.close()
+        try? await stopped?.0?.close()
+        try? await stopped?.1.get()
     }
 
     /// The call button's level changed at `at` on `CLOCK_MONOTONIC` (the kernel's timestamp of an evdev
@@ -195,6 +206,9 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
     /// The peer leaving and the first voice need nothing: the centre's callEnd follows on the control link,
     /// and the first voice is in the statistics.
     func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {}
+
+    /// The first voice of a SIP call is in its report's statistics.
+    func sipMediaHeard() {}
 }
 
 extension DeviceRuntimeConfiguration {
@@ -210,6 +224,7 @@ extension DeviceRuntimeConfiguration {
             delivery: delivery, press: press, events: events, cancelWindow: cancelWindow,
             primaryName: LinkCause.address(primary), secondaryName: secondary.map(LinkCause.address))
         if let dc09 { machine.reportOverDC09(dc09.framing, supervision: dc09.supervision) }
+        machine.sipVoice = sip?.voice
         return machine
     }
 }

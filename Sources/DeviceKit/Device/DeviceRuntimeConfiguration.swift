@@ -36,6 +36,9 @@ public struct DeviceRuntimeConfiguration: Sendable {
     /// Report over SIA DC-09 (`[center] protocol = "dc09"`) with this framing and a `NULL` supervision
     /// frame every `supervision`; `nil`: our protocol.
     public var dc09: (framing: DC09FrameSession.Configuration, supervision: Duration)?
+    /// `[voice] sip`: the centre's voice is SIP; the device calls it and answers its calls back
+    /// (`DeviceRuntime.startSIP`); `nil`: our protocol's calls only.
+    public var sip: DeviceSIPSettings?
 
     public init(
         key: DeviceKey, primary: SocketAddress, secondary: SocketAddress? = nil, transport: Transport = .tcp,
@@ -121,6 +124,18 @@ public struct DeviceObservation: Sendable {
         case dc09Unreadable(String)
         /// Over DC-09: a message the protocol does not carry, removed from the outbox unsent.
         case notReported(Message)
+        /// `[voice] sip`: the device called the centre about `alarmID` (`attempt` from 1).
+        case sipCallPlaced(alarmID: UInt32, attempt: Int)
+        /// A SIP call is up: ours answered after `setupTime` (INVITE → 200), or the centre's answered.
+        case sipCallAnswered(incoming: Bool, setupTime: Duration?)
+        /// A SIP call ended (answered or not), with its set-up time and RTP numbers.
+        case sipCallEnded(SIPPhone.CallReport)
+        /// The call failed; attempt `attempt` follows after `after`.
+        case sipCallRetrying(alarmID: UInt32, attempt: Int, after: Duration)
+        /// No attempt is left for the alarm's call (or none would help).
+        case sipCallGaveUp(alarmID: UInt32, attempts: Int)
+        /// An incoming SIP call was refused: not from the centre, no alarm open nor recent, or a call is up.
+        case sipCallRefused(from: String, statusCode: Int)
     }
 }
 

@@ -55,8 +55,42 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     public var voicePacketsSent = 0
     public var voicePacketsReceived = 0
     public var voicePacketsLost = 0
+    /// SIP calls the devices placed (`--sip-call`; retries included), answered, and failed (never answered),
+    /// the failures by how they ended (`486 Busy Here`, `timed out`, …), adding up to `sipCallsFailed`.
+    public var sipCallsPlaced = 0
+    public var sipCallsAnswered = 0
+    public var sipCallsFailed = 0
+    public var sipFailures: [String: Int] = [:]
+    /// Answered SIP calls that ended, and of those, calls in which no voice came back.
+    public var sipCallsEnded = 0
+    public var sipCallsSilent = 0
+    /// The most SIP calls held at once (answered, not yet ended) in one process; merged reports add the
+    /// processes' peaks, an upper bound of the fleet's, reached only if the peaks came together.
+    public var sipCallsHeldMost = 0
+    /// Voice of the answered SIP calls: packets sent by the devices, received from the far end, and lost on
+    /// the way here (RFC 3550 cumulative lost).
+    public var sipVoicePacketsSent = 0
+    public var sipVoicePacketsReceived = 0
+    public var sipVoicePacketsLost = 0
+    /// Each ended SIP call's voice loss, counted in bands (`LoadCounts.lossBand`): a distribution over calls
+    /// that adds up exactly across shards.
+    public var sipCallsByLoss: [String: Int] = [:]
 
     public init() {}
+
+    /// The bands of `sipCallsByLoss`, in order.
+    public static let lossBands = ["0 %", "< 0.1 %", "< 1 %", "< 5 %", "≥ 5 %"]
+
+    /// The band of a call that lost `ratio` of its packets.
+    public static func lossBand(_ ratio: Double) -> String {
+        switch ratio {
+        case ...0: lossBands[0]
+        case ..<0.001: lossBands[1]
+        case ..<0.01: lossBands[2]
+        case ..<0.05: lossBands[3]
+        default: lossBands[4]
+        }
+    }
 
     public static func + (a: LoadCounts, b: LoadCounts) -> LoadCounts {
         var sum = LoadCounts()
@@ -93,6 +127,17 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.voicePacketsSent = a.voicePacketsSent + b.voicePacketsSent
         sum.voicePacketsReceived = a.voicePacketsReceived + b.voicePacketsReceived
         sum.voicePacketsLost = a.voicePacketsLost + b.voicePacketsLost
+        sum.sipCallsPlaced = a.sipCallsPlaced + b.sipCallsPlaced
+        sum.sipCallsAnswered = a.sipCallsAnswered + b.sipCallsAnswered
+        sum.sipCallsFailed = a.sipCallsFailed + b.sipCallsFailed
+        sum.sipFailures = a.sipFailures.merging(b.sipFailures, uniquingKeysWith: +)
+        sum.sipCallsEnded = a.sipCallsEnded + b.sipCallsEnded
+        sum.sipCallsSilent = a.sipCallsSilent + b.sipCallsSilent
+        sum.sipCallsHeldMost = a.sipCallsHeldMost + b.sipCallsHeldMost
+        sum.sipVoicePacketsSent = a.sipVoicePacketsSent + b.sipVoicePacketsSent
+        sum.sipVoicePacketsReceived = a.sipVoicePacketsReceived + b.sipVoicePacketsReceived
+        sum.sipVoicePacketsLost = a.sipVoicePacketsLost + b.sipVoicePacketsLost
+        sum.sipCallsByLoss = a.sipCallsByLoss.merging(b.sipCallsByLoss, uniquingKeysWith: +)
         return sum
     }
 }
@@ -115,6 +160,10 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     /// Each answered call's median one-way delay of the centre's stamped voice (`--stamp-voice`, with an
     /// operator phone that stamps, through the centre's bridge: protocol.md §8).
     case voiceDelay
+    /// `--sip-call`: a device's INVITE sent → its 200 OK received, per answered call.
+    case sipSetup = "sipsetup"
+    /// `--sip-call`: each ended SIP call's interarrival jitter of the far end's voice (as `jitter`).
+    case sipJitter = "sipjitter"
 
     public var label: String {
         switch self {
@@ -125,6 +174,8 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
         case .voice: "alarm → operator voice"
         case .jitter: "voice jitter per call"
         case .voiceDelay: "operator → home voice delay per call"
+        case .sipSetup: "SIP INVITE → 200"
+        case .sipJitter: "SIP jitter per call"
         }
     }
 }
@@ -173,7 +224,7 @@ public struct SecondResult: Codable, Equatable, Sendable {
 
 /// The result of a load run, or of several shards merged: what `--json` writes and `load merge` reads.
 public struct LoadReport: Codable, Equatable, Sendable {
-    public static let currentFormat = "devicesim-load/4"
+    public static let currentFormat = "devicesim-load/5"
     public var format = LoadReport.currentFormat
     /// `I/N` of every shard that went into this report.
     public var shards: [String]
@@ -364,6 +415,17 @@ public struct LoadReport: Codable, Equatable, Sendable {
                     + "received \(c.voicePacketsReceived), lost \(c.voicePacketsLost) ("
                     + String(format: "%.2f %%)", lossPercent))
         }
+        if c.sipCallsPlaced > 0 {
+            let heard = c.sipVoicePacketsReceived + c.sipVoicePacketsLost
+            lines.append(
+                "sip calls  placed \(c.sipCallsPlaced), answered \(c.sipCallsAnswered), failed \(c.sipCallsFailed)"
+                    + (c.sipFailures.isEmpty ? "" : " (" + Self.byCount(c.sipFailures).map { "\($0.count) \($0.reason)" }.joined(separator: ", ") + ")")
+                    + "; at most \(c.sipCallsHeldMost) held at once; ended \(c.sipCallsEnded), \(c.sipCallsSilent) without voice back")
+            lines.append(
+                "sip voice  packets sent \(c.sipVoicePacketsSent), received \(c.sipVoicePacketsReceived), lost \(c.sipVoicePacketsLost) ("
+                    + String(format: "%.3f %%", heard == 0 ? 0 : 100 * Double(c.sipVoicePacketsLost) / Double(heard)) + "); calls by loss: "
+                    + LoadCounts.lossBands.map { "\($0) \(c.sipCallsByLoss[$0] ?? 0)" }.joined(separator: ", "))
+        }
         if linkDropRate > 0 || udpLoss > 0 {
             lines.append(
                 String(format: "faults     %.2f link drops/s, %.1f %% UDP loss each way: ", linkDropRate, udpLoss * 100)
@@ -443,6 +505,10 @@ public struct LoadReport: Codable, Equatable, Sendable {
             return "no operator engaged a case during the run (a centre engages cases with --auto-engage-after MS; --spawn-center does)"
         case .voiceDelay:
             return "no stamped voice arrived: it is measured with --stamp-voice and an operator phone that stamps its voice (devicesim sip answer --stamp-voice) bridged by the centre"
+        case .sipSetup, .sipJitter:
+            if c.sipCallsPlaced == 0 { return "no SIP call was placed (give --sip-call sip:arc@HOST and a --call-share above 0)" }
+            if c.sipCallsAnswered == 0 { return "none of the \(c.sipCallsPlaced) SIP calls placed was answered (see the failures)" }
+            return "no answered SIP call ended during the run (a --call-duration shorter than the drain)"
         case .voice, .jitter:
             if c.callsOffered == 0 { return "the centre called about no alarm (it calls when an operator engages a case)" }
             if c.callsAnswered == 0 { return "every call offered was declined (--call-share 0 declines them all)" }

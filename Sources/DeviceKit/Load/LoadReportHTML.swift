@@ -132,6 +132,16 @@ extension LoadReport {
                 ("voice packets sent / received / lost", "\(c.voicePacketsSent) / \(c.voicePacketsReceived) / \(c.voicePacketsLost)"),
             ]
         }
+        if c.sipCallsPlaced > 0 {
+            rows += [
+                ("SIP calls placed / answered / failed", "\(c.sipCallsPlaced) / \(c.sipCallsAnswered) / \(c.sipCallsFailed)"),
+                ("SIP failures", c.sipFailures.isEmpty ? "none" : Self.byCount(c.sipFailures).map { "\($0.count) \($0.reason)" }.joined(separator: ", ")),
+                ("SIP calls held at once, at most", "\(c.sipCallsHeldMost)"),
+                ("SIP calls ended / without voice back", "\(c.sipCallsEnded) / \(c.sipCallsSilent)"),
+                ("SIP voice packets sent / received / lost", "\(c.sipVoicePacketsSent) / \(c.sipVoicePacketsReceived) / \(c.sipVoicePacketsLost)"),
+                ("SIP calls by voice loss", LoadCounts.lossBands.map { "\($0): \(c.sipCallsByLoss[$0] ?? 0)" }.joined(separator: ", ")),
+            ]
+        }
         if let restarts = centerRestarts {
             let instants = restarts.map { String(format: "%.1f s", $0.killedAt) }
             rows.append(("centre crash restarts", "\(restarts.count)" + (instants.isEmpty ? "" : " at " + instants.joined(separator: ", "))))

@@ -63,6 +63,9 @@ public struct LoadPlan: Sendable {
     public var dc09: DC09Load?
     /// Write what each device hears in each answered call to this directory (`--record-calls`, `CallRecorder`).
     public var recordCalls: String?
+    /// The devices call this SIP address after an alarm's ack, as a home with `[voice] sip` does
+    /// (`--sip-call`); `callShare` and `callDuration` apply to these calls then.
+    public var sip: LoadSIPCalls?
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -149,7 +152,7 @@ public struct LoadPlan: Sendable {
                     + "(the tool then starts one worker process per 18,000 devices), give --workers \(needed) or more, or use --transport udp")
         }
         if dc09 != nil {
-            guard callShare == 0 else { throw LoadError("--call-share needs our protocol: DC-09 carries events, not calls") }
+            guard callShare == 0 || sip != nil else { throw LoadError("--call-share needs our protocol or --sip-call: DC-09 carries events, not calls") }
             guard udpLoss == 0 else { throw LoadError("--udp-loss needs our protocol (DC-09 devices have sockets of their own)") }
             if transport == .udp, perWorker > LoadWorkers.maximumTCPDevicesPerProcess {
                 throw LoadError("\(perWorker) DC-09 devices over UDP in one process exceed the open files allowed here (each has a socket of its own): give --workers \((ids.count + LoadWorkers.maximumTCPDevicesPerProcess - 1) / LoadWorkers.maximumTCPDevicesPerProcess) or more")
@@ -349,7 +352,9 @@ public final class LoadRunner: Sendable {
             let eventsPending = counts.eventsSent - counts.eventsAcknowledged - counts.rejected
             let callsActive = snapshots.reduce(0) { $0 + $1.activeCalls }
             let awaitingOperator = counts.casesEngaged > 0 ? snapshots.reduce(0) { $0 + $1.alarmsAwaitingOperator } : 0
-            let settled = unacknowledged == 0 && eventsPending <= 0 && callsActive == 0 && awaitingOperator == 0
+            // SIP calls placed and not yet over: ringing, or answered and held.
+            let sipCallsUp = counts.sipCallsPlaced - counts.sipCallsFailed - counts.sipCallsEnded
+            let settled = unacknowledged == 0 && eventsPending <= 0 && callsActive == 0 && awaitingOperator == 0 && sipCallsUp <= 0
             if elapsed >= drainEnd || (elapsed >= steadyEnd && settled) { break }
         }
         try await beside?.value
@@ -402,5 +407,37 @@ public final class LoadRunner: Sendable {
             report.steadyHeartbeats = ended.heartbeats - began.heartbeats
         }
         return report
+    }
+}
+
+/// A load run whose devices call a SIP address after each alarm's ack (`--sip-call`), as homes with
+/// `[voice] sip` do: each device has a SIP endpoint of its own (its own UDP and TCP port) and runs the
+/// firmware's `SIPVoiceMachine`, so a PBX or the centre's operator bridge is loaded as real homes would load it.
+public struct LoadSIPCalls: Sendable {
+    public var uri: SIPURI
+    public var target: SIPTarget
+    /// The devices' address: in their Via, Contact and SDP.
+    public var host: String
+    /// A device's SIP user is this prefix and its id (`home-1001`).
+    public var userPrefix: String
+    /// The digest password of every device, for a PBX that challenges.
+    public var password: String?
+    public var srtp: SRTPPolicy
+
+    public init(uri: SIPURI, target: SIPTarget, host: String, userPrefix: String = "", password: String? = nil, srtp: SRTPPolicy = .optional) {
+        self.uri = uri
+        self.target = target
+        self.host = host
+        self.userPrefix = userPrefix
+        self.password = password
+        self.srtp = srtp
+    }
+
+    /// Device `id`'s line, as the firmware builds its own from `[voice]`.
+    func settings(device id: UInt32) -> DeviceSIPSettings {
+        let user = userPrefix + String(id)
+        return DeviceSIPSettings(
+            uri: uri, target: target, identity: SIPURI(user: user, host: host.contains(":") ? "[\(host)]" : host), host: host, port: 0,
+            srtp: srtp, credentials: password.map { SIPDigestCredentials(username: user, password: $0) })
     }
 }

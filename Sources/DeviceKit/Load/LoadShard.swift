@@ -49,6 +49,8 @@ final class LoadShard: @unchecked Sendable {
     /// Acknowledged alarms whose case no operator has engaged yet, and calls with media running.
     var alarmsAwaitingOperator = 0
     var activeCalls = 0
+    /// SIP calls answered and not yet ended (`--sip-call`); the peak goes into `counts.sipCallsHeldMost`.
+    private var sipCallsHeld = 0
     private var latency: [LatencyHistogram] = LoadMetric.allCases.map { _ in LatencyHistogram() }
     /// Alarm latencies since the last progress line.
     private var recentAlarms = LatencyHistogram()
@@ -116,6 +118,46 @@ final class LoadShard: @unchecked Sendable {
         counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
         record(.jitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
         if let delay = statistics.stampedDelay { record(.voiceDelay, .microseconds(Int64(delay.p50Milliseconds * 1000))) }
+    }
+
+    /// A device's SIP call was answered after `setupTime` (INVITE → 200).
+    func sipCallAnswered(setupTime: Duration) {
+        counts.sipCallsAnswered += 1
+        record(.sipSetup, setupTime)
+        sipCallsHeld += 1
+        counts.sipCallsHeldMost = max(counts.sipCallsHeldMost, sipCallsHeld)
+    }
+
+    /// A device's SIP call ended: answered (its voice numbers) or failed (how).
+    func sipCallEnded(_ report: SIPPhone.CallReport) {
+        guard report.setupTime != nil else {
+            counts.sipCallsFailed += 1
+            counts.sipFailures[Self.failure(report.end), default: 0] += 1
+            return
+        }
+        sipCallsHeld -= 1
+        counts.sipCallsEnded += 1
+        guard let statistics = report.statistics else {
+            counts.sipCallsSilent += 1
+            return
+        }
+        if statistics.audio.received == 0 { counts.sipCallsSilent += 1 }
+        counts.sipVoicePacketsSent += Int(statistics.audioPacketsSent)
+        counts.sipVoicePacketsReceived += Int(statistics.audio.received)
+        counts.sipVoicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
+        counts.sipCallsByLoss[LoadCounts.lossBand(statistics.audio.lossRatio), default: 0] += 1
+        record(.sipJitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
+    }
+
+    private static func failure(_ end: SIPUserAgent.CallEnd) -> String {
+        switch end {
+        case .refused(let code, let reason): "\(code) \(reason)"
+        case .timedOut: "timed out"
+        case .failed(let why): why.hasPrefix("no SIP phone") ? "no SIP phone" : "failed"
+        case .hungUp: "hung up before the answer"
+        case .byPeer, .cancelledByCaller: "ended by the far end before the answer"
+        case .noAcknowledgement: "no ACK"
+        }
     }
 
     /// A device's alarm acknowledged for the first time, `latency` after its intended instant.
@@ -404,6 +446,8 @@ extension LoadMetric {
         case .voice: 4
         case .jitter: 5
         case .voiceDelay: 6
+        case .sipSetup: 7
+        case .sipJitter: 8
         }
     }
 }

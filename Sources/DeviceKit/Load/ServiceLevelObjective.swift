@@ -5,7 +5,8 @@
 /// ```
 /// Latencies: `alarm`, `session`, `heartbeat`, `engaged`, `voice`, `jitter` (see `LoadMetric`) with `p50`, `p90`,
 /// `p99`, `p99.9`, `p99.99` or `max`, and a value in `us`, `ms` or `s`. Counts: `lost`, `rejected`,
-/// `reconnects`, `duplicates`, `retransmissions`, `failedcalls`, `voicelost` (voice packets lost).
+/// `reconnects`, `duplicates`, `retransmissions`, `failedcalls`, `voicelost` (voice packets lost), `sipfailed`
+/// (SIP calls never answered), `sipvoicelost`. `--sip-call` runs also have `sipsetup` (INVITE → 200) and `sipjitter`.
 public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible {
     public enum Measure: Hashable, Sendable {
         case latency(LoadMetric, percentile: Double)
@@ -13,7 +14,7 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
     }
 
     public enum Count: String, Hashable, Sendable, CaseIterable {
-        case lost, rejected, reconnects, duplicates, retransmissions, failedcalls, voicelost
+        case lost, rejected, reconnects, duplicates, retransmissions, failedcalls, voicelost, sipfailed, sipvoicelost
     }
 
     public enum Comparison: String, Hashable, Sendable {
@@ -105,6 +106,8 @@ public struct ServiceLevelObjective: Hashable, Sendable, CustomStringConvertible
             case .retransmissions: measured = Int64(c.alarmRetransmissions)
             case .failedcalls: measured = Int64(c.callsFailed)
             case .voicelost: measured = Int64(c.voicePacketsLost)
+            case .sipfailed: measured = Int64(c.sipCallsFailed)
+            case .sipvoicelost: measured = Int64(c.sipVoicePacketsLost)
             }
         }
         switch comparison {

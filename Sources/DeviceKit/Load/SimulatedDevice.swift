@@ -77,12 +77,23 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 
     func start(intended: Duration) {
         sessionIntended = intended
+        if let sip = shard.plan.sip {
+            // Its own SIP port, up long before the steady phase's first alarm (after the ramp and the settle time).
+            let settings = sip.settings(device: id)
+            let media = shard.plan.media
+            Task { [self] in
+                do { _ = try await startSIPLine(settings, media: media, cname: "load-\(id)") } catch {
+                    eventLoop.execute { [self] in observe(.fault("cannot open a SIP port: \(error)")) }
+                }
+            }
+        }
         feed { $0.start(pending: [], bootCount: 1, reportsRestart: false, now: $1) }
     }
 
     func stop() {
         guard !stopped else { return }
         stopDriver()?.close(promise: nil)
+        _ = stopSIPLine(grace: .seconds(1))
         if online {
             online = false
             shard.online -= 1
@@ -166,6 +177,8 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
     var mediaSetup: DeviceMediaSetup { DeviceMediaSetup(cname: "load-\(id)", parameters: shard.plan.media, video: false) }
 
     /// The operator's first voice of an answered call: the alarm → voice latency.
+    func sipMediaHeard() {}  // the voice back is in the call's report
+
     func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {
         guard case .heard = event, let alarmID = answeredCalls[callID], var tracked = alarms[alarmID], !tracked.heard else { return }
         tracked.heard = true
@@ -267,6 +280,16 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
                 guard !stopped, machine.callID == callID else { return }
                 feed { $0.hangUp(now: $1) }
             }
+        case .sipCallPlaced:
+            shard.counts.sipCallsPlaced += 1
+        case .sipCallAnswered(incoming: false, let setupTime?):
+            shard.sipCallAnswered(setupTime: setupTime)
+            shard.schedule(shard.plan.callDuration) { [self] in
+                guard !stopped else { return }
+                feed { $0.sipHangUp(now: $1) }
+            }
+        case .sipCallEnded(let report) where report.direction == .outgoing:
+            shard.sipCallEnded(report)
         case .callEnded(let callID, let reason, let byCentre, let statistics):
             shard.recorder?.finish(device: id, call: callID)
             if answeredCalls.removeValue(forKey: callID) != nil {
@@ -308,6 +331,7 @@ extension LoadPlan {
                 handshakeTimeout: handshakeTimeout, backoff: backoff),
             delivery: delivery, handledIDs: 64, primaryName: LinkCause.address(centre))
         configuration.heartbeatOverride = heartbeatOverride
+        if sip != nil { configuration.sipVoice = SIPVoiceMachine.Configuration() }
         if let dc09 {
             configuration.reportOverDC09(dc09.framing, supervision: heartbeatOverride.map { .seconds(Int($0)) } ?? dc09.supervision)
             // The ACK ends a DC-09 alarm after its cancel window: a short one keeps the fleet's devices free

@@ -146,6 +146,8 @@ public final class SIPEndpoint: @unchecked Sendable {
     public func reject(_ call: SIPCallHandle, statusCode: Int) { run { $0.reject(call, statusCode: statusCode) } }
     public func hangUp(_ call: SIPCallHandle) { run { $0.hangUp(call) } }
     public var callCount: Int { core.callCount }
+    /// The address a call's messages go to and come from (an incoming call's: its INVITE's source).
+    public func flow(of call: SIPCallHandle) -> SIPTarget? { core.flow(of: call) }
     /// The address to put in our SDP (`c=`): the one peers reach us at.
     public var mediaHost: String { core.configuration.contactHost }
 

@@ -15,14 +15,19 @@ public final class SIPPhone: @unchecked Sendable {
         public var rejectWith: Int?
         public var media: MediaLink.Parameters
         public var cname: String
+        /// Incoming calls: asked for each (on the phone's loop) with the caller's URI and the address its
+        /// INVITE came from; nil answers it, a status refuses it. Without it, `rejectWith` decides for all.
+        public var screen: (@Sendable (_ call: SIPCallHandle, _ from: String, _ source: SIPTarget?) -> Int?)?
 
         public init(
             srtp: SRTPPolicy = .optional, answerAfter: Duration = .zero, rejectWith: Int? = nil,
-            media: MediaLink.Parameters = MediaLink.Parameters(video: false), cname: String = "devicesim@sip"
+            media: MediaLink.Parameters = MediaLink.Parameters(video: false), cname: String = "devicesim@sip",
+            screen: (@Sendable (_ call: SIPCallHandle, _ from: String, _ source: SIPTarget?) -> Int?)? = nil
         ) {
             self.srtp = srtp
             self.answerAfter = answerAfter
             self.rejectWith = rejectWith
+            self.screen = screen
             var media = media
             media.video = false
             media.learnsPeerSSRC = true
@@ -156,7 +161,7 @@ public final class SIPPhone: @unchecked Sendable {
 
     private func incoming(_ handle: SIPCallHandle, from: SIPNameAddress, offer body: [UInt8]) {
         onEvent(.incoming(handle, from: from.uri.description))
-        if let code = options.rejectWith {
+        if let code = options.screen.map({ $0(handle, from.uri.description, endpoint.flow(of: handle)) }) ?? options.rejectWith {
             calls[handle] = Call(direction: .incoming, began: .now())  // so that its end is reported
             endpoint.reject(handle, statusCode: code)
             return

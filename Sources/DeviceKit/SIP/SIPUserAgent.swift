@@ -193,6 +193,8 @@ public struct SIPUserAgent: Sendable {
 
     /// Calls in progress.
     public var callCount: Int { calls.count }
+    /// Where a call's messages go and come from: for an incoming call, the address its INVITE came from.
+    public func flow(of call: SIPCallHandle) -> SIPTarget? { calls[call]?.flow }
 
     /// Whether a request of ours still waits for its final response: a shell that stops waits for this to be
     /// false (a little while), so that the answer to our last BYE is read rather than cut by the close.

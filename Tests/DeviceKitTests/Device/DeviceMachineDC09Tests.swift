@@ -62,6 +62,7 @@ import Testing
                 case .indicate: break
                 case .observe(let kind): observed.append(kind)
                 case .bindMedia, .startMedia, .stopMedia: Issue.record("a DC-09 device set up call media")
+                case .placeSIPCall, .hangUpSIPCall: Issue.record("a DC-09 device without [voice] called over SIP")
                 }
             }
         }

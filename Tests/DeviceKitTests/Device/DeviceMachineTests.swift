@@ -22,15 +22,18 @@ import Testing
         var connects: [Int] = []
         var scheduled: [DeviceMachine.Timer] = []
         var media: [DeviceMachine.Action] = []
+        var sip: [DeviceMachine.Action] = []
         /// The centre's side: the session's anchor, salt and next sequence.
         var anchor: UInt64?
         var sequence: UInt32 = 0
 
-        init(limit: UInt64? = 0) {
+        init(limit: UInt64? = 0, sipVoice: SIPVoiceMachine.Configuration? = nil) {
+            var configuration = DeviceMachine.Configuration(
+                link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
+                primaryName: "127.0.0.1:7730")
+            configuration.sipVoice = sipVoice
             machine = DeviceMachine(
-                configuration: .init(
-                    link: .init(hasSecondary: false, sessionStart: SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)),
-                    primaryName: "127.0.0.1:7730"),
+                configuration: configuration,
                 key: DeviceMachineTests.key,
                 storedCounterLimit: limit, seed: 1)
         }
@@ -61,6 +64,7 @@ import Testing
                 case .indicate(let state): indicated.append(state)
                 case .observe(let kind): observed.append(kind)
                 case .bindMedia, .startMedia: media.append(action)
+                case .placeSIPCall, .hangUpSIPCall: sip.append(action)
                 case .stopMedia(let callID, _):
                     media.append(action)
                     run { $0.mediaStopped(callID: callID, statistics: nil, now: $1) }
@@ -210,6 +214,50 @@ import Testing
         }
         #expect(heartbeat.status.contains(.backlog))
         #expect(heartbeat.status.contains(.alarmActive))
+    }
+
+    /// `[voice] sip` (issue 16, part 3): the alarm's ack places the SIP call, our protocol's offer is declined
+    /// while it is up, the closed case hangs it up, and the indicator shows the call.
+    @Test func withSIPVoiceTheAcknowledgedAlarmCallsTheCentreAndItsClosedCaseHangsUp() {
+        var d = Device(sipVoice: SIPVoiceMachine.Configuration())
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        d.openSession()
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        guard case .alarm(let alarm)? = d.stored.last else {
+            Issue.record("no alarm stored: \(d.stored)")
+            return
+        }
+        #expect(d.sip.isEmpty, "not before the centre has the alarm")
+        d.receive(.ack(Ack(id: alarm.id)))
+        #expect(d.sip == [.placeSIPCall(alarmID: alarm.id, attempt: 1)])
+        #expect(d.observed.contains(.sipCallPlaced(alarmID: alarm.id, attempt: 1)))
+        d.run { $0.sipCallAnswered(setupTime: .milliseconds(12), now: $1) }
+        #expect(d.indicated.last == .speaking)
+        let media = MediaDescription(endpoint: Endpoint(address: [0, 0, 0, 0], port: 40_000), audioPayloadType: 0, ssrc: 1,
+                                     keyMaterial: Array(repeating: 1, count: 30), videoPayloadType: 0)
+        d.receive(.callOffer(CallOffer(id: 50, callID: 9, alarmID: alarm.id, media: media)))
+        #expect(d.observed.contains(.callOffered(callID: 9, alarmID: alarm.id, declined: true)), "one voice path: the SIP call")
+        #expect(d.media.isEmpty)
+        d.receive(.caseUpdate(CaseUpdate(id: 60, alarmID: alarm.id, state: .closed, at: d.now.wall)))
+        #expect(d.sip.last == .hangUpSIPCall)
+        let report = SIPPhone.CallReport(
+            call: SIPCallHandle(value: 1), direction: .outgoing, end: .hungUp, setupTime: .milliseconds(12), mediaDuration: .seconds(3),
+            srtp: false, statistics: nil)
+        d.run { $0.sipCallEnded(report, now: $1) }
+        #expect(d.observed.last == .sipCallEnded(report))
+        #expect(d.indicated.last == .idle)
+        #expect(d.sip.count == 2, "no retry of a call that was answered")
+    }
+
+    @Test func withoutSIPVoiceNoSIPCallIsPlacedAndIncomingOnesAreDeclined() {
+        var d = Device()
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        d.openSession()
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        d.receive(.ack(Ack(id: d.nextID - 1)))
+        #expect(d.observed.contains { if case .story(.delivered) = $0 { true } else { false } })
+        #expect(d.sip.isEmpty)
+        #expect(d.machine.sipCallOffered(from: "sip:arc@127.0.0.1", fromCentre: true, now: d.now).refuseWith == 603)
     }
 
     @Test func aCallDuringAnAlarmIsAnsweredByItselfAndItsEndIsToldWithTheMediaNumbers() {

@@ -76,6 +76,13 @@ final class EndToEndHarness: Sendable {
 
     var centreEvents: [CenterEvent] { state.withLock { $0.events } }
 
+    /// An operator closes `device`'s open case; false if it has none.
+    func closeCase(of device: UInt32) async throws -> Bool {
+        guard let centre = state.withLock({ $0.centre }) else { throw HarnessError("start the centre first") }
+        guard let open = try await centre.caseOverviews().first(where: { $0.case.device == device }) else { return false }
+        return try await centre.close(case: open.case.id)
+    }
+
     /// One sample of the running centre's metrics (`center_frames_received_total`); 0 when it has none yet.
     func centreMetric(_ sample: String) throws -> Double {
         guard let centre = state.withLock({ $0.centre }) else { throw HarnessError("start the centre first") }
@@ -89,15 +96,16 @@ final class EndToEndHarness: Sendable {
     func device(
         id: UInt32, transport: DeviceRuntimeConfiguration.Transport = .tcp, outbox: (any Outbox)? = nil,
         counter: (any CounterStore)? = nil, indicators: RecordingIndicators = RecordingIndicators(),
-        eventLoop: (any EventLoop)? = nil
+        eventLoop: (any EventLoop)? = nil, sip: DeviceSIPSettings? = nil
     ) throws -> DeviceRuntime {
         guard let ports = state.withLock({ $0.ports }) else { throw HarnessError("start the centre first") }
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: transport == .tcp ? ports.tcp : ports.udp)
-        let configuration = DeviceRuntimeConfiguration(
+        var configuration = DeviceRuntimeConfiguration(
             key: DeviceKey(deviceID: id, master: Self.master), primary: address, transport: transport,
             handshakeTimeout: .seconds(2), connectTimeout: .seconds(1),
             backoff: Backoff(base: .milliseconds(100), cap: .milliseconds(500)),
             delivery: .init(initialTimeout: .milliseconds(300), maximumTimeout: .seconds(1)))
+        configuration.sip = sip
         let device = try DeviceRuntime(
             configuration: configuration, outbox: outbox ?? InMemoryOutbox(), counterStore: counter ?? InMemoryCounterStore(),
             indicators: indicators, eventLoop: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next(),

@@ -47,6 +47,7 @@ import Testing
         func observe(_ observation: DeviceObservation.Kind) { observed.append(observation) }
         var mediaSetup: DeviceMediaSetup { DeviceMediaSetup(cname: "test", parameters: MediaLink.Parameters(), video: false) }
         func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {}
+        func sipMediaHeard() {}
 
         var sessions: Int { observed.count { if case .sessionEstablished = $0 { true } else { false } } }
         var losses: Int { observed.count { if case .sessionLost = $0 { true } else { false } } }

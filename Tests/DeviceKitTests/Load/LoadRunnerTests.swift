@@ -353,3 +353,52 @@ struct TestCentre {
         return log.events.withLock { $0 }
     }
 }
+
+/// `devicesim load --sip-call` (issue 16, part 4): the simulated homes call an in-test ARC phone over SIP as the
+/// firmware with `[voice] sip` does, and the report counts the calls, their set-up times and their voice.
+@Suite(.serialized) struct LoadRunnerSIPTests {
+    @Test func homesCallTheARCOverSIPAndTheReportHasTheCallsTheirSetUpAndTheirVoice() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let arcEvents = SIPPhoneTests.Recorder()
+        let (arc, arcPort) = try await DeviceRuntimeSIPTests.arc(recorder: arcEvents, on: loop)
+        let centre = try await TestCentre.start(autoCloseAfter: .seconds(120))
+        var plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: centre.ports.udp), master: LoadRunnerTests.master, transport: .udp,
+            firstID: 70_001, fleetSize: 20, rampRate: 2000, fleetAlarmRate: 10, cancelShare: 0,
+            duration: .seconds(1), settle: .milliseconds(500), drain: .seconds(100), devicesPerSocket: 20, seed: 16)
+        plan.callShare = 1
+        plan.callDuration = .seconds(1)
+        plan.sip = LoadSIPCalls(
+            uri: SIPURI(user: "arc", host: "127.0.0.1", port: arcPort),
+            target: SIPTarget(.udp, try SocketAddress(ipAddress: "127.0.0.1", port: arcPort)), host: "127.0.0.1", userPrefix: "home-")
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        let c = report.counts
+        #expect(c.alarmsAcknowledged > 3)  // 10/s for 1 s
+        #expect(c.sipCallsPlaced == c.alarmsAcknowledged, "one call an acknowledged alarm, none failed so none retried")
+        #expect(c.sipCallsAnswered == c.sipCallsPlaced && c.sipCallsFailed == 0 && c.sipFailures.isEmpty)
+        #expect(c.sipCallsEnded == c.sipCallsAnswered, "each hung up after --call-duration, within the drain")
+        #expect(c.sipCallsHeldMost >= 1 && c.sipCallsHeldMost <= c.sipCallsAnswered)
+        #expect(report.histogram(.sipSetup).count == UInt64(c.sipCallsAnswered))
+        #expect(report.histogram(.sipJitter).count == UInt64(c.sipCallsEnded))
+        #expect(c.sipCallsSilent == 0 && c.sipVoicePacketsReceived > 0 && c.sipVoicePacketsLost == 0)
+        #expect(c.sipCallsByLoss["0 %"] == c.sipCallsEnded)
+        let arcCalls = arcEvents.reports
+        #expect(arcCalls.count == c.sipCallsEnded && arcCalls.allSatisfy { $0.end == .byPeer && ($0.statistics?.audio.received ?? 0) > 0 })
+        let users = Set(arcEvents.events.withLockedValue { $0.compactMap { if case .incoming(_, let from) = $0 { from } else { nil } } })
+        #expect(users.allSatisfy { $0.hasPrefix("sip:home-7000") || $0.hasPrefix("sip:home-700") }, "each home its own user: \(users)")
+        #expect(report.table.contains("sip calls  placed \(c.sipCallsPlaced), answered \(c.sipCallsAnswered), failed 0"))
+        #expect(report.emptyReason(.sipSetup) == nil)
+
+        // The report goes through JSON and a merge exactly.
+        let decoded = try LoadReport(json: try report.json(), name: "run.json")
+        #expect(decoded == report)
+        var other = report
+        other.shards = ["1/2"]
+        let merged = try LoadReport.merge([report, other])
+        #expect(merged.counts.sipCallsPlaced == 2 * c.sipCallsPlaced && merged.counts.sipCallsByLoss["0 %"] == 2 * c.sipCallsEnded)
+        #expect(merged.histogram(.sipSetup).count == 2 * report.histogram(.sipSetup).count)
+        #expect(report.html().contains("SIP calls placed / answered / failed"))
+        _ = centre.stop()
+        try await loop.submit { arc.stop() }.get()
+    }
+}

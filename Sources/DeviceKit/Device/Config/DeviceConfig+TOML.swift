@@ -111,6 +111,11 @@ extension DeviceConfig {
             try table.finish(known: ["backend", "sysfs_root", "red", "green", "amber"])
         }
 
+        var voice: VoiceSettings?
+        if var table = try top.table("voice") {
+            voice = try VoiceSettings.read(&table)
+        }
+
         var level = Logger.Level.info
         if var table = try top.table("log") {
             level = try table.choice("level", Logger.Level.self) ?? .info
@@ -119,13 +124,14 @@ extension DeviceConfig {
 
         try top.finish(known: [
             "device_id", "key", "key_file", "key_epoch", "state_dir", centreTable, "alarm", "heartbeat", "button", "power", "indicators",
-            "log",
+            "voice", "log",
         ])
         self.init(
             deviceID: UInt32(id), key: key, keyEpoch: UInt16(keyEpoch), stateDirectory: stateDirectory, primaryCentre: primary,
             secondaryCentre: secondary, transport: transport, alarm: alarm, heartbeatIntervalSeconds: heartbeat,
             button: button, power: power, indicators: indicators, logLevel: level)
         self.dc09 = dc09
+        self.voice = voice
     }
 
     /// Reads and parses the file at `path`. A relative `state_dir`, `key_file`, `dc09_key_file` or replay `file` is taken relative to the
@@ -382,6 +388,7 @@ extension DeviceConfig {
             ]
             if let amber = leds.amber { lines.append("amber = \(TOMLText.quote(amber))") }
         }
+        if let voice { lines += voice.rendered }
         lines += ["", "[log]", "level = \(TOMLText.quote(logLevel.rawValue))", ""]
         return lines.joined(separator: "\n")
     }

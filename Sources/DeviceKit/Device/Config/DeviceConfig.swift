@@ -53,6 +53,12 @@ import Logging
 /// green = "sos-green"
 /// amber = "sos-amber"                # optional
 ///
+/// [voice]                            # optional: the centre's voice is SIP (VoiceSettings)
+/// sip = "sip:arc@arc.example"        # call it after an alarm's ack; answer its calls back
+/// sip_port = 5060                    # local; 0 = any
+/// srtp = "optional"                  # optional | required | off
+/// sip_user = "1001"                  # default: the device id; password in <state_dir>/sip-password (0600)
+///
 /// [log]
 /// level = "info"                     # trace | debug | info | notice | warning | error | critical
 /// ```
@@ -70,6 +76,8 @@ public struct DeviceConfig: Hashable, Sendable {
     public var transport: Transport
     /// `[center] protocol = "dc09"`: report over SIA DC-09 with these settings; `nil`: our protocol.
     public var dc09: DC09Settings?
+    /// `[voice] sip = …`: the device places and answers SIP calls with the centre; `nil`: our protocol's calls.
+    public var voice: VoiceSettings?
     public var alarm: AlarmSettings
     /// Used until the centre's `sessionAccept` sets the interval.
     public var heartbeatIntervalSeconds: UInt16

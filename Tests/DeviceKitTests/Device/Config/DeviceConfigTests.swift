@@ -203,7 +203,7 @@ import Testing
         ("key = \"\(keyHex)\"", "",
          "key: missing; write key = \"<64 hex digits>\" or key_file = \"/etc/devicekit/key\" (devicesim provision writes it)"),
         ("device_id = 1001", "device_id = 1001\nstate_directory = \"/x\"",
-         "state_directory: unknown setting; the settings at the top level are device_id, key, key_file, key_epoch, state_dir, centre, alarm, heartbeat, button, power, indicators, log"),
+         "state_directory: unknown setting; the settings at the top level are device_id, key, key_file, key_epoch, state_dir, centre, alarm, heartbeat, button, power, indicators, voice, log"),
         ("[centre]", "[alarm]\nhold_msec = 100\n[centre]",
          "alarm.hold_msec: unknown setting; the settings in [alarm] are hold_ms, debounce_ms, cancel_window_ms, long_press_ms, stuck_after_s"),
         ("[centre]", "[alarm]\nhold_ms = 1.5\n[centre]",
