@@ -77,17 +77,20 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 
     func start(intended: Duration) {
         sessionIntended = intended
-        if let sip = shard.plan.sip {
-            // Its own SIP port, up long before the steady phase's first alarm (after the ramp and the settle time).
-            let settings = sip.settings(device: id)
-            let media = shard.plan.media
-            Task { [self] in
-                do { _ = try await startSIPLine(settings, media: media, cname: "load-\(id)") } catch {
-                    eventLoop.execute { [self] in observe(.fault("cannot open a SIP port: \(error)")) }
-                }
-            }
+        guard let sip = shard.plan.sip else {
+            return feed { $0.start(pending: [], bootCount: 1, reportsRestart: false, now: $1) }
         }
-        feed { $0.start(pending: [], bootCount: 1, reportsRestart: false, now: $1) }
+        // Its own SIP port first, as the firmware opens its line before it connects: no alarm of it can be
+        // acknowledged before the line is up, however slowly the ports are bound. A port that cannot be bound
+        // is counted at each call (`no SIP phone`), and the device runs on.
+        let settings = sip.settings(device: id)
+        let media = shard.plan.media
+        eventLoop.makeFutureWithTask { [self] in
+            try await startSIPLine(settings, media: media, cname: "load-\(id)")
+        }.whenComplete { [self] _ in
+            guard !stopped else { return }
+            feed { $0.start(pending: [], bootCount: 1, reportsRestart: false, now: $1) }
+        }
     }
 
     func stop() {
