@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test bench fuzz vectors links attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -76,12 +76,15 @@ dc09-deps:
 	    || { echo "Could not make $(DC09_VENV): is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
 	fi
 
-## The SIP peers from Debian's packages: SIPp (sip-tester) and tshark, installed when missing.
-SIP_PACKAGES := sip-tester tshark
+## The SIP peers from Debian's packages, installed when missing: SIPp (sip-tester) and tshark; Kamailio (5.6, the
+## registrar and proxy), baresip (1.0, baresip-core: the operator's softphone without its GTK front end) and sox
+## (the audio compared). Installing kamailio may start Debian's own Kamailio service on port 5060: the check
+## runs its own on a free loopback port.
+SIP_PACKAGES := sip-tester tshark kamailio baresip-core sox
 sip-deps:
 	@missing=$$(for p in $(SIP_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "Installing $$missing (our SIP user agent is checked against SIPp, and its RTP read by tshark)..."; \
+	  echo "Installing $$missing (our SIP user agent is checked against SIPp, Kamailio and baresip, its RTP read by tshark, the audio by sox)..."; \
 	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
 	    echo "$$missing missing and this user cannot install them. Run as root:"; \
 	    echo "    apt-get update && apt-get install -y --no-install-recommends $$missing"; exit 1; \
@@ -97,6 +100,14 @@ sip-test: deps sip-deps
 	$(SWIFT) build --product devicesim
 	$(call stamp,.build/debug/devicesim)
 	python3 tools/check_sip_peers.py .build/debug/devicesim
+
+## The centre's operator bridge with baresip (the operator, auto-answering and playing a known file) registered
+## to Kamailio (registrar and proxy, digest authentication), the centre registered and calling through it; what
+## the home heard compared with the file by sox (tools/check_sip_kamailio.py).
+sip-kamailio-test: deps sip-deps
+	$(SWIFT) build --product devicesim
+	$(call stamp,.build/debug/devicesim)
+	python3 tools/check_sip_kamailio.py .build/debug/devicesim
 
 ## Our DC-09 frames against pysiaalarm and dc09-spt, and dc09-spt reporting into our centre's DC-09 port
 ## (tools/check_dc09_peers.py), and `devicesim load --protocol dc09` against a pysiaalarm receiver over TCP and
@@ -129,7 +140,8 @@ demo: deps
 ## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
 ## VM test, the attack client against real centres, the load reports in Chromium, our DC-09 frames against
 ## pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
-## user agent against SIPp (RTP read by tshark), then the Swift test suites.
+## user agent against SIPp (RTP read by tshark), the operator bridge with baresip registered to Kamailio (the
+## audio compared by sox), then the Swift test suites.
 test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
@@ -140,6 +152,7 @@ test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim
 	python3 tools/check_sip_peers.py .build/debug/devicesim
+	python3 tools/check_sip_kamailio.py .build/debug/devicesim
 	$(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).

@@ -10,6 +10,8 @@ SIPp as the operator's phone (UAS), we call it, over UDP and TCP:
 SIPp as the caller (UAC), we answer, over UDP and TCP:
 - its built-in `uac` scenario with -rtp_echo: set-up, voice, its BYE;
 - `uac_cancel.xml`: it cancels while we ring; `uac_busy.xml`: we refuse with 486.
+Garbage, truncated and oversized SIP at the centre's SIP port (UDP and TCP): answered 400 when it can be
+addressed, else dropped; the centre stays up (OPTIONS answered 200) and its resident memory flat.
 The centre's bridge (`center --operator`), SIPp's `uas` with -rtp_echo as the operator's phone, a home from
 `devicesim load` that answers the centre's call: the home's voice goes to the phone and comes back through
 the bridge; tshark sees the four RTP streams (home ↔ centre SRTP, centre ↔ phone RTP), none with a loss.
@@ -118,6 +120,132 @@ def rtp_streams(path):
         if m:
             streams.append((int(m.group(2)), int(m.group(4)), int(m.group(7)), int(m.group(8)), m.group(6)))
     return streams, out
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def options_request(branch, call_id, extra=""):
+    return (f"OPTIONS sip:centre@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{branch}\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=a{branch}\r\nTo: <sip:centre@127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n{extra}Content-Length: 0\r\n\r\n").encode()
+
+
+def garbage(tmp):
+    """Garbage at the centre's SIP port: 400 or silence, never a crash, memory flat."""
+    import random
+    rng = random.Random(16)
+    master = os.path.join(tmp, "garbage-master.hex")
+    with open(master, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    sip_port = free_port()
+    centre = subprocess.Popen([DEVICESIM, "center", "--port", "0", "--master-file", master, "--journal", os.path.join(tmp, "garbage.sqlite"),
+                               "--operator", "sip:desk@127.0.0.1:9", "--sip-port", str(sip_port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.settimeout(5)
+
+        def alive(tag):
+            udp.sendto(options_request(tag, "alive-" + tag), ("127.0.0.1", sip_port))
+            try:
+                while True:
+                    data, _ = udp.recvfrom(70000)
+                    if b"alive-" + tag.encode() in data:
+                        return data.startswith(b"SIP/2.0 200")
+            except socket.timeout:
+                return False
+
+        deadline = time.time() + 30
+        up = False
+        while time.time() < deadline and not up:
+            time.sleep(0.3)
+            up = alive("first")
+        check(up, "garbage: the centre's SIP port answers OPTIONS with 200")
+        if not up:
+            return
+        valid = options_request("valid", "valid-1")
+        invite = (b"INVITE sip:centre@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKinv\r\nMax-Forwards: 70\r\n"
+                  b"From: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:centre@127.0.0.1>\r\nCall-ID: inv-1\r\nCSeq: 1 INVITE\r\n"
+                  b"Content-Type: application/sdp\r\nContent-Length: 500\r\n\r\nv=0\r\n")
+
+        def one(i):
+            kind = i % 6
+            if kind == 0:
+                return os.urandom(rng.randint(0, 1400))
+            if kind == 1:
+                return valid[: rng.randint(0, len(valid) - 1)]  # truncated
+            if kind == 2:
+                return invite  # Content-Length larger than the body
+            if kind == 3:
+                return options_request(f"mf{i}", f"bad-{i}", extra="Max-Forwards: lots\r\n")  # addressable, malformed
+            if kind == 4:
+                return valid.replace(b"Content-Length: 0", b"X-Pad: " + b"A" * 60000 + b"\r\nContent-Length: 0")  # oversized
+            data = bytearray(valid)
+            for _ in range(8):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            return bytes(data)
+
+        # Warm-up, then the measured flood.
+        udp.setblocking(False)
+        for i in range(3000):
+            try:
+                udp.sendto(one(i), ("127.0.0.1", sip_port))
+            except (BlockingIOError, OSError):
+                pass
+        time.sleep(1)
+        before = rss_kib(centre.pid)
+        answers_400 = 0
+        for i in range(3000, 33000):
+            try:
+                udp.sendto(one(i), ("127.0.0.1", sip_port))
+            except (BlockingIOError, OSError):
+                time.sleep(0.001)
+            if i % 200 == 0:
+                time.sleep(0.002)
+                try:
+                    while True:
+                        data, _ = udp.recvfrom(70000)
+                        if data.startswith(b"SIP/2.0 400"):
+                            answers_400 += 1
+                except (BlockingIOError, OSError):
+                    pass
+        # TCP: garbage, a header section that never ends, a body shorter than its length; each connection closed.
+        closed = 0
+        for payload in (os.urandom(3000), b"OPTIONS sip:c@127.0.0.1 SIP/2.0\r\n" + b"X: " + b"A" * 20000, invite + b"\r\n\r\n" + b"Z" * 70000):
+            conn = socket.create_connection(("127.0.0.1", sip_port), timeout=5)
+            try:
+                conn.sendall(payload)
+                conn.settimeout(20)  # a message left incomplete is closed after 10 s
+                while conn.recv(65536):
+                    pass
+                closed += 1
+            except (ConnectionResetError, BrokenPipeError):
+                closed += 1
+            except socket.timeout:
+                pass
+            finally:
+                conn.close()
+        time.sleep(1)
+        after = rss_kib(centre.pid)
+        udp.settimeout(5)
+        udp.setblocking(True)
+        udp.settimeout(5)
+        check(centre.poll() is None and alive("after"), "garbage: after 33,000 bad datagrams and 3 bad TCP streams the centre still answers OPTIONS 200")
+        check(answers_400 > 0, f"garbage: addressable malformed requests were answered 400 ({answers_400} read back)")
+        check(closed == 3, f"garbage: the TCP streams that cannot be framed were closed ({closed} of 3)")
+        check(after - before < 4096, f"garbage: resident memory flat over 30,000 datagrams ({before} KiB before, {after} KiB after)")
+    finally:
+        centre.terminate()
+        try:
+            centre.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            centre.kill()
 
 
 def bridge(tmp):
@@ -294,6 +422,7 @@ def main():
                     check(report.get("received", 0) >= 120 and report.get("lost", 1) == 0,
                           f"{transport}: voice both ways with SIPp calling: {report.get('received')} packets back, {report.get('lost')} lost", report)
 
+        garbage(tmp)
         bridge(tmp)
         homes_call_out(tmp)
 

@@ -68,7 +68,9 @@ enum ConsoleInput {
             writeLine(done ? "case \(id): closed" : "case \(id) is not open: type 'list'")
         case .success(.call(let id)):
             let call = (try? await centre.call(case: id)) ?? nil
-            writeLine(call.map { "case \(id): calling the home (call \($0))" } ?? "case \(id) is not open: type 'list'")
+            writeLine(
+                call.map { $0 == 0 ? "case \(id): ringing an operator's phone, then the home" : "case \(id): calling the home (call \($0))" }
+                    ?? "case \(id) is not open: type 'list'")
         case .success(.hangUp(let id)):
             let device = ((try? await centre.openCases()) ?? []).first { $0.id == id }?.device
             let done = if let device { (try? await centre.hangUp(device: device)) ?? false } else { false }

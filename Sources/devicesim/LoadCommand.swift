@@ -26,13 +26,14 @@ struct LoadCommand: AsyncParsableCommand {
 
 /// The exit status paragraph of `load`, `load run` and `load merge`.
 let loadExitStatus = ExitStatus.help(
-    [.verdict, .dataError, .noInput, .noHost, .software, .cannotCreate, .noPermission, .configuration],
+    [.verdict, .dataError, .noInput, .noHost, .software, .cannotCreate, .ioError, .noPermission, .configuration],
     [.verdict: "an objective (--slo) was missed, or the spawned centre's journal lacks an acknowledged alarm",
      .dataError: "a report to merge or compare is not one this devicesim reads",
      .noInput: "the master key file, the scenario or a report to merge is missing",
      .noHost: "--center's host does not resolve",
      .software: "an internal error, or a worker process failed",
-     .cannotCreate: "a report file cannot be written",
+     .cannotCreate: "a report file cannot be written, or nothing can be written in --record-calls' directory",
+     .ioError: "a call recording could not be written",
      .configuration: "the master key or the scenario is invalid"])
 
 /// Options shared by the run and the merge: objectives and the report files.
@@ -159,6 +160,12 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "How long an answered call (ours or, with --sip-call, SIP) lasts before the device hangs up, unless the centre ends it first (closing the case ends it; default 30s).", transform: DurationOption.seconds)
     var callDuration: DurationOption?
 
+    @Flag(help: "A measurement mode for calls: the devices write the send time into their voice and measure the one-way delay of the centre's stamped voice (a bridged operator phone's, `devicesim sip answer --stamp-voice`); the centre and the phone on this machine.")
+    var stampVoice = false
+
+    @Option(help: ArgumentHelp("Write what each device hears in each answered call (the µ-law voice packets it received, in arrival order) to DIR/device-<id>-call-<callID>.wav, µ-law 8 kHz mono, when the call ends; at most 10 minutes a call. DIR is made if missing. One process only (--workers 1).", valueName: "dir"))
+    var recordCalls: String?
+
     @Option(parsing: .unconditional, help: "The steady phase (alarms are raised), after the ramp and one second to settle (default 60s).", transform: DurationOption.seconds)
     var duration: DurationOption?
 
@@ -223,6 +230,7 @@ struct LoadPlanOptions: ParsableArguments {
             ("--cancel-share", cancelShare),
             ("--call-share", callShare),
             ("--call-duration", callDuration),
+            ("--record-calls", recordCalls),
             ("--duration", duration),
             ("--drain", drain),
             ("--first-id", firstID),
@@ -237,7 +245,7 @@ struct LoadPlanOptions: ParsableArguments {
             ("--sip-user-prefix", sipUserPrefix),
             ("--sip-password-file", sipPasswordFile),
         ]
-        return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] }
+        return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] } + (stampVoice ? ["--stamp-voice"] : [])
     }
 
     /// Whether the devices report over DC-09 (`--protocol dc09`).
@@ -290,6 +298,8 @@ struct LoadPlanOptions: ParsableArguments {
         plan.udpLoss = udpLoss
         plan.callShare = callShare
         plan.callDuration = callDuration?.duration ?? .seconds(30)
+        plan.media.stampVoice = stampVoice
+        plan.recordCalls = recordCalls
         if reportsOverDC09 {
             let key = try dc09KeyFile.map { try DC09Key(bytes: try GivenKey.file($0, what: "the DC-09 key file").bytes(.dc09)) }
             plan.dc09 = DC09Load(framing: DC09FrameSession.Configuration(
@@ -445,6 +455,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         let workers = workerCount(for: plan)
         try check(plan, workers: workers)
         if workers > 1 { return try await coordinate(plan, workers: workers, began: began) }
+        do { try plan.prepareCallRecording() } catch { throw CommandFailure(.cannotCreate, error.description) }
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: try planOptions.heartbeatSeconds())
         if let spawned {
             plan.centre = spawned.address
@@ -462,7 +473,14 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
         try await spawned?.finish(&report, acknowledged: runner.acknowledgedAlarms)
+        let recordings = runner.callRecordings
+        if let directory = plan.recordCalls {
+            FileHandle.standardError.write(Data("calls recorded: \(recordings.written.count) in \(directory)\n".utf8))
+        }
         try output.finish(report, began: began)
+        if !recordings.failures.isEmpty {
+            throw CommandFailure(.ioError, "could not write \(recordings.failures.count) call recording(s): " + recordings.failures.joined(separator: "; "))
+        }
     }
 }
 

@@ -50,6 +50,9 @@ struct SIPPhoneOptions: ParsableArguments {
     @Flag(help: "One JSON object a line for each call's report, instead of sentences.")
     var json = false
 
+    @Flag(help: "A measurement mode: write the send time into our voice and report the one-way delay of the peer's stamped voice (both on this machine; the stamps click).")
+    var stampVoice = false
+
     func validate() throws {
         guard ["off", "optional", "required"].contains(srtp) else { throw ValidationError("--srtp must be off, optional or required, not \(srtp)") }
         guard ["udp", "tcp"].contains(transport) else { throw ValidationError("--transport must be udp or tcp, not \(transport)") }
@@ -132,6 +135,12 @@ enum SIPCommandSupport {
                 object["loss_ratio"] = stats.audio.lossRatio
                 object["jitter_ms"] = stats.audio.jitterMilliseconds
                 object["refused"] = stats.malformed + stats.authenticationFailures + stats.replayed + stats.unknownSource
+                if let delay = stats.stampedDelay {
+                    object["delay_packets"] = delay.packets
+                    object["delay_p50_ms"] = delay.p50Milliseconds
+                    object["delay_p99_ms"] = delay.p99Milliseconds
+                    object["delay_max_ms"] = delay.maxMilliseconds
+                }
             }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             return String(decoding: data, as: UTF8.self)
@@ -143,6 +152,11 @@ enum SIPCommandSupport {
                 format: "; %.1f s of voice, %u packets sent, %u received, %d lost (%.2f %%), jitter %.2f ms, %@",
                 milliseconds(media) / 1000, stats.audioPacketsSent, stats.audio.received, lost ?? 0, stats.audio.lossRatio * 100,
                 stats.audio.jitterMilliseconds, report.srtp ? "SRTP" : "plain RTP")
+            if let delay = stats.stampedDelay {
+                line += String(
+                    format: "; the peer's stamped voice took %.2f ms (p50), %.2f ms (p99), %.2f ms at most", delay.p50Milliseconds,
+                    delay.p99Milliseconds, delay.maxMilliseconds)
+            }
         }
         return line
     }
@@ -339,6 +353,7 @@ enum SIPPhoneCommandRunner {
         let userAgent = try await options.userAgent()
         var phoneOptions = phoneOptions ?? SIPPhone.Options(srtp: options.policy)
         phoneOptions.srtp = options.policy
+        phoneOptions.media.stampVoice = options.stampVoice
         let phone: SIPPhone
         do {
             phone = try await SIPPhone.start(

@@ -218,6 +218,7 @@ extension CenterRuntime {
     /// Adds what the calls in progress received, lost and refused since the last time to the metrics, so that
     /// they move while a call lasts (its end adds the rest).
     func countMediaProgress() {
+        bridge?.countMediaProgress()
         for (device, call) in calls {
             for (callID, link) in call.links {
                 guard let statistics = link.statistics else { continue }  // not started yet

@@ -123,19 +123,26 @@ public final class CenterServer: Service, Sendable {
         }
     }
 
-    /// Calls the home of open case `id` (console `call N`); `nil` if there is no such open case.
+    /// Calls the home of open case `id` (console `call N`); `nil` if there is no such open case. With operator
+    /// phones (`--operator`), a phone is rung first, unless one is on the line already: then 0 (no home call
+    /// yet; the bridge places it once the operator answers).
     @discardableResult
     public func call(case id: Int64) async throws -> UInt32? {
         try await onRuntime { runtime in
             guard let open = runtime.openCases.first(where: { $0.id == id }) else { return nil }
+            if let bridge = runtime.bridge { return bridge.connect(open) ?? 0 }
             return runtime.offerCall(device: open.device, alarmID: open.alarmID)
         }
     }
 
-    /// Ends `device`'s call (`callEnd` hangUp); false if it has none.
+    /// Ends `device`'s call (`callEnd` hangUp), and its operator's phone call; false if it has neither.
     @discardableResult
     public func hangUp(device: UInt32) async throws -> Bool {
-        try await onRuntime { $0.endCall(device: device) }
+        try await onRuntime { runtime in
+            let home = runtime.endCall(device: device)
+            let phone = runtime.bridge?.hangUp(device: device) ?? false
+            return home || phone
+        }
     }
 
     /// The media numbers of `device`'s call in progress, for the console and the load tool.

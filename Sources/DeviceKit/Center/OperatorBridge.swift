@@ -69,6 +69,10 @@ final class OperatorBridge {
         var answered = false
         var homeCallID: UInt32?
         var bridged = false
+        /// What of the phone leg's media numbers the metrics hold already.
+        var counted = MediaCounted()
+        /// Ended because the phone's media went silent.
+        var silent = false
     }
 
     private unowned let runtime: CenterRuntime
@@ -96,16 +100,27 @@ final class OperatorBridge {
 
     // MARK: From the runtime
 
-    /// An operator engaged `engaged`: call a phone, then the home.
-    func connect(_ engaged: CasePolicy.Case) {
+    /// An operator engaged `engaged` (or asked to call its home again): call a phone, then the home. Returns
+    /// the home call's id when an operator is on the line already and the home is called at once.
+    @discardableResult
+    func connect(_ engaged: CasePolicy.Case) -> UInt32? {
         let device = engaged.device
         if let leg = legs[device] {
             // The operator is on the line and the home call dropped: call the home again.
-            if leg.answered, !leg.bridged { legs[device]?.homeCallID = runtime.offerCall(device: device, alarmID: engaged.alarmID) }
-            return
+            guard leg.answered, !leg.bridged else { return nil }
+            legs[device]?.homeCallID = runtime.offerCall(device: device, alarmID: engaged.alarmID)
+            return legs[device]?.homeCallID
         }
         legs[device] = Leg(caseID: engaged.id, device: device, alarmID: engaged.alarmID)
         dial(device)
+        return nil
+    }
+
+    /// Ends the operator's leg for `device` (ringing: CANCEL; answered: BYE); false without one.
+    func hangUp(device: UInt32) -> Bool {
+        guard let leg = legs[device] else { return false }
+        if let call = leg.call { phone?.hangUp(call) } else { drop(device) }
+        return true
     }
 
     /// Whether the home call `callID` of `device` is a bridge's leg (its media relays instead of talking).
@@ -135,6 +150,18 @@ final class OperatorBridge {
         guard let leg = legs.values.first(where: { $0.caseID == caseID }) else { return }
         let device = leg.device
         if let call = leg.call { phone?.hangUp(call) } else { drop(device) }
+    }
+
+    /// Adds what the phone legs received, lost and refused since the last time to the centre's media counters
+    /// (each second, with the home legs').
+    func countMediaProgress() {
+        guard let phone else { return }
+        for (device, leg) in legs {
+            guard let call = leg.call, let statistics = phone.statistics(call) else { continue }
+            var counted = leg.counted
+            runtime.metrics.countMedia(statistics, counted: &counted)
+            legs[device]?.counted = counted
+        }
     }
 
     func stop() {
@@ -212,15 +239,21 @@ final class OperatorBridge {
             if legs[device]?.homeCallID == nil { phone?.hangUp(call) }
         case .ended(let report):
             guard let device = deviceOfCall.removeValue(forKey: report.call), let leg = legs[device] else { return }
+            // Told with the phone it was on, before the leg lets go of it.
+            let why = leg.silent ? "no voice from the operator's phone" : Self.words(report.end)
+            let stage: OperatorCallStage = leg.answered ? .ended(why, report.statistics) : .notAnswered(why)
+            emit(device, stage)
+            if let statistics = report.statistics {
+                var counted = leg.counted
+                runtime.metrics.countMedia(statistics, counted: &counted)
+            }
             if let index = leg.phone, busyPhones[index] == device { busyPhones[index] = nil }
             legs[device]?.call = nil
             legs[device]?.phone = nil
             if leg.answered {
-                emit(device, .ended(Self.words(report.end), report.statistics))
                 if leg.homeCallID != nil { runtime.endCall(device: device) }
                 drop(device)
             } else {
-                emit(device, .notAnswered(Self.words(report.end)))
                 runtime.metrics.operatorCallsNotAnswered.increment()
                 dial(device)
             }
@@ -231,7 +264,13 @@ final class OperatorBridge {
             runtime.logger.debug("SIP refused", metadata: ["reason": "\(why)"])
         case .incoming(let call, _):
             phone?.endpoint.reject(call, statusCode: 603)  // the centre calls operators; it takes no calls here
-        case .registered, .mediaHeard, .mediaSilent:
+        case .mediaSilent(let call):
+            // The phone sends nothing (unplugged, its network gone): end its leg, and so the home's; the case
+            // stays open and the console says why.
+            guard let device = deviceOfCall[call] else { return }
+            legs[device]?.silent = true
+            phone?.hangUp(call)
+        case .registered, .mediaHeard:
             break
         }
     }

@@ -157,6 +157,9 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
     /// Each answered call's interarrival jitter of the centre's voice at its end (RFC 3550 §6.4.1): not a
     /// latency, but a duration that merges and reports the same way.
     case jitter
+    /// Each answered call's median one-way delay of the centre's stamped voice (`--stamp-voice`, with an
+    /// operator phone that stamps, through the centre's bridge: protocol.md §8).
+    case voiceDelay
     /// `--sip-call`: a device's INVITE sent → its 200 OK received, per answered call.
     case sipSetup = "sipsetup"
     /// `--sip-call`: each ended SIP call's interarrival jitter of the far end's voice (as `jitter`).
@@ -170,6 +173,7 @@ public enum LoadMetric: String, Codable, CodingKeyRepresentable, CaseIterable, S
         case .engaged: "alarm → operator"
         case .voice: "alarm → operator voice"
         case .jitter: "voice jitter per call"
+        case .voiceDelay: "operator → home voice delay per call"
         case .sipSetup: "SIP INVITE → 200"
         case .sipJitter: "SIP jitter per call"
         }
@@ -494,11 +498,13 @@ public struct LoadReport: Codable, Equatable, Sendable {
                 return "no heartbeat was sent: \(every), and the run lasted \(runSeconds) s (give --heartbeat-interval, or a longer --duration)"
             }
             return "none of the \(c.heartbeatsSent) heartbeats sent was answered"
-        case .engaged where isDC09, .voice where isDC09, .jitter where isDC09:
+        case .engaged where isDC09, .voice where isDC09, .jitter where isDC09, .voiceDelay where isDC09:
             return "DC-09 tells no case's progress and carries no calls (the receiving centre's operator works the alarm on its own system)"
         case .engaged:
             if c.alarmsAcknowledged == 0 { return "no alarm was acknowledged" }
             return "no operator engaged a case during the run (a centre engages cases with --auto-engage-after MS; --spawn-center does)"
+        case .voiceDelay:
+            return "no stamped voice arrived: it is measured with --stamp-voice and an operator phone that stamps its voice (devicesim sip answer --stamp-voice) bridged by the centre"
         case .sipSetup, .sipJitter:
             if c.sipCallsPlaced == 0 { return "no SIP call was placed (give --sip-call sip:arc@HOST and a --call-share above 0)" }
             if c.sipCallsAnswered == 0 { return "none of the \(c.sipCallsPlaced) SIP calls placed was answered (see the failures)" }

@@ -61,6 +61,8 @@ public struct LoadPlan: Sendable {
     public var sourceAddresses: SourceAddresses?
     /// Report over SIA DC-09 to any DC-09 receiver instead of our protocol (`--protocol dc09`); `nil`: ours.
     public var dc09: DC09Load?
+    /// Write what each device hears in each answered call to this directory (`--record-calls`, `CallRecorder`).
+    public var recordCalls: String?
     /// The devices call this SIP address after an alarm's ack, as a home with `[voice] sip` does
     /// (`--sip-call`); `callShare` and `callDuration` apply to these calls then.
     public var sip: LoadSIPCalls?
@@ -156,12 +158,20 @@ public struct LoadPlan: Sendable {
                 throw LoadError("\(perWorker) DC-09 devices over UDP in one process exceed the open files allowed here (each has a socket of its own): give --workers \((ids.count + LoadWorkers.maximumTCPDevicesPerProcess - 1) / LoadWorkers.maximumTCPDevicesPerProcess) or more")
             }
         }
+        if recordCalls != nil, workers > 1 {
+            throw LoadError("--record-calls records in one process: give --workers 1 (at most 19,000 TCP devices) or --transport udp")
+        }
         if let sourceAddresses {
             guard transport == .tcp else { throw LoadError("--source-addresses needs --transport tcp (UDP devices share sockets)") }
             guard sourceAddresses.addresses.allSatisfy({ $0.protocol == centre.protocol }) else {
                 throw LoadError("--source-addresses must be of the centre's family (IPv4 or IPv6), as the centre's address \(centre)")
             }
         }
+    }
+
+    /// With `recordCalls`: makes the directory and checks that a file can be written in it, or says why not.
+    public func prepareCallRecording() throws(LoadError) {
+        if let recordCalls { try CallRecorder.prepare(directory: recordCalls) }
     }
 
     /// An id-sharing stride for shards so that shard `k` of `loops` holds ids `lower + k + n × loops`.
@@ -245,6 +255,7 @@ public final class LoadRunner: Sendable {
     private let group: any EventLoopGroup
     private let loops: Int
     private let acknowledged = Mutex<[FleetAlarmID]>([])
+    private let recordings = Mutex<(written: [String], failures: [String])>(([], []))
 
     public init(plan: LoadPlan, group: any EventLoopGroup, loops: Int = System.coreCount) {
         self.plan = plan
@@ -254,6 +265,10 @@ public final class LoadRunner: Sendable {
 
     /// The alarms the devices saw acknowledged in the last run, if the plan `keepsAcknowledgedAlarms`.
     public var acknowledgedAlarms: [FleetAlarmID] { acknowledged.withLock { $0 } }
+
+    /// The call recordings of the last run (`LoadPlan.recordCalls`): the files written, and the ones that
+    /// could not be, each with why.
+    public var callRecordings: (written: [String], failures: [String]) { recordings.withLock { $0 } }
 
     /// Runs the plan.
     /// - Parameters:
@@ -266,6 +281,7 @@ public final class LoadRunner: Sendable {
         progress: @Sendable (LoadProgress) -> Void = { _ in }
     ) async throws -> LoadReport {
         try plan.validate()
+        try plan.prepareCallRecording()
         let before = ProcessUsage.current()
         let start = startingAt ?? NIODeadline.now()
         if start > NIODeadline.now() { try await Task.sleep(for: .nanoseconds((start - NIODeadline.now()).nanoseconds)) }
@@ -357,6 +373,10 @@ public final class LoadRunner: Sendable {
             for (i, h) in (snapshot.latency ?? []).enumerated() { latency[i].add(h) }
             seconds = SecondResult.merge(seconds, snapshot.seconds ?? [])
             acknowledgedAlarms += snapshot.acknowledgedAlarms ?? []
+            if plan.recordCalls != nil {
+                let (written, failures) = try await shard.loop.submit { (shard.recorder?.written ?? [], shard.recorder?.failures ?? []) }.get()
+                recordings.withLock { $0.written += written; $0.failures += failures }
+            }
             heartbeatSeconds = [heartbeatSeconds, snapshot.heartbeatSeconds].compactMap { $0 }.max()
         }
         acknowledged.withLock { $0 = acknowledgedAlarms }

@@ -60,6 +60,8 @@ final class LoadShard: @unchecked Sendable {
     private var acknowledgedAlarms: [FleetAlarmID] = []
     /// The heartbeat interval of the last session opened.
     private var heartbeatSeconds: Int?
+    /// What the devices hear in their calls, with `LoadPlan.recordCalls`.
+    let recorder: CallRecorder?
 
     /// - Parameters:
     ///   - firstID, stride, count: the shard's device ids.
@@ -69,6 +71,7 @@ final class LoadShard: @unchecked Sendable {
         self.timers = LoopTimers(loop: loop)
         self.deviceTimers = LoopTimers(loop: loop) { $0.device.timerFired($0.timer) }
         self.plan = plan
+        recorder = plan.recordCalls.map(CallRecorder.init(directory:))
         deviceConfiguration = Shared(plan.deviceConfiguration)
         self.firstID = firstID
         self.stride = stride
@@ -114,6 +117,7 @@ final class LoadShard: @unchecked Sendable {
         counts.voicePacketsReceived += Int(statistics.audio.received)
         counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))
         record(.jitter, .microseconds(Int64(statistics.audio.jitterMilliseconds * 1000)))
+        if let delay = statistics.stampedDelay { record(.voiceDelay, .microseconds(Int64(delay.p50Milliseconds * 1000))) }
     }
 
     /// A device's SIP call was answered after `setupTime` (INVITE → 200).
@@ -358,6 +362,7 @@ final class LoadShard: @unchecked Sendable {
     func stop() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         for device in devices { device?.stop() }
+        recorder?.finishAll()
         stopped = true
         timers.stop()
         deviceTimers.stop()
@@ -440,8 +445,9 @@ extension LoadMetric {
         case .engaged: 3
         case .voice: 4
         case .jitter: 5
-        case .sipSetup: 6
-        case .sipJitter: 7
+        case .voiceDelay: 6
+        case .sipSetup: 7
+        case .sipJitter: 8
         }
     }
 }

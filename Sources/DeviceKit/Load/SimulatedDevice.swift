@@ -274,6 +274,11 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
             shard.counts.callsAnswered += 1
             shard.activeCalls += 1
             answeredCalls[callID] = alarmID
+            // The machine starts the media right after this: every voice packet of the call is recorded.
+            if let recorder = shard.recorder, let link = driver.mediaLinks[callID] {
+                recorder.begin(device: id, call: callID)
+                link.onAudio = { [id] packet in recorder.append(packet.payload, device: id, call: callID) }
+            }
             shard.schedule(shard.plan.callDuration) { [self] in
                 guard !stopped, machine.callID == callID else { return }
                 feed { $0.hangUp(now: $1) }
@@ -289,6 +294,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         case .sipCallEnded(let report) where report.direction == .outgoing:
             shard.sipCallEnded(report)
         case .callEnded(let callID, let reason, let byCentre, let statistics):
+            shard.recorder?.finish(device: id, call: callID)
             if answeredCalls.removeValue(forKey: callID) != nil {
                 if let statistics { shard.callEnded(statistics, reason: reason, byCentre: byCentre) } else { shard.activeCalls -= 1 }
             } else if reason == .failed {

@@ -18,14 +18,21 @@ public final class SIPEndpoint: @unchecked Sendable {
         public var port: Int
         /// The address peers reach us at, when it is not `host` (binding 0.0.0.0).
         public var advertisedHost: String?
-        /// TCP connections held at once (ours and peers'); the oldest idle one is closed beyond it.
+        /// TCP connections held at once (ours and peers'); the oldest one is closed beyond it.
         public var maximumConnections: Int
+        /// A TCP connection holding part of a message that is not whole within this is closed (garbage, or a
+        /// peer that stalls: either would hold the connection and its buffer for ever).
+        public var incompleteMessageTimeout: Duration
 
-        public init(host: String = "127.0.0.1", port: Int = 0, advertisedHost: String? = nil, maximumConnections: Int = 1_024) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, advertisedHost: String? = nil, maximumConnections: Int = 1_024,
+            incompleteMessageTimeout: Duration = .seconds(10)
+        ) {
             self.host = host
             self.port = port
             self.advertisedHost = advertisedHost
             self.maximumConnections = maximumConnections
+            self.incompleteMessageTimeout = incompleteMessageTimeout
         }
     }
 
@@ -49,11 +56,13 @@ public final class SIPEndpoint: @unchecked Sendable {
     private var timers: [SIPUserAgent.Timer: Scheduled<Void>] = [:]
     private let onEvent: (SIPUserAgent.Event) -> Void
     private let maximumConnections: Int
+    fileprivate let incompleteMessageTimeout: Duration
     private var stopped = false
 
-    private init(eventLoop: any EventLoop, maximumConnections: Int, onEvent: @escaping (SIPUserAgent.Event) -> Void) {
+    private init(eventLoop: any EventLoop, configuration: Configuration, onEvent: @escaping (SIPUserAgent.Event) -> Void) {
         self.eventLoop = eventLoop
-        self.maximumConnections = maximumConnections
+        self.maximumConnections = configuration.maximumConnections
+        self.incompleteMessageTimeout = configuration.incompleteMessageTimeout
         self.onEvent = onEvent
     }
 
@@ -63,7 +72,7 @@ public final class SIPEndpoint: @unchecked Sendable {
         _ configuration: Configuration, userAgent: SIPUserAgent.Configuration, on loop: any EventLoop,
         onEvent: @escaping (SIPUserAgent.Event) -> Void
     ) async throws -> SIPEndpoint {
-        let endpoint = SIPEndpoint(eventLoop: loop, maximumConnections: configuration.maximumConnections, onEvent: onEvent)
+        let endpoint = SIPEndpoint(eventLoop: loop, configuration: configuration, onEvent: onEvent)
         var attempt = 0
         while true {
             attempt += 1
@@ -317,6 +326,8 @@ private final class SIPStreamHandler: ChannelInboundHandler {
     private let peer: SocketAddress
     private var framer = SIPStreamFramer()
     private var failed = false
+    /// Closes the connection when a message begun stays incomplete (`incompleteMessageTimeout`).
+    private var stall: Scheduled<Void>?
 
     init(endpoint: SIPEndpoint, peer: SocketAddress) {
         self.endpoint = endpoint
@@ -342,6 +353,18 @@ private final class SIPStreamHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        if framer.partialBytes == 0 {
+            stall?.cancel()
+            stall = nil
+        } else if stall == nil {
+            let channel = context.channel
+            let endpoint = endpoint
+            let peer = peer
+            stall = context.eventLoop.scheduleTask(in: TimeAmount(endpoint.incompleteMessageTimeout)) {
+                endpoint.streamUnframeable(SIPParseError.incompleteMessage, peer: peer)
+                channel.close(promise: nil)
+            }
+        }
         if framer.pingsSeen > pings {
             // RFC 5626 §3.5.1: a double-CRLF ping is answered with a single-CRLF pong.
             var pong = context.channel.allocator.buffer(capacity: 2)
@@ -356,6 +379,7 @@ private final class SIPStreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stall?.cancel()
         endpoint.streamClosed(context.channel, peer: peer, failed: failed)
         context.fireChannelInactive()
     }

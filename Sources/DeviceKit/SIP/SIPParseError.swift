@@ -27,6 +27,7 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
         case bodyTruncated(declared: Int, received: Int)
         case cseqMethodMismatch(cseq: String, method: String)
         case missingContentLengthOnStream
+        case incompleteMessage
         case wildcardContact
         case badChallenge(String, reason: String)
         case badAuthorization(reason: String)
@@ -50,6 +51,8 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let tooManyHeaderFields = Self(.tooManyHeaderFields)
     public static let noEndOfHeaders = Self(.noEndOfHeaders)
     public static let loneCarriageReturn = Self(.loneCarriageReturn)
+    /// A stream held part of a message that did not become whole in time (`SIPEndpoint`'s timeout).
+    public static let incompleteMessage = Self(.incompleteMessage)
     public static func badRequestLine(_ line: String) -> Self { Self(.badRequestLine(line)) }
     public static func badStatusLine(_ line: String) -> Self { Self(.badStatusLine(line)) }
     public static func unsupportedVersion(_ version: String) -> Self { Self(.unsupportedVersion(version)) }
@@ -123,6 +126,8 @@ public struct SIPParseError: Error, Hashable, Sendable, CustomStringConvertible 
             return "the CSeq method \(Self.quote(cseq)) is not the request's method \(Self.quote(method))"
         case .missingContentLengthOnStream:
             return "a message on a stream (TCP) must have Content-Length, and this one has none"
+        case .incompleteMessage:
+            return "a message begun on this stream did not end in time (garbage, or a stalled peer)"
         case .wildcardContact:
             return "Contact is \"*\" (every binding, for a REGISTER that removes them): it names no address"
         case .badChallenge(let value, let reason):

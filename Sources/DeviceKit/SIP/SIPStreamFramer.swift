@@ -25,6 +25,9 @@ public struct SIPStreamFramer {
 
     public init() {}
 
+    /// Bytes of a message begun and not yet whole (what a stalled or garbage stream holds).
+    public var partialBytes: Int { buffer.count - readIndex }
+
     /// Adds bytes read from the stream. After an error they are dropped.
     public mutating func append(_ bytes: some Collection<UInt8>) {
         guard failure == nil else { return }

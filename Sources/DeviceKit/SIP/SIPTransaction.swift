@@ -275,7 +275,7 @@ public struct SIPClientTransaction: Sendable {
     /// header fields; Max-Forwards 70; no body.
     static func ack(for invite: SIPRequest, response: SIPResponse) -> SIPRequest {
         var headers = SIPHeaders()
-        if let via = topViaValue(invite.headers) { headers.add("Via", via) }
+        if let via = invite.headers.all("Via").first.flatMap({ SIPHeaderValues.split($0).first }) { headers.add("Via", via) }
         for route in invite.headers.all("Route") { headers.add("Route", route) }
         headers.add("Max-Forwards", "70")
         if let from = invite.headers["From"] { headers.add("From", from) }
@@ -357,7 +357,7 @@ public struct SIPServerTransaction: Sendable {
         guard !started else { return impossibleTransition("SIPServerTransaction.start twice: the layer starts a transaction once") }
         started = true
         guard isInvite else { return [.deliver(request)] }
-        let trying = Self.response(to: request, statusCode: 100, reasonPhrase: "Trying")
+        let trying = SIPResponse(replyingTo: request, statusCode: 100)
         lastResponse = trying
         return [.send(.response(trying)), .deliver(request)]
     }
@@ -453,71 +453,38 @@ public struct SIPServerTransaction: Sendable {
             return []
         }
     }
-
-    /// A response built from a request (§8.2.6): its Via fields, From, To, Call-ID and CSeq, no body. A
-    /// stand-in for `SIPResponse(replyingTo:statusCode:reasonPhrase:toTag:)`, which the parser's branch adds.
-    static func response(to request: SIPRequest, statusCode: Int, reasonPhrase: String) -> SIPResponse {
-        var headers = SIPHeaders()
-        for via in request.headers.all("Via") { headers.add("Via", via) }
-        for name in ["From", "To", "Call-ID", "CSeq"] {
-            if let value = request.headers[name] { headers.add(name, value) }
-        }
-        headers.add("Content-Length", "0")
-        return SIPResponse(statusCode: statusCode, reasonPhrase: reasonPhrase, headers: headers)
-    }
 }
 
 // MARK: - The header fields matching needs
-// Small readers of the top Via and CSeq, so these machines do not wait for `SIPHeaderValues`; the lead may
-// swap them for `SIPHeaders.vias()` and `cseq()` once both branches are merged.
 
-/// The first Via value: the top of the first Via field (a field may list several, comma-separated).
-private func topViaValue(_ headers: SIPHeaders) -> String? {
-    guard let field = headers["Via"] else { return nil }
-    let top = field.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false).first ?? Substring(field)
-    return top.trimmingSIPWhitespace()
-}
-
-/// The parts of a top Via that matching uses: `SIP/2.0/UDP host:port;branch=z9hG4bK…`.
+/// The parts of the top Via that matching uses (`SIPVia`), with an RFC 3261 branch.
 private struct TransactionVia {
     var sentBy: String
     var branch: String
 
     init(_ headers: SIPHeaders) throws(SIPTransactionError) {
-        guard let value = topViaValue(headers), !value.isEmpty else { throw SIPTransactionError("the message has no Via header field") }
-        let parts = value.split(separator: ";", omittingEmptySubsequences: false).map { $0.trimmingSIPWhitespace() }
-        let protocolAndHost = parts[0].split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard protocolAndHost.count == 2, protocolAndHost[0].uppercased().hasPrefix("SIP/2.0/") else {
-            throw SIPTransactionError("the top Via is not SIP/2.0/<transport> <host>[:<port>]")
+        let top: SIPVia
+        do {
+            guard let first = try headers.vias().first else { throw SIPTransactionError("the message has no Via header field") }
+            top = first
+        } catch let error as SIPTransactionError {
+            throw error
+        } catch {
+            throw SIPTransactionError("the top Via cannot be read: \(error)")
         }
-        var branch: String?
-        for parameter in parts.dropFirst() {
-            let pair = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if pair.count == 2, String(pair[0]).trimmingSIPWhitespace().equalsIgnoringASCIICase("branch") {
-                branch = String(pair[1]).trimmingSIPWhitespace()
-            }
-        }
-        guard let branch, !branch.isEmpty else { throw SIPTransactionError("the top Via has no branch parameter") }
+        guard let branch = top.branch, !branch.isEmpty else { throw SIPTransactionError("the top Via has no branch parameter") }
         guard branch.hasPrefix(SIPTransactionKey.magicCookie), branch.count > SIPTransactionKey.magicCookie.count else {
             throw SIPTransactionError("the top Via's branch does not start with z9hG4bK (RFC 2543 peers are not supported)")
         }
-        self.sentBy = protocolAndHost[1].lowercased()
+        self.sentBy = (top.port.map { "\(top.host):\($0)" } ?? top.host).lowercased()
         self.branch = branch
     }
 }
 
 /// CSeq: `<number> <method>` (§20.16), the number below 2³¹.
 private func transactionCSeq(_ headers: SIPHeaders) throws(SIPTransactionError) -> (UInt32, SIPMethod) {
-    guard let value = headers["CSeq"] else { throw SIPTransactionError("the message has no CSeq header field") }
-    let parts = value.split(whereSeparator: { $0 == " " || $0 == "\t" })
-    guard parts.count == 2, parts[0].count <= 10, let number = UInt32(parts[0]), number < 1 << 31, !parts[1].isEmpty else {
-        throw SIPTransactionError("the CSeq is not <number below 2^31> <method>")
+    guard let cseq = try? headers.cseq(), cseq.sequence < 1 << 31 else {
+        throw SIPTransactionError("the CSeq is missing or not <number below 2^31> <method>")
     }
-    return (number, SIPMethod(rawValue: String(parts[1])))
-}
-
-extension StringProtocol {
-    fileprivate func trimmingSIPWhitespace() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
+    return (cseq.sequence, cseq.method)
 }

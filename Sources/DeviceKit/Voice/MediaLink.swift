@@ -31,8 +31,13 @@ public final class MediaLink: @unchecked Sendable {
         /// The peer's SSRC is not in its description (SIP: SDP does not carry it); the first voice packet names it.
         public var learnsPeerSSRC = false
         /// A bridge's leg: no synthetic voice; what `relay(_:)` is given is sent at once, and every authentic
-        /// voice packet received is handed to `onAudio`.
+        /// voice packet received is handed to `onAudio`. When nothing was relayed for 200 ms (the other side
+        /// is silent: a phone with voice activity detection, a gap in its network), µ-law silence goes out
+        /// every 20 ms instead, so that the listener's link does not take the quiet for a dead call.
         public var relay = false
+        /// A measurement mode: write the send time into each voice packet, and measure the delay of the peer's
+        /// stamped voice (`VoiceStamp`; both ends on one machine). Clicks: never in a call with a person.
+        public var stampVoice = false
 
         public init(silenceTimeout: Duration = .seconds(5), reportInterval: Duration = .seconds(5), signal: SyntheticSignal = .speechLike, video: Bool = true) {
             self.silenceTimeout = silenceTimeout
@@ -54,13 +59,17 @@ public final class MediaLink: @unchecked Sendable {
     private var remoteRTCP: SocketAddress?
     private var parameters = Parameters()
     private var onEvent: (Event) -> Void = { _ in }
-    /// With `Parameters.relay`: each authentic voice packet received, for the other leg of a bridge.
+    /// Each authentic voice packet received, in arrival order: for the other leg of a bridge (`Parameters.relay`),
+    /// or to record what a load run's device hears (`--record-calls`). Set it before `start`.
     public var onAudio: ((RTPPacket) -> Void)?
     private var generation = 0
     private var running = false
     private var stopped = false
     private var startedAt: Duration = .zero
     private var silenceReported = false
+    private var stampedDelays = DelayHistogram()
+    /// When `relay` last sent something, on the link's clock.
+    private var lastRelayed: Duration = .zero
     private var byeReported = false
     /// Fault injection for tests and the load tool: the link stays up but sends no media (RTCP goes on,
     /// as receiver reports). Set with `setSendingPaused(_:)`, on the link's loop.
@@ -154,7 +163,12 @@ public final class MediaLink: @unchecked Sendable {
         generation += 1
         let g = generation
         let origin = NIODeadline.now()
-        if !parameters.relay { sendAudio(generation: g, origin: origin, tick: 0) }
+        if parameters.relay {
+            lastRelayed = now
+            fillSilence(generation: g)
+        } else {
+            sendAudio(generation: g, origin: origin, tick: 0)
+        }
         if sender?.video != nil, let interval = sender?.video?.frameInterval {
             sendVideo(generation: g, origin: origin, tick: 0, interval: interval)
         }
@@ -166,7 +180,9 @@ public final class MediaLink: @unchecked Sendable {
     public var statistics: MediaStatistics? {
         eventLoop.preconditionInEventLoop()
         guard let sender, let receiver else { return nil }
-        return MediaStatistics(sender: sender, receiver: receiver)
+        var statistics = MediaStatistics(sender: sender, receiver: receiver)
+        statistics.stampedDelay = stampedDelays.summary
+        return statistics
     }
 
     /// Sends a last report with BYE, closes the sockets, and returns the final numbers.
@@ -200,7 +216,21 @@ public final class MediaLink: @unchecked Sendable {
     public func relay(_ payload: [UInt8]) {
         eventLoop.preconditionInEventLoop()
         guard running, !sendingPaused, let remoteRTP, !payload.isEmpty, let bytes = try? sender?.relayedAudio(payload) else { return }
+        lastRelayed = now
         write(bytes, to: remoteRTP, on: rtpChannel)
+    }
+
+    /// The relay's comfort silence: µ-law silence each 20 ms while nothing is relayed for 200 ms.
+    private func fillSilence(generation g: Int) {
+        eventLoop.scheduleTask(in: TimeAmount(AudioPacketizer.packetInterval)) { [self] in
+            guard g == generation, running else { return }
+            if now - lastRelayed >= .milliseconds(200), !sendingPaused, let remoteRTP,
+                let bytes = try? sender?.relayedAudio([UInt8](repeating: 0xFF, count: AudioPacketizer.samplesPerPacket))
+            {
+                write(bytes, to: remoteRTP, on: rtpChannel)
+            }
+            fillSilence(generation: g)
+        }
     }
 
     // MARK: Timers (fixed rate: packet n leaves at origin + n · 20 ms, whatever the loop's delays)
@@ -214,7 +244,8 @@ public final class MediaLink: @unchecked Sendable {
         next = max(next, due - 4)
         while next <= due {
             // Mutated in place (not copied out and back), so no copy-on-write of its buffers per packet.
-            if !sendingPaused, let bytes = try? sender?.nextAudio() {
+            let stamp = parameters.stampVoice ? NIODeadline.now().uptimeNanoseconds : nil
+            if !sendingPaused, let bytes = try? sender?.nextAudio(stamp: stamp) {
                 write(bytes, to: remoteRTP, on: rtpChannel)
             }
             next += 1
@@ -281,7 +312,13 @@ public final class MediaLink: @unchecked Sendable {
         let heardBefore = receiver?.lastHeard != nil
         let outcome = receiver?.rtpDatagram(Array(buffer: envelope.data), arrival: now)
         if !heardBefore, receiver?.lastHeard != nil { onEvent(.heard) }
-        if let onAudio, case .audio(let packet)? = outcome { onAudio(packet) }
+        if case .audio(let packet)? = outcome {
+            if parameters.stampVoice, let sent = VoiceStamp.read(packet.payload) {
+                let arrived = NIODeadline.now().uptimeNanoseconds
+                if arrived >= sent { stampedDelays.record(nanoseconds: arrived - sent) }
+            }
+            onAudio?(packet)
+        }
     }
 
     fileprivate func rtcpReceived(_ envelope: AddressedEnvelope<ByteBuffer>) {

@@ -36,9 +36,12 @@ public struct MediaSender: Sendable {
         self.cname = cname
     }
 
-    /// The next 20 ms of voice as an SRTP (or plain RTP) datagram.
-    public mutating func nextAudio() throws(SRTPError) -> [UInt8] {
-        try protect(audio.next().bytes)
+    /// The next 20 ms of voice as an SRTP (or plain RTP) datagram; with `stamp`, its send time written into
+    /// the voice (`VoiceStamp`).
+    public mutating func nextAudio(stamp: UInt64? = nil) throws(SRTPError) -> [UInt8] {
+        var packet = audio.next()
+        if let stamp { VoiceStamp.write(stamp, into: &packet.payload) }
+        return try protect(packet.bytes)
     }
 
     /// The other leg's voice (`payload`) as our next SRTP (or RTP) datagram: a bridge's relay.
@@ -285,6 +288,8 @@ public struct MediaStatistics: Hashable, Sendable, Codable {
     public var roundTripMilliseconds: Double?
     /// Bytes of one voice datagram on the wire (RTP header + 160 bytes + SRTP tag), without UDP/IP.
     public var audioDatagramBytes: Int
+    /// The one-way delay of the peer's stamped voice (`MediaLink.Parameters.stampVoice`), when it stamps.
+    public var stampedDelay: StampedDelay?
 
     public init(sender: MediaSender, receiver: MediaReceiver) {
         audioPacketsSent = sender.audio.packetCount

@@ -183,6 +183,46 @@ import Testing
         #expect(report.table.contains("calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered)"))
     }
 
+    /// `--record-calls`: each answered call's file holds every voice packet the device received, in order:
+    /// the centre's synthetic voice, packet after packet, from some packet on (the ones that came before the
+    /// device's media started are not heard by anyone).
+    @Test func recordedCallsHoldEveryVoicePacketTheDevicesHeard() async throws {
+        let centre = try await TestCentre.start(autoCloseAfter: .seconds(30))
+        defer { _ = centre.stop() }
+        let directory = NSTemporaryDirectory() + "recorded-\(UUID().uuidString)/calls"
+        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
+        var plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: centre.ports.udp), master: Self.master, transport: .udp,
+            firstID: 60_001, fleetSize: 3, rampRate: 100, fleetAlarmRate: 10, cancelShare: 0,
+            duration: .milliseconds(300), settle: .milliseconds(200), drain: .seconds(100), seed: 5)
+        plan.callShare = 1
+        plan.callDuration = .milliseconds(800)
+        plan.recordCalls = directory
+        let runner = LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton)
+        let report = try await runner.run()
+        let recordings = runner.callRecordings
+        #expect(recordings.failures.isEmpty)
+        #expect(report.counts.callsAnswered > 0)
+        #expect(recordings.written.count == report.counts.callsAnswered)
+        // The centre's voice, as its packetizer encodes it, for the first 20 s of any call.
+        let voice = (0..<UInt64(20 * 8000)).map { MuLaw.encode(SyntheticSignal.speechLike.sample($0)) }
+        var received = 0
+        for path in recordings.written {
+            let name = (path as NSString).lastPathComponent
+            #expect(name.hasPrefix("device-6000") && name.contains("-call-") && name.hasSuffix(".wav"))
+            let file = try #require(FileManager.default.contents(atPath: path).map { Array($0) })
+            let samples = Array(file.dropFirst(MuLawWAV.headerLength))
+            #expect(MuLawWAV.file(samples) == file)
+            #expect(samples.count % 160 == 0 && samples.count >= 160)
+            received += samples.count / 160
+            let first = (0..<(voice.count / 160 - samples.count / 160)).first { Array(voice[$0 * 160 ..< $0 * 160 + samples.count]) == samples }
+            #expect(first != nil, "\(name): \(samples.count) samples that are not the centre's voice in order")
+        }
+        // The report counts the packets of calls that ended before the run did; a call the end of the run cut
+        // is recorded too.
+        #expect(received >= report.counts.voicePacketsReceived && received > 0)
+    }
+
     /// Engaged cases are called at the centre's pace (`engageCallRate`), not all at once, and every one
     /// still open gets its call in the end; the alarms are acknowledged meanwhile.
     @Test func callsOnEngagementArePacedAndEachOpenCaseIsCalledInTheEnd() async throws {

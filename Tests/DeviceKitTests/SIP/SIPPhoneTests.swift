@@ -111,6 +111,38 @@ import Testing
     }
 }
 
+extension SIPPhoneTests {
+    /// A connection that begins a message and never ends it held its buffer for ever: it is closed.
+    @Test func aTCPStreamLeftMidMessageIsClosed() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let events = Recorder()
+        let userAgent = SIPUserAgent.Configuration(identity: SIPURI(user: "callee", host: "127.0.0.1"), contactHost: "127.0.0.1", contactPort: 0)
+        let phone = try await SIPPhone.start(
+            SIPEndpoint.Configuration(host: "127.0.0.1", port: 0, incompleteMessageTimeout: .milliseconds(200)), userAgent: userAgent, on: loop
+        ) { events.record($0) }
+        let port = try await loop.submit { phone.endpoint.port }.get()
+        let closed = NIOLockedValueBox(false)
+        let client = try await ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CloseWatcher(closed)) }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        var buffer = client.allocator.buffer(capacity: 64)
+        buffer.writeString("OPTIONS sip:callee@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;bra")
+        try await client.writeAndFlush(buffer)
+        try await eventually("the endpoint closed the stalled stream") { closed.withLockedValue { $0 } }
+        #expect(events.events.withLockedValue { $0 }.contains { if case .refused(let why) = $0 { why.contains("did not end in time") } else { false } })
+        try await loop.submit { phone.stop() }.get()
+    }
+}
+
+private final class CloseWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let closed: NIOLockedValueBox<Bool>
+    init(_ closed: NIOLockedValueBox<Bool>) { self.closed = closed }
+    func channelInactive(context: ChannelHandlerContext) { closed.withLockedValue { $0 = true } }
+}
+
 private final class TextDatagramCollector: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let replies: NIOLockedValueBox<[String]>

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -69,5 +70,40 @@ import Testing
             bad.endpoint.port = port
             #expect(throws: MediaLinkError.self) { try bad.rtpAddress(controlPeer: peer) }
         }
+    }
+}
+
+/// A bridge's leg: it sends what it is given at once, hands on what it receives, and fills a silence of the
+/// other side with µ-law silence so that the listener's link does not end the call as silent.
+@Suite struct MediaLinkRelayTests {
+    @Test func aRelayLegSendsWhatItIsGivenAndSilenceWhenGivenNothing() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let relay = try await MediaLink.bind(host: "127.0.0.1", on: loop).get()
+        let listener = try await MediaLink.bind(host: "127.0.0.1", on: loop).get()
+        let dr = MediaLinkTests.description(port: relay.port, ssrc: 0x1111)
+        let dl = MediaLinkTests.description(port: listener.port, ssrc: 0x2222)
+        let heard = NIOLockedValueBox<[[UInt8]]>([])
+        let handedOn = NIOLockedValueBox(0)
+        try await loop.submit {
+            var relayParameters = MediaLink.Parameters(video: false)
+            relayParameters.relay = true
+            try relay.start(local: dr, remote: dl, remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: listener.port), cname: "relay", parameters: relayParameters) { _ in }
+            relay.onAudio = { _ in handedOn.withLockedValue { $0 += 1 } }
+            var listenerParameters = MediaLink.Parameters(video: false)
+            listenerParameters.relay = true  // so that it only listens (and hands on what it hears)
+            try listener.start(local: dl, remote: dr, remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: relay.port), cname: "listener", parameters: listenerParameters) { _ in }
+            listener.onAudio = { packet in heard.withLockedValue { $0.append(packet.payload) } }
+        }.get()
+        // Nothing relayed: silence after 200 ms, every 20 ms (and the listener's silence back the same way).
+        try await eventually("comfort silence at the listener") { heard.withLockedValue { $0.count } >= 10 }
+        #expect(heard.withLockedValue { $0 }.allSatisfy { $0 == [UInt8](repeating: 0xFF, count: 160) })
+        #expect(handedOn.withLockedValue { $0 } > 0)
+        // Relayed voice goes out at once, as given.
+        let voice = [UInt8](repeating: 0x42, count: 160)
+        try await loop.submit { relay.relay(voice) }.get()
+        try await eventually("the relayed voice") { heard.withLockedValue { $0.contains(voice) } }
+        let stats = try #require(try await loop.submit { listener.statistics }.get())
+        #expect(stats.audio.cumulativeLost == 0 && stats.authenticationFailures == 0)
+        _ = try await loop.submit { relay.stop(reason: "test"); listener.stop(reason: "test") }.get()
     }
 }

@@ -115,3 +115,34 @@ import Testing
         #expect(throws: RTCPError.truncated) { try RTCPPacket.parseCompound([0x81, 201, 0x00, 0x07, 0, 0, 0, 1]) }
     }
 }
+
+/// The send times written into the voice for delay measurements, and the small histogram that keeps them.
+@Suite struct VoiceStampTests {
+    @Test func aStampReadsBackAndAnythingElseIsNotOne() {
+        var payload = [UInt8](repeating: 0xFF, count: 160)
+        VoiceStamp.write(0x0123_4567_89AB_CDEF, into: &payload)
+        #expect(VoiceStamp.read(payload) == 0x0123_4567_89AB_CDEF)
+        #expect(payload[VoiceStamp.length...].allSatisfy { $0 == 0xFF })  // the rest is the voice
+        var damaged = payload
+        damaged[7] ^= 1
+        #expect(VoiceStamp.read(damaged) == nil)  // the check byte
+        #expect(VoiceStamp.read([UInt8](repeating: 0xFF, count: 160)) == nil)
+        #expect(VoiceStamp.read(Array(payload.prefix(12))) == nil)
+        var short = [UInt8](repeating: 0, count: 5)
+        VoiceStamp.write(1, into: &short)
+        #expect(short == [UInt8](repeating: 0, count: 5))
+    }
+
+    @Test func percentilesAreWithinTheBucketWidth() throws {
+        var histogram = DelayHistogram()
+        #expect(histogram.summary == nil)
+        for microseconds in 1 ... 1000 { histogram.record(nanoseconds: UInt64(microseconds) * 1000) }
+        let summary = try #require(histogram.summary)
+        #expect(summary.packets == 1000)
+        #expect(abs(summary.p50Milliseconds - 0.5) <= 0.5 * 0.05 + 1e-9)
+        #expect(abs(summary.p99Milliseconds - 0.99) <= 0.99 * 0.05 + 1e-9)
+        #expect(summary.maxMilliseconds == 1.0)
+        histogram.record(nanoseconds: 100 * 1_000_000_000)  // beyond the last bucket: counted there, max exact
+        #expect(histogram.summary?.maxMilliseconds == 100_000)
+    }
+}
