@@ -2,6 +2,7 @@ import ArgumentParser
 import DeviceKit
 import Foundation
 import Logging
+import NIOCore
 import Metrics
 import Prometheus
 import ServiceLifecycle
@@ -198,6 +199,9 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "Our SIP address of record towards the operators' phones (default sip:centre@HOST).")
     var sipIdentity: String?
 
+    @Option(help: "The address the operators' phones reach the centre at, for Via, Contact and SDP (needed when --host is 0.0.0.0 or ::; default --host).")
+    var sipAdvertise: String?
+
     @Option(help: "Register with this SIP registrar (a PBX, Kamailio) and send the operator calls through it, e.g. sip:10.0.0.5:5060.")
     var sipRegistrar: String?
 
@@ -299,8 +303,10 @@ struct CenterCommand: AsyncParsableCommand {
 
     private func validateOperators() throws {
         guard !operators.isEmpty else {
-            let given = sipRegistrar != nil || sipUser != nil || sipPasswordFile != nil || sipIdentity != nil
-            if given { throw ValidationError("--sip-registrar, --sip-user, --sip-password-file and --sip-identity are for --operator: give the operators' phones too.") }
+            let given = sipRegistrar != nil || sipUser != nil || sipPasswordFile != nil || sipIdentity != nil || sipAdvertise != nil
+            if given {
+                throw ValidationError("--sip-registrar, --sip-user, --sip-password-file, --sip-identity and --sip-advertise are for --operator: give the operators' phones too.")
+            }
             return
         }
         for uri in operators { _ = try SIPCommandSupport.uri(uri, what: "--operator") }
@@ -309,6 +315,11 @@ struct CenterCommand: AsyncParsableCommand {
         try PortOption.check(sipPort, option: "--sip-port", zeroPicksFree: true)
         guard ["off", "optional", "required"].contains(sipSRTP) else { throw ValidationError("--sip-srtp must be off, optional or required, not \(sipSRTP)") }
         guard ["udp", "tcp"].contains(sipTransport) else { throw ValidationError("--sip-transport must be udp or tcp, not \(sipTransport)") }
+        if let sipAdvertise {
+            guard (try? SocketAddress(ipAddress: sipAdvertise, port: 0)) != nil, !Self.isWildcard(sipAdvertise) else {
+                throw ValidationError("--sip-advertise must be an IP address the phones can reach, not \(sipAdvertise)")
+            }
+        }
         guard (sipUser == nil) == (sipPasswordFile == nil) else { throw ValidationError("--sip-user and --sip-password-file go together") }
         guard workers <= 1 else { throw ValidationError("--operator is served by a single process: use it without --workers.") }
         guard callOnEngage else { throw ValidationError("--operator bridges the calls made on engagement: it cannot go with --no-call-on-engage.") }
@@ -316,6 +327,8 @@ struct CenterCommand: AsyncParsableCommand {
             throw ValidationError("--operator-ring-timeout must be above 0, e.g. --operator-ring-timeout 20s.")
         }
     }
+
+    static func isWildcard(_ address: String) -> Bool { address == "0.0.0.0" || address == "::" || address == "[::]" }
 
     /// The operators' phones, resolved; `nil` without --operator.
     private func operatorPhones() async throws -> OperatorPhones? {
@@ -336,7 +349,12 @@ struct CenterCommand: AsyncParsableCommand {
             let password = try readTextFile(sipPasswordFile, what: "the SIP password file").trimmingCharacters(in: .whitespacesAndNewlines)
             credentials = SIPDigestCredentials(username: sipUser, password: password)
         }
-        let advertised = host == "0.0.0.0" || host == "::" ? nil : host
+        // On every address (the default), the phones are told the address this host sends to them from: the
+        // one its routing table picks towards the first phone (or the registrar), unless --sip-advertise says.
+        let towards = registrar?.target.address ?? phones[0].target.address
+        guard let advertised = sipAdvertise ?? (Self.isWildcard(host) ? SIPCommandSupport.localAddress(towards: towards) : host) else {
+            throw CommandFailure(.unavailable, "no local address routes to \(towards): give --sip-advertise ADDRESS, the address the operators' phones reach this centre at")
+        }
         let identity = try SIPCommandSupport.uri(sipIdentity ?? "sip:centre@\(advertised ?? "127.0.0.1")", what: "--sip-identity")
         let srtp: SRTPPolicy = sipSRTP == "off" ? .off : sipSRTP == "required" ? .required : .optional
         return OperatorPhones(

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NIOCore
 import Testing
 
 @testable import devicesim
@@ -29,9 +30,26 @@ import Testing
         (["--dc09-port", "1", "--dc09-accounts", "a.toml", "--dc09-rate", "0"], "--dc09-rate must be above 0, e.g. --dc09-rate 100."),
         (["--dc09-port", "1", "--dc09-accounts", "a.toml", "--port", "7700", "--workers", "2"],
          "--dc09-port is served by a single process: use it without --workers."),
+        (["--operator", "sip:desk1@192.0.2.10", "--sip-port", "70000"], "--sip-port 70000 is not a port: give 0 to 65535 (0: the system picks a free port)."),
+        (["--operator", "sip:desk1@192.0.2.10", "--host", "0.0.0.0", "--sip-advertise", "centre.example"],
+         "--sip-advertise must be an IP address the phones can reach, not centre.example"),
+        (["--sip-advertise", "192.0.2.1"],
+         "--sip-registrar, --sip-user, --sip-password-file, --sip-identity and --sip-advertise are for --operator: give the operators' phones too."),
     ])
     func aPortOutOfRangeIsRefusedNamingTheOptionAndTheRange(arguments: [String], message: String) {
         #expect(Self.refusal(arguments) == message)
+    }
+
+    /// A centre on every address (the default) put 0.0.0.0 in its Contact and SDP: the phones could not answer it.
+    @Test func aCentreOnEveryAddressTellsThePhonesTheAddressThatRoutesToThem() throws {
+        #expect(SIPCommandSupport.localAddress(towards: try SocketAddress(ipAddress: "127.0.0.1", port: 5060)) == "127.0.0.1")
+        #expect(SIPCommandSupport.localAddress(towards: try SocketAddress(ipAddress: "::1", port: 5060)) == "::1")
+    }
+
+    @Test func aCentreOnEveryAddressTakesOperatorPhonesWithTheAddressItAdvertises() throws {
+        let command = try Self.parse(["--operator", "sip:desk1@192.0.2.10", "--host", "0.0.0.0", "--sip-advertise", "192.0.2.1"])
+        #expect(command.sipAdvertise == "192.0.2.1" && command.operators == ["sip:desk1@192.0.2.10"])
+        #expect(Self.refusal(["--operator", "desk1@192.0.2.10"])?.contains("--operator \"desk1@192.0.2.10\" is not a SIP URI") == true)
     }
 
     @Test(arguments: [
