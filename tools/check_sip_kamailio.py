@@ -52,22 +52,7 @@ def check(ok, what, detail=""):
     print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)[-2500:]), flush=True)
 
 
-def free_port():
-    """A port free for UDP (and TCP) on loopback."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
+from check_sip_peers import free_port  # noqa: E402  (one port free for both UDP and TCP)
 
 
 def start(cmd, log, **kwargs):

@@ -21,21 +21,7 @@ import argparse, json, os, re, signal, socket, subprocess, sys, tempfile, time
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
+from check_sip_peers import free_port  # noqa: E402  (one port free for both UDP and TCP)
 
 
 def cpu_seconds(pid):

@@ -352,7 +352,7 @@ struct CenterCommand: AsyncParsableCommand {
         // On every address (the default), the phones are told the address this host sends to them from: the
         // one its routing table picks towards the first phone (or the registrar), unless --sip-advertise says.
         let towards = registrar?.target.address ?? phones[0].target.address
-        guard let advertised = sipAdvertise ?? (Self.isWildcard(host) ? SIPCommandSupport.localAddress(towards: towards) : host) else {
+        guard let advertised = sipAdvertise ?? (Self.isWildcard(host) ? SIPEndpoint.localAddress(towards: towards) : host) else {
             throw CommandFailure(.unavailable, "no local address routes to \(towards): give --sip-advertise ADDRESS, the address the operators' phones reach this centre at")
         }
         let identity = try SIPCommandSupport.uri(sipIdentity ?? "sip:centre@\(advertised ?? "127.0.0.1")", what: "--sip-identity")

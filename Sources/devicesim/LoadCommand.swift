@@ -314,7 +314,7 @@ struct LoadPlanOptions: ParsableArguments {
                 password = try readTextFile(sipPasswordFile, what: "the SIP password file", advice: "check the path").trimmingCharacters(in: .whitespacesAndNewlines)
             }
             plan.sip = LoadSIPCalls(
-                uri: uri, target: target, host: VoiceSettings.localAddress(towards: target.address) ?? "127.0.0.1",
+                uri: uri, target: target, host: SIPEndpoint.localAddress(towards: target.address) ?? "127.0.0.1",
                 userPrefix: sipUserPrefix ?? "", password: password)
         }
         if let scenario {

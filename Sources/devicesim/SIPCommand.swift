@@ -111,38 +111,6 @@ enum SIPCommandSupport {
         return SIPTarget(transport, try resolve(host: host, port: port))
     }
 
-    /// The local address this host sends to `peer` from (the routing table's choice: a UDP socket connected to
-    /// it, which sends nothing), for a centre listening on every address; `nil` when none routes there.
-    static func localAddress(towards peer: SocketAddress) -> String? {
-        let family = peer.protocol == .inet6 ? AF_INET6 : AF_INET
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let connected = peer.withSockAddr { address, length in connect(fd, address, socklen_t(length)) }
-        guard connected == 0 else { return nil }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let written: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
-            if family == AF_INET6 {
-                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
-                    var address = v6.pointee.sin6_addr
-                    return inet_ntop(AF_INET6, &address, &text, socklen_t(text.count))
-                }
-            }
-            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
-                var address = v4.pointee.sin_addr
-                return inet_ntop(AF_INET, &address, &text, socklen_t(text.count))
-            }
-        }
-        guard written != nil else { return nil }
-        return String(cString: text)
-    }
-
     static func resolve(host: String, port: Int) throws -> SocketAddress {
         do { return try SocketAddress.makeAddressResolvingHost(host, port: port) } catch {
             throw CommandFailure(.noHost, "cannot resolve \(host): \(error)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeviceKit
 import NIOCore
 import Testing
 
@@ -42,8 +43,8 @@ import Testing
 
     /// A centre on every address (the default) put 0.0.0.0 in its Contact and SDP: the phones could not answer it.
     @Test func aCentreOnEveryAddressTellsThePhonesTheAddressThatRoutesToThem() throws {
-        #expect(SIPCommandSupport.localAddress(towards: try SocketAddress(ipAddress: "127.0.0.1", port: 5060)) == "127.0.0.1")
-        #expect(SIPCommandSupport.localAddress(towards: try SocketAddress(ipAddress: "::1", port: 5060)) == "::1")
+        #expect(SIPEndpoint.localAddress(towards: try SocketAddress(ipAddress: "127.0.0.1", port: 5060)) == "127.0.0.1")
+        #expect(SIPEndpoint.localAddress(towards: try SocketAddress(ipAddress: "::1", port: 5060)) == "::1")
     }
 
     @Test func aCentreOnEveryAddressTakesOperatorPhonesWithTheAddressItAdvertises() throws {

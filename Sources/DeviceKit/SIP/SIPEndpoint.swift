@@ -116,6 +116,11 @@ public final class SIPEndpoint: @unchecked Sendable {
         return done.futureResult
     }
 
+    /// The local address the system would send from to reach `address` (the routing table's choice: a UDP
+    /// socket connected to it, which sends nothing): what a user agent on every address (0.0.0.0) advertises.
+    public static func localAddress(towards address: SocketAddress) -> String? { localSendingAddress(towards: address) }
+
+
     /// Closes every socket and cancels the timers (no BYE is sent: hang calls up first).
     public func stop() {
         eventLoop.preconditionInEventLoop()
@@ -383,4 +388,34 @@ private final class SIPStreamHandler: ChannelInboundHandler {
         endpoint.streamClosed(context.channel, peer: peer, failed: failed)
         context.fireChannelInactive()
     }
+}
+
+/// `SIPEndpoint.localAddress(towards:)`, outside the class, whose `connect(to:)` would shadow the system call.
+private func localSendingAddress(towards address: SocketAddress) -> String? {
+    let family = address.protocol == .inet6 ? AF_INET6 : AF_INET
+    let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    let connected = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
+    guard connected == 0 else { return nil }
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let named = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    guard named == 0 else { return nil }
+    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    let written: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
+        if family == AF_INET6 {
+            pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
+                withUnsafePointer(to: address.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
+            }
+        } else {
+            pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
+                withUnsafePointer(to: address.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
+            }
+        }
+    }
+    guard written != nil else { return nil }
+    return String(cString: text)
 }

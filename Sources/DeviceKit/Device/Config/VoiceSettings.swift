@@ -113,7 +113,7 @@ extension VoiceSettings {
             throw DeviceConfigError("voice.sip", "cannot resolve \(host): \(error); check the name or write the centre's address")
         }
         let transport: SIPTarget.Transport = sip.transport?.lowercased() == "tcp" ? .tcp : .udp
-        let local = Self.localAddress(towards: address) ?? (address.protocol == .inet6 ? "::1" : "127.0.0.1")
+        let local = SIPEndpoint.localAddress(towards: address) ?? (address.protocol == .inet6 ? "::1" : "127.0.0.1")
         let user = sipUser ?? String(deviceID)
         let identity: SIPURI
         do { identity = try SIPURI(parsing: "sip:\(user)@\(local.contains(":") ? "[\(local)]" : local)") } catch {
@@ -124,33 +124,4 @@ extension VoiceSettings {
             credentials: try credentials(deviceID: deviceID, stateDirectory: stateDirectory))
     }
 
-    /// The local address the system would send from to reach `address` (a connected UDP socket sends nothing).
-    public static func localAddress(towards address: SocketAddress) -> String? {
-        let family = address.protocol == .inet6 ? AF_INET6 : AF_INET
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let connected = address.withSockAddr { pointer, length in connect(fd, pointer, socklen_t(length)) }
-        guard connected == 0 else { return nil }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard named == 0 else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let written: UnsafePointer<CChar>? = withUnsafePointer(to: &storage) { pointer in
-            if family == AF_INET6 {
-                pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { address in
-                    withUnsafePointer(to: address.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
-                }
-            } else {
-                pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { address in
-                    withUnsafePointer(to: address.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
-                }
-            }
-        }
-        guard written != nil else { return nil }
-        return String(cString: text)
-    }
 }
