@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // The operators' web console (Sources/CenterConsole): HTTP, and bcrypt for their passwords.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // The only C in the project: libudev (through pkg-config) and the Linux ioctls Swift cannot import.
@@ -52,10 +55,30 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
+        // The operators' web console that `devicesim center --web-port` serves: login, the live queue, devices,
+        // history, accounts and the residents' registry. Its page, script and catalogue are in the binary.
+        .target(
+            name: "CenterConsole",
+            dependencies: [
+                "DeviceKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [
+                .embedInCode("Assets/console.html"),
+                .embedInCode("Assets/console.js"),
+                .embedInCode("Assets/console.css"),
+                .embedInCode("Assets/login.html"),
+            ]
+        ),
         .executableTarget(
             name: "devicesim",
             dependencies: [
                 "DeviceKit",
+                "CenterConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -89,6 +112,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // TestMetrics: a factory that keeps what was recorded, for parts tested without an endpoint.
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "CenterConsoleTests",
+            dependencies: [
+                "CenterConsole",
+                "DeviceKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -1,0 +1,6 @@
+import Testing
+@testable import CenterConsole
+
+@Test func assetsAreEmbedded() {
+    #expect(!ConsoleAssets.consoleHTML.isEmpty)
+}
