@@ -72,6 +72,7 @@ let package = Package(
                 .embedInCode("Assets/console.js"),
                 .embedInCode("Assets/console.css"),
                 .embedInCode("Assets/login.html"),
+                .embedInCode("Assets/catalogue.json"),
             ]
         ),
         .executableTarget(

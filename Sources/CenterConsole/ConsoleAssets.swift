@@ -4,4 +4,6 @@ enum ConsoleAssets {
     static let consoleJS = PackageResources.console_js
     static let consoleCSS = PackageResources.console_css
     static let loginHTML = PackageResources.login_html
+    /// Every string the page shows, in English (`en`) and Simplified Chinese (`zh`).
+    static let catalogue = PackageResources.catalogue_json
 }
