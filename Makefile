@@ -47,17 +47,20 @@ vm-deps:
 	  [ -z "$$missing" ] || { echo "Still missing after apt-get install: $$missing"; exit 1; }; \
 	fi
 
-## Installs what the browser check of the HTML reports needs when missing: chromium and chromium-driver from
-## Debian, selenium from PyPI in $(BROWSER_VENV).
+## Installs what the browser checks (the load reports, the operators' console) need when missing: chromium and
+## chromium-driver from Debian, a Chinese font (fonts-wqy-microhei, so the console's zh screenshots show
+## characters rather than boxes), selenium from PyPI in $(BROWSER_VENV).
 browser-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  echo "Installing chromium and chromium-driver (the load reports are checked in a real browser)..."; \
+	@missing=$$(command -v chromium >/dev/null || echo chromium; command -v chromedriver >/dev/null || echo chromium-driver; \
+	  [ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || echo fonts-wqy-microhei); missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing $$missing (the load reports and the console are checked in a real browser)..."; \
 	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
-	    echo "chromium or chromium-driver is missing and this user cannot install it. Run as root:"; \
-	    echo "    apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver"; exit 1; \
+	    echo "$$missing missing and this user cannot install them. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y --no-install-recommends $$missing"; exit 1; \
 	  fi; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver \
-	    || { echo "Could not install them. Run: sudo apt-get install -y --no-install-recommends chromium chromium-driver"; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "Could not install them. Run: sudo apt-get install -y --no-install-recommends $$missing"; exit 1; }; \
 	fi
 	@if ! $(BROWSER_VENV)/bin/python -c 'import selenium' 2>/dev/null; then \
 	  echo "Installing selenium into $(BROWSER_VENV)..."; \

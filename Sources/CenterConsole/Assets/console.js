@@ -98,8 +98,8 @@
     return level + ' · ' + (onBattery ? t('power.battery') : t('power.mains'));
   }
 
-  function residentText(resident, device) {
-    if (!resident) return t('resident.unknown', { device: device });
+  function residentText(resident) {
+    if (!resident) return t('resident.unknown');
     return resident.address ? resident.name + ' — ' + resident.address : resident.name;
   }
 
@@ -304,7 +304,7 @@
     const age = el('td', formatDuration(Date.now() - row.receivedAt), 'age');
     age.dataset.receivedAt = String(row.receivedAt);
     const home = el('td');
-    home.append(el('span', residentText(row.resident, row.device), 'resident'),
+    home.append(el('span', residentText(row.resident), 'resident'),
       el('span', t('case.device', { device: row.device }), 'device-id'));
     const link = el('td', row.online ? t('link.online') : t('link.offline'), row.online ? 'online' : 'offline-text');
     tr.replaceChildren(
@@ -424,7 +424,7 @@
         ['resident.contacts', resident.contacts], ['resident.notes', resident.notes],
       ]);
     } else {
-      definitions($('case-resident'), [['resident.name', t('resident.unknown', { device: row.device })]]);
+      definitions($('case-resident'), [['resident.name', t('resident.unknown')]]);
     }
     const device = detail ? detail.device : null;
     definitions($('case-device'), [
@@ -520,7 +520,7 @@
         el('td', yesNo(device.button, 'button.present', 'button.missing')),
         el('td', device.firmware === null || device.firmware === undefined ? t('value.unknown') : device.firmware),
         el('td', device.model === null || device.model === undefined ? t('value.unknown') : device.model),
-        el('td', device.resident ? residentText(device.resident, device.device) : '—'),
+        el('td', device.resident ? residentText(device.resident) : '—'),
         el('td', Array.isArray(device.attention) ? device.attention.map((reason) => tValue('attention', reason)).join(', ') : ''));
       body.append(tr);
     }
@@ -551,7 +551,7 @@
       const tr = el('tr');
       tr.dataset.caseId = String(row.id);
       tr.append(el('td', '#' + row.id), el('td', formatTime(row.receivedAt)), el('td', String(row.device)),
-        el('td', row.resident ? residentText(row.resident, row.device) : '—'), el('td', tValue('kind', row.kind)),
+        el('td', row.resident ? residentText(row.resident) : '—'), el('td', tValue('kind', row.kind)),
         el('td', tValue('state', row.state)), el('td', row.takenBy ? takenByText(row.takenBy) : '—'));
       tr.addEventListener('click', () => { showView('queue'); selectCase(row.id); });
       body.append(tr);
