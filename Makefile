@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
+.PHONY: demo test deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -49,7 +49,8 @@ vm-deps:
 
 ## Installs what the browser checks (the load reports, the operators' console) need when missing: chromium and
 ## chromium-driver from Debian, a Chinese font (fonts-wqy-microhei, so the console's zh screenshots show
-## characters rather than boxes), selenium from PyPI in $(BROWSER_VENV).
+## characters rather than boxes), selenium from PyPI in $(BROWSER_VENV) with cryptography (the console check's
+## second device is tools/attack_client.py's).
 browser-deps:
 	@missing=$$(command -v chromium >/dev/null || echo chromium; command -v chromedriver >/dev/null || echo chromium-driver; \
 	  [ -n "$$(fc-list :lang=zh 2>/dev/null)" ] || echo fonts-wqy-microhei); missing=$$(echo $$missing); \
@@ -62,9 +63,9 @@ browser-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
 	    || { echo "Could not install them. Run: sudo apt-get install -y --no-install-recommends $$missing"; exit 1; }; \
 	fi
-	@if ! $(BROWSER_VENV)/bin/python -c 'import selenium' 2>/dev/null; then \
-	  echo "Installing selenium into $(BROWSER_VENV)..."; \
-	  python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install --quiet 'selenium>=4.11,<5' \
+	@if ! $(BROWSER_VENV)/bin/python -c 'import selenium, cryptography' 2>/dev/null; then \
+	  echo "Installing selenium and cryptography into $(BROWSER_VENV)..."; \
+	  python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install --quiet 'selenium>=4.11,<5' cryptography \
 	    || { echo "Could not make $(BROWSER_VENV) with selenium: is python3-venv installed (apt-get install python3-venv)?"; exit 1; }; \
 	fi
 
@@ -133,6 +134,13 @@ browser-test: deps browser-deps
 	$(call stamp,.build/debug/devicesim)
 	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
 
+## The operators' web console in headless Chromium against a real centre (`--web-port`) with a real device whose
+## button is pressed through a pseudo-terminal; screenshots in .build/console-screenshots (tools/check_console.py).
+console-test: deps browser-deps
+	$(SWIFT) build --product devicesim
+	$(call stamp,.build/debug/devicesim)
+	$(BROWSER_VENV)/bin/python tools/check_console.py .build/debug/devicesim
+
 ## The main job, on the embedded defaults: no configuration needed.
 demo: deps
 	$(SWIFT) build -c release --product devicesim
@@ -141,8 +149,8 @@ demo: deps
 
 ## Every test: the independent check of protocol.md's vectors, the documentation's links, the main job as
 ## `make demo` runs it (a release build: Swift 6.3's optimizer once crashed on code the debug build took), the
-## VM test, the attack client against real centres, the load reports in Chromium, our DC-09 frames against
-## pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
+## VM test, the attack client against real centres, the load reports and the operators' console in Chromium, our
+## DC-09 frames against pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
 ## user agent against SIPp (RTP read by tshark), the operator bridge with baresip registered to Kamailio (the
 ## audio compared by sox), then the Swift test suites.
 test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
@@ -151,6 +159,7 @@ test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	tools/vm/run.sh .build/debug/devicesim
 	python3 tools/attack_client.py --devicesim "$$($(SWIFT) build --show-bin-path)/devicesim"
 	$(BROWSER_VENV)/bin/python tools/check_report_html.py .build/debug/devicesim
+	$(BROWSER_VENV)/bin/python tools/check_console.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_peers.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_load.py .build/debug/devicesim
 	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim

@@ -1,5 +1,5 @@
 // The operators' console (docs/console.md, "The page"). No framework: the DOM is built with createElement and
-// textContent only, never innerHTML, because device and registry text (model, notes, names) is untrusted.
+// textContent only, never by parsing markup, because device and registry text (model, notes, names) is untrusted.
 'use strict';
 
 (() => {
@@ -44,6 +44,7 @@
 
   const shownOrder = [];
   window.caseShownAt = {};
+  window.consoleBeeps = 0;       // how many times the new-case sound played, for the browser check
 
   // ---- strings ------------------------------------------------------------------------------------------
   function t(key, params) {
@@ -182,6 +183,7 @@
     const now = Date.now();
     if (!app.audio || app.audio.state !== 'running' || now - app.lastBeep < BEEP_GAP_MS) return;
     app.lastBeep = now;
+    window.consoleBeeps += 1;
     const start = app.audio.currentTime;
     for (const [offset, frequency] of [[0, 880], [0.25, 660]]) {
       const oscillator = app.audio.createOscillator();
