@@ -24,6 +24,8 @@ let package = Package(
         // The operators' web console (Sources/CenterConsole): HTTP, and bcrypt for their passwords.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        // Header names beyond Hummingbird's re-exports (X-CSRF-Token, Content-Security-Policy).
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // The only C in the project: libudev (through pkg-config) and the Linux ioctls Swift cannot import.
@@ -62,7 +64,11 @@ let package = Package(
             dependencies: [
                 "DeviceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // MaximumAvailableConnections, HTTP1Channel's idle timeout.
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

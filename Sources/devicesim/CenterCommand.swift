@@ -1,4 +1,5 @@
 import ArgumentParser
+import CenterConsole
 import DeviceKit
 import Foundation
 import Logging
@@ -139,6 +140,21 @@ struct CenterCommand: AsyncParsableCommand {
 
     @Option(help: "The address the metrics endpoint listens on (not --host: metrics are not for the devices' network).")
     var metricsBind = "127.0.0.1"
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Serve the operators' web console on this port (0: a free one; the listening line names it). Off by default.",
+        discussion: """
+            Operators log in with accounts made by `devicesim center operators add` and work the live queue, \
+            the devices and the journal's history in a browser (docs/console.md). A single process only (not \
+            with --workers).
+            """))
+    var webPort: Int?
+
+    @Option(help: "The address the web console listens on (default 127.0.0.1; put a TLS reverse proxy in front of it before serving other machines).")
+    var webHost = "127.0.0.1"
+
+    @Flag(help: "Mark the console's session cookie Secure: for a console behind a TLS reverse proxy.")
+    var webSecureCookie = false
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
         "Worker processes that share the port (SO_REUSEPORT) and the journal; each holds the devices the kernel hands it.",
@@ -282,8 +298,12 @@ struct CenterCommand: AsyncParsableCommand {
             guard !console else {
                 throw ValidationError("--console reads one standard input and sees one worker's cases: use it without --workers.")
             }
+            guard webPort == nil else {
+                throw ValidationError("--web-port is served by a single process, which sees its own devices only: use it without --workers.")
+            }
         }
         if let workerIndex, !(0..<workers).contains(workerIndex) { throw ValidationError("--worker-index is set by --workers.") }
+        if let webPort, !(0...65535).contains(webPort) { throw ValidationError("--web-port must be from 0 to 65535, e.g. --web-port 8080.") }
         guard forward.count <= 2 else { throw ValidationError(DC09ForwardURLError(reason: .tooMany).description) }
         for url in forward {
             do { _ = try DC09ForwardTarget(url: url) } catch { throw ValidationError("--forward: \(error)") }
@@ -390,7 +410,11 @@ struct CenterCommand: AsyncParsableCommand {
         // registry the metrics endpoint serves, and the centre records with that same factory.
         let metrics = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
         MetricsSystem.bootstrap(metrics)
-        let centre = CenterServer(configuration: configuration, registry: try registry(), logger: logger, metrics: metrics)
+        let web = webPort.map { port in
+            ConsoleServer(configuration: ConsoleConfiguration(host: webHost, port: port, secureCookie: webSecureCookie), logger: logger)
+        }
+        let centre = CenterServer(
+            configuration: configuration, registry: try registry(), logger: logger, metrics: metrics, attachments: web.map { [$0] } ?? [])
         // Observed only when shown: under load every session, alarm and case is an event, and a stream
         // nobody reads would still cost a task switch each.
         let timedEvents: AsyncStream<TimedCenterEvent>? = json ? centre.timedEvents() : nil

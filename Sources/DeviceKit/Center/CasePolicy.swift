@@ -89,6 +89,14 @@ public struct CasePolicy: Sendable {
         return actions
     }
 
+    /// The operator sent help (an ambulance, a neighbour, a social worker): only a case an operator has taken.
+    public mutating func dispatch(_ id: Int64) -> [Action] {
+        guard var current = open[id], current.state == .operatorEngaged else { return [] }
+        current.state = .helpDispatched
+        open[id] = current
+        return [.transition(current)]
+    }
+
     /// The case is over: by the operator, or because the person withdrew the alarm.
     public mutating func close(_ id: Int64) -> [Action] {
         guard var current = open.removeValue(forKey: id) else { return [] }
@@ -103,8 +111,11 @@ public struct CasePolicy: Sendable {
         }
     }
 
-    /// Whether case `id` is open (received or engaged).
+    /// Whether case `id` is open (received, engaged or help dispatched).
     public func isOpen(_ id: Int64) -> Bool { open[id] != nil }
+
+    /// Open case `id`, if it is open.
+    public func openCase(_ id: Int64) -> Case? { open[id] }
 
     /// The open case of `device`'s alarm `alarmID`, if any.
     public func caseID(device: UInt32, alarmID: UInt32) -> Int64? {

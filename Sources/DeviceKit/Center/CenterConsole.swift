@@ -57,6 +57,20 @@ public struct ConsoleCommandError: Error, Hashable, Sendable, CustomStringConver
     init(_ description: String) { self.description = description }
 }
 
+/// A device as the operators see it: online (supervision) and what it last said, if this process heard it
+/// since it started.
+public struct DeviceSnapshot: Hashable, Sendable {
+    public var device: UInt32
+    public var online: Bool
+    public var report: DeviceReport?
+
+    public init(device: UInt32, online: Bool, report: DeviceReport?) {
+        self.device = device
+        self.online = online
+        self.report = report
+    }
+}
+
 /// An open case as the operator's list shows it: the case, whether its device is online now, and its call.
 public struct CaseOverview: Hashable, Sendable {
     public enum Call: String, Hashable, Sendable {
@@ -124,6 +138,7 @@ extension CenterEvent {
             return "\(time)  listening for devices on TCP \(ports.tcp), UDP \(ports.udp)" + (ports.dc09.map { ", DC-09 on TCP and UDP \($0)" } ?? "")
                 + (ports.sip.map { ", SIP (operator phones) on UDP and TCP \($0)" } ?? "")
                 + (ports.metrics.map { ", metrics on \($0)" } ?? "")
+                + (ports.web.map { ", operators' web console on HTTP \($0)" } ?? "")
         case .alarm(let device, let alarm, let late, let dispatched):
             let battery = alarm.battery == 255 ? "unknown" : "\(alarm.battery) %"
             let lateness = alarm.flags.contains(.clockSynchronised)

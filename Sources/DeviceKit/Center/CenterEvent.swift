@@ -86,6 +86,7 @@ public enum CenterEvent: Hashable, Sendable {
             if let metrics = ports.metrics { object["metrics"] = metrics }
             if let dc09 = ports.dc09 { object["dc09"] = dc09 }
             if let sip = ports.sip { object["sip"] = sip }
+            if let web = ports.web { object["web"] = web }
         case .sessionOpened(let device, let anchor):
             object = ["event": "sessionOpened", "device": device, "anchor": anchor]
         case .alarm(let device, let alarm, let late, let dispatched):
@@ -179,8 +180,11 @@ public struct CenterPorts: Hashable, Sendable {
     public var dc09: Int?
     /// The SIP port (UDP and TCP) of the operators' phones' leg, when the centre has them.
     public var sip: Int?
+    /// The operators' web console (HTTP), when the centre serves it.
+    public var web: Int?
 
-    public init(tcp: Int, udp: Int, metrics: Int?, dc09: Int? = nil, sip: Int? = nil) {
+    public init(tcp: Int, udp: Int, metrics: Int?, dc09: Int? = nil, sip: Int? = nil, web: Int? = nil) {
+        self.web = web
         self.tcp = tcp
         self.udp = udp
         self.metrics = metrics

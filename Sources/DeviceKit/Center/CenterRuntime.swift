@@ -61,7 +61,7 @@ final class CenterRuntime {
     /// Device keys, down keys and the anchors this process knows (the journal decides).
     private var keys: CenterKeys
     private var activeSessions = 0
-    private var supervision: Supervision
+    private(set) var supervision: Supervision
     var cases: CasePolicy
     /// The automatic operator's timers for cases restored from the journal, started by `start()`.
     private var restoredCaseTimers: [CasePolicy.Action] = []
@@ -301,7 +301,16 @@ final class CenterRuntime {
     // MARK: Operator
 
     func engage(_ caseID: Int64) -> Bool { runCases(cases.engage(caseID)) }
+    func dispatch(_ caseID: Int64) -> Bool { runCases(cases.dispatch(caseID)) }
     func close(_ caseID: Int64) -> Bool { runCases(cases.close(caseID)) }
+
+    /// What the centre knows of `device` now: online, and what it last said in this process's sessions.
+    func snapshot(_ device: UInt32) -> DeviceSnapshot {
+        DeviceSnapshot(device: device, online: supervision.isOnline(device), report: sessions[device]?.report)
+    }
+
+    /// Every device supervised since this process started.
+    var snapshots: [DeviceSnapshot] { supervision.supervised.map { snapshot($0.device) } }
     var openCases: [CasePolicy.Case] { cases.openCases }
 
     /// The open cases as an operator's list shows them: each with its device's online state and its call.

@@ -41,7 +41,10 @@ public final class CenterServer: Service, Sendable {
         var ended = false
         var waiters: [CheckedContinuation<CenterPorts, any Error>] = []
         var runtime: NIOLoopBound<CenterRuntime>?
+        var journal: (journal: CenterJournal, pool: NIOThreadPool)?
     }
+
+    private let attachments: [any CenterAttachment]
 
     /// - Parameters:
     ///   - metrics: the swift-metrics factory the centre records with, whose registry the metrics endpoint
@@ -51,8 +54,10 @@ public final class CenterServer: Service, Sendable {
     public init(
         configuration: CenterConfiguration, registry: DeviceRegistry, logger: Logger,
         metrics: PrometheusMetricsFactory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        attachments: [any CenterAttachment] = []
     ) {
+        self.attachments = attachments
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
@@ -104,6 +109,39 @@ public final class CenterServer: Service, Sendable {
     @discardableResult
     public func engage(case id: Int64) async throws -> Bool {
         try await onRuntime { $0.engage(id) }
+    }
+
+    /// The operator of case `id` sent help; false if there is no such case taken by an operator.
+    @discardableResult
+    public func dispatch(case id: Int64) async throws -> Bool {
+        try await onRuntime { $0.dispatch(id) }
+    }
+
+    /// Open case `id` as it is now, or `nil` if it is not open.
+    public func openCase(_ id: Int64) async throws -> CasePolicy.Case? {
+        try await onRuntime { $0.cases.openCase(id) }
+    }
+
+    /// What the centre knows of each of `devices` now.
+    public func deviceSnapshots(_ devices: [UInt32]) async throws -> [DeviceSnapshot] {
+        try await onRuntime { runtime in devices.map { runtime.snapshot($0) } }
+    }
+
+    /// Devices online now, and devices supervised since the centre started.
+    public func deviceCounts() async throws -> (online: Int, supervised: Int) {
+        try await onRuntime { ($0.supervision.onlineCount, $0.supervision.supervisedCount) }
+    }
+
+    /// Every device this centre has supervised since it started, and what it knows of each.
+    public func deviceSnapshots() async throws -> [DeviceSnapshot] {
+        try await onRuntime { $0.snapshots }
+    }
+
+    /// Runs `body` with the centre's journal on its thread pool (the journal blocks), while the centre runs:
+    /// for the parts that read and write beside the devices' path (the operators' console).
+    public func withJournal<T: Sendable>(_ body: @escaping @Sendable (CenterJournal) throws -> T) async throws -> T {
+        guard let (journal, pool) = state.withLock({ $0.journal }) else { throw CenterStopped() }
+        return try await pool.runIfActive { try body(journal) }
     }
 
     /// An operator closes case `id`; false if there is no such open case.
@@ -266,10 +304,33 @@ public final class CenterServer: Service, Sendable {
                 throw CenterBindError(listener: .sip, host: operators.endpoint.host, port: operators.endpoint.port, error)
             }
         }
+        // Attachments (the web console) use the runtime and the journal from their start on.
+        state.withLock { state in
+            state.runtime = runtime
+            state.journal = (journal, pool)
+        }
+        var webPort: Int?
+        var started: [any CenterAttachment] = []
+        do {
+            for attachment in attachments {
+                webPort = try await attachment.start(self)
+                started.append(attachment)
+            }
+        } catch {
+            for attachment in started { await attachment.stop() }
+            for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }
+            try? await loop.submit { runtime.value.stop() }.get()
+            try? await pool.runIfActive(eventLoop: loop) { try journal.close() }.get()
+            state.withLock { state in
+                state.runtime = nil
+                state.journal = nil
+            }
+            throw error
+        }
         let ports = CenterPorts(
             tcp: channels[0].localAddress?.port ?? 0, udp: channels[1].localAddress?.port ?? 0,
             metrics: channels.count > 2 ? channels[2].localAddress?.port : nil, dc09: dc09?.channels[0].localAddress?.port,
-            sip: sipPort)
+            sip: sipPort, web: webPort)
         let waiters = state.withLock { state in
             state.ports = ports
             state.runtime = runtime
@@ -283,6 +344,7 @@ public final class CenterServer: Service, Sendable {
         // Serve until graceful shutdown or cancellation; either way, stop the same way.
         try? await gracefulShutdown()
 
+        for attachment in started.reversed() { await attachment.stop() }
         for channel in channels + (dc09?.channels ?? []) { try? await channel.close() }
         try? await loop.submit {
             runtime.value.stop()
@@ -299,6 +361,7 @@ public final class CenterServer: Service, Sendable {
             state.ended = true
             state.ports = nil
             state.runtime = nil
+            state.journal = nil
         }
         hub.finish()
         logger.debug("centre stopped")
@@ -445,6 +508,15 @@ extension CenterServer {
 }
 
 /// The centre is not running (it stopped, or never started).
+/// A part of the centre served beside its device ports (the operators' web console): started once the
+/// centre's runtime and journal are up, before the centre says it listens, and stopped before they close.
+public protocol CenterAttachment: Sendable {
+    /// Binds and starts serving; returns the port it listens on.
+    func start(_ centre: CenterServer) async throws -> Int
+    /// Stops serving; returns once its requests ended.
+    func stop() async
+}
+
 public struct CenterStopped: Error, CustomStringConvertible {
     public var description: String { "the centre is not running" }
 }

@@ -119,6 +119,8 @@ public struct CenterSession: Sendable {
     private var answers: [UInt32: NakReason] = [:]
     /// The retransmissions' jitter, seeded with the device id: devices differ, and a transcript is repeatable.
     private var random: SplitMix64
+    /// What the device last said about itself, from its authentic frames (the operators' console shows it).
+    public private(set) var report = DeviceReport()
 
     /// - Parameter storedAnchor: the device's latest session anchor from the journal, `nil` if it never had one.
     public init(key: DeviceKey, parameters: Parameters, storedAnchor: UInt64?) {
@@ -197,8 +199,10 @@ public struct CenterSession: Sendable {
             guard (start.keyEpoch ?? 0) == key.epoch else {
                 return [.refuse(.invalidField(message: "sessionStart", field: "keyEpoch", reason: "\(start.keyEpoch ?? 0) is not the epoch of the key that opened it (\(key.epoch))"))]
             }
+            report.heard(message, at: now.wall)
             return sessionStartReceived(counter: frame.header.counter, now: now)
         }
+        report.heard(message, at: now.wall)
         return ofSession(message, counter: frame.header.counter, now: now)
     }
 
@@ -426,5 +430,54 @@ public struct CenterSession: Sendable {
             state = .open(session)
         }
         return [.send(frame)]
+    }
+}
+
+/// What a device last said about itself in authentic frames: firmware and model from its `sessionStart`,
+/// status and battery from its heartbeats, alarms and events (protocol.md §4), and when it was last heard.
+/// `nil` where it has not said. Shown by the operators' console (docs/console.md); pure.
+public struct DeviceReport: Hashable, Sendable {
+    public var firmware: FirmwareVersion?
+    public var model: String?
+    /// The status bits of its last heartbeat, brought up to date by the events and alarms since.
+    public var status: DeviceStatus?
+    /// Percent; `nil` when the device does not know (255 on the wire).
+    public var battery: UInt8?
+    /// Milliseconds since the Unix epoch; 0 if never.
+    public var lastHeard: WireTime = 0
+
+    public init() {}
+
+    mutating func heard(_ message: Message, at wall: WireTime) {
+        lastHeard = wall
+        switch message {
+        case .sessionStart(let start):
+            firmware = start.firmware
+            model = start.model
+        case .heartbeat(let heartbeat):
+            status = heartbeat.status
+            battery = heartbeat.battery == 255 ? nil : heartbeat.battery
+        case .alarm(let alarm):
+            if alarm.battery != 255 { battery = alarm.battery }
+            if var known = status {
+                if alarm.flags.contains(.onBattery) { known.remove(.mainsPresent) } else { known.insert(.mainsPresent) }
+                status = known
+            }
+        case .event(let event):
+            var known = status ?? []
+            switch event.kind {
+            case .lowBattery: known.insert(.batteryLow)
+            case .batteryOK: known.remove(.batteryLow)
+            case .mainsLost: known.remove(.mainsPresent)
+            case .mainsRestored: known.insert(.mainsPresent)
+            case .buttonMissing: known.remove(.buttonPresent)
+            case .buttonRestored: known.insert(.buttonPresent)
+            case .tamper: known.insert(.tamper)
+            default: return
+            }
+            status = known
+        default:
+            break
+        }
     }
 }

@@ -26,6 +26,11 @@ public struct Supervision: Sendable {
 
     public func isOnline(_ device: UInt32) -> Bool { devices[device]?.online ?? false }
 
+    public var supervisedCount: Int { devices.count }
+
+    /// Every device supervised since the start and whether it is online.
+    public var supervised: [(device: UInt32, online: Bool)] { devices.map { ($0.key, $0.value.online) } }
+
     /// An authenticated frame of `device` arrived. Reports it online if it was not.
     public mutating func deviceSeen(_ device: UInt32, now: Duration) -> Report? {
         let wasOnline = devices[device]?.online ?? false

@@ -30,4 +30,10 @@ public struct TokenBucket: Hashable, Sendable {
         if updated.map({ now > $0 }) ?? true { updated = now }
         return tokens >= 1
     }
+
+    /// Whether the bucket is full again at `now` (it restricts nothing: it may be forgotten).
+    public mutating func isFull(now: Duration) -> Bool {
+        _ = hasToken(now: now)
+        return tokens >= burst
+    }
 }

@@ -58,6 +58,17 @@ import Testing
         #expect(person.openCases.map(\.id) == [5])
     }
 
+    @Test func helpIsDispatchedOnlyForACaseAnOperatorTook() {
+        var policy = CasePolicy(configuration: .init())
+        _ = policy.caseOpened(CasePolicy.Case(id: 4, device: 1, alarmID: 2, state: .received))
+        #expect(policy.dispatch(4) == [], "take it first")
+        _ = policy.engage(4)
+        #expect(policy.dispatch(4) == [.transition(CasePolicy.Case(id: 4, device: 1, alarmID: 2, state: .helpDispatched))])
+        #expect(policy.dispatch(4) == [] && policy.engage(4) == [], "states only move forward")
+        #expect(policy.openCase(4)?.state == .helpDispatched)
+        #expect(policy.close(4).count == 1 && policy.dispatch(4) == [] && policy.openCase(4) == nil)
+    }
+
     @Test func withoutAutoAnswerCasesWaitForAPerson() {
         var policy = CasePolicy(configuration: .init())
         #expect(policy.caseOpened(CasePolicy.Case(id: 4, device: 1, alarmID: 2, state: .received)) == [])

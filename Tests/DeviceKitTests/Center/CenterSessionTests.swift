@@ -122,6 +122,26 @@ import Testing
         ])
     }
 
+    @Test func whatTheDeviceSaysOfItselfIsKeptForTheOperators() throws {
+        var machine = Self.open()
+        #expect(machine.report.firmware == FirmwareVersion(1, 0, 3))
+        #expect(machine.report.status == nil && machine.report.battery == nil)
+        let heartbeat = Message.heartbeat(Heartbeat(status: [.mainsPresent, .buttonPresent], battery: 64))
+        _ = machine.frameReceived(Self.frame(heartbeat, counter: 65_540), now: Self.t0, mayOpenSession: true)
+        #expect(machine.report.status == [.mainsPresent, .buttonPresent] && machine.report.battery == 64)
+        #expect(machine.report.lastHeard == Self.t0.wall)
+        let lost = Message.event(DeviceEvent(id: 9, kind: .mainsLost, at: 1, value: 0))
+        _ = machine.frameReceived(Self.frame(lost, counter: 65_541), now: Self.t0, mayOpenSession: true)
+        #expect(machine.report.status == [.buttonPresent])
+        let alarm = Message.alarm(Alarm(id: 10, kind: .button, triggeredAt: 1, battery: 255, flags: []))
+        _ = machine.frameReceived(Self.frame(alarm, counter: 65_542), now: Self.t0, mayOpenSession: true)
+        #expect(machine.report.status == [.buttonPresent, .mainsPresent] && machine.report.battery == 64, "an unknown battery keeps the last known")
+        let stranger = try DeviceKey(deviceID: Self.device, rootKey: Array(repeating: 0x42, count: 32))
+        let empty = Message.heartbeat(Heartbeat(status: [], battery: 1))
+        _ = machine.frameReceived(Self.frame(empty, counter: 65_543, key: stranger), now: CenterInstant(wall: 99, monotonic: .zero), mayOpenSession: true)
+        #expect(machine.report.lastHeard == Self.t0.wall && machine.report.battery == 64, "a forged frame says nothing")
+    }
+
     @Test func overTheRateLimitReliableMessagesAreNakedAndOthersDropped() {
         var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 2), storedAnchor: nil)
         _ = machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: true)  // token 1

@@ -1,6 +1,0 @@
-import Testing
-@testable import CenterConsole
-
-@Test func assetsAreEmbedded() {
-    #expect(!ConsoleAssets.consoleHTML.isEmpty)
-}
