@@ -77,6 +77,9 @@ def catalogue_keys_used():
     for pair in re.findall(r"\byesNo\([^,]+, '([\w.]+)', '([\w.]+)'\)", script):
         used |= set(pair)
     used |= set(re.findall(r"\['(resident\.\w+|col\.\w+|detail\.\w+)',", script))
+    # The server fills the login page's error with these keys.
+    for source in (ASSETS.parent).glob("*.swift"):
+        used |= set(re.findall(r'errorKey: "([\w.]+)"', source.read_text()))
     return used
 
 

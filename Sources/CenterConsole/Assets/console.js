@@ -34,6 +34,7 @@
     view: 'queue',
     historyPages: [],      // the `before` of each page shown so far, for "newer"
     historyRows: [],
+    historyNext: null,     // the `before` of the next older page, null on the last
     devicesRows: [],
     devicesMore: 0,
     operatorsRows: [],
@@ -531,7 +532,6 @@
   }
 
   // ---- history ------------------------------------------------------------------------------------------
-  const HISTORY_PAGE = 100;
   async function loadHistory(before) {
     const query = $('history-search').value.trim();
     let path = '/api/history?q=' + encodeURIComponent(query);
@@ -539,6 +539,7 @@
     try {
       const data = await api('GET', path);
       app.historyRows = listOf(data, 'cases');
+      app.historyNext = data && data.next !== undefined ? data.next : null;
       drawHistory();
       showError($('page-error'), '');
     } catch (error) {
@@ -558,7 +559,7 @@
       tr.addEventListener('click', () => { showView('queue'); selectCase(row.id); });
       body.append(tr);
     }
-    $('history-older').disabled = app.historyRows.length < HISTORY_PAGE;
+    $('history-older').disabled = app.historyNext === null;
     $('history-newer').disabled = app.historyPages.length === 0;
   }
 
@@ -706,10 +707,9 @@
       historyTimer = setTimeout(() => { app.historyPages = []; loadHistory(null); }, 300);
     });
     $('history-older').addEventListener('click', () => {
-      if (!app.historyRows.length) return;
-      const before = app.historyRows[app.historyRows.length - 1].id;
-      app.historyPages.push(before);
-      loadHistory(before);
+      if (app.historyNext === null) return;
+      app.historyPages.push(app.historyNext);
+      loadHistory(app.historyNext);
     });
     $('history-newer').addEventListener('click', () => {
       app.historyPages.pop();
