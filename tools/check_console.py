@@ -333,10 +333,11 @@ def run(devicesim, shots):
         registry.write_text('device,name,address,contacts,notes\n'
                             '1001,王秀英,"北京市朝阳区幸福路 12 号 3 单元 401","女儿 李娜 138 0000 0000",'
                             f'"{HOSTILE_NOTES.replace(chr(34), chr(34) * 2)}"\n'
-                            '1002,<b>Harold</b> Smith,"7 Elm Road, Leeds",neighbour: 0113 496 0000,dog in the hall\n', encoding="utf-8")
+                            '1002,<b>Harold</b> Smith,"7 Elm Road, Leeds",neighbour: 0113 496 0000,dog in the hall\n'
+                            '1003,Mary Jones,"2 Mill Lane, York",,never installed\n', encoding="utf-8")
         result = subprocess.run([devicesim, "center", "registry", "import", str(registry), "--journal", journal],
                                 capture_output=True, text=True, timeout=60)
-        check(result.returncode == 0, f"registry import of 2 residents (exit {result.returncode} {result.stderr.strip()[:200]})")
+        check(result.returncode == 0, f"registry import of 3 residents (exit {result.returncode} {result.stderr.strip()[:200]})")
 
         web = attack_client.free_port()
         centre = attack_client.Centre(devicesim, work, extra=["--web-port", str(web)], journal=journal)
@@ -511,8 +512,10 @@ def run(devicesim, shots):
               "the model with HTML shows as text in the devices table")
         Select(alice.find_element(By.ID, "devices-filter")).select_by_value("attention")
         attention = wait_until(alice, """const rows = Array.from(document.querySelectorAll('#devices tr.device'));
-            return rows.every(r => r.classList.contains('attention')) && rows.map(r => r.dataset.deviceId);""", "the attention filter", 10)
-        check(attention is not None and attention is not False, f"'needs a technician' lists only devices with a reason ({attention})")
+            return rows.length && rows.every(r => r.classList.contains('attention')) && rows.map(r => r.dataset.deviceId);""",
+                               "the attention filter", 10)
+        check(bool(attention) and "1003" in attention and "1001" not in attention,
+              f"'needs a technician' lists the registered device never heard from, not the healthy one ({attention})")
         shot(alice, shots, "devices-en")
 
         # History.
@@ -561,12 +564,13 @@ def run(devicesim, shots):
                 pass
             severe = [e["message"] for e in driver.get_log("browser")
                       if e["level"] == "SEVERE" and "favicon" not in e["message"] and "/login" not in e["message"]
-                      and " 409 " not in e["message"]]
+                      and " 409 " not in e["message"] and not ("/api/registry" in e["message"] and " 400 " in e["message"])]
             check(not severe, f"{name}'s browser logged no error ({severe[:3]})")
+        cookie = (bob.get_cookie("dk_session") or {}).get("value", "")
         bob.find_element(By.ID, "logout").click()
         check(bool(wait_until(bob, "return location.pathname === '/login'", "the logout", 10)), "bob signs out: back at /login")
-        status = bob.execute_script("return fetch('/api/me').then(r => r.status)")
-        check(status == 401, f"…and his session is over ({status})")
+        status, _, _ = request(base, "GET", "/api/me", headers={"Cookie": f"dk_session={cookie}"})
+        check(bool(cookie) and status == 401, f"…and his session is over (GET /api/me with his old cookie: {status})")
     finally:
         for driver in drivers:
             try:
@@ -603,7 +607,10 @@ def main():
     dependencies()
     shots = os.path.abspath(options.screenshots)
     os.makedirs(shots, exist_ok=True)
-    run(devicesim, shots)
+    try:
+        run(devicesim, shots)
+    except Exception as error:  # a page that is not what the check expects: a failure, not a crash
+        check(False, f"the check stopped: {error.__class__.__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     print(f"{len(failures)} failed checks in {time.monotonic() - started:.1f} s; screenshots in {shots}")
     if failures:
         print("failed:\n  " + "\n  ".join(failures))
