@@ -107,6 +107,8 @@ let package = Package(
             name: "DeviceKitTests",
             dependencies: [
                 "DeviceKit",
+                // The operators' web console, tested with the centre's test devices.
+                "CenterConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -119,16 +121,6 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 // TestMetrics: a factory that keeps what was recorded, for parts tested without an endpoint.
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
-            ]
-        ),
-        .testTarget(
-            name: "CenterConsoleTests",
-            dependencies: [
-                "CenterConsole",
-                "DeviceKit",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -8,10 +8,11 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 
-/// `devicesim center`: the reference dispatch centre, the peer of devices, load tests and diagnostics.
+/// `devicesim center [serve]`: the reference dispatch centre, the peer of devices, load tests and diagnostics;
+/// the default subcommand of `devicesim center` (CenterCommandGroup).
 struct CenterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "center",
+        commandName: "serve",
         abstract: "Run the reference dispatch centre: receive alarms over TCP and UDP, journal them, answer devices.",
         discussion: """
             Durations take a unit (250ms, 1.5s, 2min); a plain number keeps each option's old unit (milliseconds \
@@ -68,7 +69,7 @@ struct CenterCommand: AsyncParsableCommand {
     var dc09IdleTimeout: DurationOption?
 
     @Option(help: "The SQLite journal file; a restarted centre reopens it.")
-    var journal = "center.sqlite"
+    var journal = CenterCommand.defaultJournal
 
     @Option(parsing: .unconditional, help: "The heartbeat interval told to devices, in whole seconds up to 65535 (default 30s).", transform: DurationOption.seconds)
     var heartbeatInterval: DurationOption?

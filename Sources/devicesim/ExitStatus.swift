@@ -128,6 +128,11 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 /// Reads a whole text file, or throws a `CommandFailure` that names it (as `what`) and the system's reason.
 func readTextFile(_ path: String, what: String, advice: String = "check the path and its permissions") throws(CommandFailure) -> String {
+    String(decoding: try readFile(path, what: what, advice: advice), as: UTF8.self)
+}
+
+/// Reads a whole file's bytes, or throws a `CommandFailure` that names it (as `what`) and the system's reason.
+func readFile(_ path: String, what: String, advice: String = "check the path and its permissions") throws(CommandFailure) -> Data {
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw CommandFailure(.noInput, "cannot read \(what) \(path): it is a directory; give the file in it")
@@ -137,7 +142,7 @@ func readTextFile(_ path: String, what: String, advice: String = "check the path
     // Read through the descriptor: a character device (`/dev/null`, a pipe) reads as what it holds.
     let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     do {
-        return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        return try handle.readToEnd() ?? Data()
     } catch {
         throw CommandFailure.cannotRead(path, what: what, errno: EIO, advice: advice)
     }

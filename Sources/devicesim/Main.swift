@@ -17,7 +17,7 @@ struct DeviceSim: AsyncParsableCommand {
             """,
         version: versionLine,
         subcommands: [
-            DemoCommand.self, RunCommand.self, CenterCommand.self, DiagCommand.self, ProvisionCommand.self,
+            DemoCommand.self, RunCommand.self, CenterCommandGroup.self, DiagCommand.self, ProvisionCommand.self,
             ProtocolCommand.self, LoadCommand.self, SIPCommand.self,
         ]
     )

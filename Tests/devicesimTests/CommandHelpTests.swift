@@ -44,6 +44,15 @@ import Testing
         }
     }
 
+    /// `devicesim center` became a group (serve, operators, registry): its help says where the centre's options are.
+    @Test func theCentresHelpListsItsSubcommandsAndWhereItsOptionsAre() {
+        let help = Self.help(CenterCommandGroup.self)
+        for name in ["serve (default)", "operators", "registry", "devicesim center serve --help"] {
+            #expect(help.contains(name), "\(name): \(help)")
+        }
+        #expect(Self.help(CenterCommand.self).contains("--journal <journal>"))
+    }
+
     @Test func theCodesAreThoseOfSysexits() {
         #expect(ExitStatus.allCases.map(\.rawValue) == [0, 1, 64, 65, 66, 68, 69, 70, 73, 74, 75, 77, 78])
         #expect(ExitStatus.help([.noInput], [.noInput: "the file is missing"])

@@ -175,6 +175,7 @@ public final class CenterJournal: Sendable {
         }
         registerDC09Migration(&migrator)
         registerDC09ForwardMigration(&migrator)
+        registerConsoleMigration(&migrator)
         return migrator
     }
 
@@ -243,7 +244,7 @@ public final class CenterJournal: Sendable {
     /// up to the busy timeout. A deferred one would read first and could then fail to upgrade with
     /// `SQLITE_BUSY` at once, without waiting, when another process wrote in between. The writer lock is taken
     /// first, so that processes sharing the journal queue for it in the kernel instead of SQLite's sleeps.
-    private func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
+    func writeImmediately<T>(_ body: (Database) throws -> T) throws -> T {
         try writerLock.withLock { try transaction(body) }
     }
 
