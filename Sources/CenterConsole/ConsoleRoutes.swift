@@ -558,12 +558,9 @@ struct ConsoleRoutes: Sendable {
         let session = try supervisor(context)
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
-        guard let text = body.getString(at: body.readerIndex, length: body.readableBytes) else {
-            return Self.error(.badRequest, "the registry must be CSV text")
-        }
         let residents: [Resident]
         do {
-            residents = try ResidentCSV.parse(text)
+            residents = try ResidentCSV.parse(body.readableBytesView)
         } catch {
             return Self.registryRefused(error)
         }
@@ -575,8 +572,20 @@ struct ConsoleRoutes: Sendable {
         return Self.json(ImportOutcome(imported: residents.count))
     }
 
-    /// A refused registry: every bad row with its line, or what else was wrong.
-    static func registryRefused(_ refusal: any Error) -> Response {
-        Self.error(.badRequest, "\(refusal)")
+    private struct Refusal: Encodable {
+        struct Row: Encodable {
+            var line: Int
+            var error: String
+        }
+
+        var error: String
+        var rows: [Row]
+    }
+
+    /// A refused registry: every bad row with its line (docs/console.md).
+    static func registryRefused(_ refusal: ResidentCSVError) -> Response {
+        json(
+            Refusal(error: "the registry was not imported: nothing changed", rows: refusal.rows.map { Refusal.Row(line: $0.line, error: $0.error) }),
+            status: .badRequest)
     }
 }
