@@ -546,9 +546,7 @@ struct ConsoleRoutes: Sendable {
         return Self.json(["ok": true])
     }
 
-    static func validName(_ name: String) -> Bool {
-        (1...64).contains(name.count) && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
-    }
+    static func validName(_ name: String) -> Bool { (try? OperatorAccount.checkName(name)) != nil }
 
     private struct ImportOutcome: Encodable {
         var imported: Int
