@@ -39,7 +39,9 @@ extension HTTPField.Name {
 /// Nothing without a session but the login page (docs/console.md, "Security"): `GET /` goes to the login
 /// page, anything else is `401`. A state-changing request needs the session's CSRF token in `X-CSRF-Token`
 /// and, when the browser says where it comes from (`Origin`), this origin. Every answer gets the headers
-/// that keep pages out of frames, types unsniffed, referrers unsent and nothing cached.
+/// that keep pages out of frames, types unsniffed, referrers within this origin and nothing cached. (Under
+/// `Referrer-Policy: no-referrer` Chromium sends `Origin: null` with a form's POST, which the origin check
+/// refuses: `same-origin` keeps the origin for our own requests and tells other sites nothing.)
 struct ConsoleGate: RouterMiddleware {
     typealias Context = ConsoleContext
     let server: ConsoleServer
@@ -48,7 +50,7 @@ struct ConsoleGate: RouterMiddleware {
         var response = try await admit(request, context: context, next: next)
         response.headers[.contentTypeOptions] = "nosniff"
         response.headers[.frameOptions] = "DENY"
-        response.headers[.referrerPolicy] = "no-referrer"
+        response.headers[.referrerPolicy] = "same-origin"
         response.headers[.cacheControl] = "no-store"
         return response
     }
