@@ -192,6 +192,7 @@ struct ConsoleRoutes: Sendable {
         }
         guard addressMay, accountMay else {
             let retry = server.throttle.withLock { addressMay ? $0.accountRetryAfter : $0.addressRetryAfter }
+            centre.countConsoleLogin("limited")
             await server.record("loginLimited", by: name, note: "from \(context.source)", centre: centre)
             return loginPage(language, status: .tooManyRequests, errorKey: "login.error.limited", retryAfter: retry)
         }
@@ -204,10 +205,12 @@ struct ConsoleRoutes: Sendable {
         }
         guard let account, verified, !account.disabled else {
             server.throttle.withLock { $0.failed(name, now: now) }
+            centre.countConsoleLogin("refused")
             await server.record("loginRefused", by: name, note: "from \(context.source)", centre: centre)
             return loginPage(language, status: .unauthorized, errorKey: "login.error.credentials")
         }
         let session = server.sessions.open(name: account.name, role: account.role, language: account.language, now: now)
+        centre.countConsoleLogin("accepted")
         await server.record("login", by: account.name, note: "from \(context.source)", centre: centre)
         var response = Response(status: .seeOther, headers: [.location: "/"])
         response.setCookie(
@@ -335,6 +338,7 @@ struct ConsoleRoutes: Sendable {
             done = try await centre.close(case: id)
         }
         guard done else { return Self.error(.notFound, "case \(id) is not open") }
+        centre.countConsoleAction(action.rawValue)
         await server.record(action.rawValue, by: session.name, case: id, device: open.device, note: note, centre: centre)
         return Self.json(["ok": true])
     }

@@ -134,6 +134,7 @@ public final class ConsoleServer: CenterAttachment {
                 let keepAlive = sinceKeepAlive >= feed.keepAliveEvery
                 if keepAlive { sinceKeepAlive = .zero }
                 feed.flush(keepAlive: keepAlive)
+                centre.setConsoleStreams(feed.consoles)
             }
         }
         running.withLock { $0 = Running(group: group, tasks: [serving, feeding, ticking]) }

@@ -87,6 +87,8 @@ import Testing
         #expect(out.status == 303)
         let after = try await http.request("GET", "/api/me", cookie: token)
         #expect(after.status == 401)
+        #expect(harness.centre.metric(#"center_console_logins_total{outcome="refused"}"#) == 2)
+        #expect(harness.centre.metric(#"center_console_logins_total{outcome="accepted"}"#) == 2)
     }
 
     @Test func loginsAreLimitedPerAddress() async throws {
@@ -167,6 +169,8 @@ import Testing
         #expect(removed != nil)
         let again = try await http.request("POST", "/api/cases/\(id)/close", cookie: bob.token, csrf: bob.csrf)
         #expect(again.status == 404)
+        #expect(harness.centre.metric(#"center_console_actions_total{action="take"}"#) == 1)
+        #expect(harness.centre.metric("center_console_streams") == 2)
         // The device heard each state.
         let states = try await device.received { message in
             if case .caseUpdate(let update) = message { return update.state == .closed } else { return false }
