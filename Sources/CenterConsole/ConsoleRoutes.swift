@@ -39,7 +39,9 @@ extension HTTPField.Name {
 /// Nothing without a session but the login page (docs/console.md, "Security"): `GET /` goes to the login
 /// page, anything else is `401`. A state-changing request needs the session's CSRF token in `X-CSRF-Token`
 /// and, when the browser says where it comes from (`Origin`), this origin. Every answer gets the headers
-/// that keep pages out of frames, types unsniffed, referrers unsent and nothing cached.
+/// that keep pages out of frames, types unsniffed, referrers within this origin and nothing cached. (Under
+/// `Referrer-Policy: no-referrer` Chromium sends `Origin: null` with a form's POST, which the origin check
+/// refuses: `same-origin` keeps the origin for our own requests and tells other sites nothing.)
 struct ConsoleGate: RouterMiddleware {
     typealias Context = ConsoleContext
     let server: ConsoleServer
@@ -48,7 +50,7 @@ struct ConsoleGate: RouterMiddleware {
         var response = try await admit(request, context: context, next: next)
         response.headers[.contentTypeOptions] = "nosniff"
         response.headers[.frameOptions] = "DENY"
-        response.headers[.referrerPolicy] = "no-referrer"
+        response.headers[.referrerPolicy] = "same-origin"
         response.headers[.cacheControl] = "no-store"
         return response
     }
@@ -190,6 +192,7 @@ struct ConsoleRoutes: Sendable {
         }
         guard addressMay, accountMay else {
             let retry = server.throttle.withLock { addressMay ? $0.accountRetryAfter : $0.addressRetryAfter }
+            centre.countConsoleLogin("limited")
             await server.record("loginLimited", by: name, note: "from \(context.source)", centre: centre)
             return loginPage(language, status: .tooManyRequests, errorKey: "login.error.limited", retryAfter: retry)
         }
@@ -202,10 +205,12 @@ struct ConsoleRoutes: Sendable {
         }
         guard let account, verified, !account.disabled else {
             server.throttle.withLock { $0.failed(name, now: now) }
+            centre.countConsoleLogin("refused")
             await server.record("loginRefused", by: name, note: "from \(context.source)", centre: centre)
             return loginPage(language, status: .unauthorized, errorKey: "login.error.credentials")
         }
         let session = server.sessions.open(name: account.name, role: account.role, language: account.language, now: now)
+        centre.countConsoleLogin("accepted")
         await server.record("login", by: account.name, note: "from \(context.source)", centre: centre)
         var response = Response(status: .seeOther, headers: [.location: "/"])
         response.setCookie(
@@ -333,6 +338,7 @@ struct ConsoleRoutes: Sendable {
             done = try await centre.close(case: id)
         }
         guard done else { return Self.error(.notFound, "case \(id) is not open") }
+        centre.countConsoleAction(action.rawValue)
         await server.record(action.rawValue, by: session.name, case: id, device: open.device, note: note, centre: centre)
         return Self.json(["ok": true])
     }
@@ -546,9 +552,7 @@ struct ConsoleRoutes: Sendable {
         return Self.json(["ok": true])
     }
 
-    static func validName(_ name: String) -> Bool {
-        (1...64).contains(name.count) && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) }
-    }
+    static func validName(_ name: String) -> Bool { (try? OperatorAccount.checkName(name)) != nil }
 
     private struct ImportOutcome: Encodable {
         var imported: Int
@@ -558,12 +562,9 @@ struct ConsoleRoutes: Sendable {
         let session = try supervisor(context)
         var request = request
         let body = try await request.collectBody(upTo: context.maxUploadSize)
-        guard let text = body.getString(at: body.readerIndex, length: body.readableBytes) else {
-            return Self.error(.badRequest, "the registry must be CSV text")
-        }
         let residents: [Resident]
         do {
-            residents = try ResidentCSV.parse(text)
+            residents = try ResidentCSV.parse(body.readableBytesView)
         } catch {
             return Self.registryRefused(error)
         }
@@ -575,8 +576,20 @@ struct ConsoleRoutes: Sendable {
         return Self.json(ImportOutcome(imported: residents.count))
     }
 
-    /// A refused registry: every bad row with its line, or what else was wrong.
-    static func registryRefused(_ refusal: any Error) -> Response {
-        Self.error(.badRequest, "\(refusal)")
+    private struct Refusal: Encodable {
+        struct Row: Encodable {
+            var line: Int
+            var error: String
+        }
+
+        var error: String
+        var rows: [Row]
+    }
+
+    /// A refused registry: every bad row with its line (docs/console.md).
+    static func registryRefused(_ refusal: ResidentCSVError) -> Response {
+        json(
+            Refusal(error: "the registry was not imported: nothing changed", rows: refusal.rows.map { Refusal.Row(line: $0.line, error: $0.error) }),
+            status: .badRequest)
     }
 }

@@ -64,6 +64,9 @@ public final class ConsoleServer: CenterAttachment {
     /// Made on first use, on the password pool.
     static let unknownAccountHash = (try? OperatorPassword.hash(ConsoleSessions.randomToken())) ?? ""
 
+    /// Open cases whose alarm is read back from the journal when the board is rebuilt, times four.
+    static let restoredDetailLimit = 250
+
     /// Milliseconds since the Unix epoch.
     static var wallClock: WireTime { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 
@@ -131,6 +134,7 @@ public final class ConsoleServer: CenterAttachment {
                 let keepAlive = sinceKeepAlive >= feed.keepAliveEvery
                 if keepAlive { sinceKeepAlive = .zero }
                 feed.flush(keepAlive: keepAlive)
+                centre.setConsoleStreams(feed.consoles)
             }
         }
         running.withLock { $0 = Running(group: group, tasks: [serving, feeding, ticking]) }
@@ -152,7 +156,10 @@ public final class ConsoleServer: CenterAttachment {
     /// The board's cases from the centre's open cases and the journal, and the registry's residents.
     func restoreBoard(from centre: CenterServer) async throws {
         let overviews = try await centre.caseOverviews()
-        let ids = overviews.map(\.case.id)
+        // The alarms of the most urgent cases from the journal (a few queries each); a storm may leave a hundred
+        // thousand open, and the others are shown without them until they come into view.
+        let ids = overviews.map(\.case).sorted { ($0.state == .received ? 0 : 1, $0.id) < ($1.state == .received ? 0 : 1, $1.id) }
+            .prefix(4 * ConsoleServer.restoredDetailLimit).map(\.id)
         let (records, residents) = try await centre.withJournal { journal in
             (try ids.compactMap { try journal.caseRecord(id: $0) }, try journal.residents())
         }

@@ -157,3 +157,13 @@ struct LoginThrottle: Sendable {
         if buckets.count >= limit, let any = buckets.keys.first { buckets[any] = nil }
     }
 }
+
+extension ConsoleServer {
+    /// A password of 14 random letters and digits without look-alikes (no 0/O, 1/l/I), about 80 bits: for an
+    /// account made for a run (`devicesim demo`), printed once.
+    public static func makePassword() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<14).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+}

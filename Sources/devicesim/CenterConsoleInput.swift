@@ -63,18 +63,32 @@ enum ConsoleInput {
         case .success(.engage(let id)):
             let done = (try? await centre.engage(case: id)) ?? false
             writeLine(done ? "case \(id): operator engaged" : "case \(id) is not open or already engaged: type 'list'")
+            if done { await journal("take", case: id, centre: centre) }
         case .success(.close(let id)):
             let done = (try? await centre.close(case: id)) ?? false
             writeLine(done ? "case \(id): closed" : "case \(id) is not open: type 'list'")
+            if done { await journal("close", case: id, centre: centre) }
         case .success(.call(let id)):
             let call = (try? await centre.call(case: id)) ?? nil
             writeLine(
                 call.map { $0 == 0 ? "case \(id): ringing an operator's phone, then the home" : "case \(id): calling the home (call \($0))" }
                     ?? "case \(id) is not open: type 'list'")
+            if call != nil { await journal("call", case: id, centre: centre) }
         case .success(.hangUp(let id)):
             let device = ((try? await centre.openCases()) ?? []).first { $0.id == id }?.device
             let done = if let device { (try? await centre.hangUp(device: device)) ?? false } else { false }
             writeLine(done ? "case \(id): call ended" : "case \(id) has no call: type 'list'")
+            if done { await journal("hangup", case: id, centre: centre) }
+        }
+    }
+
+    /// What the person at the console did, in the journal's record of operators' actions, as
+    /// `console:` and the login user (as the web console records its operators).
+    private static func journal(_ action: String, case id: Int64, centre: CenterServer) async {
+        let who = "console:" + commandLineUser().dropFirst("cli:".count)
+        let entry = OperatorAction(at: UInt64(max(0, Date().timeIntervalSince1970 * 1000)), operatorName: who, action: action, caseID: id)
+        do { try await centre.withJournal { try $0.recordOperatorAction(entry) } } catch {
+            writeLine("could not record this in the journal: \(error)")
         }
     }
 }

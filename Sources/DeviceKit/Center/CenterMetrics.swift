@@ -23,6 +23,10 @@ final class CenterMetrics: Sendable {
     /// Answers not sent because the peer's socket would not take them (its reader is too slow).
     let framesUnsent: Counter
     let metricsRequestsRefused: Counter
+    /// The operators' web console: logins by outcome, actions by kind, streams open (docs/console.md).
+    let consoleLogins: [String: Counter]
+    let consoleActions: [String: Counter]
+    let consoleStreams: Meter
     let alarmsRecorded: Counter
     let alarmsDuplicate: Counter
     /// Reliable messages that reused an id for other content (protocol.md §4.7).
@@ -105,6 +109,13 @@ final class CenterMetrics: Sendable {
         framesUnsent = make.counter("center_frames_unsent_total", "Answers dropped because the peer's socket would not take them.")
         metricsRequestsRefused = make.counter(
             "center_metrics_requests_refused_total", "Metrics connections closed unanswered: too slow, or too many at once.")
+        consoleLogins = make.counters(
+            "center_console_logins_total", "Logins to the operators' web console: accepted, refused (wrong name or password, or a disabled account), limited (too many attempts).",
+            label: "outcome", ["accepted", "refused", "limited"]) { $0 }
+        consoleActions = make.counters(
+            "center_console_actions_total", "What operators did to cases through the web console.", label: "action",
+            ["take", "call", "hangup", "dispatch", "close"]) { $0 }
+        consoleStreams = make.gauge("center_console_streams", "Web consoles receiving the live queue now.")
         unknownDevice = make.counter("center_frames_unknown_device_total", "Frames for a device id the centre does not serve.")
         alarmsRecorded = make.counter("center_alarms_recorded_total", "Alarms durably recorded, once each.")
         alarmsDuplicate = make.counter(

@@ -137,6 +137,15 @@ public final class CenterServer: Service, Sendable {
         try await onRuntime { $0.snapshots }
     }
 
+    /// Counts a login to the operators' web console: `accepted`, `refused` or `limited`.
+    public func countConsoleLogin(_ outcome: String) { metrics.consoleLogins[outcome]?.increment() }
+
+    /// Counts an operator's action on a case through the web console (`take`, `call`, `hangup`, `dispatch`, `close`).
+    public func countConsoleAction(_ action: String) { metrics.consoleActions[action]?.increment() }
+
+    /// How many web consoles receive the live queue now.
+    public func setConsoleStreams(_ count: Int) { metrics.consoleStreams.set(Int64(count)) }
+
     /// Runs `body` with the centre's journal on its thread pool (the journal blocks), while the centre runs:
     /// for the parts that read and write beside the devices' path (the operators' console).
     public func withJournal<T: Sendable>(_ body: @escaping @Sendable (CenterJournal) throws -> T) async throws -> T {

@@ -14,6 +14,23 @@ public struct DemoStory: Sendable {
     public var pressedHome: Int
     public var engageAfter: Duration
     public var closeAfter: Duration
+    /// Parts served beside the centre: `devicesim demo` attaches the operators' web console.
+    public var attachments: [any CenterAttachment] = []
+    /// Run on the demo's journal before the centre opens it (the console's demo account).
+    public var prepareJournal: (@Sendable (CenterJournal) throws -> Void)?
+    /// Said after the console's address (how to log in).
+    public var consoleNote: String?
+    /// Awaited after the story, before the centre and the homes stop (`devicesim demo --stay`).
+    public var afterStory: (@Sendable (Summary) async -> Void)?
+
+    /// The people at home in the demo's registry of residents, one per home (the console shows them).
+    static let residents = [
+        ("Wang Fang", "12 Yuyuan Road, Shanghai", "daughter Wang Li 138-0000-0001", "lives alone; key safe by the door, code with the daughter"),
+        ("Margaret Hill", "4 Church Lane, York", "son David 07700 900123", "hard of hearing: speak slowly"),
+        ("Zhang Wei", "88 Renmin Street, Hangzhou", "neighbour Mrs Chen, flat 3B", "diabetic; insulin in the fridge"),
+        ("Arthur Brown", "27 Mill Road, Leeds", "GP surgery 0113 496 0000", "uses a walking frame"),
+        ("Li Na", "5 Hubin Road, Suzhou", "son Li Qiang 139-0000-0002", ""),
+    ]
 
     public init(homes: Int = 3, pressedHome: Int = 2, engageAfter: Duration = .milliseconds(1500), closeAfter: Duration = .seconds(3)) {
         self.homes = homes
@@ -46,17 +63,31 @@ public struct DemoStory: Sendable {
         logger.logLevel = .critical
 
         let master = try FleetMasterKey(bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
+        let journalPath = directory + "/centre.sqlite"
+        do {
+            let journal = try CenterJournal(path: journalPath)
+            defer { try? journal.close() }
+            try journal.importResidents(
+                (1...homes).map { home in
+                    let (name, address, contacts, notes) = Self.residents[(home - 1) % Self.residents.count]
+                    return Resident(device: UInt32(1000 + home), name: name, address: address, contacts: contacts, notes: notes)
+                }, at: UInt64(Date().timeIntervalSince1970 * 1000))
+            try prepareJournal?(journal)
+        }
         let centre = CenterServer(
             configuration: CenterConfiguration(
-                host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: directory + "/centre.sqlite",
+                host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: journalPath,
                 session: .init(heartbeatIntervalSeconds: 5),
                 cases: .init(autoEngageAfter: engageAfter, autoCloseAfter: closeAfter)),
-            registry: DeviceRegistry(master: master), logger: logger)
+            registry: DeviceRegistry(master: master), logger: logger, attachments: attachments)
         let centreEvents = centre.events()
         let centreTask = Task { try await centre.run() }
         defer { centreTask.cancel() }
         let ports = try await centre.listening()
         say("Dispatch centre listening on 127.0.0.1:\(ports.tcp) (TCP), journal in SQLite.")
+        if let web = ports.web {
+            say("Operators' web console: http://127.0.0.1:\(web)/" + (consoleNote.map { " — \($0)" } ?? ""))
+        }
 
         var devices: [DeviceRuntime] = []
         for home in 1...homes {
@@ -169,6 +200,7 @@ public struct DemoStory: Sendable {
         summary.alarmsRecorded = timeline.alarms
         summary.centreMedia = timeline.centreStatistics
         summary.refusedFrames = timeline.refused
+        await afterStory?(summary)
         for d in devices { await d.stop() }
         return summary
     }

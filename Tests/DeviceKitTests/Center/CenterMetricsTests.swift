@@ -36,6 +36,9 @@ import Testing
                 .map { #"reason="\#($0)""# })
         ),
         "center_connections_open": ("gauge", [""]),
+        "center_console_actions_total": ("counter", Set(["take", "call", "hangup", "dispatch", "close"].map { #"action="\#($0)""# })),
+        "center_console_logins_total": ("counter", Set(["accepted", "refused", "limited"].map { #"outcome="\#($0)""# })),
+        "center_console_streams": ("gauge", [""]),
         "center_dc09_events_recorded_total": ("counter", [""]),
         "center_dc09_frames_total": (
             "counter",

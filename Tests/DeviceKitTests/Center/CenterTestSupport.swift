@@ -19,6 +19,7 @@ struct RunningCentre {
 
     static func start(
         journal: String, metricsPort: Int? = nil, registry: DeviceRegistry = RunningCentre.registry,
+        attachments: [any CenterAttachment] = [],
         _ configure: (inout CenterConfiguration) -> Void = { _ in }
     ) async throws -> RunningCentre {
         var configuration = CenterConfiguration(
@@ -27,7 +28,7 @@ struct RunningCentre {
         // Metrics in a registry of this centre's own (the default), read through `metric(_:)`.
         let server = CenterServer(
             configuration: configuration, registry: registry,
-            logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }))
+            logger: Logger(label: "test.center", factory: { _ in SwiftLogNoOpLogHandler() }), attachments: attachments)
         let events = Collected<CenterEvent>()
         let stream = server.events()
         Task { for await event in stream { events.append(event) } }
