@@ -566,6 +566,16 @@ def run(devicesim, shots):
                       if e["level"] == "SEVERE" and "favicon" not in e["message"] and "/login" not in e["message"]
                       and " 409 " not in e["message"] and not ("/api/registry" in e["message"] and " 400 " in e["message"])]
             check(not severe, f"{name}'s browser logged no error ({severe[:3]})")
+        # A console that gets no animation frames (a hidden tab) still applies the stream: bob's page loses
+        # requestAnimationFrame, then a second press on device 1001.
+        bob.execute_script("window.requestAnimationFrame = () => 0")
+        seen = len(centre.all_events())
+        box.press()
+        update = poll(lambda: [e for e in centre.all_events()[seen:] if e.get("event") == "caseUpdate" and e.get("device") == 1001], 10)
+        third = update[0]["case"] if update else None
+        drawn = third and wait_until(bob, "return window.caseShownAt[arguments[0]]", "the case without animation frames", 10, third)
+        check(bool(drawn), f"without animation frames (a hidden tab) bob's queue still shows the next case ({third})")
+
         cookie = (bob.get_cookie("dk_session") or {}).get("value", "")
         bob.find_element(By.ID, "logout").click()
         check(bool(wait_until(bob, "return location.pathname === '/login'", "the logout", 10)), "bob signs out: back at /login")

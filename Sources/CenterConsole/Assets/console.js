@@ -213,15 +213,20 @@
   function onStreamMessage(kind, event) {
     let data;
     try { data = JSON.parse(event.data); } catch (_) { return; }
+    // A snapshot replaces everything before it: a console that cannot draw (a hidden tab) keeps one.
+    if (kind === 'snapshot') app.pending = [];
     app.pending.push([kind, data]);
     if (!app.frameRequested) {
       app.frameRequested = true;
       requestAnimationFrame(applyPending);
+      // A hidden tab gets no animation frames; without this its messages would pile up until it is shown.
+      setTimeout(applyPending, 1000);
     }
   }
 
   // Every message that came since the last frame, applied at once, then drawn once.
   function applyPending() {
+    if (!app.frameRequested) return;
     app.frameRequested = false;
     const messages = app.pending;
     app.pending = [];
