@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from datetime import datetime
@@ -141,6 +142,32 @@ def heap_mib(driver):
     return metrics.get("JSHeapUsedSize", 0) / 2**20
 
 
+class StreamReader(threading.Thread):
+    """A console that is not a browser: reads /api/stream as EventSource would and counts what came. The
+    centre serves it exactly as a browser's stream (the same bytes, one encoding for all); only the browser's
+    own cost is missing, which the browser consoles measure."""
+
+    def __init__(self, centre, name, source):
+        super().__init__(daemon=True)
+        self.cookie = session_cookie(centre, name, source)
+        self.centre = centre
+        self.bytes = 0
+        self.messages = 0
+        self.stop = False
+
+    def run(self):
+        connection = http.client.HTTPConnection("127.0.0.1", self.centre.web, timeout=30)
+        connection.request("GET", "/api/stream", headers={"Cookie": f"dk_session={self.cookie}", "Accept": "text/event-stream"})
+        response = connection.getresponse()
+        while not self.stop:
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            self.bytes += len(chunk)
+            self.messages += chunk.count(b"\n\n")
+        connection.close()
+
+
 def load(devicesim, centre, devices, rate, seconds, first_id, log, cancel_share):
     return subprocess.Popen([devicesim, "load", "--center", f"127.0.0.1:{centre.tcp}", "--master-file", str(centre.master),
                              "--transport", "udp", "--devices", str(devices), "--first-id", str(first_id), "--ramp", "5000",
@@ -191,13 +218,19 @@ def storm(devicesim, options, work):
     names = [f"console{i}" for i in range(options.consoles)]
     centre = Centre(devicesim, work, names, json_events=False)
     drivers = []
+    readers = []
     samples = []
     try:
+        browsers = options.consoles if options.browsers is None else min(options.browsers, options.consoles)
         for i, name in enumerate(names):
-            drivers.append(console(centre, name, f"127.0.0.{i + 2}"))
+            if i < browsers:
+                drivers.append(console(centre, name, f"127.0.0.{i + 2}"))
+            else:
+                readers.append(StreamReader(centre, name, f"127.0.0.{i + 2}"))
+                readers[-1].start()
         devices = max(10000, options.storm_rate * 6)
         print(f"storm: {options.storm_rate} alarms/s for {options.storm_seconds} s from {devices} devices, "
-              f"{options.consoles} consoles", flush=True)
+              f"{options.consoles} consoles ({len(drivers)} Chromium, {len(readers)} stream readers)", flush=True)
         runner = load(devicesim, centre, devices, options.storm_rate, options.storm_seconds, 100000, work / "load-storm.out", 0.1)
         started = time.monotonic()
         last_cpu, last_at = centre.cpu_seconds(), started
@@ -212,12 +245,14 @@ def storm(devicesim, options, work):
             row = {"at": label, "seconds": round(now - started, 1),
                    "centre_cpu_percent": round(100 * (cpu - last_cpu) / max(now - last_at, 1e-6), 1),
                    "centre_rss_mib": round(centre.rss_mib(), 1),
-                   "heap_mib": [round(h, 1) for h in heaps], "rows": rows}
+                   "heap_mib": [round(h, 1) for h in heaps], "rows": rows,
+                   "reader_kib": [round(r.bytes / 1024) for r in readers], "reader_messages": [r.messages for r in readers]}
             last_cpu, last_at = cpu, now
             samples.append(row)
+            heap_text = f"JS heap MiB min/max {min(heaps):.1f}/{max(heaps):.1f}   rows {min(rows)}–{max(rows)}" if heaps else ""
+            reader_text = f"   readers {sum(r.messages for r in readers)} messages, {sum(r.bytes for r in readers) // 1024} KiB" if readers else ""
             print(f"{label:>6} {row['seconds']:>6.1f} s  centre {row['centre_cpu_percent']:>6.1f} % CPU "
-                  f"{row['centre_rss_mib']:>7.1f} MiB   JS heap MiB min/max {min(heaps):.1f}/{max(heaps):.1f}   "
-                  f"rows {min(rows)}–{max(rows)}", flush=True)
+                  f"{row['centre_rss_mib']:>7.1f} MiB   {heap_text}{reader_text}", flush=True)
 
         sample("start")
         # The ramp (devices / 5000 s) and one second to settle come before the storm's steady phase.
@@ -232,8 +267,11 @@ def storm(devicesim, options, work):
         runner.wait(timeout=120)
         report = (work / "load-storm.out").read_text(errors="replace")
         return {"rate": options.storm_rate, "seconds": options.storm_seconds, "devices": devices,
-                "consoles": options.consoles, "samples": samples, "load_tail": report.splitlines()[-12:]}
+                "consoles": options.consoles, "browsers": len(drivers), "readers": len(readers),
+                "samples": samples, "load_tail": report.splitlines()[-30:]}
     finally:
+        for reader in readers:
+            reader.stop = True
         for driver in drivers:
             driver.quit()
         centre.stop()
@@ -247,6 +285,8 @@ def main():
     parser.add_argument("--storm-rate", type=int, default=2000)
     parser.add_argument("--storm-seconds", type=int, default=60)
     parser.add_argument("--consoles", type=int, default=10)
+    parser.add_argument("--browsers", type=int, help="of the consoles, how many are headless Chromium (default: all); "
+                        "the others read the stream as EventSource does, for a machine too small for ten browsers")
     parser.add_argument("--only", choices=["latency", "storm"])
     parser.add_argument("--json", default=".build/console-bench.json")
     options = parser.parse_args()
