@@ -78,8 +78,10 @@ def catalogue_keys_used():
         used |= set(pair)
     used |= set(re.findall(r"\['(resident\.\w+|col\.\w+|detail\.\w+)',", script))
     # The server fills the login page's error with these keys.
+    # And names these refusals, which the page says as error.code.NAME ("taken" is said with the name).
     for source in (ASSETS.parent).glob("*.swift"):
         used |= set(re.findall(r'errorKey: "([\w.]+)"', source.read_text()))
+        used |= {f"error.code.{code}" for code in re.findall(r"code: \.(\w+)", source.read_text()) if code != "taken"}
     return used
 
 

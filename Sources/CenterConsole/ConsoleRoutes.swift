@@ -129,6 +129,12 @@ struct ConsoleRoutes: Sendable {
 
     // MARK: Answers
 
+    /// The refusals the page says in the operator's language (`error.code.NAME` in the catalogue).
+    enum ErrorCode: String, CaseIterable, Sendable {
+        case noteRequired, noteTooLong, notOpen, noCall, takeFirst, alreadyDispatched, taken
+        case badName, weakPassword, accountExists, ownAccount, noAccount
+    }
+
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -138,8 +144,12 @@ struct ConsoleRoutes: Sendable {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func error(_ status: HTTPResponse.Status, _ message: String, extra: [String: String] = [:]) -> Response {
-        json(extra.merging(["error": message]) { _, new in new }, status: status)
+    /// `{"error": MESSAGE, "code": CODE}`: the message in English for people reading the API, the code for
+    /// the page, which says it in the operator's language (`error.code.CODE` in the catalogue).
+    static func error(_ status: HTTPResponse.Status, _ message: String, code: ErrorCode? = nil, extra: [String: String] = [:]) -> Response {
+        var body = extra.merging(["error": message]) { _, new in new }
+        if let code { body["code"] = code.rawValue }
+        return json(body, status: status)
     }
 
     private func page(_ bytes: [UInt8], type: String) -> Response {
@@ -311,33 +321,35 @@ struct ConsoleRoutes: Sendable {
                 note = decoded.note?.trimmingCharacters(in: .whitespacesAndNewlines)
                 if note?.isEmpty == true { note = nil }
             }
-            if let text = note, text.count > 500 { return Self.error(.badRequest, "the note is \(text.count) characters; at most 500") }
-            if action == .dispatch, note == nil { return Self.error(.badRequest, "say what help was sent: a note is needed, e.g. \"ambulance called\"") }
+            if let text = note, text.count > 500 { return Self.error(.badRequest, "the note is \(text.count) characters; at most 500", code: .noteTooLong) }
+            if action == .dispatch, note == nil { return Self.error(.badRequest, "say what help was sent: a note is needed, e.g. \"ambulance called\"", code: .noteRequired) }
         }
-        guard let open = try await centre.openCase(id) else { return Self.error(.notFound, "case \(id) is not open") }
+        guard let open = try await centre.openCase(id) else { return Self.error(.notFound, "case \(id) is not open", code: .notOpen) }
         let done: Bool
         switch action {
         case .take:
             done = try await centre.engage(case: id)
             if !done {
                 let by = server.feed.row(id)?.takenBy ?? "another operator"
-                return Self.error(.conflict, "taken", extra: ["by": by])
+                return Self.error(.conflict, "taken", code: .taken, extra: ["by": by])
             }
             server.feed.taken(id, by: session.name)
         case .call:
             done = try await centre.call(case: id) != nil
         case .hangup:
             done = try await centre.hangUp(device: open.device)
-            if !done { return Self.error(.conflict, "case \(id) has no call to end") }
+            if !done { return Self.error(.conflict, "case \(id) has no call to end", code: .noCall) }
         case .dispatch:
             done = try await centre.dispatch(case: id)
             if !done {
-                return Self.error(.conflict, open.state == .received ? "take the case first" : "help was already dispatched for case \(id)")
+                return open.state == .received
+                    ? Self.error(.conflict, "take the case first", code: .takeFirst)
+                    : Self.error(.conflict, "help was already dispatched for case \(id)", code: .alreadyDispatched)
             }
         case .close:
             done = try await centre.close(case: id)
         }
-        guard done else { return Self.error(.notFound, "case \(id) is not open") }
+        guard done else { return Self.error(.notFound, "case \(id) is not open", code: .notOpen) }
         centre.countConsoleAction(action.rawValue)
         await server.record(action.rawValue, by: session.name, case: id, device: open.device, note: note, centre: centre)
         return Self.json(["ok": true])
@@ -519,7 +531,7 @@ struct ConsoleRoutes: Sendable {
             return Self.error(.badRequest, "give {\"name\", \"password\", \"role\", \"language\"}")
         }
         guard Self.validName(new.name) else {
-            return Self.error(.badRequest, "a name is 1 to 64 letters, digits, '.', '_' or '-'")
+            return Self.error(.badRequest, "a name is 1 to 64 letters, digits, '.', '_' or '-'", code: .badName)
         }
         guard let role = OperatorRole(rawValue: new.role ?? "operator") else { return Self.error(.badRequest, "role is operator or supervisor") }
         guard let language = ConsoleLanguage(rawValue: new.language ?? "en") else { return Self.error(.badRequest, "language is en or zh") }
@@ -528,13 +540,13 @@ struct ConsoleRoutes: Sendable {
         do {
             hash = try await server.passwords.runIfActive { try OperatorPassword.hash(password) }
         } catch {
-            return Self.error(.badRequest, "\(error)")
+            return Self.error(.badRequest, "\(error)", code: .weakPassword)
         }
         let account = OperatorAccount(name: new.name, passwordHash: hash, role: role, language: language, disabled: false, createdAt: ConsoleServer.wallClock)
         do {
             try await centre.withJournal { try $0.addOperator(account) }
         } catch let error as OperatorAccountError {
-            return Self.error(.conflict, "\(error)")
+            return Self.error(.conflict, "\(error)", code: .accountExists)
         }
         await server.record("addOperator", by: session.name, note: "\(new.name) (\(role.rawValue))", centre: centre)
         return Self.json(["ok": true], status: .created)
@@ -542,10 +554,10 @@ struct ConsoleRoutes: Sendable {
 
     private func disableOperator(_ context: ConsoleContext) async throws -> Response {
         let session = try supervisor(context)
-        guard let name = context.parameters.get("name"), Self.validName(name) else { return Self.error(.badRequest, "no such account") }
-        guard name != session.name else { return Self.error(.conflict, "you cannot disable your own account") }
+        guard let name = context.parameters.get("name"), Self.validName(name) else { return Self.error(.notFound, "no such account", code: .noAccount) }
+        guard name != session.name else { return Self.error(.conflict, "you cannot disable your own account", code: .ownAccount) }
         guard try await centre.withJournal({ try $0.setOperator(name, disabled: true) }) else {
-            return Self.error(.notFound, "there is no account \(name)")
+            return Self.error(.notFound, "there is no account \(name)", code: .noAccount)
         }
         server.sessions.closeAll(of: name)
         await server.record("disableOperator", by: session.name, note: name, centre: centre)

@@ -146,6 +146,12 @@
   // What an error from an action means, in the operator's language.
   function errorText(error) {
     if (!(error instanceof HTTPError)) return t('error.network');
+    // A refusal the server names (docs/console.md, "code"): said in the operator's language.
+    const code = error.body && typeof error.body.code === 'string' ? error.body.code : null;
+    const table = (app.catalogue && app.catalogue[app.lang]) || {};
+    if (code && code !== 'taken' && Object.prototype.hasOwnProperty.call(table, 'error.code.' + code)) {
+      return tValue('error.code', code);
+    }
     switch (error.status) {
       case 409:
         return error.body.by ? t('error.taken', { name: error.body.by }) : t('error.conflict', { detail: error.message });

@@ -208,6 +208,15 @@ import Testing
         #expect(ConsoleLanguage.preferred(query: nil, acceptLanguage: nil) == .en)
     }
 
+    @Test func everyRefusalTheServerNamesIsInTheCatalogueInBothLanguages() {
+        let pages = ConsolePages()
+        for refusal in ConsoleRoutes.ErrorCode.allCases where refusal != .taken {
+            for language in ["en", "zh"] {
+                #expect(pages.catalogue[language]?["error.code.\(refusal.rawValue)"] != nil, "\(language) lacks error.code.\(refusal.rawValue)")
+            }
+        }
+    }
+
     @Test func theShippedCatalogueHasTheSameKeysInBothLanguages() {
         let pages = ConsolePages()
         let english = Set(pages.catalogue["en"]?.keys ?? [:].keys)

@@ -149,18 +149,20 @@ import Testing
         let seenByBob = try await bobStream.first { _, data in ((data["upsert"] as? [[String: Any]])?.first?["id"] as? Int) == id }
         #expect(seenByBob != nil)
 
+        let early = try await http.request("POST", "/api/cases/\(id)/dispatch", cookie: alice.token, csrf: alice.csrf, body: #"{"note":"ambulance"}"#)
+        #expect(early.status == 409 && early.json["code"] as? String == "takeFirst")
         // Two operators cannot take the same case.
         let take = try await http.request("POST", "/api/cases/\(id)/take", cookie: alice.token, csrf: alice.csrf)
         #expect(take.status == 200)
         let second = try await http.request("POST", "/api/cases/\(id)/take", cookie: bob.token, csrf: bob.csrf)
-        #expect(second.status == 409 && second.json["by"] as? String == "alice")
+        #expect(second.status == 409 && second.json["by"] as? String == "alice" && second.json["code"] as? String == "taken")
         let taken = try await bobStream.first { _, data in
             ((data["upsert"] as? [[String: Any]])?.first { $0["id"] as? Int == id })?["takenBy"] as? String == "alice"
         }
         #expect(taken != nil, "bob sees that alice took it")
 
         let noNote = try await http.request("POST", "/api/cases/\(id)/dispatch", cookie: alice.token, csrf: alice.csrf, body: "{}")
-        #expect(noNote.status == 400)
+        #expect(noNote.status == 400 && noNote.json["code"] as? String == "noteRequired")
         let dispatch = try await http.request("POST", "/api/cases/\(id)/dispatch", cookie: alice.token, csrf: alice.csrf, body: #"{"note":"ambulance called"}"#)
         #expect(dispatch.status == 200)
         let close = try await http.request("POST", "/api/cases/\(id)/close", cookie: bob.token, csrf: bob.csrf, body: #"{"note":"son is with her"}"#)
@@ -168,7 +170,7 @@ import Testing
         let removed = try await aliceStream.first { _, data in (data["remove"] as? [Int])?.contains(id) == true }
         #expect(removed != nil)
         let again = try await http.request("POST", "/api/cases/\(id)/close", cookie: bob.token, csrf: bob.csrf)
-        #expect(again.status == 404)
+        #expect(again.status == 404 && again.json["code"] as? String == "notOpen")
         #expect(harness.centre.metric(#"center_console_actions_total{action="take"}"#) == 1)
         #expect(harness.centre.metric("center_console_streams") == 2)
         // The device heard each state.
