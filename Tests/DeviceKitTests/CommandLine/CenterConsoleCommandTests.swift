@@ -46,12 +46,24 @@ import Testing
         input.fileHandleForWriting.write(Data("help\n".utf8))
         try await eventually("the help") { output(log).contains("commands:\n  list ") && output(log).contains("  quit ") }
 
+        // What the person at the console does goes to the journal's record of operators' actions, as the web
+        // console's operators' does.
+        input.fileHandleForWriting.write(Data("engage 1\n".utf8))
+        try await eventually("the engagement") { output(log).contains("case 1: operator engaged") }
+        input.fileHandleForWriting.write(Data("close 1\n".utf8))
+        try await eventually("the close") { output(log).contains("case 1: closed") }
+
         device.terminate()
         try await ChildProcess.exit(device, within: .seconds(60))
         input.fileHandleForWriting.write(Data("quit\n".utf8))
         try await ChildProcess.exit(centre, within: .seconds(60))
         #expect(centre.terminationStatus == 0, "\(output(log))")
         #expect(output(log).contains("stopping the centre"))
+        let journal = try CenterJournal(path: directory + "/c.sqlite")
+        defer { try? journal.close() }
+        let actions = try #require(try journal.caseRecord(id: 1)).actions
+        #expect(actions.map(\.action) == ["take", "close"])
+        #expect(actions.allSatisfy { $0.operatorName.hasPrefix("console:") && $0.operatorName.count > "console:".count && $0.caseID == 1 })
     }
 
     /// End of input ended the console without a word while the centre ran on.
