@@ -1,6 +1,5 @@
 import DeviceKit
 import Foundation
-import Logging
 import NIOCore
 import Synchronization
 
@@ -28,13 +27,11 @@ final class ConsoleFeed: Sendable {
     /// Messages buffered per console before it falls behind.
     let clientBuffer: Int
     private let state: Mutex<State>
-    private let logger: Logger
 
-    init(viewLimit: Int = 200, interval: Duration = .milliseconds(250), keepAliveEvery: Duration = .seconds(15), clientBuffer: Int = 64, logger: Logger) {
+    init(viewLimit: Int = 200, interval: Duration = .milliseconds(250), keepAliveEvery: Duration = .seconds(15), clientBuffer: Int = 64) {
         self.interval = interval
         self.keepAliveEvery = keepAliveEvery
         self.clientBuffer = clientBuffer
-        self.logger = logger
         state = Mutex(State(board: ConsoleBoard(viewLimit: viewLimit)))
     }
 

@@ -46,11 +46,11 @@ struct ConsolePages: Sendable {
             switch name {
             case "lang": page += language.tag
             case "language": page += language.rawValue
-            case "error": page += Self.escape(error)
+            case "error": page += HTMLPage.escape(error)
             case "error-hidden": page += error.isEmpty ? "hidden" : ""
             default:
                 if name.hasPrefix("t:") {
-                    page += Self.escape(text(String(name.dropFirst(2)), language))
+                    page += HTMLPage.escape(text(String(name.dropFirst(2)), language))
                 } else {
                     page += rest[open.lowerBound..<close.upperBound]
                 }
@@ -59,23 +59,6 @@ struct ConsolePages: Sendable {
         }
         page += rest
         return page
-    }
-
-    /// Text made safe for HTML element content and attribute values.
-    static func escape(_ text: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
     }
 }
 

@@ -47,14 +47,17 @@ public final class ConsoleServer: CenterAttachment {
 
     private struct Running {
         var group: ServiceGroup
-        var tasks: [Task<Void, Never>]
+        /// The HTTP server's group, and the tasks that feed the board from the centre and send its changes.
+        var serving: Task<Void, Never>
+        var feeding: Task<Void, Never>
+        var ticking: Task<Void, Never>
     }
 
     public init(configuration: ConsoleConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         sessions = ConsoleSessions(lifetime: configuration.sessionLifetime)
-        feed = ConsoleFeed(logger: logger)
+        feed = ConsoleFeed()
     }
 
     /// The console's monotonic clock.
@@ -137,7 +140,7 @@ public final class ConsoleServer: CenterAttachment {
                 centre.setConsoleStreams(feed.consoles)
             }
         }
-        running.withLock { $0 = Running(group: group, tasks: [serving, feeding, ticking]) }
+        running.withLock { $0 = Running(group: group, serving: serving, feeding: feeding, ticking: ticking) }
         logger.info("operators' web console listening", metadata: ["host": "\(configuration.host)", "port": "\(bound)"])
         return bound
     }
@@ -146,10 +149,10 @@ public final class ConsoleServer: CenterAttachment {
         guard let running = running.withLock({ state -> Running? in defer { state = nil }; return state }) else { return }
         // Streams end first: a graceful shutdown waits for every response, and a console's never ends by itself.
         feed.finish()
-        running.tasks[1].cancel()
-        running.tasks[2].cancel()
+        running.feeding.cancel()
+        running.ticking.cancel()
         await running.group.triggerGracefulShutdown()
-        await running.tasks[0].value
+        await running.serving.value
         try? await passwords.shutdownGracefully()
     }
 

@@ -238,8 +238,9 @@ extension LoadReport {
     }
 }
 
-/// What the report and the comparison pages share: the page's head, tables, SVG plots, escaping.
-enum HTMLPage {
+/// What the report and the comparison pages share: the page's head, tables, SVG plots, escaping (which the
+/// operators' console's login page uses too).
+public enum HTMLPage {
     typealias Series = (name: String, points: [(Double, Double)])
     enum Unit { case milliseconds, count }
     enum LineStyle { case plain, dashed, markers }
@@ -401,14 +402,17 @@ enum HTMLPage {
         return 10 * magnitude
     }
 
-    static func escape(_ text: String) -> String {
+    /// Text made safe for HTML element content and attribute values, in double or single quotes.
+    public static func escape(_ text: String) -> String {
         var out = ""
+        out.reserveCapacity(text.utf8.count)
         for ch in text {
             switch ch {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
             case "\"": out += "&quot;"
+            case "'": out += "&#39;"
             default: out.append(ch)
             }
         }

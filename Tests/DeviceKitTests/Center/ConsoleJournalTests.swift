@@ -206,20 +206,11 @@ import Testing
     @Test func theConsolesWritesWaitForTheWriterLock() async throws {
         let path = temporaryJournal()
         let journal = try CenterJournal(path: path)
-        let other = open(path + "-writer", O_RDWR)
-        try #require(other >= 0)
-        defer { close(other) }
-        #expect(flock(other, LOCK_EX) == 0)
+        let other = try OtherWriter(journal: path)
         let write = Task.detached { try journal.addOperator(Self.account("anna")) }
-        var status = stat()
-        try #require(stat(path + "-writer", &status) == 0)
-        let inode = ":\(status.st_ino) "
-        try await eventually("the account's write waits for the writer lock") {
-            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
-            return locks.split(separator: "\n").contains { $0.contains("->") && $0.contains("FLOCK") && $0.contains(inode) }
-        }
+        try await other.waitUntilAWriteWaits()
         #expect(try journal.operatorAccounts().isEmpty)
-        #expect(flock(other, LOCK_UN) == 0)
+        other.release()
         try await write.value
         #expect(try journal.operatorAccounts().map(\.name) == ["anna"])
     }

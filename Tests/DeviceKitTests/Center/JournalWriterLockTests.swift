@@ -30,22 +30,44 @@ import Testing
     @Test func theJournalWritesUnderTheLock() async throws {
         let path = temporaryJournal()
         let journal = try CenterJournal(path: path)
-        let other = open(path + "-writer", O_RDWR)
-        try #require(other >= 0)
-        defer { close(other) }
-        #expect(flock(other, LOCK_EX) == 0)
+        let other = try OtherWriter(journal: path)
         let write = Task.detached { try journal.record(device: 1, message: .testAlarm(7), at: 1).isNew }
-        // The kernel lists the write's wait for the lock file in /proc/locks (a "->" line on its inode).
+        try await other.waitUntilAWriteWaits()
+        #expect(try journal.alarms().isEmpty)
+        other.release()
+        #expect(try await write.value)
+        #expect(try journal.alarms().map(\.alarmID) == [7])
+    }
+}
+
+/// Another process's hold of a journal's writer lock (an open of the lock file of its own, locked), for
+/// tests of writes that must wait for it.
+final class OtherWriter {
+    private let descriptor: Int32
+    private let path: String
+
+    init(journal: String) throws {
+        path = journal + "-writer"
+        descriptor = open(path, O_RDWR)
+        try #require(descriptor >= 0)
+        #expect(flock(descriptor, LOCK_EX) == 0)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Returns once a write waits for the lock: the kernel lists the wait in /proc/locks (a "->" line on the
+    /// lock file's inode).
+    func waitUntilAWriteWaits() async throws {
         var status = stat()
-        try #require(stat(path + "-writer", &status) == 0)
+        try #require(stat(path, &status) == 0)
         let inode = ":\(status.st_ino) "
-        try await eventually("the journal's write waits for the writer lock") {
+        try await eventually("a write waits for the writer lock") {
             let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
             return locks.split(separator: "\n").contains { $0.contains("->") && $0.contains("FLOCK") && $0.contains(inode) }
         }
-        #expect(try journal.alarms().isEmpty)
-        #expect(flock(other, LOCK_UN) == 0)
-        #expect(try await write.value)
-        #expect(try journal.alarms().map(\.alarmID) == [7])
+    }
+
+    func release() {
+        #expect(flock(descriptor, LOCK_UN) == 0)
     }
 }
