@@ -152,7 +152,8 @@ demo: deps
 ## VM test, the attack client against real centres, the load reports and the operators' console in Chromium, our
 ## DC-09 frames against pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
 ## user agent against SIPp (RTP read by tshark), the operator bridge with baresip registered to Kamailio (the
-## audio compared by sox), then the Swift test suites.
+## audio compared by sox), then the Swift test suites: under a watchdog that, should a test hang, names it and
+## stops the run after 20 minutes (the suites take about 1.5).
 test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
@@ -165,7 +166,7 @@ test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim
 	python3 tools/check_sip_peers.py .build/debug/devicesim
 	python3 tools/check_sip_kamailio.py .build/debug/devicesim
-	$(SWIFT) test
+	python3 tools/test_watchdog.py --limit 1200 -- $(SWIFT) test
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
 vm-test: deps vm-deps

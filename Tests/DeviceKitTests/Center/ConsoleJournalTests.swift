@@ -207,7 +207,7 @@ import Testing
         let path = temporaryJournal()
         let journal = try CenterJournal(path: path)
         let other = try OtherWriter(journal: path)
-        let write = Task.detached { try journal.addOperator(Self.account("anna")) }
+        let write = other.startWrite { try journal.addOperator(Self.account("anna")) }
         try await other.waitUntilAWriteWaits()
         #expect(try journal.operatorAccounts().isEmpty)
         other.release()

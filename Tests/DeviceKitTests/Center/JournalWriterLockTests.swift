@@ -31,7 +31,7 @@ import Testing
         let path = temporaryJournal()
         let journal = try CenterJournal(path: path)
         let other = try OtherWriter(journal: path)
-        let write = Task.detached { try journal.record(device: 1, message: .testAlarm(7), at: 1).isNew }
+        let write = other.startWrite { try journal.record(device: 1, message: .testAlarm(7), at: 1).isNew }
         try await other.waitUntilAWriteWaits()
         #expect(try journal.alarms().isEmpty)
         other.release()
@@ -54,6 +54,17 @@ final class OtherWriter {
     }
 
     deinit { close(descriptor) }
+
+    /// Starts `write`, which blocks in `flock` until `release()`, on a thread of its own. Never on a task's
+    /// cooperative thread: the pool has one thread per core, and two tests whose writes each blocked one on a
+    /// two-core machine left none to run the `release()` that would free them (CI hung so).
+    func startWrite<T: Sendable>(_ write: @escaping @Sendable () throws -> T) -> Task<T, any Error> {
+        Task {
+            try await withCheckedThrowingContinuation { continuation in
+                Thread { continuation.resume(with: Result { try write() }) }.start()
+            }
+        }
+    }
 
     /// Returns once a write waits for the lock: the kernel lists the wait in /proc/locks (a "->" line on the
     /// lock file's inode).
