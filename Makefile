@@ -19,16 +19,16 @@ BROWSER_VENV := .build/browser-venv
 # The DC-09 peers from PyPI (pysiaalarm, dc09-spt), in another.
 DC09_VENV := .build/dc09-venv
 
-## Installs libudev-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
+## Installs libudev-dev, libsodium-dev, libsqlite3-dev and pkg-config (CDeviceSys, GRDB) when missing.
 deps:
-	@if ! pkg-config --exists libudev sqlite3 2>/dev/null; then \
-	  echo "Installing libudev-dev, libsqlite3-dev and pkg-config (needed by CDeviceSys and GRDB)..."; \
+	@if ! pkg-config --exists libudev libsodium sqlite3 2>/dev/null; then \
+	  echo "Installing libudev-dev, libsodium-dev, libsqlite3-dev and pkg-config (needed by CDeviceSys and GRDB)..."; \
 	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
-	    echo "libudev-dev or libsqlite3-dev is missing and this user cannot install it. Run as root:"; \
-	    echo "    apt-get update && apt-get install -y libudev-dev libsqlite3-dev pkg-config"; exit 1; \
+	    echo "libudev-dev, libsodium-dev or libsqlite3-dev is missing and this user cannot install it. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y libudev-dev libsodium-dev libsqlite3-dev pkg-config"; exit 1; \
 	  fi; \
-	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev libsqlite3-dev pkg-config \
-	    || { echo "Could not install them. Run: sudo apt-get install -y libudev-dev libsqlite3-dev pkg-config"; exit 1; }; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev libsodium-dev libsqlite3-dev pkg-config \
+	    || { echo "Could not install them. Run: sudo apt-get install -y libudev-dev libsodium-dev libsqlite3-dev pkg-config"; exit 1; }; \
 	fi
 
 ## Installs what the VM test needs when missing: qemu-system-x86, linux-image-amd64, busybox-static, cpio, ...

@@ -28,11 +28,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
-        // The only C in the project: libudev (through pkg-config) and the Linux ioctls Swift cannot import.
+        // The only C in the project: libudev (through pkg-config), libsodium's AEAD for the frames, and the Linux
+        // ioctls Swift cannot import.
         .systemLibrary(
             name: "CDeviceSys",
             pkgConfig: "libudev",
-            providers: [.apt(["libudev-dev"])]
+            providers: [.apt(["libudev-dev", "libsodium-dev"])]
         ),
         .target(
             name: "DeviceKit",

@@ -1,7 +1,8 @@
 /*
- * shim.h — the project's one C module: libudev plus the Linux ioctls that
- * Swift cannot import because their request codes are function-like macros
- * (_IOC/_IOR/_IOW).
+ * shim.h — the project's one C module: libudev, libsodium's ChaCha20-Poly1305
+ * (the frames' AEAD, used without allocating: Sources/DeviceKit/Protocol/
+ * FrameAEAD.swift) and the Linux ioctls that Swift cannot import because
+ * their request codes are function-like macros (_IOC/_IOR/_IOW).
  *
  * What Swift already sees through this header, so nothing here wraps it:
  *   - every libudev function (udev_new, udev_unref, udev_enumerate_*, ...);
@@ -40,6 +41,7 @@
 #include <linux/input.h>
 #include <linux/serial.h>
 #include <libudev.h>
+#include <sodium.h>
 
 /* --- evdev (/dev/input/event*) --------------------------------------- */
 

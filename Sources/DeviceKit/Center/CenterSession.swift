@@ -215,7 +215,7 @@ public struct CenterSession: Sendable {
         guard let laterKey, laterKey.epoch > key.epoch,
             UInt8(truncatingIfNeeded: laterKey.epoch) & 0x07 == frame.header.keyEpochBits,
             frame.header.deviceID == key.deviceID, frame.header.direction == .up,
-            let message = try? frame.open(with: laterKey.upKey),
+            let message = try? frame.open(with: laterKey.upInlineKey),
             case .sessionStart(let start) = message, start.keyEpoch == laterKey.epoch
         else { return [.refuse(stale)] }
         guard mayOpenSession else { return [.drop(.tooManySessions)] }
@@ -363,8 +363,8 @@ public struct CenterSession: Sendable {
         if let floor = [storedAnchor, pendingAnchor].compactMap({ $0 }).max(), frame.header.counter <= floor {
             throw .stale(counter: frame.header.counter)
         }
-        let message = try frame.open(with: key.upKey)
-        guard message.kind.directions.contains(.up) else { throw .wrongDirection(.up) }
+        let message = try frame.open(with: key.upInlineKey)
+        guard message.kind.travels(.up) else { throw .wrongDirection(.up) }
         return message
     }
 

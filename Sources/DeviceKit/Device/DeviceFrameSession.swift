@@ -36,7 +36,7 @@ public struct DeviceFrameSession: Sendable {
             return .reserveCounters(limit: limit)
         case .counter(let c):
             try SealedFrame.seal(
-                message, direction: .up, deviceID: key.deviceID, counter: c, key: key.upKey, keyEpoch: key.epoch,
+                message, direction: .up, deviceID: key.deviceID, counter: c, key: key.upInlineKey, keyEpoch: key.epoch,
                 into: &buffer)
             if case .sessionStart = message { pendingAnchor = c }
             return .sealed(counter: c)

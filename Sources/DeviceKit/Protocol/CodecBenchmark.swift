@@ -37,7 +37,7 @@ public struct CodecBenchmark: Sendable {
         let start = clock.now
         for counter in 1...UInt64(frames) {
             buffer.clear()
-            try SealedFrame.seal(message, direction: .up, deviceID: key.deviceID, counter: counter, key: key.upKey, into: &buffer)
+            try SealedFrame.seal(message, direction: .up, deviceID: key.deviceID, counter: counter, key: key.upInlineKey, into: &buffer)
         }
         let elapsed = start.duration(to: clock.now)
         return Result(name: "\(name) seal+encode", frames: frames, frameBytes: buffer.readableBytes, seconds: elapsed.seconds)
@@ -47,7 +47,7 @@ public struct CodecBenchmark: Sendable {
         var stream = ByteBuffer()
         let batch = 1024
         for counter in 1...UInt64(batch) {
-            try SealedFrame.seal(message, direction: .up, deviceID: key.deviceID, counter: counter, key: key.upKey, into: &stream)
+            try SealedFrame.seal(message, direction: .up, deviceID: key.deviceID, counter: counter, key: key.upInlineKey, into: &stream)
         }
         let frameBytes = stream.readableBytes / batch
         var opener = FrameOpener(deviceID: key.deviceID, direction: .up, key: key.upKey, floor: 0)

@@ -80,9 +80,15 @@ public struct FrameHeader: Hashable, Sendable {
     /// Returns `nil` when fewer than three bytes are readable; throws when the length can never be valid,
     /// so a stream decoder can refuse before buffering anything more.
     static func peekLength(_ buffer: ByteBuffer) throws(ProtocolError) -> (Wire.Direction, Int)? {
-        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return nil }
+        // One look at the bytes rather than one call a field: each ByteBuffer call costs an access check.
+        let (first, length) = buffer.withUnsafeReadableBytes { raw -> (UInt8?, UInt16?) in
+            guard !raw.isEmpty else { return (nil, nil) }
+            guard raw.count >= 3 else { return (raw[0], nil) }
+            return (raw[0], UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
+        }
+        guard let first else { return nil }
         guard first >> 4 == Wire.version else { throw .unsupportedVersion(first >> 4) }
-        guard let length = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt16.self) else { return nil }
+        guard let length else { return nil }
         let direction: Wire.Direction = first & Wire.directionDownFlag != 0 ? .down : .up
         let minimum = minimumFrameLength(direction)
         guard Int(length) >= minimum else { throw .frameTooShort(length: Int(length), minimum: minimum) }
@@ -98,26 +104,39 @@ public struct FrameHeader: Hashable, Sendable {
         guard let (direction, length) = try peekLength(buffer), available >= size(direction) else {
             throw .truncatedHeader(received: available)
         }
-        let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) ?? 0
-        buffer.moveReaderIndex(forwardBy: 3)
-        // The sizes were checked above, so these reads cannot fail.
-        let deviceID = buffer.readInteger(as: UInt32.self) ?? 0
-        let counter: UInt64
-        switch direction {
-        case .up: counter = buffer.readUInt48() ?? 0
-        case .down: counter = buffer.readInteger(as: UInt64.self) ?? 0
+        // The sizes were checked above, so these loads are within the bytes.
+        let header = buffer.withUnsafeReadableBytes { raw in
+            let deviceID = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 3, as: UInt32.self))
+            let counter: UInt64
+            switch direction {
+            case .up:
+                counter = UInt64(UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 7, as: UInt16.self))) << 32
+                    | UInt64(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 9, as: UInt32.self)))
+            case .down:
+                counter = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 7, as: UInt64.self))
+            }
+            return FrameHeader(direction: direction, length: length, deviceID: deviceID, counter: counter, keyEpochBits: raw[0])
         }
-        return FrameHeader(direction: direction, length: length, deviceID: deviceID, counter: counter, keyEpochBits: first)
+        buffer.moveReaderIndex(forwardBy: size(direction))
+        return header
     }
 
+    /// Writes the header in one call (laid out on the stack first), as `read` reads it in one.
     func write(to buffer: inout ByteBuffer) {
         let flags: UInt8 = direction == .down ? Wire.directionDownFlag : keyEpochBits & Wire.keyEpochMask
-        buffer.writeInteger(Wire.version << 4 | flags)
-        buffer.writeInteger(UInt16(length))
-        buffer.writeInteger(deviceID)
-        switch direction {
-        case .up: buffer.writeUInt48(counter)
-        case .down: buffer.writeInteger(counter)
+        var bytes: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[0] = Wire.version << 4 | flags
+            raw.storeBytes(of: UInt16(truncatingIfNeeded: length).bigEndian, toByteOffset: 1, as: UInt16.self)
+            raw.storeBytes(of: deviceID.bigEndian, toByteOffset: 3, as: UInt32.self)
+            switch direction {
+            case .up:
+                raw.storeBytes(of: UInt16(truncatingIfNeeded: counter >> 32).bigEndian, toByteOffset: 7, as: UInt16.self)
+                raw.storeBytes(of: UInt32(truncatingIfNeeded: counter).bigEndian, toByteOffset: 9, as: UInt32.self)
+            case .down:
+                raw.storeBytes(of: counter.bigEndian, toByteOffset: 7, as: UInt64.self)
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[..<Self.size(direction)]))
         }
     }
 }
@@ -125,13 +144,19 @@ public struct FrameHeader: Hashable, Sendable {
 extension ByteBuffer {
     /// Reads a big-endian 48-bit unsigned integer.
     mutating func readUInt48() -> UInt64? {
-        guard let high = readInteger(as: UInt16.self), let low = readInteger(as: UInt32.self) else { return nil }
-        return UInt64(high) << 32 | UInt64(low)
+        guard readableBytes >= 6 else { return nil }
+        let value = withUnsafeReadableBytes { raw in
+            UInt64(UInt16(bigEndian: raw.loadUnaligned(as: UInt16.self))) << 32
+                | UInt64(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+        }
+        moveReaderIndex(forwardBy: 6)
+        return value
     }
 
-    /// Writes the low 48 bits of `value`, big-endian.
+    /// Writes the low 48 bits of `value`, big-endian, in one call.
     mutating func writeUInt48(_ value: UInt64) {
-        writeInteger(UInt16(truncatingIfNeeded: value >> 32))
-        writeInteger(UInt32(truncatingIfNeeded: value))
+        // Shifted to the top, the big-endian form's first six bytes are the 48 bits.
+        var bytes = (value << 16).bigEndian
+        Swift.withUnsafeBytes(of: &bytes) { writeBytes(UnsafeRawBufferPointer(rebasing: $0[..<6])) }
     }
 }

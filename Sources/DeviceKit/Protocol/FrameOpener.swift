@@ -1,4 +1,5 @@
 import Crypto
+import NIOCore
 
 /// Opens the frames of one session in one direction: right device, right direction, authentic, fresh.
 ///
@@ -9,6 +10,9 @@ public struct FrameOpener: Sendable {
     public let direction: Wire.Direction
     private let key: InlineKey
     public private(set) var window: ReplayWindow
+    /// Where each frame's body is decrypted: one buffer for the session, rewritten frame after frame (a new
+    /// one only while a decoded message still holds the last body's bytes).
+    private var plaintext = ByteBuffer()
     /// Refused frames, by why.
     public private(set) var refused: [ProtocolError.Category: Int] = [:]
 
@@ -27,9 +31,10 @@ public struct FrameOpener: Sendable {
             }
             guard frame.header.direction == direction else { throw .wrongDirection(frame.header.direction) }
             try window.check(frame.header.counter)
-            let body = try frame.authenticatedBody(with: key.symmetricKey)
+            try frame.authenticatedBody(with: key, into: &plaintext)
+            let body = plaintext
             if let type = body.getInteger(at: body.readerIndex, as: UInt8.self), let kind = Message.Kind(rawValue: type),
-                !kind.directions.contains(direction)
+                !kind.travels(direction)
             {
                 throw .wrongDirection(frame.header.direction)
             }

@@ -1,11 +1,12 @@
 import Crypto
+import Foundation
 
 /// A derived 256-bit key (an up or down key, protocol.md §3.2) kept inline rather than as a `SymmetricKey`,
 /// which is a heap object of its own: a load run holds a million devices' keys, and two allocations a device
-/// cost more than the 32 bytes. A `SymmetricKey` is made from it for each frame sealed or opened.
+/// cost more than the 32 bytes. Frames are sealed and opened with it directly (`ContiguousBytes`).
 ///
 /// Unlike `SymmetricKey`, its memory is not wiped when freed; root and master keys stay `SymmetricKey`s.
-struct InlineKey: Sendable {
+struct InlineKey: Sendable, ContiguousBytes {
     private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
     /// `key` must be 256 bits, as every derived key is.
@@ -17,6 +18,10 @@ struct InlineKey: Sendable {
     }
 
     var symmetricKey: SymmetricKey {
-        withUnsafeBytes(of: words) { SymmetricKey(data: $0) }
+        Swift.withUnsafeBytes(of: words) { SymmetricKey(data: $0) }
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: words, body)
     }
 }

@@ -29,6 +29,8 @@ public struct DeviceKey: Sendable {
     private let up: InlineKey
     /// Seals and opens device → centre frames.
     public var upKey: SymmetricKey { up.symmetricKey }
+    /// The same key, without the `SymmetricKey` (a heap object) made on every use: for the per-frame paths.
+    var upInlineKey: InlineKey { up }
 
     /// A provisioned key of 16 to 64 bytes, of key epoch `epoch`.
     public init(deviceID: UInt32, rootKey: [UInt8], epoch: UInt16 = 0) throws(KeyError) {

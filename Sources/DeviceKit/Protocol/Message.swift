@@ -45,10 +45,16 @@ public enum Message: Hashable, Sendable {
 
         /// The directions this message may travel.
         public var directions: Set<Wire.Direction> {
+            Set([Wire.Direction.up, .down].filter(travels))
+        }
+
+        /// Whether this message may travel `direction` (`directions`, without making a set: every frame opened
+        /// asks).
+        public func travels(_ direction: Wire.Direction) -> Bool {
             switch rawValue {
-            case ..<0x40: return [.up]
-            case ..<0x80: return [.down]
-            default: return [.up, .down]
+            case ..<0x40: direction == .up
+            case ..<0x80: direction == .down
+            default: true
             }
         }
 

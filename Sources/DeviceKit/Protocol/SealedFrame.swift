@@ -1,7 +1,5 @@
-import Crypto
 import Foundation
 import NIOCore
-import NIOFoundationCompat
 
 /// One whole frame as received: its parsed cleartext header and its bytes, not yet authenticated.
 ///
@@ -23,21 +21,23 @@ public struct SealedFrame: Sendable {
         self.bytes = datagram
     }
 
-    /// Seals `message` into one frame appended to `buffer` (protocol.md §3).
+    /// Seals `message` into one frame appended to `buffer` (protocol.md §3), in place: the header and the
+    /// plaintext body are written, the body is encrypted over itself and the tag written after it. Nothing is
+    /// allocated beyond `buffer`'s own growth.
     ///
     /// - Parameters:
     ///   - counter: up: the device's next 48-bit counter, which must never have been used with this key;
     ///     down: `salt << 32 | sequence` of the session.
+    ///   - key: 32 bytes (a `SymmetricKey` or an `InlineKey`).
     ///   - keyEpoch: up: the epoch of the key (its low 3 bits go in the header); ignored down.
     public static func seal(
-        _ message: Message, direction: Wire.Direction, deviceID: UInt32, counter: UInt64, key: SymmetricKey,
+        _ message: Message, direction: Wire.Direction, deviceID: UInt32, counter: UInt64, key: some ContiguousBytes,
         keyEpoch: UInt16 = 0, into buffer: inout ByteBuffer
     ) throws(ProtocolError) {
         if direction == .up, counter > Wire.maximumUpCounter { throw .counterExhausted }
         let headerSize = FrameHeader.size(direction)
         let start = buffer.writerIndex
-        // Header with a provisional length, then the plaintext body in place; the length is patched once
-        // known, then the body is encrypted over itself and the tag appended. No intermediate buffers.
+        // Header with a provisional length, then the plaintext body; the length is patched once known.
         var header = FrameHeader(
             direction: direction, length: 0, deviceID: deviceID, counter: counter,
             keyEpochBits: UInt8(truncatingIfNeeded: keyEpoch))
@@ -57,46 +57,59 @@ public struct SealedFrame: Sendable {
         }
         header.length = headerSize + bodyLength + Wire.tagLength
         buffer.setInteger(UInt16(header.length), at: start + 1)
-        let box: ChaChaPoly.SealedBox
-        do {
-            box = try buffer.withUnsafeReadableBytes { bytes in
-                let frame = UnsafeRawBufferPointer(rebasing: bytes[(start - buffer.readerIndex)...])
-                return try ChaChaPoly.seal(
-                    UnsafeRawBufferPointer(rebasing: frame[headerSize...]), using: key,
-                    nonce: try ChaChaPoly.Nonce(data: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize])),
-                    authenticating: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]))
+        buffer.writeRepeatingByte(0, count: Wire.tagLength)
+        let offset = start - buffer.readerIndex
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            let frame = UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + header.length)])
+            let tagStart = headerSize + bodyLength
+            key.withUnsafeBytes { key in
+                FrameAEAD.seal(
+                    UnsafeMutableRawBufferPointer(rebasing: frame[headerSize..<tagStart]),
+                    tag: UnsafeMutableRawBufferPointer(rebasing: frame[tagStart...]),
+                    additional: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]),
+                    nonce: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize]),
+                    key: key)
             }
-        } catch {
-            // Only a wrong nonce or key size can fail here, and both are fixed by construction.
-            preconditionFailure("ChaChaPoly.seal failed: \(error)")
         }
-        buffer.moveWriterIndex(to: bodyStart)
-        buffer.writeBytes(box.ciphertext)
-        buffer.writeBytes(box.tag)
     }
 
     /// Authenticates, decrypts and decodes the frame with `key`.
     ///
     /// Does not check the counter: that is the receiving session's job (`ReplayWindow`), after this succeeds.
-    public func open(with key: SymmetricKey) throws(ProtocolError) -> Message {
+    public func open(with key: some ContiguousBytes) throws(ProtocolError) -> Message {
         try Message(body: try authenticatedBody(with: key))
     }
 
-    /// Authenticates and decrypts the frame with `key`: the plaintext body, not yet decoded.
-    public func authenticatedBody(with key: SymmetricKey) throws(ProtocolError) -> ByteBuffer {
+    /// Authenticates and decrypts the frame with `key`: the plaintext body, not yet decoded, in a buffer of its
+    /// own (the frame's bytes are left as they came). The tag is checked before anything is decrypted.
+    public func authenticatedBody(with key: some ContiguousBytes) throws(ProtocolError) -> ByteBuffer {
+        var body = ByteBuffer()
+        try authenticatedBody(with: key, into: &body)
+        return body
+    }
+
+    /// `authenticatedBody(with:)` into `body`, which is cleared first: a caller that opens frame after frame
+    /// keeps one buffer, and nothing is allocated while it is large enough and no one else holds it.
+    public func authenticatedBody(with key: some ContiguousBytes, into body: inout ByteBuffer) throws(ProtocolError) {
         let headerSize = FrameHeader.size(header.direction)
-        let plaintext: Data
-        do {
-            plaintext = try bytes.withUnsafeReadableBytes { frame in
-                // nonce ‖ ciphertext ‖ tag is the frame's tail: one copy into the sealed box, none here.
-                let box = try ChaChaPoly.SealedBox(
-                    combined: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)...]))
-                return try ChaChaPoly.open(box, using: key, authenticating: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]))
+        let textLength = bytes.readableBytes - headerSize - Wire.tagLength
+        guard textLength >= 0 else { throw .authenticationFailed }
+        body.clear(minimumCapacity: textLength)
+        var authentic = false
+        bytes.withUnsafeReadableBytes { frame in
+            key.withUnsafeBytes { key in
+                body.writeWithUnsafeMutableBytes(minimumWritableBytes: textLength) { output in
+                    authentic = FrameAEAD.open(
+                        UnsafeRawBufferPointer(rebasing: frame[headerSize..<(headerSize + textLength)]),
+                        tag: UnsafeRawBufferPointer(rebasing: frame[(headerSize + textLength)...]),
+                        additional: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]),
+                        nonce: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize]),
+                        key: key, into: UnsafeMutableRawBufferPointer(rebasing: output[..<textLength]))
+                    return authentic ? textLength : 0
+                }
             }
-        } catch {
-            throw .authenticationFailed
         }
-        return ByteBuffer(data: plaintext)
+        guard authentic else { throw .authenticationFailed }
     }
 
     /// The frame as lowercase hex, for logs and `devicesim protocol decode`.

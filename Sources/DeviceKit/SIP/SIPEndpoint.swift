@@ -251,7 +251,9 @@ public final class SIPEndpoint: @unchecked Sendable {
     // MARK: What arrives (on the loop)
 
     fileprivate func received(_ bytes: [UInt8], from target: SIPTarget) {
-        guard !stopped else { return }
+        // The sockets are bound before the user agent is made (its contact needs the bound port): whatever
+        // arrives in between is dropped, as if lost, rather than given to a user agent that is not there.
+        guard !stopped, core != nil else { return }
         counters.received += 1
         do {
             let message = try SIPMessage(parsing: bytes)
@@ -269,7 +271,7 @@ public final class SIPEndpoint: @unchecked Sendable {
 
     fileprivate func streamClosed(_ channel: any Channel, peer: SocketAddress, failed: Bool) {
         if let known = connections[peer], known === channel { connections[peer] = nil }
-        if failed { perform(core.transportFailed(SIPTarget(.tcp, peer))) }
+        if failed, core != nil { perform(core.transportFailed(SIPTarget(.tcp, peer))) }
     }
 
     fileprivate func streamUnframeable(_ error: SIPParseError, peer: SocketAddress) {
