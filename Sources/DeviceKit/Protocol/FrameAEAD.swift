@@ -36,7 +36,9 @@ enum FrameAEAD {
     }
 
     /// Checks `tag` over `additional` and `text`; only if it is authentic, decrypts `text` into `plaintext`
-    /// (the same length; it may be `text` itself). False, with `plaintext` untouched, if it is not.
+    /// (the same length; it may be `text` itself). False if it is not, and libsodium then wipes `plaintext`
+    /// (zeros), so a caller that decrypts in place loses the text: `SealedFrame` decrypts into a buffer of its
+    /// own and leaves the frame's bytes as they came.
     static func open(
         _ text: UnsafeRawBufferPointer, tag: UnsafeRawBufferPointer, additional: UnsafeRawBufferPointer,
         nonce: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, into plaintext: UnsafeMutableRawBufferPointer
@@ -45,7 +47,10 @@ enum FrameAEAD {
         precondition(plaintext.count == text.count)
         guard key.count == keyLength, nonce.count == nonceLength, tag.count == tagLength,
             let text = text.bytes, let tag = tag.bytes, let nonce = nonce.bytes, let key = key.bytes, let plaintext = plaintext.bytes
-        else { return false }
+        else {
+            plaintext.initializeMemory(as: UInt8.self, repeating: 0)  // as libsodium leaves a refused text
+            return false
+        }
         return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
             plaintext.start, nil, text.start, text.count, tag.start, additional.bytes?.start, UInt64(additional.count), nonce.start, key.start) == 0
     }
