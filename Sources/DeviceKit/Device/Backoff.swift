@@ -43,11 +43,13 @@ public struct RetransmitBackoff: Hashable, Sendable {
         self.maximum = maximum
     }
 
-    /// The wait before the next attempt after `retries` retransmissions (0: after the first send).
+    /// The wait before the next attempt after `retries` retransmissions (0: after the first send). Never
+    /// below the first wait, even when `maximum` is (three round trips longer than the cap).
     public func wait(retries: Int, roundTrip: Duration? = nil, using random: inout SplitMix64) -> Duration {
-        var base = max(initial, (roundTrip ?? .zero) * 3)
+        let first = max(initial, (roundTrip ?? .zero) * 3)
+        var base = first
         for _ in 0..<min(retries, 16) where base < maximum { base = base * 2 }
-        return min(base, maximum) * (0.8 + 0.4 * random.nextUnit())
+        return max(first, min(base, maximum)) * (0.8 + 0.4 * random.nextUnit())
     }
 }
 

@@ -6,7 +6,9 @@ import DequeModule
 /// flight. Alarms and cancels go before routine events, oldest first. At most `window` messages are in flight.
 /// A retransmission sends the same message (same id); the runtime seals it with a new counter.
 /// The retransmission timeout is `RetransmitBackoff`'s, as the centre's: max(1 s, 3 × RTT), doubling up to
-/// 30 s, ±20 % (protocol.md §4.7).
+/// 30 s, ±20 % (protocol.md §4.7) — except for alarms and cancels, whose timeout does not grow beyond
+/// `urgentMaximumTimeout` (1 s): at 20 % loss each way a third of the tries fail, and a doubling wait put the
+/// slowest alarms half a minute behind. A centre that answers "later" (`nak busy`) still spreads them out.
 ///
 /// Pure: no clock, no I/O; randomness from a seeded generator.
 public struct DeliveryMachine: Sendable {
@@ -29,10 +31,16 @@ public struct DeliveryMachine: Sendable {
         public var window: Int
         public var initialTimeout: Duration
         public var maximumTimeout: Duration
-        public init(window: Int = 8, initialTimeout: Duration = .seconds(1), maximumTimeout: Duration = .seconds(30)) {
+        /// The longest wait between tries of an alarm or a cancel that got no answer (never below the first).
+        public var urgentMaximumTimeout: Duration
+        public init(
+            window: Int = 8, initialTimeout: Duration = .seconds(1), maximumTimeout: Duration = .seconds(30),
+            urgentMaximumTimeout: Duration = .seconds(1)
+        ) {
             self.window = window
             self.initialTimeout = initialTimeout
             self.maximumTimeout = maximumTimeout
+            self.urgentMaximumTimeout = urgentMaximumTimeout
         }
     }
 
@@ -147,7 +155,7 @@ public struct DeliveryMachine: Sendable {
         f.generation += 1
         f.deferred = false
         inFlight[id] = f
-        return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: f.generation), after: timeout(attempts: f.attempts))]
+        return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: f.generation), after: timeout(for: f.message, attempts: f.attempts))]
     }
 
     /// Keeps message `id` and tries it again later: after the next backoff step, or after the longest wait
@@ -159,7 +167,7 @@ public struct DeliveryMachine: Sendable {
         f.generation += 1
         f.deferred = true
         inFlight[id] = f
-        let wait = longest ? configuration.maximumTimeout : timeout(attempts: f.attempts)
+        let wait = longest ? configuration.maximumTimeout : timeout(for: nil, attempts: f.attempts)
         return [.scheduleTimer(.retransmit(id: id, generation: f.generation), after: wait)]
     }
 
@@ -170,7 +178,7 @@ public struct DeliveryMachine: Sendable {
             f.attempts += 1
             f.deferred = false
             inFlight[id] = f
-            return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: g), after: timeout(attempts: f.attempts))]
+            return [.send(f.message), .scheduleTimer(.retransmit(id: id, generation: g), after: timeout(for: f.message, attempts: f.attempts))]
         }
     }
 
@@ -190,13 +198,17 @@ public struct DeliveryMachine: Sendable {
             inFlight[id] = InFlight(message: next, attempts: 0, generation: generation)
             inFlightOrder.append(id)
             actions.append(.send(next))
-            actions.append(.scheduleTimer(.retransmit(id: id, generation: generation), after: timeout(attempts: 0)))
+            actions.append(.scheduleTimer(.retransmit(id: id, generation: generation), after: timeout(for: next, attempts: 0)))
         }
         return actions
     }
 
-    private mutating func timeout(attempts: Int) -> Duration {
-        RetransmitBackoff(initial: configuration.initialTimeout, maximum: configuration.maximumTimeout)
+    /// The wait for an answer after `attempts` retransmissions of `message` (`nil`: after an answer "later",
+    /// which always backs off in full).
+    private mutating func timeout(for message: Message?, attempts: Int) -> Duration {
+        let urgent = message.map { $0.outboxPriority == 0 } ?? false
+        let maximum = urgent ? configuration.urgentMaximumTimeout : configuration.maximumTimeout
+        return RetransmitBackoff(initial: configuration.initialTimeout, maximum: maximum)
             .wait(retries: attempts, roundTrip: roundTrip, using: &random)
     }
 }

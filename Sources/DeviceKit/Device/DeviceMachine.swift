@@ -92,6 +92,9 @@ public struct DeviceMachine: Sendable {
             link.handshake = false
             link.defaultHeartbeatInterval = supervision
             delivery.window = 1
+            // A DC-09 receiver answers over TCP, often only after it has passed the event on: alarms back off
+            // as everything else does, rather than repeating every second.
+            delivery.urgentMaximumTimeout = delivery.maximumTimeout
         }
 
         /// The sub-machines, sharing their settings with every machine built from this configuration.

@@ -5,13 +5,23 @@
 ///  idle ──────────────► connecting ─────────► handshaking ───────────► established
 ///                         │  ▲                    │                       │
 ///        connectFailed /  │  │ reconnect timer    │ timeout / closed      │ closed / silent for
-///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2.5 heartbeat intervals
-///        the path ───► waiting ◄──────────────────┴───────────────────────┘
+///        2 failures flip  ▼  │ (full jitter)      ▼                       ▼ 2.5 heartbeat intervals,
+///        the path ───► waiting ◄──────────────────┴───────────────────────┘ then 5 probes unanswered
 /// ```
 /// Unanswered: while reliable messages wait for their ack, a centre that sends nothing authentic for
-/// `unansweredAfter` (10 s) is taken as gone at once rather than after two and a half heartbeat intervals: a UDP session
+/// `unansweredAfter` (10 s) is taken as gone sooner than after two and a half heartbeat intervals: a UDP session
 /// the centre lost in a restart, or a NAT mapping that expired, would otherwise hold an alarm for up to a
 /// minute (protocol.md §4.7).
+///
+/// Probes: silence alone is not taken for a dead link, since on a lossy path (a mobile link losing a datagram
+/// in five) two heartbeats or their answers are lost in a row often. A link found silent is first probed, as
+/// BFD and TCP keepalive do: a heartbeat every `probeInterval` for `probes` intervals; any authentic answer keeps the
+/// session, and only a link that answers none of them is given up. A session costs a handshake that the same
+/// loss can kill, so keeping one is worth a few seconds.
+///
+/// Handshake: a `sessionStart` whose answer does not come within `handshakeRetransmitAfter` is sent again (a
+/// new counter, so a new anchor; the accept of an earlier one is stale, §3.4), after 1 s, then 2 s, …, until
+/// `handshakeTimeout`: one lost datagram no longer costs a whole timeout and a backoff.
 ///
 /// Dual path: after two consecutive failures on one centre the next attempt goes to the other (when a
 /// secondary is configured). Established on the secondary, the device probes the primary every
@@ -28,6 +38,8 @@ public struct LinkMachine: Sendable {
     public enum Timer: Hashable, Sendable {
         case reconnect(generation: Int)
         case handshakeTimeout(generation: Int)
+        /// Sends `sessionStart` again while the handshake waits (`attempt` from 1).
+        case handshakeRetry(generation: Int, attempt: Int)
         case heartbeat(generation: Int)
         case deadLink(generation: Int)
         case returnToPrimary(generation: Int)
@@ -64,14 +76,23 @@ public struct LinkMachine: Sendable {
         /// Whether a session is opened with `sessionStart` (our protocol); without (DC-09) the link is up
         /// once the transport is, and heartbeats go at `defaultHeartbeatInterval`.
         public var handshake: Bool
+        /// A link found silent is probed this many times, `probeInterval` apart, before it is given up.
+        public var probes: Int
+        public var probeInterval: Duration
+        /// The first wait for a `sessionStart`'s answer before it is sent again; each next wait doubles.
+        public var handshakeRetransmitAfter: Duration
 
         public init(
             hasSecondary: Bool, sessionStart: SessionStart, defaultHeartbeatInterval: Duration = .seconds(30),
             handshakeTimeout: Duration = .seconds(5), backoff: Backoff = Backoff(),
             returnToPrimaryAfter: Duration = .seconds(300), failuresBeforeSwitchingPath: Int = 2,
-            unansweredAfter: Duration = .seconds(10), handshake: Bool = true
+            unansweredAfter: Duration = .seconds(10), handshake: Bool = true, probes: Int = 5,
+            probeInterval: Duration = .seconds(1), handshakeRetransmitAfter: Duration = .seconds(1)
         ) {
             self.handshake = handshake
+            self.probes = probes
+            self.probeInterval = probeInterval
+            self.handshakeRetransmitAfter = handshakeRetransmitAfter
             self.hasSecondary = hasSecondary
             self.sessionStart = sessionStart
             self.defaultHeartbeatInterval = defaultHeartbeatInterval
@@ -162,6 +183,7 @@ public struct LinkMachine: Sendable {
         return [
             .send(.sessionStart(configuration.sessionStart)),
             .scheduleTimer(.handshakeTimeout(generation: generation), after: configuration.handshakeTimeout),
+            .scheduleTimer(.handshakeRetry(generation: generation, attempt: 1), after: configuration.handshakeRetransmitAfter),
         ]
     }
 
@@ -242,6 +264,21 @@ public struct LinkMachine: Sendable {
     /// intervals and a round trip — while two lost in a row are (protocol.md §4.7; the centre's offline time).
     public static func deadAfter(_ interval: Duration) -> Duration { interval * 5 / 2 }
 
+    /// How long probing lasts once a link is found silent.
+    private var probeWindow: Duration { configuration.probeInterval * configuration.probes }
+
+    /// A check found the link `quiet` for `threshold` or longer: probe it, or, once probing has gone
+    /// unanswered for `probeWindow`, give the session up.
+    private mutating func probeOrGiveUp(
+        _ path: Path, quiet: Duration, threshold: Duration, recheck: Timer, reason: LinkLossReason
+    ) -> [Action] {
+        let giveUpAt = threshold + probeWindow
+        guard quiet < giveUpAt else {
+            return [.disconnect, .sessionLost(reason: reason)] + fail(on: path, reason: reason, wasEstablished: true)
+        }
+        return [.sendHeartbeat, .scheduleTimer(recheck, after: min(configuration.probeInterval, giveUpAt - quiet))]
+    }
+
     public mutating func timerFired(_ timer: Timer, now: Duration) -> [Action] {
         switch (timer, state) {
         case (.reconnect(let g), .waiting(let path)) where g == generation:
@@ -249,6 +286,12 @@ public struct LinkMachine: Sendable {
             return [.connect(path)]
         case (.handshakeTimeout(let g), .handshaking(let path)) where g == generation:
             return [.disconnect] + fail(on: path, reason: .handshakeTimeout)
+        case (.handshakeRetry(let g, let attempt), .handshaking) where g == generation:
+            let next = configuration.handshakeRetransmitAfter * (1 << min(attempt, 16))
+            return [
+                .send(.sessionStart(configuration.sessionStart)),
+                .scheduleTimer(.handshakeRetry(generation: g, attempt: attempt + 1), after: next),
+            ]
         case (.heartbeat(let g), .established(_, let interval, _)) where g == generation:
             return [
                 .sendHeartbeat,
@@ -257,13 +300,13 @@ public struct LinkMachine: Sendable {
         case (.deadLink(let g), .established(let path, let interval, let lastHeard)) where g == generation:
             let silent = now - lastHeard
             if silent >= Self.deadAfter(interval) {
-                return [.disconnect, .sessionLost(reason: .silent)] + fail(on: path, reason: .silent, wasEstablished: true)
+                return probeOrGiveUp(path, quiet: silent, threshold: Self.deadAfter(interval), recheck: timer, reason: .silent)
             }
             return [.scheduleTimer(.deadLink(generation: g), after: Self.deadAfter(interval) - silent)]
         case (.unanswered(let g, let epoch), .established(let path, _, let lastHeard)) where g == generation && epoch == busyEpoch && busy:
             let quiet = now - max(lastHeard, busySince)
             if quiet >= configuration.unansweredAfter {
-                return [.disconnect, .sessionLost(reason: .unanswered)] + fail(on: path, reason: .unanswered, wasEstablished: true)
+                return probeOrGiveUp(path, quiet: quiet, threshold: configuration.unansweredAfter, recheck: timer, reason: .unanswered)
             }
             return [.scheduleTimer(.unanswered(generation: g, epoch: epoch), after: configuration.unansweredAfter - quiet)]
         case (.returnToPrimary(let g), .established(.secondary, _, _)) where g == generation:
@@ -274,7 +317,8 @@ public struct LinkMachine: Sendable {
             generation += 1
             failuresOnPath = 0
             return [.disconnect, .sessionLost(reason: .returningToPrimary), .connect(.primary)]
-        case (.reconnect, _), (.handshakeTimeout, _), (.heartbeat, _), (.deadLink, _), (.returnToPrimary, _), (.unanswered, _):
+        case (.reconnect, _), (.handshakeTimeout, _), (.handshakeRetry, _), (.heartbeat, _), (.deadLink, _), (.returnToPrimary, _),
+            (.unanswered, _):
             return []  // a late timer of an earlier state
         }
     }

@@ -27,20 +27,55 @@ import Testing
         #expect(!m.isBusy)
     }
 
-    @Test func anUnansweredAlarmIsRetransmittedWithGrowingJitteredTimeouts() {
-        var m = DeliveryMachine(seed: 9)
+    /// The timeouts of `count` unanswered sends of `message`.
+    func waits(of message: Message, _ count: Int, configuration: DeliveryMachine.Configuration = .init()) -> [Duration] {
+        var m = DeliveryMachine(configuration: configuration, seed: 9)
         _ = m.linkUp()
-        var actions = m.enqueued(Self.alarm(7))
+        var actions = m.enqueued(message)
         var timeouts: [Duration] = []
-        for _ in 0..<7 {
-            guard case .scheduleTimer(let timer, let after) = actions.last else { Issue.record("no timer"); return }
+        for _ in 0..<count {
+            guard case .scheduleTimer(let timer, let after) = actions.last else { Issue.record("no timer"); return timeouts }
             timeouts.append(after)
             actions = m.timerFired(timer)
-            #expect(actions.first == .send(Self.alarm(7)), "the same message, same id")
+            #expect(actions.first == .send(message), "the same message, same id")
         }
+        return timeouts
+    }
+
+    /// A routine message backs off: 1 s, 2 s, … up to 30 s, each ±20 %.
+    @Test func anUnansweredEventIsRetransmittedWithGrowingJitteredTimeouts() {
+        let timeouts = waits(of: Self.event(7), 7)
         #expect(timeouts[0] >= .milliseconds(800) && timeouts[0] <= .milliseconds(1200))
         #expect(timeouts[1] >= .milliseconds(1600) && timeouts[1] <= .milliseconds(2400))
-        #expect(timeouts[6] <= .seconds(36), "capped at 30 s + 20 %")
+        #expect(timeouts[6] >= .seconds(24) && timeouts[6] <= .seconds(36), "capped at 30 s ± 20 %")
+    }
+
+    /// An alarm keeps its pace: a try a second (±20 %) for as long as it goes unanswered, so that at 20 % loss
+    /// each way its slowest tries are seconds late, not half a minute.
+    @Test func anUnansweredAlarmIsRetransmittedEverySecondWithJitter() {
+        let timeouts = waits(of: Self.alarm(7), 12)
+        #expect(timeouts.allSatisfy { $0 >= .milliseconds(800) && $0 <= .milliseconds(1200) }, "\(timeouts)")
+        #expect(Set(timeouts).count > 1, "jittered")
+        // Over DC-09 (`reportOverDC09`) the urgent cap is the routine one: alarms back off as before.
+        var dc09 = DeliveryMachine.Configuration()
+        dc09.urgentMaximumTimeout = dc09.maximumTimeout
+        #expect(waits(of: Self.alarm(7), 7, configuration: dc09)[6] >= .seconds(24))
+    }
+
+    /// A centre that says "later" (`nak busy`) spreads even alarms out: the wait after it backs off.
+    @Test func aBusyCentresAlarmWaitsLongerEachTime() {
+        var m = DeliveryMachine(seed: 3)
+        _ = m.linkUp()
+        _ = m.enqueued(Self.alarm(1))
+        var waits: [Duration] = []
+        for _ in 0..<5 {
+            guard case .scheduleTimer(let timer, let after) = m.nakReceived(Nak(id: 1, reason: .busy, senderTime: 0)).last else {
+                Issue.record("no timer"); return
+            }
+            waits.append(after)
+            _ = m.timerFired(timer)
+        }
+        #expect(waits[4] >= .milliseconds(12_800), "\(waits)")
     }
 
     @Test func aLostLinkRequeuesWhatWasInFlightInOrderAndItIsSentAgainOnReconnect() {

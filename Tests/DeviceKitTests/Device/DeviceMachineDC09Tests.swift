@@ -278,10 +278,18 @@ import Testing
         device.advance(40)
         #expect(device.answerLatest().id == .ack)
         #expect(device.observed.contains(.heartbeatRoundTrip(.milliseconds(40))))
-        // Then the receiver goes silent: 2.5 intervals after the last answer the link is down.
+        // Then the receiver goes silent: 2.5 intervals after the last answer the link is probed (a NULL a
+        // second), and after five unanswered probes it is down.
         let dead = try #require(device.fire { if case .link(.deadLink) = $0 { true } else { false } })
         device.advance(150_000)
+        let sentBefore = device.frames.count
         device.run { $0.timerFired(dead, now: $1) }
+        for _ in 0..<5 {
+            #expect(device.disconnects == 0)
+            device.advance(1_000)
+            device.run { $0.timerFired(dead, now: $1) }
+        }
+        #expect(device.frames.count == sentBefore + 5 && device.frames.suffix(5).allSatisfy { $0.id == .null }, "five NULL probes")
         #expect(device.observed.contains(.sessionLost(.silent)))
         #expect(device.disconnects == 1)
     }

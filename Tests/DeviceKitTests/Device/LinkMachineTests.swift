@@ -18,7 +18,11 @@ import Testing
     @Test func aSessionOpensWithSessionStartAndHeartbeatsAtTheCentresInterval() {
         var m = machine()
         #expect(m.start() == [.connect(.primary)])
-        #expect(m.connected() == [.send(.sessionStart(Self.start)), .scheduleTimer(.handshakeTimeout(generation: 1), after: .seconds(5))])
+        #expect(
+            m.connected() == [
+                .send(.sessionStart(Self.start)), .scheduleTimer(.handshakeTimeout(generation: 1), after: .seconds(5)),
+                .scheduleTimer(.handshakeRetry(generation: 1, attempt: 1), after: .seconds(1)),
+            ])
         #expect(
             m.messageReceived(.sessionAccept(Self.accept), now: .seconds(1)) == [
                 .sessionEstablished(.primary, Self.accept),
@@ -29,18 +33,40 @@ import Testing
         #expect(m.timerFired(.heartbeat(generation: 2), now: .seconds(11)) == [.sendHeartbeat, .scheduleTimer(.heartbeat(generation: 2), after: .seconds(10))])
     }
 
-    @Test func aSilentCentreIsSeenDeadAfterTwoAndAHalfHeartbeatIntervals() {
+    /// Silent for two and a half heartbeat intervals, the link is probed with a heartbeat a second, five
+    /// times; unanswered, it is given up.
+    @Test func aSilentCentreIsProbedAfterTwoAndAHalfHeartbeatIntervalsThenGivenUp() {
         var m = machine()
         _ = m.start()
         _ = m.connected()
         _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(0))
         _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .seconds(10))
-        // At 25 s the last frame is 15 s old: not dead yet, check again when it would be 25 s old.
+        // At 25 s the last frame is 15 s old: not silent enough yet, check again when it would be 25 s old.
         #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(25)) == [.scheduleTimer(.deadLink(generation: 2), after: .seconds(10))])
-        let actions = m.timerFired(.deadLink(generation: 2), now: .seconds(35))
+        for second in 35..<40 {
+            #expect(
+                m.timerFired(.deadLink(generation: 2), now: .seconds(second)) == [
+                    .sendHeartbeat, .scheduleTimer(.deadLink(generation: 2), after: .seconds(1)),
+                ], "probe at \(second) s")
+            #expect(m.status == .up(.primary))
+        }
+        let actions = m.timerFired(.deadLink(generation: 2), now: .seconds(40))
         #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .silent)])
         #expect(reconnectDelay(actions) != nil)
         #expect(m.status == .down)
+    }
+
+    /// Any answer to a probe keeps the session, and the silence is counted afresh from it.
+    @Test func anAnsweredProbeKeepsTheSession() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(0))
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(25)).first == .sendHeartbeat)
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(26)).first == .sendHeartbeat)
+        _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 9, centreTime: 2)), now: .milliseconds(26_100))
+        #expect(m.timerFired(.deadLink(generation: 2), now: .seconds(27)) == [.scheduleTimer(.deadLink(generation: 2), after: .milliseconds(24_100))])
+        #expect(m.status == .up(.primary))
     }
 
     /// One lost heartbeat (or its answer) is not an outage: the next one is answered two intervals and a
@@ -59,8 +85,9 @@ import Testing
     }
 
     /// A centre that lost the session (a restart, over UDP) answers nothing: with an alarm waiting, the device
-    /// opens a new session after 10 s of silence, not after two and a half heartbeat intervals.
-    @Test func anAlarmTheCentreDoesNotAnswerEndsTheSessionAfterTenSecondsOfSilence() {
+    /// opens a new session after 10 s of silence and five unanswered probes, not after two and a half
+    /// heartbeat intervals.
+    @Test func anAlarmTheCentreDoesNotAnswerEndsTheSessionAfterTenSecondsOfSilenceAndFiveProbes() {
         var m = machine()
         _ = m.start()
         _ = m.connected()
@@ -68,7 +95,10 @@ import Testing
         _ = m.messageReceived(.heartbeatAck(HeartbeatAck(echoedCounter: 1, centreTime: 2)), now: .seconds(25))
         #expect(m.busyChanged(true, now: .seconds(28)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(10))])
         #expect(m.busyChanged(true, now: .seconds(29)) == [])  // still the same wait
-        let actions = m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(38))
+        // Ten seconds without an answer: probed, a heartbeat a second, and given up after five unanswered.
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(38)) == [.sendHeartbeat, .scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(1))])
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .milliseconds(42_500)) == [.sendHeartbeat, .scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .milliseconds(500))])
+        let actions = m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(43))
         #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .unanswered)])
         #expect(reconnectDelay(actions) != nil)
         #expect(m.status == .down)
@@ -90,7 +120,8 @@ import Testing
         // A new wait is a new epoch: the old timer no longer counts.
         #expect(m.busyChanged(true, now: .seconds(40)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 2), after: .seconds(10))])
         #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(50)) == [])
-        #expect(m.timerFired(.unanswered(generation: 2, epoch: 2), now: .seconds(50)).contains(.sessionLost(reason: .unanswered)))
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 2), now: .seconds(50)).first == .sendHeartbeat)
+        #expect(m.timerFired(.unanswered(generation: 2, epoch: 2), now: .seconds(55)).contains(.sessionLost(reason: .unanswered)))
     }
 
     /// Messages that waited while the link was down are sent when the session opens: the check starts then.
@@ -102,6 +133,26 @@ import Testing
         let established = m.messageReceived(.sessionAccept(Self.accept), now: .seconds(3))
         #expect(established.contains(.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(10))))
         #expect(m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(12)) == [.scheduleTimer(.unanswered(generation: 2, epoch: 1), after: .seconds(1))])
+    }
+
+    /// A `sessionStart` without an answer is sent again after 1 s, then 2 s, until the handshake times out;
+    /// the first accept to arrive opens the session, and a late retry timer does nothing.
+    @Test func anUnansweredSessionStartIsSentAgainWithinTheHandshake() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        #expect(
+            m.timerFired(.handshakeRetry(generation: 1, attempt: 1), now: .seconds(1)) == [
+                .send(.sessionStart(Self.start)), .scheduleTimer(.handshakeRetry(generation: 1, attempt: 2), after: .seconds(2)),
+            ])
+        #expect(
+            m.timerFired(.handshakeRetry(generation: 1, attempt: 2), now: .seconds(3)) == [
+                .send(.sessionStart(Self.start)), .scheduleTimer(.handshakeRetry(generation: 1, attempt: 3), after: .seconds(4)),
+            ])
+        #expect(m.messageReceived(.sessionAccept(Self.accept), now: .milliseconds(3_050)).first == .sessionEstablished(.primary, Self.accept))
+        #expect(m.timerFired(.handshakeRetry(generation: 1, attempt: 3), now: .seconds(7)) == [])
+        #expect(m.timerFired(.handshakeTimeout(generation: 1), now: .seconds(5)) == [])
+        #expect(m.status == .up(.primary))
     }
 
     @Test func reconnectDelaysGrowAndAreSpreadByJitter() {

@@ -64,9 +64,10 @@ import Testing
             #expect(c.heartbeatsSent > 0)
             #expect(c.heartbeatAcks > 0 && c.heartbeatAcks <= c.heartbeatsSent)
             #expect(report.histogram(.heartbeat).count == UInt64(c.heartbeatAcks))
-            // Frames are refused only as stale ones of a session lost (a link declared dead when a starved
-            // machine delays heartbeats); with no session lost, none.
-            #expect(c.reconnects > 0 || c.refusedFrames == 0)
+            // Frames are refused only as stale ones: of a session lost (a link declared dead when a starved
+            // machine delays heartbeats), or the accept of a sessionStart sent again (a centre slower than
+            // 1 s to answer, then 2 s: at most two an attempt); with no session lost, no more than that.
+            #expect(c.reconnects > 0 || c.refusedFrames <= 2 * (c.sessionsOpened + c.sessionFailures))
             // Second by second, the same alarms as the whole run.
             #expect(report.seconds.reduce(0) { $0 + $1.alarmsRaised } == c.alarmsRaised)
             #expect(report.seconds.reduce(0) { $0 + $1.alarmsSent } == c.alarmsSent)
