@@ -61,9 +61,9 @@ public struct DeviceFrameSession: Sendable {
             }
             guard frame.header.direction == .down else { throw .wrongDirection(frame.header.direction) }
             let salt = frame.header.counter >> 32
-            if var session = down, session.salt == salt {
-                let message = try session.opener.open(frame)
-                down = session
+            if down?.salt == salt {
+                // In place: a copy of the opener would copy the plaintext buffer it reuses, every frame.
+                let message = try down!.opener.open(frame)
                 if case .sessionAccept = message { throw ProtocolError.replayed(counter: frame.header.counter) }
                 return message
             }
