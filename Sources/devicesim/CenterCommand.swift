@@ -90,8 +90,15 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Frames each device may send in a burst.")
     var burst: Double = 40
 
-    @Option(parsing: .unconditional, help: "The largest number of devices with a session at once.")
-    var maxSessions = 100_000
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "The most devices with a session at once, for the whole centre (default: sized to memory).",
+        discussion: """
+            Past it a device's session start is answered busy, and the device tries its secondary centre; the \
+            centre says so in its log (once a minute, with the count) and counts it \
+            (center_sessions_turned_away_total). The default budgets 16 KiB a session in half the memory (the \
+            physical memory, or the cgroup's limit when lower). With --workers N each worker holds a share of N.
+            """))
+    var maxSessions: Int?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
         "The most TCP device connections held at once (default: the open-file limit less a quarter of it or 1,024, whichever is fewer).",
@@ -264,7 +271,7 @@ struct CenterCommand: AsyncParsableCommand {
             throw ValidationError("--heartbeat is another name for --heartbeat-interval: give it once.")
         }
         let interval = try heartbeatSeconds()
-        guard rate > 0, burst >= 1, maxSessions > 0, interval > 0 else {
+        guard rate > 0, burst >= 1, (maxSessions ?? 1) > 0, interval > 0 else {
             throw ValidationError("--rate, --max-sessions and --heartbeat-interval must be above 0, --burst at least 1.")
         }
         if let authTimeout, authTimeout.duration <= .zero { throw ValidationError("--auth-timeout must be above 0, e.g. --auth-timeout 5s.") }
@@ -384,6 +391,17 @@ struct CenterCommand: AsyncParsableCommand {
     }
 
     /// `--heartbeat-interval` (or `--heartbeat`) in whole seconds, as the wire carries it (1 to 65535).
+    /// This process's share of the centre's session limit (`--max-sessions`, or sized to memory).
+    private func sessionLimit() -> Int {
+        let processes = workerIndex == nil ? 1 : workers
+        guard let maxSessions else {
+            return CenterConfiguration.sessionLimit(
+                physicalMemory: ProcessInfo.processInfo.physicalMemory, cgroupLimit: CenterConfiguration.cgroupMemoryLimit(),
+                workers: processes)
+        }
+        return max(1, (maxSessions + processes - 1) / processes)
+    }
+
     private func heartbeatSeconds() throws -> UInt16 {
         try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval") ?? 30
     }
@@ -398,7 +416,7 @@ struct CenterCommand: AsyncParsableCommand {
             metricsHost: metricsBind, journalPath: journal,
             session: CenterSession.Parameters(heartbeatIntervalSeconds: try heartbeatSeconds(), rate: rate, burst: burst),
             offlineAfter: offlineAfter?.duration,
-            authenticationTimeout: authTimeout?.duration ?? .seconds(5), maximumSessions: maxSessions,
+            authenticationTimeout: authTimeout?.duration ?? .seconds(5), maximumSessions: sessionLimit(),
             maximumConnections: maxConnections, unauthenticatedPerAddress: maxUnauthenticatedPerAddress,
             forgedFrameRate: forgedFrameRate,
             cases: CasePolicy.Configuration(autoEngageAfter: autoEngageAfter?.duration, autoCloseAfter: autoCloseAfter?.duration),

@@ -25,6 +25,8 @@ public struct CenterConfiguration: Sendable {
     public var offlineAfter: Duration
     /// A TCP connection that sends nothing authentic for this long is closed.
     public var authenticationTimeout: Duration
+    /// Sessions this process holds at once; past it a device's `sessionStart` is answered `nak busy` (it tries
+    /// its secondary centre). `devicesim center` sizes it to memory (`sessionLimit`).
     public var maximumSessions: Int
     /// TCP device connections held at once (see `ConnectionTable`): past it a new connection takes the place of
     /// the oldest one not yet authenticated, or is closed if all are. Keep it below the open-file limit, so
@@ -149,5 +151,30 @@ enum OpenFileLimit {
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1_024 }
         // RLIM_INFINITY is all ones, which Swift cannot import as a constant of rlim_t: clamped, it is a big limit.
         return min(Int(clamping: limit.rlim_cur), 1 << 20)
+    }
+}
+
+extension CenterConfiguration {
+    /// What the centre budgets a session: its machine, keys, buffers and the kernel's socket buffers of a TCP
+    /// connection, with room (measured: about 1.5 KB a UDP device and 6 KB a TCP one, docs/benchmarks.md).
+    public static let bytesPerSession = 16 * 1024
+
+    /// The centre's session limit sized to its memory: half of it (the physical memory, or the cgroup's limit
+    /// when lower, as in a container) at `bytesPerSession` each, divided among `workers` processes, each of
+    /// which holds its share. At least 1,000 a process.
+    public static func sessionLimit(physicalMemory: UInt64, cgroupLimit: UInt64?, workers: Int) -> Int {
+        let memory = min(physicalMemory, cgroupLimit ?? .max)
+        let total = Int(min(memory / 2 / UInt64(bytesPerSession), UInt64(Int.max)))
+        return max(1_000, total / max(1, workers))
+    }
+
+    /// The cgroup (v2) memory limit of this process, if one is set: `memory.max` of its cgroup.
+    public static func cgroupMemoryLimit() -> UInt64? {
+        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+            let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+        else { return nil }
+        let path = "/sys/fs/cgroup" + line.dropFirst(3).trimmingCharacters(in: .whitespaces) + "/memory.max"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": none
     }
 }

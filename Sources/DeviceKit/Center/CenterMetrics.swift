@@ -41,6 +41,10 @@ final class CenterMetrics: Sendable {
     let journalCommitDuration: Timer
     let sessionsOpened: Counter
     let sessionsActive: Meter
+    /// `sessionStart`s answered `nak busy` at the session limit.
+    let sessionsTurnedAway: Counter
+    /// The session limit itself, so that a dashboard can show how full the centre is.
+    let sessionsLimit: Meter
     let devicesOnline: Meter
     let acksSent: Counter
     let naksSent: Counter
@@ -142,6 +146,9 @@ final class CenterMetrics: Sendable {
         ).set(1)
         sessionsOpened = make.counter("center_sessions_opened_total", "Sessions accepted.")
         sessionsActive = make.gauge("center_sessions_active", "Devices with a current session.")
+        sessionsTurnedAway = make.counter(
+            "center_sessions_turned_away_total", "Session starts answered nak busy because the centre was at its session limit.")
+        sessionsLimit = make.gauge("center_sessions_limit", "The most sessions this process holds (--max-sessions, divided among --workers).")
         devicesOnline = make.gauge("center_devices_online", "Devices under supervision and online.")
         acksSent = make.counter("center_acks_sent_total", "Acks sent, each after a durable record.")
         naksSent = make.counter("center_naks_sent_total", "Naks sent.")

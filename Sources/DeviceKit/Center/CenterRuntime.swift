@@ -55,6 +55,9 @@ final class CenterRuntime {
     private var nextStreamID: UInt64 = 0
     /// Refused and dropped frames since the last report, by reason.
     private var refusals: [String: Int] = [:]
+    /// Devices turned away at the session limit since it was last said in the log, and when that was.
+    private var turnedAwaySinceLog = 0
+    private var lastTurnAwayLog: Duration?
     private var refusalReportTask: RepeatedTask?
     /// Forgeries under ids without a key at hand, per source, before any derivation.
     private var forgeryBudget: ForgeryBudget
@@ -123,6 +126,7 @@ final class CenterRuntime {
         self.cases = CasePolicy(configuration: configuration.cases)
         dc09Devices = Set(configuration.dc09?.accounts.accounts.values.map(\.device) ?? [])
         metrics.sessionsActive.set(Int64(0))
+        metrics.sessionsLimit.set(Int64(configuration.maximumSessions))
         metrics.devicesOnline.set(Int64(0))
         // Cases left open by a previous run stay in the operator's list (an automatic operator's timers start
         // with the runtime), and updates the device never acknowledged wait for its next session.
@@ -380,6 +384,8 @@ final class CenterRuntime {
                 record(message, note: note, device: device)
             case .send(let frame):
                 send(frame, to: device)
+            case .turnAway(let anchor):
+                turnAway(device, anchor: anchor, path: path)
             case .scheduleRetransmit(let id, let attempt, let after):
                 scheduleRetransmit(id: id, attempt: attempt, after: after, device: device)
             case .delivered(let id):
@@ -617,7 +623,31 @@ final class CenterRuntime {
 
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
         guard !stopped, let path = paths[device], let deviceKey = sessions[device]?.key else { return }
-        let key = keys.downKey(device, key: deviceKey, anchor: frame.anchor)
+        send(frame, to: device, key: keys.downKey(device, key: deviceKey, anchor: frame.anchor), path: path)
+    }
+
+    /// The centre is full: `nak(0, busy)` answers the `sessionStart` under `anchor`, on the path it came by (the
+    /// device has no session, so no path of its own here). Counted and said in the log, at most once a
+    /// minute with the count since.
+    private func turnAway(_ device: UInt32, anchor: UInt64, path: ReplyPath?) {
+        metrics.sessionsTurnedAway.increment()
+        turnedAwaySinceLog += 1
+        let monotonic = ContinuousClock.now - startedAt
+        if lastTurnAwayLog.map({ monotonic - $0 >= .seconds(60) }) ?? true {
+            logger.warning(
+                "at the session limit: devices are turned away (they try their secondary centre)",
+                metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(turnedAwaySinceLog)"])
+            lastTurnAwayLog = monotonic
+            turnedAwaySinceLog = 0
+        }
+        guard !stopped, let path, let deviceKey = sessions[device]?.key ?? deviceKey(device) else { return }
+        let salt = UInt32.random(in: .min ... .max)
+        let refusal = CenterSession.DownFrame(
+            anchor: anchor, salt: salt, sequence: 0, message: .nak(Nak(id: 0, reason: .busy, senderTime: now.wall)))
+        send(refusal, to: device, key: deviceKey.downKey(anchor: anchor), path: path)
+    }
+
+    private func send(_ frame: CenterSession.DownFrame, to device: UInt32, key: SymmetricKey, path: ReplyPath) {
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         do {
             try SealedFrame.seal(frame.message, direction: .down, deviceID: device, counter: frame.counter, key: key, into: &buffer)

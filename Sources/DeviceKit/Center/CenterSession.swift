@@ -71,6 +71,11 @@ public struct CenterSession: Sendable {
         /// A new session is open, replacing any previous one: the `sessionStart` that asked for `anchor` is the
         /// session's first frame, and counts as `authenticated` from now on (answers go to its source).
         case sessionOpened(anchor: UInt64)
+        /// The centre is at its maximum number of sessions: answer the authentic `sessionStart` under `anchor`
+        /// with `nak(0, busy)` in place of `sessionAccept` (sequence 0 of a fresh salt, under `down(anchor)`), so
+        /// that the device tries its other centre at once rather than after a handshake timeout (protocol.md §5).
+        /// Nothing is stored.
+        case turnAway(anchor: UInt64)
         /// Record `message` durably (once per device and id), with `note` (the defects of an alarm read
         /// leniently), then report `recorded`, `recordConflicted` or `recordFailed`.
         case record(Message, note: String?)
@@ -193,7 +198,11 @@ public struct CenterSession: Sendable {
                 return [.refuse(error)]
             }
             guard case .sessionStart = message else { return [.refuse(.stale(counter: frame.header.counter))] }
-            guard mayOpenSession else { return [.drop(.tooManySessions)] }
+            guard mayOpenSession else {
+                // Answered within the device's rate, so that replays of one cannot make the centre a reflector.
+                guard bucket.take(now: now.monotonic) else { return [.drop(.tooManySessions)] }
+                return [.drop(.tooManySessions), .turnAway(anchor: frame.header.counter)]
+            }
         }
         if case .sessionStart(let start) = message {
             guard (start.keyEpoch ?? 0) == key.epoch else {

@@ -5,7 +5,7 @@ import NIOCore
 ///
 /// `sessionStart`'s counter becomes the pending anchor; a `sessionAccept` is accepted only when it opens
 /// under `down(anchor)` of the latest `sessionStart` with sequence 0 (§3.4: an accept for an earlier one is
-/// stale), and it fixes the session's salt; later down frames must carry that salt and pass the replay
+/// stale), and it fixes the session's salt (a `nak busy` there instead says the centre is full, §5); later down frames must carry that salt and pass the replay
 /// window. Pure: counter reservations are returned for the owner to store.
 public struct DeviceFrameSession: Sendable {
     public let key: DeviceKey
@@ -73,8 +73,14 @@ public struct DeviceFrameSession: Sendable {
             }
             let downKey = key.downKey(anchor: anchor)
             let message = try frame.open(with: downKey)
-            guard case .sessionAccept = message else { throw .stale(counter: frame.header.counter) }
-            down = (salt, FrameOpener(deviceID: key.deviceID, direction: .down, key: downKey, floor: salt << 32))
+            switch message {
+            case .sessionAccept:
+                down = (salt, FrameOpener(deviceID: key.deviceID, direction: .down, key: downKey, floor: salt << 32))
+            case .nak(let nak) where nak.reason == .busy:
+                break  // the centre is full: no session opens (protocol.md §5)
+            default:
+                throw .stale(counter: frame.header.counter)
+            }
             pendingAnchor = nil
             return message
         } catch {

@@ -24,7 +24,7 @@
 /// `handshakeTimeout`: one lost datagram no longer costs a whole timeout and a backoff.
 ///
 /// Dual path: after two consecutive failures on one centre the next attempt goes to the other (when a
-/// secondary is configured). Established on the secondary, the device probes the primary every
+/// secondary is configured); after one, when the centre answered the `sessionStart` `nak busy` (it is full). Established on the secondary, the device probes the primary every
 /// `returnToPrimaryAfter` while nothing is in flight, and stays on the primary when that works.
 ///
 /// Without a handshake (`Configuration.handshake` false: a device reporting over SIA DC-09, docs/dc09.md) the
@@ -214,8 +214,15 @@ public struct LinkMachine: Sendable {
     public mutating func messageReceived(_ message: Message, now: Duration) -> [Action] {
         switch state {
         case .handshaking(let path):
-            guard case .sessionAccept(let accept) = message else { return [] }
-            return establish(path, accept: accept, now: now)
+            switch message {
+            case .sessionAccept(let accept):
+                return establish(path, accept: accept, now: now)
+            case .nak(let nak) where nak.reason == .busy:
+                // Full: the other centre is tried next, without waiting for a second failure here.
+                return [.disconnect] + fail(on: path, reason: .turnedAway, switchingPath: true)
+            default:
+                return []
+            }
         case .established(let path, let interval, _):
             if case .sessionAccept = message { return [] }
             state = .established(path, heartbeatInterval: interval, lastHeard: now)
@@ -323,9 +330,12 @@ public struct LinkMachine: Sendable {
         }
     }
 
-    private mutating func fail(on path: Path, reason: LinkLossReason, wasEstablished: Bool = false) -> [Action] {
+    private mutating func fail(
+        on path: Path, reason: LinkLossReason, wasEstablished: Bool = false, switchingPath: Bool = false
+    ) -> [Action] {
         generation += 1
         failuresOnPath = wasEstablished ? 1 : failuresOnPath + 1
+        if switchingPath { failuresOnPath = max(failuresOnPath, configuration.failuresBeforeSwitchingPath) }
         var next = path
         if configuration.hasSecondary, failuresOnPath >= configuration.failuresBeforeSwitchingPath {
             next = path == .primary ? .secondary : .primary
@@ -347,4 +357,6 @@ public enum LinkStatus: Hashable, Sendable {
 
 public enum LinkLossReason: String, Hashable, Sendable {
     case connectFailed, closed, handshakeTimeout, silent, unanswered, returningToPrimary
+    /// The centre answered the `sessionStart` with `nak busy`: it is at its session limit (protocol.md §5).
+    case turnedAway
 }

@@ -368,8 +368,14 @@ import Testing
         let first = try await TestDevice.connect(1, to: centre, over: .datagram)
         #expect(try await first.handshake() != nil)
         let second = try await TestDevice.connect(3, rootKey: Array(repeating: 3, count: 32), to: centre, over: .datagram)
-        try await second.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 1)))
-        try await eventually("the second device is turned away") { centre.metric(#"center_frames_dropped_total{reason="tooManySessions"}"#) == 1 }
+        // Told so, under its session start's down key, in place of an accept: it tries its other centre at once.
+        guard case .nak(let nak)? = try await second.startSession() else {
+            Issue.record("the second device was not answered busy"); return
+        }
+        #expect(nak.id == 0 && nak.reason == .busy)
+        #expect(centre.metric(#"center_frames_dropped_total{reason="tooManySessions"}"#) == 1)
+        #expect(centre.metric("center_sessions_turned_away_total") == 1)
+        #expect(centre.metric("center_sessions_limit") == 1)
         #expect(try await centre.events.first { $0 == .refused(reason: "tooManySessions", count: 1) } != nil, "reported within a second")
         #expect(centre.metric("center_sessions_active") == 1)
         await centre.stop()

@@ -164,9 +164,20 @@ import Testing
         #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: true) == [.drop(.rateLimited)])
     }
 
-    @Test func atTheSessionLimitANewDeviceIsTurnedAway() {
-        var machine = CenterSession(key: Self.key, parameters: .init(), storedAnchor: nil)
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions)])
+    /// Full, the centre answers an authentic session start busy (nothing stored), within the device's rate:
+    /// replays of one cannot make it answer faster than that.
+    @Test func atTheSessionLimitANewDeviceIsTurnedAwayWithinItsRate() {
+        var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 2), storedAnchor: nil)
+        #expect(
+            machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [
+                .drop(.tooManySessions), .turnAway(anchor: 1),
+            ])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions), .turnAway(anchor: 2)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 3), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions)])
+        #expect(!machine.hasSession)
+        // A forged one is refused as ever, never answered.
+        let forged = Self.frame(Self.start, counter: 4, key: try! DeviceKey(deviceID: Self.device, rootKey: Array(repeating: 9, count: 32)))
+        #expect(machine.frameReceived(forged, now: Self.t0, mayOpenSession: false) == [.refuse(.authenticationFailed)])
     }
 
     @Test func caseUpdatesAreRetransmittedWithBackoffUntilAcknowledged() {

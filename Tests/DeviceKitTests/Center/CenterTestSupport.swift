@@ -154,11 +154,16 @@ final class TestDevice: Sendable {
     /// Opens a session: sends `sessionStart`, waits for `sessionAccept`.
     @discardableResult
     func handshake() async throws -> SessionAccept? {
+        guard case .sessionAccept(let accept)? = try await startSession() else { return nil }
+        return accept
+    }
+
+    /// Sends a `sessionStart` and returns its answer: a `sessionAccept`, or a `nak` (busy: the centre is full).
+    func startSession() async throws -> Message? {
         let anchor = counter
         try await send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1)))
         state.withLock { $0.anchor = anchor }
-        guard case .sessionAccept(let accept)? = try await received(where: { $0.kind == .sessionAccept }) else { return nil }
-        return accept
+        return try await received(where: { $0.kind == .sessionAccept || $0.kind == .nak })
     }
 
     /// Down messages of the current session received so far, in order.

@@ -155,6 +155,19 @@ import Testing
         #expect(m.status == .up(.primary))
     }
 
+    /// A full centre answers the session start busy: the attempt fails at once and the next goes to the other
+    /// centre, without a second failure here; a nak of another reason changes nothing.
+    @Test func aCentreAnsweringBusyIsLeftForTheOtherAtOnce() {
+        var m = machine()
+        _ = m.start()
+        _ = m.connected()
+        #expect(m.messageReceived(.nak(Nak(id: 0, reason: .invalid, senderTime: 0)), now: .seconds(1)) == [])
+        let actions = m.messageReceived(.nak(Nak(id: 0, reason: .busy, senderTime: 0)), now: .seconds(1))
+        #expect(actions.prefix(2) == [.disconnect, .attemptFailed(.primary, .turnedAway)])
+        guard case .scheduleTimer(let timer, _)? = actions.last else { Issue.record("no reconnect"); return }
+        #expect(m.timerFired(timer, now: .seconds(3)) == [.connect(.secondary)])
+    }
+
     @Test func reconnectDelaysGrowAndAreSpreadByJitter() {
         var delays: [Duration] = []
         var m = machine(secondary: false)

@@ -405,6 +405,21 @@ import Testing
         #expect(session.refused[.forged] == 1)
     }
 
+    /// A centre at its session limit answers the session start `nak busy` under its down key: returned, no
+    /// session opens, and nothing else of that session is taken afterwards.
+    @Test func aBusyNakInPlaceOfTheAcceptOpensNoSession() throws {
+        var session = DeviceFrameSession(key: F.key(), storedCounterLimit: 0)
+        let anchor = try Self.sealStart(&session)
+        let busy = Message.nak(Nak(id: 0, reason: .busy, senderTime: F.t0))
+        let refusal = try F.datagram(try F.seal(busy, direction: .down, counter: F.salt << 32, anchor: anchor))
+        #expect(try session.open(refusal) == busy)
+        #expect(throws: ProtocolError.stale(counter: F.salt << 32)) { try session.open(try Self.accept(anchor: anchor)) }
+        // Another answer in that place is not taken either.
+        let other = try Self.sealStart(&session)
+        let ack = try F.datagram(try F.seal(.ack(Ack(id: 0)), direction: .down, counter: F.salt << 32, anchor: other))
+        #expect(throws: ProtocolError.stale(counter: F.salt << 32)) { try session.open(ack) }
+    }
+
     @Test func frameHeadersCarryTheKeyEpochModuloEightUpOnly() throws {
         let key = DeviceKey(deviceID: 9, master: try FleetMasterKey(bytes: Array(0x40...0x5f)), epoch: 10)
         var session = DeviceFrameSession(key: key, storedCounterLimit: 65_536 * 2)
