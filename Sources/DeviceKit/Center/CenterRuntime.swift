@@ -215,13 +215,19 @@ final class CenterRuntime {
             }
             laterKey = keys.laterKey(device, epoch: current + UInt16(ahead))
         }
-        let mayOpen = activeSessions < configuration.maximumSessions
+        // Sessions being opened (their anchors on the way to the journal) count too: a burst of session starts
+        // would otherwise all pass the limit before the first one opened. This device's own counts once.
+        let opening = pendingPaths.count - (pendingPaths[device] == nil ? 0 : 1)
+        let mayOpen = activeSessions + opening < configuration.maximumSessions
         let now = self.now
         let actions = feed(device, path: path) {
             $0.frameReceived(frame, now: now, mayOpenSession: mayOpen, laterEpochKey: laterKey)
         }
         if actions.contains(.authenticated) { return .authenticated }
         if actions.contains(where: { if case .persistAnchor = $0 { true } else { false } }) { return .pending }
+        // An authentic session start turned away at the session limit was answered: no forgery, not charged
+        // (devices behind one address would otherwise go unanswered once the centre is full).
+        if actions.contains(where: { if case .turnAway = $0 { true } else { false } }) { return .refused }
         // A derivation that bought nothing (a forgery, or any frame refused or dropped) is charged.
         if derives { forgeryBudget.charge(source, now: monotonic) }
         if laterKey != nil { forgeryBudget.charge(source, now: ContinuousClock.now - startedAt) }

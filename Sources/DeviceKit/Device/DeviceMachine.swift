@@ -444,7 +444,11 @@ public struct DeviceMachine: Sendable {
             accept.heartbeatIntervalSeconds = seconds
             linkMessage = .sessionAccept(accept)
         }
+        let handshaking = if case .connecting = link.status { true } else { false }
         var actions = run(link.messageReceived(linkMessage, now: now.monotonic), now: now)
+        // A nak in place of the session's accept turned the device away (the link machine took it as a failed
+        // attempt): it answers no message of the outbox.
+        if handshaking, case .nak = message { return actions }
         switch message {
         case .sessionAccept:
             break  // the link machine's sessionEstablished does the rest

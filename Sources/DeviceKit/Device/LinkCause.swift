@@ -39,7 +39,7 @@ enum LinkCause {
         case .handshakeTimeout:
             "it did not answer the session start within \(handshakeTimeout.readable): is this the device's centre, and is the device registered there?"
         case .silent: "it stopped answering (nothing for two and a half heartbeat intervals, \(LinkMachine.deadAfter(heartbeat).readable), nor to five probes)"
-        case .turnedAway: "it is at its session limit and turned the device away (answered busy): the other centre is tried at once"
+        case .turnedAway: "it is at its session limit and turned the device away (answered busy): a secondary centre is tried at once"
         case .unanswered: "it did not answer while messages waited"
         case .returningToPrimary: "the device is returning to its primary centre"
         }

@@ -381,6 +381,26 @@ import Testing
         await centre.stop()
     }
 
+    /// Devices of one address turned away at the limit are each answered: an authentic session start is no
+    /// forgery, so it costs nothing from the address's forgery budget (a burst of one here).
+    @Test func devicesBehindOneAddressAreAllAnsweredBusyAtTheLimit() async throws {
+        let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
+            $0.maximumSessions = 1
+            $0.forgedFrameRate = 0.01
+        }
+        let first = try await TestDevice.connect(1, masterKey: master, to: centre, over: .datagram)
+        #expect(try await first.handshake() != nil)
+        for id in UInt32(2)...6 {
+            let device = try await TestDevice.connect(id, masterKey: master, to: centre, over: .datagram)
+            guard case .nak(let nak)? = try await device.startSession() else { Issue.record("device \(id) was not answered"); continue }
+            #expect(nak.reason == .busy)
+        }
+        #expect(centre.metric("center_sessions_turned_away_total") == 5)
+        #expect(centre.metric(#"center_frames_dropped_total{reason="sourceLimited"}"#) == 0)
+        await centre.stop()
+    }
+
     @Test func aFrameForAnUnknownDeviceIsCountedAndIgnored() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal())
         let device = try await TestDevice.connect(99, to: centre, over: .datagram)

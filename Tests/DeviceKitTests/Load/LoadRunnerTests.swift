@@ -96,6 +96,24 @@ import Testing
     /// A scenario shortened from examples/load/power-cut.toml (seconds instead of minutes): the homes that
     /// lose mains report it with the firmware's delay within the phase, the centre records each report, and
     /// the alarm spike loses nothing.
+    /// A fleet larger than the centre's session limit: the devices past it are answered busy, and the report
+    /// says so as the one reason of their failed attempts (not a timeout, not a rejected message).
+    @Test func devicesPastTheSessionLimitAreToldWhy() async throws {
+        let centre = try await TestCentre.start(maximumSessions: 20)
+        let plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: centre.ports.udp), master: Self.master, transport: .udp,
+            firstID: 30_001, fleetSize: 30, rampRate: 1000, fleetAlarmRate: 0, duration: .milliseconds(1500),
+            settle: .milliseconds(100), drain: .seconds(1), devicesPerSocket: 64, seed: 5)
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        _ = centre.stop()
+        let c = report.counts
+        #expect(c.sessionsOpened == 20)
+        #expect(c.sessionFailures >= 10)
+        #expect(c.failureReasons.count == 1)
+        #expect(c.failureReasons.first?.key.contains("at its session limit and turned the device away") == true, "\(c.failureReasons)")
+        #expect(c.rejected == 0)
+    }
+
     @Test func aShortenedPowerCutRunsAndEveryEventArrives() async throws {
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../examples/load/power-cut.toml")
         var scenario = try LoadScenario(toml: try String(contentsOf: example, encoding: .utf8), file: "power-cut.toml")
@@ -329,13 +347,16 @@ struct TestCentre {
         let events = Mutex<[CenterEvent]>([])
     }
 
-    static func start(autoCloseAfter: Duration = .milliseconds(100), engageCallRate: Double = 50) async throws -> TestCentre {
+    static func start(
+        autoCloseAfter: Duration = .milliseconds(100), engageCallRate: Double = 50, maximumSessions: Int = 100_000
+    ) async throws -> TestCentre {
         let directory = NSTemporaryDirectory() + "load-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let centre = CenterServer(
             configuration: CenterConfiguration(
                 host: "127.0.0.1", tcpPort: 0, udpPort: 0, journalPath: directory + "/centre.sqlite",
                 session: .init(heartbeatIntervalSeconds: 5, rate: 1000, burst: 1000),
+                maximumSessions: maximumSessions,
                 cases: .init(autoEngageAfter: .milliseconds(50), autoCloseAfter: autoCloseAfter), engageCallRate: engageCallRate),
             registry: DeviceRegistry(master: LoadRunnerTests.master),
             logger: Logger(label: "test.centre", factory: { _ in SwiftLogNoOpLogHandler() }))
