@@ -59,17 +59,31 @@ public struct SealedFrame: Sendable {
         buffer.setInteger(UInt16(header.length), at: start + 1)
         buffer.writeRepeatingByte(0, count: Wire.tagLength)
         let offset = start - buffer.readerIndex
+        let layout = Layout(headerSize: headerSize, length: header.length)
         buffer.withUnsafeMutableReadableBytes { bytes in
             let frame = UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + header.length)])
-            let tagStart = headerSize + bodyLength
             key.withUnsafeBytes { key in
                 FrameAEAD.seal(
-                    UnsafeMutableRawBufferPointer(rebasing: frame[headerSize..<tagStart]),
-                    tag: UnsafeMutableRawBufferPointer(rebasing: frame[tagStart...]),
-                    additional: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]),
-                    nonce: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize]),
-                    key: key)
+                    UnsafeMutableRawBufferPointer(rebasing: frame[layout.text]), tag: UnsafeMutableRawBufferPointer(rebasing: frame[layout.tag]),
+                    additional: UnsafeRawBufferPointer(rebasing: frame[layout.header]),
+                    nonce: UnsafeRawBufferPointer(rebasing: frame[layout.nonce]), key: key)
             }
+        }
+    }
+
+    /// Where the AEAD's inputs lie in a frame (protocol.md §3.3): the header is the associated data and ends
+    /// with the nonce; then the body, encrypted in place; then the tag.
+    private struct Layout {
+        let header: Range<Int>
+        let nonce: Range<Int>
+        let text: Range<Int>
+        let tag: Range<Int>
+
+        init(headerSize: Int, length: Int) {
+            header = 0..<headerSize
+            nonce = (headerSize - FrameHeader.nonceLength)..<headerSize
+            text = headerSize..<(length - Wire.tagLength)
+            tag = (length - Wire.tagLength)..<length
         }
     }
 
@@ -92,19 +106,19 @@ public struct SealedFrame: Sendable {
     /// keeps one buffer, and nothing is allocated while it is large enough and no one else holds it.
     public func authenticatedBody(with key: some ContiguousBytes, into body: inout ByteBuffer) throws(ProtocolError) {
         let headerSize = FrameHeader.size(header.direction)
-        let textLength = bytes.readableBytes - headerSize - Wire.tagLength
-        guard textLength >= 0 else { throw .authenticationFailed }
+        guard bytes.readableBytes >= headerSize + Wire.tagLength else { throw .authenticationFailed }
+        let layout = Layout(headerSize: headerSize, length: bytes.readableBytes)
+        let textLength = layout.text.count
         body.clear(minimumCapacity: textLength)
         var authentic = false
         bytes.withUnsafeReadableBytes { frame in
             key.withUnsafeBytes { key in
                 body.writeWithUnsafeMutableBytes(minimumWritableBytes: textLength) { output in
                     authentic = FrameAEAD.open(
-                        UnsafeRawBufferPointer(rebasing: frame[headerSize..<(headerSize + textLength)]),
-                        tag: UnsafeRawBufferPointer(rebasing: frame[(headerSize + textLength)...]),
-                        additional: UnsafeRawBufferPointer(rebasing: frame[..<headerSize]),
-                        nonce: UnsafeRawBufferPointer(rebasing: frame[(headerSize - FrameHeader.nonceLength)..<headerSize]),
-                        key: key, into: UnsafeMutableRawBufferPointer(rebasing: output[..<textLength]))
+                        UnsafeRawBufferPointer(rebasing: frame[layout.text]), tag: UnsafeRawBufferPointer(rebasing: frame[layout.tag]),
+                        additional: UnsafeRawBufferPointer(rebasing: frame[layout.header]),
+                        nonce: UnsafeRawBufferPointer(rebasing: frame[layout.nonce]), key: key,
+                        into: UnsafeMutableRawBufferPointer(rebasing: output[..<textLength]))
                     return authentic ? textLength : 0
                 }
             }
