@@ -193,8 +193,16 @@ links:
 python-deps:
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography
 
-## Codec throughput on one core (protocol issue's benchmark).
+## The hot paths' benchmarks (docs/benchmarks.md, "Benchmarks as code"): the Benchmarks package's workloads
+## under ordo-one/benchmark (time and mallocs per step), then their instructions per step under callgrind (the
+## figures to compare across commits; BENCH_SAVE=FILE keeps them, BENCH_COMPARE=FILE prints ratios), then the
+## codec's throughput on one core (`devicesim protocol bench`). Installs valgrind when missing.
 bench: deps
+	@command -v valgrind >/dev/null || { echo "Installing valgrind (instruction counts)..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --no-progress
+	$(SWIFT) build -c release --package-path Benchmarks --product instructions
+	tools/bench_instructions.py $(if $(BENCH_SAVE),--save $(BENCH_SAVE)) $(if $(BENCH_COMPARE),--compare $(BENCH_COMPARE))
 	$(SWIFT) build -c release --product devicesim
 	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim protocol bench

@@ -181,6 +181,9 @@ public struct CenterSession: Sendable {
         let message: Message
         switch state {
         case .open(var session):
+            // Moved out of `state` while it opens the frame: shared with `state`, the opener's plaintext buffer
+            // would be copied before each rewrite, an allocation a frame.
+            state = .noSession
             do throws(ProtocolError) {
                 message = try session.opener.open(frame)
             } catch .undecodable(let undecodable) {
@@ -188,6 +191,7 @@ public struct CenterSession: Sendable {
                 state = .open(session)
                 return undecodableReceived(undecodable, now: now)
             } catch {
+                state = .open(session)
                 return [.refuse(error)]
             }
             state = .open(session)
@@ -243,13 +247,15 @@ public struct CenterSession: Sendable {
         var actions: [Action] = [.authenticated, .refuse(.undecodable(undecodable))]
         guard let id = undecodable.id else { return actions }
         guard bucket.take(now: now.monotonic) else {
-            return actions + [.drop(.rateLimited)] + send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)))
+            actions.append(.drop(.rateLimited))
+            send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)), into: &actions)
+            return actions
         }
         if let lenient = undecodable.alarm {
             if undecodable.nakReason == .unsupported { answers[id] = .unsupported }
             return actions + [.record(.alarm(lenient.alarm), note: lenient.defects.joined(separator: "; "))]
         }
-        actions += send(.nak(Nak(id: id, reason: undecodable.nakReason, senderTime: now.wall)))
+        send(.nak(Nak(id: id, reason: undecodable.nakReason, senderTime: now.wall)), into: &actions)
         return actions
     }
 
@@ -387,11 +393,13 @@ public struct CenterSession: Sendable {
 
     /// An authentic, fresh frame of the current session, other than a `sessionStart`.
     private mutating func ofSession(_ message: Message, counter: UInt64, now: CenterInstant) -> [Action] {
-        var actions: [Action] = [.authenticated]
+        var actions: [Action] = []
+        actions.reserveCapacity(3)
+        actions.append(.authenticated)
         guard bucket.take(now: now.monotonic) else {
             actions.append(.drop(.rateLimited))
             if let id = message.reliableID {
-                actions += send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)))
+                send(.nak(Nak(id: id, reason: .rateLimited, senderTime: now.wall)), into: &actions)
             }
             return actions
         }
@@ -400,7 +408,7 @@ public struct CenterSession: Sendable {
             // Handled by sessionStartReceived; listed to keep the switch whole.
             return sessionStartReceived(counter: counter, now: now)
         case .heartbeat:
-            actions += send(.heartbeatAck(HeartbeatAck(echoedCounter: counter, centreTime: now.wall)))
+            send(.heartbeatAck(HeartbeatAck(echoedCounter: counter, centreTime: now.wall)), into: &actions)
         case .alarm, .alarmCancel, .event, .diagnosticsReport, .callOffer, .callAnswer, .callEnd:
             actions.append(.record(message, note: nil))
         case .ack(let ack):
@@ -425,11 +433,21 @@ public struct CenterSession: Sendable {
         guard let outgoing = outstanding[id], hasSession else { return [] }
         let timeout = RetransmitBackoff(initial: parameters.retransmitInitial, maximum: parameters.retransmitMaximum)
             .wait(retries: outgoing.attempt - 1, using: &random)
-        return send(outgoing.message) + [.scheduleRetransmit(id: id, attempt: outgoing.attempt, after: timeout)]
+        var actions: [Action] = []
+        send(outgoing.message, into: &actions)
+        actions.append(.scheduleRetransmit(id: id, attempt: outgoing.attempt, after: timeout))
+        return actions
     }
 
     private mutating func send(_ message: Message) -> [Action] {
-        guard case .open(var session) = state else { return [] }
+        var actions: [Action] = []
+        send(message, into: &actions)
+        return actions
+    }
+
+    /// Appends the `send` of `message` as the session's next down frame (nothing without a session).
+    private mutating func send(_ message: Message, into actions: inout [Action]) {
+        guard case .open(var session) = state else { return }
         let frame = DownFrame(anchor: session.anchor, salt: session.salt, sequence: session.nextSequence, message: message)
         if session.nextSequence == .max {
             // The session ends before its sequence would wrap (protocol.md §3.3); the device re-handshakes.
@@ -438,7 +456,7 @@ public struct CenterSession: Sendable {
             session.nextSequence += 1
             state = .open(session)
         }
-        return [.send(frame)]
+        actions.append(.send(frame))
     }
 }
 

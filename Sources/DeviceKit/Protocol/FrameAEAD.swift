@@ -58,7 +58,7 @@ enum FrameAEAD {
 
 extension UnsafeRawBufferPointer {
     /// The bytes as C's `const unsigned char *` and length, or `nil` if there are none.
-    fileprivate var bytes: (start: UnsafePointer<UInt8>, count: UInt64)? {
+    var bytes: (start: UnsafePointer<UInt8>, count: UInt64)? {
         guard let base = baseAddress, count > 0 else { return nil }
         return (base.assumingMemoryBound(to: UInt8.self), UInt64(count))
     }
@@ -66,7 +66,7 @@ extension UnsafeRawBufferPointer {
 
 extension UnsafeMutableRawBufferPointer {
     /// The bytes as C's `unsigned char *` and length, or `nil` if there are none.
-    fileprivate var bytes: (start: UnsafeMutablePointer<UInt8>, count: UInt64)? {
+    var bytes: (start: UnsafeMutablePointer<UInt8>, count: UInt64)? {
         guard let base = baseAddress, count > 0 else { return nil }
         return (base.assumingMemoryBound(to: UInt8.self), UInt64(count))
     }

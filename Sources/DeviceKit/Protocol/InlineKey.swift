@@ -1,3 +1,4 @@
+import CDeviceSys
 import Crypto
 import Foundation
 
@@ -15,6 +16,17 @@ struct InlineKey: Sendable, ContiguousBytes {
         withUnsafeMutableBytes(of: &words) { destination in
             key.withUnsafeBytes { destination.copyMemory(from: $0) }
         }
+    }
+
+    /// The 32 bytes `body` writes (zeros where it writes none).
+    init(writing body: (UnsafeMutableRawBufferPointer) -> Void) {
+        Swift.withUnsafeMutableBytes(of: &words, body)
+    }
+
+    /// Zeros the key where it lies (a root key derived for a moment, an intermediate key), as `SymmetricKey`
+    /// does when freed.
+    mutating func wipe() {
+        Swift.withUnsafeMutableBytes(of: &words) { sodium_memzero($0.baseAddress, $0.count) }
     }
 
     var symmetricKey: SymmetricKey {

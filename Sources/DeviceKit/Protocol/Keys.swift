@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// A device's root key and the keys derived from it (protocol.md §3.2).
 ///
@@ -41,28 +42,35 @@ public struct DeviceKey: Sendable {
 
     /// The key of device `deviceID`, epoch `epoch`, in a fleet that shares one master key.
     public init(deviceID: UInt32, master: FleetMasterKey, epoch: UInt16 = 0) {
-        self.init(deviceID: deviceID, epoch: epoch, source: .fleet(master), root: master.rootKey(for: deviceID, epoch: epoch))
+        var root = master.rootKey(for: deviceID, epoch: epoch)
+        self.init(deviceID: deviceID, epoch: epoch, source: .fleet(master), root: root)
+        root.wipe()
     }
 
-    private init(deviceID: UInt32, epoch: UInt16, source: Root, root: SymmetricKey) {
+    private init(deviceID: UInt32, epoch: UInt16, source: Root, root: some ContiguousBytes) {
         self.deviceID = deviceID
         self.epoch = epoch
         self.source = source
-        self.up = InlineKey(HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: root, salt: [UInt8](), info: Array("DeviceKit v1 up".utf8), outputByteCount: 32))
+        self.up = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: [UInt8](), info: Self.upInfo)
     }
+
+    private static let upInfo = Array("DeviceKit v1 up".utf8)
+    private static let downInfo = Array("DeviceKit v1 down".utf8)
 
     /// Seals and opens centre → device frames of the session whose `sessionStart` had counter `anchor`.
     public func downKey(anchor: UInt64) -> SymmetricKey {
-        let root: SymmetricKey
+        // The anchor's 48 bits, big-endian.
+        let salt = withUnsafeBytes(of: (anchor << 16).bigEndian) { Array($0.prefix(6)) }
+        let down: InlineKey
         switch source {
-        case .provisioned(let key): root = key
-        case .fleet(let master): root = master.rootKey(for: deviceID, epoch: epoch)
+        case .provisioned(let root):
+            down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+        case .fleet(let master):
+            var root = master.rootKey(for: deviceID, epoch: epoch)
+            down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+            root.wipe()
         }
-        var salt = [UInt8](repeating: 0, count: 6)
-        for i in 0..<6 { salt[i] = UInt8(truncatingIfNeeded: anchor >> (8 * (5 - i))) }
-        return HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: root, salt: salt, info: Array("DeviceKit v1 down".utf8), outputByteCount: 32)
+        return down.symmetricKey
     }
 }
 
@@ -79,12 +87,14 @@ public struct FleetMasterKey: Sendable {
 
     /// protocol.md §3.2: HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes, then
     /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian.
-    func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> SymmetricKey {
+    /// Inline: it lives only while the key derived from it is (callers wipe it after).
+    func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> InlineKey {
         var info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
         if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }
-        return HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: key, salt: Array("DeviceKit v1 device".utf8), info: info, outputByteCount: 32)
+        return InlineKey.hkdfSHA256(inputKeyMaterial: key, salt: Self.salt, info: info)
     }
+
+    private static let salt = Array("DeviceKit v1 device".utf8)
 }
 
 /// What a key is for, and so the lengths it may have (protocol.md §3.2). `parse` is the one reader of keys
