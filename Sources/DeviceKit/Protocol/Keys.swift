@@ -16,12 +16,12 @@ import Foundation
 /// reservation is gone) moves it to the next epoch, whose key is new, so no (key, nonce) pair repeats; the
 /// centre retires the old epoch when the new one opens a session.
 public struct DeviceKey: Sendable {
-    /// Where the root key comes from. A fleet device's root is derived again when a down key is needed (once
-    /// a session) rather than kept: the master is one object for the whole fleet, and a root of one's own is
-    /// a heap object a device (a load run holds a million keys).
+    /// The root key. A fleet device's is kept inline (32 bytes, no heap object: a load run holds a million
+    /// keys), so that a session's down key is one HKDF, not two (the root derived again from the master each
+    /// time, as before: half of a handshake's key work).
     private enum Root: Sendable {
         case provisioned(SymmetricKey)
-        case fleet(FleetMasterKey)
+        case fleet(InlineKey)
     }
 
     public let deviceID: UInt32
@@ -42,9 +42,8 @@ public struct DeviceKey: Sendable {
 
     /// The key of device `deviceID`, epoch `epoch`, in a fleet that shares one master key.
     public init(deviceID: UInt32, master: FleetMasterKey, epoch: UInt16 = 0) {
-        var root = master.rootKey(for: deviceID, epoch: epoch)
-        self.init(deviceID: deviceID, epoch: epoch, source: .fleet(master), root: root)
-        root.wipe()
+        let root = master.rootKey(for: deviceID, epoch: epoch)
+        self.init(deviceID: deviceID, epoch: epoch, source: .fleet(root), root: root)
     }
 
     private init(deviceID: UInt32, epoch: UInt16, source: Root, root: some ContiguousBytes) {
@@ -63,12 +62,8 @@ public struct DeviceKey: Sendable {
         let salt = withUnsafeBytes(of: (anchor << 16).bigEndian) { Array($0.prefix(6)) }
         let down: InlineKey
         switch source {
-        case .provisioned(let root):
-            down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
-        case .fleet(let master):
-            var root = master.rootKey(for: deviceID, epoch: epoch)
-            down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
-            root.wipe()
+        case .provisioned(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+        case .fleet(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
         }
         return down.symmetricKey
     }
@@ -87,7 +82,6 @@ public struct FleetMasterKey: Sendable {
 
     /// protocol.md §3.2: HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes, then
     /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian.
-    /// Inline: it lives only while the key derived from it is (callers wipe it after).
     func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> InlineKey {
         var info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
         if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }

@@ -7,8 +7,8 @@ import Testing
 @Suite struct DeviceKeyTests {
     static let master = try! FleetMasterKey(bytes: Array(0x40...0x5f))
 
-    /// A fleet device keeps its master, not its root, and derives the root again for each down key: its keys
-    /// must be those of a device provisioned with that root.
+    /// A fleet device keeps the root it derived from the master (inline): its keys must be those of a device
+    /// provisioned with that root.
     @Test(arguments: [UInt16(0), 9])
     func aFleetDevicesKeysAreThoseOfItsDerivedRoot(epoch: UInt16) throws {
         let fleet = DeviceKey(deviceID: 0x0012_3456, master: Self.master, epoch: epoch)
