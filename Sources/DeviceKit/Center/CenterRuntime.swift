@@ -344,17 +344,23 @@ final class CenterRuntime {
     func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
-        guard var session = sessions[device] ?? deviceKey(device).map({ key in
-            CenterSession(key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))
-        }) else { return [] }
-        let hadSession = session.hasSession
-        let actions = event(&session)
-        if session.hasSession != hadSession {
-            activeSessions += session.hasSession ? 1 : -1
+        if sessions[device] == nil {
+            guard let key = deviceKey(device) else { return [] }
+            sessions[device] = CenterSession(
+                key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))
+        }
+        // In place, through the dictionary's subscript: a copy taken out and written back would share the
+        // session's buffers (its opener's plaintext) with the one left in the table, and copy them every frame.
+        // `event` must not touch `sessions` (an overlapping access): the call sites only use their argument.
+        let hadSession = sessions[device]!.hasSession
+        let actions = event(&sessions[device]!)
+        let (hasSession, holdsState) = (sessions[device]!.hasSession, sessions[device]!.holdsState)
+        if hasSession != hadSession {
+            activeSessions += hasSession ? 1 : -1
             metrics.sessionsActive.set(Int64(activeSessions))
         }
         // A machine that holds nothing is not kept, so that frames under made-up device ids cost no memory.
-        sessions[device] = session.holdsState ? session : nil
+        if !holdsState { sessions[device] = nil }
         run(actions, device: device, path: path)
         return actions
     }
