@@ -143,6 +143,9 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
     var udpBuffer = 8 << 20
 
+    @Option(parsing: .unconditional, help: "After a read that emptied the UDP socket, wait this long before the next, so that datagrams are read many to a wake-up (0: read each at once; default 1ms).", transform: DurationOption.milliseconds)
+    var udpReadInterval: DurationOption?
+
     @Option(parsing: .unconditional, help: "Serve Prometheus metrics on this port at GET /metrics (0: a free one); with --workers N, worker I on this port + I.")
     var metricsPort: Int?
 
@@ -287,6 +290,9 @@ struct CenterCommand: AsyncParsableCommand {
             throw ValidationError("--media-silence must be at least 500ms, e.g. --media-silence 5s.")
         }
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
+        if let udpReadInterval, udpReadInterval.duration > .milliseconds(100) {
+            throw ValidationError("--udp-read-interval \(udpReadInterval) is longer than 100ms: every answer over UDP would wait that long; e.g. --udp-read-interval 1ms, or 0 to read at once.")
+        }
         guard udpBuffer >= 65_536 else { throw ValidationError("--udp-buffer is in bytes and must be at least 65536, e.g. --udp-buffer 8388608 for 8 MiB.") }
         if console && json { throw ValidationError("Use --console or --json, not both: they share standard output.") }
         if console && stopWithStdin {
@@ -422,7 +428,8 @@ struct CenterCommand: AsyncParsableCommand {
             cases: CasePolicy.Configuration(autoEngageAfter: autoEngageAfter?.duration, autoCloseAfter: autoCloseAfter?.duration),
             callOnEngage: callOnEngage, engageCallRate: engageCallRate,
             media: MediaLink.Parameters(silenceTimeout: mediaSilence?.duration ?? .seconds(5), video: !noVideo),
-            journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer, reusePort: workerIndex != nil,
+            journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer,
+            udpReadInterval: udpReadInterval?.duration ?? .milliseconds(1), reusePort: workerIndex != nil,
             dc09: try dc09Configuration(), forward: try forwardTargets())
         configuration.operators = try await operatorPhones()
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose

@@ -41,6 +41,14 @@ import Testing
         #expect(Self.refusal(arguments) == message)
     }
 
+    /// The UDP read interval: a unit or milliseconds, 0 to read at once, at most 100 ms.
+    @Test func theUDPReadIntervalIsMillisecondsUpTo100() throws {
+        #expect(try Self.parse(["--udp-read-interval", "2"]).udpReadInterval?.duration == .milliseconds(2))
+        #expect(try Self.parse(["--udp-read-interval", "0"]).udpReadInterval?.duration == .zero)
+        #expect(try Self.parse(["--udp-read-interval", "500us"]).udpReadInterval?.duration == .microseconds(500))
+        #expect(Self.refusal(["--udp-read-interval", "1s"]) == "--udp-read-interval 1s is longer than 100ms: every answer over UDP would wait that long; e.g. --udp-read-interval 1ms, or 0 to read at once.")
+    }
+
     /// A centre on every address (the default) put 0.0.0.0 in its Contact and SDP: the phones could not answer it.
     @Test func aCentreOnEveryAddressTellsThePhonesTheAddressThatRoutesToThem() throws {
         #expect(SIPEndpoint.localAddress(towards: try SocketAddress(ipAddress: "127.0.0.1", port: 5060)) == "127.0.0.1")

@@ -135,16 +135,50 @@ final class CenterAcceptGuard: ChannelInboundHandler {
 
 /// The centre's UDP socket: one frame per datagram (protocol.md §2.2); answers go to the source address of
 /// the device's latest authenticated frame, which the runtime keeps.
+///
+/// Reads are coalesced (`CenterConfiguration.udpReadInterval`): with `autoRead` off, a read that emptied the
+/// socket asks for the next one `readInterval` later, so the datagrams that arrive meanwhile are read in one
+/// wake-up of the loop; a read that took `fullRead` datagrams (the most one turn takes) may have left more
+/// queued and asks again at once. Idle, nothing is scheduled: the read asked for waits for a datagram.
 final class CenterDatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private let runtime: CenterRuntime
+    private let readInterval: TimeAmount?
+    private let fullRead: Int
+    private var readThisTurn = 0
 
-    init(runtime: CenterRuntime) {
+    /// - Parameter readInterval: zero: `autoRead` is on and this handler asks for nothing.
+    init(runtime: CenterRuntime, readInterval: Duration = .zero, fullRead: Int = 128) {
         self.runtime = runtime
+        self.readInterval = readInterval == .zero ? nil : TimeAmount(readInterval)
+        self.fullRead = fullRead
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        if readInterval != nil { context.read() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        let read = readThisTurn
+        readThisTurn = 0
+        guard let readInterval else { return }
+        if read >= fullRead {
+            context.read()
+        } else {
+            scheduleRead(context: context, after: readInterval)
+        }
+    }
+
+    private func scheduleRead(context: ChannelHandlerContext, after interval: TimeAmount) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: interval) { bound.value.read() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readThisTurn += 1
         let envelope = unwrapInboundIn(data)
         do throws(ProtocolError) {
             let frame = try SealedFrame(datagram: envelope.data)
@@ -156,5 +190,8 @@ final class CenterDatagramHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A datagram socket reports ICMP errors of earlier sends here; they concern one peer, not the socket.
+        // NIO ends that read without `channelReadComplete`: the next read is asked for here, or none would be.
+        readThisTurn = 0
+        if let readInterval { scheduleRead(context: context, after: readInterval) }
     }
 }

@@ -71,6 +71,12 @@ public struct CenterConfiguration: Sendable {
     public var udpBufferSize: Int
     /// Datagrams read per readiness event of the UDP socket, in one recvmmsg call.
     public var udpMessagesPerRead: Int
+    /// How long the UDP socket's reads wait after a read that emptied it (read coalescing, as network cards
+    /// coalesce interrupts): datagrams that arrive meanwhile are read together, one wake-up of the loop for
+    /// many rather than one each; a read that found more than one read takes goes on at once. A fleet's
+    /// heartbeats arrive spread evenly and seldom queue, so without it the loop sleeps and wakes for nearly
+    /// every datagram, the larger part of its CPU. Zero: read at once.
+    public var udpReadInterval: Duration
     /// Bind the TCP and UDP sockets with SO_REUSEPORT, so that several centres (worker processes, or
     /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
     /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.
@@ -96,7 +102,7 @@ public struct CenterConfiguration: Sendable {
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
         journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
-        udpMessagesPerRead: Int = 32, reusePort: Bool = false, dc09: DC09PortConfiguration? = nil, forward: [DC09ForwardTarget] = [],
+        udpMessagesPerRead: Int = 32, udpReadInterval: Duration = .milliseconds(1), reusePort: Bool = false, dc09: DC09PortConfiguration? = nil, forward: [DC09ForwardTarget] = [],
         forwardParameters: DC09ForwardMachine.Parameters = .init()
     ) {
         self.host = host
@@ -128,6 +134,7 @@ public struct CenterConfiguration: Sendable {
         self.deviceKeyCacheLimit = max(1, deviceKeyCacheLimit)
         self.udpBufferSize = udpBufferSize
         self.udpMessagesPerRead = max(1, udpMessagesPerRead)
+        self.udpReadInterval = max(.zero, udpReadInterval)
         self.reusePort = reusePort
         self.dc09 = dc09
         self.forward = forward

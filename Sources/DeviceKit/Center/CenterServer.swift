@@ -475,6 +475,7 @@ public final class CenterServer: Service, Sendable {
         let slot = Wire.maximumFrameLength + 512
         let vector = configuration.udpMessagesPerRead
         let buffer = configuration.udpBufferSize
+        let interval = configuration.udpReadInterval
         return try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
@@ -482,13 +483,16 @@ public final class CenterServer: Service, Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(clamping: buffer))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: buffer))
             .channelOption(.datagramVectorReadMessageCount, value: vector)
-            .channelOption(.maxMessagesPerRead, value: 4)
+            .channelOption(.maxMessagesPerRead, value: UInt(Self.datagramReadsPerTurn))
+            // Reads are asked for by the handler, coalesced over `udpReadInterval`.
+            .channelOption(.autoRead, value: configuration.udpReadInterval == .zero)
             // Answers waiting for room in a full send buffer are dropped past this (UDP may lose them anyway).
             .channelOption(.writeBufferWaterMark, value: .init(low: buffer / 2, high: buffer))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vector))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(runtime: runtime.value))
+                    try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(
+                        runtime: runtime.value, readInterval: interval, fullRead: Self.datagramReadsPerTurn * vector))
                 }
             }
             .bind(host: configuration.host, port: port).get()
@@ -496,6 +500,9 @@ public final class CenterServer: Service, Sendable {
 }
 
 extension CenterServer {
+    /// recvmmsg calls per turn of the loop on the UDP socket.
+    fileprivate static let datagramReadsPerTurn = 4
+
     /// SO_REUSEPORT, which NIO does not name: set before bind on every socket that shares the port.
     fileprivate static var reusePortOption: ChannelOptions.Types.SocketOption {
         ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT))

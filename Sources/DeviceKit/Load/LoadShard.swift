@@ -243,7 +243,11 @@ final class LoadShard: @unchecked Sendable {
             DatagramBootstrap(group: loop)
                 .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
                 .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Wire.maximumFrameLength + 512))
+                // Up to 32 datagrams a recvmmsg, in equal slots a little over the largest frame.
+                .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                .channelOption(
+                    .recvAllocator,
+                    value: FixedSizeRecvByteBufferAllocator(capacity: (Wire.maximumFrameLength + 512) * Self.datagramsPerRead))
                 .channelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(SharedDatagramInbound(shard: self))
@@ -372,6 +376,8 @@ final class LoadShard: @unchecked Sendable {
     }
 
     // MARK: UDP
+
+    static let datagramsPerRead = 32
 
     func sendDatagram(_ buffer: ByteBuffer, socket: Int) {
         guard socket < sockets.count, !datagramLost() else { return }

@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import GRDB
 import NIOCore
@@ -398,6 +399,34 @@ import Testing
         }
         #expect(centre.metric("center_sessions_turned_away_total") == 5)
         #expect(centre.metric(#"center_frames_dropped_total{reason="sourceLimited"}"#) == 0)
+        await centre.stop()
+    }
+
+    /// Reads are coalesced (`udpReadInterval`), and a read that took all one turn takes goes on at once: a
+    /// burst of many turns' worth, queued in the socket before the centre reads, is read whole, and the centre
+    /// still answers a device after it.
+    @Test(arguments: [Duration.zero, .milliseconds(1), .milliseconds(50)])
+    func aBurstOfDatagramsIsReadWholeWhateverTheReadInterval(interval: Duration) async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.udpReadInterval = interval }
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        #expect(socket >= 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(centre.ports.udp).bigEndian)
+        address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+        let junk: [UInt8] = [0xFF, 0x00, 0x01]
+        for _ in 0..<1_000 {
+            let sent = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(socket, junk, junk.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            #expect(sent == junk.count)
+        }
+        try await eventually("every datagram read") { centre.metric("center_frames_received_total") == 1_000 }
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        #expect(try await device.handshake() != nil)
         await centre.stop()
     }
 
