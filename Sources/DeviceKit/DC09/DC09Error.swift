@@ -38,7 +38,7 @@ public enum DC09Error: Error, Hashable, Sendable, CustomStringConvertible {
         case .content(let why): "the content is not DC-09: \(why)"
         case .timestamp(let text): "the timestamp \"\(text)\" is not _HH:MM:SS,MM-DD-YYYY"
         case .noKey(let account): "the frame is encrypted but account \(account ?? "(none)") has no key here"
-        case .wrongKey(let account): "the encrypted content does not decrypt to DC-09 text under account \(account ?? "(none)")'s key: the sender's key differs"
+        case .wrongKey(let account): "the encrypted content does not decrypt to DC-09 text under account \(account ?? "(none)")'s key: the sender's key differs (or it encrypted something other than DC-09 text)"
         case .notEncryptedButKeyed(let account): "account \(account ?? "(none)") has a key, so its frames must be encrypted; this one is not"
         case .encryptedNotHex: "the encrypted content is not hex"
         case .encryptedLength(let n): "the encrypted content is \(n) bytes, not a non-zero multiple of 16 (AES blocks)"

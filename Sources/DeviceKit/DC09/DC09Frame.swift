@@ -183,10 +183,15 @@ public struct DC09Frame: Hashable, Sendable {
             let plain = try accountKey.decrypt(hex: rest)
             // The pad ends at the first `|` and may hold any byte but `|`, `[` and `]` (dc09-spt's include
             // control characters); an answer may have no `|`, its pad running up to the `]` (pysiaalarm's).
+            // The pad fills a block (dc09-spt writes 2 to 17 characters, we 1 to 16): a separator further in
+            // is another key's random bytes (unbounded, about one in a hundred of them had a `|` or `]` among
+            // the last bytes, the few after it printable, and was parsed as content).
             let start: Int
-            if let bar = plain.firstIndex(of: UInt8(ascii: "|")) {
+            if let bar = plain.firstIndex(of: UInt8(ascii: "|")), bar < Self.maximumPadCount {
                 start = bar + 1
-            } else if let bracket = plain.firstIndex(of: UInt8(ascii: "]")) {
+            } else if let bracket = plain.firstIndex(of: UInt8(ascii: "]")), bracket < Self.maximumPadCount,
+                !plain.contains(UInt8(ascii: "|"))
+            {
                 start = bracket
             } else {
                 throw .wrongKey(account: account)
@@ -200,6 +205,29 @@ public struct DC09Frame: Hashable, Sendable {
             content = rest
         }
 
+        let parsed: (data: String, extended: [String], timestamp: DC09Timestamp?)
+        do throws(DC09Error) {
+            parsed = try parse(content: content)
+        } catch {
+            // Opened text that is not DC-09 content: another key's random bytes (or, rarely, a sender that
+            // encrypted something else); a clear frame's damage is named as it is.
+            if encrypted { throw .wrongKey(account: account) }
+            throw error
+        }
+        let (data, extended, timestamp) = parsed
+        // DC-09 stamps every encrypted message (its replay defence): an event or NULL opened without one is
+        // another key's bytes that happened to end in `]` (about one wrong key in 450 for a NULL's 32 bytes).
+        if encrypted, !id.isAnswer, timestamp == nil { throw .wrongKey(account: account) }
+        var frame = DC09Frame(
+            id: id, sequence: String(sequence), receiver: receiver, line: line, account: account, data: data,
+            extended: extended, timestamp: timestamp)
+        frame.encrypted = encrypted
+        return frame
+    }
+
+    /// The content after the header (or the pad): data up to `]`, extended data blocks, an optional timestamp.
+    private static func parse(content: Substring) throws(DC09Error) -> (data: String, extended: [String], timestamp: DC09Timestamp?) {
+        var content = content
         guard let end = content.firstIndex(of: "]") else { throw .content("the data's closing bracket is missing") }
         let data = String(content[..<end])
         guard !data.contains("[") else { throw .content("a bracket inside the data") }
@@ -218,12 +246,11 @@ public struct DC09Frame: Hashable, Sendable {
         } else if !content.isEmpty {
             throw .content("\"\(content.prefix(40))\" after the data is neither extended data nor a timestamp")
         }
-        var frame = DC09Frame(
-            id: id, sequence: String(sequence), receiver: receiver, line: line, account: account, data: data,
-            extended: extended, timestamp: timestamp)
-        frame.encrypted = encrypted
-        return frame
+        return (data, extended, timestamp)
     }
+
+    /// The longest pad a receiver takes in front of an encrypted content: under two AES blocks.
+    static let maximumPadCount = 32
 
     static func isHexDigit(_ b: UInt8) -> Bool {
         (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "F"))

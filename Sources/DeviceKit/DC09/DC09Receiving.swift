@@ -65,7 +65,6 @@ public struct DC09Receiving: Sendable {
         if let timestamp = frame.timestamp, !window.contains(timestamp, now: now) {
             return .answer(nak(now), reason: .outsideWindow)
         }
-        if frame.encrypted, frame.timestamp == nil { return .answer(nak(now), reason: .outsideWindow) }
         if frame.id == .null { return .answer(acknowledgement(of: frame, now: now), reason: .supervision) }
         guard let code = Self.code(of: frame), takes(frame.id, code) else { return .answer(answer(.duh, to: frame), reason: .unsupported) }
         return .store(frame)

@@ -75,6 +75,29 @@ import Testing
         }
     }
 
+    /// Content encrypted under another key opens to random bytes: it is always "the wrong key", never a frame
+    /// (a separator among the last random bytes once made one in about 130 a frame without timestamp).
+    @Test func contentUnderAnotherKeyIsAlwaysTheWrongKey() throws {
+        var random = SplitMix64(seed: 11)
+        // An event (48 bytes opened) and a NULL (32 bytes: the pad bound alone cannot tell).
+        let event = try DC09Frame(id: .siaDCS, sequence: "0001", account: "1234", data: "#1234|Nri1/BA001", timestamp: Self.time)
+            .encoded(key: Self.keys[32], random: &random)
+        let null = try DC09Frame(id: .null, sequence: "0002", account: "1234", timestamp: Self.time).encoded(key: Self.keys[32], random: &random)
+        var opened = 0
+        for _ in 0..<5_000 {
+            let wrong = try DC09Key(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
+            for sealed in [event, null] {
+                do {
+                    _ = try DC09Frame.decode(sealed) { _ in wrong }
+                    opened += 1
+                } catch {
+                    #expect(error == .wrongKey(account: "1234"))
+                }
+            }
+        }
+        #expect(opened == 0)
+    }
+
     @Test func whatIsNotAFrameIsRefusedWithWhy() throws {
         var random = SplitMix64(seed: 5)
         let good = try DC09Frame(id: .siaDCS, sequence: "0001", account: "1234", data: "#1234|Nri1/QA001", timestamp: Self.time)

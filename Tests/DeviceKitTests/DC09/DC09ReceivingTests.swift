@@ -90,6 +90,8 @@ import Testing
             (Self.bytes(Self.event(account: "9999")), .nak, .unknownAccount),
             (Self.bytes(Self.event(account: "5678")), .duh, .clearFromKeyedAccount),
             (Self.bytes(Self.event(account: "5678"), key: try! DC09Key(bytes: Array(repeating: 7, count: 16))), .nak, .undecryptable),
+            // Encrypted under the right key but unstamped: not DC-09's encrypted content, answered as a wrong key's.
+            (Self.bytes(DC09Frame(id: .siaDCS, sequence: "0042", account: "5678", data: "#5678|Nri1/QA001"), key: Self.key), .nak, .undecryptable),
             (Self.bytes(Self.event(code: "ZZ")), .duh, .unsupported),
             (Self.bytes(DC09Frame(id: .contactID, sequence: "0001", account: "1234", data: "#1234|1999 01 001", timestamp: Self.now)), .duh, .unsupported),
             (Self.bytes(DC09Frame(id: .ack, sequence: "0001", account: "1234")), .duh, .unsupported),
