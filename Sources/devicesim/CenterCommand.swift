@@ -95,8 +95,9 @@ struct CenterCommand: AsyncParsableCommand {
         discussion: """
             Past it a device's session start is answered busy, and the device tries its secondary centre; the \
             centre says so in its log (once a minute, with the count) and counts it \
-            (center_sessions_turned_away_total). The default budgets 16 KiB a session in half the memory (the \
-            physical memory, or the cgroup's limit when lower). With --workers N each worker holds a share of N.
+            (center_sessions_turned_away_total). The default budgets 4 KiB a session (a UDP one takes about \
+            1.6 kB; TCP connections are held to --max-connections) in half the memory (the physical memory, or \
+            the cgroup's limit when lower). With --workers N each worker holds a 1/N share.
             """))
     var maxSessions: Int?
 

@@ -162,9 +162,11 @@ enum OpenFileLimit {
 }
 
 extension CenterConfiguration {
-    /// What the centre budgets a session: its machine, keys, buffers and the kernel's socket buffers of a TCP
-    /// connection, with room (measured: about 1.5 KB a UDP device and 6 KB a TCP one, docs/benchmarks.md).
-    public static let bytesPerSession = 16 * 1024
+    /// What the centre budgets a session: its state, keys, anchor and table entries with room (measured:
+    /// 1,574 B resident a device at 1,000,000 UDP devices, docs/benchmarks.md). A TCP session costs more (6.1 kB
+    /// resident at 100,000, and the kernel's socket), but TCP connections are held to `--max-connections`,
+    /// which the open-file limit bounds: their extra cost is bounded by it, not by this budget.
+    public static let bytesPerSession = 4 * 1024
 
     /// The centre's session limit sized to its memory: half of it (the physical memory, or the cgroup's limit
     /// when lower, as in a container) at `bytesPerSession` each, divided among `workers` processes, each of
