@@ -12,6 +12,8 @@ The centre's CPU per heartbeat is its CPU time over the frames it received while
 and nothing else happened (a holding run: `--alarm-rate 0`), divided by those frames. Its memory per device
 is the growth of its resident set from before the ramp to the end of the steady phase, divided by devices.
 The load tool's own figures come from its JSON report (`--json`, written here to the run's directory).
+UDP datagrams the kernel dropped for a full receive buffer (/proc/net/snmp, the whole machine: run nothing
+else) are counted up to all online (`udp_dropped_ramp`) and while holding (`udp_dropped_steady`).
 """
 import argparse, json, os, secrets, signal, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -41,6 +43,15 @@ def proc_sample(pid):
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
     return cpu, rss
+
+
+def udp_errors():
+    """The kernel's UDP counters (all sockets of this network namespace): datagrams dropped because a
+    socket's receive buffer was full, and sends refused for a full send buffer."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    fields = dict(zip(rows[0][1:], (int(v) for v in rows[1][1:])))
+    return fields.get("RcvbufErrors", 0), fields.get("SndbufErrors", 0)
 
 
 def children(pid):
@@ -121,7 +132,8 @@ def main():
             for k in range(args.center_workers):
                 for name, value in metrics(metrics_port + k).items():
                     m[name] = m.get(name, 0) + value
-            samples.append({"t": time.monotonic(), "cpu": cpu, "rss": rss,
+            rcvbuf, sndbuf = udp_errors()
+            samples.append({"t": time.monotonic(), "cpu": cpu, "rss": rss, "rcvbuf": rcvbuf, "sndbuf": sndbuf,
                             "frames": m.get("center_frames_received_total", 0),
                             "sessions": m.get("center_sessions_active", 0)})
             stop.wait(1)
@@ -177,6 +189,14 @@ def main():
         if frames > 0:
             result["center_cpu_us_per_frame"] = round((last["cpu"] - window[0]["cpu"]) / frames * 1e6, 1)
         result["center_sessions_min_in_window"] = min(s["sessions"] for s in window)
+        # Datagrams the kernel dropped (either side's receive buffer full), up to all online and while holding.
+        ramp = [s for s in samples if s["t"] < online_at]
+        if ramp:
+            result["udp_dropped_ramp"] = ramp[-1]["rcvbuf"] - before["rcvbuf"]
+        result["udp_dropped_steady"] = last["rcvbuf"] - window[0]["rcvbuf"]
+        result["udp_send_refused"] = samples[-1]["sndbuf"] - before["sndbuf"]
+    if report.get("steadyHeartbeats"):
+        result["steady_heartbeat_acks"] = report["steadyHeartbeats"]
     print(json.dumps(result))
 
 
