@@ -140,6 +140,10 @@ final class CenterAcceptGuard: ChannelInboundHandler {
 /// socket asks for the next one `readInterval` later, so the datagrams that arrive meanwhile are read in one
 /// wake-up of the loop; a read that took `fullRead` datagrams (the most one turn takes) may have left more
 /// queued and asks again at once. Idle, nothing is scheduled: the read asked for waits for a datagram.
+///
+/// A full read also says the centre is behind: until a read that is not full, frames of devices without a
+/// session are shed (`CenterRuntime.frameReceived(shedding:)`), so that handshakes asked faster than the
+/// centre takes them cannot fill the socket's buffer and have the kernel drop sessions' frames.
 final class CenterDatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
@@ -147,6 +151,8 @@ final class CenterDatagramHandler: ChannelInboundHandler {
     private let readInterval: TimeAmount?
     private let fullRead: Int
     private var readThisTurn = 0
+    /// The last read took `fullRead`: more was queued.
+    private var behind = false
 
     /// - Parameter readInterval: zero: `autoRead` is on and this handler asks for nothing.
     init(runtime: CenterRuntime, readInterval: Duration = .zero, fullRead: Int = 128) {
@@ -164,6 +170,7 @@ final class CenterDatagramHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
         let read = readThisTurn
         readThisTurn = 0
+        behind = read >= fullRead
         guard let readInterval else { return }
         if read >= fullRead {
             context.read()
@@ -182,7 +189,8 @@ final class CenterDatagramHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         do throws(ProtocolError) {
             let frame = try SealedFrame(datagram: envelope.data)
-            _ = runtime.frameReceived(frame, from: .datagram(envelope.remoteAddress), source: SourceAddress(envelope.remoteAddress))
+            _ = runtime.frameReceived(
+                frame, from: .datagram(envelope.remoteAddress), source: SourceAddress(envelope.remoteAddress), shedding: behind)
         } catch {
             runtime.frameRefused(error)
         }

@@ -15,6 +15,8 @@ final class CenterMetrics: Sendable {
     /// Frames under ids without a key at hand, dropped before derivation: their source's forgeries ran over
     /// `--forged-frame-rate` (ForgeryBudget).
     let sourceLimited: Counter
+    /// Frames of devices without a session (session starts) dropped unread while the UDP socket was behind.
+    let framesShed: Counter
     let keyDerivations: Counter
     let keyCacheEntries: Meter
     let eventsDropped: Counter
@@ -102,6 +104,7 @@ final class CenterMetrics: Sendable {
         let dropped = "Frames not acted on: the device over its rate, too many sessions, a source over its forgery budget."
         droppedByReason = make.counters("center_frames_dropped_total", dropped, label: "reason", CenterSession.Drop.allCases) { $0.rawValue }
         sourceLimited = make.counter("center_frames_dropped_total", dropped, [("reason", "sourceLimited")])
+        framesShed = make.counter("center_frames_dropped_total", dropped, [("reason", "shed")])
         keyDerivations = make.counter(
             "center_key_derivations_total", "Device keys derived from the registry (HKDF), for frames under ids without a key at hand.")
         keyCacheEntries = make.gauge(

@@ -55,9 +55,10 @@ final class CenterRuntime {
     private var nextStreamID: UInt64 = 0
     /// Refused and dropped frames since the last report, by reason.
     private var refusals: [String: Int] = [:]
-    /// Devices turned away at the session limit since it was last said in the log, and when that was.
-    private var turnedAwaySinceLog = 0
-    private var lastTurnAwayLog: Duration?
+    /// Devices turned away at the session limit, and frames shed while behind, since each was last said in
+    /// the log (at most once a minute, with the count).
+    private var turnAwayLog = CountedLog()
+    private var shedLog = CountedLog()
     private var refusalReportTask: RepeatedTask?
     /// Forgeries under ids without a key at hand, per source, before any derivation.
     private var forgeryBudget: ForgeryBudget
@@ -177,13 +178,22 @@ final class CenterRuntime {
     // MARK: Frames
 
     /// A frame arrived on a connection or as a datagram from `source`.
-    func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress) -> FrameVerdict {
+    ///
+    /// - Parameter shedding: the UDP socket is behind (its last read took all one turn may take): a frame of
+    ///   a device without a session, which can only be a `sessionStart` (a key derivation, a handshake and a
+    ///   journal write), is dropped before any work, so that the queue drains and the kernel never drops the
+    ///   frames of sessions, alarms among them, for want of room. The device asks again within seconds.
+    func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, shedding: Bool = false) -> FrameVerdict {
         guard !stopped else { return .refused }
         metrics.framesReceived.increment()
         let device = frame.header.deviceID
         // A down frame is never for the centre: refused before it can cost a key derivation.
         guard frame.header.direction == .up else {
             frameCounted(.wrongDirection(frame.header.direction))
+            return .refused
+        }
+        if shedding, sessions[device]?.hasSession != true {
+            shed()
             return .refused
         }
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
@@ -232,6 +242,16 @@ final class CenterRuntime {
         if derives { forgeryBudget.charge(source, now: monotonic) }
         if laterKey != nil { forgeryBudget.charge(source, now: ContinuousClock.now - startedAt) }
         return .refused
+    }
+
+    private func shed() {
+        metrics.framesShed.increment()
+        countRefusal("shed")
+        if let count = shedLog.count(now: ContinuousClock.now - startedAt) {
+            logger.warning(
+                "behind on the UDP socket: session starts are shed until it drains (the devices ask again)",
+                metadata: ["shed": "\(count)"])
+        }
     }
 
     /// A frame refused before it could be routed to a device (bad length, version, datagram size).
@@ -643,14 +663,10 @@ final class CenterRuntime {
     /// minute with the count since.
     private func turnAway(_ device: UInt32, anchor: UInt64, path: ReplyPath?) {
         metrics.sessionsTurnedAway.increment()
-        turnedAwaySinceLog += 1
-        let monotonic = ContinuousClock.now - startedAt
-        if lastTurnAwayLog.map({ monotonic - $0 >= .seconds(60) }) ?? true {
+        if let count = turnAwayLog.count(now: ContinuousClock.now - startedAt) {
             logger.warning(
                 "at the session limit: devices are turned away (they try their secondary centre)",
-                metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(turnedAwaySinceLog)"])
-            lastTurnAwayLog = monotonic
-            turnedAwaySinceLog = 0
+                metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(count)"])
         }
         guard !stopped, let path, let deviceKey = sessions[device]?.key ?? deviceKey(device) else { return }
         let salt = UInt32.random(in: .min ... .max)
@@ -780,3 +796,17 @@ final class CenterRuntime {
     }
 }
 
+
+/// Something counted often and said in the log at most once a minute, with how many since it was last said.
+struct CountedLog {
+    private var since = 0
+    private var last: Duration?
+
+    /// Counts one at `now` (monotonic); returns the count to log when a minute has passed since the last.
+    mutating func count(now: Duration) -> Int? {
+        since += 1
+        guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return nil }
+        defer { (since, last) = (0, now) }
+        return since
+    }
+}

@@ -58,7 +58,7 @@ import Testing
         "center_devices_online": ("gauge", [""]),
         "center_events_dropped_total": ("counter", [""]),
         "center_frames_dropped_total": (
-            "counter", [#"reason="tooManySessions""#, #"reason="sourceLimited""#, #"reason="rateLimited""#]
+            "counter", [#"reason="tooManySessions""#, #"reason="sourceLimited""#, #"reason="shed""#, #"reason="rateLimited""#]
         ),
         "center_frames_received_total": ("counter", [""]),
         "center_frames_refused_total": (

@@ -408,25 +408,36 @@ import Testing
     @Test(arguments: [Duration.zero, .milliseconds(1), .milliseconds(50)])
     func aBurstOfDatagramsIsReadWholeWhateverTheReadInterval(interval: Duration) async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.udpReadInterval = interval }
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        #expect(socket >= 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(centre.ports.udp).bigEndian)
-        address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
-        let junk: [UInt8] = [0xFF, 0x00, 0x01]
-        for _ in 0..<1_000 {
-            let sent = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(socket, junk, junk.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            #expect(sent == junk.count)
-        }
+        #expect(sendDatagrams(Array(repeating: [0xFF, 0x00, 0x01], count: 1_000), toPort: centre.ports.udp) == 1_000)
         try await eventually("every datagram read") { centre.metric("center_frames_received_total") == 1_000 }
         let device = try await TestDevice.connect(to: centre, over: .datagram)
         #expect(try await device.handshake() != nil)
+        await centre.stop()
+    }
+
+    /// Behind on its UDP socket (a read took all one turn may), the centre sheds session starts, frames of
+    /// devices without a session, before any work, until a read is not full; a device with a session is
+    /// answered all the while. The burst queues while the centre waits out its read interval.
+    @Test func behindOnItsSocketTheCentreShedsSessionStartsAndStillAnswersSessions() async throws {
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.udpReadInterval = .milliseconds(100) }
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        #expect(try await device.handshake() != nil)
+        // 1,000 session starts of ids the centre holds no session for (nor a key: unknown if not shed), sealed
+        // first and then sent at once, within the read interval.
+        let frames = try (0..<1_000).map {
+            Array(try CenterChannelHandlersTests.frame(CenterChannelHandlersTests.sessionStart, device: 5_000 + UInt32($0), counter: 1).readableBytesView)
+        }
+        #expect(sendDatagrams(frames, toPort: centre.ports.udp) == 1_000)
+        // Behind them in the queue, an alarm of the device with a session.
+        try await device.send(.testAlarm(3))
+        #expect(try await device.received { $0 == .ack(Ack(id: 3)) } != nil)
+        let shed = #"center_frames_dropped_total{reason="shed"}"#
+        try await eventually("every session start shed or refused") {
+            centre.metric(shed) + centre.metric("center_frames_unknown_device_total")
+                + centre.metric(#"center_frames_dropped_total{reason="sourceLimited"}"#) == 1_000
+        }
+        #expect(centre.metric(shed) >= 500, "shed once the first full read showed the backlog")
+        #expect(try await centre.events.first { if case .refused(reason: "shed", count: _) = $0 { true } else { false } } != nil)
         await centre.stop()
     }
 
@@ -437,6 +448,24 @@ import Testing
         try await eventually("the frame is counted") { centre.metric("center_frames_unknown_device_total") == 1 }
         #expect(try await centre.events.first { $0 == .refused(reason: "unknownDevice", count: 1) } != nil)
         await centre.stop()
+    }
+}
+
+/// Sends `datagrams` from one plain UDP socket to 127.0.0.1:`port` as fast as it can; returns how many went.
+func sendDatagrams(_ datagrams: [[UInt8]], toPort port: Int) -> Int {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard socket >= 0 else { return 0 }
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = in_addr_t(UInt32(0x7f00_0001).bigEndian)
+    return datagrams.count { bytes in
+        withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(socket, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == bytes.count
+            }
+        }
     }
 }
 
