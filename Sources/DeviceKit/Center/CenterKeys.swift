@@ -10,13 +10,13 @@ import Crypto
 struct CenterKeys {
     let registry: DeviceRegistry
     private var deviceKeys: BoundedCache<UInt32, DeviceKey>
-    private var downKeys: [UInt32: (anchor: UInt64, epoch: UInt16, key: SymmetricKey)] = [:]
-    private var anchors: [UInt32: CenterJournal.StoredAnchor]
+    private var downKeys = DeviceTable<(anchor: UInt64, epoch: UInt16, key: SymmetricKey)>()
+    private var anchors: DeviceTable<CenterJournal.StoredAnchor>
 
     init(registry: DeviceRegistry, cacheLimit: Int, anchors: [UInt32: CenterJournal.StoredAnchor]) {
         self.registry = registry
         self.deviceKeys = BoundedCache(capacity: cacheLimit)
-        self.anchors = anchors
+        self.anchors = DeviceTable(anchors)
     }
 
     /// Keys held for devices, for the metrics.

@@ -44,8 +44,8 @@ final class CenterRuntime {
     let logger: Logger
     private let startedAt = ContinuousClock.now
 
-    var sessions: [UInt32: CenterSession] = [:]
-    var paths: [UInt32: ReplyPath] = [:]
+    var sessions = DeviceTable<CenterSession>()
+    var paths = DeviceTable<ReplyPath>()
     /// Where the `sessionStart` being stored came from: the session's reply path once it opens.
     private var pendingPaths: [UInt32: (anchor: UInt64, path: ReplyPath)] = [:]
     /// TCP connections: which to evict (ConnectionTable), and their handlers by id and by channel.

@@ -14,7 +14,7 @@ public struct Supervision: Sendable {
     }
 
     public let offlineAfter: Duration
-    private var devices: [UInt32: Watched] = [:]
+    private var devices = DeviceTable<Watched>()
 
     public init(offlineAfter: Duration) {
         self.offlineAfter = offlineAfter
@@ -29,7 +29,7 @@ public struct Supervision: Sendable {
     public var supervisedCount: Int { devices.count }
 
     /// Every device supervised since the start and whether it is online.
-    public var supervised: [(device: UInt32, online: Bool)] { devices.map { ($0.key, $0.value.online) } }
+    public var supervised: [(device: UInt32, online: Bool)] { devices.entries.map { ($0.key, $0.value.online) } }
 
     /// An authenticated frame of `device` arrived. Reports it online if it was not.
     public mutating func deviceSeen(_ device: UInt32, now: Duration) -> Report? {
@@ -43,7 +43,7 @@ public struct Supervision: Sendable {
     /// The devices that have been silent for longer than `offlineAfter`, each reported once.
     public mutating func tick(now: Duration) -> [Report] {
         var reports: [Report] = []
-        for (device, watched) in devices where watched.online && now - watched.lastSeen > offlineAfter {
+        for (device, watched) in devices.entries where watched.online && now - watched.lastSeen > offlineAfter {
             devices[device]?.online = false
             onlineCount -= 1
             reports.append(.offline(device))
