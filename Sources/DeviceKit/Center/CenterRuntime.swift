@@ -179,9 +179,9 @@ final class CenterRuntime {
 
     /// A frame arrived on a connection or as a datagram from `source`.
     ///
-    /// - Parameter shedding: the UDP socket is behind (its last read took all one turn may take): a frame of
-    ///   a device without a session, which can only be a `sessionStart` (a key derivation, a handshake and a
-    ///   journal write), is dropped before any work, so that the queue drains and the kernel never drops the
+    /// - Parameter shedding: the UDP socket is behind (its last read was full and left its receive buffer more
+    ///   than half full, `CenterDatagramHandler`): a frame of a device without a session, which can only be a
+    ///   `sessionStart` (a key derivation, a handshake and a journal write), is dropped before any work, so that the queue drains and the kernel never drops the
     ///   frames of sessions, alarms among them, for want of room. The device asks again within seconds.
     func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, shedding: Bool = false) -> FrameVerdict {
         guard !stopped else { return .refused }
@@ -796,17 +796,3 @@ final class CenterRuntime {
     }
 }
 
-
-/// Something counted often and said in the log at most once a minute, with how many since it was last said.
-struct CountedLog {
-    private var since = 0
-    private var last: Duration?
-
-    /// Counts one at `now` (monotonic); returns the count to log when a minute has passed since the last.
-    mutating func count(now: Duration) -> Int? {
-        since += 1
-        guard last.map({ now - $0 >= .seconds(60) }) ?? true else { return nil }
-        defer { (since, last) = (0, now) }
-        return since
-    }
-}
