@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
+.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -29,6 +29,30 @@ deps:
 	  fi; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev libsodium-dev libsqlite3-dev pkg-config \
 	    || { echo "Could not install them. Run: sudo apt-get install -y libudev-dev libsodium-dev libsqlite3-dev pkg-config"; exit 1; }; \
+	fi
+
+## Installs PostgreSQL's server (Debian's postgresql) when missing: the journal's PostgreSQL tests make, restart,
+## kill and remove throwaway clusters of their own on free loopback ports (tools/pg_cluster.sh). It is installed with
+## service starts denied (a policy-rc.d for the time of the install, when there is none): Debian's own cluster
+## (5432) is made but not started, so that a start failing where there is no systemd cannot fail the install.
+pg-deps:
+	@bindir=$$(pg_config --bindir 2>/dev/null); \
+	if ! [ -x "$$bindir/initdb" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "Installing postgresql (the journal's PostgreSQL tests run throwaway clusters of their own, tools/pg_cluster.sh)..."; \
+	  if [ -n "$(SUDO)" ] && ! command -v sudo >/dev/null; then \
+	    echo "postgresql is missing and this user cannot install it. Run as root:"; \
+	    echo "    apt-get update && apt-get install -y --no-install-recommends postgresql"; exit 1; \
+	  fi; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    trap '$(SUDO) rm -f /usr/sbin/policy-rc.d' EXIT; trap 'exit 1' HUP INT TERM; \
+	    printf '#!/bin/sh\n# make pg-deps: no service starts while apt-get installs postgresql.\nexit 101\n' \
+	      | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && $(SUDO) chmod 755 /usr/sbin/policy-rc.d; \
+	  fi; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+	    || { echo "Could not install it. Run: sudo apt-get install -y --no-install-recommends postgresql"; exit 1; }; \
+	  bindir=$$(pg_config --bindir 2>/dev/null); \
+	  [ -x "$$bindir/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || { echo "Still no PostgreSQL server (initdb) after apt-get install postgresql"; exit 1; }; \
 	fi
 
 ## Installs what the VM test needs when missing: qemu-system-x86, linux-image-amd64, busybox-static, cpio, ...
@@ -152,9 +176,10 @@ demo: deps
 ## VM test, the attack client against real centres, the load reports and the operators' console in Chromium, our
 ## DC-09 frames against pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
 ## user agent against SIPp (RTP read by tshark), the operator bridge with baresip registered to Kamailio (the
-## audio compared by sox), then the Swift test suites: under a watchdog that, should a test hang, names it and
-## stops the run after 20 minutes (the suites take about 1.5).
-test: deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
+## audio compared by sox), then the Swift test suites (among them the journal on PostgreSQL: a throwaway cluster,
+## tools/pg_cluster.sh): under a watchdog that, should a test hang, names it and stops the run after 20 minutes (the
+## suites take about 1.5).
+test: deps pg-deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
 	tools/vm/run.sh .build/debug/devicesim

@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         // Header names beyond Hummingbird's re-exports (X-CSRF-Token, Content-Security-Policy).
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // The centre's journal on a PostgreSQL server (`--journal postgres://…`), shared by nodes on several hosts.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // TLS to that server (`?sslmode=require`): the library postgres-nio itself uses.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // The only C in the project: libudev (through pkg-config), libsodium's AEAD for the frames, and the Linux
@@ -56,6 +60,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The operators' web console that `devicesim center --web-port` serves: login, the live queue, devices,

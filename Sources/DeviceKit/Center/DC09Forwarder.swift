@@ -61,7 +61,9 @@ final class DC09Forwarder {
     private func takeLock() -> Bool {
         guard !stopped else { return true }
         do {
-            let lock = try JournalWriterLock(journal: journal.path, suffix: "-forwarder")
+            // CenterServer refuses `--forward` with a PostgreSQL journal: its nodes have no file lock in common.
+            guard let path = journal.sqlitePath else { return false }
+            let lock = try JournalWriterLock(journal: path, suffix: "-forwarder")
             guard lock.tryHold() else { return false }
             self.lock = lock
             metrics.sending.set(Int64(1))

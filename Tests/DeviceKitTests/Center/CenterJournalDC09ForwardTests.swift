@@ -9,8 +9,8 @@ import Testing
         try journal.forwardQueue(after: 0, limit: 100).rows.map { "\($0.id) d\($0.device) \($0.code.sia)\($0.code.zone)" }
     }
 
-    @Test func newCaseEventsAreQueuedWithTheirCodesAndRetransmissionsAreNot() throws {
-        let journal = try CenterJournal(path: temporaryJournal(), forwardsDC09: true)
+    @Test(arguments: JournalBackend.allCases) func newCaseEventsAreQueuedWithTheirCodesAndRetransmissionsAreNot(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal(forwardsDC09: true)
         _ = try journal.commit([
             .message(device: 1, message: .testAlarm(7, kind: .fall), at: 1, opensCase: true),
             .message(device: 1, message: .testAlarm(7, kind: .fall), at: 2, opensCase: true),  // sent again
@@ -24,28 +24,28 @@ import Testing
         #expect(try journal.forwardQueueDepth() == 4)
     }
 
-    @Test func aRowLeavesOnlyWhenForwardedAndItsIdIsNeverReused() throws {
-        let path = temporaryJournal()
-        var journal = try CenterJournal(path: path, forwardsDC09: true)
+    @Test(arguments: JournalBackend.allCases) func aRowLeavesOnlyWhenForwardedAndItsIdIsNeverReused(_ backend: JournalBackend) throws {
+        let location = try backend.newLocation()
+        var journal = try CenterJournal(location, forwardsDC09: true)
         _ = try journal.record(device: 1, message: .testAlarm(1), at: 1)
         _ = try journal.record(device: 1, message: .testAlarm(2), at: 2)
         _ = try journal.commit([.forwarded(rows: [2])])
         #expect(try Self.codes(journal) == ["1 d1 QA1"])
         try journal.close()
-        journal = try CenterJournal(path: path, forwardsDC09: true)  // a restart
+        journal = try CenterJournal(location, forwardsDC09: true)  // a restart
         _ = try journal.record(device: 1, message: .testAlarm(3), at: 3)
         #expect(try Self.codes(journal) == ["1 d1 QA1", "3 d1 QA1"], "row 2 was acknowledged: its id (and sequence) stays used")
         #expect(try journal.forwardQueue(after: 1, limit: 100).rows.map(\.id) == [3])
     }
 
-    @Test func withoutForwardingNothingIsQueued() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func withoutForwardingNothingIsQueued(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         _ = try journal.record(device: 1, message: .testAlarm(1), at: 1)
         #expect(try journal.forwardQueueDepth() == 0)
     }
 
-    @Test func anAlarmUnderAReusedIdIsQueuedAsTheNewAlarmItIs() throws {
-        let journal = try CenterJournal(path: temporaryJournal(), forwardsDC09: true)
+    @Test(arguments: JournalBackend.allCases) func anAlarmUnderAReusedIdIsQueuedAsTheNewAlarmItIs(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal(forwardsDC09: true)
         _ = try journal.record(device: 1, message: .testAlarm(1, kind: .button), at: 1)
         // The device's ids restarted: id 1 again, other content; a new call for help.
         #expect(try journal.record(device: 1, message: .testAlarm(1, kind: .pendant), at: 2).idReused == 1)

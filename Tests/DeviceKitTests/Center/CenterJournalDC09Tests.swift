@@ -21,15 +21,15 @@ import Testing
         return (message, outcome)
     }
 
-    @Test func aRetransmissionWithinTheWindowIsRecordedOnceAcrossARestart() throws {
-        let path = temporaryJournal()
-        var journal = try CenterJournal(path: path)
+    @Test(arguments: JournalBackend.allCases) func aRetransmissionWithinTheWindowIsRecordedOnceAcrossARestart(_ backend: JournalBackend) throws {
+        let location = try backend.newLocation()
+        var journal = try CenterJournal(location)
         let (first, outcome) = try Self.record(journal, Self.event(), at: Self.t0)
         #expect(outcome.isNew && outcome.openedCase != nil)
         #expect(first.reliableID.map { $0 & CenterJournal.dc09MessageIDBit != 0 } == true)
         // The centre stopped between the write and the ACK: the transmitter sends it again, later.
         try journal.close()
-        journal = try CenterJournal(path: path)
+        journal = try CenterJournal(location)
         let (again, repeated) = try Self.record(journal, Self.event(), at: Self.t0 + 30_000)
         #expect(!repeated.isNew && repeated.openedCase == nil)
         #expect(again.reliableID == first.reliableID)
@@ -38,8 +38,8 @@ import Testing
         try journal.close()
     }
 
-    @Test func aSequenceReusedAfterTheWindowOrWithOtherDataIsANewMessage() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aSequenceReusedAfterTheWindowOrWithOtherDataIsANewMessage(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         _ = try Self.record(journal, Self.event(), at: Self.t0)
         let (_, later) = try Self.record(journal, Self.event(), at: Self.t0 + Self.window + 1)
         #expect(later.isNew, "past the window, sequence 0001 with the same data is a new event (the sequence wrapped)")
@@ -51,8 +51,8 @@ import Testing
         try journal.close()
     }
 
-    @Test func aCancelClosesTheDevicesOpenAlarmAndWithoutOneChangesNothing() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aCancelClosesTheDevicesOpenAlarmAndWithoutOneChangesNothing(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let (nothing, early) = try Self.record(journal, Self.event(.cancel, sequence: "0001", data: "#1234|Nri1/OC001"), at: Self.t0)
         #expect(early.isNew && early.closedCase == nil)
         #expect(nothing == .alarmCancel(AlarmCancel(id: nothing.reliableID ?? 0, alarmID: 0, cancelledAt: Self.t0)))

@@ -12,8 +12,8 @@ import Testing
         #expect(try journal.synchronousMode() == 2)  // FULL
     }
 
-    @Test func aMessageIsRecordedOncePerDeviceAndID() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aMessageIsRecordedOncePerDeviceAndID(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         #expect(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).isNew)
         #expect(try !journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true).isNew)
         #expect(try journal.record(device: 2, message: .testAlarm(7), at: 3, opensCase: true).isNew)
@@ -36,15 +36,15 @@ import Testing
     }
 
     /// The operator's list shows how long ago each case opened, also for cases restored from the journal.
-    @Test func aCaseKeepsWhenItOpened() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aCaseKeepsWhenItOpened(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let opened = try journal.record(device: 1, message: .alarm(Alarm(id: 7, kind: .button, triggeredAt: 1, battery: 50, flags: [])), at: 1_234, opensCase: true).openedCase
         #expect(opened?.0.openedAt == 1_234)
         #expect(try journal.openCases().map(\.openedAt) == [1_234])
     }
 
-    @Test func aCancelClosesTheOpenCaseOfItsAlarm() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aCancelClosesTheOpenCaseOfItsAlarm(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let opened = try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase
         let cancel = try journal.record(device: 1, message: .alarmCancel(AlarmCancel(id: 8, alarmID: 7, cancelledAt: 2)), at: 2)
         #expect(cancel.alarmRecorded)
@@ -55,8 +55,8 @@ import Testing
 
     /// The audit: a device whose ids restarted sent id 1 again as a fall alarm an hour later; it was acked and
     /// never dispatched. Now it is a case of its own, flagged, and its retransmissions are still duplicates.
-    @Test func theSameIDWithOtherContentIsAConflictAndAnAlarmStillOpensItsCase() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func theSameIDWithOtherContentIsAConflictAndAnAlarmStillOpensItsCase(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let first = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 80, flags: []))
         let later = Message.alarm(Alarm(id: 1, kind: .fall, triggeredAt: 3_601_000, battery: 70, flags: []))
         #expect(try journal.record(device: 1, message: first, at: 1, opensCase: true).isNew)
@@ -78,8 +78,8 @@ import Testing
         #expect(!conflict.isNew && conflict.idReused == 1)
     }
 
-    @Test func aLaterKeyEpochMovesTheAnchorAndRetiresTheOldOne() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aLaterKeyEpochMovesTheAnchorAndRetiresTheOldOne(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         #expect(try journal.storeAnchor(device: 1, anchor: 900_000) == .init(raised: true, stored: 900_000, epoch: 0))
         // A re-provisioned device: epoch 1, its new key's counter from 0.
         #expect(try journal.storeAnchor(device: 1, anchor: 0, epoch: 1) == .init(raised: true, stored: 0, epoch: 1))
@@ -125,8 +125,8 @@ import Testing
         #expect(try journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
     }
 
-    @Test func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: true, stored: 500))
         #expect(try journal.storeAnchor(device: 1, anchor: 300) == .init(raised: false, stored: 500))
         #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: false, stored: 500), "the same anchor again")
@@ -136,9 +136,12 @@ import Testing
 
     /// Two connections to one file, as two centre processes hold: the same anchor and the same alarm written
     /// through both rise and are new exactly once, and writes that meet wait for each other instead of failing.
-    @Test func twoConnectionsOnOneFileDecideAnchorsAndAlarmsOnceAndWaitForEachOther() throws {
-        let path = temporaryJournal()
-        let journals = [try CenterJournal(path: path), try CenterJournal(path: path)]
+    ///
+    /// On PostgreSQL the two are two nodes' connections to one database.
+    @Test(arguments: JournalBackend.allCases)
+    func twoConnectionsOnOneFileDecideAnchorsAndAlarmsOnceAndWaitForEachOther(_ backend: JournalBackend) throws {
+        let location = try backend.newLocation()
+        let journals = [try CenterJournal(location), try CenterJournal(location)]
         let outcomes = Mutex<[CenterJournal.WriteOutcome]>([])
         let failures = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 2) { side in
@@ -164,16 +167,16 @@ import Testing
         #expect(try journals[1].openCases().count == 100, "one case per alarm of device 1")
     }
 
-    @Test func anOfflineReportConditionalOnAnAnchorIsWrittenOnlyWhileItIsTheStoredOne() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func anOfflineReportConditionalOnAnAnchorIsWrittenOnlyWhileItIsTheStoredOne(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.storeAnchor(device: 1, anchor: 500)
         #expect(try journal.commit([.supervision(device: 1, online: false, at: 1, ifAnchor: 400)]) == [.supervision(written: false)])
         #expect(try journal.commit([.supervision(device: 1, online: false, at: 2, ifAnchor: 500)]) == [.supervision(written: true)])
         #expect(try journal.supervision(device: 1) == [false])
     }
 
-    @Test func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let (opened, first) = try #require(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase)
         var engaged = opened
         engaged.state = .operatorEngaged
@@ -184,9 +187,9 @@ import Testing
         #expect(try journal.undeliveredUpdates().map(\.update.id) == [second.id])
     }
 
-    @Test func aBatchIsCommittedInOrderAndDedupesWithinItAndAcrossBatches() throws {
-        let path = temporaryJournal()
-        let journal = try CenterJournal(path: path)
+    @Test(arguments: JournalBackend.allCases) func aBatchIsCommittedInOrderAndDedupesWithinItAndAcrossBatches(_ backend: JournalBackend) throws {
+        let location = try backend.newLocation()
+        let journal = try CenterJournal(location)
         let first = try journal.commit([
             .anchor(device: 1, anchor: 500),
             .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
@@ -206,7 +209,7 @@ import Testing
         #expect(!again.isNew, "a duplicate across batches is not new")
         try journal.close()
 
-        let reopened = try CenterJournal(path: path)
+        let reopened = try CenterJournal(location)
         #expect(try reopened.alarms().map(\.device) == [1, 2])
         #expect(try reopened.anchors() == [1: 500])
         #expect(try reopened.openCases().count == 2, "one case per alarm, not per copy")
@@ -229,6 +232,36 @@ import Testing
         }
         try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
         #expect(try journal.alarms().isEmpty)
+    }
+
+    /// On PostgreSQL another node holding a device (its transaction's lock) past the lock timeout makes the
+    /// batch fail whole: nothing of it is kept, and the caller answers it `nak busy`.
+    @Test func aPostgresBatchThatCannotHaveItsDeviceInTimeThrowsAndKeepsNothing() throws {
+        let location = try JournalBackend.postgres.newLocation()
+        let journal = try CenterJournal(location, busyTimeout: .milliseconds(300))
+        let other = try CenterJournal(location)
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            _ = try? other.write(locking: [1]) { _ in
+                holding.signal()
+                release.wait()
+            }
+        }
+        holder.start()
+        holding.wait()
+        #expect(throws: PostgresJournalError.self) {
+            try journal.commit([
+                .message(device: 2, message: .testAlarm(6), at: 1, opensCase: true),
+                .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
+            ])
+        }
+        release.signal()
+        #expect(try journal.alarms().isEmpty)
+        // Once the device is free, the same batch goes through on the same journal.
+        let outcomes = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 2, opensCase: true)])
+        #expect(outcomes.count == 1)
+        #expect(try journal.alarms().map(\.alarmID) == [7])
     }
 }
 

@@ -10,8 +10,8 @@ import Testing
         OperatorAccount(name: name, passwordHash: "$2b$04$hash-of-\(name)", role: role, language: .zh, createdAt: 1_000)
     }
 
-    @Test func anAccountIsStoredOnceAndReadBack() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func anAccountIsStoredOnceAndReadBack(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.addOperator(Self.account("li.wei", role: .supervisor))
         try journal.addOperator(Self.account("anna"))
         #expect(throws: OperatorAccountError.exists("anna")) { try journal.addOperator(Self.account("anna")) }
@@ -32,8 +32,8 @@ import Testing
         try OperatorAccount.checkName("Az09._-")
     }
 
-    @Test func anAccountIsDisabledAndItsLanguageChanged() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func anAccountIsDisabledAndItsLanguageChanged(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.addOperator(Self.account("anna"))
         #expect(try journal.setOperator("anna", disabled: true))
         #expect(try journal.setOperator("anna", language: .en))
@@ -45,8 +45,8 @@ import Testing
         #expect(try journal.operatorAccount(named: "anna")?.disabled == false)
     }
 
-    @Test func aRegistryImportReplacesTheDevicesItNamesAndKeepsTheOthers() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aRegistryImportReplacesTheDevicesItNamesAndKeepsTheOthers(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.importResidents([
             Resident(device: 1, name: "Wang Fang", address: "1 Lane", contacts: "son 555", notes: "dog"),
             Resident(device: 2, name: "Anna"),
@@ -59,8 +59,8 @@ import Testing
     }
 
     /// The audit keeps who did what, when, on which case.
-    @Test func anOperatorsActionsAreKeptWithTheirCase() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func anOperatorsActionsAreKeptWithTheirCase(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let opened = try #require(try journal.record(device: 7, message: .testAlarm(1), at: 100, opensCase: true).openedCase?.0)
         try journal.recordOperatorAction(OperatorAction(at: 110, operatorName: "anna", action: "take", caseID: opened.id, device: 7))
         try journal.recordOperatorAction(OperatorAction(at: 120, operatorName: "anna", action: "dispatch", caseID: opened.id, device: 7, note: "ambulance called"))
@@ -72,8 +72,8 @@ import Testing
         ])
     }
 
-    @Test func aCaseRecordHoldsItsAlarmStatesAndWhetherItWasWithdrawn() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aCaseRecordHoldsItsAlarmStatesAndWhetherItWasWithdrawn(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let alarm = Alarm(id: 5, kind: .fall, triggeredAt: 900, battery: 255, flags: [.onBattery], pressCount: 3, holdMilliseconds: 1200)
         let opened = try #require(try journal.record(device: 7, message: .alarm(alarm), at: 1_000, opensCase: true).openedCase?.0)
         var engaged = opened
@@ -94,8 +94,8 @@ import Testing
     }
 
     /// Closed by the operator, then a cancel came: not withdrawn. An open case: not withdrawn either.
-    @Test func aCaseClosedByItsOperatorIsNotWithdrawn() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func aCaseClosedByItsOperatorIsNotWithdrawn(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         let opened = try #require(try journal.record(device: 7, message: .testAlarm(5, kind: .button), at: 1_000, opensCase: true).openedCase?.0)
         var closed = opened
         closed.state = .closed
@@ -109,8 +109,8 @@ import Testing
     }
 
     /// A device whose ids restarted: the second alarm under id 1 is its own case, with its own alarm.
-    @Test func theCaseOfAReusedAlarmIDShowsItsOwnAlarm() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func theCaseOfAReusedAlarmIDShowsItsOwnAlarm(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         _ = try journal.record(device: 1, message: .alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 80, flags: [])), at: 1, opensCase: true)
         let reused = try journal.record(device: 1, message: .alarm(Alarm(id: 1, kind: .fall, triggeredAt: 9_000, battery: 70, flags: [])), at: 2, opensCase: true)
         let id = try #require(reused.openedCase?.0.id)
@@ -118,8 +118,8 @@ import Testing
         #expect(try journal.caseRecord(id: id)?.alarm?.battery == 70)
     }
 
-    @Test func casesAreListedNewestFirstAndPagedByID() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func casesAreListedNewestFirstAndPagedByID(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         var ids: [Int64] = []
         for alarm in UInt32(1)...5 {
             ids.append(try #require(try journal.record(device: 10, message: .testAlarm(alarm), at: UInt64(alarm), opensCase: true).openedCase?.0.id))
@@ -132,8 +132,8 @@ import Testing
         #expect(try journal.caseRecords(search: nil, before: nil, limit: 0).isEmpty)
     }
 
-    @Test func casesAreFoundByDeviceByResidentsNameAndByNote() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func casesAreFoundByDeviceByResidentsNameAndByNote(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.importResidents([Resident(device: 100, name: "Zoë Müller"), Resident(device: 200, name: "王芳")], at: 1)
         let zoe = try #require(try journal.record(device: 100, message: .testAlarm(1), at: 1, opensCase: true).openedCase?.0.id)
         let wang = try #require(try journal.record(device: 200, message: .testAlarm(1), at: 2, opensCase: true).openedCase?.0.id)
@@ -150,8 +150,8 @@ import Testing
         #expect(try journal.caseRecords(search: "", before: nil, limit: 10).count == 3)
     }
 
-    @Test func lastHeardIsEachDevicesLatestSupervisionReport() throws {
-        let journal = try CenterJournal(path: temporaryJournal())
+    @Test(arguments: JournalBackend.allCases) func lastHeardIsEachDevicesLatestSupervisionReport(_ backend: JournalBackend) throws {
+        let journal = try backend.newJournal()
         try journal.recordSupervision(device: 1, online: true, at: 10)
         try journal.recordSupervision(device: 2, online: true, at: 11)
         try journal.recordSupervision(device: 1, online: false, at: 20)

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// What the operators' web console (docs/console.md) keeps in the journal: operators' accounts, every action
 /// an operator took (the audit), the registry of residents, and the reads of cases and devices it shows.
@@ -7,24 +6,6 @@ import GRDB
 /// Writes take the writer lock and `BEGIN IMMEDIATE` like every other write of the journal, so they queue
 /// behind the centre's batches instead of failing at once. Blocking: call it from a thread pool.
 extension CenterJournal {
-    static func registerConsoleMigration(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("v4-console") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE operator_account (
-                        name TEXT PRIMARY KEY, hash TEXT NOT NULL, role TEXT NOT NULL, language TEXT NOT NULL,
-                        disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
-                    CREATE TABLE operator_action (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, operator TEXT NOT NULL,
-                        action TEXT NOT NULL, case_id INTEGER, device INTEGER, note TEXT);
-                    CREATE INDEX operator_action_case ON operator_action (case_id);
-                    CREATE TABLE resident (
-                        device INTEGER PRIMARY KEY, name TEXT NOT NULL, address TEXT, contacts TEXT, notes TEXT,
-                        updated_at INTEGER NOT NULL);
-                    """)
-        }
-    }
-
     // MARK: Accounts
 
     /// Stores a new account; throws `OperatorAccountError.exists` when the name is taken (by an enabled or a
@@ -32,75 +13,68 @@ extension CenterJournal {
     /// `OperatorAccount.checkName`.
     public func addOperator(_ account: OperatorAccount) throws {
         try OperatorAccount.checkName(account.name)
-        let inserted = try writeImmediately { db -> Bool in
-            try db.execute(
-                sql: """
-                    INSERT INTO operator_account (name, hash, role, language, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO NOTHING
-                    """,
-                arguments: [account.name, account.passwordHash, account.role.rawValue, account.language.rawValue,
-                            account.disabled, Int64(clamping: account.createdAt)])
-            return db.changesCount == 1
+        let inserted = try write { sql in
+            try sql.execute(
+                """
+                INSERT INTO operator_account (name, hash, role, language, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO NOTHING
+                """,
+                .text(account.name), .text(account.passwordHash), .text(account.role.rawValue), .text(account.language.rawValue),
+                JournalValue(account.disabled), JournalValue(account.createdAt))
         }
-        guard inserted else { throw OperatorAccountError.exists(account.name) }
+        guard inserted == 1 else { throw OperatorAccountError.exists(account.name) }
     }
 
     public func operatorAccount(named name: String) throws -> OperatorAccount? {
-        try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM operator_account WHERE name = ?", arguments: [name]).map(Self.account)
-        }
+        try read { sql in try sql.queryOne("SELECT * FROM operator_account WHERE name = ?", .text(name)).map(Self.account) }
     }
 
     /// Every account, by name.
     public func operatorAccounts() throws -> [OperatorAccount] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM operator_account ORDER BY name").map(Self.account) }
+        try read { sql in try sql.query("SELECT * FROM operator_account ORDER BY name").map(Self.account) }
     }
 
     /// Disables or enables an account; false when there is none of that name.
     @discardableResult
     public func setOperator(_ name: String, disabled: Bool) throws -> Bool {
-        try writeImmediately { db in
-            try db.execute(sql: "UPDATE operator_account SET disabled = ? WHERE name = ?", arguments: [disabled, name])
-            return db.changesCount == 1
-        }
+        try write { sql in try sql.execute("UPDATE operator_account SET disabled = ? WHERE name = ?", JournalValue(disabled), .text(name)) == 1 }
     }
 
     /// Sets the language an operator's console is shown in; false when there is no account of that name.
     @discardableResult
     public func setOperator(_ name: String, language: ConsoleLanguage) throws -> Bool {
-        try writeImmediately { db in
-            try db.execute(sql: "UPDATE operator_account SET language = ? WHERE name = ?", arguments: [language.rawValue, name])
-            return db.changesCount == 1
+        try write { sql in
+            try sql.execute("UPDATE operator_account SET language = ? WHERE name = ?", .text(language.rawValue), .text(name)) == 1
         }
     }
 
     /// A row of a journal written by a later version (a role or language this one does not know) reads as the
     /// least privilege and English rather than failing every read of the accounts.
-    private static func account(_ row: Row) -> OperatorAccount {
+    private static func account(_ row: JournalRow) throws -> OperatorAccount {
         OperatorAccount(
-            name: row["name"], passwordHash: row["hash"],
-            role: OperatorRole(rawValue: row["role"]) ?? .operator,
-            language: ConsoleLanguage(rawValue: row["language"]) ?? .en,
-            disabled: row["disabled"], createdAt: WireTime(clamping: row["created_at"] as Int64))
+            name: try row.string("name"), passwordHash: try row.string("hash"),
+            role: OperatorRole(rawValue: try row.string("role")) ?? .operator,
+            language: ConsoleLanguage(rawValue: try row.string("language")) ?? .en,
+            disabled: try row.bool("disabled"), createdAt: try row.wireTime("created_at"))
     }
 
     // MARK: Audit
 
     /// Records what an operator did, with who and when.
     public func recordOperatorAction(_ action: OperatorAction) throws {
-        let device: Int64? = action.device.map { Int64($0) }
-        try writeImmediately { db in
-            try db.execute(
-                sql: "INSERT INTO operator_action (at, operator, action, case_id, device, note) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [Int64(clamping: action.at), action.operatorName, action.action, action.caseID, device, action.note])
+        try write { sql in
+            try sql.execute(
+                "INSERT INTO operator_action (at, operator, action, case_id, device, note) VALUES (?, ?, ?, ?, ?, ?)",
+                JournalValue(action.at), .text(action.operatorName), .text(action.action), JournalValue(action.caseID),
+                JournalValue(action.device.map { Int64($0) }), JournalValue(action.note))
         }
     }
 
-    private static func operatorAction(_ row: Row) -> OperatorAction {
+    private static func operatorAction(_ row: JournalRow) throws -> OperatorAction {
         OperatorAction(
-            at: WireTime(clamping: row["at"] as Int64), operatorName: row["operator"], action: row["action"],
-            caseID: row["case_id"], device: (row["device"] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
-            note: row["note"])
+            at: try row.wireTime("at"), operatorName: try row.string("operator"), action: try row.string("action"),
+            caseID: try row.optionalInt64("case_id"), device: try row.optionalInt64("device").map { UInt32(truncatingIfNeeded: $0) },
+            note: try row.optionalString("note"))
     }
 
     // MARK: Residents
@@ -108,54 +82,50 @@ extension CenterJournal {
     /// Replaces the rows of the devices `residents` names and leaves the others, in one transaction: all or
     /// nothing.
     public func importResidents(_ residents: [Resident], at: WireTime) throws {
-        try writeImmediately { db in
-            let statement = try db.makeStatement(sql: """
-                INSERT INTO resident (device, name, address, contacts, notes, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (device) DO UPDATE SET name = excluded.name, address = excluded.address,
-                    contacts = excluded.contacts, notes = excluded.notes, updated_at = excluded.updated_at
-                """)
+        try write { sql in
             for resident in residents {
-                try statement.execute(arguments: [
-                    Int64(resident.device), resident.name, Self.nullIfEmpty(resident.address),
-                    Self.nullIfEmpty(resident.contacts), Self.nullIfEmpty(resident.notes), Int64(clamping: at),
-                ])
+                try sql.execute(
+                    """
+                    INSERT INTO resident (device, name, address, contacts, notes, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (device) DO UPDATE SET name = excluded.name, address = excluded.address,
+                        contacts = excluded.contacts, notes = excluded.notes, updated_at = excluded.updated_at
+                    """,
+                    JournalValue(resident.device), .text(resident.name), Self.nullIfEmpty(resident.address),
+                    Self.nullIfEmpty(resident.contacts), Self.nullIfEmpty(resident.notes), JournalValue(at))
             }
         }
     }
 
     public func resident(device: UInt32) throws -> Resident? {
-        try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM resident WHERE device = ?", arguments: [Int64(device)]).map(Self.resident)
-        }
+        try read { sql in try sql.queryOne("SELECT * FROM resident WHERE device = ?", JournalValue(device)).map(Self.resident) }
     }
 
     /// The whole registry, by device.
     public func residents() throws -> [UInt32: Resident] {
-        try read { db in
+        try read { sql in
             var residents: [UInt32: Resident] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM resident") {
-                let resident = Self.resident(row)
+            for row in try sql.query("SELECT * FROM resident") {
+                let resident = try Self.resident(row)
                 residents[resident.device] = resident
             }
             return residents
         }
     }
 
-    private static func nullIfEmpty(_ text: String) -> String? { text.isEmpty ? nil : text }
+    private static func nullIfEmpty(_ text: String) -> JournalValue { text.isEmpty ? .null : .text(text) }
 
-    private static func resident(_ row: Row) -> Resident {
+    private static func resident(_ row: JournalRow) throws -> Resident {
         Resident(
-            device: UInt32(truncatingIfNeeded: row["device"] as Int64), name: row["name"],
-            address: row["address"] ?? "", contacts: row["contacts"] ?? "", notes: row["notes"] ?? "")
+            device: try row.uint32("device"), name: try row.string("name"),
+            address: try row.optionalString("address") ?? "", contacts: try row.optionalString("contacts") ?? "",
+            notes: try row.optionalString("notes") ?? "")
     }
 
     // MARK: Cases
 
     /// One case with its alarm, its states, the operators' actions on it and whether the person withdrew it.
     public func caseRecord(id: Int64) throws -> CaseRecord? {
-        try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM dispatch_case WHERE id = ?", arguments: [id]).map { try Self.caseRecord(db, $0) }
-        }
+        try read { sql in try sql.queryOne("SELECT * FROM dispatch_case WHERE id = ?", .integer(id)).map { try Self.caseRecord(sql, $0) } }
     }
 
     /// Cases newest first, at most `limit`, with ids below `before` when given (the next page).
@@ -164,69 +134,63 @@ extension CenterJournal {
     /// names (case-insensitive) and in the notes operators wrote on cases.
     public func caseRecords(search: String?, before: Int64?, limit: Int) throws -> [CaseRecord] {
         guard limit > 0 else { return [] }
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if let before {
-            conditions.append("c.id < ?")
-            _ = arguments.append(contentsOf: [before])
-        }
         let text = search?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        if !text.isEmpty {
-            if text.allSatisfy(\.isASCIIDigit), let device = UInt32(text) {
-                conditions.append("c.device = ?")
-                _ = arguments.append(contentsOf: [Int64(device)])
-            } else if text.allSatisfy(\.isASCIIDigit) {
-                return []  // a number, but no device id
-            } else {
-                // instr, not LIKE: a search for "50%" or "_" means those characters.
-                let needle = text.lowercased()
-                conditions.append("""
-                    (c.device IN (SELECT device FROM resident WHERE instr(swiftLowercaseString(name), ?) > 0)
-                     OR c.id IN (SELECT case_id FROM operator_action WHERE case_id IS NOT NULL AND instr(swiftLowercaseString(note), ?) > 0))
-                    """)
-                _ = arguments.append(contentsOf: [needle, needle])
+        if !text.isEmpty, text.allSatisfy(\.isASCIIDigit), UInt32(text) == nil { return [] }  // a number, but no device id
+        return try read { sql in
+            var conditions: [String] = []
+            var arguments: [JournalValue] = []
+            if let before {
+                conditions.append("c.id < ?")
+                arguments.append(.integer(before))
             }
-        }
-        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        _ = arguments.append(contentsOf: [limit])
-        return try read { db in
-            try Row.fetchAll(db, sql: "SELECT c.* FROM dispatch_case c \(filter) ORDER BY c.id DESC LIMIT ?", arguments: arguments)
-                .map { try Self.caseRecord(db, $0) }
+            if !text.isEmpty {
+                if text.allSatisfy(\.isASCIIDigit), let device = UInt32(text) {
+                    conditions.append("c.device = ?")
+                    arguments.append(JournalValue(device))
+                } else {
+                    let needle = text.lowercased()
+                    conditions.append("""
+                        (c.device IN (SELECT device FROM resident WHERE \(sql.dialect.lowercasedContains("name")))
+                         OR c.id IN (SELECT case_id FROM operator_action WHERE case_id IS NOT NULL AND \(sql.dialect.lowercasedContains("note"))))
+                        """)
+                    arguments += [.text(needle), .text(needle)]
+                }
+            }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            arguments.append(JournalValue(limit))
+            return try sql.query("SELECT c.* FROM dispatch_case c \(filter) ORDER BY c.id DESC LIMIT ?", arguments)
+                .map { try Self.caseRecord(sql, $0) }
         }
     }
 
-    private static func caseRecord(_ db: Database, _ row: Row) throws -> CaseRecord {
-        let id: Int64 = row["id"]
-        let device: Int64 = row["device"]
-        let alarmID: Int64 = row["alarm_id"]
-        let reuse: Int64 = row["reuse"]
-        let openedAt = WireTime(clamping: row["opened_at"] as Int64)
-        let state = CaseState(rawValue: UInt8(truncatingIfNeeded: row["state"] as Int64))
-        let updates = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT state, at FROM case_update WHERE case_id = ? ORDER BY id"), arguments: [id]
-        ).map { CaseStateChange(state: CaseState(rawValue: UInt8(truncatingIfNeeded: $0["state"] as Int64)), at: WireTime(clamping: $0["at"] as Int64)) }
-        let actions = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM operator_action WHERE case_id = ? ORDER BY id"), arguments: [id]
-        ).map(operatorAction)
+    private static func caseRecord(_ sql: any JournalSQL, _ row: JournalRow) throws -> CaseRecord {
+        let id = try row.int64("id")
+        let device = try row.int64("device")
+        let alarmID = try row.int64("alarm_id")
+        let reuse = try row.int64("reuse")
+        let openedAt = try row.wireTime("opened_at")
+        let state = CaseState(rawValue: UInt8(truncatingIfNeeded: try row.int64("state")))
+        let updates = try sql.query("SELECT state, at FROM case_update WHERE case_id = ? ORDER BY id", .integer(id)).map {
+            CaseStateChange(state: CaseState(rawValue: UInt8(truncatingIfNeeded: try $0.int64("state"))), at: try $0.wireTime("at"))
+        }
+        let actions = try sql.query("SELECT * FROM operator_action WHERE case_id = ? ORDER BY id", .integer(id)).map(operatorAction)
         // The alarm of a reused id (CenterJournal.recordConflict) is kept apart from the first one.
         let alarmRow =
             reuse == 0
-            ? try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT json, received_at FROM message WHERE device = ? AND id = ? AND kind = 'alarm'"),
-                arguments: [device, alarmID])
-            : try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT json, received_at FROM message_conflict WHERE device = ? AND id = ? AND reuse = ? AND kind = 'alarm'"),
-                arguments: [device, alarmID, reuse])
-        let alarm = alarmRow.flatMap { RecordedAlarmDetail(json: $0["json"], receivedAt: WireTime(clamping: $0["received_at"] as Int64)) }
+            ? try sql.queryOne(
+                "SELECT json, received_at FROM message WHERE device = ? AND id = ? AND kind = 'alarm'", .integer(device), .integer(alarmID))
+            : try sql.queryOne(
+                "SELECT json, received_at FROM message_conflict WHERE device = ? AND id = ? AND reuse = ? AND kind = 'alarm'",
+                .integer(device), .integer(alarmID), .integer(reuse))
+        let alarm = try alarmRow.flatMap { RecordedAlarmDetail(json: try $0.string("json"), receivedAt: try $0.wireTime("received_at")) }
         // A cancel closes its alarm's case in the transaction that records it, at its time: withdrawn is a
         // cancel of this alarm received while the case was open, not one of a later alarm under the same id.
         var cancelled = false
         if let closedAt = updates.last(where: { $0.state == .closed })?.at {
-            cancelled = try Bool.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT 1 FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? AND received_at BETWEEN ? AND ? LIMIT 1
-                    """),
-                arguments: [device, alarmID, Int64(clamping: openedAt), Int64(clamping: closedAt)]) ?? false
+            cancelled = try !sql.query(
+                "SELECT 1 AS found FROM message WHERE device = ? AND kind = 'alarmCancel' AND ref = ? AND received_at BETWEEN ? AND ? LIMIT 1",
+                .integer(device), .integer(alarmID), JournalValue(openedAt), JournalValue(closedAt)
+            ).isEmpty
         }
         return CaseRecord(
             case: CasePolicy.Case(
@@ -239,11 +203,13 @@ extension CenterJournal {
 
     /// Each device's latest supervision report (the last row written for it): online or not, and when.
     public func lastHeard() throws -> [UInt32: (online: Bool, at: WireTime)] {
-        try read { db in
+        try read { sql in
             var heard: [UInt32: (online: Bool, at: WireTime)] = [:]
-            // SQLite takes the other columns from the row where MAX(rowid) is found.
-            for row in try Row.fetchAll(db, sql: "SELECT device, online, at, MAX(rowid) FROM supervision GROUP BY device") {
-                heard[UInt32(truncatingIfNeeded: row["device"] as Int64)] = (row["online"], WireTime(clamping: row["at"] as Int64))
+            let order = sql.dialect.supervisionOrder
+            for row in try sql.query(
+                "SELECT device, online, at FROM supervision WHERE \(order) IN (SELECT MAX(\(order)) FROM supervision GROUP BY device)")
+            {
+                heard[try row.uint32("device")] = (try row.bool("online"), try row.wireTime("at"))
             }
             return heard
         }

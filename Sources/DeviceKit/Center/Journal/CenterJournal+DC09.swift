@@ -1,5 +1,3 @@
-import GRDB
-
 /// Events received on the centre's DC-09 port (`devicesim center --dc09-port`), journalled as our own
 /// messages of the account's device, once per event (docs/dc09.md, "The same event twice").
 ///
@@ -40,50 +38,39 @@ extension CenterJournal {
     /// The high bit of every message id given to a DC-09 event: apart from the ids our own devices count up.
     static let dc09MessageIDBit: UInt32 = 0x8000_0000
 
-    static func registerDC09Migration(_ migrator: inout DatabaseMigrator) {
-        migrator.registerMigration("dc09-receiver") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE dc09_message (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT, device INTEGER NOT NULL, account TEXT NOT NULL,
-                        sequence TEXT NOT NULL, identity TEXT NOT NULL, received_at INTEGER NOT NULL);
-                    CREATE INDEX dc09_message_identity ON dc09_message (device, identity, received_at);
-                    """)
-        }
-    }
-
     /// Records `event` for `device` received at `at`: a retransmission of an identity received within
     /// `window` milliseconds is not new; a new event becomes our message (a cancel withdraws the device's
     /// latest open alarm, or alarm 0 when none is open: journalled, changing nothing) and goes through
     /// `record` like our own, opening or closing cases in the same transaction (and queued for the DC-09
     /// receivers of `--forward` when `forwards`, as our own).
     static func recordDC09(
-        _ db: Database, device: UInt32, event: DC09Event, at: WireTime, window: UInt64, forwards: Bool
+        _ sql: any JournalSQL, device: UInt32, event: DC09Event, at: WireTime, window: UInt64, forwards: Bool
     ) throws -> (Message, RecordOutcome) {
         let since = Int64(clamping: at) - Int64(clamping: window)
-        if let row = try Int64.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT id FROM dc09_message WHERE device = ? AND identity = ? AND received_at >= ? ORDER BY id DESC LIMIT 1
-                """),
-            arguments: [Int64(device), event.identity, since])
+        if let row = try sql.queryOne(
+            "SELECT id FROM dc09_message WHERE device = ? AND identity = ? AND received_at >= ? ORDER BY id DESC LIMIT 1",
+            JournalValue(device), .text(event.identity), .integer(since))
         {
-            let message = event.event.message(id: messageID(row), at: event.occurredAt, cancelling: 0)
+            let message = event.event.message(id: messageID(try row.int64("id")), at: event.occurredAt, cancelling: 0)
             return (message, RecordOutcome(isNew: false, alarmRecorded: false))
         }
-        try db.cachedStatement(sql: "INSERT INTO dc09_message (device, account, sequence, identity, received_at) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [Int64(device), event.account, event.sequence, event.identity, Int64(clamping: at)])
-        let id = messageID(db.lastInsertedRowID)
+        guard
+            let row = try sql.queryOne(
+                "INSERT INTO dc09_message (device, account, sequence, identity, received_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                JournalValue(device), .text(event.account), .text(event.sequence), .text(event.identity), JournalValue(at))
+        else { throw JournalReadError(column: "dc09_message.id", found: "no row returned") }
+        let id = messageID(try row.int64("id"))
         var cancelling: UInt32 = 0
         if event.event == .cancel,
-            let open = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT alarm_id FROM dispatch_case WHERE device = ? AND state < ? ORDER BY id DESC LIMIT 1"),
-                arguments: [Int64(device), Int64(CaseState.closed.rawValue)])
+            let open = try sql.queryOne(
+                "SELECT alarm_id FROM dispatch_case WHERE device = ? AND state < ? ORDER BY id DESC LIMIT 1",
+                JournalValue(device), JournalValue(Int(CaseState.closed.rawValue)))
         {
-            cancelling = UInt32(truncatingIfNeeded: open)
+            cancelling = try open.uint32("alarm_id")
         }
         let message = event.event.message(id: id, at: event.occurredAt, cancelling: cancelling)
         let opensCase = event.event != .alarm(.test) && { if case .alarm = event.event { true } else { false } }()
-        return (message, try record(db, device: device, message: message, at: at, opensCase: opensCase, note: nil, forwards: forwards))
+        return (message, try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: nil, forwards: forwards))
     }
 
     private static func messageID(_ row: Int64) -> UInt32 {
@@ -92,10 +79,10 @@ extension CenterJournal {
 
     /// Every DC-09 event journalled for `device`, oldest first: account, sequence and our message id.
     public func dc09Messages(device: UInt32) throws -> [(account: String, sequence: String, messageID: UInt32)] {
-        try database.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT id, account, sequence FROM dc09_message WHERE device = ? ORDER BY id", arguments: [Int64(device)]
-            ).map { row in (row["account"], row["sequence"], Self.messageID(row["id"])) }
+        try read { sql in
+            try sql.query("SELECT id, account, sequence FROM dc09_message WHERE device = ? ORDER BY id", JournalValue(device)).map { row in
+                (try row.string("account"), try row.string("sequence"), Self.messageID(try row.int64("id")))
+            }
         }
     }
 }
