@@ -87,6 +87,8 @@ def main():
     parser.add_argument("--name", required=True)
     parser.add_argument("--binary", default=".build/release/devicesim")
     parser.add_argument("--journal-dir", default=None, help="where the centre's journal goes (default: a temporary directory)")
+    parser.add_argument("--journal", default=None,
+                        help="the centre's journal instead: postgres://USER@HOST:PORT/DATABASE (its password in PGPASSWORD)")
     parser.add_argument("--center-arg", action="append", default=[], help="one more argument for `devicesim center`")
     parser.add_argument("--center-workers", type=int, default=1, help="`devicesim center --workers N`: its processes are summed")
     parser.add_argument("--out", default="bench-results", help="directory for the run's files")
@@ -108,7 +110,7 @@ def main():
     heartbeat = load_args[load_args.index(named[0]) + 1] if named else "30"
     centre_cmd = [
         args.binary, "center", "--host", "127.0.0.1", "--port", str(port), "--master-file", master_file,
-        "--journal", os.path.join(journal_dir, f"{os.path.basename(run_dir)}.sqlite"),
+        "--journal", args.journal or os.path.join(journal_dir, f"{os.path.basename(run_dir)}.sqlite"),
         "--heartbeat-interval", heartbeat, "--auto-engage-after", "100", "--auto-close-after", "60",
         "--metrics-port", str(metrics_port), "--log-level", "warning",
     ] + (["--workers", str(args.center_workers)] if args.center_workers > 1 else []) + args.center_arg

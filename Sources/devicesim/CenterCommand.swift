@@ -68,8 +68,11 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Close a DC-09 TCP connection that sends no frame for this long (default 120s).", transform: DurationOption.seconds)
     var dc09IdleTimeout: DurationOption?
 
-    @Option(help: "The SQLite journal file; a restarted centre reopens it.")
+    @Option(help: "The journal: an SQLite file (a restarted centre reopens it), or a PostgreSQL database that centre nodes on several hosts share, postgres://USER@HOST[:PORT]/DATABASE (docs/postgres.md); its password from --journal-password-file or PGPASSWORD, never here.")
     var journal = CenterCommand.defaultJournal
+
+    @Option(help: "A file whose first line is the PostgreSQL journal's password (else the environment's PGPASSWORD).")
+    var journalPasswordFile: String?
 
     @Option(parsing: .unconditional, help: "The heartbeat interval told to devices, in whole seconds up to 65535 (default 30s).", transform: DurationOption.seconds)
     var heartbeatInterval: DurationOption?
@@ -291,6 +294,8 @@ struct CenterCommand: AsyncParsableCommand {
             throw ValidationError("--media-silence must be at least 500ms, e.g. --media-silence 5s.")
         }
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
+        let location = try journalLocation()
+        if case .postgres = location, !forward.isEmpty { throw ValidationError(DC09ForwardURLError(reason: .sharedJournal).description) }
         if let udpReadInterval, udpReadInterval.duration > .milliseconds(100) {
             throw ValidationError("--udp-read-interval \(udpReadInterval) is longer than 100ms: every answer over UDP would wait that long; e.g. --udp-read-interval 1ms, or 0 to read at once.")
         }
@@ -409,6 +414,11 @@ struct CenterCommand: AsyncParsableCommand {
         return max(1, (maxSessions + processes - 1) / processes)
     }
 
+    /// `--journal` and its password, read; the error says what is wrong without showing a password.
+    func journalLocation() throws -> JournalLocation {
+        do { return try JournalLocation.parse(journal, passwordFile: journalPasswordFile) } catch { throw ValidationError(error.description) }
+    }
+
     private func heartbeatSeconds() throws -> UInt16 {
         try (heartbeatInterval ?? heartbeatAlias)?.wholeSeconds("--heartbeat-interval") ?? 30
     }
@@ -432,6 +442,7 @@ struct CenterCommand: AsyncParsableCommand {
             journalBatchLimit: journalBatch, deviceKeyCacheLimit: keyCache, udpBufferSize: udpBuffer,
             udpReadInterval: udpReadInterval?.duration ?? .milliseconds(1), reusePort: workerIndex != nil,
             dc09: try dc09Configuration(), forward: try forwardTargets())
+        configuration.journal = try journalLocation()
         configuration.operators = try await operatorPhones()
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
         // registry the metrics endpoint serves, and the centre records with that same factory.
@@ -492,7 +503,7 @@ struct CenterCommand: AsyncParsableCommand {
     /// The parent of `--workers N`: it serves nothing itself.
     private func runWorkers() throws {
         // The schema is created here once, before the workers open the file together.
-        try CenterJournal(path: journal).close()
+        try CenterJournal(try journalLocation()).close()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let processes = CenterWorkerProcesses(executable: CenterWorkerProcesses.currentExecutable, count: workers) { index in
             arguments + ["--worker-index", "\(index)"]

@@ -1,4 +1,6 @@
+import Foundation
 import ArgumentParser
+import DeviceKit
 
 /// `devicesim center`: runs the centre (`serve`, the default, so `devicesim center --port 7700` is what it
 /// always was) or manages what its web console reads from the journal: operators and residents.
@@ -20,8 +22,30 @@ struct CenterCommandGroup: AsyncParsableCommand {
 
 /// `--journal`, for the subcommands that manage the centre's journal offline or beside a running centre.
 struct CenterJournalOption: ParsableArguments {
-    @Option(help: "The centre's SQLite journal (the --journal of devicesim center).")
+    @Option(help: "The centre's journal (the --journal of devicesim center): an SQLite file or postgres://USER@HOST[:PORT]/DATABASE.")
     var journal = CenterCommand.defaultJournal
+
+    @Option(help: "A file whose first line is the PostgreSQL journal's password (else the environment's PGPASSWORD).")
+    var journalPasswordFile: String?
+
+    func validate() throws { _ = try location() }
+
+    func location() throws -> JournalLocation {
+        do { return try JournalLocation.parse(journal, passwordFile: journalPasswordFile) } catch { throw ValidationError(error.description) }
+    }
+
+    /// The journal, created if it is a new SQLite file (or a PostgreSQL database without the schema yet).
+    func open() throws -> CenterJournal { try CenterJournal(try location()) }
+
+    /// The journal, which must exist when it is a file: listing or changing accounts creates no empty journal
+    /// by mistake.
+    func existing() throws -> CenterJournal {
+        let location = try location()
+        if case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) {
+            throw CommandFailure(.noInput, "there is no journal at \(path): give the centre's journal with --journal PATH (the default is \(CenterCommand.defaultJournal) in the current directory)")
+        }
+        return try CenterJournal(location)
+    }
 }
 
 extension CenterCommand {

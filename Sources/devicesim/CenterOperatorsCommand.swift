@@ -53,7 +53,7 @@ struct CenterOperatorsCommand: ParsableCommand {
             let password = try input.read()
             let hash: String
             do { hash = try OperatorPassword.hash(password) } catch { throw CommandFailure(.dataError, error.description) }
-            let journal = try CenterJournal(path: self.journal.journal)
+            let journal = try self.journal.open()
             defer { try? journal.close() }
             let now = wallClock()
             do {
@@ -77,7 +77,7 @@ struct CenterOperatorsCommand: ParsableCommand {
         func run() throws { print(try output()) }
 
         func output() throws -> String {
-            let journal = try existingJournal(self.journal.journal)
+            let journal = try self.journal.existing()
             defer { try? journal.close() }
             let accounts = try journal.operatorAccounts()
             guard !accounts.isEmpty else {
@@ -109,7 +109,7 @@ struct CenterOperatorsCommand: ParsableCommand {
         func run() throws { print(try output()) }
 
         func output() throws -> String {
-            let journal = try existingJournal(self.journal.journal)
+            let journal = try self.journal.existing()
             defer { try? journal.close() }
             guard try journal.setOperator(name, disabled: true) else {
                 throw CommandFailure(.dataError, "no operator named '\(name.prefix(80))' in \(self.journal.journal): devicesim center operators list shows them")
@@ -122,14 +122,6 @@ struct CenterOperatorsCommand: ParsableCommand {
 
 extension OperatorRole: ExpressibleByArgument {}
 extension ConsoleLanguage: ExpressibleByArgument {}
-
-/// The journal at `path`, which must exist: listing or changing accounts creates no empty journal by mistake.
-func existingJournal(_ path: String) throws -> CenterJournal {
-    guard FileManager.default.fileExists(atPath: path) else {
-        throw CommandFailure(.noInput, "there is no journal at \(path): give the centre's journal with --journal PATH (the default is \(CenterCommand.defaultJournal) in the current directory)")
-    }
-    return try CenterJournal(path: path)
-}
 
 /// Who made a change from the command line, for the journal's operator_action: `cli:` and the login user.
 func commandLineUser() -> String {

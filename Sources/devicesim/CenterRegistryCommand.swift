@@ -46,7 +46,7 @@ struct CenterRegistryCommand: ParsableCommand {
                     .dataError,
                     "\(file) was not imported (\(count) \(count == 1 ? "problem" : "problems")); nothing was changed:\n\(error.description)")
             }
-            let journal = try CenterJournal(path: self.journal.journal)
+            let journal = try self.journal.open()
             defer { try? journal.close() }
             let now = wallClock()
             try journal.importResidents(residents, at: now)

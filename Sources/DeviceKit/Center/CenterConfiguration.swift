@@ -18,8 +18,13 @@ public struct CenterConfiguration: Sendable {
     public var metricsRequestTimeout: Duration
     /// Metrics connections open at once; past it a new one is closed unanswered.
     public var metricsConnectionLimit: Int
-    /// The SQLite journal; a restarted centre reopens the same file.
-    public var journalPath: String
+    /// The journal: an SQLite file (a restarted centre reopens it) or a PostgreSQL database that nodes share.
+    public var journal: JournalLocation
+    /// The SQLite journal's path (`journal`), or the PostgreSQL journal's address.
+    public var journalPath: String {
+        get { journal.description }
+        set { journal = .sqlite(newValue) }
+    }
     public var session: CenterSession.Parameters
     /// A device silent for longer is reported offline (and its session ended).
     public var offlineAfter: Duration
@@ -112,7 +117,7 @@ public struct CenterConfiguration: Sendable {
         self.metricsHost = metricsHost
         self.metricsRequestTimeout = metricsRequestTimeout
         self.metricsConnectionLimit = max(1, metricsConnectionLimit)
-        self.journalPath = journalPath
+        self.journal = .sqlite(journalPath)
         self.session = session
         // 2.5 heartbeat intervals: one lost heartbeat is not an outage, two in a row are worth a look.
         self.offlineAfter = offlineAfter ?? .milliseconds(Int(session.heartbeatIntervalSeconds) * 2_500)

@@ -37,6 +37,8 @@ final class CenterMetrics: Sendable {
     let keyEpochsChanged: Counter
     let messagesRecorded: Counter
     let journalFailures: Counter
+    /// 1 while the journal takes writes, 0 from a failed batch until a write or a probe succeeds.
+    let journalUp: Meter
     let journalBatches: Counter
     let journalBatchedWrites: Counter
     /// How long each journal transaction took on the writer thread, its fsync included.
@@ -134,6 +136,7 @@ final class CenterMetrics: Sendable {
             "center_key_epochs_changed_total", "Devices that moved to a later key epoch (re-provisioned); their old keys are retired.")
         messagesRecorded = make.counter("center_messages_recorded_total", "Reliable messages durably recorded, alarms included.")
         journalFailures = make.counter("center_journal_failures_total", "Journal writes that failed.")
+        journalUp = make.gauge("center_journal_up", "1 while the journal takes writes; 0 while it cannot (alarms are answered nak busy).")
         journalBatches = make.counter("center_journal_batches_total", "Journal transactions (group commits), one fsync each.")
         journalBatchedWrites = make.counter(
             "center_journal_batched_writes_total", "Writes committed in journal batches; divided by the batches, the mean batch size.")

@@ -106,7 +106,8 @@ final class CenterRuntime {
 
     init(
         loop: any EventLoop, configuration: CenterConfiguration, registry: DeviceRegistry, journal: CenterJournal,
-        pool: NIOThreadPool, metrics: CenterMetrics, hub: CenterEventHub, logger: Logger, restored: Restored
+        pool: NIOThreadPool, metrics: CenterMetrics, hub: CenterEventHub, logger: Logger, restored: Restored,
+        journalHealth: JournalHealth = JournalHealth()
     ) {
         self.loop = loop
         self.timers = LoopTimers(loop: loop)
@@ -114,7 +115,8 @@ final class CenterRuntime {
         engageCallPace = TokenBucket(rate: configuration.engageCallRate, burst: max(1, configuration.engageCallRate))
         self.registry = registry
         self.journal = JournalBatcher(
-            loop: loop, journal: journal, pool: pool, metrics: metrics, batchLimit: configuration.journalBatchLimit)
+            loop: loop, journal: journal, pool: pool, metrics: metrics, batchLimit: configuration.journalBatchLimit,
+            health: journalHealth, logger: logger)
         self.metrics = metrics
         self.hub = hub
         self.logger = logger

@@ -45,6 +45,8 @@ public final class CenterServer: Service, Sendable {
     }
 
     private let attachments: [any CenterAttachment]
+    /// Whether the journal takes writes: `/ready` on the metrics port answers 503 while it does not.
+    public let journalHealth = JournalHealth()
 
     /// - Parameters:
     ///   - metrics: the swift-metrics factory the centre records with, whose registry the metrics endpoint
@@ -228,26 +230,27 @@ public final class CenterServer: Service, Sendable {
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
         defer { pool.shutdownGracefully { _ in } }
-        let path = configuration.journalPath
+        let location = configuration.journal
         // A configuration made in code, not by `devicesim center`'s checked options: refused, not trapped on.
         guard configuration.forward.count <= 2 else { throw DC09ForwardURLError(reason: .tooMany) }
         let forwards = !configuration.forward.isEmpty
+        if forwards, case .postgres = location { throw DC09ForwardURLError(reason: .sharedJournal) }
         let (journal, restored) = try await pool.runIfActive {
-            let journal = try CenterJournal(path: path, forwardsDC09: forwards)
+            let journal = try CenterJournal(location, forwardsDC09: forwards)
             let restored = CenterRuntime.Restored(
                 anchors: try journal.storedAnchors(), openCases: try journal.openCases(),
                 undelivered: try journal.undeliveredUpdates())
             return (journal, restored)
         }
         let loop = group.next()
-        let (configuration, registry, metrics, exposition, hub, logger) = (
-            self.configuration, self.registry, self.metrics, self.exposition, self.hub, self.logger
+        let (configuration, registry, metrics, exposition, hub, logger, journalHealth) = (
+            self.configuration, self.registry, self.metrics, self.exposition, self.hub, self.logger, self.journalHealth
         )
         let runtime = try await loop.submit {
             NIOLoopBound(
                 CenterRuntime(
                     loop: loop, configuration: configuration, registry: registry, journal: journal, pool: pool,
-                    metrics: metrics, hub: hub, logger: logger, restored: restored),
+                    metrics: metrics, hub: hub, logger: logger, restored: restored, journalHealth: journalHealth),
                 eventLoop: loop)
         }.get()
 
@@ -275,7 +278,8 @@ public final class CenterServer: Service, Sendable {
                         try await MetricsHTTPServer.bind(
                             host: configuration.metricsHost, port: metricsPort, on: loop,
                             limits: .init(requestTimeout: configuration.metricsRequestTimeout, connections: configuration.metricsConnectionLimit),
-                            refused: { metrics.metricsRequestsRefused.increment() }
+                            refused: { metrics.metricsRequestsRefused.increment() },
+                            ready: { [journalHealth] in journalHealth.failure.map { "the journal cannot be written: \($0)" } }
                         ) {
                             exposition.render()
                         })

@@ -1,8 +1,10 @@
 import NIOCore
 import NIOPosix
 
-/// Answers `GET /metrics` with the Prometheus text format, and anything else with 404: the smallest HTTP/1.1
-/// responder that a Prometheus scraper needs, one request per connection.
+/// Answers `GET /metrics` with the Prometheus text format, and the probes of an orchestrator (Kubernetes,
+/// a load balancer): `GET /live` 200 while the process serves, `GET /ready` 200 while it can take alarms (its
+/// journal takes writes), else 503 with the reason; anything else 404. The smallest HTTP/1.1 responder that
+/// these need, one request per connection.
 ///
 /// DeviceKit does not depend on NIOHTTP1, so the request head is read by hand, bounded to 8 KiB. The whole
 /// request must arrive within `requestTimeout` of connecting, or the connection is closed unanswered: a
@@ -13,15 +15,21 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
 
     private static let maximumHeadLength = 8_192
     private let render: @Sendable () -> [UInt8]
+    /// Nil when ready; else why not.
+    private let notReady: @Sendable () -> String?
     private let requestTimeout: TimeAmount
     private let timedOut: @Sendable () -> Void
     private var head = ByteBuffer()
     private var answered = false
     private var deadline: Scheduled<Void>?
 
-    init(requestTimeout: TimeAmount, timedOut: @escaping @Sendable () -> Void = {}, render: @escaping @Sendable () -> [UInt8]) {
+    init(
+        requestTimeout: TimeAmount, timedOut: @escaping @Sendable () -> Void = {}, ready: @escaping @Sendable () -> String? = { nil },
+        render: @escaping @Sendable () -> [UInt8]
+    ) {
         self.requestTimeout = requestTimeout
         self.timedOut = timedOut
+        self.notReady = ready
         self.render = render
     }
 
@@ -61,10 +69,17 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             return
         }
         let requestLine = text.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
-        if requestLine.count >= 2, requestLine[0] == "GET", requestLine[1] == "/metrics" || requestLine[1].hasPrefix("/metrics?") {
-            respond(context: context, status: "200 OK", body: render())
-        } else {
-            respond(context: context, status: "404 Not Found", body: Array("only GET /metrics is served\n".utf8))
+        let path = requestLine.count >= 2 && requestLine[0] == "GET" ? requestLine[1].prefix { $0 != "?" } : ""
+        switch path {
+        case "/metrics": respond(context: context, status: "200 OK", body: render())
+        case "/live": respond(context: context, status: "200 OK", body: Array("live\n".utf8))
+        case "/ready":
+            if let reason = notReady() {
+                respond(context: context, status: "503 Service Unavailable", body: Array("not ready: \(reason)\n".utf8))
+            } else {
+                respond(context: context, status: "200 OK", body: Array("ready\n".utf8))
+            }
+        default: respond(context: context, status: "404 Not Found", body: Array("served: GET /metrics, /live, /ready\n".utf8))
         }
     }
 
@@ -98,7 +113,7 @@ enum MetricsHTTPServer {
     /// - Parameter refused: called for each connection closed unanswered (too slow, or one too many).
     static func bind(
         host: String, port: Int, on loop: any EventLoop, limits: Limits, refused: @escaping @Sendable () -> Void,
-        render: @escaping @Sendable () -> [UInt8]
+        ready: @escaping @Sendable () -> String? = { nil }, render: @escaping @Sendable () -> [UInt8]
     ) async throws -> any Channel {
         let open = NIOLoopBoundBox.makeBoxSendingValue(0, as: Int.self, eventLoop: loop)
         let timeout = TimeAmount(limits.requestTimeout)
@@ -115,7 +130,7 @@ enum MetricsHTTPServer {
                     open.value += 1
                     channel.closeFuture.assumeIsolated().whenComplete { _ in open.value -= 1 }
                     try channel.pipeline.syncOperations.addHandler(
-                        MetricsHTTPHandler(requestTimeout: timeout, timedOut: refused, render: render))
+                        MetricsHTTPHandler(requestTimeout: timeout, timedOut: refused, ready: ready, render: render))
                 }
             }
             .bind(host: host, port: port).get()

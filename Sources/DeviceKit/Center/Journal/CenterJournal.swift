@@ -134,6 +134,11 @@ public final class CenterJournal: Sendable {
 
     public func close() throws { try store.close() }
 
+    /// An empty write transaction: throws while the journal cannot be written (JournalBatcher's probe).
+    func probe() throws {
+        try write { sql in _ = try sql.query("SELECT 1 AS one", []) }
+    }
+
     // MARK: Sessions
 
     /// Every device's latest session anchor and its key epoch.

@@ -1,11 +1,21 @@
+import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The centre's journal writes with group commit: they run on a one-thread pool (in order, off the loop) and
 /// report back on the loop; while one batch is being written, the writes that arrive queue up and go
 /// together in the next transaction (at most `batchLimit`), so one fsync serves many alarms. Each write's
 /// `then` runs on the loop only after its own batch committed or failed — so an `ack`, a `nak busy` or a
 /// `sessionAccept` is never sent for what is not durable.
+///
+/// A journal that cannot be written (a full disk, a PostgreSQL server gone) is the centre's own alarm: at the
+/// first failed batch it says so in the log at error level (then once a minute while it lasts), sets
+/// `center_journal_up` to 0 and `health` to not writable (the HTTP port's `/ready` answers 503), and probes the
+/// journal every `probeInterval` with an empty transaction, so that it recovers by itself when the journal
+/// does, also while no device writes; the first batch or probe that commits says so and sets all back.
+/// Meanwhile every write fails whole and is answered `nak busy`: the devices keep their alarms and send them
+/// again.
 ///
 /// Bound to `loop` like the runtime that owns it: every method is called there (asserted).
 final class JournalBatcher {
@@ -20,13 +30,28 @@ final class JournalBatcher {
     private var queue: [(write: CenterJournal.Write, then: Completion)] = []
     private var busy = false
     private var stopped = false
+    private let health: JournalHealth
+    private let logger: Logger
+    private let probeInterval: TimeAmount
+    /// Since when, and how many batches failed in a row; nil while the journal takes writes.
+    private var failing: (since: ContinuousClock.Instant, batches: Int)?
+    private var failureLog = CountedLog()
+    private var probe: Scheduled<Void>?
 
-    init(loop: any EventLoop, journal: CenterJournal, pool: NIOThreadPool, metrics: CenterMetrics, batchLimit: Int) {
+    init(
+        loop: any EventLoop, journal: CenterJournal, pool: NIOThreadPool, metrics: CenterMetrics, batchLimit: Int,
+        health: JournalHealth = JournalHealth(), logger: Logger = Logger(label: "devicekit.journal"),
+        probeInterval: TimeAmount = .seconds(2)
+    ) {
         self.loop = loop
         self.journal = journal
         self.pool = pool
         self.metrics = metrics
         self.batchLimit = max(1, batchLimit)
+        self.health = health
+        self.logger = logger
+        self.probeInterval = probeInterval
+        metrics.journalUp.set(Int64(1))
     }
 
     /// Queues `write` for the next batch; `then` runs on the loop once that batch committed (or failed).
@@ -44,6 +69,7 @@ final class JournalBatcher {
     func stop() {
         loop.preconditionInEventLoop()
         stopped = true
+        probe?.cancel()
     }
 
     /// Sends up to `batchLimit` queued writes to the writer thread as one transaction; when it is done,
@@ -67,12 +93,97 @@ final class JournalBatcher {
             guard !self.stopped else { return }
             switch result {
             case .success(let outcomes):
+                self.committed()
                 for (entry, outcome) in zip(batch, outcomes) { entry.then(.success(outcome)) }
             case .failure(let error):
                 // Nothing of the batch is durable: every write fails, and no message of it is acknowledged.
+                self.failed(error)
                 for entry in batch { entry.then(.failure(error)) }
             }
             self.commitNextBatch()
         }
     }
+
+    // MARK: Health
+
+    private func failed(_ error: any Error) {
+        let now = ContinuousClock.now
+        guard var failing else {
+            failing = (now, 1)
+            health.set(writable: false, reason: "\(error)")
+            metrics.journalUp.set(Int64(0))
+            logger.error(
+                "the journal cannot be written: every alarm and message is answered nak busy (devices keep them and send them again) until it can",
+                metadata: ["journal": "\(journal.location)", "reason": "\(error)"])
+            _ = failureLog.count(now: now - Self.epoch)
+            scheduleProbe()
+            return
+        }
+        failing.batches += 1
+        self.failing = failing
+        health.set(writable: false, reason: "\(error)")
+        if let count = failureLog.count(now: now - Self.epoch) {
+            logger.error(
+                "the journal still cannot be written",
+                metadata: ["journal": "\(journal.location)", "reason": "\(error)", "failed.batches": "\(count)",
+                           "since.seconds": "\((now - failing.since).components.seconds)"])
+        }
+    }
+
+    private func committed() {
+        guard let failing else { return }
+        self.failing = nil
+        probe?.cancel()
+        probe = nil
+        health.set(writable: true, reason: "")
+        metrics.journalUp.set(Int64(1))
+        let seconds = Double((ContinuousClock.now - failing.since).components.attoseconds / 1_000_000_000_000_000) / 1000
+            + Double((ContinuousClock.now - failing.since).components.seconds)
+        logger.notice(
+            "the journal is written again",
+            metadata: ["journal": "\(journal.location)", "failed.batches": "\(failing.batches)", "after.seconds": "\(seconds)"])
+    }
+
+    /// An empty transaction on the writer thread every `probeInterval` while failing, unless a batch is on it.
+    private func scheduleProbe() {
+        probe?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        probe = loop.scheduleTask(in: probeInterval) {
+            let batcher = bound.value
+            guard !batcher.stopped, batcher.failing != nil else { return }
+            guard !batcher.busy else { return batcher.scheduleProbe() }
+            batcher.busy = true
+            batcher.pool.runIfActive(eventLoop: batcher.loop) { [journal = batcher.journal] in
+                try journal.probe()
+            }.assumeIsolated().whenComplete { result in
+                batcher.busy = false
+                guard !batcher.stopped else { return }
+                switch result {
+                case .success: batcher.committed()
+                case .failure(let error):
+                    batcher.failed(error)
+                    if batcher.failing != nil { batcher.scheduleProbe() }
+                }
+                if !batcher.queue.isEmpty {
+                    batcher.busy = true
+                    batcher.commitNextBatch()
+                }
+            }
+        }
+    }
+
+    private static let epoch = ContinuousClock.now
+}
+
+/// Whether the centre's journal takes writes, for `/ready`: shared between the loop that writes and the HTTP
+/// port that answers.
+public final class JournalHealth: Sendable {
+    private let state = Mutex<(writable: Bool, reason: String)>((true, ""))
+
+    public init() {}
+
+    /// Nil while writable; else what the last failed write said.
+    public var failure: String? { state.withLock { $0.writable ? nil : $0.reason } }
+
+    func set(writable: Bool, reason: String) { state.withLock { $0 = (writable, reason) } }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+@testable import DeviceKit
+
+/// The centre on a PostgreSQL journal (a throwaway cluster, tools/pg_cluster.sh): what it acknowledges is
+/// committed there; two centre nodes on one database decide anchors and alarms once; a server that goes away
+/// makes the centre answer `nak busy`, fail `/ready` and recover by itself; nothing acknowledged is lost
+/// through a restart of the server.
+@Suite(.serialized) struct CenterPostgresTests {
+    static func start(_ configuration: PostgresJournalConfiguration, metricsPort: Int? = nil) async throws -> RunningCentre {
+        try await RunningCentre.start(journal: "unused", metricsPort: metricsPort) { $0.journal = .postgres(configuration) }
+    }
+
+    @Test func twoNodesOnOneDatabaseAcknowledgeAnAlarmOnceCommittedAndRecordItOnce() async throws {
+        let database = try PostgresTestCluster.shared.newDatabase()
+        let first = try await Self.start(database)
+        let second = try await Self.start(database)
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        #expect(try await device.handshake() != nil)
+        try await device.send(.testAlarm(7))
+        #expect(try await device.received { $0 == .ack(Ack(id: 7)) } != nil)
+        #expect(try CenterJournal(.postgres(database)).alarms().map(\.alarmID) == [7], "committed before the ack")
+
+        // The device's path to the first node fails; it reaches the second and sends the alarm again.
+        let moved = try await TestDevice.connect(to: second)
+        moved.setCounter(device.counter)
+        #expect(try await moved.handshake() != nil, "the second node accepts the higher anchor the first one stored")
+        try await moved.send(.testAlarm(7))
+        #expect(try await moved.received { $0 == .ack(Ack(id: 7)) } != nil)
+        _ = try await second.events.first { $0 == .duplicateAlarm(device: 1, alarmID: 7) }
+        #expect(second.metric("center_alarms_recorded_total") == 0, "a retransmission to another node is not a new alarm")
+        // A replay of the first session's start to the second node: its anchor is below the stored one.
+        let replay = try await TestDevice.connect(to: second)
+        replay.setCounter(0)
+        try await replay.send(.sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [], bootCount: 1)))
+        try await eventually("the replayed start is refused as stale") {
+            second.metric(#"center_frames_refused_total{category="stale"}"#) == 1
+        }
+        await first.stop()
+        await second.stop()
+        let journal = try CenterJournal(.postgres(database))
+        #expect(try journal.alarms().map(\.alarmID) == [7])
+        #expect(try journal.openCases().count == 1, "one case, dispatched once")
+    }
+
+    @Test func throughAPostgresOutageTheCentreAnswersBusyIsNotReadyAndRecoversAndLosesNothingAcknowledged() async throws {
+        let cluster = try PostgresTestCluster.start()
+        defer { cluster.stop() }
+        let database = try cluster.newDatabase()
+        let centre = try await Self.start(database, metricsPort: 0)
+        let port = try #require(centre.ports.metrics)
+        #expect(try await httpGet(port: port, path: "/ready").hasPrefix("HTTP/1.1 200"))
+        #expect(try await httpGet(port: port, path: "/live").hasPrefix("HTTP/1.1 200"))
+        let device = try await TestDevice.connect(to: centre, over: .datagram)
+        try await device.handshake()
+        try await device.send(.testAlarm(1))
+        #expect(try await device.received { $0 == .ack(Ack(id: 1)) } != nil)
+
+        try cluster.kill()  // the server is gone, without a word
+        try await device.send(.testAlarm(2))
+        #expect(try await device.received { if case .nak(let nak) = $0 { nak.id == 2 && nak.reason == .busy } else { false } } != nil)
+        #expect(device.acks(of: 2) == 0)
+        #expect(centre.metric("center_journal_up") == 0)
+        let notReady = try await httpGet(port: port, path: "/ready")
+        #expect(notReady.hasPrefix("HTTP/1.1 503"), "\(notReady)")
+        #expect(notReady.contains("the journal cannot be written"))
+        #expect(try await httpGet(port: port, path: "/live").hasPrefix("HTTP/1.1 200"), "alive, only not ready")
+
+        try cluster.restart()  // the server is back (crash recovery): the centre's probe finds it by itself
+        try await eventually(within: .seconds(30), "the centre is ready again without any device writing") {
+            centre.metric("center_journal_up") == 1
+        }
+        #expect(try await httpGet(port: port, path: "/ready").hasPrefix("HTTP/1.1 200"))
+        try await device.send(.testAlarm(2))  // the device sends the refused alarm again
+        #expect(try await device.received { $0 == .ack(Ack(id: 2)) } != nil)
+        try await device.send(.testAlarm(3))
+        #expect(try await device.received { $0 == .ack(Ack(id: 3)) } != nil)
+
+        try cluster.restart()  // a clean restart (fast shutdown) with alarms acknowledged before it
+        try await device.send(.testAlarm(4))
+        _ = try await device.received { message in
+            if case .nak(let nak) = message, nak.id == 4 { return true }
+            return message == .ack(Ack(id: 4))
+        }
+        await centre.stop()
+        let journal = try CenterJournal(.postgres(database))
+        let recorded = try journal.alarms().map(\.alarmID)
+        #expect(Array(recorded.prefix(3)) == [1, 2, 3], "every acknowledged alarm, once")
+        #expect(Set(recorded).count == recorded.count)
+        if device.acks(of: 4) > 0 { #expect(recorded.contains(4)) }
+    }
+}
