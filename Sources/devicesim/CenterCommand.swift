@@ -21,7 +21,7 @@ struct CenterCommand: AsyncParsableCommand {
             \(ExitStatus.help(
                 [.noInput, .noHost, .unavailable, .software, .cannotCreate, .noPermission, .configuration],
                 [.noInput: "the key file, the master key file or the DC-09 accounts file is missing or unreadable",
-                 .unavailable: "a port is already in use",
+                 .unavailable: "a port is already in use, or the PostgreSQL journal's server cannot be reached or refuses the login",
                  .software: "an internal error, or a worker (--workers) was killed (a worker that failed otherwise: its own status)",
                  .cannotCreate: "the journal cannot be created (its directory is missing)",
                  .noPermission: "a privileged port (below 1024) without root, or a journal this user may not write",

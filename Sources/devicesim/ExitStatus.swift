@@ -83,6 +83,8 @@ struct CommandFailure: Error, CustomStringConvertible {
             }
         case let error as JournalOpenError:
             self.init(.cannotCreate, error.description)
+        case let error as PostgresJournalError:
+            self.init(.unavailable, error.description)
         case let error as CenterBindError:
             self.init(error.isUnknownHost ? .noHost : error.isPermission ? .noPermission : .unavailable, error.description)
         case let error as DeviceDaemonError:

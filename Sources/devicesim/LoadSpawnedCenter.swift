@@ -9,7 +9,7 @@ struct SpawnedCenterOptions: ParsableArguments {
     @Flag(help: "Start `devicesim center` for the run as a child process, with the same master key (in a 0600 temporary file), on 127.0.0.1 and a free port (or on --center's address); stop it at the end and check its journal against the alarms the devices saw acknowledged (a missing one: exit status 1).")
     var spawnCenter = false
 
-    @Option(help: "The spawned centre's journal (default: in a temporary directory, removed when the check passes).")
+    @Option(help: "The spawned centre's journal: a file, or postgres://USER@HOST[:PORT]/DATABASE with its password in PGPASSWORD (default: a file in a temporary directory, removed when the check passes).")
     var centerJournal: String?
 
     @Option(name: .customLong("center-arg"), parsing: .unconditionalSingleValue, help: "One more argument for the spawned centre, e.g. --center-arg --journal-batch --center-arg 64; repeat for more. They come last, so they override the tool's choices.")
@@ -118,7 +118,7 @@ final class SpawnedCenterRun: Sendable {
         if killed { await say("did not stop within \(centre.bounds.stop) of SIGTERM and was killed") }
         report.centerRestarts = await centre.restarts
         let journal = centre.configuration.journal
-        let check = try CenterJournalCheck(journal: journal, acknowledged: acknowledged)
+        let check = try CenterJournalCheck(journal: try JournalLocation.parse(journal), acknowledged: acknowledged)
         report.centerJournal = check
         if check.passed, temporaryJournal {
             for suffix in ["", "-wal", "-shm", "-writer"] { try? FileManager.default.removeItem(atPath: journal + suffix) }

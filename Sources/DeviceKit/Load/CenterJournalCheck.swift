@@ -41,9 +41,9 @@ public struct CenterJournalCheck: Codable, Hashable, Sendable {
         duplicated = acknowledged.count { (times[$0] ?? 0) > 1 }
     }
 
-    /// Reads the journal at `path` without writing to it.
-    public init(journal path: String, acknowledged: [FleetAlarmID]) throws {
-        let recorded = try CenterJournal.recordedAlarms(readOnly: path).map { FleetAlarmID(device: $0.device, alarm: $0.alarmID) }
+    /// Reads the journal at `location` without writing to it.
+    public init(journal location: JournalLocation, acknowledged: [FleetAlarmID]) throws {
+        let recorded = try CenterJournal.recordedAlarms(readOnly: location).map { FleetAlarmID(device: $0.device, alarm: $0.alarmID) }
         self.init(acknowledged: acknowledged, recorded: recorded)
     }
 

@@ -67,6 +67,31 @@ import Testing
         try? FileManager.default.removeItem(atPath: centreDirectory)
     }
 
+    /// The same on a PostgreSQL journal: the check reads the database, and every acknowledged alarm is there.
+    @Test func aCentreOnPostgresCrashedMidRunLosesNoAcknowledgedAlarm() async throws {
+        let cluster = try PostgresTestCluster.shared
+        let database = try cluster.newDatabase()
+        let directory = NSTemporaryDirectory() + "spawn-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let json = directory + "/run.json"
+        let result = try await ChildProcess.run(
+            [
+                "load", "--spawn-center", "--center-journal", database.description, "--restart-center", "1", "--devices", "100",
+                "--transport", "udp", "--master", Self.master, "--alarm-rate", "40", "--duration", "3", "--heartbeat-interval", "1s",
+                "--drain", "100", "--quiet", "--report", json,
+            ], environment: ["PGPASSWORD": cluster.password])
+        #expect(result.status == 0, "\(result.output)")
+        let report = try LoadReport(json: try Data(contentsOf: URL(fileURLWithPath: json)), name: json)
+        #expect(report.centerRestarts?.count == 1, "\(result.output)")
+        #expect(report.counts.alarmsAcknowledged > 40 && report.counts.alarmsLost == 0)
+        let check = try #require(report.centerJournal, "\(result.output)")
+        #expect(check.passed && check.acknowledged == report.counts.alarmsAcknowledged, "\(check.line)")
+        let counted = try cluster.psql("SELECT COUNT(*) FROM message WHERE kind = 'alarm'", database: database.database)
+        #expect(Int(counted.trimmingCharacters(in: .whitespacesAndNewlines)) == check.recorded, "the check read this database")
+        for pid in Self.centres(in: result.output).pids { #expect(!Self.isRunning(pid), "centre \(pid) still runs") }
+    }
+
     @Test func ctrlCStopsTheSpawnedCentreToo() async throws {
         let output = NSTemporaryDirectory() + "spawn-\(UUID().uuidString).out"
         defer { try? FileManager.default.removeItem(atPath: output) }

@@ -91,6 +91,7 @@ public final class CenterJournal: Sendable {
     let store: any JournalStore
     /// Whether recording a new case event also queues it for the DC-09 receivers (`--forward`).
     let forwardsDC09: Bool
+    let batchesInOneRoundTrip: Bool
 
     /// An SQLite journal at `path`, created if missing.
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
@@ -103,8 +104,15 @@ public final class CenterJournal: Sendable {
     }
 
     /// The journal at `location`: an SQLite file, or a PostgreSQL database whose schema it creates or migrates.
-    public init(_ location: JournalLocation, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false) throws {
+    public convenience init(_ location: JournalLocation, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false) throws {
+        try self.init(location, busyTimeout: busyTimeout, forwardsDC09: forwardsDC09, batchesInOneRoundTrip: true)
+    }
+
+    /// - Parameter batchesInOneRoundTrip: on PostgreSQL, `commit` a batch through `journal_apply`; false only for
+    ///   the tests that hold the two ways to the same outcomes.
+    init(_ location: JournalLocation, busyTimeout: Duration, forwardsDC09: Bool, batchesInOneRoundTrip: Bool) throws {
         self.forwardsDC09 = forwardsDC09
+        self.batchesInOneRoundTrip = batchesInOneRoundTrip
         self.location = location.description
         switch location {
         case .sqlite(let path):
@@ -326,7 +334,19 @@ public final class CenterJournal: Sendable {
     /// A write that fails rolls the whole batch back (a journal that cannot write one row — disk full, locked,
     /// read-only, its server gone — cannot write the others either): it throws, nothing of the batch is durable,
     /// and the caller must treat every write as failed and acknowledge none.
+    ///
+    /// On PostgreSQL a batch goes to the server in one round trip (`PostgresJournalBatch`) when it can.
     public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
+        if batchesInOneRoundTrip, let postgres = store as? PostgresJournalStore, !writes.isEmpty,
+            writes.allSatisfy({ PostgresJournalBatch.applies($0, forwards: forwardsDC09) })
+        {
+            let batch = try PostgresJournalBatch.encode(writes)
+            let result = try postgres.writeOneStatement { sql in
+                try sql.queryOne("SELECT journal_apply(?::JSONB)::TEXT AS outcomes", .text(batch))?.string("outcomes")
+            }
+            guard let result else { throw JournalReadError(column: "journal_apply", found: "no result") }
+            return try PostgresJournalBatch.decode(result, writes: writes)
+        }
         let devices = Array(Set(writes.compactMap(\.device))).sorted()
         return try write(locking: devices) { sql in try writes.map { try Self.apply($0, sql, forwards: self.forwardsDC09) } }
     }

@@ -33,12 +33,13 @@ final class PostgresJournalStore: JournalStore {
 
     var dialect: JournalDialect { .postgres }
 
-    init(configuration: PostgresJournalConfiguration, lockTimeout: Duration) throws {
+    /// - Parameter migrate: create or migrate the schema (not for a reader that must not write).
+    init(configuration: PostgresJournalConfiguration, lockTimeout: Duration, migrate: Bool = true) throws {
         self.configuration = configuration
         let group = MultiThreadedEventLoopGroup.singleton
         writer = PostgresLink(configuration: configuration, group: group, lockTimeout: lockTimeout)
         reader = PostgresLink(configuration: configuration, group: group, lockTimeout: lockTimeout)
-        try writer.transaction { sql in try Self.migrate(sql) }
+        if migrate { try writer.transaction { sql in try Self.migrate(sql) } }
     }
 
     func write<T>(locking devices: [UInt32], _ body: (any JournalSQL) throws -> T) throws -> T {
@@ -53,6 +54,12 @@ final class PostgresJournalStore: JournalStore {
 
     func read<T>(_ body: (any JournalSQL) throws -> T) throws -> T {
         try reader.transaction(readOnly: true, body)
+    }
+
+    /// One statement on the writer's connection, as a transaction of its own (no `BEGIN`/`COMMIT` round trips):
+    /// `journal_apply`, which takes its devices' locks itself.
+    func writeOneStatement<T>(_ body: (any JournalSQL) throws -> T) throws -> T {
+        try writer.transaction(autocommit: true, body)
     }
 
     func close() throws {
@@ -144,7 +151,8 @@ final class PostgresJournalStore: JournalStore {
                 END $$
                 """,
             ]
-        )
+        ),
+        ("v2-batch", [PostgresJournalBatch.function]),
     ]
 
     private static func migrate(_ sql: any JournalSQL) throws {
@@ -183,7 +191,7 @@ private final class PostgresLink: Sendable {
 
     /// Runs `body` in a transaction: committed if it returns, rolled back if it throws. A failure of the
     /// connection itself drops it, so that the next call connects again.
-    func transaction<T>(readOnly: Bool = false, _ body: (any JournalSQL) throws -> T) throws -> T {
+    func transaction<T>(readOnly: Bool = false, autocommit: Bool = false, _ body: (any JournalSQL) throws -> T) throws -> T {
         try connection.withLockedValue { held in
             let connection: PostgresConnection
             if let current = held, !current.isClosed {
@@ -194,6 +202,12 @@ private final class PostgresLink: Sendable {
                 held = connection
             }
             let sql = PostgresJournalSQL(connection: connection, timeout: answerTimeout, logger: Self.logger)
+            if autocommit {
+                do { return try body(sql) } catch let error as PostgresJournalError where error.reason == .timeout {
+                    held = nil
+                    throw error
+                }
+            }
             do {
                 try sql.execute(readOnly ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", [])
                 let result = try body(sql)

@@ -1,0 +1,95 @@
+import Testing
+
+@testable import DeviceKit
+
+/// On PostgreSQL a batch goes to the server in one round trip (`journal_apply`, PL/pgSQL), a second writing of
+/// the rules `CenterJournal` states in SQL. The same seeded batches of writes — anchors rising and falling,
+/// alarms sent again, ids reused for other content, cancels before and after their alarms, case updates
+/// forward and back, deliveries, supervision on a stale anchor — written through it, through the statements on
+/// PostgreSQL and on SQLite must give the same outcomes, write by write, and leave the same record.
+@Suite struct JournalBackendsAgreeTests {
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func batches(seed: UInt64) -> [[CenterJournal.Write]] {
+        var random = Seeded(state: seed)
+        var batches: [[CenterJournal.Write]] = []
+        var at: WireTime = 1_000
+        for _ in 0..<40 {
+            var batch: [CenterJournal.Write] = []
+            for _ in 0..<Int.random(in: 1...24, using: &random) {
+                at += 1
+                let device = UInt32.random(in: 1...4, using: &random)
+                let id = UInt32.random(in: 1...12, using: &random)
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0:
+                    batch.append(.anchor(device: device, anchor: UInt64.random(in: 0...40, using: &random) * 1_000, epoch: UInt16.random(in: 0...1, using: &random)))
+                case 1, 2, 3:
+                    let kind: AlarmKind = [.button, .fall, .test][Int.random(in: 0...2, using: &random)]
+                    let alarm = Message.alarm(Alarm(id: id, kind: kind, triggeredAt: WireTime(id) * 10 + WireTime(kind == .fall ? 1 : 0), battery: 80, flags: []))
+                    batch.append(.message(device: device, message: alarm, at: at, opensCase: kind != .test))
+                case 4:
+                    let cancel = Message.alarmCancel(AlarmCancel(id: id, alarmID: UInt32.random(in: 1...12, using: &random), cancelledAt: at))
+                    batch.append(.message(device: device, message: cancel, at: at, opensCase: false))
+                case 5:
+                    let event = Message.event(DeviceEvent(id: id, kind: Bool.random(using: &random) ? .mainsLost : .tamper, at: 5, value: 0))
+                    batch.append(.message(device: device, message: event, at: at, opensCase: false, note: Bool.random(using: &random) ? "a note" : nil))
+                case 6:
+                    batch.append(.message(device: device, message: .heartbeat(Heartbeat(status: [], battery: 50)), at: at, opensCase: false))
+                case 7:
+                    let state: CaseState = [.operatorEngaged, .helpDispatched, .closed, .received][Int.random(in: 0...3, using: &random)]
+                    batch.append(.caseUpdate(CasePolicy.Case(id: Int64.random(in: 1...20, using: &random), device: device, alarmID: id, state: state), at: at))
+                case 8:
+                    batch.append(.caseUpdateDelivered(UInt32.random(in: 1...40, using: &random), at: at))
+                default:
+                    let anchor: UInt64? = Bool.random(using: &random) ? UInt64.random(in: 0...40, using: &random) * 1_000 : nil
+                    batch.append(.supervision(device: device, online: Bool.random(using: &random), at: at, ifAnchor: anchor))
+                }
+            }
+            batches.append(batch)
+        }
+        return batches
+    }
+
+    struct Record: Equatable {
+        var anchors: [UInt32: CenterJournal.StoredAnchor]
+        var alarms: [CenterJournal.RecordedAlarm]
+        var openCases: [CasePolicy.Case]
+        var undelivered: [CenterJournal.PendingUpdate]
+        var supervision: [[Bool]]
+
+        init(_ journal: CenterJournal) throws {
+            anchors = try journal.storedAnchors()
+            alarms = try journal.alarms()
+            openCases = try journal.openCases()
+            undelivered = try journal.undeliveredUpdates()
+            supervision = try (1...4).map { try journal.supervision(device: $0) }
+        }
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64) throws {
+        let journals = [
+            try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: true),
+            try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: false),
+            try CenterJournal(try JournalBackend.sqlite.newLocation()),
+        ]
+        for (number, batch) in Self.batches(seed: seed).enumerated() {
+            let outcomes = try journals.map { try $0.commit(batch) }
+            #expect(outcomes[0] == outcomes[2], "batch \(number): journal_apply and SQLite")
+            #expect(outcomes[1] == outcomes[2], "batch \(number): the statements on PostgreSQL and SQLite")
+        }
+        let records = try journals.map(Record.init)
+        #expect(records[0] == records[2])
+        #expect(records[1] == records[2])
+        #expect(!records[2].alarms.isEmpty && !records[2].anchors.isEmpty, "the script wrote something")
+    }
+}
