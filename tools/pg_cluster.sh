@@ -27,6 +27,16 @@
 # Files in DIR: data/ (PGDATA), server.log, initdb.log, port, and the socket .s.PGSQL.<port>.
 set -euo pipefail
 
+# Close every descriptor but 0-2 that the caller let us inherit: the server lives on after this script, and a
+# socket or terminal of the caller's (a test process's listening ports, pseudo-terminals) held open by it would
+# stay bound, or never hang up, after the caller closed its own copy.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  case $fd in ''|*[!0-9]*) continue ;; esac
+  # 255: bash's own descriptor of this script.
+  [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ] && eval "exec $fd>&-" 2>/dev/null || true
+done
+
 me=pg_cluster.sh
 die() { echo "$me: $*" >&2; exit 1; }
 note() { echo "$me: $*" >&2; }

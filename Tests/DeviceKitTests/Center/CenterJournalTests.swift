@@ -12,13 +12,15 @@ import Testing
         #expect(try journal.synchronousMode() == 2)  // FULL
     }
 
-    @Test(arguments: JournalBackend.allCases) func aMessageIsRecordedOncePerDeviceAndID(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        #expect(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).isNew)
-        #expect(try !journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true).isNew)
-        #expect(try journal.record(device: 2, message: .testAlarm(7), at: 3, opensCase: true).isNew)
-        #expect(try journal.alarms().map(\.device) == [1, 2])
-        #expect(try journal.openCases().count == 2)
+    @Test(arguments: JournalBackend.allCases) func aMessageIsRecordedOncePerDeviceAndID(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            #expect(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).isNew)
+            #expect(try !journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true).isNew)
+            #expect(try journal.record(device: 2, message: .testAlarm(7), at: 3, opensCase: true).isNew)
+            #expect(try journal.alarms().map(\.device) == [1, 2])
+            #expect(try journal.openCases().count == 2)
+        }
     }
 
     /// A journal in a missing directory was named as its internal lock file (`…-writer`).
@@ -36,57 +38,65 @@ import Testing
     }
 
     /// The operator's list shows how long ago each case opened, also for cases restored from the journal.
-    @Test(arguments: JournalBackend.allCases) func aCaseKeepsWhenItOpened(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        let opened = try journal.record(device: 1, message: .alarm(Alarm(id: 7, kind: .button, triggeredAt: 1, battery: 50, flags: [])), at: 1_234, opensCase: true).openedCase
-        #expect(opened?.0.openedAt == 1_234)
-        #expect(try journal.openCases().map(\.openedAt) == [1_234])
+    @Test(arguments: JournalBackend.allCases) func aCaseKeepsWhenItOpened(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            let opened = try journal.record(device: 1, message: .alarm(Alarm(id: 7, kind: .button, triggeredAt: 1, battery: 50, flags: [])), at: 1_234, opensCase: true).openedCase
+            #expect(opened?.0.openedAt == 1_234)
+            #expect(try journal.openCases().map(\.openedAt) == [1_234])
+        }
     }
 
-    @Test(arguments: JournalBackend.allCases) func aCancelClosesTheOpenCaseOfItsAlarm(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        let opened = try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase
-        let cancel = try journal.record(device: 1, message: .alarmCancel(AlarmCancel(id: 8, alarmID: 7, cancelledAt: 2)), at: 2)
-        #expect(cancel.alarmRecorded)
-        #expect(cancel.closedCase?.0.id == opened?.0.id)
-        #expect(cancel.closedCase?.1.state == .closed)
-        #expect(try journal.openCases().isEmpty)
+    @Test(arguments: JournalBackend.allCases) func aCancelClosesTheOpenCaseOfItsAlarm(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            let opened = try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase
+            let cancel = try journal.record(device: 1, message: .alarmCancel(AlarmCancel(id: 8, alarmID: 7, cancelledAt: 2)), at: 2)
+            #expect(cancel.alarmRecorded)
+            #expect(cancel.closedCase?.0.id == opened?.0.id)
+            #expect(cancel.closedCase?.1.state == .closed)
+            #expect(try journal.openCases().isEmpty)
+        }
     }
 
     /// The audit: a device whose ids restarted sent id 1 again as a fall alarm an hour later; it was acked and
     /// never dispatched. Now it is a case of its own, flagged, and its retransmissions are still duplicates.
-    @Test(arguments: JournalBackend.allCases) func theSameIDWithOtherContentIsAConflictAndAnAlarmStillOpensItsCase(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        let first = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 80, flags: []))
-        let later = Message.alarm(Alarm(id: 1, kind: .fall, triggeredAt: 3_601_000, battery: 70, flags: []))
-        #expect(try journal.record(device: 1, message: first, at: 1, opensCase: true).isNew)
-        // A retransmission with another battery reading is the same alarm.
-        let resent = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 79, flags: []))
-        #expect(try journal.record(device: 1, message: resent, at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
-        let reused = try journal.record(device: 1, message: later, at: 3, opensCase: true)
-        #expect(reused.isNew)
-        #expect(reused.idReused == 1)
-        #expect(reused.openedCase?.0.alarmID == 1)
-        #expect(try journal.openCases().count == 2)
-        let again = try journal.record(device: 1, message: later, at: 4, opensCase: true)
-        #expect(!again.isNew && again.idReused == 1 && again.openedCase == nil, "its retransmission")
-        // Another kind of message reusing an id is refused, and counted the same way.
-        let event = Message.event(DeviceEvent(id: 5, kind: .mainsLost, at: 10, value: 0))
-        let otherEvent = Message.event(DeviceEvent(id: 5, kind: .tamper, at: 20, value: 0))
-        #expect(try journal.record(device: 1, message: event, at: 5).isNew)
-        let conflict = try journal.record(device: 1, message: otherEvent, at: 6)
-        #expect(!conflict.isNew && conflict.idReused == 1)
+    @Test(arguments: JournalBackend.allCases) func theSameIDWithOtherContentIsAConflictAndAnAlarmStillOpensItsCase(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            let first = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 80, flags: []))
+            let later = Message.alarm(Alarm(id: 1, kind: .fall, triggeredAt: 3_601_000, battery: 70, flags: []))
+            #expect(try journal.record(device: 1, message: first, at: 1, opensCase: true).isNew)
+            // A retransmission with another battery reading is the same alarm.
+            let resent = Message.alarm(Alarm(id: 1, kind: .button, triggeredAt: 1_000, battery: 79, flags: []))
+            #expect(try journal.record(device: 1, message: resent, at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
+            let reused = try journal.record(device: 1, message: later, at: 3, opensCase: true)
+            #expect(reused.isNew)
+            #expect(reused.idReused == 1)
+            #expect(reused.openedCase?.0.alarmID == 1)
+            #expect(try journal.openCases().count == 2)
+            let again = try journal.record(device: 1, message: later, at: 4, opensCase: true)
+            #expect(!again.isNew && again.idReused == 1 && again.openedCase == nil, "its retransmission")
+            // Another kind of message reusing an id is refused, and counted the same way.
+            let event = Message.event(DeviceEvent(id: 5, kind: .mainsLost, at: 10, value: 0))
+            let otherEvent = Message.event(DeviceEvent(id: 5, kind: .tamper, at: 20, value: 0))
+            #expect(try journal.record(device: 1, message: event, at: 5).isNew)
+            let conflict = try journal.record(device: 1, message: otherEvent, at: 6)
+            #expect(!conflict.isNew && conflict.idReused == 1)
+        }
     }
 
-    @Test(arguments: JournalBackend.allCases) func aLaterKeyEpochMovesTheAnchorAndRetiresTheOldOne(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        #expect(try journal.storeAnchor(device: 1, anchor: 900_000) == .init(raised: true, stored: 900_000, epoch: 0))
-        // A re-provisioned device: epoch 1, its new key's counter from 0.
-        #expect(try journal.storeAnchor(device: 1, anchor: 0, epoch: 1) == .init(raised: true, stored: 0, epoch: 1))
-        // The old epoch can never come back, whatever its anchor.
-        #expect(try journal.storeAnchor(device: 1, anchor: 2_000_000, epoch: 0) == .init(raised: false, stored: 0, epoch: 1))
-        #expect(try journal.storeAnchor(device: 1, anchor: 65_536, epoch: 1) == .init(raised: true, stored: 65_536, epoch: 1))
-        #expect(try journal.storedAnchors() == [1: .init(epoch: 1, anchor: 65_536)])
+    @Test(arguments: JournalBackend.allCases) func aLaterKeyEpochMovesTheAnchorAndRetiresTheOldOne(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            #expect(try journal.storeAnchor(device: 1, anchor: 900_000) == .init(raised: true, stored: 900_000, epoch: 0))
+            // A re-provisioned device: epoch 1, its new key's counter from 0.
+            #expect(try journal.storeAnchor(device: 1, anchor: 0, epoch: 1) == .init(raised: true, stored: 0, epoch: 1))
+            // The old epoch can never come back, whatever its anchor.
+            #expect(try journal.storeAnchor(device: 1, anchor: 2_000_000, epoch: 0) == .init(raised: false, stored: 0, epoch: 1))
+            #expect(try journal.storeAnchor(device: 1, anchor: 65_536, epoch: 1) == .init(raised: true, stored: 65_536, epoch: 1))
+            #expect(try journal.storedAnchors() == [1: .init(epoch: 1, anchor: 65_536)])
+        }
     }
 
     @Test func aJournalOfTheFirstSchemaIsMigratedWithItsRows() throws {
@@ -125,13 +135,15 @@ import Testing
         #expect(try journal.record(device: 1, message: .testAlarm(7), at: 2, opensCase: true) == .init(isNew: false, alarmRecorded: false))
     }
 
-    @Test(arguments: JournalBackend.allCases) func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: true, stored: 500))
-        #expect(try journal.storeAnchor(device: 1, anchor: 300) == .init(raised: false, stored: 500))
-        #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: false, stored: 500), "the same anchor again")
-        #expect(try journal.storeAnchor(device: 1, anchor: 501) == .init(raised: true, stored: 501))
-        #expect(try journal.anchors() == [1: 501])
+    @Test(arguments: JournalBackend.allCases) func aStoredAnchorNeverGoesBackAndTheWriteSaysWhetherItRose(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: true, stored: 500))
+            #expect(try journal.storeAnchor(device: 1, anchor: 300) == .init(raised: false, stored: 500))
+            #expect(try journal.storeAnchor(device: 1, anchor: 500) == .init(raised: false, stored: 500), "the same anchor again")
+            #expect(try journal.storeAnchor(device: 1, anchor: 501) == .init(raised: true, stored: 501))
+            #expect(try journal.anchors() == [1: 501])
+        }
     }
 
     /// Two connections to one file, as two centre processes hold: the same anchor and the same alarm written
@@ -139,81 +151,89 @@ import Testing
     ///
     /// On PostgreSQL the two are two nodes' connections to one database.
     @Test(arguments: JournalBackend.allCases)
-    func twoConnectionsOnOneFileDecideAnchorsAndAlarmsOnceAndWaitForEachOther(_ backend: JournalBackend) throws {
-        let location = try backend.newLocation()
-        let journals = [try CenterJournal(location), try CenterJournal(location)]
-        let outcomes = Mutex<[CenterJournal.WriteOutcome]>([])
-        let failures = Mutex<[String]>([])
-        DispatchQueue.concurrentPerform(iterations: 2) { side in
-            for round in 0..<100 {
-                let writes: [CenterJournal.Write] = [
-                    .anchor(device: 1, anchor: UInt64(1_000 + round)),  // both sides: the same anchors
-                    .message(device: 1, message: .testAlarm(UInt32(round)), at: 1, opensCase: true),  // the same alarms
-                    .message(device: UInt32(10 + side), message: .testAlarm(UInt32(round)), at: 1, opensCase: false),
-                ]
-                do {
-                    let result = try journals[side].commit(writes)
-                    outcomes.withLock { $0 += result }
-                } catch {
-                    failures.withLock { $0.append("\(error)") }
+    func twoConnectionsOnOneFileDecideAnchorsAndAlarmsOnceAndWaitForEachOther(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let location = try backend.newLocation()
+            let journals = [try CenterJournal(location), try CenterJournal(location)]
+            let outcomes = Mutex<[CenterJournal.WriteOutcome]>([])
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { side in
+                for round in 0..<100 {
+                    let writes: [CenterJournal.Write] = [
+                        .anchor(device: 1, anchor: UInt64(1_000 + round)),  // both sides: the same anchors
+                        .message(device: 1, message: .testAlarm(UInt32(round)), at: 1, opensCase: true),  // the same alarms
+                        .message(device: UInt32(10 + side), message: .testAlarm(UInt32(round)), at: 1, opensCase: false),
+                    ]
+                    do {
+                        let result = try journals[side].commit(writes)
+                        outcomes.withLock { $0 += result }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
                 }
             }
+            #expect(failures.withLock { $0 }.isEmpty)
+            let all = outcomes.withLock { $0 }
+            #expect(all.count { if case .anchor(let a) = $0 { a.raised } else { false } } == 100)
+            #expect(all.count { if case .recorded(let r) = $0 { r.isNew } else { false } } == 300)
+            #expect(try journals[0].alarms().count == 300)
+            #expect(try journals[1].openCases().count == 100, "one case per alarm of device 1")
         }
-        #expect(failures.withLock { $0 }.isEmpty)
-        let all = outcomes.withLock { $0 }
-        #expect(all.count { if case .anchor(let a) = $0 { a.raised } else { false } } == 100)
-        #expect(all.count { if case .recorded(let r) = $0 { r.isNew } else { false } } == 300)
-        #expect(try journals[0].alarms().count == 300)
-        #expect(try journals[1].openCases().count == 100, "one case per alarm of device 1")
     }
 
-    @Test(arguments: JournalBackend.allCases) func anOfflineReportConditionalOnAnAnchorIsWrittenOnlyWhileItIsTheStoredOne(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        try journal.storeAnchor(device: 1, anchor: 500)
-        #expect(try journal.commit([.supervision(device: 1, online: false, at: 1, ifAnchor: 400)]) == [.supervision(written: false)])
-        #expect(try journal.commit([.supervision(device: 1, online: false, at: 2, ifAnchor: 500)]) == [.supervision(written: true)])
-        #expect(try journal.supervision(device: 1) == [false])
+    @Test(arguments: JournalBackend.allCases) func anOfflineReportConditionalOnAnAnchorIsWrittenOnlyWhileItIsTheStoredOne(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            try journal.storeAnchor(device: 1, anchor: 500)
+            #expect(try journal.commit([.supervision(device: 1, online: false, at: 1, ifAnchor: 400)]) == [.supervision(written: false)])
+            #expect(try journal.commit([.supervision(device: 1, online: false, at: 2, ifAnchor: 500)]) == [.supervision(written: true)])
+            #expect(try journal.supervision(device: 1) == [false])
+        }
     }
 
-    @Test(arguments: JournalBackend.allCases) func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept(_ backend: JournalBackend) throws {
-        let journal = try backend.newJournal()
-        let (opened, first) = try #require(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase)
-        var engaged = opened
-        engaged.state = .operatorEngaged
-        let second = try #require(try journal.updateCase(engaged, at: 2))
-        #expect(second.id > first.id)
-        #expect(try journal.updateCase(engaged, at: 3) == nil, "states only move forward")
-        try journal.caseUpdateDelivered(first.id, at: 4)
-        #expect(try journal.undeliveredUpdates().map(\.update.id) == [second.id])
+    @Test(arguments: JournalBackend.allCases) func caseUpdateIDsAreNeverReusedAndUndeliveredOnesAreKept(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let journal = try backend.newJournal()
+            let (opened, first) = try #require(try journal.record(device: 1, message: .testAlarm(7), at: 1, opensCase: true).openedCase)
+            var engaged = opened
+            engaged.state = .operatorEngaged
+            let second = try #require(try journal.updateCase(engaged, at: 2))
+            #expect(second.id > first.id)
+            #expect(try journal.updateCase(engaged, at: 3) == nil, "states only move forward")
+            try journal.caseUpdateDelivered(first.id, at: 4)
+            #expect(try journal.undeliveredUpdates().map(\.update.id) == [second.id])
+        }
     }
 
-    @Test(arguments: JournalBackend.allCases) func aBatchIsCommittedInOrderAndDedupesWithinItAndAcrossBatches(_ backend: JournalBackend) throws {
-        let location = try backend.newLocation()
-        let journal = try CenterJournal(location)
-        let first = try journal.commit([
-            .anchor(device: 1, anchor: 500),
-            .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
-            .message(device: 1, message: .testAlarm(7), at: 2, opensCase: true),  // a duplicate in the same batch
-            .message(device: 2, message: .testAlarm(7), at: 3, opensCase: true),
-            .supervision(device: 1, online: true, at: 4),
-        ])
-        let isNew = first.map { outcome -> Bool? in
-            if case .recorded(let recorded) = outcome { recorded.isNew } else { nil }
-        }
-        #expect(isNew == [nil, true, false, true, nil])
-        let second = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 5, opensCase: true)])
-        guard case .recorded(let again)? = second.first else {
-            Issue.record("a retransmission in a later batch was not reported as recorded")
-            return
-        }
-        #expect(!again.isNew, "a duplicate across batches is not new")
-        try journal.close()
+    @Test(arguments: JournalBackend.allCases) func aBatchIsCommittedInOrderAndDedupesWithinItAndAcrossBatches(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let location = try backend.newLocation()
+            let journal = try CenterJournal(location)
+            let first = try journal.commit([
+                .anchor(device: 1, anchor: 500),
+                .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
+                .message(device: 1, message: .testAlarm(7), at: 2, opensCase: true),  // a duplicate in the same batch
+                .message(device: 2, message: .testAlarm(7), at: 3, opensCase: true),
+                .supervision(device: 1, online: true, at: 4),
+            ])
+            let isNew = first.map { outcome -> Bool? in
+                if case .recorded(let recorded) = outcome { recorded.isNew } else { nil }
+            }
+            #expect(isNew == [nil, true, false, true, nil])
+            let second = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 5, opensCase: true)])
+            guard case .recorded(let again)? = second.first else {
+                Issue.record("a retransmission in a later batch was not reported as recorded")
+                return
+            }
+            #expect(!again.isNew, "a duplicate across batches is not new")
+            try journal.close()
 
-        let reopened = try CenterJournal(location)
-        #expect(try reopened.alarms().map(\.device) == [1, 2])
-        #expect(try reopened.anchors() == [1: 500])
-        #expect(try reopened.openCases().count == 2, "one case per alarm, not per copy")
-        #expect(try reopened.supervision(device: 1) == [true])
+            let reopened = try CenterJournal(location)
+            #expect(try reopened.alarms().map(\.device) == [1, 2])
+            #expect(try reopened.anchors() == [1: 500])
+            #expect(try reopened.openCases().count == 2, "one case per alarm, not per copy")
+            #expect(try reopened.supervision(device: 1) == [true])
+        }
     }
 
     @Test func aBatchThatCannotBeWrittenThrowsAndKeepsNothing() throws {
@@ -236,32 +256,34 @@ import Testing
 
     /// On PostgreSQL another node holding a device (its transaction's lock) past the lock timeout makes the
     /// batch fail whole: nothing of it is kept, and the caller answers it `nak busy`.
-    @Test func aPostgresBatchThatCannotHaveItsDeviceInTimeThrowsAndKeepsNothing() throws {
-        let location = try JournalBackend.postgres.newLocation()
-        let journal = try CenterJournal(location, busyTimeout: .milliseconds(300))
-        let other = try CenterJournal(location)
-        let holding = DispatchSemaphore(value: 0)
-        let release = DispatchSemaphore(value: 0)
-        let holder = Thread {
-            _ = try? other.write(locking: [1]) { _ in
-                holding.signal()
-                release.wait()
+    @Test func aPostgresBatchThatCannotHaveItsDeviceInTimeThrowsAndKeepsNothing() async throws {
+        try await offThePool {
+            let location = try JournalBackend.postgres.newLocation()
+            let journal = try CenterJournal(location, busyTimeout: .milliseconds(300))
+            let other = try CenterJournal(location)
+            let holding = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            let holder = Thread {
+                _ = try? other.write(locking: [1]) { _ in
+                    holding.signal()
+                    release.wait()
+                }
             }
+            holder.start()
+            holding.wait()
+            #expect(throws: PostgresJournalError.self) {
+                try journal.commit([
+                    .message(device: 2, message: .testAlarm(6), at: 1, opensCase: true),
+                    .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
+                ])
+            }
+            release.signal()
+            #expect(try journal.alarms().isEmpty)
+            // Once the device is free, the same batch goes through on the same journal.
+            let outcomes = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 2, opensCase: true)])
+            #expect(outcomes.count == 1)
+            #expect(try journal.alarms().map(\.alarmID) == [7])
         }
-        holder.start()
-        holding.wait()
-        #expect(throws: PostgresJournalError.self) {
-            try journal.commit([
-                .message(device: 2, message: .testAlarm(6), at: 1, opensCase: true),
-                .message(device: 1, message: .testAlarm(7), at: 1, opensCase: true),
-            ])
-        }
-        release.signal()
-        #expect(try journal.alarms().isEmpty)
-        // Once the device is free, the same batch goes through on the same journal.
-        let outcomes = try journal.commit([.message(device: 1, message: .testAlarm(7), at: 2, opensCase: true)])
-        #expect(outcomes.count == 1)
-        #expect(try journal.alarms().map(\.alarmID) == [7])
     }
 }
 

@@ -13,14 +13,14 @@ import Testing
     }
 
     @Test func twoNodesOnOneDatabaseAcknowledgeAnAlarmOnceCommittedAndRecordItOnce() async throws {
-        let database = try PostgresTestCluster.shared.newDatabase()
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
         let first = try await Self.start(database)
         let second = try await Self.start(database)
         let device = try await TestDevice.connect(to: first, over: .datagram)
         #expect(try await device.handshake() != nil)
         try await device.send(.testAlarm(7))
         #expect(try await device.received { $0 == .ack(Ack(id: 7)) } != nil)
-        #expect(try CenterJournal(.postgres(database)).alarms().map(\.alarmID) == [7], "committed before the ack")
+        #expect(try await offThePool { try CenterJournal(.postgres(database)).alarms().map(\.alarmID) } == [7], "committed before the ack")
 
         // The device's path to the first node fails; it reaches the second and sends the alarm again.
         let moved = try await TestDevice.connect(to: second)
@@ -39,15 +39,18 @@ import Testing
         }
         await first.stop()
         await second.stop()
-        let journal = try CenterJournal(.postgres(database))
-        #expect(try journal.alarms().map(\.alarmID) == [7])
-        #expect(try journal.openCases().count == 1, "one case, dispatched once")
+        let (alarms, cases) = try await offThePool {
+            let journal = try CenterJournal(.postgres(database))
+            return (try journal.alarms().map(\.alarmID), try journal.openCases().count)
+        }
+        #expect(alarms == [7])
+        #expect(cases == 1, "one case, dispatched once")
     }
 
     @Test func throughAPostgresOutageTheCentreAnswersBusyIsNotReadyAndRecoversAndLosesNothingAcknowledged() async throws {
-        let cluster = try PostgresTestCluster.start()
+        let cluster = try await offThePool { try PostgresTestCluster.start() }
         defer { cluster.stop() }
-        let database = try cluster.newDatabase()
+        let database = try await offThePool { try cluster.newDatabase() }
         let centre = try await Self.start(database, metricsPort: 0)
         let port = try #require(centre.ports.metrics)
         #expect(try await httpGet(port: port, path: "/ready").hasPrefix("HTTP/1.1 200"))
@@ -57,7 +60,7 @@ import Testing
         try await device.send(.testAlarm(1))
         #expect(try await device.received { $0 == .ack(Ack(id: 1)) } != nil)
 
-        try cluster.kill()  // the server is gone, without a word
+        try await offThePool { try cluster.kill() }  // the server is gone, without a word
         try await device.send(.testAlarm(2))
         #expect(try await device.received { if case .nak(let nak) = $0 { nak.id == 2 && nak.reason == .busy } else { false } } != nil)
         #expect(device.acks(of: 2) == 0)
@@ -67,7 +70,7 @@ import Testing
         #expect(notReady.contains("the journal cannot be written"))
         #expect(try await httpGet(port: port, path: "/live").hasPrefix("HTTP/1.1 200"), "alive, only not ready")
 
-        try cluster.restart()  // the server is back (crash recovery): the centre's probe finds it by itself
+        try await offThePool { try cluster.restart() }  // the server is back (crash recovery): the centre's probe finds it by itself
         try await eventually(within: .seconds(30), "the centre is ready again without any device writing") {
             centre.metric("center_journal_up") == 1
         }
@@ -77,15 +80,14 @@ import Testing
         try await device.send(.testAlarm(3))
         #expect(try await device.received { $0 == .ack(Ack(id: 3)) } != nil)
 
-        try cluster.restart()  // a clean restart (fast shutdown) with alarms acknowledged before it
+        try await offThePool { try cluster.restart() }  // a clean restart (fast shutdown) with alarms acknowledged before it
         try await device.send(.testAlarm(4))
         _ = try await device.received { message in
             if case .nak(let nak) = message, nak.id == 4 { return true }
             return message == .ack(Ack(id: 4))
         }
         await centre.stop()
-        let journal = try CenterJournal(.postgres(database))
-        let recorded = try journal.alarms().map(\.alarmID)
+        let recorded = try await offThePool { try CenterJournal(.postgres(database)).alarms().map(\.alarmID) }
         #expect(Array(recorded.prefix(3)) == [1, 2, 3], "every acknowledged alarm, once")
         #expect(Set(recorded).count == recorded.count)
         if device.acks(of: 4) > 0 { #expect(recorded.contains(4)) }

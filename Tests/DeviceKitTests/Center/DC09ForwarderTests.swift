@@ -96,8 +96,10 @@ import Testing
     @Test func aRestartedCentreSendsWhatWasQueuedAndNotWhatWasAcknowledged() async throws {
         let journal = temporaryJournal()
         let stored = Collected<DC09Frame>()
-        let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts, stored: stored)
-        let port = receiver.port
+        // Not a port the system picks (the ephemeral range): an outgoing connection of another test could take
+        // it while the receiver is down, before it binds it again (a full run failed so, "address in use").
+        let port = try await freeLoopbackPorts()
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, port: port, accounts: Self.accounts, stored: stored)
         let centre = try await Self.centre(journal: journal, [Self.target(port)])
         let device = try await TestDevice.connect(1, to: centre)
         try await device.handshake()

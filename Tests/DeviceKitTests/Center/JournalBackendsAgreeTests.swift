@@ -76,20 +76,22 @@ import Testing
     }
 
     @Test(arguments: [1, 2, 3] as [UInt64])
-    func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64) throws {
-        let journals = [
-            try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: true),
-            try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: false),
-            try CenterJournal(try JournalBackend.sqlite.newLocation()),
-        ]
-        for (number, batch) in Self.batches(seed: seed).enumerated() {
-            let outcomes = try journals.map { try $0.commit(batch) }
-            #expect(outcomes[0] == outcomes[2], "batch \(number): journal_apply and SQLite")
-            #expect(outcomes[1] == outcomes[2], "batch \(number): the statements on PostgreSQL and SQLite")
+    func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64) async throws {
+        try await offThePool {
+            let journals = [
+                try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: true),
+                try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: false),
+                try CenterJournal(try JournalBackend.sqlite.newLocation()),
+            ]
+            for (number, batch) in Self.batches(seed: seed).enumerated() {
+                let outcomes = try journals.map { try $0.commit(batch) }
+                #expect(outcomes[0] == outcomes[2], "batch \(number): journal_apply and SQLite")
+                #expect(outcomes[1] == outcomes[2], "batch \(number): the statements on PostgreSQL and SQLite")
+            }
+            let records = try journals.map(Record.init)
+            #expect(records[0] == records[2])
+            #expect(records[1] == records[2])
+            #expect(!records[2].alarms.isEmpty && !records[2].anchors.isEmpty, "the script wrote something")
         }
-        let records = try journals.map(Record.init)
-        #expect(records[0] == records[2])
-        #expect(records[1] == records[2])
-        #expect(!records[2].alarms.isEmpty && !records[2].anchors.isEmpty, "the script wrote something")
     }
 }

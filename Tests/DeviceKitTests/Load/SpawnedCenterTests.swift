@@ -69,8 +69,10 @@ import Testing
 
     /// The same on a PostgreSQL journal: the check reads the database, and every acknowledged alarm is there.
     @Test func aCentreOnPostgresCrashedMidRunLosesNoAcknowledgedAlarm() async throws {
-        let cluster = try PostgresTestCluster.shared
-        let database = try cluster.newDatabase()
+        let (cluster, database) = try await offThePool {
+            let cluster = try PostgresTestCluster.shared
+            return (cluster, try cluster.newDatabase())
+        }
         let directory = NSTemporaryDirectory() + "spawn-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -87,7 +89,7 @@ import Testing
         #expect(report.counts.alarmsAcknowledged > 40 && report.counts.alarmsLost == 0)
         let check = try #require(report.centerJournal, "\(result.output)")
         #expect(check.passed && check.acknowledged == report.counts.alarmsAcknowledged, "\(check.line)")
-        let counted = try cluster.psql("SELECT COUNT(*) FROM message WHERE kind = 'alarm'", database: database.database)
+        let counted = try await offThePool { try cluster.psql("SELECT COUNT(*) FROM message WHERE kind = 'alarm'", database: database.database) }
         #expect(Int(counted.trimmingCharacters(in: .whitespacesAndNewlines)) == check.recorded, "the check read this database")
         for pid in Self.centres(in: result.output).pids { #expect(!Self.isRunning(pid), "centre \(pid) still runs") }
     }

@@ -118,9 +118,15 @@ final class PostgresTestCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0)=\($1)" }
+        // Through bash, which closes every other descriptor of this process's first: the server outlives the
+        // call, and a test's socket or pseudo-terminal held open by it stays bound, or never hangs up (seen:
+        // "address already in use", a serial port whose hang-up never came). (glibc's addclosefrom_np is not
+        // visible to Swift.)
+        let closing = #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null; done; exec "$@""#
+        let command = ["/bin/bash", "-c", closing, "bash"] + arguments
         var pid: pid_t = 0
-        let status = withCStrings(arguments) { argv in
-            withCStrings(variables) { envp in posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp) }
+        let status = withCStrings(command) { argv in
+            withCStrings(variables) { envp in posix_spawn(&pid, "/bin/bash", &actions, nil, argv, envp) }
         }
         guard status == 0 else { throw ClusterError(description: "cannot run \(arguments[0]): \(String(cString: strerror(status)))") }
         var exit: Int32 = 0
@@ -162,5 +168,17 @@ enum JournalBackend: String, CaseIterable, Sendable, CustomTestStringConvertible
     /// A new, empty journal.
     func newJournal(forwardsDC09: Bool = false) throws -> CenterJournal {
         try CenterJournal(try newLocation(), forwardsDC09: forwardsDC09)
+    }
+}
+
+/// Runs `body` on a thread of its own and waits for it without holding one of Swift concurrency's threads:
+/// for the tests' blocking work against PostgreSQL (round trips, psql, pg_ctl). There are only as many of those
+/// threads as cores (2 here), and a test that blocks one for seconds slows every other test's timers and
+/// polls (a full run failed in unrelated tests so).
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 1 << 20
+        thread.start()
     }
 }
