@@ -137,8 +137,7 @@ final class JournalBatcher {
         probe = nil
         health.set(writable: true, reason: "")
         metrics.journalUp.set(Int64(1))
-        let seconds = Double((ContinuousClock.now - failing.since).components.attoseconds / 1_000_000_000_000_000) / 1000
-            + Double((ContinuousClock.now - failing.since).components.seconds)
+        let seconds = (ContinuousClock.now - failing.since).seconds
         logger.notice(
             "the journal is written again",
             metadata: ["journal": "\(journal.location)", "failed.batches": "\(failing.batches)", "after.seconds": "\(seconds)"])

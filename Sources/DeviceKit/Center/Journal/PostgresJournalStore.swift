@@ -185,8 +185,7 @@ private final class PostgresLink: Sendable {
 
     /// How long one call may wait for the server before the connection is given up.
     private var answerTimeout: TimeAmount {
-        .nanoseconds(Int64(lockTimeout.components.seconds) * 1_000_000_000 + lockTimeout.components.attoseconds / 1_000_000_000)
-            + .seconds(5)
+        TimeAmount(lockTimeout) + .seconds(5)
     }
 
     /// Runs `body` in a transaction: committed if it returns, rolled back if it throws. A failure of the
@@ -252,8 +251,7 @@ private final class PostgresLink: Sendable {
         let sql = PostgresJournalSQL(connection: connection, timeout: answerTimeout, logger: Self.logger)
         do {
             // Lock waits (a device another node holds) end in an error, never in a batch that waits for ever.
-            let milliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
-            _ = try sql.execute("SET lock_timeout = \(max(1, milliseconds))", [])
+            _ = try sql.execute("SET lock_timeout = \(max(1, lockTimeout.milliseconds))", [])
         } catch {
             Self.close(connection)
             throw error

@@ -25,7 +25,7 @@ final class SQLiteJournalStore: JournalStore {
             throw JournalOpenError(path: path, errno: error.errno)
         }
         var configuration = Configuration()
-        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
+        configuration.busyMode = .timeout(busyTimeout.seconds)
         configuration.prepareDatabase { db in
             // Set here rather than with `journalMode = .wal`: GRDB's WAL set-up lowers `synchronous` to NORMAL,
             // which may lose the last commits on power loss, and an acknowledged alarm must never be lost.
@@ -79,7 +79,7 @@ final class SQLiteJournalStore: JournalStore {
         try database.read { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
-    /// Every alarm recorded in the journal at `path`, read without writing to it (no migration, no pragma).
+    /// Runs `body` on the file at `path` opened read-only: no migration, no pragma, nothing written.
     static func readOnly<T>(path: String, _ body: (any JournalSQL) throws -> T) throws -> T {
         var configuration = Configuration()
         configuration.readonly = true
