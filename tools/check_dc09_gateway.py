@@ -124,16 +124,20 @@ def expected_events(journal):
     return per_device
 
 
-def start_centre(port, journal, master, forward, log):
+def start_centre(journal, master, forward, log):
+    """The centre on a TCP port it chooses itself (`--port 0`: no window in which another socket can take a port
+    chosen here first); returns the process and that port."""
     centre = subprocess.Popen(
-        [DEVICESIM, "center", "--host", "127.0.0.1", "--port", str(port), "--master-file", master,
+        [DEVICESIM, "center", "--host", "127.0.0.1", "--port", "0", "--master-file", master,
          "--journal", journal, "--forward", forward, "--auto-engage-after", "100ms", "--auto-close-after", "1s",
          "--log-level", "notice", "--no-call-on-engage"],
         stdout=subprocess.PIPE, stderr=log, text=True)
     line = centre.stdout.readline()  # the ports, once it listens
     if not line:
-        raise SystemExit("the centre did not start: see " + log.name)
-    return centre
+        centre.wait(timeout=30)
+        log.seek(0)
+        raise SystemExit(f"the centre did not start (exit {centre.returncode}); its log:\n{log.read()[-4000:]}")
+    return centre, json.loads(line)["tcp"]
 
 
 def load(port, master, devices, rate, duration, events=0.0):
@@ -160,13 +164,13 @@ def wait(condition, seconds):
 def run(label, key, directory, udp=False):
     journal = os.path.join(directory, f"journal-{label}.sqlite")
     master = os.path.join(directory, "master.hex")
-    arc_port, centre_port = free_port(), free_port()
+    arc_port = free_port()
     forward = f"dc09://127.0.0.1:{arc_port}?account={ACCOUNT}" + (f"&key={key.encode().hex()}" if key else "")
     forward += "&transport=udp" if udp else ""
     arc = ARC(arc_port, key, udp)
     arc.start()
     log = open(os.path.join(directory, f"centre-{label}.log"), "w+")
-    centre = start_centre(centre_port, journal, master, forward, log)
+    centre, centre_port = start_centre(journal, master, forward, log)
     try:
         fleet = load(centre_port, master, devices=20, rate=8, duration="12s", events=3)
         time.sleep(4)
@@ -231,9 +235,9 @@ def bench(count, directory):
     """`count` alarms queued while pysiaalarm is down; then how fast the queue drains."""
     journal = os.path.join(directory, "journal-bench.sqlite")
     master = os.path.join(directory, "master.hex")
-    arc_port, centre_port = free_port(), free_port()
+    arc_port = free_port()
     log = open(os.path.join(directory, "centre-bench.log"), "w+")
-    centre = start_centre(centre_port, journal, master, f"dc09://127.0.0.1:{arc_port}?account={ACCOUNT}", log)
+    centre, centre_port = start_centre(journal, master, f"dc09://127.0.0.1:{arc_port}?account={ACCOUNT}", log)
     try:
         devices = max(50, count // 10)
         seconds = max(5, count // 200)
