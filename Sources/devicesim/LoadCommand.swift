@@ -27,10 +27,10 @@ struct LoadCommand: AsyncParsableCommand {
 /// The exit status paragraph of `load`, `load run` and `load merge`.
 let loadExitStatus = ExitStatus.help(
     [.verdict, .dataError, .noInput, .noHost, .software, .cannotCreate, .ioError, .noPermission, .configuration],
-    [.verdict: "an objective (--slo) was missed, or the spawned centre's journal lacks an acknowledged alarm",
+    [.verdict: "an objective (--slo) was missed, or the centre's journal (--center-journal) lacks an acknowledged alarm or holds one twice",
      .dataError: "a report to merge or compare is not one this devicesim reads",
      .noInput: "the master key file, the scenario or a report to merge is missing",
-     .noHost: "--center's host does not resolve",
+     .noHost: "--center's or --secondary's host does not resolve",
      .software: "an internal error, or a worker process failed",
      .cannotCreate: "a report file cannot be written, or nothing can be written in --record-calls' directory",
      .ioError: "a call recording could not be written",
@@ -119,6 +119,9 @@ struct LoadOutputOptions: ParsableArguments {
 struct LoadPlanOptions: ParsableArguments {
     @Option(help: "The centre, HOST:PORT (the same port serves TCP and UDP); [::1]:PORT for IPv6. With --spawn-center, where the spawned centre listens.")
     var center: String?
+
+    @Option(help: "The devices' secondary centre, HOST:PORT, as the firmware's dual path: a device whose primary (--center) fails twice in a row opens its session here, and stays until its primary works again (it tries after 5 minutes).")
+    var secondary: String?
 
     @Option(parsing: .unconditional, help: "Devices in the whole fleet; with shards, each process runs its part.")
     var devices: Int
@@ -217,6 +220,7 @@ struct LoadPlanOptions: ParsableArguments {
     var arguments: [String] {
         let options: [(name: String, value: (any CustomStringConvertible)?)] = [
             ("--center", center),
+            ("--secondary", secondary),
             ("--devices", devices),
             ("--transport", transport),
             ("--ramp", ramp),
@@ -375,6 +379,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         if shard != nil && shards != nil { throw ValidationError("Use --shard I/N, or --shards N with JOB_COMPLETION_INDEX, not both.") }
         _ = try output.parsedObjectives()
         if let center = planOptions.center { _ = try Self.hostAndPort(center) }
+        if let secondary = planOptions.secondary { _ = try Self.hostAndPort(secondary, option: "--secondary") }
     }
 
     /// The checks of a plan (its rates, shares, workers, the restarts of a spawned centre), made once its files
@@ -383,6 +388,10 @@ struct LoadRunCommand: AsyncParsableCommand {
         try Self.usage {
             try plan.validate(workers: workers)
             try spawnedCenter.restartSchedule.validate(steadyDuration: plan.steadyDuration)
+            if spawnedCenter.centerJournal != nil, workers > 1 {
+                throw LoadError(
+                    "--center-journal checks the journal against the alarms this one process saw acknowledged: use --workers 1 (at most 19,000 TCP devices) or --transport udp")
+            }
             if spawnedCenter.spawnCenter, workers > 1 {
                 throw LoadError(
                     "--spawn-center runs the devices in this one process, with the centre's journal checked against them: use --workers 1 (at most 19,000 TCP devices) or --transport udp, or start the centre yourself (devicesim center --workers N) and give --center")
@@ -428,39 +437,38 @@ struct LoadRunCommand: AsyncParsableCommand {
     }
 
     /// `--center` as host and port, or a usage error saying what to write.
-    static func hostAndPort(_ center: String) throws -> (host: String, port: Int) {
+    static func hostAndPort(_ center: String, option: String = "--center") throws -> (host: String, port: Int) {
         var host = Substring(center)
         guard let colon = host.lastIndex(of: ":"), let port = Int(host[host.index(after: colon)...]) else {
-            throw ValidationError("--center '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
+            throw ValidationError("\(option) '\(center)' is not HOST:PORT: write for example 127.0.0.1:7700 or [::1]:7700.")
         }
-        try PortOption.check(port, option: "--center's port", zeroPicksFree: false)
+        try PortOption.check(port, option: "\(option)'s port", zeroPicksFree: false)
         host = host[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         return (String(host), port)
     }
 
-    private func centreAddress() throws -> SocketAddress {
-        let (host, port) = try Self.hostAndPort(planOptions.center ?? "")
+    private static func resolve(_ endpoint: String, option: String) throws -> SocketAddress {
+        let (host, port) = try hostAndPort(endpoint, option: option)
         do {
             return try SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
-            throw CommandFailure(.noHost, "--center: cannot resolve '\(host)': \(CentreAddress.unknownHostWords(error))")
+            throw CommandFailure(.noHost, "\(option): cannot resolve '\(host)': \(CentreAddress.unknownHostWords(error))")
         }
     }
 
     func run() async throws {
         let began = Date()
-        let given = try planOptions.center.map { _ in try centreAddress() }
+        let given = try planOptions.center.map { try Self.resolve($0, option: "--center") }
         var plan = try plan(centre: try given ?? SocketAddress(ipAddress: "127.0.0.1", port: 1))
+        plan.secondary = try planOptions.secondary.map { try Self.resolve($0, option: "--secondary") }
         let workers = workerCount(for: plan)
         try check(plan, workers: workers)
         if workers > 1 { return try await coordinate(plan, workers: workers, began: began) }
         do { try plan.prepareCallRecording() } catch { throw CommandFailure(.cannotCreate, error.description) }
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: try planOptions.heartbeatSeconds())
-        if let spawned {
-            plan.centre = spawned.address
-            plan.keepsAcknowledgedAlarms = true
-        }
+        if let spawned { plan.centre = spawned.address }
+        plan.keepsAcknowledgedAlarms = spawnedCenter.centerJournal != nil || spawned != nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let runner = LoadRunner(plan: plan, group: group)
         var report: LoadReport
@@ -473,6 +481,7 @@ struct LoadRunCommand: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
         try await spawned?.finish(&report, acknowledged: runner.acknowledgedAlarms)
+        if let check = try spawnedCenter.checkGivenJournal(acknowledged: runner.acknowledgedAlarms) { report.centerJournal = check }
         let recordings = runner.callRecordings
         if let directory = plan.recordCalls {
             FileHandle.standardError.write(Data("calls recorded: \(recordings.written.count) in \(directory)\n".utf8))

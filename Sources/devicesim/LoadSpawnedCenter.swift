@@ -9,7 +9,7 @@ struct SpawnedCenterOptions: ParsableArguments {
     @Flag(help: "Start `devicesim center` for the run as a child process, with the same master key (in a 0600 temporary file), on 127.0.0.1 and a free port (or on --center's address); stop it at the end and check its journal against the alarms the devices saw acknowledged (a missing one: exit status 1).")
     var spawnCenter = false
 
-    @Option(help: "The spawned centre's journal: a file, or postgres://USER@HOST[:PORT]/DATABASE with its password in PGPASSWORD (default: a file in a temporary directory, removed when the check passes).")
+    @Option(help: "The centre's journal, checked at the end against the alarms the devices saw acknowledged (one missing or recorded twice: exit status 1): a file, or postgres://USER@HOST[:PORT]/DATABASE with its password in PGPASSWORD. With --spawn-center, the spawned centre's (default: a file in a temporary directory, removed when the check passes); without, the journal of the centres at --center and --secondary (one process: --workers 1).")
     var centerJournal: String?
 
     @Option(name: .customLong("center-arg"), parsing: .unconditionalSingleValue, help: "One more argument for the spawned centre, e.g. --center-arg --journal-batch --center-arg 64; repeat for more. They come last, so they override the tool's choices.")
@@ -25,10 +25,23 @@ struct SpawnedCenterOptions: ParsableArguments {
     var centerDown: DurationOption?
 
     func validate() throws {
-        if !spawnCenter, centerJournal != nil || !centerArguments.isEmpty || !restartAt.isEmpty || restartEvery != nil || centerDown != nil {
+        if !spawnCenter, !centerArguments.isEmpty || !restartAt.isEmpty || restartEvery != nil || centerDown != nil {
             throw ValidationError(
-                "--center-journal, --center-arg, --restart-center, --restart-center-every and --center-down act on a centre the tool starts: add --spawn-center.")
+                "--center-arg, --restart-center, --restart-center-every and --center-down act on a centre the tool starts: add --spawn-center.")
         }
+        if !spawnCenter, let centerJournal { _ = try Self.location(centerJournal) }
+    }
+
+    /// `--center-journal` as a journal's location, or a usage error saying what is wrong with it.
+    static func location(_ journal: String) throws -> JournalLocation {
+        do { return try JournalLocation.parse(journal) } catch { throw ValidationError("--center-journal: \(error)") }
+    }
+
+    /// Without `--spawn-center`: the check of the journal of the centres the devices used (`--center-journal`),
+    /// or `nil` when none is named.
+    func checkGivenJournal(acknowledged: [FleetAlarmID]) throws -> CenterJournalCheck? {
+        guard !spawnCenter, let centerJournal else { return nil }
+        return try CenterJournalCheck(journal: try Self.location(centerJournal), acknowledged: acknowledged)
     }
 
     var restartSchedule: CenterRestartSchedule {

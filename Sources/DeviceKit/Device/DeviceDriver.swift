@@ -33,8 +33,8 @@ protocol DeviceDriver: AnyObject, Sendable {
     /// How frames reach the centre, and where it is on each path.
     var transport: DeviceDriverTransport { get }
     func address(_ path: LinkMachine.Path) -> SocketAddress
-    /// For `.sharedUDP`: sends a sealed frame to the centre on the shared socket.
-    func sendDatagram(_ buffer: ByteBuffer)
+    /// For `.sharedUDP`: sends a sealed frame on the shared socket to the centre on `path`.
+    func sendDatagram(_ buffer: ByteBuffer, to path: LinkMachine.Path)
     /// Keeps frame counters up to `limit` reserved on storage that survives a restart (or in memory).
     func reserveCounters(_ limit: UInt64) throws
     /// Stores what the machine composed under the next message id, and returns the message.
@@ -103,7 +103,7 @@ extension DeviceDriver {
             driver.connection = nil
         case .transmit(let buffer, let path):
             switch transport {
-            case .sharedUDP: sendDatagram(buffer)
+            case .sharedUDP: sendDatagram(buffer, to: path)
             case .udp: driver.connection?.writeAndFlush(AddressedEnvelope(remoteAddress: address(path), data: buffer), promise: nil)
             case .tcp: driver.connection?.writeAndFlush(buffer, promise: nil)
             }

@@ -168,7 +168,7 @@ public final class DeviceRuntime: DeviceDriver, @unchecked Sendable {
         path == .primary ? configuration.primary : (configuration.secondary ?? configuration.primary)
     }
 
-    func sendDatagram(_ buffer: ByteBuffer) {
+    func sendDatagram(_ buffer: ByteBuffer, to path: LinkMachine.Path) {
         // An impossible transition (see `impossibleTransition`): the firmware's transport is never `.sharedUDP`.
         assertionFailure("impossible transition: a device in a home has a socket of its own")
     }

@@ -6,6 +6,9 @@ import Synchronization
 /// What one `devicesim load` process does: which devices, against which centre, at what rates.
 public struct LoadPlan: Sendable {
     public var centre: SocketAddress
+    /// The devices' secondary centre (`--secondary`), as the firmware's dual path: a device whose primary
+    /// fails twice in a row opens its session there (protocol.md §3.6). `nil`: the primary only.
+    public var secondary: SocketAddress?
     public var master: FleetMasterKey
     public var transport: Transport
     /// The whole fleet: ids `firstID ..< firstID + fleetSize`, of which this process runs `shard`'s part.
@@ -160,6 +163,12 @@ public struct LoadPlan: Sendable {
         }
         if recordCalls != nil, workers > 1 {
             throw LoadError("--record-calls records in one process: give --workers 1 (at most 19,000 TCP devices) or --transport udp")
+        }
+        if let secondary {
+            guard secondary.protocol == centre.protocol else {
+                throw LoadError("--secondary must be of --center's family (IPv4 or IPv6): the devices' UDP sockets are of one family")
+            }
+            guard dc09 == nil else { throw LoadError("--secondary needs our protocol: DC-09 devices report to one receiver") }
         }
         if let sourceAddresses {
             guard transport == .tcp else { throw LoadError("--source-addresses needs --transport tcp (UDP devices share sockets)") }

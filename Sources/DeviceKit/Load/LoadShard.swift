@@ -379,9 +379,9 @@ final class LoadShard: @unchecked Sendable {
 
     static let datagramsPerRead = 32
 
-    func sendDatagram(_ buffer: ByteBuffer, socket: Int) {
+    func sendDatagram(_ buffer: ByteBuffer, socket: Int, to centre: SocketAddress) {
         guard socket < sockets.count, !datagramLost() else { return }
-        sockets[socket].writeAndFlush(AddressedEnvelope(remoteAddress: plan.centre, data: buffer), promise: nil)
+        sockets[socket].writeAndFlush(AddressedEnvelope(remoteAddress: centre, data: buffer), promise: nil)
     }
 
     /// Routes a datagram to its device by the header's device id.

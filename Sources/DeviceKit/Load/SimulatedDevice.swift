@@ -158,9 +158,11 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         }
     }
 
-    func address(_ path: LinkMachine.Path) -> SocketAddress { shard.plan.centre }
+    func address(_ path: LinkMachine.Path) -> SocketAddress { shard.plan.address(path) }
 
-    func sendDatagram(_ buffer: ByteBuffer) { shard.sendDatagram(buffer, socket: Int(socket)) }
+    func sendDatagram(_ buffer: ByteBuffer, to path: LinkMachine.Path) {
+        shard.sendDatagram(buffer, socket: Int(socket), to: shard.plan.address(path))
+    }
 
     /// In memory: a load run's devices do not outlive it (see the type's documentation).
     func reserveCounters(_ limit: UInt64) {}
@@ -323,16 +325,20 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 }
 
 extension LoadPlan {
+    /// Where the centre is on `path`: the secondary (`--secondary`) when there is one, else the primary.
+    func address(_ path: LinkMachine.Path) -> SocketAddress { path == .secondary ? secondary ?? centre : centre }
+
     /// The machine's configuration every device of the run shares: all but the key.
     var deviceConfiguration: DeviceMachine.Configuration {
         var configuration = DeviceMachine.Configuration(
             link: .init(
-                hasSecondary: false,
+                hasSecondary: secondary != nil,
                 sessionStart: SessionStart(
                     firmware: DeviceRuntimeConfiguration.firmwareVersion, capabilities: [.button, .mainsSensing, .battery],
                     bootCount: 1),
                 handshakeTimeout: handshakeTimeout, backoff: backoff),
-            delivery: delivery, handledIDs: 64, primaryName: LinkCause.address(centre))
+            delivery: delivery, handledIDs: 64, primaryName: LinkCause.address(centre),
+            secondaryName: secondary.map(LinkCause.address))
         configuration.heartbeatOverride = heartbeatOverride
         if sip != nil { configuration.sipVoice = SIPVoiceMachine.Configuration() }
         if let dc09 {

@@ -36,7 +36,7 @@ import Testing
         }
         var transport: DeviceDriverTransport { .sharedUDP }
         func address(_ path: LinkMachine.Path) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: 7730) }
-        func sendDatagram(_ buffer: ByteBuffer) { if let frame = try? SealedFrame(datagram: buffer) { sent.append(frame) } }
+        func sendDatagram(_ buffer: ByteBuffer, to path: LinkMachine.Path) { if let frame = try? SealedFrame(datagram: buffer) { sent.append(frame) } }
         func reserveCounters(_ limit: UInt64) throws {}
         func store(_ draft: DeviceMachine.Draft) throws -> Message {
             defer { nextID += 1 }

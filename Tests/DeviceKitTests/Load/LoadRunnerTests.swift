@@ -303,6 +303,34 @@ import Testing
         #expect(report.html().contains(LoadReport.escape(reason)))
     }
 
+    /// The firmware's dual path in a load run (`--secondary`): nothing listens at the primary, so each device
+    /// opens its session at the secondary after two failed attempts, and every alarm is acknowledged there.
+    @Test(arguments: [Transport.tcp, .udp])
+    func devicesWhosePrimaryIsDeadOpenTheirSessionsAtTheSecondary(transport: Transport) async throws {
+        let centre = try await TestCentre.start()
+        defer { _ = centre.stop() }
+        let dead = try await freeLoopbackPorts()
+        var plan = LoadPlan(
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: dead), master: Self.master, transport: transport,
+            firstID: transport == .tcp ? 71_001 : 72_001, fleetSize: 20, rampRate: 1000, fleetAlarmRate: 20,
+            duration: .seconds(2), settle: .milliseconds(200), drain: .seconds(30), handshakeTimeout: .milliseconds(200),
+            backoff: Backoff(base: .milliseconds(50), cap: .milliseconds(200)), seed: 9)
+        plan.secondary = try SocketAddress(ipAddress: "127.0.0.1", port: transport == .tcp ? centre.ports.tcp : centre.ports.udp)
+        let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        let c = report.counts
+        #expect(c.sessionsOpened >= 20)
+        #expect(c.sessionFailures >= 40, "two failed attempts at the primary per device before the secondary")
+        #expect(c.alarmsSent > 10)
+        #expect(c.alarmsAcknowledged == c.alarmsRaised)
+        #expect(c.alarmsLost == 0)
+        let ids = plan.ids
+        let recorded = { centre.log.events.withLock { events in
+            events.count { if case .alarm(let device, _, _, _) = $0 { ids.contains(UInt64(device)) } else { false } }
+        } }
+        try await eventually("the centre's alarm events reach the collector") { recorded() >= c.alarmsAcknowledged }
+        #expect(recorded() == c.alarmsAcknowledged)
+    }
+
     /// Links cut at random and a tenth of the datagrams lost each way: devices reconnect with backoff, resend
     /// what was not acknowledged, and no alarm is lost.
     @Test func linkDropsAndUDPLossLoseNoAlarm() async throws {
