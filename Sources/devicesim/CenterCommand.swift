@@ -74,6 +74,12 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(help: "A file whose first line is the PostgreSQL journal's password (else the environment's PGPASSWORD).")
     var journalPasswordFile: String?
 
+    @Option(help: "This node's name among the centre nodes that share the journal (default: the host's name; with --workers, worker I is NAME/I). A node owns the cases it opens and holds them by a lease in the journal; give each node its own name, and the same one again when it restarts, so that it takes its cases back.")
+    var node: String?
+
+    @Option(parsing: .unconditional, help: "How long this node's lease on its open cases holds after each renewal (every quarter of it; default 10s): a node gone this long (killed, or cut off from the journal) has its open cases taken over by another node that shares the journal.", transform: DurationOption.seconds)
+    var caseLease: DurationOption?
+
     @Option(parsing: .unconditional, help: "The heartbeat interval told to devices, in whole seconds up to 65535 (default 30s).", transform: DurationOption.seconds)
     var heartbeatInterval: DurationOption?
 
@@ -264,6 +270,15 @@ struct CenterCommand: AsyncParsableCommand {
         try PortOption.check(metricsPort, option: "--metrics-port", zeroPicksFree: true)
         try PortOption.check(dc09Port, option: "--dc09-port", zeroPicksFree: true)
         try validateOperators()
+        guard !journal.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ValidationError("--journal is empty: give an SQLite file or postgres://USER@HOST[:PORT]/DATABASE (an unset variable in a unit's EnvironmentFile?).")
+        }
+        if let node, node.isEmpty || node.count > 128 || node.contains(where: { $0.isNewline || $0 == "/" }) {
+            throw ValidationError("--node must be 1 to 128 characters, without '/' or line breaks, e.g. --node centre-a.")
+        }
+        if let caseLease, caseLease.duration < .seconds(1) {
+            throw ValidationError("--case-lease must be at least 1s (it is renewed every quarter of it), e.g. --case-lease 10s.")
+        }
         guard (dc09Port == nil) == (dc09Accounts == nil) else {
             throw ValidationError("--dc09-port and --dc09-accounts go together: give both, e.g. --dc09-port 12345 --dc09-accounts accounts.toml.")
         }
@@ -443,6 +458,9 @@ struct CenterCommand: AsyncParsableCommand {
             udpReadInterval: udpReadInterval?.duration ?? .milliseconds(1), reusePort: workerIndex != nil,
             dc09: try dc09Configuration(), forward: try forwardTargets())
         configuration.journal = try journalLocation()
+        let node = node ?? CenterConfiguration.hostName
+        configuration.node = workerIndex.map { "\(node)/\($0)" } ?? node
+        if let caseLease { configuration.caseLease = caseLease.duration }
         configuration.operators = try await operatorPhones()
         // The ecosystem's convention: the executable bootstraps swift-metrics once, with the backend whose
         // registry the metrics endpoint serves, and the centre records with that same factory.

@@ -8,7 +8,7 @@ import Testing
     /// replaces the duration and the rates, so they cannot go together).
     static let commandLines: [[String]] = [
         [
-            "--center", "[::1]:7701", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat-interval", "7",
+            "--center", "[::1]:7701", "--secondary", "[::1]:7702", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat-interval", "7",
             "--alarm-rate", "3.25", "--event-rate", "0.5", "--drop-links", "1.5", "--udp-loss", "0.05", "--cancel-share", "0.3",
             "--call-share", "0.2", "--call-duration", "12.5", "--duration", "45", "--drain", "20.25", "--first-id", "1001",
             "--devices-per-socket", "64", "--record-calls", "calls", "--stamp-voice",

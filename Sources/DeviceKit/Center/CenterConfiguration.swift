@@ -25,6 +25,12 @@ public struct CenterConfiguration: Sendable {
         get { journal.description }
         set { journal = .sqlite(newValue) }
     }
+    /// This node's name among the centre nodes that share the journal (`--node`): it owns the cases it opens
+    /// and holds them by a lease in the journal (CenterJournal+Lease.swift). Default: the host's name.
+    public var node: String = CenterConfiguration.hostName
+    /// How long the node's lease holds after each renewal (every quarter of it): a node gone this long (killed,
+    /// or cut off from the journal) has its open cases taken over by another.
+    public var caseLease: Duration = .seconds(10)
     public var session: CenterSession.Parameters
     /// A device silent for longer is reported offline (and its session ended).
     public var offlineAfter: Duration
@@ -190,5 +196,15 @@ extension CenterConfiguration {
         let path = "/sys/fs/cgroup" + line.dropFirst(3).trimmingCharacters(in: .whitespaces) + "/memory.max"
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": none
+    }
+}
+
+extension CenterConfiguration {
+    /// The host's name (`gethostname`), or `centre` when it has none.
+    public static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "centre" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "centre" : name
     }
 }

@@ -38,11 +38,11 @@ final class CenterRuntime {
     let loop: any EventLoop
     let configuration: CenterConfiguration
     let registry: DeviceRegistry
-    private let journal: JournalBatcher
+    let journal: JournalBatcher
     let metrics: CenterMetrics
     let hub: CenterEventHub
     let logger: Logger
-    private let startedAt = ContinuousClock.now
+    let startedAt = ContinuousClock.now
 
     var sessions = DeviceTable<CenterSession>()
     var paths = DeviceTable<ReplyPath>()
@@ -77,6 +77,10 @@ final class CenterRuntime {
     private var supervisionTask: RepeatedTask?
     /// Counts the media of calls in progress into the metrics each second.
     private var mediaCountTask: RepeatedTask?
+    /// Renews the node's case lease every quarter of it (CenterRuntime+Lease.swift), one renewal at a time.
+    var leaseTask: RepeatedTask?
+    var leaseRenewing = false
+    var leaseLog = CountedLog()
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
     var calls: [UInt32: CenterCall] = [:]
@@ -96,7 +100,7 @@ final class CenterRuntime {
     private var datagramFlushPending = false
     /// The devices that report over DC-09 (`--dc09-accounts`): no session of ours carries their case updates,
     /// so none are queued for them (they would wait for a session that never comes).
-    private let dc09Devices: Set<UInt32>
+    let dc09Devices: Set<UInt32>
 
     struct Restored {
         var anchors: [UInt32: CenterJournal.StoredAnchor]
@@ -158,6 +162,7 @@ final class CenterRuntime {
         refusalReportTask = loop.scheduleRepeatedTask(initialDelay: report, delay: report) { _ in
             bound.value.reportRefusals()
         }
+        startLeaseRenewals()
         mediaCountTask = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             bound.value.countMediaProgress()
         }
@@ -168,6 +173,7 @@ final class CenterRuntime {
         supervisionTask?.cancel()
         refusalReportTask?.cancel()
         mediaCountTask?.cancel()
+        leaseTask?.cancel()
         reportRefusals()
         timers.stop()
         journal.stop()
@@ -606,7 +612,7 @@ final class CenterRuntime {
     // MARK: Cases
 
     @discardableResult
-    private func runCases(_ actions: [CasePolicy.Action]) -> Bool {
+    func runCases(_ actions: [CasePolicy.Action]) -> Bool {
         for action in actions {
             switch action {
             case .transition(let changed):

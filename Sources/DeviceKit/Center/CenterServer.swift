@@ -235,11 +235,13 @@ public final class CenterServer: Service, Sendable {
         guard configuration.forward.count <= 2 else { throw DC09ForwardURLError(reason: .tooMany) }
         let forwards = !configuration.forward.isEmpty
         if forwards, case .postgres = location { throw DC09ForwardURLError(reason: .sharedJournal) }
+        let (node, lease) = (configuration.node, configuration.caseLease)
         let (journal, restored) = try await pool.runIfActive {
-            let journal = try CenterJournal(location, forwardsDC09: forwards)
+            let journal = try CenterJournal(location, forwardsDC09: forwards, node: node)
+            // This node's cases left by its previous run, those of no node, and those of nodes whose lease lapsed.
+            let renewal = try journal.renewLease(for: lease, reclaimingOwn: true)
             let restored = CenterRuntime.Restored(
-                anchors: try journal.storedAnchors(), openCases: try journal.openCases(),
-                undelivered: try journal.undeliveredUpdates())
+                anchors: try journal.storedAnchors(), openCases: renewal.claimed, undelivered: renewal.undelivered)
             return (journal, restored)
         }
         let loop = group.next()

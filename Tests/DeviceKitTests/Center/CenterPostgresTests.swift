@@ -47,6 +47,55 @@ import Testing
         #expect(cases == 1, "one case, dispatched once")
     }
 
+    /// Issue 18: a case is worked by one node at a time. Node a opens the case and has no automatic operator;
+    /// it stops (its lease is not given back, as after SIGKILL). Once its 1 s lease lapses node b takes the case
+    /// over, its automatic operator engages and closes it, and the device, now at b, hears every update it had
+    /// not acknowledged, each state once in the journal.
+    @Test func aStoppedNodesOpenCaseIsWorkedByTheOtherOnceItsLeaseLapses() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        let first = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "a"
+            $0.caseLease = .seconds(1)
+        }
+        let second = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "b"
+            $0.caseLease = .seconds(1)
+            $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
+        }
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        try await device.handshake()
+        try await device.send(.testAlarm(9))
+        #expect(try await device.received { $0 == .ack(Ack(id: 9)) } != nil)
+        let opened = try #require(try await first.server.openCases().first)
+        #expect(try await second.server.openCases().isEmpty, "a's case, not b's")
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await second.server.openCases().isEmpty, "not taken while a renews its lease")
+
+        await first.stop()
+        let stopped = ContinuousClock.now
+        _ = try await second.events.first { $0 == .caseUpdate(caseID: opened.id, device: 1, alarmID: 9, state: .closed) }
+        let takeover = ContinuousClock.now - stopped
+        #expect(takeover < .seconds(10), "within the lease and a renewal: \(takeover)")
+        let moved = try await TestDevice.connect(to: second)
+        moved.setCounter(device.counter)
+        try await moved.handshake()
+        let closed = try await moved.received { if case .caseUpdate(let u) = $0 { u.state == .closed } else { false } }
+        #expect(closed != nil, "the device at b hears the close")
+        let states = moved.messages.compactMap { if case .caseUpdate(let u) = $0 { u.state } else { nil } }
+        #expect(states == [.received, .operatorEngaged, .closed], "every update it had not acknowledged, in order")
+        await second.stop()
+        let (owner, updates) = try await offThePool {
+            let journal = try CenterJournal(.postgres(database))
+            let updates = try PostgresTestCluster.shared.psql(
+                "SELECT string_agg(state::text, ',' ORDER BY id) FROM case_update WHERE case_id = \(opened.id)", database: database.database)
+            return (try journal.owner(ofCase: opened.id), updates.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(owner == "b")
+        #expect(updates == "1,2,4", "received, engaged, closed: each once")
+    }
+
     @Test func throughAPostgresOutageTheCentreAnswersBusyIsNotReadyAndRecoversAndLosesNothingAcknowledged() async throws {
         let cluster = try await offThePool { try PostgresTestCluster.start() }
         defer { cluster.stop() }

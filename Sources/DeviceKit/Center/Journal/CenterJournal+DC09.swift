@@ -44,7 +44,7 @@ extension CenterJournal {
     /// `record` like our own, opening or closing cases in the same transaction (and queued for the DC-09
     /// receivers of `--forward` when `forwards`, as our own).
     static func recordDC09(
-        _ sql: any JournalSQL, device: UInt32, event: DC09Event, at: WireTime, window: UInt64, forwards: Bool
+        _ sql: any JournalSQL, device: UInt32, event: DC09Event, at: WireTime, window: UInt64, context: WriteContext
     ) throws -> (Message, RecordOutcome) {
         let since = Int64(clamping: at) - Int64(clamping: window)
         if let row = try sql.queryOne(
@@ -70,7 +70,7 @@ extension CenterJournal {
         }
         let message = event.event.message(id: id, at: event.occurredAt, cancelling: cancelling)
         let opensCase = event.event != .alarm(.test) && { if case .alarm = event.event { true } else { false } }()
-        return (message, try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: nil, forwards: forwards))
+        return (message, try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: nil, context: context))
     }
 
     private static func messageID(_ row: Int64) -> UInt32 {

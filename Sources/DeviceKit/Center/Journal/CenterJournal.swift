@@ -92,6 +92,17 @@ public final class CenterJournal: Sendable {
     /// Whether recording a new case event also queues it for the DC-09 receivers (`--forward`).
     let forwardsDC09: Bool
     let batchesInOneRoundTrip: Bool
+    /// The centre node whose journal this is (`--node`): the cases it opens are its own, and it changes only
+    /// those (CenterJournal+Lease.swift). `nil` (tests of the journal alone): cases of no node, changed by any.
+    public let node: String?
+
+    /// What the static writes need to know of the journal they write for.
+    struct WriteContext {
+        var forwards: Bool
+        var node: String?
+    }
+
+    var writeContext: WriteContext { WriteContext(forwards: forwardsDC09, node: node) }
 
     /// An SQLite journal at `path`, created if missing.
     /// - Parameter busyTimeout: how long a write waits for another process's transaction on the same file
@@ -99,19 +110,22 @@ public final class CenterJournal: Sendable {
     ///   Opening fails with a `JournalOpenError` that says why in words.
     /// - Parameter forwardsDC09: queue each new case event for the DC-09 receivers, in the transaction that
     ///   records it (CenterJournal+DC09Forward.swift).
-    public convenience init(path: String, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false) throws {
-        try self.init(.sqlite(path), busyTimeout: busyTimeout, forwardsDC09: forwardsDC09)
+    public convenience init(path: String, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false, node: String? = nil) throws {
+        try self.init(.sqlite(path), busyTimeout: busyTimeout, forwardsDC09: forwardsDC09, node: node)
     }
 
     /// The journal at `location`: an SQLite file, or a PostgreSQL database whose schema it creates or migrates.
-    public convenience init(_ location: JournalLocation, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false) throws {
-        try self.init(location, busyTimeout: busyTimeout, forwardsDC09: forwardsDC09, batchesInOneRoundTrip: true)
+    public convenience init(
+        _ location: JournalLocation, busyTimeout: Duration = .seconds(10), forwardsDC09: Bool = false, node: String? = nil
+    ) throws {
+        try self.init(location, busyTimeout: busyTimeout, forwardsDC09: forwardsDC09, node: node, batchesInOneRoundTrip: true)
     }
 
     /// - Parameter batchesInOneRoundTrip: on PostgreSQL, `commit` a batch through `journal_apply`; false only for
     ///   the tests that hold the two ways to the same outcomes.
-    init(_ location: JournalLocation, busyTimeout: Duration, forwardsDC09: Bool, batchesInOneRoundTrip: Bool) throws {
+    init(_ location: JournalLocation, busyTimeout: Duration, forwardsDC09: Bool, node: String? = nil, batchesInOneRoundTrip: Bool) throws {
         self.forwardsDC09 = forwardsDC09
+        self.node = node
         self.batchesInOneRoundTrip = batchesInOneRoundTrip
         self.location = location.description
         switch location {
@@ -202,12 +216,12 @@ public final class CenterJournal: Sendable {
     /// defects of an alarm read leniently).
     public func record(device: UInt32, message: Message, at: WireTime, opensCase: Bool = false, note: String? = nil) throws -> RecordOutcome {
         try write(locking: [device]) { sql in
-            try Self.record(sql, device: device, message: message, at: at, opensCase: opensCase, note: note, forwards: forwardsDC09)
+            try Self.record(sql, device: device, message: message, at: at, opensCase: opensCase, note: note, context: writeContext)
         }
     }
 
     static func record(
-        _ sql: any JournalSQL, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?, forwards: Bool
+        _ sql: any JournalSQL, device: UInt32, message: Message, at: WireTime, opensCase: Bool, note: String?, context: WriteContext
     ) throws -> RecordOutcome {
         guard let id = message.reliableID else { return RecordOutcome(isNew: false, alarmRecorded: false) }
         var reference: Int64?
@@ -223,9 +237,9 @@ public final class CenterJournal: Sendable {
         var outcome = RecordOutcome(isNew: inserted == 1, alarmRecorded: false)
         guard outcome.isNew else {
             return try recordConflict(
-                sql, device: device, id: id, message: message, digest: digest, at: at, opensCase: opensCase, forwards: forwards)
+                sql, device: device, id: id, message: message, digest: digest, at: at, opensCase: opensCase, context: context)
         }
-        if forwards { try queueForward(sql, device: device, message: message, at: at) }
+        if context.forwards { try queueForward(sql, device: device, message: message, at: at) }
         switch message {
         case .alarm(let alarm):
             let cancel = try sql.queryOne(
@@ -233,7 +247,7 @@ public final class CenterJournal: Sendable {
                 JournalValue(device), JournalValue(alarm.id))
             outcome.earlierCancel = try cancel?.uint32("id")
             if opensCase, cancel == nil {
-                outcome.openedCase = try Self.openCase(sql, device: device, alarmID: alarm.id, at: at)
+                outcome.openedCase = try Self.openCase(sql, device: device, alarmID: alarm.id, at: at, owner: context.node)
             }
         case .alarmCancel(let cancel):
             outcome.alarmRecorded = try !sql.query(
@@ -245,7 +259,8 @@ public final class CenterJournal: Sendable {
                 JournalValue(device), JournalValue(cancel.alarmID), JournalValue(Int(CaseState.closed.rawValue)))
             if let open {
                 let closed = CasePolicy.Case(id: try open.int64("id"), device: device, alarmID: cancel.alarmID, state: .closed)
-                if let update = try Self.advance(sql, closed, at: at) { outcome.closedCase = (closed, update) }
+                // The person's own withdrawal: it closes the case whichever node works it.
+                if let update = try Self.advance(sql, closed, at: at, owner: nil) { outcome.closedCase = (closed, update) }
             }
         default:
             break
@@ -256,7 +271,7 @@ public final class CenterJournal: Sendable {
     /// A message whose (device, id) is recorded already: a retransmission of the same content, or a conflict.
     private static func recordConflict(
         _ sql: any JournalSQL, device: UInt32, id: UInt32, message: Message, digest: [UInt8], at: WireTime, opensCase: Bool,
-        forwards: Bool
+        context: WriteContext
     ) throws -> RecordOutcome {
         var outcome = RecordOutcome(isNew: false, alarmRecorded: false)
         let first = try sql.queryOne("SELECT digest FROM message WHERE device = ? AND id = ?", JournalValue(device), JournalValue(id))?
@@ -281,8 +296,10 @@ public final class CenterJournal: Sendable {
         if case .alarm(let alarm) = message {
             // A call for help under a reused id is still one: a case of its own.
             outcome.isNew = true
-            if forwards { try queueForward(sql, device: device, message: message, at: at) }
-            if opensCase { outcome.openedCase = try openCase(sql, device: device, alarmID: alarm.id, at: at, reuse: reuse) }
+            if context.forwards { try queueForward(sql, device: device, message: message, at: at) }
+            if opensCase {
+                outcome.openedCase = try openCase(sql, device: device, alarmID: alarm.id, at: at, reuse: reuse, owner: context.node)
+            }
         }
         return outcome
     }
@@ -340,7 +357,7 @@ public final class CenterJournal: Sendable {
         if batchesInOneRoundTrip, let postgres = store as? PostgresJournalStore, !writes.isEmpty,
             writes.allSatisfy({ PostgresJournalBatch.applies($0, forwards: forwardsDC09) })
         {
-            let batch = try PostgresJournalBatch.encode(writes)
+            let batch = try PostgresJournalBatch.encode(writes, node: node)
             let result = try postgres.writeOneStatement { sql in
                 try sql.queryOne("SELECT journal_apply(?::JSONB)::TEXT AS outcomes", .text(batch))?.string("outcomes")
             }
@@ -348,24 +365,24 @@ public final class CenterJournal: Sendable {
             return try PostgresJournalBatch.decode(result, writes: writes)
         }
         let devices = Array(Set(writes.compactMap(\.device))).sorted()
-        return try write(locking: devices) { sql in try writes.map { try Self.apply($0, sql, forwards: self.forwardsDC09) } }
+        return try write(locking: devices) { sql in try writes.map { try Self.apply($0, sql, context: self.writeContext) } }
     }
 
-    private static func apply(_ write: Write, _ sql: any JournalSQL, forwards: Bool) throws -> WriteOutcome {
+    private static func apply(_ write: Write, _ sql: any JournalSQL, context: WriteContext) throws -> WriteOutcome {
         switch write {
         case .anchor(let device, let anchor, let epoch):
             return .anchor(try storeAnchor(sql, device: device, anchor: anchor, epoch: epoch))
         case .message(let device, let message, let at, let opensCase, let note):
-            return .recorded(try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: note, forwards: forwards))
+            return .recorded(try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: note, context: context))
         case .caseUpdate(let changed, let at):
-            return .caseUpdate(try advance(sql, changed, at: at))
+            return .caseUpdate(try advance(sql, changed, at: at, owner: context.node))
         case .caseUpdateDelivered(let id, let at):
             try caseUpdateDelivered(sql, id, at: at)
             return .stored
         case .supervision(let device, let online, let at, let anchor):
             return .supervision(written: try recordSupervision(sql, device: device, online: online, at: at, ifAnchor: anchor))
         case .dc09Event(let device, let event, let at, let window):
-            let (message, outcome) = try recordDC09(sql, device: device, event: event, at: at, window: window, forwards: forwards)
+            let (message, outcome) = try recordDC09(sql, device: device, event: event, at: at, window: window, context: context)
             return .dc09Recorded(message, outcome)
         case .forwarded(let rows):
             try removeForwarded(sql, rows: rows)
@@ -387,16 +404,16 @@ public final class CenterJournal: Sendable {
     // MARK: Cases
 
     private static func openCase(
-        _ sql: any JournalSQL, device: UInt32, alarmID: UInt32, at: WireTime, reuse: Int64 = 0
+        _ sql: any JournalSQL, device: UInt32, alarmID: UInt32, at: WireTime, reuse: Int64 = 0, owner: String?
     ) throws -> (CasePolicy.Case, CaseUpdate) {
         guard
             let row = try sql.queryOne(
                 """
-                INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?)
                 RETURNING id
                 """,
                 JournalValue(device), JournalValue(alarmID), .integer(reuse), JournalValue(Int(CaseState.received.rawValue)),
-                JournalValue(at), JournalValue(at))
+                JournalValue(at), JournalValue(at), owner.map { .text($0) } ?? .null)
         else { throw JournalReadError(column: "dispatch_case.id", found: "no row returned") }
         let caseID = try row.int64("id")
         let update = try insertUpdate(sql, caseID: caseID, alarmID: alarmID, state: .received, at: at)
@@ -404,16 +421,24 @@ public final class CenterJournal: Sendable {
     }
 
     /// Records a case's new state; returns the update to send, or `nil` if the case is already at or past
-    /// that state (states only move forward).
+    /// that state (states only move forward), or another node works it now.
     public func updateCase(_ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
-        try write(locking: [changed.device]) { sql in try Self.advance(sql, changed, at: at) }
+        try write(locking: [changed.device]) { sql in try Self.advance(sql, changed, at: at, owner: node) }
     }
 
-    private static func advance(_ sql: any JournalSQL, _ changed: CasePolicy.Case, at: WireTime) throws -> CaseUpdate? {
+    /// With `owner`, only a case of that node's (or of none): a node whose lease lapsed, and whose cases
+    /// another took over, changes nothing of them.
+    private static func advance(_ sql: any JournalSQL, _ changed: CasePolicy.Case, at: WireTime, owner: String?) throws -> CaseUpdate? {
         let state = JournalValue(Int(changed.state.rawValue))
-        let moved = try sql.execute(
-            "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?",
-            state, JournalValue(at), .integer(changed.id), state)
+        let moved =
+            try owner.map { owner in
+                try sql.execute(
+                    "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ? AND (owner IS NULL OR owner = ?)",
+                    state, JournalValue(at), .integer(changed.id), state, .text(owner))
+            }
+            ?? sql.execute(
+                "UPDATE dispatch_case SET state = ?, updated_at = ? WHERE id = ? AND state < ?",
+                state, JournalValue(at), .integer(changed.id), state)
         guard moved == 1 else { return nil }
         return try insertUpdate(sql, caseID: changed.id, alarmID: changed.alarmID, state: changed.state, at: at)
     }
@@ -433,12 +458,7 @@ public final class CenterJournal: Sendable {
             try sql.query(
                 "SELECT id, device, alarm_id, state, opened_at FROM dispatch_case WHERE state < ? ORDER BY id",
                 JournalValue(Int(CaseState.closed.rawValue))
-            ).map { row in
-                CasePolicy.Case(
-                    id: try row.int64("id"), device: try row.uint32("device"), alarmID: try row.uint32("alarm_id"),
-                    state: CaseState(rawValue: UInt8(truncatingIfNeeded: try row.int64("state"))),
-                    openedAt: try row.wireTime("opened_at"))
-            }
+            ).map(Self.openCase)
         }
     }
 
@@ -450,13 +470,7 @@ public final class CenterJournal: Sendable {
                 SELECT u.id, u.state, u.at, c.device, c.alarm_id FROM case_update u
                 JOIN dispatch_case c ON c.id = u.case_id WHERE u.delivered_at IS NULL ORDER BY u.id
                 """
-            ).map { row in
-                PendingUpdate(
-                    device: try row.uint32("device"),
-                    update: CaseUpdate(
-                        id: try row.uint32("id"), alarmID: try row.uint32("alarm_id"),
-                        state: CaseState(rawValue: UInt8(truncatingIfNeeded: try row.int64("state"))), at: try row.wireTime("at")))
-            }
+            ).map(Self.pendingUpdate)
         }
     }
 

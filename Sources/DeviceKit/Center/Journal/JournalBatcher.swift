@@ -65,6 +65,23 @@ final class JournalBatcher {
         loop.execute { bound.value.commitNextBatch() }
     }
 
+    /// Renews the node's case lease (CenterJournal+Lease.swift) on the writer thread, between batches; `then`
+    /// runs on the loop, after the answers of every batch committed before it.
+    func renewLease(for duration: Duration, reclaimingOwn: Bool = false, then: @escaping (Result<CaseLeaseRenewal, any Error>) -> Void) {
+        loop.preconditionInEventLoop()
+        pool.runIfActive(eventLoop: loop) { [journal] in
+            try journal.renewLease(for: duration, reclaimingOwn: reclaimingOwn)
+        }.assumeIsolated().whenComplete { result in
+            guard !self.stopped else { return }
+            // A renewal is a write too: while no device writes, it is what finds the journal gone (and back).
+            switch result {
+            case .success: self.committed()
+            case .failure(let error): self.failed(error)
+            }
+            then(result)
+        }
+    }
+
     /// No batch starts after this, and no answer of one in flight is run.
     func stop() {
         loop.preconditionInEventLoop()

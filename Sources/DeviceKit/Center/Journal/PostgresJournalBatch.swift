@@ -22,8 +22,9 @@ enum PostgresJournalBatch {
         }
     }
 
-    /// The batch as `journal_apply` reads it: one object per write.
-    static func encode(_ writes: [CenterJournal.Write]) throws -> String {
+    /// The batch as `journal_apply` reads it: one object per write; `node` (the journal's) owns the cases
+    /// the batch opens and is the only one whose cases it changes (CenterJournal+Lease.swift).
+    static func encode(_ writes: [CenterJournal.Write], node: String? = nil) throws -> String {
         var objects: [[String: Any]] = []
         objects.reserveCapacity(writes.count)
         for write in writes {
@@ -41,12 +42,15 @@ enum PostgresJournalBatch {
                 ]
                 if case .alarmCancel(let cancel) = message { object["ref"] = Int64(cancel.alarmID) }
                 if let note { object["note"] = note }
+                if let node { object["owner"] = node }
                 objects.append(object)
             case .caseUpdate(let changed, let at):
-                objects.append([
+                var object: [String: Any] = [
                     "k": "case", "d": Int64(changed.device), "case": changed.id, "state": Int64(changed.state.rawValue),
                     "at": Int64(clamping: at),
-                ])
+                ]
+                if let node { object["owner"] = node }
+                objects.append(object)
             case .caseUpdateDelivered(let id, let at):
                 objects.append(["k": "delivered", "update": Int64(id), "at": Int64(clamping: at)])
             case .supervision(let device, let online, let at, let anchor):
@@ -124,7 +128,7 @@ enum PostgresJournalBatch {
     /// Case states: 1 received, 4 closed (`CaseState`). No `?` in it (jsonb's operator): the journal's
     /// statements number their `?` placeholders.
     static let function = """
-        CREATE FUNCTION journal_apply(writes JSONB) RETURNS JSONB LANGUAGE plpgsql AS $$
+        CREATE OR REPLACE FUNCTION journal_apply(writes JSONB) RETURNS JSONB LANGUAGE plpgsql AS $$
         DECLARE
             v_write JSONB; v_out JSONB; v_results JSONB := '[]'::JSONB;
             v_device BIGINT; v_id BIGINT; v_ref BIGINT; v_at BIGINT; v_kind TEXT; v_digest BYTEA; v_first BYTEA;
@@ -169,8 +173,8 @@ enum PostgresJournalBatch {
                             IF v_found IS NOT NULL THEN
                                 v_out := v_out || jsonb_build_object('earlierCancel', v_found);
                             ELSIF (v_write->>'open')::BOOLEAN THEN
-                                INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at)
-                                VALUES (v_device, v_id, 0, 1, v_at, v_at) RETURNING id INTO v_case;
+                                INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at, owner)
+                                VALUES (v_device, v_id, 0, 1, v_at, v_at, v_write->>'owner') RETURNING id INTO v_case;
                                 INSERT INTO case_update (case_id, state, at) VALUES (v_case, 1, v_at) RETURNING id INTO v_update;
                                 v_out := v_out || jsonb_build_object('opened', jsonb_build_array(v_case, v_update));
                             END IF;
@@ -204,8 +208,8 @@ enum PostgresJournalBatch {
                                 VALUES (v_device, v_id, v_reuse, v_kind, v_write->>'json', v_digest, v_at);
                                 v_out := jsonb_build_object('new', v_kind = 'alarm', 'reused', v_reuse);
                                 IF v_kind = 'alarm' AND (v_write->>'open')::BOOLEAN THEN
-                                    INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at)
-                                    VALUES (v_device, v_id, v_reuse, 1, v_at, v_at) RETURNING id INTO v_case;
+                                    INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at, owner)
+                                    VALUES (v_device, v_id, v_reuse, 1, v_at, v_at, v_write->>'owner') RETURNING id INTO v_case;
                                     INSERT INTO case_update (case_id, state, at) VALUES (v_case, 1, v_at) RETURNING id INTO v_update;
                                     v_out := v_out || jsonb_build_object('opened', jsonb_build_array(v_case, v_update));
                                 END IF;
@@ -215,7 +219,8 @@ enum PostgresJournalBatch {
                 WHEN 'case' THEN
                     v_case := (v_write->>'case')::BIGINT;
                     v_state := (v_write->>'state')::BIGINT;
-                    UPDATE dispatch_case SET state = v_state, updated_at = v_at WHERE id = v_case AND state < v_state;
+                    UPDATE dispatch_case SET state = v_state, updated_at = v_at WHERE id = v_case AND state < v_state
+                    AND (owner IS NULL OR v_write->>'owner' IS NULL OR owner = v_write->>'owner');
                     IF FOUND THEN
                         INSERT INTO case_update (case_id, state, at) VALUES (v_case, v_state, v_at) RETURNING id INTO v_update;
                         v_out := jsonb_build_object('update', v_update);

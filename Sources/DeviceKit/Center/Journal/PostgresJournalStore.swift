@@ -153,6 +153,16 @@ final class PostgresJournalStore: JournalStore {
             ]
         ),
         ("v2-batch", [PostgresJournalBatch.function]),
+        // Cases owned by a node, and the nodes' leases (CenterJournal+Lease.swift); journal_apply again, for owners.
+        (
+            "v3-case-owner",
+            [
+                "ALTER TABLE dispatch_case ADD COLUMN owner TEXT",
+                "CREATE TABLE centre_node (node TEXT PRIMARY KEY, lease_until BIGINT NOT NULL)",
+                "CREATE INDEX case_update_undelivered_case ON case_update (case_id) WHERE delivered_at IS NULL",
+                PostgresJournalBatch.function,
+            ]
+        ),
     ]
 
     private static func migrate(_ sql: any JournalSQL) throws {

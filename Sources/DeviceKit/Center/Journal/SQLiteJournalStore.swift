@@ -168,6 +168,16 @@ final class SQLiteJournalStore: JournalStore {
                         updated_at INTEGER NOT NULL);
                     """)
         }
+        // Cases owned by a node, and the nodes' leases (CenterJournal+Lease.swift).
+        migrator.registerMigration("v5-case-owner") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE dispatch_case ADD COLUMN owner TEXT;
+                    CREATE TABLE centre_node (node TEXT PRIMARY KEY, lease_until INTEGER NOT NULL);
+                    CREATE INDEX dispatch_case_open ON dispatch_case (state) WHERE state < 4;
+                    CREATE INDEX case_update_undelivered_case ON case_update (case_id) WHERE delivered_at IS NULL;
+                    """)
+        }
         return migrator
     }
 }
