@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test bench fuzz vectors links attack clean
+.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test deploy-check bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -176,9 +176,9 @@ demo: deps
 ## VM test, the attack client against real centres, the load reports and the operators' console in Chromium, our
 ## DC-09 frames against pysiaalarm and dc09-spt, DC-09 load runs against pysiaalarm, the centre forwarding to pysiaalarm, our SIP
 ## user agent against SIPp (RTP read by tshark), the operator bridge with baresip registered to Kamailio (the
-## audio compared by sox), then the Swift test suites (among them the journal on PostgreSQL: a throwaway cluster,
-## tools/pg_cluster.sh): under a watchdog that, should a test hang, names it and stops the run after 20 minutes (the
-## suites take about 1.5).
+## audio compared by sox), the deployment files (deploy/) against the binary, then the Swift test suites (among
+## them the journal on PostgreSQL: a throwaway cluster, tools/pg_cluster.sh): under a watchdog that, should a test
+## hang, names it and stops the run after 20 minutes (the suites take about 1.5).
 test: deps pg-deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(SWIFT) build --build-tests
 	$(call stamp,.build/debug/devicesim)
@@ -191,7 +191,15 @@ test: deps pg-deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	$(DC09_VENV)/bin/python tools/check_dc09_gateway.py .build/debug/devicesim
 	python3 tools/check_sip_peers.py .build/debug/devicesim
 	python3 tools/check_sip_kamailio.py .build/debug/devicesim
+	python3 tools/check_deploy.py .build/debug/devicesim
 	python3 tools/test_watchdog.py --limit 1200 -- $(SWIFT) test
+
+## The centre's deployment files (deploy/: the systemd unit, the Kubernetes manifests) against the binary built
+## already, building nothing itself: systemd-analyze verify, each `devicesim center` command line run (exit 69 at
+## the unreachable journal, never 64), the probes and ports against its flags, and with PostgreSQL's server
+## installed each command line against a throwaway one (tools/check_deploy.py).
+deploy-check: deps
+	python3 tools/check_deploy.py .build/debug/devicesim
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
 vm-test: deps vm-deps
