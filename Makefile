@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test deploy-check bench fuzz vectors links attack clean
+.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test deploy-check failover-test bench fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -35,6 +35,7 @@ deps:
 ## kill and remove throwaway clusters of their own on free loopback ports (tools/pg_cluster.sh). It is installed with
 ## service starts denied (a policy-rc.d for the time of the install, when there is none): Debian's own cluster
 ## (5432) is made but not started, so that a start failing where there is no systemd cannot fail the install.
+## And iproute2 (`ip`), for the failover check's network namespaces.
 pg-deps:
 	@bindir=$$(pg_config --bindir 2>/dev/null); \
 	if ! [ -x "$$bindir/initdb" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
@@ -53,6 +54,11 @@ pg-deps:
 	  bindir=$$(pg_config --bindir 2>/dev/null); \
 	  [ -x "$$bindir/initdb" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 	    || { echo "Still no PostgreSQL server (initdb) after apt-get install postgresql"; exit 1; }; \
+	fi
+	@if ! command -v ip >/dev/null; then \
+	  echo "Installing iproute2 (tools/check_failover.py puts centre nodes in network namespaces of their own)..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 \
+	    || { echo "Could not install it. Run: sudo apt-get install -y iproute2"; exit 1; }; \
 	fi
 
 ## Installs what the VM test needs when missing: qemu-system-x86, linux-image-amd64, busybox-static, cpio, ...
@@ -192,6 +198,7 @@ test: deps pg-deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 	python3 tools/check_sip_peers.py .build/debug/devicesim
 	python3 tools/check_sip_kamailio.py .build/debug/devicesim
 	python3 tools/check_deploy.py .build/debug/devicesim
+	$(SUDO) python3 tools/check_failover.py .build/debug/devicesim
 	python3 tools/test_watchdog.py --limit 1200 -- $(SWIFT) test
 
 ## The centre's deployment files (deploy/: the systemd unit, the Kubernetes manifests) against the binary built
@@ -200,6 +207,15 @@ test: deps pg-deps vm-deps browser-deps dc09-deps sip-deps vectors links demo
 ## installed each command line against a throwaway one (tools/check_deploy.py).
 deploy-check: deps
 	python3 tools/check_deploy.py .build/debug/devicesim
+
+## Failover (issue 18): two centre nodes in network namespaces of their own (made and removed by the check, as
+## root: `ip netns`, veth pairs; iproute2 installed when missing) on one throwaway PostgreSQL, two fleets using
+## both, node a killed with SIGKILL in the storm (tools/check_failover.py; DEVICES=, RATE=, DURATION=,
+## TRANSPORT= for a bigger run).
+failover-test: deps pg-deps
+	$(SWIFT) build --product devicesim
+	$(call stamp,.build/debug/devicesim)
+	$(SUDO) python3 tools/check_failover.py .build/debug/devicesim $(if $(DEVICES),--devices $(DEVICES)) $(if $(RATE),--rate $(RATE)) $(if $(DURATION),--duration $(DURATION)) $(if $(TRANSPORT),--transport $(TRANSPORT))
 
 ## devicesim against a real kernel's input subsystem: Debian's kernel under qemu, a uinput button (tools/vm/).
 vm-test: deps vm-deps
