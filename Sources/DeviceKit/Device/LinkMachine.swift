@@ -24,7 +24,8 @@
 /// `handshakeTimeout`: one lost datagram no longer costs a whole timeout and a backoff.
 ///
 /// Dual path: after two consecutive failures on one centre the next attempt goes to the other (when a
-/// secondary is configured); after one, when the centre answered the `sessionStart` `nak busy` (it is full). Established on the secondary, the device probes the primary every
+/// secondary is configured); after one, when the centre answered the `sessionStart` `nak busy` (it is full),
+/// or left a reliable message unanswered until the session was given up (`unanswered`). Established on the secondary, the device probes the primary every
 /// `returnToPrimaryAfter` while nothing is in flight, and stays on the primary when that works.
 ///
 /// Without a handshake (`Configuration.handshake` false: a device reporting over SIA DC-09, docs/dc09.md) the
@@ -281,7 +282,11 @@ public struct LinkMachine: Sendable {
     ) -> [Action] {
         let giveUpAt = threshold + probeWindow
         guard quiet < giveUpAt else {
-            return [.disconnect, .sessionLost(reason: reason)] + fail(on: path, reason: reason, wasEstablished: true)
+            // A centre silent while an alarm or another reliable message waited (10 s and the probes): its path
+            // counts as failed outright, and the next attempt goes to the other centre at once, instead of a
+            // handshake timeout more on a path just found dead (a UDP device's failover, issue 18).
+            return [.disconnect, .sessionLost(reason: reason)]
+                + fail(on: path, reason: reason, wasEstablished: true, switchingPath: reason == .unanswered)
         }
         return [.sendHeartbeat, .scheduleTimer(recheck, after: min(configuration.probeInterval, giveUpAt - quiet))]
     }

@@ -102,6 +102,22 @@ import Testing
         #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .unanswered)])
         #expect(reconnectDelay(actions) != nil)
         #expect(m.status == .down)
+        // That path is known dead while an alarm waits: the next attempt goes to the secondary at once
+        // (issue 18: a UDP device's failover no longer waits a handshake timeout more on the dead centre).
+        #expect(m.timerFired(.reconnect(generation: 3), now: .seconds(44)) == [.connect(.secondary)])
+    }
+
+    /// Without a secondary the device tries its only centre again, as before.
+    @Test func anUnansweredAlarmWithoutASecondaryTriesThePrimaryAgain() {
+        var m = machine(secondary: false)
+        _ = m.start()
+        _ = m.connected()
+        _ = m.messageReceived(.sessionAccept(SessionAccept(centreTime: 1, heartbeatIntervalSeconds: 30)), now: .zero)
+        _ = m.busyChanged(true, now: .seconds(1))
+        var actions: [LinkMachine.Action] = []
+        for second in [11, 12, 13, 14, 15, 16] { actions = m.timerFired(.unanswered(generation: 2, epoch: 1), now: .seconds(second)) }
+        #expect(actions.prefix(2) == [.disconnect, .sessionLost(reason: .unanswered)])
+        #expect(m.timerFired(.reconnect(generation: 3), now: .seconds(17)) == [.connect(.primary)])
     }
 
     /// Any authentic frame from the centre (an ack, a heartbeat ack, a nak) shows it is there: the wait is
