@@ -131,7 +131,7 @@ struct ConsoleRoutes: Sendable {
 
     /// The refusals the page says in the operator's language (`error.code.NAME` in the catalogue).
     enum ErrorCode: String, CaseIterable, Sendable {
-        case noteRequired, noteTooLong, notOpen, noCall, takeFirst, alreadyDispatched, taken
+        case noteRequired, noteTooLong, notOpen, noCall, takeFirst, alreadyDispatched, taken, otherNode
         case badName, weakPassword, accountExists, ownAccount, noAccount
     }
 
@@ -324,7 +324,12 @@ struct ConsoleRoutes: Sendable {
             if let text = note, text.count > 500 { return Self.error(.badRequest, "the note is \(text.count) characters; at most 500", code: .noteTooLong) }
             if action == .dispatch, note == nil { return Self.error(.badRequest, "say what help was sent: a note is needed, e.g. \"ambulance called\"", code: .noteRequired) }
         }
-        guard let open = try await centre.openCase(id) else { return Self.error(.notFound, "case \(id) is not open", code: .notOpen) }
+        guard let open = try await centre.openCase(id) else {
+            if let node = try await centre.otherNode(working: id) {
+                return Self.error(.conflict, "case \(id) is worked by centre node \(node): act on that node's console", code: .otherNode, extra: ["node": node])
+            }
+            return Self.error(.notFound, "case \(id) is not open", code: .notOpen)
+        }
         let done: Bool
         switch action {
         case .take:

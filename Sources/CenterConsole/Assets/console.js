@@ -149,6 +149,7 @@
     // A refusal the server names (docs/console.md, "code"): said in the operator's language.
     const code = error.body && typeof error.body.code === 'string' ? error.body.code : null;
     const table = (app.catalogue && app.catalogue[app.lang]) || {};
+    if (code === 'otherNode' && typeof error.body.node === 'string') return t('error.code.otherNode', { node: error.body.node });
     if (code && code !== 'taken' && Object.prototype.hasOwnProperty.call(table, 'error.code.' + code)) {
       return tValue('error.code', code);
     }

@@ -31,6 +31,12 @@ public struct CenterConfiguration: Sendable {
     /// How long the node's lease holds after each renewal (every quarter of it): a node gone this long (killed,
     /// or cut off from the journal) has its open cases taken over by another.
     public var caseLease: Duration = .seconds(10)
+    /// Whether other nodes write the journal too, so that this node reads their case updates and shows them
+    /// in its events and console (CenterRuntime+Follow.swift): a PostgreSQL journal, or `--workers`.
+    public var followsOtherNodes: Bool {
+        if case .postgres = journal { return true }
+        return reusePort
+    }
     public var session: CenterSession.Parameters
     /// A device silent for longer is reported offline (and its session ended).
     public var offlineAfter: Duration

@@ -81,6 +81,10 @@ final class CenterRuntime {
     var leaseTask: RepeatedTask?
     var leaseRenewing = false
     var leaseLog = CountedLog()
+    /// Following the other nodes' cases (CenterRuntime+Follow.swift).
+    var followTask: RepeatedTask?
+    var followCursor: FollowCursor?
+    var following = false
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
     var calls: [UInt32: CenterCall] = [:]
@@ -163,6 +167,7 @@ final class CenterRuntime {
             bound.value.reportRefusals()
         }
         startLeaseRenewals()
+        startFollowing()
         mediaCountTask = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             bound.value.countMediaProgress()
         }
@@ -174,6 +179,7 @@ final class CenterRuntime {
         refusalReportTask?.cancel()
         mediaCountTask?.cancel()
         leaseTask?.cancel()
+        followTask?.cancel()
         reportRefusals()
         timers.stop()
         journal.stop()

@@ -102,9 +102,21 @@ public final class CenterServer: Service, Sendable {
         try await onRuntime { $0.openCases }
     }
 
-    /// Cases not closed, oldest first, with their devices' online state and calls (the console's `list`).
+    /// Cases not closed, oldest first, with their devices' online state and calls (the console's `list`); with
+    /// other nodes on the journal, theirs too (their devices shown offline here, without calls).
     public func caseOverviews() async throws -> [CaseOverview] {
-        try await onRuntime { $0.caseOverviews }
+        let own = try await onRuntime { $0.caseOverviews }
+        guard configuration.followsOtherNodes else { return own }
+        let mine = Set(own.map(\.case.id))
+        let others = try await withJournal { try $0.openCases() }.filter { !mine.contains($0.id) }
+        return (own + others.map { CaseOverview(case: $0, deviceOnline: false, call: .none) }).sorted { $0.case.id < $1.case.id }
+    }
+
+    /// The node that works open case `id` when another node does; `nil` when this one does, or it is not open.
+    public func otherNode(working id: Int64) async throws -> String? {
+        guard configuration.followsOtherNodes else { return nil }
+        let node = configuration.node
+        return try await withJournal { journal in try journal.openCaseOwner(id).flatMap { $0 == node ? nil : $0 } }
     }
 
     /// An operator takes case `id`; false if there is no such open case or it is already taken.

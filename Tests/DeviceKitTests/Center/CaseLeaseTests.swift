@@ -90,3 +90,28 @@ import Testing
         }
     }
 }
+
+/// The follower's cursor over case update ids (CenterJournal+Follow.swift): ids committed out of order are read
+/// once each, late ones as long as they come within the gap's lifetime.
+@Suite struct FollowCursorTests {
+    @Test func idsCommittedOutOfOrderAreEachReadOnce() {
+        var cursor = FollowCursor(last: 10, gapLifetime: .seconds(30), gapLimit: 100)
+        #expect(cursor.read([11, 14, 12], now: .zero) == [11, 12, 14])
+        #expect(cursor.openGaps == [13], "13 was taken by a transaction not committed yet")
+        #expect(cursor.read([13, 15], now: .seconds(1)) == [13, 15])
+        #expect(cursor.openGaps.isEmpty)
+        #expect(cursor.read([13, 15], now: .seconds(2)).isEmpty, "nothing twice")
+        #expect(cursor.last == 15)
+    }
+
+    @Test func aGapIsGivenUpAfterItsLifetimeAndAtMostTheLimitAreKept() {
+        var cursor = FollowCursor(last: 0, gapLifetime: .seconds(30), gapLimit: 5)
+        #expect(cursor.read([3], now: .zero) == [3])
+        #expect(cursor.openGaps == [1, 2])
+        #expect(cursor.read([], now: .seconds(31)).isEmpty)
+        #expect(cursor.openGaps.isEmpty, "a rolled-back id never comes: given up")
+        #expect(cursor.read([1], now: .seconds(32)).isEmpty)
+        _ = cursor.read([100], now: .seconds(33))
+        #expect(cursor.openGaps == [95, 96, 97, 98, 99], "a jump keeps only the limit's worth, the latest")
+    }
+}

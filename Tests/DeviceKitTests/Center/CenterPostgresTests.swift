@@ -96,6 +96,39 @@ import Testing
         #expect(updates == "1,2,4", "received, engaged, closed: each once")
     }
 
+    /// Issue 18: the event stream of any node shows every case. Node a works the case (its automatic operator
+    /// engages and closes it); node b, which the device never reached, emits the alarm and each of the case's
+    /// updates too, read back from the journal; neither node emits an update twice.
+    @Test func everyNodesEventStreamShowsEveryCase() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        let first = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "a"
+            $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
+        }
+        let second = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "b"
+        }
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        try await device.handshake()
+        try await device.send(.testAlarm(4, kind: .fall))
+        #expect(try await device.received { $0 == .ack(Ack(id: 4)) } != nil)
+        let closed = try await second.events.first { if case .caseUpdate(_, 1, 4, .closed) = $0 { true } else { false } }
+        #expect(closed != nil, "b shows the close a made")
+        func updates(_ centre: RunningCentre) -> [CaseState] {
+            centre.events.all.compactMap { if case .caseUpdate(_, 1, 4, let state) = $0 { state } else { nil } }
+        }
+        #expect(updates(second) == [.received, .operatorEngaged, .closed])
+        let alarm = second.events.all.compactMap { if case .alarm(1, let alarm, _, let dispatched) = $0 { (alarm, dispatched) } else { nil } }
+        #expect(alarm.map(\.0.kind) == [.fall] && alarm.map(\.0.id) == [4] && alarm.map(\.1) == [true], "the alarm, from the journal")
+        try await Task.sleep(for: .seconds(1))  // two more reads: nothing comes twice, on either node
+        #expect(updates(second) == [.received, .operatorEngaged, .closed])
+        #expect(updates(first) == [.received, .operatorEngaged, .closed])
+        await first.stop()
+        await second.stop()
+    }
+
     @Test func throughAPostgresOutageTheCentreAnswersBusyIsNotReadyAndRecoversAndLosesNothingAcknowledged() async throws {
         let cluster = try await offThePool { try PostgresTestCluster.start() }
         defer { cluster.stop() }

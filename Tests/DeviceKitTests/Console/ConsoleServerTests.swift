@@ -127,6 +127,50 @@ import Testing
         #expect(me.json["language"] as? String == "zh")
     }
 
+    /// Issue 18: the console of any node shows every case. Node a (no console) records the alarm and works the
+    /// case; node b's console, on the same PostgreSQL journal, shows it as it comes, lists it in a new
+    /// console's snapshot, and refuses to act on it in the operator's words: another node works it.
+    @Test func aConsoleShowsTheCasesOfAnotherNodeAndSaysWhichNodeWorksThem() async throws {
+        let database = try await offThePool {
+            let database = try PostgresTestCluster.shared.newDatabase()
+            let setup = try CenterJournal(.postgres(database))
+            try setup.addOperator(
+                OperatorAccount(name: "alice", passwordHash: try OperatorPassword.hash(Harness.password, cost: 4), role: .operator, language: .en, createdAt: 1))
+            try setup.close()
+            return database
+        }
+        let nodeA = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "a"
+        }
+        let console = ConsoleServer(
+            configuration: ConsoleConfiguration(port: 0), logger: Logger(label: "test.console", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let nodeB = try await RunningCentre.start(journal: "unused", attachments: [console]) {
+            $0.journal = .postgres(database)
+            $0.node = "b"
+        }
+        let http = TestHTTPClient(port: try #require(nodeB.ports.web))
+        let alice = try await http.logIn("alice", Harness.password)
+        let stream = try await http.stream(cookie: alice.token)
+        _ = try await stream.next()  // the snapshot
+        let device = try await TestDevice.connect(1, to: nodeA)
+        _ = try await device.handshake()
+        try await device.send(.testAlarm(7))
+        let shown = try await stream.first { _, data in ((data["upsert"] as? [[String: Any]])?.isEmpty == false) }
+        let row = try #require((shown?.data["upsert"] as? [[String: Any]])?.first)
+        #expect(row["state"] as? String == "received" && row["device"] as? Int == 1 && row["alarm"] as? Int == 7)
+        let id = try #require(row["id"] as? Int)
+        let take = try await http.request("POST", "/api/cases/\(id)/take", cookie: alice.token, csrf: alice.csrf)
+        #expect(take.status == 409 && take.json["code"] as? String == "otherNode" && take.json["node"] as? String == "a", "\(take.status) \(take.body)")
+        // A console opened now lists it in its snapshot.
+        let later = try await http.stream(cookie: alice.token)
+        let snapshot = try #require(try await later.next())
+        let listed = (snapshot.data["cases"] as? [[String: Any]])?.map { $0["id"] as? Int }
+        #expect(snapshot.event == "snapshot" && listed == [id], "\(snapshot.data)")
+        await nodeA.stop()
+        await nodeB.stop()
+    }
+
     @Test func aPressShowsUpOnEveryConsoleAndTheCaseIsWorkedToItsClose() async throws {
         let harness = try await Harness.start()
         defer { Task { await harness.centre.stop() } }

@@ -93,6 +93,14 @@ extension CenterJournal {
         return now
     }
 
+    /// The owner of case `id` while it is open (`nil`: closed, no such case, or no node's).
+    public func openCaseOwner(_ id: Int64) throws -> String? {
+        try read { sql in
+            try sql.queryOne("SELECT owner FROM dispatch_case WHERE id = ? AND state < ?", .integer(id), JournalValue(Int(CaseState.closed.rawValue)))?
+                .optionalString("owner")
+        }
+    }
+
     /// The owner of case `id` (`nil`: no node, or no such case).
     public func owner(ofCase id: Int64) throws -> String? {
         try read { sql in try sql.queryOne("SELECT owner FROM dispatch_case WHERE id = ?", .integer(id))?.optionalString("owner") }

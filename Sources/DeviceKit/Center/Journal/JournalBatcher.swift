@@ -65,6 +65,15 @@ final class JournalBatcher {
         loop.execute { bound.value.commitNextBatch() }
     }
 
+    /// Runs `body` (a read) with the journal on the writer thread, between batches; `then` runs on the loop.
+    func read<T: Sendable>(_ body: @escaping @Sendable (CenterJournal) throws -> T, then: @escaping (Result<T, any Error>) -> Void) {
+        loop.preconditionInEventLoop()
+        pool.runIfActive(eventLoop: loop) { [journal] in try body(journal) }.assumeIsolated().whenComplete { result in
+            guard !self.stopped else { return }
+            then(result)
+        }
+    }
+
     /// Renews the node's case lease (CenterJournal+Lease.swift) on the writer thread, between batches; `then`
     /// runs on the loop, after the answers of every batch committed before it.
     func renewLease(for duration: Duration, reclaimingOwn: Bool = false, then: @escaping (Result<CaseLeaseRenewal, any Error>) -> Void) {
