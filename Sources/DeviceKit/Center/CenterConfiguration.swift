@@ -32,10 +32,20 @@ public struct CenterConfiguration: Sendable {
     /// or cut off from the journal) has its open cases taken over by another.
     public var caseLease: Duration = .seconds(10)
     /// Whether other nodes write the journal too, so that this node reads their case updates and shows them
-    /// in its events and console (CenterRuntime+Follow.swift): a PostgreSQL journal, or `--workers`.
+    /// in its events and console (CenterRuntime+Follow.swift): a PostgreSQL journal. (`--workers` of one
+    /// centre share its standard output, where every worker's events appear already.)
     public var followsOtherNodes: Bool {
         if case .postgres = journal { return true }
-        return reusePort
+        return false
+    }
+
+    /// Whether `owner` is this node or, under `--workers`, another worker of the same centre (`NAME/I`): its
+    /// events are on this process group's standard output already.
+    public func isSameCentre(_ owner: String?) -> Bool {
+        guard let owner else { return false }
+        if owner == node { return true }
+        guard let slash = node.firstIndex(of: "/") else { return false }
+        return owner.hasPrefix(node[...slash])
     }
     public var session: CenterSession.Parameters
     /// A device silent for longer is reported offline (and its session ended).

@@ -3,7 +3,8 @@ import NIOCore
 /// Every node's event stream and console show every case (issue 18): a node whose journal other nodes share
 /// (`CenterConfiguration.followsOtherNodes`) reads the case updates they write, every `followInterval`, and
 /// emits them as its own events would be: the alarm (`alarm`, not late, dispatched) with the update that
-/// opened its case, then each `caseUpdate`. Updates of the cases this node owns are its own, already emitted.
+/// opened its case, then each `caseUpdate`. Updates of the cases this node owns are its own, already emitted
+/// (and under `--workers`, those of the centre's other workers, on the same standard output).
 /// Reads run on the journal's thread between batches, at most `followLimit` updates a read.
 extension CenterRuntime {
     static let followInterval = TimeAmount.milliseconds(500)
@@ -34,7 +35,7 @@ extension CenterRuntime {
             guard var cursor = followCursor else { return }
             let fresh = cursor.read(updates.map { Int64($0.update.id) }, now: ContinuousClock.now - startedAt)
             followCursor = cursor
-            for followed in updates where fresh.contains(Int64(followed.update.id)) && followed.owner != configuration.node {
+            for followed in updates where fresh.contains(Int64(followed.update.id)) && !configuration.isSameCentre(followed.owner) {
                 if let alarm = followed.alarm { hub.emit(.alarm(device: followed.device, alarm: alarm, lateMilliseconds: 0, dispatched: true)) }
                 hub.emit(.caseUpdate(caseID: followed.caseID, device: followed.device, alarmID: followed.update.alarmID, state: followed.update.state))
             }

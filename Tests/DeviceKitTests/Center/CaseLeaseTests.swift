@@ -115,3 +115,14 @@ import Testing
         #expect(cursor.openGaps == [95, 96, 97, 98, 99], "a jump keeps only the limit's worth, the latest")
     }
 }
+
+@Suite struct CentreNodeNameTests {
+    @Test func aWorkerTakesItsSiblingsForItsOwnCentreAndNothingElse() {
+        var configuration = CenterConfiguration(journalPath: "unused")
+        configuration.node = "host-1/0"
+        #expect(configuration.isSameCentre("host-1/0") && configuration.isSameCentre("host-1/3"))
+        #expect(!configuration.isSameCentre("host-1") && !configuration.isSameCentre("host-10/0") && !configuration.isSameCentre(nil))
+        configuration.node = "a"
+        #expect(configuration.isSameCentre("a") && !configuration.isSameCentre("a/1") && !configuration.isSameCentre("b"))
+    }
+}
