@@ -15,7 +15,7 @@ import Testing
             let location = try backend.newLocation()
             let a = try CenterJournal(location, node: "a")
             let b = try CenterJournal(location, node: "b")
-            #expect(try a.renewLease(for: .milliseconds(600), reclaimingOwn: true).claimed.isEmpty)
+            #expect(try a.renewLease(for: .seconds(30), reclaimingOwn: true).claimed.isEmpty)
             #expect(try b.renewLease(for: .seconds(30), reclaimingOwn: true).claimed.isEmpty)
             // A batch (journal_apply on PostgreSQL) and a single write (statements) each open one of a's cases.
             let outcomes = try a.commit([.message(device: 5, message: Self.alarm(1), at: 1_000, opensCase: true)])
@@ -35,11 +35,12 @@ import Testing
             #expect(try b.updateCase(engaged, at: 1_100) == nil)
             #expect(try b.commit([.caseUpdate(engaged, at: 1_100)]) == [.caseUpdate(nil)])
             #expect(try a.updateCase(engaged, at: 1_100) != nil)
-            #expect(try a.renewLease(for: .milliseconds(600)).owned == [engaging.id, withdrawn.id])
+            #expect(try a.renewLease(for: .seconds(30)).owned == [engaging.id, withdrawn.id])
 
-            // a is gone: its lease lapses, and b's next renewal takes both cases, in their states, with their
-            // undelivered updates (received and engaged; received).
-            Thread.sleep(forTimeInterval: 0.9)
+            // a is gone: its lease lapses (here at once, a renewal that ends in the past: no test waits on a
+            // clock), and b's next renewal takes both cases, in their states, with their undelivered updates
+            // (received and engaged; received).
+            _ = try a.renewLease(for: .seconds(-1))
             let later = try b.renewLease(for: .seconds(30))
             #expect(later.from == ["a"])
             #expect(later.claimed.map(\.id).sorted() == [engaging.id, withdrawn.id].sorted())

@@ -48,7 +48,7 @@ import Testing
     }
 
     /// Issue 18: a case is worked by one node at a time. Node a opens the case and has no automatic operator;
-    /// it stops (its lease is not given back, as after SIGKILL). Once its 1 s lease lapses node b takes the case
+    /// it stops (its lease is not given back, as after SIGKILL). Once its 4 s lease lapses node b takes the case
     /// over, its automatic operator engages and closes it, and the device, now at b, hears every update it had
     /// not acknowledged, each state once in the journal.
     @Test func aStoppedNodesOpenCaseIsWorkedByTheOtherOnceItsLeaseLapses() async throws {
@@ -56,12 +56,12 @@ import Testing
         let first = try await RunningCentre.start(journal: "unused") {
             $0.journal = .postgres(database)
             $0.node = "a"
-            $0.caseLease = .seconds(1)
+            $0.caseLease = .seconds(4)
         }
         let second = try await RunningCentre.start(journal: "unused") {
             $0.journal = .postgres(database)
             $0.node = "b"
-            $0.caseLease = .seconds(1)
+            $0.caseLease = .seconds(4)
             $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
         }
         let device = try await TestDevice.connect(to: first, over: .datagram)
@@ -77,7 +77,7 @@ import Testing
         let stopped = ContinuousClock.now
         _ = try await second.events.first { $0 == .caseUpdate(caseID: opened.id, device: 1, alarmID: 9, state: .closed) }
         let takeover = ContinuousClock.now - stopped
-        #expect(takeover < .seconds(10), "within the lease and a renewal: \(takeover)")
+        #expect(takeover < .seconds(30), "within the lease and a renewal (a bound, not a measurement): \(takeover)")
         let moved = try await TestDevice.connect(to: second)
         moved.setCounter(device.counter)
         try await moved.handshake()
