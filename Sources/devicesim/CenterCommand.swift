@@ -410,7 +410,7 @@ struct CenterCommand: AsyncParsableCommand {
         guard let advertised = sipAdvertise ?? (Self.isWildcard(host) ? SIPEndpoint.localAddress(towards: towards) : host) else {
             throw CommandFailure(.unavailable, "no local address routes to \(towards): give --sip-advertise ADDRESS, the address the operators' phones reach this centre at")
         }
-        let identity = try SIPCommandSupport.uri(sipIdentity ?? "sip:centre@\(advertised ?? "127.0.0.1")", what: "--sip-identity")
+        let identity = try SIPCommandSupport.uri(sipIdentity ?? "sip:centre@\(advertised)", what: "--sip-identity")
         let srtp: SRTPPolicy = sipSRTP == "off" ? .off : sipSRTP == "required" ? .required : .optional
         return OperatorPhones(
             phones: phones, endpoint: SIPEndpoint.Configuration(host: host, port: sipPort, advertisedHost: advertised), identity: identity,

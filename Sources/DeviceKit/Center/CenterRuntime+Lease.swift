@@ -44,6 +44,7 @@ extension CenterRuntime {
                 metadata: ["node": "\(configuration.node)", "from": "\(renewal.from.sorted())", "cases": "\(renewal.claimed.count)"])
         }
         take(renewal)
+        adopt(renewal.supervised)
     }
 
     /// Works the cases `renewal` gave this node, and queues their updates the devices never acknowledged.

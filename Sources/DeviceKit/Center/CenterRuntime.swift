@@ -110,6 +110,8 @@ final class CenterRuntime {
         var anchors: [UInt32: CenterJournal.StoredAnchor]
         var openCases: [CasePolicy.Case]
         var undelivered: [CenterJournal.PendingUpdate]
+        /// Devices the journal says are online and this node now supervises (CenterJournal+Presence.swift).
+        var supervised: [UInt32] = []
     }
 
     init(
@@ -145,6 +147,7 @@ final class CenterRuntime {
         for pending in restored.undelivered where !dc09Devices.contains(pending.device) {
             feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) }
         }
+        adopt(restored.supervised)
     }
 
     /// The one place the centre reads its clocks.
@@ -767,6 +770,17 @@ final class CenterRuntime {
         }
     }
 
+    /// Supervises `devices` from now on as if just heard (the journal handed them over: CenterJournal+Presence.swift).
+    func adopt(_ devices: [UInt32]) {
+        guard !devices.isEmpty else { return }
+        let at = now.monotonic
+        let adopted = devices.reduce(0) { $0 + (supervision.adopt($1, now: at) ? 1 : 0) }
+        metrics.devicesOnline.set(Int64(supervision.onlineCount))
+        logger.notice(
+            "supervising the online devices of nodes whose lease lapsed (or of this node's previous run): each is reported offline unless heard from in time",
+            metadata: ["node": "\(configuration.node)", "devices": "\(adopted)", "offline.after": "\(configuration.offlineAfter)"])
+    }
+
     private func supervisionReported(_ report: Supervision.Report) {
         metrics.devicesOnline.set(Int64(supervision.onlineCount))
         switch report {
@@ -774,16 +788,14 @@ final class CenterRuntime {
             hub.emit(.online(device: device))
             journal.write(.supervision(device: device, online: true, at: now.wall)) { _ in }
         case .offline(let device):
-            guard configuration.reusePort, let anchor = sessions[device]?.anchor else {
-                hub.emit(.offline(device: device))
-                journal.write(.supervision(device: device, online: false, at: now.wall)) { _ in }
-                return
-            }
-            // Other processes share the journal: the device may have opened a newer session in one of them,
-            // and is then not offline. Reported only if this session's anchor is still the stored one.
+            // The journal writes it only while no other node supervises the device, and, when this node had a
+            // session of it, while that session's anchor is the stored one (the device did not open a newer
+            // session at another node or process). Told even if the journal cannot be written: the centre's
+            // own view is still the best it has.
+            let anchor = sessions[device]?.anchor
             journal.write(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
                 if case .success(.supervision(written: false)) = result {
-                    self.logger.debug("device moved to another centre process", metadata: ["device.id": "\(device)"])
+                    self.logger.debug("device moved to another centre node or process", metadata: ["device.id": "\(device)"])
                     return
                 }
                 self.hub.emit(.offline(device: device))

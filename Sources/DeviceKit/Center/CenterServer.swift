@@ -253,7 +253,8 @@ public final class CenterServer: Service, Sendable {
             // This node's cases left by its previous run, those of no node, and those of nodes whose lease lapsed.
             let renewal = try journal.renewLease(for: lease, reclaimingOwn: true)
             let restored = CenterRuntime.Restored(
-                anchors: try journal.storedAnchors(), openCases: renewal.claimed, undelivered: renewal.undelivered)
+                anchors: try journal.storedAnchors(), openCases: renewal.claimed, undelivered: renewal.undelivered,
+                supervised: renewal.supervised)
             return (journal, restored)
         }
         let loop = group.next()

@@ -11,6 +11,8 @@ public struct Supervision: Sendable {
     private struct Watched: Sendable {
         var lastSeen: Duration
         var online: Bool
+        /// Online by the journal's word, not yet heard here (`adopt`).
+        var adopted = false
     }
 
     public let offlineAfter: Duration
@@ -31,13 +33,27 @@ public struct Supervision: Sendable {
     /// Every device supervised since the start and whether it is online.
     public var supervised: [(device: UInt32, online: Bool)] { devices.entries.map { ($0.key, $0.value.online) } }
 
-    /// An authenticated frame of `device` arrived. Reports it online if it was not.
+    /// An authenticated frame of `device` arrived. Reports it online if it was not, or if it was adopted and
+    /// this is the first frame heard of it here (the device came to this node: its online report says so, as
+    /// any device's that moves between nodes).
     public mutating func deviceSeen(_ device: UInt32, now: Duration) -> Report? {
-        let wasOnline = devices[device]?.online ?? false
+        let was = devices[device]
         devices[device] = Watched(lastSeen: now, online: true)
-        if wasOnline { return nil }
+        if was?.online == true { return was?.adopted == true ? .online(device) : nil }
         onlineCount += 1
         return .online(device)
+    }
+
+    /// Supervises `device` as if it had just been heard, without reporting it: another node supervised it and
+    /// died, or this node's previous run did (CenterJournal+Presence.swift); the journal says it is online.
+    /// Reported offline if not heard within `offlineAfter`; reported online when first heard here.
+    /// Returns false if it was already online here.
+    @discardableResult
+    public mutating func adopt(_ device: UInt32, now: Duration) -> Bool {
+        guard devices[device]?.online != true else { return false }
+        devices[device] = Watched(lastSeen: now, online: true, adopted: true)
+        onlineCount += 1
+        return true
     }
 
     /// The devices that have been silent for longer than `offlineAfter`, each reported once.

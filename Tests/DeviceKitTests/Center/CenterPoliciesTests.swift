@@ -14,6 +14,28 @@ import Testing
         #expect(supervision.deviceSeen(5, now: .seconds(10)) == .online(5))
     }
 
+    /// A device handed over by the journal (another node died, or this node's previous run) is online without a
+    /// report; it is reported offline if not heard in time, and online when first heard here (it came to this
+    /// node), once.
+    @Test func anAdoptedDeviceIsOfflineIfNotHeardAndOnlineWhenFirstHeardHere() {
+        var supervision = Supervision(offlineAfter: .seconds(2))
+        let adopted = [supervision.adopt(5, now: .seconds(10)), supervision.adopt(6, now: .seconds(10))]
+        #expect(adopted == [true, true])
+        #expect(supervision.isOnline(5) && supervision.onlineCount == 2)
+        let again = supervision.adopt(5, now: .seconds(11))
+        #expect(!again, "already online here")
+        #expect(supervision.tick(now: .seconds(11)) == [])
+        #expect(supervision.deviceSeen(6, now: .seconds(11)) == .online(6))
+        #expect(supervision.deviceSeen(6, now: .seconds(12)) == nil)
+        #expect(supervision.onlineCount == 2)
+        #expect(supervision.tick(now: .seconds(12.5)) == [.offline(5)])
+        #expect(supervision.onlineCount == 1)
+        #expect(supervision.deviceSeen(7, now: .seconds(13)) == .online(7))
+        let heardFirst = supervision.adopt(7, now: .seconds(13))
+        #expect(!heardFirst)
+        #expect(supervision.deviceSeen(7, now: .seconds(13.5)) == nil, "heard here first: no second report")
+    }
+
     /// The count of devices online follows each report, whatever the order of comings and goings.
     @Test func theOnlineCountFollowsEveryReport() {
         var supervision = Supervision(offlineAfter: .seconds(2))
@@ -23,6 +45,8 @@ import Testing
             now += .milliseconds(Int64(random.next() % 50))
             if random.next() % 4 == 0 {
                 _ = supervision.tick(now: now)
+            } else if random.next() % 5 == 0 {
+                supervision.adopt(UInt32(random.next() % 100), now: now)
             } else {
                 _ = supervision.deviceSeen(UInt32(random.next() % 100), now: now)
             }

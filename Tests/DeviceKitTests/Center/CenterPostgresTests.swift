@@ -70,7 +70,7 @@ import Testing
         #expect(try await device.received { $0 == .ack(Ack(id: 9)) } != nil)
         let opened = try #require(try await first.server.openCases().first)
         #expect(try await second.server.openCases().isEmpty, "a's case, not b's")
-        try await Task.sleep(for: .seconds(2))
+        try await Self.leaseRenewed(of: "a", times: 2, in: database)
         #expect(try await second.server.openCases().isEmpty, "not taken while a renews its lease")
 
         await first.stop()
@@ -94,6 +94,73 @@ import Testing
         }
         #expect(owner == "b")
         #expect(updates == "1,2,4", "received, engaged, closed: each once")
+    }
+
+    /// Waits until node `node`'s lease in the journal has moved `times` times (renewals, every quarter lease).
+    static func leaseRenewed(of node: String, times: Int, in database: PostgresJournalConfiguration) async throws {
+        var seen: Set<String> = []
+        try await eventually("\(times) renewals of \(node)'s lease") {
+            let lease = try await offThePool {
+                try PostgresTestCluster.shared.psql("SELECT lease_until FROM centre_node WHERE node = '\(node)'", database: database.database)
+            }
+            seen.insert(lease.trimmingCharacters(in: .whitespacesAndNewlines))
+            return seen.count > times
+        }
+    }
+
+    /// Issue 18: supervision is taken over. A device whose node dies, and which never comes back (dead itself,
+    /// or unplugged), is reported offline once by the node that took over the dead node's lease, and its
+    /// supervision is that node's in the journal; a device that comes back at the other node is not.
+    @Test func aStoppedNodesDeviceThatNeverComesBackIsReportedOfflineByTheOther() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        // a would report its silent devices offline only after a minute; b, after 2 s.
+        func node(_ name: String, offlineAfter: Duration) async throws -> RunningCentre {
+            try await RunningCentre.start(journal: "unused") {
+                $0.journal = .postgres(database)
+                $0.node = name
+                $0.caseLease = .seconds(2)
+                $0.offlineAfter = offlineAfter
+            }
+        }
+        let (first, second) = (try await node("a", offlineAfter: .seconds(60)), try await node("b", offlineAfter: .seconds(2)))
+        let lost = try await TestDevice.connect(1, to: first, over: .datagram)
+        try #require(try await lost.handshake() != nil)
+        let moving = try await TestDevice.connect(2, rootKey: RunningCentre.rootKey.reversed(), to: first, over: .datagram)
+        try #require(try await moving.handshake() != nil)
+        _ = try await first.events.first { $0 == .online(device: 2) }
+        try await eventually(within: .seconds(30), "a supervises both in the journal") {
+            try await offThePool {
+                let journal = try CenterJournal(.postgres(database))
+                defer { try? journal.close() }
+                return try [1, 2].allSatisfy { try journal.presence(of: $0).map { $0.node == "a" && $0.online } ?? false }
+            }
+        }
+        await first.stop()
+        // Device 2 reaches b and keeps talking; device 1 is never heard again.
+        let moved = try await TestDevice.connect(2, rootKey: RunningCentre.rootKey.reversed(), to: second)
+        moved.setCounter(moving.counter)
+        try #require(try await moved.handshake() != nil)
+        let talking = Task {
+            while !Task.isCancelled {
+                try await moved.send(.heartbeat(Heartbeat(status: [], battery: 90)))
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        defer { talking.cancel() }
+        _ = try await second.events.first { $0 == .offline(device: 1) }
+        let presence = try await offThePool {
+            let journal = try CenterJournal(.postgres(database))
+            defer { try? journal.close() }
+            return (try journal.supervision(device: 1), try journal.presence(of: 1)?.node, try journal.presence(of: 2)?.node)
+        }
+        #expect(presence.0 == [true, false], "online at a, offline by b: once")
+        #expect(presence.1 == "b" && presence.2 == "b")
+        // Two more supervision periods: device 2, talking to b, is never reported offline; device 1 only once.
+        try await Task.sleep(for: .seconds(4))
+        #expect(!second.events.all.contains(.offline(device: 2)))
+        #expect(second.events.all.filter { $0 == .offline(device: 1) }.count == 1)
+        talking.cancel()
+        await second.stop()
     }
 
     /// Issue 18: the event stream of any node shows every case. Node a works the case (its automatic operator
@@ -122,7 +189,9 @@ import Testing
         #expect(updates(second) == [.received, .operatorEngaged, .closed])
         let alarm = second.events.all.compactMap { if case .alarm(1, let alarm, _, let dispatched) = $0 { (alarm, dispatched) } else { nil } }
         #expect(alarm.map(\.0.kind) == [.fall] && alarm.map(\.0.id) == [4] && alarm.map(\.1) == [true], "the alarm, from the journal")
-        try await Task.sleep(for: .seconds(1))  // two more reads: nothing comes twice, on either node
+        // A second case, shown by b once closed: b read past the first case's updates again, and came twice by none.
+        try await device.send(.testAlarm(5, kind: .fall))
+        _ = try await second.events.first { if case .caseUpdate(_, 1, 5, .closed) = $0 { true } else { false } }
         #expect(updates(second) == [.received, .operatorEngaged, .closed])
         #expect(updates(first) == [.received, .operatorEngaged, .closed])
         await first.stop()

@@ -170,6 +170,25 @@ import Testing
         #expect(try CenterJournal(path: centre.server.configuration.journalPath).supervision(device: 1) == [true, false, true])
     }
 
+    /// Issue 18: supervision survives a restart. The centre stops (killed, say) while a device is online; the
+    /// device never comes back; the centre's next run reports it offline, once, after its `offlineAfter`.
+    @Test func aDeviceOnlineWhenTheCentreStoppedIsReportedOfflineByItsNextRun() async throws {
+        let journal = temporaryJournal()
+        let first = try await RunningCentre.start(journal: journal) { $0.offlineAfter = .seconds(60) }
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        try #require(try await device.handshake() != nil)
+        _ = try await first.events.first { $0 == .online(device: 1) }
+        try await eventually("the journal says device 1 is online") {
+            try CenterJournal(path: journal).presence(of: 1)?.online == true
+        }
+        await first.stop()
+        let next = try await RunningCentre.start(journal: journal) { $0.offlineAfter = .milliseconds(500) }
+        _ = try await next.events.first { $0 == .offline(device: 1) }
+        #expect(!next.events.all.contains(.online(device: 1)), "supervised as online, not reported online again")
+        await next.stop()
+        #expect(try CenterJournal(path: journal).supervision(device: 1) == [true, false])
+    }
+
     @Test func concurrentAlarmsAreGroupCommittedAndEachAcknowledgedOnlyOnceInTheJournal() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal()) {
             $0.session = CenterSession.Parameters(rate: 10_000, burst: 10_000)

@@ -5,8 +5,9 @@ import Testing
 /// On PostgreSQL a batch goes to the server in one round trip (`journal_apply`, PL/pgSQL), a second writing of
 /// the rules `CenterJournal` states in SQL. The same seeded batches of writes — anchors rising and falling,
 /// alarms sent again, ids reused for other content, cancels before and after their alarms, case updates
-/// forward and back, deliveries, supervision on a stale anchor — written through it, through the statements on
-/// PostgreSQL and on SQLite must give the same outcomes, write by write, and leave the same record.
+/// forward and back, deliveries, supervision on a stale anchor and of a device another node supervises —
+/// written through it, through the statements on PostgreSQL and on SQLite must give the same outcomes, write by
+/// write, and leave the same record.
 @Suite struct JournalBackendsAgreeTests {
     struct Seeded: RandomNumberGenerator {
         var state: UInt64
@@ -65,6 +66,7 @@ import Testing
         var openCases: [CasePolicy.Case]
         var undelivered: [CenterJournal.PendingUpdate]
         var supervision: [[Bool]]
+        var presence: [String]
 
         init(_ journal: CenterJournal) throws {
             anchors = try journal.storedAnchors()
@@ -72,17 +74,23 @@ import Testing
             openCases = try journal.openCases()
             undelivered = try journal.undeliveredUpdates()
             supervision = try (1...4).map { try journal.supervision(device: $0) }
+            presence = try (1...4).map { device in try journal.presence(of: device).map { "\($0.node ?? "none") \($0.online)" } ?? "never" }
         }
     }
 
     @Test(arguments: [1, 2, 3] as [UInt64])
     func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64) async throws {
         try await offThePool {
-            let journals = [
-                try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: true),
-                try CenterJournal(try JournalBackend.postgres.newLocation(), busyTimeout: .seconds(10), forwardsDC09: false, batchesInOneRoundTrip: false),
-                try CenterJournal(try JournalBackend.sqlite.newLocation()),
-            ]
+            let locations = [try JournalBackend.postgres.newLocation(), try JournalBackend.postgres.newLocation(), try JournalBackend.sqlite.newLocation()]
+            let journals = try zip(locations, [true, false, true]).map { location, inOneRoundTrip in
+                try CenterJournal(location, busyTimeout: .seconds(10), forwardsDC09: false, node: "a", batchesInOneRoundTrip: inOneRoundTrip)
+            }
+            // Node b supervises device 4 until a session of it opens at a (its anchor rises there).
+            for location in locations {
+                let b = try CenterJournal(location, node: "b")
+                try b.recordSupervision(device: 4, online: true, at: 999)
+                try b.close()
+            }
             for (number, batch) in Self.batches(seed: seed).enumerated() {
                 let outcomes = try journals.map { try $0.commit(batch) }
                 #expect(outcomes[0] == outcomes[2], "batch \(number): journal_apply and SQLite")

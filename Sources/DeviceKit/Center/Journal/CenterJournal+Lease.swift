@@ -12,7 +12,8 @@
 ///   node forgets one it holds that is not (another node took it over, or the device's cancel closed it).
 /// - The journal's own clock decides (`clockMilliseconds`): nodes on several hosts need not agree on the time.
 ///
-/// A node that starts takes back its own cases too (a restart under the same `--node` name).
+/// A node that starts takes back its own cases too (a restart under the same `--node` name). The same renewal
+/// hands over the supervision of the devices such nodes supervised (CenterJournal+Presence.swift).
 public struct CaseLeaseRenewal: Sendable {
     /// Open cases this renewal gave the node: to work (the automatic operator's timers, the console's list).
     public var claimed: [CasePolicy.Case] = []
@@ -22,6 +23,9 @@ public struct CaseLeaseRenewal: Sendable {
     public var owned: Set<Int64> = []
     /// The nodes whose cases were taken over, for the log.
     public var from: Set<String> = []
+    /// Online devices whose supervision this renewal gave the node (CenterJournal+Presence.swift): to report
+    /// offline unless heard from within the node's `offlineAfter`.
+    public var supervised: [UInt32] = []
 }
 
 /// A lease renewed without a node: the journal was opened for no node (`CenterJournal(node: nil)`).
@@ -74,6 +78,7 @@ extension CenterJournal {
                     given.map { .integer($0) }
                 ).map(Self.pendingUpdate)
             }
+            renewal.supervised = try Self.adoptPresence(sql, node: node, now: now, reclaimingOwn: reclaimingOwn)
             renewal.owned = Set(
                 try sql.query("SELECT id FROM dispatch_case WHERE state < ? AND owner = ?", [closed, .text(node)]).map { try $0.int64("id") })
             return renewal

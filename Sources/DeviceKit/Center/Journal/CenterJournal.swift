@@ -186,17 +186,24 @@ public final class CenterJournal: Sendable {
     /// old one is retired, in the same statement (protocol.md §3.4).
     @discardableResult
     public func storeAnchor(device: UInt32, anchor: UInt64, epoch: UInt16 = 0) throws -> AnchorOutcome {
-        try write(locking: [device]) { sql in try Self.storeAnchor(sql, device: device, anchor: anchor, epoch: epoch) }
+        try write(locking: [device]) { sql in try Self.storeAnchor(sql, device: device, anchor: anchor, epoch: epoch, node: node) }
     }
 
-    private static func storeAnchor(_ sql: any JournalSQL, device: UInt32, anchor: UInt64, epoch: UInt16) throws -> AnchorOutcome {
+    /// A risen anchor is a session opened at `node`: the device is this node's to supervise from now on
+    /// (CenterJournal+Presence.swift).
+    private static func storeAnchor(
+        _ sql: any JournalSQL, device: UInt32, anchor: UInt64, epoch: UInt16, node: String?
+    ) throws -> AnchorOutcome {
         let raised = try sql.execute(
             """
             INSERT INTO device (id, anchor, epoch) VALUES (?, ?, ?)
             ON CONFLICT (id) DO UPDATE SET anchor = excluded.anchor, epoch = excluded.epoch
             WHERE excluded.epoch > device.epoch OR (excluded.epoch = device.epoch AND excluded.anchor > device.anchor)
             """, JournalValue(device), JournalValue(anchor), JournalValue(Int(epoch)))
-        if raised == 1 { return AnchorOutcome(raised: true, stored: anchor, epoch: epoch) }
+        if raised == 1 {
+            try movePresence(sql, device: device, to: node)
+            return AnchorOutcome(raised: true, stored: anchor, epoch: epoch)
+        }
         let row = try sql.queryOne("SELECT anchor, epoch FROM device WHERE id = ?", JournalValue(device))
         return AnchorOutcome(
             raised: false, stored: try row.map { UInt64(clamping: try $0.int64("anchor")) } ?? 0,
@@ -313,7 +320,8 @@ public final class CenterJournal: Sendable {
         case caseUpdate(CasePolicy.Case, at: WireTime)
         case caseUpdateDelivered(UInt32, at: WireTime)
         /// With `ifAnchor`, written only while that is still the device's stored anchor: a process whose session
-        /// of the device was superseded by one another process opened must not report the device offline.
+        /// of the device was superseded by one another process opened must not report the device offline. An
+        /// offline report is also not written while another node supervises the device (CenterJournal+Presence.swift).
         case supervision(device: UInt32, online: Bool, at: WireTime, ifAnchor: UInt64? = nil)
         /// An event from the DC-09 port; a retransmission of one received within `window` milliseconds is
         /// not new (CenterJournal+DC09.swift).
@@ -371,7 +379,7 @@ public final class CenterJournal: Sendable {
     private static func apply(_ write: Write, _ sql: any JournalSQL, context: WriteContext) throws -> WriteOutcome {
         switch write {
         case .anchor(let device, let anchor, let epoch):
-            return .anchor(try storeAnchor(sql, device: device, anchor: anchor, epoch: epoch))
+            return .anchor(try storeAnchor(sql, device: device, anchor: anchor, epoch: epoch, node: context.node))
         case .message(let device, let message, let at, let opensCase, let note):
             return .recorded(try record(sql, device: device, message: message, at: at, opensCase: opensCase, note: note, context: context))
         case .caseUpdate(let changed, let at):
@@ -380,7 +388,7 @@ public final class CenterJournal: Sendable {
             try caseUpdateDelivered(sql, id, at: at)
             return .stored
         case .supervision(let device, let online, let at, let anchor):
-            return .supervision(written: try recordSupervision(sql, device: device, online: online, at: at, ifAnchor: anchor))
+            return .supervision(written: try recordSupervision(sql, device: device, online: online, at: at, ifAnchor: anchor, node: context.node))
         case .dc09Event(let device, let event, let at, let window):
             let (message, outcome) = try recordDC09(sql, device: device, event: event, at: at, window: window, context: context)
             return .dc09Recorded(message, outcome)
@@ -474,26 +482,7 @@ public final class CenterJournal: Sendable {
         }
     }
 
-    // MARK: Supervision
-
-    public func recordSupervision(device: UInt32, online: Bool, at: WireTime) throws {
-        try write(locking: [device]) { sql in _ = try Self.recordSupervision(sql, device: device, online: online, at: at, ifAnchor: nil) }
-    }
-
-    private static func recordSupervision(
-        _ sql: any JournalSQL, device: UInt32, online: Bool, at: WireTime, ifAnchor anchor: UInt64?
-    ) throws -> Bool {
-        guard let anchor else {
-            try sql.execute("INSERT INTO supervision (device, online, at) VALUES (?, ?, ?)", JournalValue(device), JournalValue(online), JournalValue(at))
-            return true
-        }
-        return try sql.execute(
-            """
-            INSERT INTO supervision (device, online, at)
-            SELECT ?, ?, ? WHERE (SELECT anchor FROM device WHERE id = ?) = ?
-            """,
-            JournalValue(device), JournalValue(online), JournalValue(at), JournalValue(device), JournalValue(anchor)) == 1
-    }
+    // MARK: Supervision (CenterJournal+Presence.swift)
 
     /// Supervision reports of `device`, oldest first: `true` online, `false` offline.
     public func supervision(device: UInt32) throws -> [Bool] {

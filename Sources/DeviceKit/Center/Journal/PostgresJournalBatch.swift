@@ -30,7 +30,9 @@ enum PostgresJournalBatch {
         for write in writes {
             switch write {
             case .anchor(let device, let anchor, let epoch):
-                objects.append(["k": "anchor", "d": Int64(device), "anchor": Int64(clamping: anchor), "epoch": Int64(epoch)])
+                var object: [String: Any] = ["k": "anchor", "d": Int64(device), "anchor": Int64(clamping: anchor), "epoch": Int64(epoch)]
+                if let node { object["owner"] = node }
+                objects.append(object)
             case .message(let device, let message, let at, let opensCase, let note):
                 guard let id = message.reliableID else {
                     objects.append(["k": "none"])
@@ -56,6 +58,7 @@ enum PostgresJournalBatch {
             case .supervision(let device, let online, let at, let anchor):
                 var object: [String: Any] = ["k": "supervision", "d": Int64(device), "online": online ? 1 : 0, "at": Int64(clamping: at)]
                 if let anchor { object["anchor"] = Int64(clamping: anchor) }
+                if let node { object["owner"] = node }
                 objects.append(object)
             case .dc09Event, .forwarded:
                 throw JournalReadError(column: "journal_apply", found: "a write it does not take")
@@ -133,6 +136,7 @@ enum PostgresJournalBatch {
             v_write JSONB; v_out JSONB; v_results JSONB := '[]'::JSONB;
             v_device BIGINT; v_id BIGINT; v_ref BIGINT; v_at BIGINT; v_kind TEXT; v_digest BYTEA; v_first BYTEA;
             v_found BIGINT; v_case BIGINT; v_update BIGINT; v_reuse BIGINT; v_state BIGINT; v_anchor BIGINT; v_epoch BIGINT;
+            v_online BIGINT;
         BEGIN
             FOR v_device IN
                 SELECT DISTINCT (e->>'d')::BIGINT FROM jsonb_array_elements(writes) AS e WHERE e->>'d' IS NOT NULL ORDER BY 1
@@ -152,6 +156,9 @@ enum PostgresJournalBatch {
                     WHERE excluded.epoch > device.epoch OR (excluded.epoch = device.epoch AND excluded.anchor > device.anchor);
                     IF FOUND THEN
                         v_out := jsonb_build_object('raised', true, 'stored', v_anchor, 'epoch', v_epoch);
+                        IF v_write->>'owner' IS NOT NULL THEN
+                            UPDATE device_presence SET node = v_write->>'owner' WHERE device = v_device;
+                        END IF;
                     ELSE
                         SELECT d.anchor, d.epoch INTO v_anchor, v_epoch FROM device d WHERE d.id = v_device;
                         v_out := jsonb_build_object('raised', false, 'stored', COALESCE(v_anchor, 0), 'epoch', COALESCE(v_epoch, 0));
@@ -228,13 +235,17 @@ enum PostgresJournalBatch {
                 WHEN 'delivered' THEN
                     UPDATE case_update SET delivered_at = v_at WHERE id = (v_write->>'update')::BIGINT AND delivered_at IS NULL;
                 WHEN 'supervision' THEN
-                    IF v_write->>'anchor' IS NOT NULL THEN
-                        INSERT INTO supervision (device, online, at)
-                        SELECT v_device, (v_write->>'online')::BIGINT, v_at
-                        WHERE (SELECT d.anchor FROM device d WHERE d.id = v_device) = (v_write->>'anchor')::BIGINT;
-                        v_out := jsonb_build_object('written', FOUND);
+                    v_online := (v_write->>'online')::BIGINT;
+                    IF (v_online = 0 AND EXISTS (
+                            SELECT 1 FROM device_presence p WHERE p.device = v_device AND p.node <> (v_write->>'owner')))
+                        OR (v_write->>'anchor' IS NOT NULL AND (SELECT d.anchor FROM device d WHERE d.id = v_device)
+                            IS DISTINCT FROM (v_write->>'anchor')::BIGINT)
+                    THEN
+                        v_out := jsonb_build_object('written', false);
                     ELSE
-                        INSERT INTO supervision (device, online, at) VALUES (v_device, (v_write->>'online')::BIGINT, v_at);
+                        INSERT INTO supervision (device, online, at) VALUES (v_device, v_online, v_at);
+                        INSERT INTO device_presence (device, node, online, at) VALUES (v_device, v_write->>'owner', v_online, v_at)
+                        ON CONFLICT (device) DO UPDATE SET node = excluded.node, online = excluded.online, at = excluded.at;
                         v_out := jsonb_build_object('written', true);
                     END IF;
                 ELSE

@@ -163,6 +163,19 @@ final class PostgresJournalStore: JournalStore {
                 PostgresJournalBatch.function,
             ]
         ),
+        // The node that supervises each device (CenterJournal+Presence.swift); journal_apply again, to keep it.
+        (
+            "v4-device-presence",
+            [
+                "CREATE TABLE device_presence (device BIGINT PRIMARY KEY, node TEXT, online BIGINT NOT NULL, at BIGINT NOT NULL)",
+                "CREATE INDEX device_presence_node ON device_presence (node) WHERE online = 1",
+                """
+                INSERT INTO device_presence (device, node, online, at)
+                SELECT device, NULL, online, at FROM supervision WHERE id IN (SELECT MAX(id) FROM supervision GROUP BY device)
+                """,
+                PostgresJournalBatch.function,
+            ]
+        ),
     ]
 
     private static func migrate(_ sql: any JournalSQL) throws {

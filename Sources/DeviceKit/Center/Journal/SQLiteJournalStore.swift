@@ -178,6 +178,19 @@ final class SQLiteJournalStore: JournalStore {
                     CREATE INDEX case_update_undelivered_case ON case_update (case_id) WHERE delivered_at IS NULL;
                     """)
         }
+        // The node that supervises each device, and the device's latest report (CenterJournal+Presence.swift);
+        // a journal's devices so far are of no node: the first node to renew its lease takes the online ones.
+        migrator.registerMigration("v6-device-presence") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE device_presence (
+                        device INTEGER PRIMARY KEY, node TEXT, online INTEGER NOT NULL, at INTEGER NOT NULL);
+                    CREATE INDEX device_presence_node ON device_presence (node) WHERE online = 1;
+                    INSERT INTO device_presence (device, node, online, at)
+                        SELECT device, NULL, online, at FROM supervision
+                        WHERE rowid IN (SELECT MAX(rowid) FROM supervision GROUP BY device);
+                    """)
+        }
         return migrator
     }
 }
