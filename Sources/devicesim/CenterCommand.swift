@@ -310,7 +310,6 @@ struct CenterCommand: AsyncParsableCommand {
         }
         guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
         let location = try journalLocation()
-        if case .postgres = location, !forward.isEmpty { throw ValidationError(DC09ForwardURLError(reason: .sharedJournal).description) }
         if let udpReadInterval, udpReadInterval.duration > .milliseconds(100) {
             throw ValidationError("--udp-read-interval \(udpReadInterval) is longer than 100ms: every answer over UDP would wait that long; e.g. --udp-read-interval 1ms, or 0 to read at once.")
         }

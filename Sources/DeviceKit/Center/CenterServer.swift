@@ -246,7 +246,6 @@ public final class CenterServer: Service, Sendable {
         // A configuration made in code, not by `devicesim center`'s checked options: refused, not trapped on.
         guard configuration.forward.count <= 2 else { throw DC09ForwardURLError(reason: .tooMany) }
         let forwards = !configuration.forward.isEmpty
-        if forwards, case .postgres = location { throw DC09ForwardURLError(reason: .sharedJournal) }
         let (node, lease) = (configuration.node, configuration.caseLease)
         let (journal, restored) = try await pool.runIfActive {
             let journal = try CenterJournal(location, forwardsDC09: forwards, node: node)
@@ -308,7 +307,7 @@ public final class CenterServer: Service, Sendable {
                 if forwards {
                     let forwarder = DC09Forwarder(
                         loop: loop, journal: journal, pool: pool, targets: configuration.forward,
-                        parameters: configuration.forwardParameters, metrics: metrics, logger: logger)
+                        parameters: configuration.forwardParameters, metrics: metrics, logger: logger, node: configuration.node)
                     runtime.value.forwarder = forwarder
                     runtime.value.messageRecorded = { forwarder.rowsQueued() }
                     forwarder.start()

@@ -159,12 +159,14 @@ public struct DC09ForwardMachine: Sendable {
         return load()
     }
 
-    public mutating func rowsLoaded(_ rows: [CenterJournal.ForwardRow], limit: Int, wall: UInt64) -> [Action] {
+    /// - Parameter late: ids below the highest loaded that the read found now, never loaded before: rows another
+    ///   node's transaction had taken its id for but not yet committed when later rows were read (PostgreSQL).
+    public mutating func rowsLoaded(_ rows: [CenterJournal.ForwardRow], limit: Int, wall: UInt64, late: Set<Int64> = []) -> [Action] {
         loading = false
-        for row in rows where row.id > highestLoaded {
+        for row in rows where row.id > highestLoaded || late.contains(row.id) {
             queues[row.device, default: []].append(row)
             buffered += 1
-            highestLoaded = row.id
+            highestLoaded = max(highestLoaded, row.id)
         }
         if rows.count >= limit { rowsWaiting = true }
         return pump(wall: wall) + load()

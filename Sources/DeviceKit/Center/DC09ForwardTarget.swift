@@ -121,8 +121,6 @@ public struct DC09ForwardURLError: Error, Hashable, Sendable, CustomStringConver
         case scheme, notAURL, noHost, noPort, port(Int), extra, repeated(String), empty(String), account, key(String)
         case transport(String), format(String), number(String), unknownParameter(String), twoKeys, contactIDWithAccount
         case tooMany, window(String)
-        /// `--forward` with a PostgreSQL journal: one node must forward, and the nodes share no lock yet.
-        case sharedJournal
     }
 
     public var reason: Reason
@@ -152,8 +150,6 @@ public struct DC09ForwardURLError: Error, Hashable, Sendable, CustomStringConver
             return "format=cid cannot tell devices apart under one account (Contact ID has no field for the device): leave out account= so each device reports as its own account (its id in hex), or use format=sia"
         case .window(let value): return "the forward target's window=\(value) is not a number of frames in flight from 1 to 64"
         case .tooMany: return "--forward is given more than twice: the first is the primary receiver, the second its backup"
-        case .sharedJournal:
-            return "--forward needs an SQLite journal for now: with a PostgreSQL journal several nodes would forward the same events; run the forwarding centre on an SQLite journal"
         }
     }
 }

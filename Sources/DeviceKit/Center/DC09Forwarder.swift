@@ -10,9 +10,12 @@ import NIOPosix
 /// machine's timers on the loop. It logs a receiver going down and coming back (once per outage, at warning
 /// and notice) and counts per receiver.
 ///
-/// Several processes share a journal under `--workers`: each queues the events it records, but only the one
-/// holding the lock file `<journal>-forwarder` (flock) sends; the others try to take it every few seconds,
-/// so one takes over when its holder dies (the kernel lets go of a dead process's lock).
+/// Several processes share a journal (`--workers`, or centre nodes on PostgreSQL): each queues the events it
+/// records, but only the holder of the journal's lease `dc09-forwarder` sends. Every process tries to take or
+/// renew it every `leaseRenewal` (1 s) for `leaseDuration` (5 s, on the journal's clock), so another takes over
+/// within 5 s of its holder's end (at once after a clean stop, which gives it up). A holder that cannot renew
+/// for `leaseDuration` × 0.6, or finds it taken, stops sending before its lease can lapse: never two senders.
+/// Rows read back after a gap in their ids (another node's transaction committed later) are sent too.
 ///
 /// Bound to `loop`: every method runs there (asserted).
 final class DC09Forwarder {
@@ -24,7 +27,21 @@ final class DC09Forwarder {
     private let logger: Logger
     private var machine: DC09ForwardMachine
     private let pollInterval: Duration
-    private var lock: JournalWriterLock?
+    /// This process as the lease's holder: the centre's node and a number of this run's own (two processes
+    /// given the same `--node` by mistake still never both send).
+    private let node: String
+    private var holding = false
+    /// Counts the times the lease was taken: what a read begun under an earlier holding returns is dropped.
+    private var term = 0
+    private static let epoch = ContinuousClock.now
+    private var renewing = false
+    private var lastRenewed: ContinuousClock.Instant?
+    private var leaseTask: RepeatedTask?
+    private var toldOtherHolds = false
+    private var cursor = FollowCursor(last: 0)
+    static let leaseName = "dc09-forwarder"
+    static let leaseDuration = Duration.seconds(5)
+    static let leaseRenewal = TimeAmount.seconds(1)
     /// Open links by id: a connection that completes after the machine moved on is closed by its id, never
     /// mistaken for the current one.
     private var channels: [UInt64: (channel: any Channel, datagram: Bool)] = [:]
@@ -35,8 +52,10 @@ final class DC09Forwarder {
 
     init(
         loop: any EventLoop, journal: CenterJournal, pool: NIOThreadPool, targets: [DC09ForwardTarget],
-        parameters: DC09ForwardMachine.Parameters, pollInterval: Duration = .milliseconds(500), metrics: CenterMetrics, logger: Logger
+        parameters: DC09ForwardMachine.Parameters, pollInterval: Duration = .milliseconds(500), metrics: CenterMetrics, logger: Logger,
+        node: String = CenterConfiguration.hostName
     ) {
+        self.node = node + "#" + String(UInt32.random(in: .min ... .max), radix: 16)
         self.loop = loop
         self.journal = journal
         self.pool = pool
@@ -49,29 +68,55 @@ final class DC09Forwarder {
 
     func start() {
         loop.preconditionInEventLoop()
-        if takeLock() { return }
-        logger.notice("another centre process sharing the journal forwards to the DC-09 receivers; this one takes over if it ends")
         let bound = NIOLoopBound(self, eventLoop: loop)
-        repeated = loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { task in
-            if bound.value.takeLock() { task.cancel() }
+        leaseTask = loop.scheduleRepeatedTask(initialDelay: .zero, delay: Self.leaseRenewal) { _ in bound.value.tendLease() }
+    }
+
+    /// Takes or renews the forwarder's lease on the journal's thread; sends while it holds it.
+    private func tendLease() {
+        guard !stopped else { return }
+        // A renewal that hangs (behind a long batch on the journal's thread, or a server slow to answer) must not
+        // let this process send past its lease: it stops before the lease can lapse, whether or not one is in flight.
+        if holding, let last = lastRenewed, ContinuousClock.now - last > Self.leaseDuration * 0.6 {
+            lose("the lease was not renewed in time")
+        }
+        guard !renewing else { return }
+        renewing = true
+        let (journal, node) = (self.journal, self.node)
+        // The lease runs from the journal's clock at the renewal, which is after this instant: counted from here,
+        // this process never thinks it holds the lease longer than it does.
+        let asked = ContinuousClock.now
+        pool.runIfActive(eventLoop: loop) {
+            try journal.holdLease(Self.leaseName, holder: node, for: Self.leaseDuration)
+        }.assumeIsolated().whenComplete { result in
+            self.renewing = false
+            guard !self.stopped else { return }
+            switch result {
+            case .success(true):
+                self.lastRenewed = asked
+                if !self.holding { self.begin() }
+            case .success(false):
+                if self.holding {
+                    self.lose("another centre process holds the lease now")
+                } else if !self.toldOtherHolds {
+                    self.toldOtherHolds = true
+                    self.logger.notice("another centre process sharing the journal forwards to the DC-09 receivers; this one takes over if it ends")
+                }
+            case .failure(let error):
+                if self.holding, let last = self.lastRenewed, ContinuousClock.now - last > Self.leaseDuration * 0.6 {
+                    self.lose("the lease could not be renewed: \(error)")
+                }
+            }
         }
     }
 
-    /// Takes the forwarder's lock and starts sending; false if another process holds it.
-    private func takeLock() -> Bool {
-        guard !stopped else { return true }
-        do {
-            // CenterServer refuses `--forward` with a PostgreSQL journal: its nodes have no file lock in common.
-            guard let path = journal.sqlitePath else { return false }
-            let lock = try JournalWriterLock(journal: path, suffix: "-forwarder")
-            guard lock.tryHold() else { return false }
-            self.lock = lock
-            metrics.sending.set(Int64(1))
-            for index in machine.receivers.indices { metrics.up(index)?.set(Int64(1)) }
-        } catch {
-            logger.error("cannot open the DC-09 forwarder's lock file: not forwarding", metadata: ["reason": "\(error)"])
-            return true
-        }
+    /// The lease is held: starts sending.
+    private func begin() {
+        holding = true
+        term += 1
+        toldOtherHolds = false
+        metrics.sending.set(Int64(1))
+        for index in machine.receivers.indices { metrics.up(index)?.set(Int64(1)) }
         for target in machine.receivers {
             logger.notice("forwarding case events over DC-09", metadata: ["receiver": "\(target.description)"])
         }
@@ -82,7 +127,22 @@ final class DC09Forwarder {
             bound.value.rowsQueued()
             bound.value.countQueue()
         }
-        return true
+    }
+
+    /// The lease is lost (or about to lapse): stops sending at once, so that the next holder is the only sender;
+    /// what was in flight stays queued and is sent again, as after a restart.
+    private func lose(_ reason: String) {
+        logger.warning("stopped forwarding to the DC-09 receivers: another centre process takes over", metadata: ["reason": "\(reason)"])
+        holding = false
+        metrics.sending.set(Int64(0))
+        repeated?.cancel()
+        repeated = nil
+        for task in timers.values { task.cancel() }
+        timers = [:]
+        for open in channels.values { open.channel.close(promise: nil) }
+        channels = [:]
+        machine = DC09ForwardMachine(receivers: machine.receivers, parameters: machine.parameters, seed: UInt64.random(in: .min ... .max))
+        cursor = FollowCursor(last: 0)
     }
 
     /// The queue's depth gauge, from the journal: rows beyond those loaded, and other processes' rows, count.
@@ -100,15 +160,21 @@ final class DC09Forwarder {
         repeated?.cancel()
         for task in timers.values { task.cancel() }
         timers = [:]
+        leaseTask?.cancel()
         batcher.stop()
         for open in channels.values { open.channel.close(promise: nil) }
         channels = [:]
-        lock = nil
+        if holding {
+            // Given up, so that another process takes over at once rather than when it lapses.
+            holding = false
+            let (journal, node) = (self.journal, self.node)
+            _ = pool.runIfActive(eventLoop: loop) { try journal.releaseLease(Self.leaseName, holder: node) }
+        }
     }
 
     /// The journal recorded new events (this process's, or found by the poll: another process's).
     func rowsQueued() {
-        guard !stopped, lock != nil else { return }
+        guard !stopped, holding else { return }
         run(machine.rowsQueued())
     }
 
@@ -155,15 +221,19 @@ final class DC09Forwarder {
     }
 
     private func load(after: Int64, limit: Int) {
-        let journal = self.journal
-        pool.runIfActive(eventLoop: loop) { try journal.forwardQueue(after: after, limit: limit) }
+        let (journal, gaps) = (self.journal, cursor.openGaps)
+        let term = self.term
+        pool.runIfActive(eventLoop: loop) { try journal.forwardQueue(after: after, orAmong: gaps, limit: limit) }
             .assumeIsolated().whenComplete { result in
-                guard !self.stopped else { return }
+                // A read begun before the lease was lost is not the present machine's.
+                guard !self.stopped, self.holding, self.term == term else { return }
                 switch result {
                 case .success(let (rows, depth)):
                     self.depth = depth
                     self.metrics.queueDepth.set(Int64(depth))
-                    self.run(self.machine.rowsLoaded(rows, limit: limit, wall: self.wall))
+                    let fresh = self.cursor.read(rows.map(\.id), now: ContinuousClock.now - Self.epoch)
+                    let late = fresh.filter { $0 <= after }
+                    self.run(self.machine.rowsLoaded(rows.filter { fresh.contains($0.id) }, limit: limit, wall: self.wall, late: late))
                 case .failure(let error):
                     self.logger.debug("could not read the DC-09 forwarding queue", metadata: ["reason": "\(error)"])
                     self.run(self.machine.rowsLoadFailed())

@@ -156,7 +156,7 @@ import Testing
     }
 
     /// Two centres on one port and journal, as `--workers` runs them: both queue, one sends; when it ends,
-    /// the other takes the forwarder's lock and sends what is queued.
+    /// the other takes the forwarder's lease and sends what is queued.
     @Test func centresSharingAJournalForwardThroughOneAndTheOtherTakesOver() async throws {
         let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts)
         defer { Task { await receiver.stop() } }
@@ -164,9 +164,13 @@ import Testing
         let target = Self.target(receiver.port)
         // Both devices under the key `CenterWorkersTests.connect` connects with.
         let registry = try DeviceRegistry(keys: [1: RunningCentre.rootKey, 2: RunningCentre.rootKey])
-        let first = try await Self.centre(journal: journal, [target], registry: registry) { $0.reusePort = true }
+        let first = try await Self.centre(journal: journal, [target], registry: registry) {
+            $0.reusePort = true
+            $0.node = "centre/0"
+        }
         let second = try await Self.centre(journal: journal, [target], registry: registry) { configuration in
             configuration.reusePort = true
+            configuration.node = "centre/1"
             configuration.tcpPort = first.ports.tcp
             configuration.udpPort = first.ports.udp
         }
@@ -193,6 +197,48 @@ import Testing
         try await eventually("the survivor takes over and sends") { distinctEvents(receiver.stored.all).count == 3 }
         #expect(survivor.metric("center_dc09_forwarding") == 1)
         try await eventually("the survivor counts its ACK") { survivor.metric("center_dc09_forwarded_total{receiver=\"primary\"}") == 1 }
+    }
+
+    /// Issue 18: two centre nodes on one PostgreSQL journal, each with its own port and devices, forward through
+    /// one of them (the holder of the journal's lease); when it stops, the other takes the lease over and sends
+    /// what is queued, its own events and those the first had queued but not sent alike.
+    @Test func nodesOnPostgresForwardThroughOneAndTheOtherTakesOver() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        let receiver = try await DC09TestReceiver.start(transport: .tcp, accounts: Self.accounts)
+        defer { Task { await receiver.stop() } }
+        let target = Self.target(receiver.port)
+        let nodes = [
+            try await Self.centre(journal: "unused", [target]) {
+                $0.journal = .postgres(database)
+                $0.node = "a"
+            },
+            try await Self.centre(journal: "unused", [target]) {
+                $0.journal = .postgres(database)
+                $0.node = "b"
+            },
+        ]
+        // Each device under its own key in `RunningCentre.registry`: a handshake under another key is never
+        // answered (handshake() gives nil after `patience`), and meanwhile the other device's session lapses.
+        let onA = try await TestDevice.connect(1, to: nodes[0], over: .datagram)
+        try #require(try await onA.handshake() != nil, "device 1's session on node a")
+        let onB = try await TestDevice.connect(2, rootKey: RunningCentre.rootKey.reversed(), to: nodes[1], over: .datagram)
+        try #require(try await onB.handshake() != nil, "device 2's session on node b")
+        try await Self.record(Self.alarm(1), by: onA)
+        try await Self.record(Self.alarm(1), by: onB)
+        try await eventually("both alarms at the receiver") { distinctEvents(receiver.stored.all).count == 2 }
+        func forwarded() -> [Double] { nodes.map { $0.metric("center_dc09_forwarded_total{receiver=\"primary\"}") } }
+        try await eventually("both ACKs counted") { forwarded().reduce(0, +) == 2 }
+        #expect(forwarded().sorted() == [0, 2], "one node sends, the other's events included")
+        #expect(nodes.map { $0.metric("center_dc09_forwarding") }.sorted() == [0, 1])
+        let sender = forwarded()[0] == 2 ? 0 : 1
+        await nodes[sender].stop()
+        let survivor = nodes[1 - sender]
+        defer { Task { await survivor.stop() } }
+        try await Self.record(Self.alarm(2), by: sender == 0 ? onB : onA)
+        try await eventually("the survivor takes over and sends") { distinctEvents(receiver.stored.all).count == 3 }
+        #expect(survivor.metric("center_dc09_forwarding") == 1)
+        let queued = try await offThePool { try CenterJournal(.postgres(database)).forwardQueueDepth() }
+        #expect(queued == 0)
     }
 
     /// The receiver's clock is two minutes ahead: it refuses our first frame with a NAK that carries its time;

@@ -61,14 +61,16 @@ extension CenterJournal {
         for row in rows { try sql.execute("DELETE FROM dc09_forward WHERE id = ?", .integer(row)) }
     }
 
-    /// Up to `limit` queued events after row `after`, oldest first, and how many are queued in all.
-    public func forwardQueue(after: Int64, limit: Int) throws -> (rows: [ForwardRow], depth: Int) {
+    /// Up to `limit` queued events after row `after` or among `gaps` (ids skipped by an earlier read: see
+    /// `FollowCursor`), oldest first, and how many are queued in all.
+    public func forwardQueue(after: Int64, orAmong gaps: [Int64] = [], limit: Int) throws -> (rows: [ForwardRow], depth: Int) {
         try read { sql in
+            let among = gaps.isEmpty ? "" : " OR id IN (\(Array(repeating: "?", count: gaps.count).joined(separator: ", ")))"
             let rows = try sql.query(
                 """
                 SELECT id, device, sia, qualifier, contact_id, zone, meaning FROM dc09_forward
-                WHERE id > ? ORDER BY id LIMIT ?
-                """, .integer(after), JournalValue(limit)
+                WHERE id > ?\(among) ORDER BY id LIMIT ?
+                """, [.integer(after)] + gaps.map { .integer($0) } + [JournalValue(limit)]
             ).map { row in
                 ForwardRow(
                     id: try row.int64("id"), device: try row.uint32("device"),

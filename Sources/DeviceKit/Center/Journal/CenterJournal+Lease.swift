@@ -85,6 +85,26 @@ extension CenterJournal {
         }
     }
 
+    /// Takes or renews lease `name` for `holder`, for `duration` from now on the journal's clock: true when
+    /// `holder` holds it now (it did, or nobody's lease was in force), false when another holder's is.
+    public func holdLease(_ name: String, holder: String, for duration: Duration) throws -> Bool {
+        try write { sql in
+            let now = try Self.clockMilliseconds(sql)
+            return try sql.execute(
+                """
+                INSERT INTO journal_lease (name, holder, lease_until) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+                WHERE journal_lease.holder = excluded.holder OR journal_lease.lease_until < ?
+                """,
+                .text(name), .text(holder), .integer(now + duration.milliseconds), .integer(now)) == 1
+        }
+    }
+
+    /// Gives lease `name` up, if `holder` holds it: another may take it at once.
+    public func releaseLease(_ name: String, holder: String) throws {
+        try write { sql in _ = try sql.execute("DELETE FROM journal_lease WHERE name = ? AND holder = ?", .text(name), .text(holder)) }
+    }
+
     /// Now on the journal's clock, in milliseconds since the Unix epoch.
     static func clockMilliseconds(_ sql: any JournalSQL) throws -> Int64 {
         let expression =

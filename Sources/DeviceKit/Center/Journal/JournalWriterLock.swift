@@ -20,9 +20,9 @@ final class JournalWriterLock: Sendable {
     let path: String
     private let descriptor: Int32
 
-    /// Opens (creating if needed) the lock file `journal` + `suffix` (`-writer` for the writers' lock).
-    init(journal: String, suffix: String = "-writer") throws {
-        path = journal + suffix
+    /// Opens (creating if needed) the lock file `journal` + `-writer`.
+    init(journal: String) throws {
+        path = journal + "-writer"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw JournalLockError(path: path, operation: "open", errno: errno) }
     }
@@ -36,15 +36,6 @@ final class JournalWriterLock: Sendable {
         }
         defer { flock(descriptor, LOCK_UN) }
         return try body()
-    }
-
-    /// Takes the lock if no other process holds it, and keeps it until this object ends (or the process
-    /// does): for a role one process of several plays at a time (the DC-09 forwarder).
-    func tryHold() -> Bool {
-        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EINTR else { return false }
-        }
-        return true
     }
 }
 

@@ -176,6 +176,8 @@ final class PostgresJournalStore: JournalStore {
                 PostgresJournalBatch.function,
             ]
         ),
+        // Named leases of one holder at a time: the DC-09 forwarder's (CenterJournal+Lease.swift).
+        ("v5-lease", ["CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until BIGINT NOT NULL)"]),
     ]
 
     private static func migrate(_ sql: any JournalSQL) throws {

@@ -191,6 +191,10 @@ final class SQLiteJournalStore: JournalStore {
                         WHERE rowid IN (SELECT MAX(rowid) FROM supervision GROUP BY device);
                     """)
         }
+        // Named leases of one holder at a time: the DC-09 forwarder's (CenterJournal+Lease.swift).
+        migrator.registerMigration("v7-lease") { db in
+            try db.execute(sql: "CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until INTEGER NOT NULL)")
+        }
         return migrator
     }
 }
