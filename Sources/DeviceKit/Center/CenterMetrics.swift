@@ -39,6 +39,7 @@ final class CenterMetrics: Sendable {
     let journalFailures: Counter
     /// 1 while the journal takes writes, 0 from a failed batch until a write or a probe succeeds.
     let journalUp: Meter
+    let nodeNameShared: Counter
     let journalBatches: Counter
     let journalBatchedWrites: Counter
     /// How long each journal transaction took on the writer thread, its fsync included.
@@ -137,6 +138,9 @@ final class CenterMetrics: Sendable {
         messagesRecorded = make.counter("center_messages_recorded_total", "Reliable messages durably recorded, alarms included.")
         journalFailures = make.counter("center_journal_failures_total", "Journal writes that failed.")
         journalUp = make.gauge("center_journal_up", "1 while the journal takes writes; 0 while it cannot (alarms are answered nak busy).")
+        nodeNameShared = make.counter(
+            "center_node_name_shared_total",
+            "Lease renewals that found another process renewing under this node's --node name (two nodes would work the same cases).")
         journalBatches = make.counter("center_journal_batches_total", "Journal transactions (group commits), one fsync each.")
         journalBatchedWrites = make.counter(
             "center_journal_batched_writes_total", "Writes committed in journal batches; divided by the batches, the mean batch size.")

@@ -31,6 +31,14 @@ extension CenterRuntime {
     }
 
     func leaseRenewed(_ renewal: CaseLeaseRenewal) {
+        if renewal.nameShared {
+            metrics.nodeNameShared.increment()
+            if let count = nameSharedLog.count(now: ContinuousClock.now - startedAt) {
+                logger.error(
+                    "another centre process renews this node's lease under the same name: both would work the same cases; give each node its own --node",
+                    metadata: ["node": "\(configuration.node)", "renewals.found": "\(count)"])
+            }
+        }
         let lost = cases.openCases.filter { !renewal.owned.contains($0.id) }
         for gone in lost { cases.forget(gone.id) }
         if !lost.isEmpty {

@@ -81,6 +81,7 @@ final class CenterRuntime {
     var leaseTask: RepeatedTask?
     var leaseRenewing = false
     var leaseLog = CountedLog()
+    var nameSharedLog = CountedLog()
     /// Following the other nodes' cases (CenterRuntime+Follow.swift).
     var followTask: RepeatedTask?
     var followCursor: FollowCursor?

@@ -92,6 +92,30 @@ import Testing
     }
 }
 
+/// Two processes renewing under one node name are found by the second renewal of either (the first of a
+/// process cannot tell its previous run's mark from another's).
+@Suite struct NodeNameSharedTests {
+    @Test(arguments: JournalBackend.allCases)
+    func twoProcessesUnderOneNameFindEachOtherAndOneAloneNever(_ backend: JournalBackend) async throws {
+        try await offThePool {
+            let location = try backend.newLocation()
+            let first = try CenterJournal(location, node: "a")
+            #expect(try !first.renewLease(for: .seconds(30), reclaimingOwn: true).nameShared)
+            #expect(try !first.renewLease(for: .seconds(30)).nameShared)
+            #expect(try !first.renewLease(for: .seconds(30)).nameShared, "one process alone, renewing")
+            // A restart (or a second process) under the same name: its first renewal says nothing.
+            let second = try CenterJournal(location, node: "a")
+            #expect(try !second.renewLease(for: .seconds(30), reclaimingOwn: true).nameShared)
+            #expect(try first.renewLease(for: .seconds(30)).nameShared, "the first finds the second's mark")
+            #expect(try second.renewLease(for: .seconds(30)).nameShared, "and the second the first's")
+            let other = try CenterJournal(location, node: "b")
+            _ = try other.renewLease(for: .seconds(30), reclaimingOwn: true)
+            #expect(try !other.renewLease(for: .seconds(30)).nameShared)
+            for journal in [first, second, other] { try journal.close() }
+        }
+    }
+}
+
 /// The follower's cursor over case update ids (CenterJournal+Follow.swift): ids committed out of order are read
 /// once each, late ones as long as they come within the gap's lifetime.
 @Suite struct FollowCursorTests {

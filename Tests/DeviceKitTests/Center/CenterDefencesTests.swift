@@ -155,6 +155,8 @@ import Glibc
         let seen = "after \(counter - 2) heartbeats, connection \(channel.isActive ? "open" : "closed"), "
             + "\(centre.metric("center_frames_unsent_total")) answers unsent, closed by the centre: "
             + CenterMetrics.closeReasons.map { "\($0) \(centre.metric("center_connections_closed_total{reason=\"\($0)\"}"))" }.joined(separator: ", ")
+            + "; frames received \(centre.metric("center_frames_received_total")), refused as stale \(centre.metric(Self.stale)), "
+            + "sessions active \(centre.metric("center_sessions_active"))"
         // A peer that does not read and goes on sending: the centre closes it at the next answer it cannot
         // queue. (Should the loop above have stopped short of that answer, the device keeps sending here.)
         try await eventually("the centre closes the connection (\(seen))") {

@@ -73,6 +73,7 @@ import Testing
         "center_journal_commit_seconds": ("histogram", [""]),
         "center_journal_failures_total": ("counter", [""]),
         "center_journal_up": ("gauge", [""]),
+        "center_node_name_shared_total": ("counter", [""]),
         "center_key_cache_entries": ("gauge", [""]),
         "center_key_derivations_total": ("counter", [""]),
         "center_key_epochs_changed_total": ("counter", [""]),

@@ -355,20 +355,11 @@ public struct RecordedAlarmDetail: Hashable, Sendable {
 
     /// Read from the alarm's recorded JSON (`Message.json`); nil if it is not an alarm's.
     init?(json: String, receivedAt: WireTime) {
-        struct Stored: Decodable {
-            var kind: AlarmKind
-            var triggeredAt: WireTime
-            var battery: UInt8?
-            var flags: UInt8
-            var pressCount: UInt16?
-            var holdMilliseconds: UInt16?
-        }
-        guard let stored = try? JSONDecoder().decode(Stored.self, from: Data(json.utf8)) else { return nil }
-        let flags = AlarmFlags(rawValue: stored.flags)
+        guard let alarm = Alarm(recordedJSON: json, id: 0) else { return nil }
         self.init(
-            kind: stored.kind.description, triggeredAt: stored.triggeredAt, battery: stored.battery.flatMap { $0 == 255 ? nil : $0 },
-            onBattery: flags.contains(.onBattery), clockVerified: flags.contains(.clockSynchronised), receivedAt: receivedAt,
-            pressCount: stored.pressCount, holdMilliseconds: stored.holdMilliseconds)
+            kind: alarm.kind.description, triggeredAt: alarm.triggeredAt, battery: alarm.battery == 255 ? nil : alarm.battery,
+            onBattery: alarm.flags.contains(.onBattery), clockVerified: alarm.flags.contains(.clockSynchronised), receivedAt: receivedAt,
+            pressCount: alarm.pressCount, holdMilliseconds: alarm.holdMilliseconds)
     }
 }
 

@@ -26,6 +26,10 @@ public struct CaseLeaseRenewal: Sendable {
     /// Online devices whose supervision this renewal gave the node (CenterJournal+Presence.swift): to report
     /// offline unless heard from within the node's `offlineAfter`.
     public var supervised: [UInt32] = []
+    /// Another process renewed this node's lease since this one last did: two nodes were given the same
+    /// `--node` name, and would both work its cases. Not known at the first renewal (a restart finds its
+    /// previous run's mark).
+    public var nameShared = false
 }
 
 /// A lease renewed without a node: the journal was opened for no node (`CenterJournal(node: nil)`).
@@ -40,18 +44,21 @@ extension CenterJournal {
         guard let node else { throw CaseLeaseWithoutNode() }
         return try write { sql in
             let now = try Self.clockMilliseconds(sql)
+            var renewal = CaseLeaseRenewal()
+            if !reclaimingOwn, let last = try sql.queryOne("SELECT run FROM centre_node WHERE node = ?", .text(node))?.optionalString("run") {
+                renewal.nameShared = last != run
+            }
             try sql.execute(
                 """
-                INSERT INTO centre_node (node, lease_until) VALUES (?, ?)
-                ON CONFLICT (node) DO UPDATE SET lease_until = excluded.lease_until
+                INSERT INTO centre_node (node, lease_until, run) VALUES (?, ?, ?)
+                ON CONFLICT (node) DO UPDATE SET lease_until = excluded.lease_until, run = excluded.run
                 """,
-                .text(node), .integer(now + duration.milliseconds))
+                .text(node), .integer(now + duration.milliseconds), .text(run))
             // Whose cases are free: of no node, or of a node with no lease in force (never renewed, or lapsed).
             let free = "(owner IS NULL OR (owner <> ? AND owner NOT IN (SELECT node FROM centre_node WHERE lease_until >= ?)))"
             let due = reclaimingOwn ? "(owner = ? OR \(free))" : free
             let arguments: [JournalValue] = (reclaimingOwn ? [.text(node)] : []) + [.text(node), .integer(now)]
             let closed = JournalValue(Int(CaseState.closed.rawValue))
-            var renewal = CaseLeaseRenewal()
             let others = "SELECT DISTINCT owner FROM dispatch_case WHERE state < ? AND owner IS NOT NULL AND \(free)"
             for row in try sql.query(others, [closed, .text(node), .integer(now)]) {
                 if let owner = try row.optionalString("owner") { renewal.from.insert(owner) }

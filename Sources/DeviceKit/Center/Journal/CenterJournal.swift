@@ -95,6 +95,9 @@ public final class CenterJournal: Sendable {
     /// The centre node whose journal this is (`--node`): the cases it opens are its own, and it changes only
     /// those (CenterJournal+Lease.swift). `nil` (tests of the journal alone): cases of no node, changed by any.
     public let node: String?
+    /// This journal object's own mark, written with each renewal of the node's lease: a renewal that finds
+    /// another's there learns that another process renews under the same node name (CenterJournal+Lease.swift).
+    let run = String(UInt64.random(in: .min ... .max), radix: 16)
 
     /// What the static writes need to know of the journal they write for.
     struct WriteContext {

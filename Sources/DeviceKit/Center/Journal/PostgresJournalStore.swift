@@ -176,8 +176,15 @@ final class PostgresJournalStore: JournalStore {
                 PostgresJournalBatch.function,
             ]
         ),
-        // Named leases of one holder at a time: the DC-09 forwarder's (CenterJournal+Lease.swift).
-        ("v5-lease", ["CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until BIGINT NOT NULL)"]),
+        // Named leases of one holder at a time: the DC-09 forwarder's; the run that last renewed each node's
+        // lease, to find two nodes under one name (CenterJournal+Lease.swift).
+        (
+            "v5-lease",
+            [
+                "CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until BIGINT NOT NULL)",
+                "ALTER TABLE centre_node ADD COLUMN run TEXT",
+            ]
+        ),
     ]
 
     private static func migrate(_ sql: any JournalSQL) throws {

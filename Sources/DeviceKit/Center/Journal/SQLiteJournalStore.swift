@@ -191,9 +191,14 @@ final class SQLiteJournalStore: JournalStore {
                         WHERE rowid IN (SELECT MAX(rowid) FROM supervision GROUP BY device);
                     """)
         }
-        // Named leases of one holder at a time: the DC-09 forwarder's (CenterJournal+Lease.swift).
+        // Named leases of one holder at a time: the DC-09 forwarder's; the run that last renewed each node's
+        // lease, to find two nodes under one name (CenterJournal+Lease.swift).
         migrator.registerMigration("v7-lease") { db in
-            try db.execute(sql: "CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until INTEGER NOT NULL)")
+            try db.execute(
+                sql: """
+                    CREATE TABLE journal_lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, lease_until INTEGER NOT NULL);
+                    ALTER TABLE centre_node ADD COLUMN run TEXT;
+                    """)
         }
         return migrator
     }
