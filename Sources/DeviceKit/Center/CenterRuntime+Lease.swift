@@ -5,6 +5,8 @@ import NIOCore
 /// here from now on (listed, the automatic operator's timers started, their undelivered updates sent when the
 /// device has a session here), and an open case held here that the journal no longer says is this node's is
 /// forgotten (another node took it over while this one could not renew, or the device's cancel closed it).
+/// The home of a case taken over while an operator works it is called again: its call was with the node
+/// that died (or with this node's previous run).
 extension CenterRuntime {
     func startLeaseRenewals() {
         let every = TimeAmount(configuration.caseLease / 4)
@@ -58,8 +60,18 @@ extension CenterRuntime {
     /// Works the cases `renewal` gave this node, and queues their updates the devices never acknowledged.
     func take(_ renewal: CaseLeaseRenewal) {
         for open in renewal.claimed { runCases(cases.restore(open)) }
+        callAgain(renewal.claimed)
         for pending in renewal.undelivered where !dc09Devices.contains(pending.device) {
             feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) }
+        }
+    }
+
+    /// Calls again the homes of `taken` cases an operator works (engaged, help sent), as on engagement: the call
+    /// they had went with the node that worked them.
+    func callAgain(_ taken: [CasePolicy.Case]) {
+        guard configuration.callOnEngage else { return }
+        for open in taken where (open.state == .operatorEngaged || open.state == .helpDispatched) && !dc09Devices.contains(open.device) {
+            callOnEngagement(open)
         }
     }
 }

@@ -69,6 +69,7 @@ final class CenterRuntime {
     var cases: CasePolicy
     /// The automatic operator's timers for cases restored from the journal, started by `start()`.
     private var restoredCaseTimers: [CasePolicy.Action] = []
+    private var restoredCases: [CasePolicy.Case] = []
     /// Case and retransmission timers, through one task of the loop (`LoopTimers`): a retransmission
     /// timer is current while `retransmitTimers` holds its token, so removing the token cancels it.
     let timers: ClosureTimers
@@ -145,6 +146,7 @@ final class CenterRuntime {
         // Cases left open by a previous run stay in the operator's list (an automatic operator's timers start
         // with the runtime), and updates the device never acknowledged wait for its next session.
         for open in restored.openCases { restoredCaseTimers += cases.restore(open) }
+        restoredCases = restored.openCases
         for pending in restored.undelivered where !dc09Devices.contains(pending.device) {
             feed(pending.device) { $0.deliver(.caseUpdate(pending.update)) }
         }
@@ -160,6 +162,8 @@ final class CenterRuntime {
     func start() {
         _ = runCases(restoredCaseTimers)
         restoredCaseTimers = []
+        callAgain(restoredCases)
+        restoredCases = []
         let tick = min(configuration.offlineAfter / 4, .seconds(1))
         let nanoseconds = max(tick.nanoseconds, 1_000_000)
         let bound = NIOLoopBound(self, eventLoop: loop)

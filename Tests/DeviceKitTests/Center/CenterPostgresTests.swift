@@ -163,6 +163,40 @@ import Testing
         await second.stop()
     }
 
+    /// Issue 18: a call is recoverable. Node a's automatic operator engages the case and a calls the home; a
+    /// stops. Node b takes the engaged case over and calls the home again, at b, where the device now is.
+    @Test func anEngagedCaseTakenOverCallsTheHomeAgain() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        let first = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "a"
+            $0.caseLease = .seconds(2)
+            $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: nil)
+        }
+        let second = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "b"
+            $0.caseLease = .seconds(2)
+        }
+        let device = try await TestDevice.connect(to: first, over: .datagram)
+        try #require(try await device.handshake() != nil)
+        try await device.send(.testAlarm(6))
+        let offered = try await device.received { if case .callOffer = $0 { true } else { false } }
+        #expect(offered != nil, "a calls the home when its operator engages")
+        await first.stop()
+        let moved = try await TestDevice.connect(to: second)
+        moved.setCounter(device.counter)
+        try #require(try await moved.handshake() != nil)
+        let again = try await moved.received { if case .callOffer = $0 { true } else { false } }
+        guard case .callOffer(let offer) = again else {
+            Issue.record("b did not call the home again")
+            return
+        }
+        #expect(offer.alarmID == 6)
+        #expect(try await second.server.openCases().map(\.state) == [.operatorEngaged], "b works the engaged case")
+        await second.stop()
+    }
+
     /// Issue 18: the event stream of any node shows every case. Node a works the case (its automatic operator
     /// engages and closes it); node b, which the device never reached, emits the alarm and each of the case's
     /// updates too, read back from the journal; neither node emits an update twice.
