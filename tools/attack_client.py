@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from checklib import free_port
+
 VERBOSE = False
 
 
@@ -280,12 +282,6 @@ class Device:
 
 # MARK: a real centre
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Centre:
     """`devicesim center` on free loopback ports with a fleet master key of its own, `--json` events read
     by a thread (or, with `read_events=False`, left unread in the pipe, as a slow reader would)."""
@@ -443,7 +439,8 @@ def stale_replay_tcp(options, workdir):
 
 @check("replay-after-restart")
 def replay_after_restart(options, workdir):
-    """One recorded heartbeat replayed to a restarted centre does not report the device online."""
+    """One recorded heartbeat replayed to a restarted centre does not report the device online, nor keep it
+    online: the next run supervises the device its journal says was online, and reports it offline in its time."""
     first = Centre(options.devicesim, workdir)
     try:
         device = Device(first.master, 1003, first, "udp")
@@ -452,11 +449,12 @@ def replay_after_restart(options, workdir):
         expect(device.wait_for(lambda m: m["type"] == "heartbeatAck"), "no heartbeatAck")
     finally:
         first.stop()
-    second = Centre(options.devicesim, workdir, journal=first.journal, master=first.master)
+    second = Centre(options.devicesim, workdir, extra=("--offline-after", "2s"), journal=first.journal, master=first.master)
     try:
         replayer = Device(second.master, 1003, second, "udp", source="127.0.0.3")
         replayer.send_raw(recorded)
         wait_until(lambda: second.metric(STALE) >= 1, 10, "the replay was not counted as stale")
+        wait_until(lambda: events_of(second, "offline", device=1003), 15, "the device online at the restart was not reported offline")
         expect(not any(e.get("event") == "online" for e in second.all_events()), "the replay reported the device online")
         expect(second.metric("center_devices_online") == 0, "center_devices_online is not 0")
     finally:

@@ -18,7 +18,8 @@ pysiaalarm receiver is stopped and, a few seconds later, started again on the sa
 With --bench N it measures instead: N alarms queued while pysiaalarm is down, then the time the queue takes
 to drain once it is back (events/s). Prints one line per check and exits 1 if any failed.
 """
-import asyncio, collections, json, os, signal, socket, sqlite3, subprocess, sys, tempfile, threading, time
+import asyncio, collections, json, os, signal, sqlite3, subprocess, sys, tempfile, threading, time
+from checklib import Tally, free_port
 
 from pysiaalarm import SIAAccount
 from pysiaalarm.aio import SIAClient
@@ -35,20 +36,12 @@ ALARMS = {"button": ("QA", 1), "pendant": ("QA", 2), "fall": ("MA", 3), "inactiv
 EVENTS = {"mainsLost": ("AT", 0), "mainsRestored": ("AR", 0), "lowBattery": ("YT", 0), "batteryOK": ("YR", 0),
           "buttonMissing": ("EM", 1), "buttonRestored": ("EN", 1), "tamper": ("TA", 0), "restart": ("RR", 0)}
 
-failures = 0
+TALLY = Tally()
 
 
-def check(ok, what, detail=""):
-    global failures
-    if not ok:
-        failures += 1
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)), flush=True)
+check = TALLY.check
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ARC:
@@ -269,8 +262,8 @@ def main():
         run("clear", None, directory)
         run("AES-256", KEY, directory)
         run("UDP, AES-256", KEY, directory, udp=True)
-    print(f"{'FAILED' if failures else 'passed'}: DC-09 gateway against pysiaalarm", flush=True)
-    sys.exit(1 if failures else 0)
+    print(f"{'FAILED' if TALLY.failures else 'passed'}: DC-09 gateway against pysiaalarm", flush=True)
+    sys.exit(1 if TALLY.failures else 0)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ event → ACK latency.
 
 Exits 1 if any check failed.
 """
-import argparse, asyncio, json, os, socket, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, json, os, subprocess, sys, tempfile, threading, time
+from checklib import Tally, free_port
 
 from pysiaalarm import SIAAccount
 from pysiaalarm.aio import SIAClient
@@ -31,14 +32,10 @@ def _connection_made(self, transport):
 
 SIAServerUDP.connection_made = _connection_made
 
-failures = 0
+TALLY = Tally()
 
 
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures += 1
+check = TALLY.check
 
 
 def account(device):
@@ -46,12 +43,6 @@ def account(device):
     return format(device, "X").rjust(4, "0")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        tcp.bind(("127.0.0.1", 0))
-        port = tcp.getsockname()[1]
-        udp.bind(("127.0.0.1", port))  # free for both
-        return port
 
 
 class Receiver:
@@ -173,8 +164,8 @@ def main():
         for transport in args.transports.split(","):
             for key in args.keys.split(","):
                 one_run(args.devicesim, transport, None if key == "clear" else "K" * int(key), args, directory)
-    print(f"{failures} failed" if failures else "all passed", flush=True)
-    sys.exit(1 if failures else 0)
+    print(f"{TALLY.failures} failed" if TALLY.failures else "all passed", flush=True)
+    sys.exit(1 if TALLY.failures else 0)
 
 
 if __name__ == "__main__":

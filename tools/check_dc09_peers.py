@@ -18,6 +18,7 @@
 Prints one line per check and exits 1 if any failed.
 """
 import json, os, subprocess, sys, tempfile, time
+from checklib import Tally
 
 from pysiaalarm import SIAAccount
 from pysiaalarm.event import SIAEvent, NAKEvent
@@ -67,17 +68,11 @@ TABLE = {
     "tamper": ("TA", 137, 1, 0), "restart": ("RR", 305, 1, 0),
 }
 
-failures = 0
-checks = 0
+TALLY = Tally()
 key_files = {}
 
 
-def check(ok, what, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)))
+check = TALLY.check
 
 
 def key_file(size):
@@ -296,5 +291,5 @@ receiver_checks()
 
 for path in key_files.values():
     os.unlink(path)
-print(f"{checks - failures} of {checks} DC-09 peer checks passed")
-sys.exit(1 if failures else 0)
+print(f"{TALLY.checks - TALLY.failures} of {TALLY.checks} DC-09 peer checks passed")
+sys.exit(1 if TALLY.failures else 0)

@@ -28,6 +28,7 @@ The YAML is read with PyYAML when it is there, else with a small reader of the s
 """
 import glob, http.client, json, os, re, select, shlex, shutil, socket, subprocess, sys, tempfile, time
 from urllib.parse import urlsplit
+from checklib import Tally
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNIT = os.path.join(ROOT, "deploy/systemd/devicekit-center.service")
@@ -39,17 +40,11 @@ PG_CLUSTER = os.path.join(ROOT, "tools/pg_cluster.sh")
 INSTALLED = "/usr/local/bin/devicesim"
 WORKLOADS = {"StatefulSet", "Deployment", "DaemonSet", "Job", "Pod"}
 
-failures = []
-checks = 0
+TALLY = Tally()
 
 
-def check(ok, what, detail=""):
-    global checks
-    checks += 1
-    if not ok:
-        failures.append(what)
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)), flush=True)
-    return ok
+check = TALLY.check
+
 
 
 def note(what):
@@ -839,10 +834,10 @@ def main():
             if accepted:
                 check_live(devicesim, accepted, work)
     elapsed = time.monotonic() - started
-    if failures:
-        print(f"FAILED: {len(failures)} of {checks} deployment checks ({elapsed:.1f} s):\n  " + "\n  ".join(failures), flush=True)
+    if TALLY.failed:
+        print(f"FAILED: {TALLY.failures} of {TALLY.checks} deployment checks ({elapsed:.1f} s):\n  " + "\n  ".join(TALLY.failed), flush=True)
         sys.exit(1)
-    print(f"passed: {checks} deployment checks of deploy/ against {sys.argv[1]} ({elapsed:.1f} s)", flush=True)
+    print(f"passed: {TALLY.checks} deployment checks of deploy/ against {sys.argv[1]} ({elapsed:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,26 +30,15 @@ the kill: kill or its press, whichever is later → b recorded it; the ack follo
 long b took to take a's cases over, and each fleet's alarm → ack from the load tool's report.
 """
 import argparse, json, os, secrets, signal, subprocess, sys, tempfile, time, urllib.request
+from checklib import Tally, percentiles
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = 0
-checks = 0
+TALLY = Tally()
 
 
-def check(ok, what, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)[-2500:]), flush=True)
+check = TALLY.check
 
 
-def percentiles(values):
-    if not values:
-        return "none"
-    values = sorted(values)
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]
-    return f"p50 {pick(0.5):.0f} ms, p99 {pick(0.99):.0f} ms, max {values[-1]:.0f} ms ({len(values)})"
 
 
 class Namespaces:
@@ -243,12 +232,12 @@ def main():
         namespaces.remove()
         if cluster:
             subprocess.run([os.path.join(HERE, "pg_cluster.sh"), "stop", cluster["dir"]], stderr=subprocess.DEVNULL)
-        if failures == 0 and not os.environ.get("FAILOVER_KEEP"):
+        if TALLY.failures == 0 and not os.environ.get("FAILOVER_KEEP"):
             subprocess.run(["rm", "-rf", work])
         else:
             print(f"     logs kept in {work}", flush=True)
-    print(f"{'FAILED' if failures else 'passed'}: {checks} failover checks, two nodes in network namespaces on one PostgreSQL", flush=True)
-    sys.exit(1 if failures else 0)
+    print(f"{'FAILED' if TALLY.failures else 'passed'}: {TALLY.checks} failover checks, two nodes in network namespaces on one PostgreSQL", flush=True)
+    sys.exit(1 if TALLY.failures else 0)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ baresip's output and sox:
 - 440 Hz and 1 kHz (Goertzel on the decoded samples) in the right seconds and not in the others;
 - baresip heard the home: its decoded audio is non-silent and lasts about as long as the call.
 """
-import glob, math, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import glob, math, os, shutil, signal, subprocess, sys, tempfile, time
+from checklib import Tally, free_port
 
 DEVICESIM = sys.argv[1] if len(sys.argv) > 1 else ".build/debug/devicesim"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,19 +41,8 @@ PASSWORDS = {"centre": "centre-secret-7", "desk1": "desk1-secret-9"}  # as in ka
 RATE = 8000
 # The known audio: (seconds, tone in Hz or 0 for silence).
 SEGMENTS = [(1.0, 0), (2.0, 440), (1.0, 0), (2.0, 1000), (0.5, 0)]
-failures = 0
-checks = 0
-
-
-def check(ok, what, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)[-2500:]), flush=True)
-
-
-from check_sip_peers import free_port  # noqa: E402  (one port free for both UDP and TCP)
+TALLY = Tally()
+check = TALLY.check
 
 
 def start(cmd, log, **kwargs):
@@ -220,8 +210,8 @@ def main():
             print(f"kept {tmp} (SIP_CHECK_KEEP)")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{checks - failures}/{checks} Kamailio/baresip checks passed")
-    sys.exit(1 if failures else 0)
+    print(f"{TALLY.checks - TALLY.failures}/{TALLY.checks} Kamailio/baresip checks passed")
+    sys.exit(1 if TALLY.failures else 0)
 
 
 def run(tmp, processes):

@@ -24,38 +24,17 @@ counts 20 successful calls, the load report 20 answered with their voice back an
 Prints one line per check and exits 1 if any failed.
 """
 import json, os, re, socket, subprocess, sys, tempfile, time
+from checklib import Tally, free_port
 
 DEVICESIM = sys.argv[1] if len(sys.argv) > 1 else ".build/debug/devicesim"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "sip")
-failures = 0
-checks = 0
+TALLY = Tally(detail_limit=1500)
 
 
-def check(ok, what, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-    print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + str(detail)[-1500:]), flush=True)
+check = TALLY.check
 
 
-def free_port():
-    """A port free for both UDP and TCP on loopback."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
 
 
 def sipp(args, port, transport, tmp, name):
@@ -426,8 +405,8 @@ def main():
         bridge(tmp)
         homes_call_out(tmp)
 
-    print(f"{checks - failures}/{checks} SIP checks passed")
-    sys.exit(1 if failures else 0)
+    print(f"{TALLY.checks - TALLY.failures}/{TALLY.checks} SIP checks passed")
+    sys.exit(1 if TALLY.failures else 0)
 
 
 if __name__ == "__main__":

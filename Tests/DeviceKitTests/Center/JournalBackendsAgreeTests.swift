@@ -5,7 +5,8 @@ import Testing
 /// On PostgreSQL a batch goes to the server in one round trip (`journal_apply`, PL/pgSQL), a second writing of
 /// the rules `CenterJournal` states in SQL. The same seeded batches of writes — anchors rising and falling,
 /// alarms sent again, ids reused for other content, cancels before and after their alarms, case updates
-/// forward and back, deliveries, supervision on a stale anchor and of a device another node supervises —
+/// forward and back, deliveries, supervision on a stale anchor and of a device another node supervises, and
+/// with `--forward` the DC-09 queue (events queued, cancels with their alarm's zone, rows acknowledged) —
 /// written through it, through the statements on PostgreSQL and on SQLite must give the same outcomes, write by
 /// write, and leave the same record.
 @Suite struct JournalBackendsAgreeTests {
@@ -41,7 +42,8 @@ import Testing
                     let cancel = Message.alarmCancel(AlarmCancel(id: id, alarmID: UInt32.random(in: 1...12, using: &random), cancelledAt: at))
                     batch.append(.message(device: device, message: cancel, at: at, opensCase: false))
                 case 5:
-                    let event = Message.event(DeviceEvent(id: id, kind: Bool.random(using: &random) ? .mainsLost : .tamper, at: 5, value: 0))
+                    let kinds: [DeviceEventKind] = [.mainsLost, .tamper, .pressDuringAlarm]
+                    let event = Message.event(DeviceEvent(id: id, kind: kinds[Int.random(in: 0...2, using: &random)], at: 5, value: 0))
                     batch.append(.message(device: device, message: event, at: at, opensCase: false, note: Bool.random(using: &random) ? "a note" : nil))
                 case 6:
                     batch.append(.message(device: device, message: .heartbeat(Heartbeat(status: [], battery: 50)), at: at, opensCase: false))
@@ -49,7 +51,11 @@ import Testing
                     let state: CaseState = [.operatorEngaged, .helpDispatched, .closed, .received][Int.random(in: 0...3, using: &random)]
                     batch.append(.caseUpdate(CasePolicy.Case(id: Int64.random(in: 1...20, using: &random), device: device, alarmID: id, state: state), at: at))
                 case 8:
-                    batch.append(.caseUpdateDelivered(UInt32.random(in: 1...40, using: &random), at: at))
+                    if Bool.random(using: &random) {
+                        batch.append(.caseUpdateDelivered(UInt32.random(in: 1...40, using: &random), at: at))
+                    } else {
+                        batch.append(.forwarded(rows: (0..<Int.random(in: 1...3, using: &random)).map { _ in Int64.random(in: 1...30, using: &random) }))
+                    }
                 default:
                     let anchor: UInt64? = Bool.random(using: &random) ? UInt64.random(in: 0...40, using: &random) * 1_000 : nil
                     batch.append(.supervision(device: device, online: Bool.random(using: &random), at: at, ifAnchor: anchor))
@@ -67,6 +73,7 @@ import Testing
         var undelivered: [CenterJournal.PendingUpdate]
         var supervision: [[Bool]]
         var presence: [String]
+        var forwardQueue: [CenterJournal.ForwardRow]
 
         init(_ journal: CenterJournal) throws {
             anchors = try journal.storedAnchors()
@@ -74,16 +81,19 @@ import Testing
             openCases = try journal.openCases()
             undelivered = try journal.undeliveredUpdates()
             supervision = try (1...4).map { try journal.supervision(device: $0) }
+            forwardQueue = try journal.forwardQueue(after: 0, limit: 100_000).rows
             presence = try (1...4).map { device in try journal.presence(of: device).map { "\($0.node ?? "none") \($0.online)" } ?? "never" }
         }
     }
 
-    @Test(arguments: [1, 2, 3] as [UInt64])
-    func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64) async throws {
+    /// With `forwards` (`--forward`), new case events are also queued for the DC-09 receivers, and receivers'
+    /// acknowledgements take rows off the queue: the queues must be the same, row by row.
+    @Test(arguments: [1, 2, 3] as [UInt64], [false, true])
+    func theBatchFunctionTheStatementsAndSQLiteAgree(seed: UInt64, forwards: Bool) async throws {
         try await offThePool {
             let locations = [try JournalBackend.postgres.newLocation(), try JournalBackend.postgres.newLocation(), try JournalBackend.sqlite.newLocation()]
             let journals = try zip(locations, [true, false, true]).map { location, inOneRoundTrip in
-                try CenterJournal(location, busyTimeout: .seconds(10), forwardsDC09: false, node: "a", batchesInOneRoundTrip: inOneRoundTrip)
+                try CenterJournal(location, busyTimeout: .seconds(10), forwardsDC09: forwards, node: "a", batchesInOneRoundTrip: inOneRoundTrip)
             }
             // Node b supervises device 4 until a session of it opens at a (its anchor rises there).
             for location in locations {
@@ -100,6 +110,8 @@ import Testing
             #expect(records[0] == records[2])
             #expect(records[1] == records[2])
             #expect(!records[2].alarms.isEmpty && !records[2].anchors.isEmpty, "the script wrote something")
+            #expect(records[2].forwardQueue.isEmpty != forwards, "queued only while forwarding")
+            if forwards { #expect(Set(records[2].forwardQueue.map(\.code.zone)).count > 1, "cancels and alarms of several zones") }
         }
     }
 }

@@ -366,9 +366,9 @@ public final class CenterJournal: Sendable {
     /// On PostgreSQL a batch goes to the server in one round trip (`PostgresJournalBatch`) when it can.
     public func commit(_ writes: [Write]) throws -> [WriteOutcome] {
         if batchesInOneRoundTrip, let postgres = store as? PostgresJournalStore, !writes.isEmpty,
-            writes.allSatisfy({ PostgresJournalBatch.applies($0, forwards: forwardsDC09) })
+            writes.allSatisfy(PostgresJournalBatch.applies)
         {
-            let batch = try PostgresJournalBatch.encode(writes, node: node)
+            let batch = try PostgresJournalBatch.encode(writes, node: node, forwards: forwardsDC09)
             let result = try postgres.writeOneStatement { sql in
                 try sql.queryOne("SELECT journal_apply(?::JSONB)::TEXT AS outcomes", .text(batch))?.string("outcomes")
             }

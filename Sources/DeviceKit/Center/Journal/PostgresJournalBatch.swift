@@ -11,20 +11,33 @@ import Foundation
 /// The function is the same rules as `CenterJournal`'s statements (its SQL for SQLite), written a second time
 /// in PL/pgSQL: the journal's suites run every test on both databases, so the two are held to the same
 /// outcomes. It takes the batch's devices' locks in ascending order first, as `write(locking:)` does. Writes it
-/// does not take (DC-09 events, forwarding) make the batch go statement by statement instead.
+/// does not take (events from the DC-09 port) make the batch go statement by statement instead.
+///
+/// With `--forward`, each message write carries the DC-09 code it is queued with if it is new (the table is
+/// Swift's, `DC09EventCodes`); a cancel carries the zone of each alarm kind, since its zone is its alarm's,
+/// read from the journal in the function.
 enum PostgresJournalBatch {
-    /// Whether `journal_apply` takes `write` (with `forwards`: never, the queue's codes are Swift's).
-    static func applies(_ write: CenterJournal.Write, forwards: Bool) -> Bool {
-        guard !forwards else { return false }
+    /// Whether `journal_apply` takes `write`.
+    static func applies(_ write: CenterJournal.Write) -> Bool {
         switch write {
-        case .anchor, .message, .caseUpdate, .caseUpdateDelivered, .supervision: return true
-        case .dc09Event, .forwarded: return false
+        case .anchor, .message, .caseUpdate, .caseUpdateDelivered, .supervision, .forwarded: return true
+        case .dc09Event: return false
         }
     }
 
+    /// The zone a cancel of an alarm of each kind is forwarded with, by the kind's name in the alarm's
+    /// recorded JSON (a kind this version does not name is recorded as its number, and goes as the button).
+    private static let cancelZones: [String: Int] = Dictionary(
+        uniqueKeysWithValues: AlarmKind.allKnown.map { ($0.description, DC09EventCodes.cancel($0).zone) })
+
+    private static func forwardObject(_ code: DC09EventCode) -> [String: Any] {
+        ["sia": code.sia, "q": code.qualifier, "cid": code.contactID, "zone": code.zone, "meaning": code.meaning]
+    }
+
     /// The batch as `journal_apply` reads it: one object per write; `node` (the journal's) owns the cases
-    /// the batch opens and is the only one whose cases it changes (CenterJournal+Lease.swift).
-    static func encode(_ writes: [CenterJournal.Write], node: String? = nil) throws -> String {
+    /// the batch opens and is the only one whose cases it changes (CenterJournal+Lease.swift); with
+    /// `forwards`, new case events are queued for the DC-09 receivers (CenterJournal+DC09Forward.swift).
+    static func encode(_ writes: [CenterJournal.Write], node: String? = nil, forwards: Bool = false) throws -> String {
         var objects: [[String: Any]] = []
         objects.reserveCapacity(writes.count)
         for write in writes {
@@ -44,6 +57,16 @@ enum PostgresJournalBatch {
                 ]
                 if case .alarmCancel(let cancel) = message { object["ref"] = Int64(cancel.alarmID) }
                 if let note { object["note"] = note }
+                if forwards {
+                    switch message {
+                    case .alarm(let alarm): object["fwd"] = forwardObject(DC09EventCodes.alarm(alarm.kind))
+                    case .alarmCancel:
+                        object["fwd"] = forwardObject(DC09EventCodes.cancel(.button))
+                        object["zones"] = cancelZones
+                    case .event(let event): if let code = DC09EventCodes.event(event.kind) { object["fwd"] = forwardObject(code) }
+                    default: break
+                    }
+                }
                 if let node { object["owner"] = node }
                 objects.append(object)
             case .caseUpdate(let changed, let at):
@@ -60,7 +83,9 @@ enum PostgresJournalBatch {
                 if let anchor { object["anchor"] = Int64(clamping: anchor) }
                 if let node { object["owner"] = node }
                 objects.append(object)
-            case .dc09Event, .forwarded:
+            case .forwarded(let rows):
+                objects.append(["k": "forwarded", "rows": rows])
+            case .dc09Event:
                 throw JournalReadError(column: "journal_apply", found: "a write it does not take")
             }
         }
@@ -106,11 +131,11 @@ enum PostgresJournalBatch {
                     int(result["update"]).map {
                         CaseUpdate(id: UInt32(truncatingIfNeeded: $0), alarmID: changed.alarmID, state: changed.state, at: at)
                     })
-            case .caseUpdateDelivered:
+            case .caseUpdateDelivered, .forwarded:
                 return .stored
             case .supervision:
                 return .supervision(written: result["written"] as? Bool ?? false)
-            case .dc09Event, .forwarded:
+            case .dc09Event:
                 throw JournalReadError(column: "journal_apply", found: "a write it does not take")
             }
         }
@@ -136,7 +161,7 @@ enum PostgresJournalBatch {
             v_write JSONB; v_out JSONB; v_results JSONB := '[]'::JSONB;
             v_device BIGINT; v_id BIGINT; v_ref BIGINT; v_at BIGINT; v_kind TEXT; v_digest BYTEA; v_first BYTEA;
             v_found BIGINT; v_case BIGINT; v_update BIGINT; v_reuse BIGINT; v_state BIGINT; v_anchor BIGINT; v_epoch BIGINT;
-            v_online BIGINT;
+            v_online BIGINT; v_zone BIGINT;
         BEGIN
             FOR v_device IN
                 SELECT DISTINCT (e->>'d')::BIGINT FROM jsonb_array_elements(writes) AS e WHERE e->>'d' IS NOT NULL ORDER BY 1
@@ -173,6 +198,17 @@ enum PostgresJournalBatch {
                     ON CONFLICT (device, id) DO NOTHING;
                     IF FOUND THEN
                         v_out := jsonb_build_object('new', true);
+                        IF v_write->'fwd' IS NOT NULL THEN
+                            v_zone := (v_write->'fwd'->>'zone')::BIGINT;
+                            IF v_kind = 'alarmCancel' THEN
+                                SELECT (v_write->'zones'->>(m.json::JSONB->>'kind'))::BIGINT INTO v_zone FROM message m
+                                WHERE m.device = v_device AND m.kind = 'alarm' AND m.id = v_ref;
+                            END IF;
+                            INSERT INTO dc09_forward (device, message_id, sia, qualifier, contact_id, zone, meaning, queued_at)
+                            VALUES (v_device, v_id, v_write->'fwd'->>'sia', (v_write->'fwd'->>'q')::BIGINT,
+                                (v_write->'fwd'->>'cid')::BIGINT, COALESCE(v_zone, (v_write->'fwd'->>'zone')::BIGINT),
+                                v_write->'fwd'->>'meaning', v_at);
+                        END IF;
                         IF v_kind = 'alarm' THEN
                             v_found := NULL;
                             SELECT m.id INTO v_found FROM message m
@@ -214,6 +250,11 @@ enum PostgresJournalBatch {
                                 INSERT INTO message_conflict (device, id, reuse, kind, json, digest, received_at)
                                 VALUES (v_device, v_id, v_reuse, v_kind, v_write->>'json', v_digest, v_at);
                                 v_out := jsonb_build_object('new', v_kind = 'alarm', 'reused', v_reuse);
+                                IF v_kind = 'alarm' AND v_write->'fwd' IS NOT NULL THEN
+                                    INSERT INTO dc09_forward (device, message_id, sia, qualifier, contact_id, zone, meaning, queued_at)
+                                    VALUES (v_device, v_id, v_write->'fwd'->>'sia', (v_write->'fwd'->>'q')::BIGINT,
+                                        (v_write->'fwd'->>'cid')::BIGINT, (v_write->'fwd'->>'zone')::BIGINT, v_write->'fwd'->>'meaning', v_at);
+                                END IF;
                                 IF v_kind = 'alarm' AND (v_write->>'open')::BOOLEAN THEN
                                     INSERT INTO dispatch_case (device, alarm_id, reuse, state, opened_at, updated_at, owner)
                                     VALUES (v_device, v_id, v_reuse, 1, v_at, v_at, v_write->>'owner') RETURNING id INTO v_case;
@@ -232,6 +273,8 @@ enum PostgresJournalBatch {
                         INSERT INTO case_update (case_id, state, at) VALUES (v_case, v_state, v_at) RETURNING id INTO v_update;
                         v_out := jsonb_build_object('update', v_update);
                     END IF;
+                WHEN 'forwarded' THEN
+                    DELETE FROM dc09_forward WHERE id IN (SELECT (r #>> '{}')::BIGINT FROM jsonb_array_elements(v_write->'rows') AS r);
                 WHEN 'delivered' THEN
                     UPDATE case_update SET delivered_at = v_at WHERE id = (v_write->>'update')::BIGINT AND delivered_at IS NULL;
                 WHEN 'supervision' THEN
