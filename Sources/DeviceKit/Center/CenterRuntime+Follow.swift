@@ -5,7 +5,9 @@ import NIOCore
 /// emits them as its own events would be: the alarm (`alarm`, not late, dispatched) with the update that
 /// opened its case, then each `caseUpdate`. Updates of the cases this node owns are its own, already emitted
 /// (and under `--workers`, those of the centre's other workers, on the same standard output).
-/// Reads run on the journal's thread between batches, at most `followLimit` updates a read.
+/// Reads run on the journal's thread between batches, at most `followLimit` updates a read, and only while
+/// another node's lease is in force (a lone node reads nothing; when another appears, the follower starts
+/// again just before that node's first update).
 extension CenterRuntime {
     static let followInterval = TimeAmount.milliseconds(500)
     static let followLimit = 2_000
@@ -27,7 +29,23 @@ extension CenterRuntime {
 
     private func followOtherNodes() {
         guard !stopped, !following, let cursor = followCursor else { return }
+        // Alone (one node, or only this centre's workers): nothing to read, and the reads would cost the
+        // journal's thread thousands of this node's own updates a second in a storm.
+        guard otherNodesLive else {
+            followPaused = true
+            return
+        }
         following = true
+        if followPaused {
+            let paused = cursor.last
+            journal.read({ try $0.resumeCursor(after: paused) }) { [self] result in
+                following = false
+                guard case .success(let last) = result else { return }
+                followPaused = false
+                followCursor = FollowCursor(last: last)
+            }
+            return
+        }
         let (after, gaps) = (cursor.last, cursor.openGaps)
         journal.read({ try $0.caseUpdates(after: after, orAmong: gaps, limit: Self.followLimit) }) { [self] result in
             following = false

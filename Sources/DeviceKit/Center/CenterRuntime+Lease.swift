@@ -55,6 +55,7 @@ extension CenterRuntime {
         }
         take(renewal)
         adopt(renewal.supervised)
+        otherNodesLive = renewal.liveNodes.contains { !configuration.isSameCentre($0) }
     }
 
     /// Works the cases `renewal` gave this node, and queues their updates the devices never acknowledged.

@@ -87,6 +87,11 @@ final class CenterRuntime {
     var followTask: RepeatedTask?
     var followCursor: FollowCursor?
     var following = false
+    /// Whether another node (not a worker of this centre) held a lease at the last renewal: the follower reads
+    /// only then. True until the first renewal says.
+    var otherNodesLive = true
+    /// The follower skipped reads while no other node lived: it starts again after the first update of another.
+    var followPaused = false
     var stopped = false
     /// Calls by device (CenterRuntime+Calls.swift), and the ids of our call messages in flight.
     var calls: [UInt32: CenterCall] = [:]

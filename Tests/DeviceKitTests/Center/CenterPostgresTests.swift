@@ -197,6 +197,42 @@ import Testing
         await second.stop()
     }
 
+    /// A node alone reads no case updates back (it would read only its own); when another node starts, it
+    /// follows again from that node's first update: node a, alone for two renewals and with a case of its own,
+    /// shows node b's case, each update once, and its own once.
+    @Test func aLoneNodeFollowsAgainOnceAnotherStarts() async throws {
+        let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
+        let operatorQuickly = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
+        let first = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "a"
+            $0.caseLease = .seconds(2)
+            $0.cases = operatorQuickly
+        }
+        let own = try await TestDevice.connect(1, to: first, over: .datagram)
+        try #require(try await own.handshake() != nil)
+        try await own.send(.testAlarm(1, kind: .fall))
+        _ = try await first.events.first { if case .caseUpdate(_, 1, 1, .closed) = $0 { true } else { false } }
+        try await Self.leaseRenewed(of: "a", times: 2, in: database)
+        let second = try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = "b"
+            $0.caseLease = .seconds(2)
+            $0.cases = operatorQuickly
+        }
+        let other = try await TestDevice.connect(2, rootKey: RunningCentre.rootKey.reversed(), to: second, over: .datagram)
+        try #require(try await other.handshake() != nil)
+        try await other.send(.testAlarm(2, kind: .fall))
+        _ = try await first.events.first { if case .caseUpdate(_, 2, 2, .closed) = $0 { true } else { false } }
+        func updates(device: UInt32) -> [CaseState] {
+            first.events.all.compactMap { if case .caseUpdate(_, device, _, let state) = $0 { state } else { nil } }
+        }
+        #expect(updates(device: 2) == [.received, .operatorEngaged, .closed], "b's case, read back by a")
+        #expect(updates(device: 1) == [.received, .operatorEngaged, .closed], "a's own, once")
+        await first.stop()
+        await second.stop()
+    }
+
     /// Issue 18: the event stream of any node shows every case. Node a works the case (its automatic operator
     /// engages and closes it); node b, which the device never reached, emits the alarm and each of the case's
     /// updates too, read back from the journal; neither node emits an update twice.

@@ -21,6 +21,19 @@ extension CenterJournal {
         try read { sql in try sql.queryOne("SELECT COALESCE(MAX(id), 0) AS last FROM case_update")?.int64("last") ?? 0 }
     }
 
+    /// Where a follower that paused at `cursor` (no other node lived) starts again: just before the first
+    /// update after it of a case another node owns, or at the last update if there is none.
+    public func resumeCursor(after cursor: Int64) throws -> Int64 {
+        try read { sql in
+            let first = try sql.queryOne(
+                """
+                SELECT MIN(u.id) AS first FROM case_update u JOIN dispatch_case c ON c.id = u.case_id
+                WHERE u.id > ? AND c.owner IS NOT NULL AND c.owner <> ?
+                """, .integer(cursor), .text(node ?? ""))?.optionalInt64("first")
+            return try first.map { $0 - 1 } ?? sql.queryOne("SELECT COALESCE(MAX(id), 0) AS last FROM case_update")?.int64("last") ?? cursor
+        }
+    }
+
     /// Case updates with ids above `cursor`, or among `gaps`, in id order, at most `limit`.
     public func caseUpdates(after cursor: Int64, orAmong gaps: [Int64] = [], limit: Int) throws -> [FollowedCaseUpdate] {
         try read { sql in
@@ -35,13 +48,15 @@ extension CenterJournal {
                 [.integer(cursor)] + gaps.map { .integer($0) } + [JournalValue(limit)]
             ).map { row in
                 let alarmID = try row.uint32("alarm_id")
+                let owner = try row.optionalString("owner")
                 return FollowedCaseUpdate(
                     caseID: try row.int64("case_id"), device: try row.uint32("device"),
                     update: CaseUpdate(
                         id: try row.uint32("id"), alarmID: alarmID,
                         state: CaseState(rawValue: UInt8(truncatingIfNeeded: try row.int64("state"))), at: try row.wireTime("at")),
-                    owner: try row.optionalString("owner"),
-                    alarm: try row.optionalString("json").flatMap { Alarm(recordedJSON: $0, id: alarmID) })
+                    owner: owner,
+                    // This node's own are read past, not shown: their alarms are not decoded.
+                    alarm: owner != nil && owner == node ? nil : try row.optionalString("json").flatMap { Alarm(recordedJSON: $0, id: alarmID) })
             }
         }
     }

@@ -30,6 +30,8 @@ public struct CaseLeaseRenewal: Sendable {
     /// `--node` name, and would both work its cases. Not known at the first renewal (a restart finds its
     /// previous run's mark).
     public var nameShared = false
+    /// The other nodes whose lease is in force (the follower reads their case updates only while there are some).
+    public var liveNodes: [String] = []
 }
 
 /// A lease renewed without a node: the journal was opened for no node (`CenterJournal(node: nil)`).
@@ -86,6 +88,8 @@ extension CenterJournal {
                 ).map(Self.pendingUpdate)
             }
             renewal.supervised = try Self.adoptPresence(sql, node: node, now: now, reclaimingOwn: reclaimingOwn)
+            renewal.liveNodes = try sql.query("SELECT node FROM centre_node WHERE lease_until >= ? AND node <> ?", [.integer(now), .text(node)])
+                .map { try $0.string("node") }
             renewal.owned = Set(
                 try sql.query("SELECT id FROM dispatch_case WHERE state < ? AND owner = ?", [closed, .text(node)]).map { try $0.int64("id") })
             return renewal
