@@ -27,69 +27,91 @@ enum PostgresJournalBatch {
 
     /// The zone a cancel of an alarm of each kind is forwarded with, by the kind's name in the alarm's
     /// recorded JSON (a kind this version does not name is recorded as its number, and goes as the button).
-    private static let cancelZones: [String: Int] = Dictionary(
-        uniqueKeysWithValues: AlarmKind.allKnown.map { ($0.description, DC09EventCodes.cancel($0).zone) })
+    private static let cancelZones: String = {
+        var zones = JSONObjectText()
+        for kind in AlarmKind.allKnown { zones.add(key: kind.description, DC09EventCodes.cancel(kind).zone) }
+        return zones.json
+    }()
 
-    private static func forwardObject(_ code: DC09EventCode) -> [String: Any] {
-        ["sia": code.sia, "q": code.qualifier, "cid": code.contactID, "zone": code.zone, "meaning": code.meaning]
+    private static func forwardObject(_ code: DC09EventCode) -> String {
+        var object = JSONObjectText()
+        object.add("sia", code.sia)
+        object.add("q", code.qualifier)
+        object.add("cid", code.contactID)
+        object.add("zone", code.zone)
+        object.add("meaning", code.meaning)
+        return object.json
     }
 
     /// The batch as `journal_apply` reads it: one object per write; `node` (the journal's) owns the cases
     /// the batch opens and is the only one whose cases it changes (CenterJournal+Lease.swift); with
     /// `forwards`, new case events are queued for the DC-09 receivers (CenterJournal+DC09Forward.swift).
     static func encode(_ writes: [CenterJournal.Write], node: String? = nil, forwards: Bool = false) throws -> String {
-        var objects: [[String: Any]] = []
-        objects.reserveCapacity(writes.count)
-        for write in writes {
+        var batch = "["
+        for (index, write) in writes.enumerated() {
+            if index > 0 { batch += "," }
+            var object = JSONObjectText()
             switch write {
             case .anchor(let device, let anchor, let epoch):
-                var object: [String: Any] = ["k": "anchor", "d": Int64(device), "anchor": Int64(clamping: anchor), "epoch": Int64(epoch)]
-                if let node { object["owner"] = node }
-                objects.append(object)
+                object.add("k", "anchor")
+                object.add("d", Int64(device))
+                object.add("anchor", Int64(clamping: anchor))
+                object.add("epoch", Int64(epoch))
             case .message(let device, let message, let at, let opensCase, let note):
                 guard let id = message.reliableID else {
-                    objects.append(["k": "none"])
-                    continue
+                    object.add("k", "none")
+                    break
                 }
-                var object: [String: Any] = [
-                    "k": "message", "d": Int64(device), "id": Int64(id), "kind": message.kind.name, "json": message.json,
-                    "at": Int64(clamping: at), "digest": hex(message.identityDigest), "open": opensCase,
-                ]
-                if case .alarmCancel(let cancel) = message { object["ref"] = Int64(cancel.alarmID) }
-                if let note { object["note"] = note }
+                object.add("k", "message")
+                object.add("d", Int64(device))
+                object.add("id", Int64(id))
+                object.add("kind", message.kind.name)
+                object.add("json", message.json)
+                object.add("at", Int64(clamping: at))
+                object.add("digest", hex(message.identityDigest))
+                object.add("open", opensCase)
+                if case .alarmCancel(let cancel) = message { object.add("ref", Int64(cancel.alarmID)) }
+                if let note { object.add("note", note) }
                 if forwards {
                     switch message {
-                    case .alarm(let alarm): object["fwd"] = forwardObject(DC09EventCodes.alarm(alarm.kind))
+                    case .alarm(let alarm): object.add("fwd", json: forwardObject(DC09EventCodes.alarm(alarm.kind)))
                     case .alarmCancel:
-                        object["fwd"] = forwardObject(DC09EventCodes.cancel(.button))
-                        object["zones"] = cancelZones
-                    case .event(let event): if let code = DC09EventCodes.event(event.kind) { object["fwd"] = forwardObject(code) }
+                        object.add("fwd", json: forwardObject(DC09EventCodes.cancel(.button)))
+                        object.add("zones", json: cancelZones)
+                    case .event(let event): if let code = DC09EventCodes.event(event.kind) { object.add("fwd", json: forwardObject(code)) }
                     default: break
                     }
                 }
-                if let node { object["owner"] = node }
-                objects.append(object)
             case .caseUpdate(let changed, let at):
-                var object: [String: Any] = [
-                    "k": "case", "d": Int64(changed.device), "case": changed.id, "state": Int64(changed.state.rawValue),
-                    "at": Int64(clamping: at),
-                ]
-                if let node { object["owner"] = node }
-                objects.append(object)
+                object.add("k", "case")
+                object.add("d", Int64(changed.device))
+                object.add("case", changed.id)
+                object.add("state", Int64(changed.state.rawValue))
+                object.add("at", Int64(clamping: at))
             case .caseUpdateDelivered(let id, let at):
-                objects.append(["k": "delivered", "update": Int64(id), "at": Int64(clamping: at)])
+                object.add("k", "delivered")
+                object.add("update", Int64(id))
+                object.add("at", Int64(clamping: at))
             case .supervision(let device, let online, let at, let anchor):
-                var object: [String: Any] = ["k": "supervision", "d": Int64(device), "online": online ? 1 : 0, "at": Int64(clamping: at)]
-                if let anchor { object["anchor"] = Int64(clamping: anchor) }
-                if let node { object["owner"] = node }
-                objects.append(object)
+                object.add("k", "supervision")
+                object.add("d", Int64(device))
+                object.add("online", online ? 1 : 0)
+                object.add("at", Int64(clamping: at))
+                if let anchor { object.add("anchor", Int64(clamping: anchor)) }
             case .forwarded(let rows):
-                objects.append(["k": "forwarded", "rows": rows])
+                object.add("k", "forwarded")
+                object.add("rows", rows)
             case .dc09Event:
                 throw JournalReadError(column: "journal_apply", found: "a write it does not take")
             }
+            // Every write that a node's fencing or supervision reads says which node wrote it.
+            switch write {
+            case .anchor, .message, .caseUpdate, .supervision: if let node { object.add("owner", node) }
+            default: break
+            }
+            batch += object.json
         }
-        return String(decoding: try JSONSerialization.data(withJSONObject: objects), as: UTF8.self)
+        return batch + "]"
     }
 
     /// What `journal_apply` returned, as the outcomes `CenterJournal.commit` returns.
