@@ -222,7 +222,12 @@ public struct SIPClientTransaction: Sendable {
             return [.send(.request(request)), .schedule(.e, after: retransmitInterval)]
         case (.proceeding, .e) where !isInvite:
             return [.send(.request(request)), .schedule(.e, after: timers.t2)]
-        case (.calling, .b), (.trying, .f), (.proceeding, .f) where !isInvite:
+        // RFC 3261 §17.1.1.2: an INVITE times out on Timer B in Calling only (in Proceeding the TU decides);
+        // §17.1.2.2: a non-INVITE on Timer F in Trying or Proceeding. Calling is INVITE's, Trying the other's.
+        case (.calling, .b), (.trying, .f):
+            state = .terminated
+            return [.timedOut, .terminated]
+        case (.proceeding, .f) where !isInvite:
             state = .terminated
             return [.timedOut, .terminated]
         case (.completed, .d) where isInvite, (.completed, .k) where !isInvite, (.accepted, .m):
@@ -435,7 +440,12 @@ public struct SIPServerTransaction: Sendable {
         case (.completed, .h) where isInvite:
             state = .terminated
             return [.timedOut, .terminated]
-        case (.confirmed, .i), (.completed, .j) where !isInvite, (.accepted, .l):
+        // RFC 3261 §17.2.1 Timer I (Confirmed, INVITE's), RFC 6026 Timer L (Accepted, INVITE's); §17.2.2 Timer J
+        // (Completed, a non-INVITE's: an INVITE's Completed ends on Timer H above).
+        case (.confirmed, .i), (.accepted, .l):
+            state = .terminated
+            return [.terminated]
+        case (.completed, .j) where !isInvite:
             state = .terminated
             return [.terminated]
         case (.trying, _), (.proceeding, _), (.completed, _), (.confirmed, _), (.accepted, _), (.terminated, _):
