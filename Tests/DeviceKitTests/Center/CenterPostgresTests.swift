@@ -53,14 +53,10 @@ import Testing
     /// not acknowledged, each state once in the journal.
     @Test func aStoppedNodesOpenCaseIsWorkedByTheOtherOnceItsLeaseLapses() async throws {
         let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
-        let first = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "a"
+        let first = try await Self.node("a", on: database) {
             $0.caseLease = .seconds(4)
         }
-        let second = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "b"
+        let second = try await Self.node("b", on: database) {
             $0.caseLease = .seconds(4)
             $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
         }
@@ -96,6 +92,17 @@ import Testing
         #expect(updates == "1,2,4", "received, engaged, closed: each once")
     }
 
+    /// A centre node named `name` on `database`, configured further by `configure`.
+    static func node(
+        _ name: String, on database: PostgresJournalConfiguration, _ configure: (inout CenterConfiguration) -> Void = { _ in }
+    ) async throws -> RunningCentre {
+        try await RunningCentre.start(journal: "unused") {
+            $0.journal = .postgres(database)
+            $0.node = name
+            configure(&$0)
+        }
+    }
+
     /// Waits until node `node`'s lease in the journal has moved `times` times (renewals, every quarter lease).
     static func leaseRenewed(of node: String, times: Int, in database: PostgresJournalConfiguration) async throws {
         var seen: Set<String> = []
@@ -115,9 +122,7 @@ import Testing
         let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
         // a would report its silent devices offline only after a minute; b, after 2 s.
         func node(_ name: String, offlineAfter: Duration) async throws -> RunningCentre {
-            try await RunningCentre.start(journal: "unused") {
-                $0.journal = .postgres(database)
-                $0.node = name
+            try await Self.node(name, on: database) {
                 $0.caseLease = .seconds(2)
                 $0.offlineAfter = offlineAfter
             }
@@ -155,8 +160,9 @@ import Testing
         }
         #expect(presence.0 == [true, false], "online at a, offline by b: once")
         #expect(presence.1 == "b" && presence.2 == "b")
-        // Two more supervision periods: device 2, talking to b, is never reported offline; device 1 only once.
-        try await Task.sleep(for: .seconds(4))
+        // Two more supervision periods (b renews its lease every 0.5 s): device 2, talking to b, is never reported
+        // offline; device 1 only once.
+        try await Self.leaseRenewed(of: "b", times: 8, in: database)
         #expect(!second.events.all.contains(.offline(device: 2)))
         #expect(second.events.all.filter { $0 == .offline(device: 1) }.count == 1)
         talking.cancel()
@@ -167,15 +173,11 @@ import Testing
     /// stops. Node b takes the engaged case over and calls the home again, at b, where the device now is.
     @Test func anEngagedCaseTakenOverCallsTheHomeAgain() async throws {
         let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
-        let first = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "a"
+        let first = try await Self.node("a", on: database) {
             $0.caseLease = .seconds(2)
             $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: nil)
         }
-        let second = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "b"
+        let second = try await Self.node("b", on: database) {
             $0.caseLease = .seconds(2)
         }
         let device = try await TestDevice.connect(to: first, over: .datagram)
@@ -203,9 +205,7 @@ import Testing
     @Test func aLoneNodeFollowsAgainOnceAnotherStarts() async throws {
         let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
         let operatorQuickly = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
-        let first = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "a"
+        let first = try await Self.node("a", on: database) {
             $0.caseLease = .seconds(2)
             $0.cases = operatorQuickly
         }
@@ -214,9 +214,7 @@ import Testing
         try await own.send(.testAlarm(1, kind: .fall))
         _ = try await first.events.first { if case .caseUpdate(_, 1, 1, .closed) = $0 { true } else { false } }
         try await Self.leaseRenewed(of: "a", times: 2, in: database)
-        let second = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "b"
+        let second = try await Self.node("b", on: database) {
             $0.caseLease = .seconds(2)
             $0.cases = operatorQuickly
         }
@@ -238,15 +236,10 @@ import Testing
     /// updates too, read back from the journal; neither node emits an update twice.
     @Test func everyNodesEventStreamShowsEveryCase() async throws {
         let database = try await offThePool { try PostgresTestCluster.shared.newDatabase() }
-        let first = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "a"
+        let first = try await Self.node("a", on: database) {
             $0.cases = CasePolicy.Configuration(autoEngageAfter: .milliseconds(100), autoCloseAfter: .milliseconds(100))
         }
-        let second = try await RunningCentre.start(journal: "unused") {
-            $0.journal = .postgres(database)
-            $0.node = "b"
-        }
+        let second = try await Self.node("b", on: database)
         let device = try await TestDevice.connect(to: first, over: .datagram)
         try await device.handshake()
         try await device.send(.testAlarm(4, kind: .fall))
