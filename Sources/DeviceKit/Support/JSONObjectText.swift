@@ -1,7 +1,7 @@
 /// A JSON object written straight into text, for hot paths: `JSONSerialization` boxes every value (an
 /// `NSDictionary` of `NSNumber`s per object) and, writing the PostgreSQL journal's batches, took 84 % of the
 /// journal thread in an alarm storm. Keys are the caller's (plain ASCII, not escaped); string values are
-/// escaped as RFC 8259 §7 requires (quote, reverse solidus, the control characters below U+0020).
+/// escaped as RFC 8259 §7 requires (`QuotedText`).
 struct JSONObjectText {
     private(set) var text = "{"
     private var empty = true
@@ -53,25 +53,5 @@ struct JSONObjectText {
     var json: String { text + "}" }
 
     /// `value` as a JSON string, quotes included.
-    static func appendString(_ value: String, to out: inout String) {
-        out += "\""
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out += value
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
+    static func appendString(_ value: String, to out: inout String) { out += QuotedText.quoted(value) }
 }
