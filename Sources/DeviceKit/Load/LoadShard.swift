@@ -69,7 +69,7 @@ final class LoadShard: @unchecked Sendable {
     init(loop: any EventLoop, plan: LoadPlan, firstID: UInt64, stride: UInt64, count: Int, share: Double, seed: UInt64, start: NIODeadline, wallAtStart: UInt64) {
         self.loop = loop
         self.timers = LoopTimers(loop: loop)
-        self.deviceTimers = LoopTimers(loop: loop) { $0.device.timerFired($0.timer) }
+        self.deviceTimers = LoopTimers(loop: loop, slack: Self.deviceTimerSlack) { $0.device.timerFired($0.timer) }
         self.plan = plan
         recorder = plan.recordCalls.map(CallRecorder.init(directory:))
         deviceConfiguration = Shared(plan.deviceConfiguration)
@@ -379,9 +379,27 @@ final class LoadShard: @unchecked Sendable {
 
     static let datagramsPerRead = 32
 
+    /// How late a device's machine timer may fire so that the timers of many devices wake the loop once
+    /// (`LoopTimers` says why). A heartbeat's round trip is measured from its sending, so it does not count.
+    static let deviceTimerSlack = Duration.milliseconds(1)
+
+    /// Sockets written since their last flush, flushed once at the end of this turn of the loop.
+    private var unflushedSockets: [Int] = []
+
+    /// Sends through the shared socket: written now, flushed with everything else this turn of the loop wrote
+    /// (the heartbeats of one timer wake-up leave in one `sendmmsg`).
     func sendDatagram(_ buffer: ByteBuffer, socket: Int, to centre: SocketAddress) {
         guard socket < sockets.count, !datagramLost() else { return }
-        sockets[socket].writeAndFlush(AddressedEnvelope(remoteAddress: centre, data: buffer), promise: nil)
+        sockets[socket].write(AddressedEnvelope(remoteAddress: centre, data: buffer), promise: nil)
+        if unflushedSockets.isEmpty {
+            loop.execute { [self] in flushSockets() }
+        }
+        if unflushedSockets.last != socket, !unflushedSockets.contains(socket) { unflushedSockets.append(socket) }
+    }
+
+    private func flushSockets() {
+        for socket in unflushedSockets where socket < sockets.count { sockets[socket].flush() }
+        unflushedSockets.removeAll(keepingCapacity: true)
     }
 
     /// Routes a datagram to its device by the header's device id.
