@@ -62,6 +62,7 @@ def main():
     parser.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
     parser.add_argument("--settle", type=float, default=20, help="seconds from the device's start to the first sample")
     parser.add_argument("--hold", type=float, default=60, help="seconds from the first sample to the second")
+    parser.add_argument("--save-smaps", metavar="FILE", help="also write the device's /proc/PID/smaps at the end to FILE")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
     with tempfile.TemporaryDirectory() as directory:
@@ -99,6 +100,9 @@ def main():
             first, first_stat = status(device.pid), stat(device.pid)
             time.sleep(args.hold)
             second, second_stat, files = status(device.pid), stat(device.pid), resident_by_file(device.pid)
+            if args.save_smaps:
+                with open(f"/proc/{device.pid}/smaps") as f, open(args.save_smaps, "w") as out:
+                    out.write(f.read())
             device_log.seek(0)
             connected = "session" in device_log.read()
         finally:

@@ -196,6 +196,7 @@ public struct DeviceDaemon: Service {
     }
 
     private func log(_ observations: AsyncStream<DeviceObservation>) async {
+        var startupPagesReleased = false
         for await o in observations {
             switch o.kind {
             case .story(let step): logger.info("alarm", metadata: ["step": "\(step)"])
@@ -217,6 +218,12 @@ public struct DeviceDaemon: Service {
             case .sessionEstablished(let path):
                 logger.info("session established", metadata: ["path": "\(path.rawValue)"])
                 try? notifier.status("device \(config.deviceID): online (\(path.rawValue) centre)")
+                if !startupPagesReleased {
+                    // Start-up is over once the device is online: its code need not stay mapped (StartupPages).
+                    startupPagesReleased = true
+                    let bytes = StartupPages.release()
+                    logger.debug("start-up's pages unmapped", metadata: ["bytes": "\(bytes)"])
+                }
             case .sessionLost(let reason):
                 logger.notice("session lost", metadata: ["reason": "\(reason.rawValue)"])
                 try? notifier.status("device \(config.deviceID): offline, reconnecting")

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Gives back the page mappings that start-up made and the running device no longer uses.
+///
+/// What holds the idle daemon's resident memory is not its own data (about 3 MB) but clean pages of code and
+/// read-only data: those that start-up ran through (argument parsing, device.toml, SQLite's open and
+/// migrations, the handshake) and, for each page first touched, the 64 KB around it that the kernel maps at
+/// the same time (fault-around). `devicesim` carries the centre, the load tool and SIP too, so those 64 KB
+/// hold mostly code a device never runs.
+///
+/// Once the first session is up, `release()` unmaps the pages of every read-only mapping of a file
+/// (`madvise(MADV_DONTNEED)`): they stay in the page cache, so what the device runs afterwards maps again with
+/// a minor fault (no read from storage), and the resident set becomes what the device actually runs idle.
+/// Pages no process maps are also the first the kernel reclaims under memory pressure.
+///
+/// Only mappings that are private, not writable, of a file and with no anonymous page are released: a page
+/// written after it was mapped (the relocated `.data.rel.ro`, a debugger's breakpoint) is a private copy that
+/// `MADV_DONTNEED` would replace with the file's bytes; such a mapping keeps all its pages.
+public enum StartupPages {
+    /// One mapping of `/proc/self/smaps` that may be released.
+    struct Mapping: Equatable {
+        var start: UInt
+        var end: UInt
+        var resident: Int
+    }
+
+    /// The mappings of an smaps text that `release()` may unmap: `r--p` or `r-xp`, backed by a file, with
+    /// `Anonymous: 0 kB`. Lines it does not understand end no mapping early: a mapping without its `Rss:` and
+    /// `Anonymous:` lines is left alone.
+    static func releasable(smaps: String) -> [Mapping] {
+        var found: [Mapping] = []
+        var candidate: (start: UInt, end: UInt)?
+        var resident: Int?
+        var anonymous: Int?
+        func finish() {
+            if let candidate, let resident, anonymous == 0, resident > 0 {
+                found.append(Mapping(start: candidate.start, end: candidate.end, resident: resident))
+            }
+            candidate = nil
+            resident = nil
+            anonymous = nil
+        }
+        for line in smaps.split(separator: "\n", omittingEmptySubsequences: true) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if first.contains("-"), !first.hasSuffix(":") {
+                finish()
+                let bounds = first.split(separator: "-")
+                guard fields.count >= 6, bounds.count == 2, fields[1] == "r--p" || fields[1] == "r-xp",
+                    fields[5].hasPrefix("/"),
+                    let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16), end > start
+                else { continue }
+                candidate = (start, end)
+            } else if first == "Rss:", fields.count >= 2, let kB = Int(fields[1]) {
+                resident = kB * 1024
+            } else if first == "Anonymous:", fields.count >= 2, let kB = Int(fields[1]) {
+                anonymous = kB
+            }
+        }
+        finish()
+        return found
+    }
+
+    /// Unmaps the releasable mappings of this process; returns the resident bytes they held. Errors (no
+    /// `/proc`, an `madvise` refused) release less, never fail the device.
+    @discardableResult
+    public static func release() -> Int {
+        #if os(Linux)
+        guard let text = readSmaps() else { return 0 }
+        var released = 0
+        for mapping in releasable(smaps: text) {
+            guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+            if madvise(address, Int(mapping.end - mapping.start), MADV_DONTNEED) == 0 { released += mapping.resident }
+        }
+        return released
+        #else
+        return 0
+        #endif
+    }
+
+    private static func readSmaps() -> String? {
+        let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

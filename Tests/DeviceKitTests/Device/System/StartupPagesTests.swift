@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import DeviceKit
+
+@Suite struct StartupPagesTests {
+    /// Four mappings of the kind `/proc/self/smaps` lists: only the read-only ones of a file with no private
+    /// copy of a page may go.
+    static let smaps = """
+        55d0c0000000-55d0c0200000 r--p 00000000 08:01 1234   /usr/bin/devicesim
+        Size:               2048 kB
+        Rss:                 512 kB
+        Anonymous:             0 kB
+        VmFlags: rd mr mw me dw sd
+        55d0c0200000-55d0c1000000 r-xp 00200000 08:01 1234   /usr/bin/devicesim
+        Size:              14336 kB
+        Rss:                8192 kB
+        Anonymous:             0 kB
+        55d0c1000000-55d0c1100000 r--p 01000000 08:01 1234   /usr/bin/devicesim
+        Size:               1024 kB
+        Rss:                1024 kB
+        Anonymous:           900 kB
+        55d0c1100000-55d0c1200000 rw-p 01100000 08:01 1234   /usr/bin/devicesim
+        Rss:                 100 kB
+        Anonymous:           100 kB
+        55d0c1200000-55d0c1300000 rw-p 00000000 00:00 0      [heap]
+        Rss:                 400 kB
+        Anonymous:           400 kB
+        7f0000000000-7f0000010000 r-xp 00000000 08:01 99     /usr/lib/x86_64-linux-gnu/libc.so.6
+        Rss:                   0 kB
+        Anonymous:             0 kB
+        7f0000010000-7f0000020000 r--p 00000000 00:00 0
+        Rss:                  64 kB
+        Anonymous:             0 kB
+        7ffd00000000-7ffd00001000 r-xp 00000000 00:00 0      [vdso]
+        Rss:                   4 kB
+        Anonymous:             0 kB
+        7f0000030000-7f0000040000 r-xp 00000000 08:01 98     /usr/lib/libsodium.so
+        Rss:                  64 kB
+        """
+
+    @Test func onlyReadOnlyFileMappingsWithoutPrivateCopiesAreReleasable() {
+        #expect(StartupPages.releasable(smaps: Self.smaps) == [
+            .init(start: 0x55d0_c000_0000, end: 0x55d0_c020_0000, resident: 512 * 1024),
+            .init(start: 0x55d0_c020_0000, end: 0x55d0_c100_0000, resident: 8192 * 1024),
+        ])
+    }
+
+    /// This test process's own code: released, and it runs on (its pages map again from the page cache).
+    @Test func releasingThisProcessesCodeKeepsItRunningAndLowersItsResidentFilePages() throws {
+        let before = try Self.residentFileBytes()
+        let released = StartupPages.release()
+        let after = try Self.residentFileBytes()
+        #expect(released > 0)
+        #expect(after < before, "RssFile \(before) → \(after) after releasing \(released) bytes")
+        // Code that had run before runs again: the codec round-trips a frame.
+        let key = [UInt8](repeating: 7, count: 32)
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        try SealedFrame.seal(.heartbeat(Heartbeat(status: [], battery: 80)), direction: .up, deviceID: 5, counter: 1, key: Data(key), into: &buffer)
+        #expect(buffer.readableBytes > 0)
+    }
+
+    static func residentFileBytes() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("RssFile:") })
+        return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
+    }
+}
