@@ -1,29 +1,97 @@
-/// Values kept per device, keyed by device id, in 256 dictionaries chosen by the id's low byte.
+/// Values kept per device, keyed by device id: the values in contiguous storage read and changed in place, a
+/// small index from id to slot.
 ///
-/// A Swift dictionary grows by rehashing all of itself into storage twice the size: a million sessions'
-/// table moved its hundreds of megabytes in one insert, on the event loop, while datagrams queued behind it
-/// until the socket overflowed (the kernel dropped 114,000–135,000 at the 393,000th and 786,000th session of
-/// a million-device ramp, docs/benchmarks.md). Split 256 ways, one insert moves at most a 256th.
+/// Why not `[UInt32: Value]`:
+/// - A dictionary's getter copies the value out: `sessions[id]?.key.epoch` copied a whole `CenterSession`
+///   (and retained what it holds) to read two bytes, several times a frame (`memmove`, retain and release were
+///   an eighth of the centre's time a heartbeat). Here a read yields the value where it lies (`_read`), and a
+///   change is made where it lies (`_modify`).
+/// - A dictionary grows by rehashing all of itself, values included, into storage twice the size: a million
+///   sessions' table moved its hundreds of megabytes in one insert, on the event loop, while datagrams queued
+///   behind it until the socket overflowed (docs/benchmarks.md). Here the values sit in chunks of
+///   `chunkSize` slots that never move; what rehashes is the index (8 bytes an entry), split 256 ways by the
+///   id's low byte so that one insert rehashes at most a 256th of it.
+///
+/// A slot freed (its value set to nil) is reused by the next device added.
 struct DeviceTable<Value> {
-    private var shards: [[UInt32: Value]] = Array(repeating: [:], count: 256)
+    /// Slots a chunk (a test makes it small to cross chunks).
+    let chunkSize: Int
 
-    init() {}
+    /// Device id → slot, in 256 dictionaries chosen by the id's low byte.
+    private var index: [[UInt32: UInt32]] = Array(repeating: [:], count: 256)
+    /// Slot n is `chunks[n / chunkSize][n % chunkSize]`; nil when free.
+    private var chunks: [[Value?]] = []
+    private var freeSlots: [UInt32] = []
+    private(set) var count = 0
+
+    init(chunkSize: Int = 4096) {
+        precondition(chunkSize > 0)
+        self.chunkSize = chunkSize
+    }
 
     init(_ values: [UInt32: Value]) {
+        self.init()
         for (device, value) in values { self[device] = value }
     }
 
-    subscript(device: UInt32) -> Value? {
-        get { shards[Int(device & 0xFF)][device] }
-        set { shards[Int(device & 0xFF)][device] = newValue }
-        _modify { yield &shards[Int(device & 0xFF)][device] }
+    private func slot(of device: UInt32) -> Int? {
+        index[Int(device & 0xFF)][device].map(Int.init)
     }
 
-    /// The devices with a value (counts 256 dictionaries: not for every frame).
-    var count: Int { shards.reduce(0) { $0 + $1.count } }
+    subscript(device: UInt32) -> Value? {
+        _read {
+            if let slot = slot(of: device) {
+                yield chunks[slot / chunkSize][slot % chunkSize]
+            } else {
+                yield nil
+            }
+        }
+        _modify {
+            if let slot = slot(of: device) {
+                yield &chunks[slot / chunkSize][slot % chunkSize]
+                if chunks[slot / chunkSize][slot % chunkSize] == nil { release(device, slot: slot) }
+            } else {
+                var value: Value? = nil
+                yield &value
+                if let value { insert(device, value) }
+            }
+        }
+    }
+
+    private mutating func insert(_ device: UInt32, _ value: Value) {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = Int(free)
+        } else {
+            if chunks.last.map({ $0.count == chunkSize }) ?? true {
+                chunks.append([])
+                chunks[chunks.count - 1].reserveCapacity(chunkSize)
+            }
+            slot = (chunks.count - 1) * chunkSize + chunks[chunks.count - 1].count
+            chunks[chunks.count - 1].append(nil)
+        }
+        chunks[slot / chunkSize][slot % chunkSize] = value
+        index[Int(device & 0xFF)][device] = UInt32(slot)
+        count += 1
+    }
+
+    private mutating func release(_ device: UInt32, slot: Int) {
+        index[Int(device & 0xFF)][device] = nil
+        freeSlots.append(UInt32(slot))
+        count -= 1
+    }
 
     /// Every device and its value, in no order.
-    var entries: FlattenSequence<[[UInt32: Value]]> { shards.joined() }
+    var entries: [(key: UInt32, value: Value)] {
+        var all: [(key: UInt32, value: Value)] = []
+        all.reserveCapacity(count)
+        for shard in index {
+            for (device, slot) in shard {
+                if let value = chunks[Int(slot) / chunkSize][Int(slot) % chunkSize] { all.append((device, value)) }
+            }
+        }
+        return all
+    }
 }
 
 extension DeviceTable: Sendable where Value: Sendable {}

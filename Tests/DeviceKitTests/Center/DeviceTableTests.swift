@@ -2,10 +2,11 @@ import Testing
 
 @testable import DeviceKit
 
-/// The per-device table split 256 ways behaves as one dictionary.
+/// The per-device table (an index split 256 ways, values in chunks of slots) behaves as one dictionary.
 @Suite struct DeviceTableTests {
-    @Test func itKeepsWhatADictionaryWouldAcrossItsShards() {
-        var table = DeviceTable<Int>()
+    /// Chunks of 64 slots, so that 3,000 devices fill many chunks and freed slots are reused across them.
+    @Test func itKeepsWhatADictionaryWouldAcrossItsShardsAndChunks() {
+        var table = DeviceTable<Int>(chunkSize: 64)
         var reference: [UInt32: Int] = [:]
         var random = SplitMix64(seed: 19)
         for step in 0..<20_000 {
@@ -17,6 +18,8 @@ import Testing
             case 2:
                 table[device]? += 1  // in place, through _modify
                 reference[device]? += 1
+                Self.clear(&table[device], if: step % 3 == 0)  // freed through _modify
+                if step % 3 == 0 { reference[device] = nil }
             default:
                 table[device] = nil
                 reference[device] = nil
@@ -27,5 +30,27 @@ import Testing
         #expect(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.key, $0.value) }) == reference)
         let copied = DeviceTable(reference)
         #expect(copied.count == reference.count && reference.allSatisfy { copied[$0.key] == $0.value })
+    }
+
+    private static func clear(_ value: inout Int?, if clearing: Bool) {
+        if clearing { value = nil }
+    }
+
+    /// Values that hold references: a value read is the one stored, and a device removed releases its value.
+    @Test func removedValuesAreReleasedAndSlotsReused() {
+        final class Box { let n: Int; init(_ n: Int) { self.n = n } }
+        var table = DeviceTable<Box>(chunkSize: 4)
+        weak var first: Box?
+        do {
+            let box = Box(1)
+            first = box
+            table[10] = box
+        }
+        for device in UInt32(11)..<UInt32(20) { table[device] = Box(Int(device)) }
+        #expect(table[10]?.n == 1 && table[19]?.n == 19 && table[20] == nil)
+        table[10] = nil
+        #expect(first == nil, "the removed value is released")
+        table[30] = Box(30)
+        #expect(table.count == 10 && table[30]?.n == 30 && table[10] == nil)
     }
 }
