@@ -219,20 +219,22 @@ final class CenterRuntime {
             frameCounted(.wrongDirection(frame.header.direction))
             return .refused
         }
-        if shedding, sessions[device]?.hasSession != true {
+        // What the device's machine says, read once in place: whether there is one, its session, its key epoch.
+        let machine = sessions[device].map { (hasSession: $0.hasSession, epoch: $0.key.epoch) }
+        if shedding, machine?.hasSession != true {
             shed()
             return .refused
         }
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
         // source's forgeries stay within their budget (protocol.md §6.1).
-        let derives = sessions[device] == nil && !keys.hasKey(device)
+        let derives = machine == nil && !keys.hasKey(device)
         let monotonic = derives ? ContinuousClock.now - startedAt : .zero
         if derives && !forgeryBudget.allows(source, now: monotonic) {
             metrics.sourceLimited.increment()
             countRefusal("sourceLimited")
             return .refused
         }
-        guard sessions[device] != nil || deviceKey(device) != nil else {
+        guard machine != nil || deviceKey(device) != nil else {
             metrics.unknownDevice.increment()
             countRefusal("unknownDevice")
             logger.debug("frame for an unknown device", metadata: ["device.id": "\(device)"])
@@ -241,7 +243,7 @@ final class CenterRuntime {
         // Bits naming another key epoch than the current one: the key of the later epoch they would name,
         // for a re-provisioned device's sessionStart (protocol.md §3.4). A derivation: within the budget.
         var laterKey: DeviceKey?
-        let current = sessions[device]?.key.epoch ?? keys.currentEpoch(device)
+        let current = machine?.epoch ?? keys.currentEpoch(device)
         let ahead = (frame.header.keyEpochBits &- UInt8(truncatingIfNeeded: current)) & 0x07
         if ahead != 0, current <= UInt16.max - UInt16(ahead) {
             let monotonic = ContinuousClock.now - startedAt
@@ -399,9 +401,7 @@ final class CenterRuntime {
         // In place, through the dictionary's subscript: a copy taken out and written back would share the
         // session's buffers (its opener's plaintext) with the one left in the table, and copy them every frame.
         // `event` must not touch `sessions` (an overlapping access): the call sites only use their argument.
-        let hadSession = sessions[device]!.hasSession
-        let actions = event(&sessions[device]!)
-        let (hasSession, holdsState) = (sessions[device]!.hasSession, sessions[device]!.holdsState)
+        let (hadSession, actions, hasSession, holdsState) = Self.step(&sessions[device]!, event)
         if hasSession != hadSession {
             activeSessions += hasSession ? 1 : -1
             metrics.sessionsActive.set(Int64(activeSessions))
@@ -410,6 +410,15 @@ final class CenterRuntime {
         if !holdsState { sessions[device] = nil }
         run(actions, device: device, path: path)
         return actions
+    }
+
+    /// One event on a machine, with what it was and is: one access to the table for all of it.
+    private static func step(
+        _ session: inout CenterSession, _ event: (inout CenterSession) -> [CenterSession.Action]
+    ) -> (hadSession: Bool, actions: [CenterSession.Action], hasSession: Bool, holdsState: Bool) {
+        let hadSession = session.hasSession
+        let actions = event(&session)
+        return (hadSession, actions, session.hasSession, session.holdsState)
     }
 
     private func run(_ actions: [CenterSession.Action], device: UInt32, path: ReplyPath?) {
