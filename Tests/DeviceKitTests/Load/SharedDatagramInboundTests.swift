@@ -30,6 +30,8 @@ import Testing
         let socket = EmbeddedChannel(handler: SharedDatagramInbound(shard: shard), loop: loop)
         shard.sockets = [socket]
         shard.startDue()
+        // The shard flushes its sockets once at the end of the loop's turn: let the turn end.
+        loop.run()
 
         // Each device opened its session with a sessionStart on the shared socket.
         var anchors: [UInt32: UInt64] = [:]
