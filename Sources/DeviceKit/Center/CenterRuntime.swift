@@ -452,8 +452,8 @@ final class CenterRuntime {
                 record(message, note: note, device: device)
             case .send(let frame):
                 send(frame, to: device)
-            case .turnAway(let anchor):
-                turnAway(device, anchor: anchor, path: path)
+            case .turnAway(let anchor, let epoch):
+                turnAway(device, anchor: anchor, epoch: epoch, path: path)
             case .scheduleRetransmit(let id, let attempt, let after):
                 scheduleRetransmit(id: id, attempt: attempt, after: after, device: device)
             case .delivered(let id):
@@ -694,17 +694,19 @@ final class CenterRuntime {
         send(frame, to: device, key: keys.downKey(device, key: deviceKey, anchor: frame.anchor), path: path)
     }
 
-    /// The centre is full: `nak(0, busy)` answers the `sessionStart` under `anchor`, on the path it came by (the
-    /// device has no session, so no path of its own here). Counted and said in the log, at most once a
+    /// The centre is full: `nak(0, busy)` answers the `sessionStart` under `anchor`, sealed under its key `epoch`,
+    /// on the path it came by (the device has no session, so no path of its own here). Counted and said in the log, at most once a
     /// minute with the count since.
-    private func turnAway(_ device: UInt32, anchor: UInt64, path: ReplyPath?) {
+    private func turnAway(_ device: UInt32, anchor: UInt64, epoch: UInt16, path: ReplyPath?) {
         metrics.sessionsTurnedAway.increment()
         if let count = turnAwayLog.count(now: ContinuousClock.now - startedAt) {
             logger.warning(
                 "at the session limit: devices are turned away (they try their secondary centre)",
                 metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(count)"])
         }
-        guard !stopped, let path, let deviceKey = sessions[device]?.key ?? deviceKey(device) else { return }
+        guard !stopped, let path, let current = sessions[device]?.key ?? deviceKey(device),
+            let deviceKey = current.epoch == epoch ? current : keys.laterKey(device, epoch: epoch)
+        else { return }
         let salt = UInt32.random(in: .min ... .max)
         let refusal = CenterSession.DownFrame(
             anchor: anchor, salt: salt, sequence: 0, message: .nak(Nak(id: 0, reason: .busy, senderTime: now.wall)))

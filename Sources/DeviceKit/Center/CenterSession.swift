@@ -74,8 +74,9 @@ public struct CenterSession: Sendable {
         /// The centre is at its maximum number of sessions: answer the authentic `sessionStart` under `anchor`
         /// with `nak(0, busy)` in place of `sessionAccept` (sequence 0 of a fresh salt, under `down(anchor)`), so
         /// that the device tries its other centre at once rather than after a handshake timeout (protocol.md §5).
-        /// Nothing is stored.
-        case turnAway(anchor: UInt64)
+        /// Nothing is stored. `epoch`: the key epoch the `sessionStart` came under, whose key seals the answer (a
+        /// re-provisioned device's later epoch, or the machine's own).
+        case turnAway(anchor: UInt64, epoch: UInt16)
         /// Record `message` durably (once per device and id), with `note` (the defects of an alarm read
         /// leniently), then report `recorded`, `recordConflicted` or `recordFailed`.
         case record(Message, note: String?)
@@ -205,7 +206,7 @@ public struct CenterSession: Sendable {
             guard mayOpenSession else {
                 // Answered within the device's rate, so that replays of one cannot make the centre a reflector.
                 guard bucket.take(now: now.monotonic) else { return [.drop(.tooManySessions)] }
-                return [.drop(.tooManySessions), .turnAway(anchor: frame.header.counter)]
+                return [.drop(.tooManySessions), .turnAway(anchor: frame.header.counter, epoch: key.epoch)]
             }
         }
         if case .sessionStart(let start) = message {
@@ -231,7 +232,11 @@ public struct CenterSession: Sendable {
             let message = try? frame.open(with: laterKey.upInlineKey),
             case .sessionStart(let start) = message, start.keyEpoch == laterKey.epoch
         else { return [.refuse(stale)] }
-        guard mayOpenSession else { return [.drop(.tooManySessions)] }
+        guard mayOpenSession else {
+            // Turned away as any device at the limit, under the key it came with, so that it tries its other centre.
+            guard bucket.take(now: now.monotonic) else { return [.drop(.tooManySessions)] }
+            return [.drop(.tooManySessions), .turnAway(anchor: frame.header.counter, epoch: laterKey.epoch)]
+        }
         if let pendingKey, pendingKey.epoch == laterKey.epoch, let pendingAnchor, frame.header.counter <= pendingAnchor {
             return [.refuse(stale)]
         }

@@ -421,6 +421,36 @@ import Testing
         await centre.stop()
     }
 
+    /// A re-provisioned device (its next key epoch) that comes to a full centre is answered busy under its new
+    /// key, the only one it can open the answer with, so that it goes to its secondary at once.
+    @Test func aReProvisionedDeviceAtTheLimitIsAnsweredBusyUnderItsNewKey() async throws {
+        let master = try FleetMasterKey(bytes: Array(0x40...0x5f))
+        let centre = try await RunningCentre.start(journal: temporaryJournal(), registry: DeviceRegistry(master: master)) {
+            $0.maximumSessions = 1
+        }
+        let first = try await TestDevice.connect(1, masterKey: master, to: centre, over: .datagram)
+        #expect(try await first.handshake() != nil)
+        let device = try await TestDevice.connect(2, masterKey: master, to: centre, over: .datagram)
+        let newKey = DeviceKey(deviceID: 2, master: master, epoch: 1)
+        let anchor = device.counter
+        try await device.send(
+            .sessionStart(SessionStart(firmware: FirmwareVersion(1, 0, 0), capabilities: [.button], bootCount: 1, keyEpoch: 1)),
+            key: newKey)
+        var answer: Message?
+        await poll(within: patience) {
+            answer = device.inbound.all.lazy.compactMap { try? $0.open(with: newKey.downKey(anchor: anchor)) }.first
+            return answer != nil
+        }
+        guard case .nak(let nak)? = answer else {
+            Issue.record("the re-provisioned device was not answered under its new key: \(String(describing: answer))")
+            await centre.stop()
+            return
+        }
+        #expect(nak.reason == .busy)
+        #expect(centre.metric("center_sessions_turned_away_total") == 1)
+        await centre.stop()
+    }
+
     /// Reads are coalesced (`udpReadInterval`), and a read that took all one turn takes goes on at once: a
     /// burst of many turns' worth, queued in the socket before the centre reads, is read whole, and the centre
     /// still answers a device after it.

@@ -39,6 +39,22 @@ import Testing
             == [.refuse(.stale(counter: 950_000))])
     }
 
+    /// At the session limit a re-provisioned device is turned away as any other, within its rate, under the key
+    /// of the epoch it came with (the only one it can open the answer with), and nothing is kept pending.
+    @Test func atTheSessionLimitAReProvisionedDeviceIsTurnedAwayUnderItsNewEpoch() {
+        var machine = CenterSession(key: Self.key(0), parameters: .init(rate: 1, burst: 2), storedAnchor: 900_000)
+        let start = { (counter: UInt64) in Self.frame(Self.start(epoch: 1), counter: counter, key: Self.key(1)) }
+        #expect(machine.frameReceived(start(0), now: S.t0, mayOpenSession: false, laterEpochKey: Self.key(1))
+            == [.drop(.tooManySessions), .turnAway(anchor: 0, epoch: 1)])
+        #expect(machine.frameReceived(start(1), now: S.t0, mayOpenSession: false, laterEpochKey: Self.key(1))
+            == [.drop(.tooManySessions), .turnAway(anchor: 1, epoch: 1)])
+        #expect(machine.frameReceived(start(2), now: S.t0, mayOpenSession: false, laterEpochKey: Self.key(1)) == [.drop(.tooManySessions)])
+        // Once there is room, it opens.
+        var later = S.t0
+        later.monotonic += .seconds(2)
+        #expect(machine.frameReceived(start(3), now: later, mayOpenSession: true, laterEpochKey: Self.key(1)) == [.persistAnchor(3, epoch: 1)])
+    }
+
     @Test func aLaterEpochFrameThatIsNotItsConfirmedSessionStartIsStale() {
         var machine = CenterSession(key: Self.key(0), parameters: .init(), storedAnchor: 65_536)
         // A heartbeat under epoch 1: not a sessionStart.

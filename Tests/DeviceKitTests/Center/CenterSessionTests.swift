@@ -170,9 +170,9 @@ import Testing
         var machine = CenterSession(key: Self.key, parameters: .init(rate: 1, burst: 2), storedAnchor: nil)
         #expect(
             machine.frameReceived(Self.frame(Self.start, counter: 1), now: Self.t0, mayOpenSession: false) == [
-                .drop(.tooManySessions), .turnAway(anchor: 1),
+                .drop(.tooManySessions), .turnAway(anchor: 1, epoch: 0),
             ])
-        #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions), .turnAway(anchor: 2)])
+        #expect(machine.frameReceived(Self.frame(Self.start, counter: 2), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions), .turnAway(anchor: 2, epoch: 0)])
         #expect(machine.frameReceived(Self.frame(Self.start, counter: 3), now: Self.t0, mayOpenSession: false) == [.drop(.tooManySessions)])
         #expect(!machine.hasSession)
         // A forged one is refused as ever, never answered.

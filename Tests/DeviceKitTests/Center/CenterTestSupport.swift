@@ -139,7 +139,8 @@ final class TestDevice: Sendable {
             return state.counter
         }
         var buffer = ByteBuffer()
-        try SealedFrame.seal(message, direction: .up, deviceID: id, counter: counter, key: (sealKey ?? key).upKey, into: &buffer)
+        let sealKey = sealKey ?? key
+        try SealedFrame.seal(message, direction: .up, deviceID: id, counter: counter, key: sealKey.upKey, keyEpoch: sealKey.epoch, into: &buffer)
         try await sendRaw(buffer)
         return buffer
     }
