@@ -394,7 +394,7 @@ final class LoadShard: @unchecked Sendable {
         if unflushedSockets.isEmpty {
             loop.execute { [self] in flushSockets() }
         }
-        if unflushedSockets.last != socket, !unflushedSockets.contains(socket) { unflushedSockets.append(socket) }
+        if !unflushedSockets.contains(socket) { unflushedSockets.append(socket) }
     }
 
     private func flushSockets() {

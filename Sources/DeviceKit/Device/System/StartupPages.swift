@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 
 /// Gives back the page mappings that start-up made and the running device no longer uses.
 ///
@@ -68,7 +69,7 @@ public enum StartupPages {
     @discardableResult
     public static func release() -> Int {
         #if os(Linux)
-        guard let text = readSmaps() else { return 0 }
+        guard let text = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return 0 }
         var released = 0
         for mapping in releasable(smaps: text) {
             guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
@@ -78,20 +79,5 @@ public enum StartupPages {
         #else
         return 0
         #endif
-    }
-
-    private static func readSmaps() -> String? {
-        let fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
