@@ -9,16 +9,15 @@
 /// - A dictionary grows by rehashing all of itself, values included, into storage twice the size: a million
 ///   sessions' table moved its hundreds of megabytes in one insert, on the event loop, while datagrams queued
 ///   behind it until the socket overflowed (docs/benchmarks.md). Here the values sit in chunks of
-///   `chunkSize` slots that never move; what rehashes is the index (8 bytes an entry), split 256 ways by the
-///   id's low byte so that one insert rehashes at most a 256th of it.
+///   `chunkSize` slots that never move; what rehashes is the index (`DeviceIndex`, 8 bytes an entry), split
+///   256 ways so that one insert rehashes at most a 256th of it.
 ///
 /// A slot freed (its value set to nil) is reused by the next device added.
 struct DeviceTable<Value> {
     /// Slots a chunk (a test makes it small to cross chunks).
     let chunkSize: Int
 
-    /// Device id → slot, in 256 dictionaries chosen by the id's low byte.
-    private var index: [[UInt32: UInt32]] = Array(repeating: [:], count: 256)
+    private var index = DeviceIndex()
     /// Slot n is `chunks[n / chunkSize][n % chunkSize]`; nil when free.
     private var chunks: [[Value?]] = []
     private var freeSlots: [UInt32] = []
@@ -34,20 +33,16 @@ struct DeviceTable<Value> {
         for (device, value) in values { self[device] = value }
     }
 
-    private func slot(of device: UInt32) -> Int? {
-        index[Int(device & 0xFF)][device].map(Int.init)
-    }
-
     subscript(device: UInt32) -> Value? {
         _read {
-            if let slot = slot(of: device) {
+            if let slot = index.slot(of: device) {
                 yield chunks[slot / chunkSize][slot % chunkSize]
             } else {
                 yield nil
             }
         }
         _modify {
-            if let slot = slot(of: device) {
+            if let slot = index.slot(of: device) {
                 yield &chunks[slot / chunkSize][slot % chunkSize]
                 if chunks[slot / chunkSize][slot % chunkSize] == nil { release(device, slot: slot) }
             } else {
@@ -71,12 +66,12 @@ struct DeviceTable<Value> {
             chunks[chunks.count - 1].append(nil)
         }
         chunks[slot / chunkSize][slot % chunkSize] = value
-        index[Int(device & 0xFF)][device] = UInt32(slot)
+        index.insert(device, slot: slot)
         count += 1
     }
 
     private mutating func release(_ device: UInt32, slot: Int) {
-        index[Int(device & 0xFF)][device] = nil
+        index.remove(device)
         freeSlots.append(UInt32(slot))
         count -= 1
     }
@@ -85,10 +80,8 @@ struct DeviceTable<Value> {
     var entries: [(key: UInt32, value: Value)] {
         var all: [(key: UInt32, value: Value)] = []
         all.reserveCapacity(count)
-        for shard in index {
-            for (device, slot) in shard {
-                if let value = chunks[Int(slot) / chunkSize][Int(slot) % chunkSize] { all.append((device, value)) }
-            }
+        index.forEach { device, slot in
+            if let value = chunks[slot / chunkSize][slot % chunkSize] { all.append((device, value)) }
         }
         return all
     }

@@ -1,0 +1,108 @@
+/// Device id → slot: `DeviceTable`'s index, an open-addressed hash table without SipHash.
+///
+/// Why not `[UInt32: UInt32]`: every frame looks a device up in several tables (sessions, reply paths,
+/// supervision, keys), and the dictionary's SipHash-1-3 of the id and its generic probing were 7 % of the
+/// centre's time a heartbeat (docs/benchmarks.md). The ids here are registered devices' (a frame under an id
+/// without a key is refused before it reaches a table), not chosen by whoever sends, so the flood resistance
+/// SipHash buys is not needed, and a multiplicative (Fibonacci) hash spreads consecutive ids evenly.
+///
+/// Layout: 256 shards chosen by the id's low byte, so that growing rehashes at most a 256th of the index while
+/// the event loop waits. A shard is a power-of-two array of entries `id << 32 | (slot + 1)`, 0 for empty,
+/// probed linearly and kept at most three quarters full; a removal shifts the entries after it back
+/// (no tombstones, so lookups never slow down with churn).
+struct DeviceIndex {
+    private struct Shard {
+        var entries: [UInt64] = []
+        var count = 0
+        /// 32 − log2(entries.count): the hash's top bits are the home position.
+        var shift: UInt32 = 32
+
+        func home(_ device: UInt32) -> Int {
+            Int((device &* 0x9E37_79B1) >> shift)
+        }
+
+        /// The position of `device`'s entry, or nil.
+        func position(of device: UInt32) -> Int? {
+            guard !entries.isEmpty else { return nil }
+            let mask = entries.count - 1
+            var position = home(device)
+            while true {
+                let entry = entries[position]
+                if entry == 0 { return nil }
+                if UInt32(truncatingIfNeeded: entry >> 32) == device { return position }
+                position = (position + 1) & mask
+            }
+        }
+
+        /// Stores an entry whose id is not present; the shard has room.
+        mutating func place(_ entry: UInt64) {
+            let mask = entries.count - 1
+            var position = home(UInt32(truncatingIfNeeded: entry >> 32))
+            while entries[position] != 0 { position = (position + 1) & mask }
+            entries[position] = entry
+        }
+
+        mutating func grow() {
+            let old = entries
+            let capacity = max(16, entries.count * 2)
+            entries = Array(repeating: 0, count: capacity)
+            shift = 32 - UInt32(capacity.trailingZeroBitCount)
+            for entry in old where entry != 0 { place(entry) }
+        }
+
+        /// Empties `position` and moves back each later entry of the run that may then sit nearer its home.
+        mutating func remove(at position: Int) {
+            let mask = entries.count - 1
+            var hole = position
+            var next = position
+            while true {
+                next = (next + 1) & mask
+                let entry = entries[next]
+                if entry == 0 { break }
+                let home = home(UInt32(truncatingIfNeeded: entry >> 32))
+                // The hole lies on this entry's probe path (from its home to where it is): it may move there.
+                if (next - home) & mask >= (next - hole) & mask {
+                    entries[hole] = entry
+                    hole = next
+                }
+            }
+            entries[hole] = 0
+            count -= 1
+        }
+    }
+
+    private var shards = [Shard](repeating: Shard(), count: 256)
+
+    /// The slot of `device`, or nil.
+    func slot(of device: UInt32) -> Int? {
+        let shard = shards[Int(device & 0xFF)]
+        guard let position = shard.position(of: device) else { return nil }
+        return Int(UInt32(truncatingIfNeeded: shard.entries[position]) - 1)
+    }
+
+    /// Records `device` at `slot` (`slot` < 2³² − 1); the device must not be present.
+    mutating func insert(_ device: UInt32, slot: Int) {
+        let index = Int(device & 0xFF)
+        if (shards[index].count + 1) * 4 > shards[index].entries.count * 3 { shards[index].grow() }
+        shards[index].place(UInt64(device) << 32 | UInt64(slot + 1))
+        shards[index].count += 1
+    }
+
+    /// Forgets `device`, if present.
+    mutating func remove(_ device: UInt32) {
+        let index = Int(device & 0xFF)
+        guard let position = shards[index].position(of: device) else { return }
+        shards[index].remove(at: position)
+    }
+
+    /// Every device and its slot, in no order.
+    func forEach(_ body: (_ device: UInt32, _ slot: Int) -> Void) {
+        for shard in shards {
+            for entry in shard.entries where entry != 0 {
+                body(UInt32(truncatingIfNeeded: entry >> 32), Int(UInt32(truncatingIfNeeded: entry) - 1))
+            }
+        }
+    }
+}
+
+extension DeviceIndex: Sendable {}
