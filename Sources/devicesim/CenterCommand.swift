@@ -87,7 +87,7 @@ struct CenterCommand: AsyncParsableCommand {
     @Option(name: .customLong("heartbeat"), parsing: .unconditional, help: .hidden, transform: DurationOption.seconds)
     var heartbeatAlias: DurationOption?
 
-    @Option(parsing: .unconditional, help: "Silence after which a device is reported offline (default: 2.5 heartbeat intervals).", transform: DurationOption.seconds)
+    @Option(parsing: .unconditional, help: "Silence after which a device is reported offline; also how long a TCP connection's answers may go unacknowledged before it is closed (default: 2.5 heartbeat intervals).", transform: DurationOption.seconds)
     var offlineAfter: DurationOption?
 
     @Option(parsing: .unconditional, help: "How long a TCP connection may stay without sending an authentic frame (default 5s).", transform: DurationOption.seconds)

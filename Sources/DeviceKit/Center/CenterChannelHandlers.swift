@@ -66,6 +66,8 @@ final class CenterStreamHandler: ChannelInboundHandler {
         if let error = error as? ProtocolError {
             runtime.frameRefused(error)
             run(machine.streamBroken(reason: error.category.rawValue))
+        } else if (error as? IOError)?.errnoCode == ETIMEDOUT {
+            run(machine.stalled())  // TCP_USER_TIMEOUT
         } else {
             context.close(promise: nil)
         }

@@ -70,6 +70,11 @@ public struct CenterConfiguration: Sendable {
     /// Bytes queued for one TCP connection whose peer does not read, in the socket's send buffer (SO_SNDBUF,
     /// which the kernel doubles) and again in the centre; past it the connection is closed.
     public var connectionWriteBufferLimit: Int
+    /// A TCP connection whose answers stay unacknowledged this long is closed by the kernel
+    /// (TCP_USER_TIMEOUT, RFC 5482; zero-window probing counts): a device gone without a word, or a connection
+    /// wedged both ways (a peer that neither reads nor takes the centre's segments). `nil`: `offlineAfter`, as
+    /// long as a device may be silent. Without it Linux retries for about 15 minutes (tcp_retries2).
+    public var connectionStallTimeout: Duration?
     /// Events buffered for each observer (`--json`, `--console`); an observer that falls behind loses the
     /// newest and is told how many (`CenterEvent.eventsDropped`).
     public var eventBufferLimit: Int

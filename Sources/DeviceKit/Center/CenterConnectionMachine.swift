@@ -4,14 +4,15 @@
 /// ```
 ///  new ──admitted──► waiting ──frame of a current session──► authenticated ──(closed)──► closing
 ///   │                  │  └─sessionStart being journalled: the timeout starts again, once
-///   └─refused───────►  └─timeout / offences / evicted / slow reader / broken stream──► closing
+///   └─refused───────►  └─timeout / offences / evicted / slow reader / stalled / broken stream──► closing
 /// ```
 /// - A connection is closed if no frame of a current session arrives within the authentication timeout; a
 ///   replayed frame of an old session is no such frame (the runtime's verdict says so).
 /// - A `sessionStart` being stored extends the timeout once: a slow journal must not cost a device its
 ///   connection, and a replay wins nothing by it (the journal refuses it).
 /// - `offencesBeforeClose` refused frames close it; so do an eviction (the runtime needs the room), a peer
-///   that does not read its answers, and a broken stream (no resynchronisation, §2.2).
+///   that does not read its answers, answers unacknowledged past the stall timeout, and a broken stream (no
+///   resynchronisation, §2.2).
 struct CenterConnectionMachine: Hashable, Sendable {
     enum Action: Hashable, Sendable {
         /// Start (or restart) the authentication timeout; report `timeoutFired(generation:)` when it ends.
@@ -92,6 +93,10 @@ struct CenterConnectionMachine: Hashable, Sendable {
 
     /// The peer does not read its answers: they would pile up in memory.
     mutating func readerTooSlow() -> [Action] { close(reason: "backpressure") }
+
+    /// The kernel gave up on the connection: its answers went unacknowledged past the stall timeout
+    /// (`CenterConfiguration.connectionStallTimeout`).
+    mutating func stalled() -> [Action] { close(reason: "stalled") }
 
     /// The stream broke (`reason`: the refusal's category): there is no resynchronising a byte stream.
     mutating func streamBroken(reason: String) -> [Action] { close(reason: reason) }

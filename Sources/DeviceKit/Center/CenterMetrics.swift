@@ -81,7 +81,7 @@ final class CenterMetrics: Sendable {
     /// Why the centre closes a TCP connection.
     static let closeReasons = [
         "authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure",
-        "idle",
+        "stalled", "idle",
     ]
 
     /// What the DC-09 port answers, and why: `DC09Receiving.Reason`s, and the port's own.

@@ -458,6 +458,7 @@ public final class CenterServer: Service, Sendable {
         let timeout = TimeAmount(configuration.authenticationTimeout)
         let offences = configuration.offencesBeforeClose
         let writeLimit = configuration.connectionWriteBufferLimit
+        let stall = configuration.connectionStallTimeout ?? configuration.offlineAfter
         return try await ServerBootstrap(group: loop)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -477,6 +478,7 @@ public final class CenterServer: Service, Sendable {
             // the connection once they pass the high mark (`Channel.isWritable`).
             .childChannelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: writeLimit))
             .childChannelOption(.writeBufferWaterMark, value: .init(low: writeLimit / 2, high: writeLimit))
+            .childChannelOption(Self.userTimeoutOption, value: SocketOptionValue(clamping: max(1, Int((stall / .milliseconds(1)).rounded(.up)))))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
@@ -524,6 +526,11 @@ extension CenterServer {
     /// SO_REUSEPORT, which NIO does not name: set before bind on every socket that shares the port.
     fileprivate static var reusePortOption: ChannelOptions.Types.SocketOption {
         ChannelOptions.Types.SocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_REUSEPORT))
+    }
+
+    /// TCP_USER_TIMEOUT, in milliseconds.
+    fileprivate static var userTimeoutOption: ChannelOptions.Types.SocketOption {
+        ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_TCP), name: SocketOptionName(TCP_USER_TIMEOUT))
     }
 
     /// SO_RCVBUF and SO_SNDBUF are capped by net.core.rmem_max/wmem_max; a centre with CAP_NET_ADMIN may go

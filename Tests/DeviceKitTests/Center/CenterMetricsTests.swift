@@ -32,7 +32,7 @@ import Testing
         "center_connections_accepted_total": ("counter", [""]),
         "center_connections_closed_total": (
             "counter",
-            Set(["authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure", "idle"]
+            Set(["authTimeout", "oversized", "malformed", "unsupported", "offences", "evicted", "connectionLimit", "backpressure", "stalled", "idle"]
                 .map { #"reason="\#($0)""# })
         ),
         "center_connections_open": ("gauge", [""]),
