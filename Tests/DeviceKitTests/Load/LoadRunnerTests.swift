@@ -273,13 +273,14 @@ import Testing
     /// latency objective over no sample is missed.
     @Test(arguments: [Transport.tcp, .udp])
     func aRunAgainstNothingSendsNoAlarmAndSaysWhyEachAttemptFailed(transport: Transport) async throws {
-        let port = try await freeLoopbackPorts()
+        let nothing = try DeadPort()
         let plan = LoadPlan(
-            centre: try SocketAddress(ipAddress: "127.0.0.1", port: port), master: Self.master, transport: transport,
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: nothing.port), master: Self.master, transport: transport,
             firstID: 70_001, fleetSize: 10, rampRate: 1000, fleetAlarmRate: 50, duration: .seconds(1), settle: .milliseconds(100),
             drain: .milliseconds(300), handshakeTimeout: .milliseconds(200), backoff: Backoff(base: .milliseconds(50), cap: .milliseconds(200)),
             seed: 7)
         let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        withExtendedLifetime(nothing) {}  // held, refusing, to the end of the run
         let c = report.counts
         #expect(c.sessionsOpened == 0)
         #expect(c.sessionFailures >= 10)
@@ -309,14 +310,15 @@ import Testing
     func devicesWhosePrimaryIsDeadOpenTheirSessionsAtTheSecondary(transport: Transport) async throws {
         let centre = try await TestCentre.start()
         defer { _ = centre.stop() }
-        let dead = try await freeLoopbackPorts()
+        let dead = try DeadPort()
         var plan = LoadPlan(
-            centre: try SocketAddress(ipAddress: "127.0.0.1", port: dead), master: Self.master, transport: transport,
+            centre: try SocketAddress(ipAddress: "127.0.0.1", port: dead.port), master: Self.master, transport: transport,
             firstID: transport == .tcp ? 71_001 : 72_001, fleetSize: 20, rampRate: 1000, fleetAlarmRate: 20,
             duration: .seconds(2), settle: .milliseconds(200), drain: .seconds(30), handshakeTimeout: .milliseconds(200),
             backoff: Backoff(base: .milliseconds(50), cap: .milliseconds(200)), seed: 9)
         plan.secondary = try SocketAddress(ipAddress: "127.0.0.1", port: transport == .tcp ? centre.ports.tcp : centre.ports.udp)
         let report = try await LoadRunner(plan: plan, group: MultiThreadedEventLoopGroup.singleton).run()
+        withExtendedLifetime(dead) {}
         let c = report.counts
         #expect(c.sessionsOpened >= 20)
         #expect(c.sessionFailures >= 40, "two failed attempts at the primary per device before the secondary")
