@@ -220,7 +220,7 @@ final class CenterRuntime {
             return .refused
         }
         // What the device's machine says, read once in place: whether there is one, its session, its key epoch.
-        let machine = sessions[device].map { (hasSession: $0.hasSession, epoch: $0.key.epoch) }
+        let machine = sessions.withValue(device) { $0.facts }
         if shedding, machine?.hasSession != true {
             shed()
             return .refused
@@ -393,7 +393,7 @@ final class CenterRuntime {
     func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
-        if sessions[device] == nil {
+        if !sessions.contains(device) {
             guard let key = deviceKey(device) else { return [] }
             sessions[device] = CenterSession(
                 key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))

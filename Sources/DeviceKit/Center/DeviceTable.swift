@@ -1,31 +1,33 @@
-/// Values kept per device, keyed by device id: the values in contiguous storage read and changed in place, a
-/// small index from id to slot.
+/// Values kept per device, keyed by device id: the values in chunks of memory that never move, read and changed
+/// where they lie, and a small index from id to slot.
 ///
 /// Why not `[UInt32: Value]`:
 /// - A dictionary's getter copies the value out: `sessions[id]?.key.epoch` copied a whole `CenterSession`
 ///   (and retained what it holds) to read two bytes, several times a frame (`memmove`, retain and release were
-///   an eighth of the centre's time a heartbeat). Here a read yields the value where it lies (`_read`), and a
-///   change is made where it lies (`_modify`).
+///   an eighth of the centre's time a heartbeat). Here a read borrows the value where it lies (`_read` over a
+///   pointer's `pointee`), and a change is made where it lies (`_modify`). Chunks of `Array` would not do for
+///   reads: `Array`'s subscript has a getter, not a borrowing read, so `yield chunks[c][s]` copied the
+///   session all the same (seen in a profile: `CenterSession`'s copy under every frame).
 /// - A dictionary grows by rehashing all of itself, values included, into storage twice the size: a million
 ///   sessions' table moved its hundreds of megabytes in one insert, on the event loop, while datagrams queued
 ///   behind it until the socket overflowed (docs/benchmarks.md). Here the values sit in chunks of
 ///   `chunkSize` slots that never move; what rehashes is the index (`DeviceIndex`, 8 bytes an entry), split
 ///   256 ways so that one insert rehashes at most a 256th of it.
 ///
-/// A slot freed (its value set to nil) is reused by the next device added.
+/// A slot freed (its value set to nil) is reused by the next device added. A copy of the table shares its
+/// chunks until either is changed (copy on write), as an array would.
 struct DeviceTable<Value> {
     /// Slots a chunk (a test makes it small to cross chunks).
-    let chunkSize: Int
+    var chunkSize: Int { storage.chunkSize }
 
     private var index = DeviceIndex()
-    /// Slot n is `chunks[n / chunkSize][n % chunkSize]`; nil when free.
-    private var chunks: [[Value?]] = []
+    private var storage: Storage
     private var freeSlots: [UInt32] = []
     private(set) var count = 0
 
     init(chunkSize: Int = 4096) {
         precondition(chunkSize > 0)
-        self.chunkSize = chunkSize
+        storage = Storage(chunkSize: chunkSize)
     }
 
     init(_ values: [UInt32: Value]) {
@@ -33,18 +35,32 @@ struct DeviceTable<Value> {
         for (device, value) in values { self[device] = value }
     }
 
+    func contains(_ device: UInt32) -> Bool { index.slot(of: device) != nil }
+
+    /// `body` of `device`'s value where it lies, or nil without one. For reads of a large value too: a read
+    /// through the subscript (`table[id]?.field`) unwraps the optional it borrows by copying the value out
+    /// (`CenterSession`'s copy, tag check and destruction were 2 % of the centre's time a heartbeat), where the
+    /// mutable access projects the payload in place.
+    mutating func withValue<R>(_ device: UInt32, _ body: (inout Value) -> R) -> R? {
+        guard let slot = index.slot(of: device) else { return nil }
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return body(&storage.slot(slot).pointee!)
+    }
+
     subscript(device: UInt32) -> Value? {
         _read {
             if let slot = index.slot(of: device) {
-                yield chunks[slot / chunkSize][slot % chunkSize]
+                yield storage.slot(slot).pointee
             } else {
                 yield nil
             }
         }
         _modify {
             if let slot = index.slot(of: device) {
-                yield &chunks[slot / chunkSize][slot % chunkSize]
-                if chunks[slot / chunkSize][slot % chunkSize] == nil { release(device, slot: slot) }
+                if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+                let pointer = storage.slot(slot)
+                yield &pointer.pointee
+                if case .none = pointer.pointee { release(device, slot: slot) }
             } else {
                 var value: Value? = nil
                 yield &value
@@ -54,18 +70,14 @@ struct DeviceTable<Value> {
     }
 
     private mutating func insert(_ device: UInt32, _ value: Value) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = Int(free)
+            storage.slot(slot).pointee = value
         } else {
-            if chunks.last.map({ $0.count == chunkSize }) ?? true {
-                chunks.append([])
-                chunks[chunks.count - 1].reserveCapacity(chunkSize)
-            }
-            slot = (chunks.count - 1) * chunkSize + chunks[chunks.count - 1].count
-            chunks[chunks.count - 1].append(nil)
+            slot = storage.append(value)
         }
-        chunks[slot / chunkSize][slot % chunkSize] = value
         index.insert(device, slot: slot)
         count += 1
     }
@@ -81,10 +93,50 @@ struct DeviceTable<Value> {
         var all: [(key: UInt32, value: Value)] = []
         all.reserveCapacity(count)
         index.forEach { device, slot in
-            if let value = chunks[slot / chunkSize][slot % chunkSize] { all.append((device, value)) }
+            if let value = storage.slot(slot).pointee { all.append((device, value)) }
         }
         return all
     }
+
+    /// The slots: chunks of `chunkSize` allocated as needed, every slot up to `used` initialised (nil when free).
+    private final class Storage {
+        let chunkSize: Int
+        // Read on every lookup; changed only by `append`, never while a slot's value is borrowed.
+        @exclusivity(unchecked) private var chunks: [UnsafeMutablePointer<Value?>] = []
+        @exclusivity(unchecked) private var used = 0
+
+        init(chunkSize: Int) {
+            self.chunkSize = chunkSize
+        }
+
+        deinit {
+            for (number, chunk) in chunks.enumerated() {
+                chunk.deinitialize(count: min(chunkSize, used - number * chunkSize))
+                chunk.deallocate()
+            }
+        }
+
+        @inline(__always)
+        func slot(_ slot: Int) -> UnsafeMutablePointer<Value?> {
+            chunks[slot / chunkSize] + slot % chunkSize
+        }
+
+        /// A new slot holding `value`.
+        func append(_ value: Value?) -> Int {
+            if used == chunks.count * chunkSize { chunks.append(.allocate(capacity: chunkSize)) }
+            slot(used).initialize(to: value)
+            used += 1
+            return used - 1
+        }
+
+        /// Storage of its own with the same values in the same slots.
+        func copy() -> Storage {
+            let copy = Storage(chunkSize: chunkSize)
+            for slot in 0..<used { _ = copy.append(self.slot(slot).pointee) }
+            return copy
+        }
+    }
 }
 
-extension DeviceTable: Sendable where Value: Sendable {}
+/// A value: its storage is shared only while no copy changes it (each change copies storage that is shared).
+extension DeviceTable: @unchecked Sendable where Value: Sendable {}

@@ -25,6 +25,8 @@ import Testing
                 reference[device] = nil
             }
             #expect(table[device] == reference[device])
+            #expect(table.contains(device) == (reference[device] != nil))
+            #expect(table.withValue(device) { $0 } == reference[device])
         }
         #expect(table.count == reference.count)
         #expect(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.key, $0.value) }) == reference)
@@ -52,5 +54,34 @@ import Testing
         #expect(first == nil, "the removed value is released")
         table[30] = Box(30)
         #expect(table.count == 10 && table[30]?.n == 30 && table[10] == nil)
+    }
+
+    /// A copy is a value: changing it (in place, adding, removing) leaves the original as it was, and the last
+    /// copy gone releases the values.
+    @Test func aCopyIsAValueAndTheLastOneReleasesTheValues() {
+        final class Box { var n: Int; init(_ n: Int) { self.n = n } }
+        weak var watched: Box?
+        do {
+            var original = DeviceTable<Int>(chunkSize: 2)
+            for device in UInt32(1)...5 { original[device] = Int(device) }
+            var copy = original
+            copy[1]? += 100
+            copy[2] = nil
+            copy[6] = 6
+            copy.withValue(3) { $0 += 30 }
+            #expect((1...5).map { original[UInt32($0)] } == [1, 2, 3, 4, 5] && original[6] == nil && original.count == 5)
+            #expect((1...6).map { copy[UInt32($0)] } == [101, nil, 33, 4, 5, 6] && copy.count == 5)
+
+            var boxes = DeviceTable<Box>(chunkSize: 2)
+            let box = Box(7)
+            watched = box
+            boxes[1] = box
+            let shared = boxes
+            boxes[1]?.n = 8  // the box is shared by reference: both tables see it
+            #expect(shared[1]?.n == 8)
+            boxes[1] = nil
+            #expect(shared[1] === box, "the copy keeps its value")
+        }
+        #expect(watched == nil, "the tables gone, the value is released")
     }
 }
