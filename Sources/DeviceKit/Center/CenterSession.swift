@@ -157,10 +157,10 @@ public struct CenterSession: Sendable {
     /// Ids of reliable down messages the device has not acknowledged yet.
     public var undelivered: [UInt32] { outstanding.keys.sorted() }
 
-    /// Whether the owner must keep this machine; one that holds nothing can be rebuilt from the journal.
     /// Whether it has a session, and its key's epoch: what the runtime reads of it before every frame.
     var facts: (hasSession: Bool, epoch: UInt16) { (hasSession, key.epoch) }
 
+    /// Whether the owner must keep this machine; one that holds nothing can be rebuilt from the journal.
     public var holdsState: Bool { hasSession || pendingAnchor != nil || !outstanding.isEmpty }
 
     // MARK: Events

@@ -41,15 +41,21 @@ struct DeviceIndex {
             }
         }
 
+        /// Adds an entry whose id is not present, growing first if the shard would pass three quarters full.
+        mutating func insert(_ entry: UInt64) {
+            if (count + 1) * 4 > entries.count * 3 { grow() }
+            place(entry)
+            count += 1
+        }
+
         /// Stores an entry whose id is not present; the shard has room.
-        mutating func place(_ entry: UInt64) {
-            let mask = entries.count - 1
+        private mutating func place(_ entry: UInt64) {
             var position = home(UInt32(truncatingIfNeeded: entry >> 32))
             while entries[position] != 0 { position = (position + 1) & mask }
             entries[position] = entry
         }
 
-        mutating func grow() {
+        private mutating func grow() {
             let old = entries
             let capacity = max(16, entries.count * 2)
             entries = Array(repeating: 0, count: capacity)
@@ -60,7 +66,6 @@ struct DeviceIndex {
 
         /// Empties `position` and moves back each later entry of the run that may then sit nearer its home.
         mutating func remove(at position: Int) {
-            let mask = entries.count - 1
             var hole = position
             var next = position
             while true {
@@ -89,10 +94,7 @@ struct DeviceIndex {
 
     /// Records `device` at `slot` (`slot` < 2³² − 1); the device must not be present.
     mutating func insert(_ device: UInt32, slot: Int) {
-        let index = Int(device & 0xFF)
-        if (shards[index].count + 1) * 4 > shards[index].entries.count * 3 { shards[index].grow() }
-        shards[index].place(UInt64(device) << 32 | UInt64(slot + 1))
-        shards[index].count += 1
+        shards[Int(device & 0xFF)].insert(UInt64(device) << 32 | UInt64(slot + 1))
     }
 
     /// Forgets `device`, if present.

@@ -43,7 +43,7 @@ struct DeviceTable<Value> {
     /// mutable access projects the payload in place.
     mutating func withValue<R>(_ device: UInt32, _ body: (inout Value) -> R) -> R? {
         guard let slot = index.slot(of: device) else { return nil }
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        makeStorageUnique()
         return body(&storage.slot(slot).pointee!)
     }
 
@@ -57,7 +57,7 @@ struct DeviceTable<Value> {
         }
         _modify {
             if let slot = index.slot(of: device) {
-                if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+                makeStorageUnique()
                 let pointer = storage.slot(slot)
                 yield &pointer.pointee
                 if case .none = pointer.pointee { release(device, slot: slot) }
@@ -70,7 +70,7 @@ struct DeviceTable<Value> {
     }
 
     private mutating func insert(_ device: UInt32, _ value: Value) {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        makeStorageUnique()
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = Int(free)
@@ -80,6 +80,11 @@ struct DeviceTable<Value> {
         }
         index.insert(device, slot: slot)
         count += 1
+    }
+
+    /// Copy on write: storage shared with a copy of the table is copied before a change.
+    private mutating func makeStorageUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
     private mutating func release(_ device: UInt32, slot: Int) {
