@@ -45,6 +45,8 @@ public struct LatencyHistogram: Sendable {
         count == 0 ? .zero : .microseconds(Int64(histogram.valueAtPercentile(percentile)))
     }
 
+    public var min: Duration { count == 0 ? .zero : .microseconds(Int64(histogram.min)) }
+
     public var max: Duration { count == 0 ? .zero : .microseconds(Int64(histogram.maxRecorded)) }
 
     /// Every non-empty bucket, ascending, as `[value in µs, count]`. A bucket stands for all the values it

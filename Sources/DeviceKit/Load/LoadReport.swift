@@ -50,6 +50,8 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     public var callsCompleted = 0
     public var callsEndedByCentre = 0
     public var callsFailed = 0
+    /// Answered calls that ended with no voice from the centre heard at the home (however they ended).
+    public var callsSilent = 0
     /// Voice packets of answered calls: sent by the devices, received from the centre, and lost on the way
     /// here (RFC 3550 cumulative lost).
     public var voicePacketsSent = 0
@@ -124,6 +126,7 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.callsCompleted = a.callsCompleted + b.callsCompleted
         sum.callsEndedByCentre = a.callsEndedByCentre + b.callsEndedByCentre
         sum.callsFailed = a.callsFailed + b.callsFailed
+        sum.callsSilent = a.callsSilent + b.callsSilent
         sum.voicePacketsSent = a.voicePacketsSent + b.voicePacketsSent
         sum.voicePacketsReceived = a.voicePacketsReceived + b.voicePacketsReceived
         sum.voicePacketsLost = a.voicePacketsLost + b.voicePacketsLost
@@ -411,7 +414,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
             let lossPercent = c.voicePacketsReceived + c.voicePacketsLost == 0 ? 0 : 100 * Double(c.voicePacketsLost) / Double(c.voicePacketsReceived + c.voicePacketsLost)
             lines.append(
                 "calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered): completed \(c.callsCompleted), "
-                    + "ended by the centre \(c.callsEndedByCentre), failed \(c.callsFailed); voice packets sent \(c.voicePacketsSent), "
+                    + "ended by the centre \(c.callsEndedByCentre), failed \(c.callsFailed), \(c.callsSilent) without voice; "
+                    + "voice packets sent \(c.voicePacketsSent), "
                     + "received \(c.voicePacketsReceived), lost \(c.voicePacketsLost) ("
                     + String(format: "%.2f %%)", lossPercent))
         }

@@ -129,6 +129,7 @@ extension LoadReport {
             rows += [
                 ("calls offered / declined / answered", "\(c.callsOffered) / \(c.callsDeclined) / \(c.callsAnswered)"),
                 ("calls completed / ended by the centre / failed", "\(c.callsCompleted) / \(c.callsEndedByCentre) / \(c.callsFailed)"),
+                ("calls without voice", "\(c.callsSilent)"),
                 ("voice packets sent / received / lost", "\(c.voicePacketsSent) / \(c.voicePacketsReceived) / \(c.voicePacketsLost)"),
             ]
         }

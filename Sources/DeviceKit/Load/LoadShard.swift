@@ -113,6 +113,7 @@ final class LoadShard: @unchecked Sendable {
         case (.hangUp, true): counts.callsEndedByCentre += 1
         default: counts.callsFailed += 1
         }
+        if statistics.audio.received == 0 { counts.callsSilent += 1 }
         counts.voicePacketsSent += Int(statistics.audioPacketsSent)
         counts.voicePacketsReceived += Int(statistics.audio.received)
         counts.voicePacketsLost += max(0, Int(statistics.audio.cumulativeLost))

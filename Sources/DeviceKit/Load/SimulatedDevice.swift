@@ -40,9 +40,8 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         /// Chosen at the press (`--call-share`): answer the centre's call about this alarm, else decline it.
         var wantsCall: Bool
         var heard = false
-
-        /// Nothing more to measure about it.
-        var followed: Bool { acknowledged && engaged && (!wantsCall || heard) }
+        /// Its case was closed: no call about it will come, but one answered before may still be heard.
+        var closed = false
     }
 
     init(id: UInt32, socket: Int, shard: LoadShard) {
@@ -181,14 +180,22 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
 
     var mediaSetup: DeviceMediaSetup { DeviceMediaSetup(cname: "load-\(id)", parameters: shard.plan.media, video: false) }
 
-    /// The operator's first voice of an answered call: the alarm → voice latency.
     func sipMediaHeard() {}  // the voice back is in the call's report
 
+    /// The operator's first voice of an answered call: the alarm → voice latency.
     func mediaEvent(_ event: MediaLink.Event, callID: UInt32) {
         guard case .heard = event, let alarmID = answeredCalls[callID], var tracked = alarms[alarmID], !tracked.heard else { return }
         tracked.heard = true
         shard.record(.voice, shard.now() - tracked.intended)
-        alarms[alarmID] = tracked.followed ? nil : tracked
+        keep(tracked, alarmID)
+    }
+
+    /// Stores `tracked` back, or forgets it when nothing more will be measured about it: acknowledged,
+    /// engaged, and its voice heard, or no call wanted, or its case closed with no answered call about it
+    /// still going (a call answered just before the close is heard after it on a slow machine).
+    private func keep(_ tracked: TrackedAlarm, _ alarmID: UInt32) {
+        let callOver = !tracked.wantsCall || tracked.heard || (tracked.closed && !answeredCalls.values.contains(alarmID))
+        alarms[alarmID] = tracked.acknowledged && tracked.engaged && callOver ? nil : tracked
     }
 
     private func takeMessageID() -> UInt32 {
@@ -241,7 +248,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         case .delivered(.alarm(let alarm)):
             if var tracked = alarms[alarm.id], !tracked.acknowledged {
                 tracked.acknowledged = true
-                alarms[alarm.id] = tracked.followed ? nil : tracked
+                keep(tracked, alarm.id)
                 unacknowledgedAlarms -= 1
                 // Over DC-09 the receiver's operator works the alarm on its own system: nothing more comes back.
                 if machine.reportsOverDC09 {
@@ -297,8 +304,9 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
             shard.sipCallEnded(report)
         case .callEnded(let callID, let reason, let byCentre, let statistics):
             shard.recorder?.finish(device: id, call: callID)
-            if answeredCalls.removeValue(forKey: callID) != nil {
+            if let alarmID = answeredCalls.removeValue(forKey: callID) {
                 if let statistics { shard.callEnded(statistics, reason: reason, byCentre: byCentre) } else { shard.activeCalls -= 1 }
+                if let tracked = alarms[alarmID] { keep(tracked, alarmID) }
             } else if reason == .failed {
                 shard.counts.callsFailed += 1  // never set up
             }
@@ -319,8 +327,8 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
                 shard.record(.engaged, shard.now() - tracked.intended)
             }
         }
-        if update.state == .closed { tracked.wantsCall = false }  // the case's call, if any, is over
-        alarms[update.alarmID] = tracked.followed ? nil : tracked
+        if update.state == .closed { tracked.closed = true }
+        keep(tracked, update.alarmID)
     }
 }
 

@@ -187,17 +187,22 @@ import Testing
         #expect(c.callsAnswered + c.callsDeclined == c.callsOffered)
         #expect(c.callsCompleted + c.callsEndedByCentre == c.callsAnswered)
         // Media: a second of voice each way per call, measured at the device, nothing lost on loopback.
-        // A call the centre replaces at once (the same home's next alarm engaged) may end before any voice.
-        #expect(report.histogram(.voice).count <= UInt64(c.callsAnswered))
-        #expect(report.histogram(.voice).count >= UInt64(c.callsAnswered - c.callsEndedByCentre))
+        // Every answered call is measured once: the alarm → voice time if the home heard the centre, else
+        // counted without voice (a call the centre replaced at once, the same home's next alarm engaged, or
+        // on a loaded machine one whose second was over before the centre's voice started).
+        #expect(report.histogram(.voice).count + UInt64(c.callsSilent) == UInt64(c.callsAnswered))
         #expect(report.histogram(.voice).count > 0)
-        #expect(report.histogram(.voice).value(atPercentile: 50) >= report.histogram(.engaged).value(atPercentile: 50))
+        // Each call's voice comes after its alarm was engaged, so no voice is quicker than the quickest
+        // engagement. (Their medians are of different alarms, the voice's of the answered half only: the
+        // voice's median can be the lower one.)
+        #expect(report.histogram(.voice).min >= report.histogram(.engaged).min)
         #expect(report.histogram(.jitter).count == UInt64(c.callsAnswered))
         // How many packets a second of call carries depends on how often a loaded machine lets the media
         // timers run (a stall longer than five packets is skipped, as a capture buffer would): a figure for a
-        // benchmark. What holds however loaded: every call that lasted carried voice both ways, none lost.
-        #expect(c.voicePacketsReceived >= c.callsAnswered - c.callsEndedByCentre)
-        #expect(c.voicePacketsSent >= c.callsAnswered - c.callsEndedByCentre)
+        // benchmark. What holds however loaded: every call heard had voice in it, voice went both ways, and
+        // none was lost.
+        #expect(c.voicePacketsReceived >= Int(report.histogram(.voice).count))
+        #expect(c.voicePacketsSent > 0)
         #expect(c.voicePacketsLost == 0)
         #expect(report.table.contains("calls      offered \(c.callsOffered), declined \(c.callsDeclined), answered \(c.callsAnswered)"))
     }
