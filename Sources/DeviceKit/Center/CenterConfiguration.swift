@@ -211,11 +211,11 @@ extension CenterConfiguration {
 
     /// The cgroup (v2) memory limit of this process, if one is set: `memory.max` of its cgroup.
     public static func cgroupMemoryLimit() -> UInt64? {
-        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+        guard let membership = KernelFile.text("/proc/self/cgroup"),
             let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
         else { return nil }
         let path = "/sys/fs/cgroup" + line.dropFirst(3).trimmingCharacters(in: .whitespaces) + "/memory.max"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let text = KernelFile.text(path) else { return nil }
         return UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines))  // "max": none
     }
 }

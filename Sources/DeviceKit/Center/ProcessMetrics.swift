@@ -19,9 +19,7 @@ struct ProcessMetrics: Equatable {
 
     /// The metrics of `/proc/self` under `procRoot`; `nil` where /proc cannot be read (not Linux).
     static func read(procRoot: String = "/proc") -> ProcessMetrics? {
-        guard let stat = try? String(contentsOfFile: procRoot + "/self/stat", encoding: .utf8),
-            let systemStat = try? String(contentsOfFile: procRoot + "/stat", encoding: .utf8)
-        else { return nil }
+        guard let stat = KernelFile.text(procRoot + "/self/stat"), let systemStat = KernelFile.text(procRoot + "/stat") else { return nil }
         let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: procRoot + "/self/fd").count) ?? 0
         var limit = rlimit()
         let maximum = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : 0

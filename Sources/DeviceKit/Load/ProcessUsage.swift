@@ -10,9 +10,7 @@ public struct ProcessUsage: Hashable, Sendable {
     public var cpuSeconds: Double
 
     public static func current(procRoot: String = "/proc/self") -> ProcessUsage? {
-        guard let status = try? String(contentsOfFile: procRoot + "/status", encoding: .utf8),
-            let stat = try? String(contentsOfFile: procRoot + "/stat", encoding: .utf8)
-        else { return nil }
+        guard let status = KernelFile.text(procRoot + "/status"), let stat = KernelFile.text(procRoot + "/stat") else { return nil }
         return parse(status: status, stat: stat, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
     }
 

@@ -177,7 +177,7 @@ public actor SpawnedCenter {
     /// device's outgoing connection could otherwise take it while the centre is down, and keep it from
     /// listening again.
     public static func choosePort(host: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Int {
-        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        let range = KernelFile.text("/proc/sys/net/ipv4/ip_local_port_range")?
             .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
         let ephemeral = range?.first ?? 32768
         let upper = max(ephemeral, 2048)

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Gives back the page mappings that start-up made and the running device no longer uses.
 ///
@@ -64,14 +63,17 @@ public enum StartupPages {
         return found
     }
 
+    /// This process's releasable mappings, from the whole of `/proc/self/smaps` (`KernelFile`: Foundation's
+    /// readers return its first page only, the main binary's mappings, not the libraries').
+    static func ownReleasable() -> [Mapping] { KernelFile.text("/proc/self/smaps").map { releasable(smaps: $0) } ?? [] }
+
     /// Unmaps the releasable mappings of this process; returns the resident bytes they held. Errors (no
     /// `/proc`, an `madvise` refused) release less, never fail the device.
     @discardableResult
     public static func release() -> Int {
         #if os(Linux)
-        guard let text = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return 0 }
         var released = 0
-        for mapping in releasable(smaps: text) {
+        for mapping in ownReleasable() {
             guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
             if madvise(address, Int(mapping.end - mapping.start), MADV_DONTNEED) == 0 { released += mapping.resident }
         }

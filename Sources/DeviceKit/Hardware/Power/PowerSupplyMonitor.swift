@@ -37,8 +37,8 @@ public struct PowerSupplyMonitor: Sendable {
 
     /// Every supply under the root, by name; empty when there is none or no root.
     public func supplies() -> [Supply] {
-        SysfsFile.list(settings.root).map { name in
-            func attribute(_ file: String) -> String? { SysfsFile.attribute("\(settings.root)/\(name)/\(file)") }
+        KernelFile.list(settings.root).map { name in
+            func attribute(_ file: String) -> String? { KernelFile.attribute("\(settings.root)/\(name)/\(file)") }
             return Supply(name: name, type: attribute("type"), online: attribute("online"),
                           capacity: attribute("capacity"), status: attribute("status"), present: attribute("present"))
         }
@@ -46,7 +46,7 @@ public struct PowerSupplyMonitor: Sendable {
 
     /// Mains and battery now.
     public func snapshot() -> PowerSupplySnapshot {
-        guard SysfsFile.status(settings.root) != nil else {
+        guard KernelFile.status(settings.root) != nil else {
             let missing = PowerSupplyError.noPowerSupplyClass(root: settings.root)
             return PowerSupplySnapshot(mains: .failure(missing), battery: settings.battery == nil ? nil : .failure(missing))
         }

@@ -28,15 +28,15 @@ public struct ButtonInventory: Sendable {
     /// Everything a technician needs to choose a button: `devicesim diag list` prints it.
     public func scan() -> ButtonInventoryReport {
         let udevRunning = roots.udevIsRunning
-        let databasePresent = SysfsFile.status(roots.udevData).map { $0.st_mode & S_IFMT == S_IFDIR } ?? false
+        let databasePresent = KernelFile.status(roots.udevData).map { $0.st_mode & S_IFMT == S_IFDIR } ?? false
         var notices: [InventoryNotice] = []
         if !udevRunning { notices.append(.udevNotRunning) }
         let inputClass = roots.sysfs + "/class/input"
-        if !SysfsFile.exists(inputClass) { notices.append(.noInputClass(inputClass)) }
-        if !SysfsFile.exists(roots.dev + "/input") { notices.append(.noDevInput(roots.dev + "/input")) }
+        if !KernelFile.exists(inputClass) { notices.append(.noInputClass(inputClass)) }
+        if !KernelFile.exists(roots.dev + "/input") { notices.append(.noDevInput(roots.dev + "/input")) }
 
         var inputs: [InputButtonCandidate] = []
-        for sysname in SysfsFile.list(inputClass) where sysname.hasPrefix("event") {
+        for sysname in KernelFile.list(inputClass) where sysname.hasPrefix("event") {
             switch inputCandidate(sysname) {
             case .candidate(let candidate): inputs.append(candidate)
             case .skipped(let notice): notices.append(notice)
@@ -60,7 +60,7 @@ public struct ButtonInventory: Sendable {
     public func presentDevices() -> [PresentDevice] {
         var devices: [PresentDevice] = []
         let inputClass = roots.sysfs + "/class/input"
-        for sysname in SysfsFile.list(inputClass) where sysname.hasPrefix("event") {
+        for sysname in KernelFile.list(inputClass) where sysname.hasPrefix("event") {
             if let device = presentDevice(subsystem: "input", classDirectory: inputClass, sysname: sysname) { devices.append(device) }
         }
         for sysname in serialPortNames() {
@@ -87,16 +87,16 @@ public struct ButtonInventory: Sendable {
         let keys: [UInt16]
         let pointing: PointingDevice?
         do {
-            guard let evText = try SysfsFile.read(device + "/capabilities/ev") else { return .noKeys }
+            guard let evText = try KernelFile.read(device + "/capabilities/ev") else { return .noKeys }
             let types = try SysfsBitmap.codes(evText)
             guard types.contains(Int(InputEventNames.evKey)),
-                let keyText = try SysfsFile.read(device + "/capabilities/key")
+                let keyText = try KernelFile.read(device + "/capabilities/key")
             else { return .noKeys }
             keys = try SysfsBitmap.codes(keyText).compactMap { $0 <= InputEventNames.keyMax ? UInt16($0) : nil }
             /// A bitmap the kernel may leave out (`properties` before 2.6.38; `abs`, `rel` of a device without).
             func optional(_ file: String, type: UInt16? = nil) throws -> [UInt16] {
                 if let type, !types.contains(Int(type)) { return [] }
-                guard let text = try SysfsFile.read("\(device)/\(file)") else { return [] }
+                guard let text = try KernelFile.read("\(device)/\(file)") else { return [] }
                 return try SysfsBitmap.codes(text).compactMap { UInt16(exactly: $0) }
             }
             pointing = PointingDevice.judge(
@@ -109,28 +109,28 @@ public struct ButtonInventory: Sendable {
         }
         guard !keys.isEmpty else { return .noKeys }
 
-        let number = SysfsFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:))
+        let number = KernelFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:))
         let udev = number.flatMap { UdevDatabaseRecord.read(root: roots.udevData, major: $0.major, minor: $0.minor) }
         let path = roots.devPath(devName(directory) ?? "input/\(sysname)")
         return .candidate(InputButtonCandidate(
             sysname: sysname, path: path, stableNames: (udev?.symlinks ?? []).map(roots.devPath),
-            name: SysfsFile.attribute(device + "/name") ?? "",
-            physicalLocation: SysfsFile.attribute(device + "/phys").flatMap { $0.isEmpty ? nil : $0 },
-            uniqueIdentifier: SysfsFile.attribute(device + "/uniq").flatMap { $0.isEmpty ? nil : $0 },
+            name: KernelFile.attribute(device + "/name") ?? "",
+            physicalLocation: KernelFile.attribute(device + "/phys").flatMap { $0.isEmpty ? nil : $0 },
+            uniqueIdentifier: KernelFile.attribute(device + "/uniq").flatMap { $0.isEmpty ? nil : $0 },
             identity: identity(device + "/id"), deviceNumber: number, keys: keys, pointing: pointing, udev: udev,
             access: NodeInspection.access(path), heldBy: []))
     }
 
     /// `device/id/*`: four hexadecimal numbers, as `%04x`.
     private func identity(_ directory: String) -> InputDeviceIdentity? {
-        func field(_ name: String) -> UInt16? { SysfsFile.attribute("\(directory)/\(name)").flatMap { UInt16($0, radix: 16) } }
+        func field(_ name: String) -> UInt16? { KernelFile.attribute("\(directory)/\(name)").flatMap { UInt16($0, radix: 16) } }
         guard let bus = field("bustype"), let vendor = field("vendor"), let product = field("product") else { return nil }
         return InputDeviceIdentity(busType: bus, vendor: vendor, product: product, version: field("version") ?? 0)
     }
 
     /// `DEVNAME=input/event3` from the `uevent` file: the node's name relative to `/dev`.
     private func devName(_ directory: String) -> String? {
-        guard let uevent = SysfsFile.attribute(directory + "/uevent") else { return nil }
+        guard let uevent = KernelFile.attribute(directory + "/uevent") else { return nil }
         for line in uevent.split(separator: "\n") where line.hasPrefix("DEVNAME=") {
             let name = line.dropFirst("DEVNAME=".count)
             guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else { return nil }
@@ -143,22 +143,22 @@ public struct ButtonInventory: Sendable {
 
     private func serialPortNames() -> [String] {
         let ttyClass = roots.sysfs + "/class/tty"
-        return SysfsFile.list(ttyClass).filter { name in
+        return KernelFile.list(ttyClass).filter { name in
             // ttyAMA: the PL011 UARTs of a Raspberry Pi, where a contact switch is most often wired.
             if name.hasPrefix("ttyUSB") || name.hasPrefix("ttyACM") || name.hasPrefix("ttyAMA") { return true }
             guard name.hasPrefix("ttyS") else { return false }
             // The 8250 driver registers placeholder ttyS ports that have no UART behind them.
-            guard SysfsFile.exists("\(ttyClass)/\(name)/device") else { return false }
-            return SysfsFile.attribute("\(ttyClass)/\(name)/type") != "0"
+            guard KernelFile.exists("\(ttyClass)/\(name)/device") else { return false }
+            return KernelFile.attribute("\(ttyClass)/\(name)/type") != "0"
         }
     }
 
     private func serialPorts() -> [SerialPortCandidate] {
         serialPortNames().map { sysname in
             let directory = "\(roots.sysfs)/class/tty/\(sysname)"
-            let number = SysfsFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:))
+            let number = KernelFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:))
             let udev = number.flatMap { UdevDatabaseRecord.read(root: roots.udevData, major: $0.major, minor: $0.minor) }
-            let driver = SysfsFile.readLink(directory + "/device/driver").flatMap { $0.split(separator: "/").last.map(String.init) }
+            let driver = KernelFile.readLink(directory + "/device/driver").flatMap { $0.split(separator: "/").last.map(String.init) }
             let path = roots.devPath(devName(directory) ?? sysname)
             return SerialPortCandidate(
                 sysname: sysname, path: path, stableNames: (udev?.symlinks ?? []).map(roots.devPath), driver: driver,
@@ -176,9 +176,9 @@ public struct ButtonInventory: Sendable {
     private func presentDevice(subsystem: String, classDirectory: String, sysname: String) -> PresentDevice? {
         // The link names the device's place in sysfs, which for input devices includes the kernel's inputN
         // counter: a button unplugged and plugged back between two looks still counts as a change.
-        guard let link = SysfsFile.readLink("\(classDirectory)/\(sysname)") else { return nil }
+        guard let link = KernelFile.readLink("\(classDirectory)/\(sysname)") else { return nil }
         let directory = link.hasPrefix("/") ? link : "\(classDirectory)/\(link)"
-        guard let number = SysfsFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:)) else { return nil }
+        guard let number = KernelFile.attribute(directory + "/dev").flatMap(DeviceNumber.init(parsing:)) else { return nil }
         let udev = UdevDatabaseRecord.read(root: roots.udevData, major: number.major, minor: number.minor)
         let defaultName = subsystem == "input" ? "input/\(sysname)" : sysname
         return PresentDevice(
@@ -215,7 +215,7 @@ public struct PresentDevice: Hashable, Sendable {
 /// Owner, group, mode and access of a device node, for the user running this program.
 enum NodeInspection {
     static func access(_ path: String) -> DeviceNodeAccess {
-        guard let info = SysfsFile.status(path) else { return DeviceNodeAccess(exists: false) }
+        guard let info = KernelFile.status(path) else { return DeviceNodeAccess(exists: false) }
         return DeviceNodeAccess(
             exists: true, owner: userName(info.st_uid), group: groupName(info.st_gid),
             mode: "0" + String(info.st_mode & 0o7777, radix: 8),
@@ -269,20 +269,20 @@ struct ProcessTable {
         }
         var holders = Holders()
         guard !wanted.isEmpty else { return holders }
-        for entry in SysfsFile.list(root) {
+        for entry in KernelFile.list(root) {
             guard let pid = Int32(entry) else { continue }
             let fdDirectory = "\(root)/\(entry)/fd"
             guard let stream = opendir(fdDirectory) else {
-                if SysfsFile.exists(fdDirectory) { holders.notInspected += 1 }
+                if KernelFile.exists(fdDirectory) { holders.notInspected += 1 }
                 continue
             }
             closedir(stream)
             var seen: Set<String> = []
-            for fd in SysfsFile.list(fdDirectory) {
-                guard let target = SysfsFile.readLink("\(fdDirectory)/\(fd)"), let path = wanted[target],
+            for fd in KernelFile.list(fdDirectory) {
+                guard let target = KernelFile.readLink("\(fdDirectory)/\(fd)"), let path = wanted[target],
                     seen.insert(path).inserted
                 else { continue }
-                let command = SysfsFile.attribute("\(root)/\(entry)/comm") ?? "?"
+                let command = KernelFile.attribute("\(root)/\(entry)/comm") ?? "?"
                 holders.byPath[path, default: []].append(DeviceHolder(pid: pid, command: command))
             }
         }

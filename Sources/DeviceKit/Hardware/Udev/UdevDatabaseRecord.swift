@@ -58,7 +58,7 @@ public struct UdevDatabaseRecord: Hashable, Sendable, Codable {
 
     /// The record of the character device `major:minor` under `root`, or `nil` when there is none.
     static func read(root: String, major: UInt32, minor: UInt32) -> UdevDatabaseRecord? {
-        guard let text = try? SysfsFile.read("\(root)/c\(major):\(minor)") else { return nil }
+        guard let text = try? KernelFile.read("\(root)/c\(major):\(minor)") else { return nil }
         return UdevDatabaseRecord(parsing: text)
     }
 }

@@ -61,8 +61,19 @@ import Testing
         #expect(buffer.readableBytes > 0)
     }
 
+    /// The whole of this process's `/proc/self/smaps` is read: the libraries' code (libc's, listed after the
+    /// main binary's mappings) is releasable too, not only the mappings in the first page of it that
+    /// Foundation's readers return.
+    @Test func theSharedLibrariesMappingsAreReleasableToo() throws {
+        let releasable = Set(StartupPages.ownReleasable().map(\.start))
+        let maps = try #require(KernelFile.text("/proc/self/maps"))
+        let libraryCode = maps.split(separator: "\n").filter { $0.contains(" r-xp ") && $0.contains("/libc.so") }
+        let start = try #require(libraryCode.first.flatMap { UInt($0.prefix { $0 != "-" }, radix: 16) })
+        #expect(releasable.contains(start), "libc's code at \(String(start, radix: 16)) is not releasable")
+    }
+
     static func residentFileBytes() throws -> Int {
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let status = try #require(KernelFile.text("/proc/self/status"))
         let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("RssFile:") })
         return try #require(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
     }

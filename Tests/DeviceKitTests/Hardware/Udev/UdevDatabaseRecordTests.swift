@@ -39,7 +39,7 @@ import Testing
 
     @Test func directoryNamesSortNaturally() {
         let names = ["event10", "event2", "ttyUSB1", "event1", "ttyS0", "ttyUSB0", "event", "mice"]
-        #expect(names.sorted(by: SysfsFile.naturallyBefore)
+        #expect(names.sorted(by: KernelFile.naturallyBefore)
             == ["event", "event1", "event2", "event10", "mice", "ttyS0", "ttyUSB0", "ttyUSB1"])
     }
 
