@@ -10,7 +10,9 @@
  *     EV_SYN, EV_KEY, EV_MAX, EV_CNT, SYN_REPORT, SYN_DROPPED, KEY_MAX,
  *     KEY_CNT, TIOCM_CTS, TIOCM_DSR, TIOCM_CD (= TIOCM_CAR), TIOCM_RI
  *     (= TIOCM_RNG), TIOCM_RTS, TIOCM_DTR, TIOCMGET, TIOCMIWAIT, TIOCGICOUNT;
- *   - the structs input_event, input_id and serial_icounter_struct.
+ *   - the structs input_event, input_id and serial_icounter_struct;
+ *   - getauxval and AT_PHDR/AT_PHNUM (sys/auxv.h), for where the executable
+ *     was loaded (Sources/DeviceKit/Device/System/OwnExecutable.swift).
  *
  * Every wrapper returns what ioctl(2) returned: >= 0 on success (for the
  * string and bitmap requests, the number of bytes the kernel copied), -1 with
@@ -36,6 +38,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <linux/input.h>

@@ -72,6 +72,47 @@ import Testing
         #expect(releasable.contains(start), "libc's code at \(String(start, radix: 16)) is not releasable")
     }
 
+    /// A private, writable mapping of a file, as the static build's `.rodata` is: the pages still the file's
+    /// are unmapped (and read the file's bytes again), a page written keeps what was written.
+    @Test func onlyPagesStillTheFilesAreReleasedFromAWritableMapping() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let path = NSTemporaryDirectory() + "startup-pages-\(UUID().uuidString)"
+        defer { unlink(path) }
+        let pages = 8
+        try Data((0..<pages * page).map { UInt8(truncatingIfNeeded: $0 / page + 1) }).write(to: URL(fileURLWithPath: path))
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let mapped = try #require(mmap(nil, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0))
+        try #require(mapped != MAP_FAILED)
+        defer { munmap(mapped, pages * page) }
+        let bytes = mapped.assumingMemoryBound(to: UInt8.self)
+        var sum = 0
+        for index in 0..<pages { sum += Int(bytes[index * page]) }  // every page mapped
+        #expect(sum == (1...pages).reduce(0, +))
+        bytes[3 * page + 1] = 0xEE  // page 3 becomes a private copy
+        let start = UInt(bitPattern: mapped)
+        #expect(try Self.present(start, pages: pages) == Array(repeating: true, count: pages))
+
+        let released = StartupPages.releaseFilePages(start: start, end: start + UInt(pages * page))
+        #expect(released == (pages - 1) * page)
+        #expect(try Self.present(start, pages: pages) == (0..<pages).map { $0 == 3 })
+        #expect(bytes[3 * page + 1] == 0xEE && bytes[3 * page] == 4)
+        #expect(bytes[5 * page] == 6 && bytes[pages * page - 1] == UInt8(pages))
+    }
+
+    /// Whether each page from `start` is mapped (`/proc/self/pagemap` bit 63).
+    static func present(_ start: UInt, pages: Int) throws -> [Bool] {
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let fd = open("/proc/self/pagemap", O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var entries = [UInt64](repeating: 0, count: pages)
+        let n = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pages * 8, off_t(start / page * 8)) }
+        try #require(n == pages * 8)
+        return entries.map { $0 >> 63 == 1 }
+    }
+
     static func residentFileBytes() throws -> Int {
         let status = try #require(KernelFile.text("/proc/self/status"))
         let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("RssFile:") })
