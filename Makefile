@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test deploy-check failover-test bench fuzz vectors links attack clean
+.PHONY: demo test deps pg-deps vm-deps browser-deps browser-test console-test vm-test python-deps dc09-deps dc09-test dc09-gateway-test sip-deps sip-test sip-kamailio-test deploy-check failover-test bench device-binary hot-symbols fuzz vectors links attack clean
 
 # The commit a devicesim binary was built from, written beside it after each build (`-modified` when the work
 # tree differs), with the binary's size and time so that a later `swift build` alone reads "unknown":
@@ -255,6 +255,24 @@ bench: deps
 	$(SWIFT) build -c release --product devicesim
 	$(call stamp,.build/release/devicesim)
 	.build/release/devicesim protocol bench
+
+## The device's binary, as hardware/README.md installs it: release, with the Swift runtime inside, each function
+## in a section of its own and the ones the idle device runs linked first (hardware/device-hot-symbols.txt, lld's
+## --symbol-ordering-file), so that they share a few pages: .build/release/devicesim.
+DEVICE_BUILD := -c release --static-swift-stdlib --product devicesim \
+  -Xswiftc -Xfrontend -Xswiftc -function-sections -Xswiftc -Xfrontend -Xswiftc -disable-incremental-llvm-codegen \
+  -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
+  -Xlinker --symbol-ordering-file=$(CURDIR)/hardware/device-hot-symbols.txt -Xlinker --no-warn-symbol-ordering
+device-binary: deps
+	$(SWIFT) build $(DEVICE_BUILD)
+	$(call stamp,.build/release/devicesim)
+
+## Records hardware/device-hot-symbols.txt again from the device's binary idling under valgrind
+## (tools/hot_symbols.py). Installs valgrind when missing.
+hot-symbols: device-binary
+	@command -v valgrind >/dev/null || { echo "Installing valgrind (callgrind)..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
+	tools/hot_symbols.py --binary .build/release/devicesim
 
 ## libFuzzer on the frame decoder, SECONDS (default 60).
 fuzz: deps

@@ -155,9 +155,9 @@ if [ -f "$BINARY" ] && [ -x "$BINARY" ]; then
 	install_file "$BINARY" "$PREFIX_BIN/devicesim" 0755
 	BINARY_CHANGED=$CHANGED
 elif [ "$DRY_RUN" = 1 ]; then
-	warn "no executable at $BINARY: the real run would stop here (build with 'swift build -c release --static-swift-stdlib --product devicesim', or give the path)"
+	warn "no executable at $BINARY: the real run would stop here (build with 'make device-binary', or give the path)"
 else
-	die "no executable at $BINARY: build it with 'swift build -c release --static-swift-stdlib --product devicesim', or give its path"
+	die "no executable at $BINARY: build it with 'make device-binary' (.build/release/devicesim), or give its path"
 fi
 for doc in README.md WIRING.md serial-box-protocol.md; do
 	install_file "$HERE/$doc" "$DOC_DIR/$doc" 0644

@@ -10,7 +10,7 @@ and the wall time of `devicesim --version` (median of 20). Prints one JSON objec
 
     tools/idle_bench.py --binary .build/release/devicesim [--transport tcp|udp] [--settle 20] [--hold 60]
 """
-import argparse, json, os, signal, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, signal, statistics, subprocess, sys, tempfile, time
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -56,6 +56,47 @@ def start_time(binary):
     return round(statistics.median(times) * 1000, 1), round(min(times) * 1000, 1)
 
 
+@contextlib.contextmanager
+def running_device(binary, transport, directory, wrapper=()):
+    """A `devicesim center` on a port of its choosing and a device provisioned against it, started as
+    `wrapper + [binary, "run", ...]` (for example under valgrind); yields the device's `Popen` and its log
+    file, and stops both at the end."""
+    master = os.path.join(directory, "master.hex")
+    with open(master, "w") as f:
+        f.write(os.urandom(32).hex())
+    log = open(os.path.join(directory, "centre.log"), "w+")
+    centre = subprocess.Popen(
+        [binary, "center", "--host", "127.0.0.1", "--port", "0", "--master-file", master,
+         "--journal", os.path.join(directory, "journal.sqlite"), "--log-level", "notice"],
+        stdout=subprocess.PIPE, stderr=log, text=True)
+    device = None
+    try:
+        line = centre.stdout.readline()
+        if not line:
+            log.seek(0)
+            raise SystemExit(f"the centre did not start; its log:\n{log.read()[-4000:]}")
+        port = json.loads(line)[transport]
+        config = os.path.join(directory, "device.toml")
+        subprocess.run(
+            [binary, "provision", "--id", "5", "--center", f"127.0.0.1:{port}", "--master-file", master,
+             "--out", config, "--state-dir", os.path.join(directory, "state")],
+            check=True, stdout=subprocess.DEVNULL)
+        if transport == "udp":
+            with open(config) as f:
+                text = f.read()
+            with open(config, "w") as f:
+                f.write(text.replace('transport = "tcp"', 'transport = "udp"'))
+        device_log = open(os.path.join(directory, "device.log"), "w+")
+        device = subprocess.Popen([*wrapper, binary, "run", "--config", config], stdout=device_log, stderr=device_log)
+        yield device, device_log
+    finally:
+        if device and device.poll() is None:
+            device.send_signal(signal.SIGTERM)
+            device.wait(timeout=60)
+        centre.send_signal(signal.SIGTERM)
+        centre.wait(timeout=30)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=".build/release/devicesim")
@@ -65,52 +106,19 @@ def main():
     parser.add_argument("--save-smaps", metavar="FILE", help="also write the device's /proc/PID/smaps at the end to FILE")
     args = parser.parse_args()
     binary = os.path.abspath(args.binary)
-    with tempfile.TemporaryDirectory() as directory:
-        master = os.path.join(directory, "master.hex")
-        with open(master, "w") as f:
-            f.write(os.urandom(32).hex())
-        log = open(os.path.join(directory, "centre.log"), "w+")
-        centre = subprocess.Popen(
-            [binary, "center", "--host", "127.0.0.1", "--port", "0", "--master-file", master,
-             "--journal", os.path.join(directory, "journal.sqlite"), "--log-level", "notice"],
-            stdout=subprocess.PIPE, stderr=log, text=True)
-        device = None
-        try:
-            line = centre.stdout.readline()
-            if not line:
-                log.seek(0)
-                raise SystemExit(f"the centre did not start; its log:\n{log.read()[-4000:]}")
-            port = json.loads(line)[args.transport]
-            config = os.path.join(directory, "device.toml")
-            subprocess.run(
-                [binary, "provision", "--id", "5", "--center", f"127.0.0.1:{port}", "--master-file", master,
-                 "--out", config, "--state-dir", os.path.join(directory, "state")],
-                check=True, stdout=subprocess.DEVNULL)
-            if args.transport == "udp":
-                with open(config) as f:
-                    text = f.read()
-                with open(config, "w") as f:
-                    f.write(text.replace('transport = "tcp"', 'transport = "udp"'))
-            device_log = open(os.path.join(directory, "device.log"), "w+")
-            device = subprocess.Popen([binary, "run", "--config", config], stdout=device_log, stderr=device_log)
-            time.sleep(args.settle)
-            if device.poll() is not None:
-                device_log.seek(0)
-                raise SystemExit(f"the device stopped (exit {device.returncode}); its log:\n{device_log.read()[-4000:]}")
-            first, first_stat = status(device.pid), stat(device.pid)
-            time.sleep(args.hold)
-            second, second_stat, files = status(device.pid), stat(device.pid), resident_by_file(device.pid)
-            if args.save_smaps:
-                with open(f"/proc/{device.pid}/smaps") as f, open(args.save_smaps, "w") as out:
-                    out.write(f.read())
+    with tempfile.TemporaryDirectory() as directory, running_device(binary, args.transport, directory) as (device, device_log):
+        time.sleep(args.settle)
+        if device.poll() is not None:
             device_log.seek(0)
-            connected = "session" in device_log.read()
-        finally:
-            if device and device.poll() is None:
-                device.send_signal(signal.SIGTERM)
-                device.wait(timeout=30)
-            centre.send_signal(signal.SIGTERM)
-            centre.wait(timeout=30)
+            raise SystemExit(f"the device stopped (exit {device.returncode}); its log:\n{device_log.read()[-4000:]}")
+        first, first_stat = status(device.pid), stat(device.pid)
+        time.sleep(args.hold)
+        second, second_stat, files = status(device.pid), stat(device.pid), resident_by_file(device.pid)
+        if args.save_smaps:
+            with open(f"/proc/{device.pid}/smaps") as f, open(args.save_smaps, "w") as out:
+                out.write(f.read())
+        device_log.seek(0)
+        connected = "session" in device_log.read()
     median, fastest = start_time(binary)
     print(json.dumps({
         "binary": args.binary, "binary_bytes": os.path.getsize(binary), "transport": args.transport,
