@@ -305,7 +305,12 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
         case .callEnded(let callID, let reason, let byCentre, let statistics):
             shard.recorder?.finish(device: id, call: callID)
             if let alarmID = answeredCalls.removeValue(forKey: callID) {
-                if let statistics { shard.callEnded(statistics, reason: reason, byCentre: byCentre) } else { shard.activeCalls -= 1 }
+                if let statistics {
+                    shard.callEnded(statistics, reason: reason, byCentre: byCentre)
+                } else {
+                    shard.activeCalls -= 1
+                    shard.counts.callsSilent += 1  // its media never started
+                }
                 if let tracked = alarms[alarmID] { keep(tracked, alarmID) }
             } else if reason == .failed {
                 shard.counts.callsFailed += 1  // never set up

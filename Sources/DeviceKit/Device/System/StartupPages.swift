@@ -104,14 +104,7 @@ public enum StartupPages {
         #if os(Linux)
         let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
         let first = (start + page - 1) / page, last = end / page
-        guard page > 0, last > first else { return 0 }
-        let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { close(fd) }
-        var entries = [UInt64](repeating: 0, count: Int(last - first))
-        let wanted = entries.count * 8
-        let n = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, wanted, off_t(first * 8)) }
-        guard n == wanted else { return 0 }
+        guard page > 0, last > first, let entries = pagemap(firstPage: first, count: Int(last - first)) else { return 0 }
         var released = 0
         var run: UInt?  // first page of the current run of file pages
         func finish(before pageNumber: UInt) {
@@ -121,7 +114,7 @@ public enum StartupPages {
         }
         for (index, entry) in entries.enumerated() {
             let pageNumber = first + UInt(index)
-            if UInt64(littleEndian: entry) >> 61 & 0b101 == 0b101 {
+            if entry >> 61 & 0b101 == 0b101 {
                 if run == nil { run = pageNumber }
             } else {
                 finish(before: pageNumber)
@@ -131,6 +124,21 @@ public enum StartupPages {
         return released
         #else
         return 0
+        #endif
+    }
+
+    /// `count` entries of `/proc/self/pagemap` from page number `firstPage`, one 64-bit word a page (bit 63
+    /// present, bit 61 file page or shared); `nil` when it cannot be read.
+    static func pagemap(firstPage: UInt, count: Int) -> [UInt64]? {
+        #if os(Linux)
+        let fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var entries = [UInt64](repeating: 0, count: count)
+        let n = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count * 8, off_t(firstPage * 8)) }
+        return n == count * 8 ? entries.map { UInt64(littleEndian: $0) } : nil
+        #else
+        return nil
         #endif
     }
 }

@@ -104,13 +104,7 @@ import Testing
     /// Whether each page from `start` is mapped (`/proc/self/pagemap` bit 63).
     static func present(_ start: UInt, pages: Int) throws -> [Bool] {
         let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        let fd = open("/proc/self/pagemap", O_RDONLY)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var entries = [UInt64](repeating: 0, count: pages)
-        let n = entries.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pages * 8, off_t(start / page * 8)) }
-        try #require(n == pages * 8)
-        return entries.map { $0 >> 63 == 1 }
+        return try #require(StartupPages.pagemap(firstPage: start / page, count: pages)).map { $0 >> 63 == 1 }
     }
 
     static func residentFileBytes() throws -> Int {
