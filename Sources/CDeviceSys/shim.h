@@ -14,6 +14,12 @@
  *   - getauxval and AT_PHDR/AT_PHNUM (sys/auxv.h), for where the executable
  *     was loaded (Sources/DeviceKit/Device/System/OwnExecutable.swift).
  *
+ * recvmmsg(2) and sendmmsg(2), which Glibc declares only under _GNU_SOURCE
+ * (so Swift's Glibc module lacks them and struct mmsghdr), are reached
+ * through syscall(2) with a struct of the same layout: the batched UDP
+ * socket of the centre and the load tool
+ * (Sources/DeviceKit/Support/BatchedDatagramSocket.swift).
+ *
  * Every wrapper returns what ioctl(2) returned: >= 0 on success (for the
  * string and bitmap requests, the number of bytes the kernel copied), -1 with
  * errno set on failure. A length too large for the 14-bit size field of an
@@ -38,8 +44,14 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
 #include <sys/auxv.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <termios.h>
 #include <linux/input.h>
 #include <linux/serial.h>
@@ -144,6 +156,64 @@ static inline int cdevicesys_tiocgicount(int fd, struct serial_icounter_struct *
 /* sizeof(struct input_event) for this build: 24 with 64-bit longs, else 16. */
 static inline size_t cdevicesys_input_event_size(void) {
     return sizeof(struct input_event);
+}
+
+/* --- batched UDP ------------------------------------------------------ */
+
+/* struct mmsghdr (linux/socket.h), under a name of our own. */
+struct cdevicesys_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/* What cdevicesys_receive_batch reports for a datagram longer than its slot. */
+#define CDEVICESYS_TRUNCATED 0xFFFFFFFFu
+
+/* Receives up to `count` datagrams without blocking (one recvmmsg): datagram i
+ * into the `slot` bytes at data + i * slot, its sender into peers[i] (a
+ * sockaddr_in6 holds either family), its length into lengths[i]
+ * (CDEVICESYS_TRUNCATED if it did not fit). `headers` and `vectors` are
+ * scratch space of `count` entries. Returns the number received, or -1 with
+ * errno set (EAGAIN or EWOULDBLOCK: none queued). */
+static inline int cdevicesys_receive_batch(
+    int fd, struct cdevicesys_mmsghdr *headers, struct iovec *vectors, unsigned char *data, size_t slot,
+    struct sockaddr_in6 *peers, uint32_t *lengths, unsigned int count) {
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = data + (size_t)i * slot;
+        vectors[i].iov_len = slot;
+        memset(&headers[i], 0, sizeof headers[i]);
+        headers[i].msg_hdr.msg_name = &peers[i];
+        headers[i].msg_hdr.msg_namelen = sizeof peers[i];
+        headers[i].msg_hdr.msg_iov = &vectors[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+    }
+    int received = (int)syscall(SYS_recvmmsg, fd, headers, count, MSG_DONTWAIT, NULL);
+    for (int i = 0; i < received; i++) {
+        lengths[i] = (headers[i].msg_hdr.msg_flags & MSG_TRUNC) ? CDEVICESYS_TRUNCATED : headers[i].msg_len;
+    }
+    return received;
+}
+
+/* Sends `count` datagrams without blocking (one sendmmsg): datagram i is the
+ * lengths[i] bytes at data + offsets[i], to peers[i] (AF_INET: a sockaddr_in
+ * at the same address; AF_INET6: a sockaddr_in6). `headers` and `vectors` are
+ * scratch space of `count` entries. Returns how many were sent (from the
+ * first), or -1 with errno set for the first one (EAGAIN or EWOULDBLOCK: the
+ * send buffer is full). */
+static inline int cdevicesys_send_batch(
+    int fd, struct cdevicesys_mmsghdr *headers, struct iovec *vectors, const unsigned char *data,
+    const uint32_t *offsets, const uint32_t *lengths, const struct sockaddr_in6 *peers, unsigned int count) {
+    for (unsigned int i = 0; i < count; i++) {
+        vectors[i].iov_base = (void *)(data + offsets[i]);
+        vectors[i].iov_len = lengths[i];
+        memset(&headers[i], 0, sizeof headers[i]);
+        headers[i].msg_hdr.msg_name = (void *)&peers[i];
+        headers[i].msg_hdr.msg_namelen =
+            peers[i].sin6_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        headers[i].msg_hdr.msg_iov = &vectors[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+    }
+    return (int)syscall(SYS_sendmmsg, fd, headers, count, MSG_DONTWAIT);
 }
 
 #endif /* CDEVICESYS_SHIM_H */

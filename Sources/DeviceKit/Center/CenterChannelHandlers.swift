@@ -137,96 +137,42 @@ final class CenterAcceptGuard: ChannelInboundHandler {
 }
 
 /// The centre's UDP socket: one frame per datagram (protocol.md §2.2); answers go to the source address of
-/// the device's latest authenticated frame, which the runtime keeps.
+/// the device's latest authenticated frame, which the runtime keeps. Read in coalesced batches
+/// (`CenterConfiguration.udpReadInterval`, `BatchedDatagramReader`) and answered through the same
+/// `BatchedDatagramSocket` (`CenterRuntime.datagramSocket`).
 ///
-/// Reads are coalesced (`CenterConfiguration.udpReadInterval`): with `autoRead` off, a read that emptied the
-/// socket asks for the next one `readInterval` later, so the datagrams that arrive meanwhile are read in one
-/// wake-up of the loop; a read that took `fullRead` datagrams (the most one turn takes) may have left more
-/// queued and asks again at once. Idle, nothing is scheduled: the read asked for waits for a datagram.
-///
-/// After a full read the handler asks the kernel how full the socket's receive buffer is (SO_MEMINFO). Past
+/// After a full read the centre asks the kernel how full the socket's receive buffer is (SO_MEMINFO). Past
 /// `shedAbove` of it the centre is behind: in the next turn the frames of devices without a session are shed
 /// (`CenterRuntime.frameReceived(shedding:)`), so that handshakes asked faster than the centre takes them
 /// cannot fill the buffer and have the kernel drop sessions' frames, alarms among them. Below it the buffer
 /// is a queue worth keeping: shedding at every full read turned 60,000 session starts asked in one second
 /// into 8,600 sessions a second instead of 29,800 (the shed devices ask again a second later, while the
 /// centre idles), docs/benchmarks.md.
-final class CenterDatagramHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-
-    private let runtime: CenterRuntime
-    private let readInterval: TimeAmount?
-    private let fullRead: Int
-    private var readThisTurn = 0
-    /// The last read took `fullRead` and left the receive buffer more than `shedAbove` full.
-    private var behind = false
+enum CenterDatagrams {
     /// The share of the socket's receive buffer past which session starts are shed.
     static let shedAbove = 0.5
 
-    /// - Parameter readInterval: zero: `autoRead` is on and this handler asks for nothing.
-    init(runtime: CenterRuntime, readInterval: Duration = .zero, fullRead: Int = 128) {
-        self.runtime = runtime
-        self.readInterval = readInterval == .zero ? nil : TimeAmount(readInterval)
-        self.fullRead = fullRead
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.fireChannelActive()
-        if readInterval != nil { context.read() }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.fireChannelReadComplete()
-        let read = readThisTurn
-        readThisTurn = 0
-        behind = read >= fullRead && (Self.receiveBufferFill(context.channel) ?? 0) > Self.shedAbove
-        guard let readInterval else { return }
-        if read >= fullRead {
-            context.read()
-        } else {
-            scheduleRead(context: context, after: readInterval)
-        }
-    }
-
-    /// The share of `channel`'s receive buffer that its queued datagrams take (Linux SO_MEMINFO: the bytes
-    /// held, SK_MEMINFO_RMEM_ALLOC, against the buffer, SK_MEMINFO_RCVBUF), or `nil` if the kernel does not say.
-    static func receiveBufferFill(_ channel: any Channel) -> Double? {
-        typealias MemoryInfo = (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32)
-        guard let provider = channel as? any SocketOptionProvider else { return nil }
-        let fill = NIOLockedValueBox<Double?>(nil)
-        // On the channel's loop the future is complete when returned, and `whenSuccess` runs at once.
-        let info: EventLoopFuture<MemoryInfo> = provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(Self.soMeminfo))
-        info.whenSuccess { info in
-            if info.1 > 0 { fill.withLockedValue { $0 = Double(info.0) / Double(info.1) } }
-        }
-        return fill.withLockedValue { $0 }
-    }
-
-    /// SO_MEMINFO (Linux 4.6), which Glibc does not name.
-    private static let soMeminfo: Int32 = 55
-
-    private func scheduleRead(context: ChannelHandlerContext, after interval: TimeAmount) {
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: interval) { bound.value.read() }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readThisTurn += 1
-        let envelope = unwrapInboundIn(data)
-        do throws(ProtocolError) {
-            let frame = try SealedFrame(datagram: envelope.data)
-            _ = runtime.frameReceived(
-                frame, from: .datagram(envelope.remoteAddress), source: SourceAddress(envelope.remoteAddress), shedding: behind)
-        } catch {
-            runtime.frameRefused(error)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // A datagram socket reports ICMP errors of earlier sends here; they concern one peer, not the socket.
-        // NIO ends that read without `channelReadComplete`: the next read is asked for here, or none would be.
-        readThisTurn = 0
-        if let readInterval { scheduleRead(context: context, after: readInterval) }
+    /// The reader of the centre's UDP socket, which feeds `runtime`.
+    /// - Parameter readInterval: zero: `autoRead` is on and NIO reads everything.
+    static func reader(
+        runtime: CenterRuntime, socket: BatchedDatagramSocket, readInterval: Duration = .zero, readsPerTurn: Int = 4
+    ) -> BatchedDatagramReader {
+        /// The last read was full and left the receive buffer more than `shedAbove` full.
+        final class Behind { var value = false }
+        let behind = Behind()
+        let fullRead = readsPerTurn * socket.batch
+        return BatchedDatagramReader(
+            socket: socket, readInterval: readInterval, readsPerTurn: readsPerTurn,
+            received: { datagram, peer in
+                do throws(ProtocolError) {
+                    let frame = try SealedFrame(datagram: datagram)
+                    _ = runtime.frameReceived(frame, from: .datagram(peer), source: peer.source, shedding: behind.value)
+                } catch {
+                    runtime.frameRefused(error)
+                }
+            },
+            drained: { read in
+                behind.value = read >= fullRead && (socket.receiveBufferFill() ?? 0) > shedAbove
+            })
     }
 }

@@ -167,7 +167,7 @@ extension CenterRuntime {
         let controlPeer: SocketAddress?
         switch paths[device] {
         case .stream(let channel)?: controlPeer = channel.remoteAddress
-        case .datagram(let address)?: controlPeer = address
+        case .datagram(let peer)?: controlPeer = peer.socketAddress
         case nil: controlPeer = nil
         }
         do {

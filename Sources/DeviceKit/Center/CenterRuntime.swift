@@ -8,7 +8,7 @@ import NIOPosix
 /// Where a device's answers go: the source of its latest authenticated frame (protocol.md §2.2).
 enum ReplyPath {
     case stream(any Channel)
-    case datagram(SocketAddress)
+    case datagram(DatagramPeer)
 }
 
 /// What became of a frame, for the connection it came on (protocol.md §3.4).
@@ -102,7 +102,8 @@ final class CenterRuntime {
     var engageCallWakeUpSet = false
     var callMessageIDs: Set<UInt32> = []
     var nextCallMessageID = UInt32.random(in: 0xC000_0000...0xE000_0000)
-    var datagramChannel: (any Channel)?
+    /// The UDP port's socket, through which every datagram answer goes (`CenterServer` sets it).
+    var datagramSocket: BatchedDatagramSocket?
     /// Told when a new message is recorded: the DC-09 forwarder (`--forward`) reads its queue.
     var messageRecorded: (() -> Void)?
     var forwarder: DC09Forwarder?
@@ -207,7 +208,7 @@ final class CenterRuntime {
     /// A frame arrived on a connection or as a datagram from `source`.
     ///
     /// - Parameter shedding: the UDP socket is behind (its last read was full and left its receive buffer more
-    ///   than half full, `CenterDatagramHandler`): a frame of a device without a session, which can only be a
+    ///   than half full, `CenterDatagrams`): a frame of a device without a session, which can only be a
     ///   `sessionStart` (a key derivation, a handshake and a journal write), is dropped before any work, so that the queue drains and the kernel never drops the
     ///   frames of sessions, alarms among them, for want of room. The device asks again within seconds.
     func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, shedding: Bool = false) -> FrameVerdict {
@@ -714,9 +715,32 @@ final class CenterRuntime {
     }
 
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32, key: SymmetricKey, path: ReplyPath) {
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        do {
+        let seal = { (buffer: inout ByteBuffer) throws(ProtocolError) in
             try SealedFrame.seal(frame.message, direction: .down, deviceID: device, counter: frame.counter, key: key, into: &buffer)
+        }
+        do throws(ProtocolError) {
+            switch path {
+            case .stream(let channel):
+                guard channel.isActive else { return }
+                // A peer that does not read would have its answers queue here without bound.
+                guard channel.isWritable else {
+                    metrics.framesUnsent.increment()
+                    if let id = streamIDs[ObjectIdentifier(channel)] { streams[id]?.closeSlowReader() }
+                    return
+                }
+                var buffer = ByteBufferAllocator().buffer(capacity: 64)
+                try seal(&buffer)
+                channel.writeAndFlush(buffer, promise: nil)
+            case .datagram(let peer):
+                guard let socket = datagramSocket else { return }
+                // Sealed straight into the socket's send buffer. Refused when the kernel's send buffer has
+                // been full for a while and the queue behind it is at its limit: UDP may lose it.
+                guard try socket.enqueue(to: peer, seal) else {
+                    metrics.framesUnsent.increment()
+                    return
+                }
+                scheduleDatagramFlush()
+            }
         } catch {
             logger.debug("could not seal a down frame", metadata: ["device.id": "\(device)", "reason": "\(error)"])
             return
@@ -727,34 +751,27 @@ final class CenterRuntime {
         case .caseUpdate: metrics.caseUpdatesSent.increment()
         default: break
         }
-        switch path {
-        case .stream(let channel):
-            guard channel.isActive else { return }
-            // A peer that does not read would have its answers queue here without bound.
-            guard channel.isWritable else {
-                metrics.framesUnsent.increment()
-                if let id = streamIDs[ObjectIdentifier(channel)] { streams[id]?.closeSlowReader() }
-                return
-            }
-            channel.writeAndFlush(buffer, promise: nil)
-        case .datagram(let address):
-            guard let channel = datagramChannel else { return }
-            // The socket's send buffer is full and NIO's queue past its high mark: UDP may lose it.
-            guard channel.isWritable else {
-                metrics.framesUnsent.increment()
-                return
-            }
-            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
-            // One flush for everything answered in this turn of the loop (the acks of a batch, the answers
-            // to one read's datagrams): NIO sends them with one sendmmsg.
-            guard !datagramFlushPending else { return }
-            datagramFlushPending = true
-            let bound = NIOLoopBound(self, eventLoop: loop)
-            loop.execute {
-                bound.value.datagramFlushPending = false
-                bound.value.datagramChannel?.flush()
-            }
+    }
+
+    /// One `sendmmsg` for everything answered in this turn of the loop (the acks of a read's datagrams, of a
+    /// journal batch); while the kernel's send buffer is full, again every millisecond.
+    private func scheduleDatagramFlush(after delay: Duration = .zero) {
+        guard !datagramFlushPending else { return }
+        datagramFlushPending = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        if delay == .zero {
+            loop.execute { bound.value.flushDatagrams() }
+        } else {
+            loop.scheduleTask(in: TimeAmount(delay)) { bound.value.flushDatagrams() }
         }
+    }
+
+    private func flushDatagrams() {
+        datagramFlushPending = false
+        guard let socket = datagramSocket else { return }
+        let flushed = socket.flush()
+        if flushed.dropped > 0 { metrics.framesUnsent.increment(by: Int64(flushed.dropped)) }
+        if flushed.blocked { scheduleDatagramFlush(after: .milliseconds(1)) }
     }
 
     private func scheduleRetransmit(id: UInt32, attempt: Int, after: Duration, device: UInt32) {

@@ -302,7 +302,6 @@ public final class CenterServer: Service, Sendable {
                 }
             }
             try await loop.submit {
-                runtime.value.datagramChannel = datagram
                 runtime.value.start()
                 if forwards {
                     let forwarder = DC09Forwarder(
@@ -496,9 +495,10 @@ public final class CenterServer: Service, Sendable {
         let vector = configuration.udpMessagesPerRead
         let buffer = configuration.udpBufferSize
         let interval = configuration.udpReadInterval
+        // The socket is ours, so that the frames' path reads and writes it in batches without NIO's
+        // per-datagram envelopes (BatchedDatagramSocket); NIO's channel owns and closes it.
+        let descriptor = try BatchedDatagramSocket.bound(host: configuration.host, port: port, reusePort: configuration.reusePort)
         return try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(Self.reusePortOption, value: configuration.reusePort ? 1 : 0)
             // A ramp or an alarm storm arrives faster than the loop reads for a while: the kernel holds it.
             .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(clamping: buffer))
             .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: buffer))
@@ -506,16 +506,18 @@ public final class CenterServer: Service, Sendable {
             .channelOption(.maxMessagesPerRead, value: UInt(Self.datagramReadsPerTurn))
             // Reads are asked for by the handler, coalesced over `udpReadInterval`.
             .channelOption(.autoRead, value: configuration.udpReadInterval == .zero)
-            // Answers waiting for room in a full send buffer are dropped past this (UDP may lose them anyway).
-            .channelOption(.writeBufferWaterMark, value: .init(low: buffer / 2, high: buffer))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slot * vector))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(CenterDatagramHandler(
-                        runtime: runtime.value, readInterval: interval, fullRead: Self.datagramReadsPerTurn * vector))
+                    // Answers waiting for room in a full send buffer are dropped past the buffer's size again
+                    // (UDP may lose them anyway).
+                    let socket = BatchedDatagramSocket(descriptor: descriptor, slot: slot, batch: vector, queueLimit: buffer)
+                    runtime.value.datagramSocket = socket
+                    try channel.pipeline.syncOperations.addHandler(CenterDatagrams.reader(
+                        runtime: runtime.value, socket: socket, readInterval: interval, readsPerTurn: Self.datagramReadsPerTurn))
                 }
             }
-            .bind(host: configuration.host, port: port).get()
+            .withBoundSocket(descriptor).get()
     }
 }
 

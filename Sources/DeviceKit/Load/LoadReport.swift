@@ -39,6 +39,8 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     /// Links the tool cut on purpose (`--drop-links`), and datagrams it threw away (`--udp-loss`), both ways.
     public var linksDropped = 0
     public var datagramsDropped = 0
+    /// Datagrams the tool could not send: its sockets' send queues full, or refused by the kernel.
+    public var datagramsUnsent = 0
     /// Cases an operator engaged (a `caseUpdate` received for an acknowledged alarm).
     public var casesEngaged = 0
     /// Calls the centre offered, and what became of them: declined (alarms not chosen by `--call-share`),
@@ -119,6 +121,7 @@ public struct LoadCounts: Codable, Hashable, Sendable {
         sum.eventsAcknowledged = a.eventsAcknowledged + b.eventsAcknowledged
         sum.linksDropped = a.linksDropped + b.linksDropped
         sum.datagramsDropped = a.datagramsDropped + b.datagramsDropped
+        sum.datagramsUnsent = a.datagramsUnsent + b.datagramsUnsent
         sum.casesEngaged = a.casesEngaged + b.casesEngaged
         sum.callsOffered = a.callsOffered + b.callsOffered
         sum.callsDeclined = a.callsDeclined + b.callsDeclined
@@ -354,17 +357,31 @@ public struct LoadReport: Codable, Equatable, Sendable {
     }
 
     /// The report with the keys of its other spelling (`centreRestarts`, `centreJournal`, written before the
-    /// names were one) under their names now; other reports unchanged.
+    /// names were one) under their names now, and every count a report of this format written before the
+    /// count existed lacks (`callsSilent`, `datagramsUnsent`) as zero; other reports unchanged.
     private static func renamingCentreKeys(_ data: Data) -> Data {
         guard var object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return data }
-        var renamed = false
+        var changed = false
         for (old, new) in [("centreRestarts", "centerRestarts"), ("centreJournal", "centerJournal")] {
             guard let value = object.removeValue(forKey: old), object[new] == nil else { continue }
             object[new] = value
-            renamed = true
+            changed = true
         }
-        guard renamed, let rewritten = try? JSONSerialization.data(withJSONObject: object) else { return data }
+        if var counts = object["counts"] as? [String: Any], let defaults = Self.zeroCounts() {
+            for (key, zero) in defaults where counts[key] == nil {
+                counts[key] = zero
+                changed = true
+            }
+            object["counts"] = counts
+        }
+        guard changed, let rewritten = try? JSONSerialization.data(withJSONObject: object) else { return data }
         return rewritten
+    }
+
+    /// `LoadCounts()` as JSON: every count at zero.
+    private static func zeroCounts() -> [String: Any]? {
+        guard let data = try? JSONEncoder().encode(LoadCounts()) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
     private static func describe(_ error: any Error) -> String {
@@ -447,7 +464,8 @@ public struct LoadReport: Codable, Equatable, Sendable {
         if let check = centerJournal { lines.append(check.line) }
         lines.append(
             "sessions   opened \(c.sessionsOpened), failed attempts \(c.sessionFailures), reconnects \(c.reconnects); "
-                + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)")
+                + "heartbeats sent \(c.heartbeatsSent), answered \(c.heartbeatAcks); refused down frames \(c.refusedFrames)"
+                + (c.datagramsUnsent == 0 ? "" : "; \(c.datagramsUnsent) DATAGRAMS UNSENT (the tool's send buffers were full)"))
         for (reason, count) in Self.byCount(c.failureReasons) { lines.append("failed     \(count) × \(reason)") }
         if let all = allOnlineSeconds {
             lines.append(String(format: "ramp       all %d devices online after %.1f s: %.0f sessions/s achieved", devices, all, all > 0 ? Double(devices) / all : 0))

@@ -121,7 +121,7 @@ extension LoadReport {
             ("events sent / acknowledged", "\(c.eventsSent) / \(c.eventsAcknowledged)"),
             ("sessions opened", "\(c.sessionsOpened)"), ("failed session attempts", "\(c.sessionFailures)"),
             ("reconnects", "\(c.reconnects)"), ("links dropped on purpose", "\(c.linksDropped)"),
-            ("datagrams dropped on purpose", "\(c.datagramsDropped)"),
+            ("datagrams dropped on purpose", "\(c.datagramsDropped)"), ("datagrams unsent (send buffers full)", "\(c.datagramsUnsent)"),
             ("heartbeats sent / answered", "\(c.heartbeatsSent) / \(c.heartbeatAcks)"),
             ("refused down frames", "\(c.refusedFrames)"), ("cases an operator engaged", "\(c.casesEngaged)"),
         ]

@@ -241,23 +241,32 @@ final class LoadShard: @unchecked Sendable {
         let socketCount = (devices.count + plan.devicesPerSocket - 1) / plan.devicesPerSocket
         let host = plan.centre.protocol == .inet6 ? "::" : "0.0.0.0"
         let binds = (0..<socketCount).map { _ in
-            DatagramBootstrap(group: loop)
-                .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
-                .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-                // Up to 32 datagrams a recvmmsg, in equal slots a little over the largest frame.
-                .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
-                .channelOption(
-                    .recvAllocator,
-                    value: FixedSizeRecvByteBufferAllocator(capacity: (Wire.maximumFrameLength + 512) * Self.datagramsPerRead))
-                .channelInitializer { [self] channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(SharedDatagramInbound(shard: self))
+            // The socket is ours so that sends are batched without NIO's per-datagram envelopes
+            // (BatchedDatagramSocket); NIO's channel owns and closes it, and reads it (autoRead).
+            loop.makeCompletedFuture { try BatchedDatagramSocket.bound(host: host, port: 0, reusePort: false) }.flatMap { [self] descriptor in
+                DatagramBootstrap(group: loop)
+                    .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+                    .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
+                    // Up to 32 datagrams a recvmmsg, in equal slots a little over the largest frame.
+                    .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                    .channelOption(
+                        .recvAllocator,
+                        value: FixedSizeRecvByteBufferAllocator(capacity: (Wire.maximumFrameLength + 512) * Self.datagramsPerRead))
+                    .channelInitializer { [self] channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let socket = BatchedDatagramSocket(
+                                descriptor: descriptor, slot: Wire.maximumFrameLength + 512, batch: Self.datagramsPerRead,
+                                queueLimit: 4 << 20)
+                            try channel.pipeline.syncOperations.addHandler(BatchedDatagramReader(
+                                socket: socket, readInterval: .zero, readsPerTurn: 1, received: { [self] datagram, _ in route(datagram) }))
+                        }
                     }
-                }
-                .bind(host: host, port: 0)
+                    .withBoundSocket(descriptor)
+            }
         }
-        return EventLoopFuture.whenAllSucceed(binds, on: loop).map { [self] channels in
+        return EventLoopFuture.whenAllSucceed(binds, on: loop).flatMapThrowing { [self] channels in
             sockets = channels
+            datagramSockets = try channels.map { try $0.pipeline.syncOperations.handler(type: BatchedDatagramReader.self).socket }
             startDue()
             schedulePhases()
         }
@@ -373,6 +382,7 @@ final class LoadShard: @unchecked Sendable {
         deviceTimers.stop()
         let closes = sockets.map { $0.close() }
         sockets = []
+        datagramSockets = []
         return EventLoopFuture.andAllComplete(closes, on: loop)
     }
 
@@ -384,27 +394,45 @@ final class LoadShard: @unchecked Sendable {
     /// (`LoopTimers` says why). A heartbeat's round trip is measured from its sending, so it does not count.
     static let deviceTimerSlack = Duration.milliseconds(1)
 
-    /// Sockets written since their last flush, flushed once at the end of this turn of the loop.
-    private var unflushedSockets: [Int] = []
+    /// The shared sockets' batched sends, by socket number, and whether a flush of them is scheduled.
+    var datagramSockets: [BatchedDatagramSocket] = []
+    private var flushScheduled = false
 
-    /// Sends through the shared socket: written now, flushed with everything else this turn of the loop wrote
-    /// (the heartbeats of one timer wake-up leave in one `sendmmsg`).
+    /// Sends through the shared socket: queued now, sent with everything else this turn of the loop queued
+    /// (the heartbeats of one timer wake-up leave in one `sendmmsg` a socket).
     func sendDatagram(_ buffer: ByteBuffer, socket: Int, to centre: SocketAddress) {
-        guard socket < sockets.count, !datagramLost() else { return }
-        sockets[socket].write(AddressedEnvelope(remoteAddress: centre, data: buffer), promise: nil)
-        if unflushedSockets.isEmpty {
-            loop.execute { [self] in flushSockets() }
+        guard socket < datagramSockets.count, !datagramLost(), let peer = DatagramPeer(centre) else { return }
+        guard datagramSockets[socket].enqueue(to: peer, { $0.writeImmutableBuffer(buffer) }) else {
+            counts.datagramsUnsent += 1
+            return
         }
-        if !unflushedSockets.contains(socket) { unflushedSockets.append(socket) }
+        scheduleFlush(after: .zero)
     }
 
+    private func scheduleFlush(after delay: TimeAmount) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        if delay == .zero {
+            loop.execute { [self] in flushSockets() }
+        } else {
+            loop.scheduleTask(in: delay) { [self] in flushSockets() }
+        }
+    }
+
+    /// Sends what every socket queued; a socket whose send buffer is full is tried again a millisecond later.
     private func flushSockets() {
-        for socket in unflushedSockets where socket < sockets.count { sockets[socket].flush() }
-        unflushedSockets.removeAll(keepingCapacity: true)
+        flushScheduled = false
+        var blocked = false
+        for socket in datagramSockets where socket.hasQueued {
+            let flushed = socket.flush()
+            counts.datagramsUnsent += flushed.dropped
+            blocked = blocked || flushed.blocked
+        }
+        if blocked { scheduleFlush(after: .milliseconds(1)) }
     }
 
     /// Routes a datagram to its device by the header's device id.
-    fileprivate func route(_ datagram: ByteBuffer) {
+    func route(_ datagram: ByteBuffer) {
         guard !datagramLost() else { return }
         guard let frame = try? SealedFrame(datagram: datagram) else {
             counts.refusedFrames += 1
@@ -474,17 +502,5 @@ extension LoadMetric {
         case .sipSetup: 7
         case .sipJitter: 8
         }
-    }
-}
-
-/// Receives the datagrams of one shared socket for its shard.
-final class SharedDatagramInbound: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    private let shard: LoadShard
-
-    init(shard: LoadShard) { self.shard = shard }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        shard.route(unwrapInboundIn(data).data)
     }
 }

@@ -130,12 +130,18 @@ import Testing
 
     @Test func aDatagramThatIsNoFrameIsCountedAndAnsweredWithNothing() throws {
         let centre = try Centre()
-        let channel = EmbeddedChannel(handler: CenterDatagramHandler(runtime: centre.runtime), loop: centre.loop)
+        // The answers' socket, a real one on loopback: nothing may be queued on it.
+        let descriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { close(descriptor) }
+        let socket = BatchedDatagramSocket(descriptor: descriptor, slot: 2048, batch: 8, queueLimit: 1 << 16)
+        centre.runtime.datagramSocket = socket
+        let channel = EmbeddedChannel(handler: CenterDatagrams.reader(runtime: centre.runtime, socket: socket), loop: centre.loop)
         let peer = try SocketAddress(ipAddress: "127.0.0.1", port: 40_001)
         try channel.writeInbound(AddressedEnvelope(remoteAddress: peer, data: ByteBuffer(bytes: [0x70, 0x00, 0x20])))
         try channel.writeInbound(AddressedEnvelope(remoteAddress: peer, data: try Self.frame(.testHeartbeat, device: 99, counter: 1)))
         #expect(centre.metric(#"center_frames_refused_total{category="unsupported"}"#) == 1)
         #expect(centre.metric("center_frames_unknown_device_total") == 1)
+        #expect(!socket.hasQueued)
         #expect(try channel.readOutbound(as: AddressedEnvelope<ByteBuffer>.self) == nil)
         _ = try? channel.finish()
     }

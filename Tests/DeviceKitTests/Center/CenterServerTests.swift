@@ -469,7 +469,12 @@ import Testing
     /// answered all the while. The burst, more than any receive buffer holds, queues while the centre waits
     /// out its read interval; the device sends its alarm again until it is acknowledged, as devices do.
     @Test func behindOnItsSocketTheCentreShedsSessionStartsAndStillAnswersSessions() async throws {
-        let centre = try await RunningCentre.start(journal: temporaryJournal()) { $0.udpReadInterval = .milliseconds(100) }
+        // A small receive buffer (256 KiB: about 350 datagrams), so that the burst below fills it however fast
+        // the centre reads on this machine.
+        let centre = try await RunningCentre.start(journal: temporaryJournal()) {
+            $0.udpReadInterval = .milliseconds(100)
+            $0.udpBufferSize = 1 << 18
+        }
         let device = try await TestDevice.connect(to: centre, over: .datagram)
         #expect(try await device.handshake() != nil)
         // 20,000 session starts of ids the centre holds no session for (nor a key: unknown if not shed),

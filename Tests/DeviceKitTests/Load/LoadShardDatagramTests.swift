@@ -1,12 +1,14 @@
+import Glibc
 import NIOCore
 import NIOEmbedded
 import Testing
 
 @testable import DeviceKit
 
-/// A load shard's shared UDP socket (`SharedDatagramInbound`) on an `EmbeddedChannel`: each datagram goes
-/// to the device its header names, and only to a device of this shard.
-@Suite struct SharedDatagramInboundTests {
+/// A load shard's shared UDP socket: what its devices send leaves through its `BatchedDatagramSocket` (a real
+/// one on loopback, to a real socket standing for the centre), and each datagram read (here given through an
+/// `EmbeddedChannel`) goes to the device its header names, and only to a device of this shard.
+@Suite struct LoadShardDatagramTests {
     static let centre = try! SocketAddress(ipAddress: "127.0.0.1", port: 7730)
 
     /// The centre's `sessionAccept` to `device`, sealed with `device`'s keys for `anchor` (or with `sealedFor`'s,
@@ -21,23 +23,31 @@ import Testing
     }
 
     @Test func eachDatagramGoesToTheDeviceItsHeaderNamesAndOnlyToTheShardsDevices() throws {
+        let centreSocket = try BatchedDatagramSocketTests.Endpoint()
+        let shardDescriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { centreSocket.close(); close(shardDescriptor) }
         let loop = EmbeddedEventLoop()
-        let plan = LoadPlan(centre: Self.centre, master: LoadRunnerTests.master, transport: .udp, fleetSize: 3, rampRate: 1000, seed: 1)
+        let plan = LoadPlan(centre: centreSocket.address, master: LoadRunnerTests.master, transport: .udp, fleetSize: 3, rampRate: 1000, seed: 1)
         // Devices 500, 502 and 504 (every other id: a shard of two), all due at once.
         let shard = LoadShard(
             loop: loop, plan: plan, firstID: 500, stride: 2, count: 3, share: 1, seed: 1,
             start: .now() - .seconds(60), wallAtStart: 1_795_000_000_000)
-        let socket = EmbeddedChannel(handler: SharedDatagramInbound(shard: shard), loop: loop)
+        let batched = BatchedDatagramSocket(descriptor: shardDescriptor, slot: 2048, batch: 32, queueLimit: 1 << 16)
+        let socket = EmbeddedChannel(
+            handler: BatchedDatagramReader(socket: batched, readInterval: .zero, readsPerTurn: 1) { datagram, _ in shard.route(datagram) },
+            loop: loop)
         shard.sockets = [socket]
+        shard.datagramSockets = [batched]
         shard.startDue()
+        #expect(batched.hasQueued, "nothing leaves before the turn ends")
         // The shard flushes its sockets once at the end of the loop's turn: let the turn end.
         loop.run()
+        #expect(!batched.hasQueued)
 
-        // Each device opened its session with a sessionStart on the shared socket.
+        // Each device opened its session with a sessionStart on the shared socket, to the centre's address.
         var anchors: [UInt32: UInt64] = [:]
-        while let sent = try socket.readOutbound(as: AddressedEnvelope<ByteBuffer>.self) {
-            let frame = try SealedFrame(datagram: sent.data)
-            #expect(sent.remoteAddress == Self.centre)
+        for _ in 0..<3 {
+            let frame = try SealedFrame(datagram: ByteBuffer(bytes: try #require(centreSocket.receive())))
             if anchors[frame.header.deviceID] == nil { anchors[frame.header.deviceID] = frame.header.counter }
         }
         #expect(anchors.keys.sorted() == [500, 502, 504])
