@@ -39,6 +39,26 @@ import Testing
         #expect(try LoadReport(json: Data(older.utf8), name: "older.json") == original)
     }
 
+    /// A report of this format written before a count existed (`callsSilent`, `datagramsUnsent`) is read with
+    /// that count at zero; a count it has is read as written.
+    @Test func aCountAddedLaterIsReadAsZeroFromAReportWithoutIt() throws {
+        var original = report(shard: "0/1", latencies: [5])
+        original.counts.callsSilent = 4
+        original.counts.datagramsUnsent = 2
+        var object = try #require(try JSONSerialization.jsonObject(with: try original.json()) as? [String: Any])
+        var counts = try #require(object["counts"] as? [String: Any])
+        counts["datagramsUnsent"] = nil
+        object["counts"] = counts
+        let older = try LoadReport(json: try JSONSerialization.data(withJSONObject: object), name: "older.json")
+        #expect(older.counts.datagramsUnsent == 0)
+        #expect(older.counts.callsSilent == 4)
+        original.counts.datagramsUnsent = 0
+        #expect(older == original)
+        // A report that is not one stays refused, its counts included.
+        object["counts"] = "none"
+        #expect(throws: LoadError.self) { try LoadReport(json: try JSONSerialization.data(withJSONObject: object), name: "bad.json") }
+    }
+
     @Test func mergedShardsEqualOneProcessThatMeasuredEverything() throws {
         let a = (0..<5_000).map { ($0 * 7_919) % 100_000 + 1 }
         let b = (0..<3_000).map { ($0 * 104_729) % 3_000_000 + 1 }
