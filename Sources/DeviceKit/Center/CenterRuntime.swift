@@ -366,7 +366,7 @@ final class CenterRuntime {
 
     /// What the centre knows of `device` now: online, and what it last said in this process's sessions.
     func snapshot(_ device: UInt32) -> DeviceSnapshot {
-        DeviceSnapshot(device: device, online: supervision.isOnline(device), report: sessions[device]?.report)
+        DeviceSnapshot(device: device, online: supervision.isOnline(device), report: sessions.withValue(device) { $0.report })
     }
 
     /// Every device supervised since this process started.
@@ -394,15 +394,19 @@ final class CenterRuntime {
     func feed(
         _ device: UInt32, path: ReplyPath? = nil, _ event: (inout CenterSession) -> [CenterSession.Action]
     ) -> [CenterSession.Action] {
-        if !sessions.contains(device) {
+        // In place, where the table keeps it: a copy taken out and written back would share the session's
+        // buffers (its opener's plaintext) with the one left in the table, and copy them every frame. One
+        // lookup for a device the table holds. `event` must not touch `sessions` (an overlapping access): the
+        // call sites only use their argument.
+        var stepped = sessions.withValue(device) { Self.step(&$0, event) }
+        if stepped == nil {
             guard let key = deviceKey(device) else { return [] }
-            sessions[device] = CenterSession(
+            var session = CenterSession(
                 key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))
+            stepped = Self.step(&session, event)
+            if stepped?.holdsState == true { sessions[device] = session }
         }
-        // In place, through the dictionary's subscript: a copy taken out and written back would share the
-        // session's buffers (its opener's plaintext) with the one left in the table, and copy them every frame.
-        // `event` must not touch `sessions` (an overlapping access): the call sites only use their argument.
-        let (hadSession, actions, hasSession, holdsState) = Self.step(&sessions[device]!, event)
+        guard let (hadSession, actions, hasSession, holdsState) = stepped else { return [] }
         if hasSession != hadSession {
             activeSessions += hasSession ? 1 : -1
             metrics.sessionsActive.set(Int64(activeSessions))
@@ -493,7 +497,7 @@ final class CenterRuntime {
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
                 self.feed(device) { $0.anchorPersisted(anchor, epoch: epoch, salt: salt, now: now) }
-                if epoch > previous ?? 0, let key = self.sessions[device]?.key, key.epoch == epoch {
+                if epoch > previous ?? 0, let key = self.sessions.withValue(device, { $0.key }), key.epoch == epoch {
                     // The device moved to a later key epoch: its old key is retired here too.
                     self.keys.adopt(key, for: device)
                     self.metrics.keyEpochsChanged.increment()
@@ -691,7 +695,8 @@ final class CenterRuntime {
     // MARK: Sending
 
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
-        guard !stopped, let path = paths[device], let deviceKey = sessions[device]?.key else { return }
+        // The session's key read where it lies: `sessions[device]?.key` would copy the whole session out.
+        guard !stopped, let path = paths[device], let deviceKey = sessions.withValue(device, { $0.key }) else { return }
         send(frame, to: device, key: keys.downKey(device, key: deviceKey, anchor: frame.anchor), path: path)
     }
 
@@ -705,7 +710,7 @@ final class CenterRuntime {
                 "at the session limit: devices are turned away (they try their secondary centre)",
                 metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(count)"])
         }
-        guard !stopped, let path, let current = sessions[device]?.key ?? deviceKey(device),
+        guard !stopped, let path, let current = sessions.withValue(device, { $0.key }) ?? deviceKey(device),
             let deviceKey = current.epoch == epoch ? current : keys.laterKey(device, epoch: epoch)
         else { return }
         let salt = UInt32.random(in: .min ... .max)
@@ -830,7 +835,7 @@ final class CenterRuntime {
             // session of it, while that session's anchor is the stored one (the device did not open a newer
             // session at another node or process). Told even if the journal cannot be written: the centre's
             // own view is still the best it has.
-            let anchor = sessions[device]?.anchor
+            let anchor = sessions.withValue(device) { $0.anchor } ?? nil
             journal.write(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
                 if case .success(.supervision(written: false)) = result {
                     self.logger.debug("device moved to another centre node or process", metadata: ["device.id": "\(device)"])
