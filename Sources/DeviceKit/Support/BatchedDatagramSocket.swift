@@ -206,15 +206,18 @@ final class BatchedDatagramSocket {
     // MARK: Opening
 
     /// A UDP socket bound to `host` (a name or an address) and `port`, non-blocking, for a
-    /// `DatagramChannel` to own (`DatagramBootstrap.withBoundSocket`). `SO_REUSEADDR` is set, and
-    /// `SO_REUSEPORT` when `reusePort`. Throws NIO's `IOError` with the errno, as NIO's own bind does.
+    /// `DatagramChannel` to own (`DatagramBootstrap.withBoundSocket`). `SO_REUSEADDR` is set for a port
+    /// given (a centre restarting binds its port again at once), never for port 0: Linux may give sockets
+    /// that all set it the same ephemeral port, and then only one of them receives (a million-device load
+    /// run lost 9 of its 1,000 sockets' answers so). `SO_REUSEPORT` when `reusePort`. Throws NIO's
+    /// `IOError` with the errno, as NIO's own bind does.
     static func bound(host: String, port: Int, reusePort: Bool) throws -> CInt {
         let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         let fd = socket(address.protocol.rawValue, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         var one: CInt = 1
         let size = socklen_t(MemoryLayout<CInt>.size)
-        guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size) == 0,
+        guard port == 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size) == 0,
             !reusePort || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) == 0
         else {
             let error = IOError(errnoCode: errno, reason: "setsockopt")

@@ -186,6 +186,17 @@ import Testing
         #expect(fill > 0 && fill < 1)
     }
 
+    /// Sockets bound to port 0 each get a port of their own: with SO_REUSEADDR set on all of them, Linux
+    /// hands some the same ephemeral port, and only one of those receives (a load run's lost answers).
+    @Test func socketsBoundToPortZeroNeverShareAPort() throws {
+        var endpoints: [Endpoint] = []
+        defer { for endpoint in endpoints { endpoint.close() } }
+        for _ in 0..<2_000 { endpoints.append(try Endpoint()) }
+        let ports = endpoints.compactMap(\.address.port)
+        #expect(ports.count == 2_000)
+        #expect(Set(ports).count == 2_000)
+    }
+
     @Test func aPeerIsAPlainValueThatRoundTripsNIOsAddress() throws {
         let v4 = try SocketAddress(ipAddress: "192.0.2.7", port: 4_000)
         let peer = try #require(DatagramPeer(v4))
