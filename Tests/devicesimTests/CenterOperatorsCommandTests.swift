@@ -8,6 +8,7 @@ import Testing
 
 /// `devicesim center operators` and `registry import`, through their run functions with a temporary journal.
 @Suite struct CenterOperatorsCommandTests {
+    /// A journal in a new temporary directory, which the test removes (`defer`) when it ends.
     static func temporaryJournal() throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("operators-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -67,6 +68,7 @@ import Testing
 
     @Test func aPipedPasswordAddsTheAccountWithItsHash() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         let output = try Self.add(["li.wei", "--role", "supervisor", "--language", "zh", "--journal", journal], password: "correct horse battery\n")
         #expect(output == "added supervisor li.wei to \(journal)")
         let stored = try CenterJournal(path: journal)
@@ -78,6 +80,7 @@ import Testing
 
     @Test func aShortPasswordIsRefusedAndNothingIsStored() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         let failure = Self.failure { try Self.add(["anna", "--journal", journal], password: "short\n") }
         #expect(failure?.0 == .dataError)
         #expect(failure?.1 == "the password is too short (5 bytes): use at least 8 characters")
@@ -88,6 +91,7 @@ import Testing
 
     @Test func aTakenNameIsRefused() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         _ = try Self.add(["anna", "--journal", journal], password: "first password\n")
         let failure = Self.failure { try Self.add(["anna", "--role", "supervisor", "--journal", journal], password: "second password\n") }
         #expect(failure?.0 == .dataError)
@@ -98,6 +102,7 @@ import Testing
 
     @Test func accountsAreListedAndDisabled() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         #expect(Self.failure { try CenterOperatorsCommand.List.parse(["--journal", journal]).output() }?.0 == .noInput)
         _ = try Self.add(["zoe", "--journal", journal], password: "password one\n")
         _ = try Self.add(["anna", "--role", "supervisor", "--language", "zh", "--journal", journal], password: "password two\r\n")
@@ -113,6 +118,7 @@ import Testing
 
     @Test func aRegistryImportSaysHowManyRows() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         let file = (journal as NSString).deletingLastPathComponent + "/residents.csv"
         try "device,name,address\n1001,Wang Fang,\"1 Lane, Flat 2\"\n1002,Anna,\n".write(toFile: file, atomically: true, encoding: .utf8)
         let output = try CenterRegistryCommand.Import.parse([file, "--journal", journal]).output()
@@ -123,6 +129,7 @@ import Testing
     /// A bad file is refused whole with every bad row, exit status 65, and nothing imported.
     @Test func aBadRegistryListsEveryBadRowAndImportsNothing() throws {
         let journal = try Self.temporaryJournal()
+        defer { try? FileManager.default.removeItem(atPath: (journal as NSString).deletingLastPathComponent) }
         let file = (journal as NSString).deletingLastPathComponent + "/residents.csv"
         try "device,name\n1,Anna\nabc,Li\n3,\n1,Again\n".write(toFile: file, atomically: true, encoding: .utf8)
         let failure = Self.failure { try CenterRegistryCommand.Import.parse([file, "--journal", journal]).output() }

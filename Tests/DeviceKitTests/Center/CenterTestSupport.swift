@@ -46,11 +46,9 @@ struct RunningCentre {
     func metric(_ sample: String) -> Double { metricValue(sample, in: server.metricsText()) }
 }
 
-/// A fresh temporary directory for one test's journal.
+/// A journal in a fresh directory of its own (`ScratchDirectory`: removed when the test process exits).
 func temporaryJournal() -> String {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("center-\(UUID().uuidString)")
-    try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    return directory.appendingPathComponent("journal.sqlite").path
+    ScratchDirectory.make("center") + "/journal.sqlite"
 }
 
 /// Values appended by one task, awaited by another: a test asks "until something like this arrived".

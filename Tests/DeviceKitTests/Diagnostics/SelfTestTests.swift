@@ -12,9 +12,7 @@ import Testing
     }
 
     func temporaryDirectory() throws -> String {
-        let directory = NSTemporaryDirectory() + "devicekit-selftest-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        return directory
+        ScratchDirectory.make("selftest")
     }
 
     @Test func aWorkingDevicePassesEveryCheckAndTheLEDsBlink() async throws {
