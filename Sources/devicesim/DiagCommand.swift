@@ -171,7 +171,7 @@ struct DiagRecordCommand: AsyncParsableCommand {
     @Argument(help: "The input device, e.g. /dev/input/sos-button.")
     var device: String
 
-    @Option(help: "The recording to write.")
+    @Option(help: "The recording to write (as OUT.partial until the recording ends; a device that cannot be recorded leaves no file).")
     var out: String
 
     @Flag(help: "Take the device for this program alone while recording (EVIOCGRAB).")
@@ -183,26 +183,48 @@ struct DiagRecordCommand: AsyncParsableCommand {
     func validate() throws { try checkListeningSeconds(seconds) }
 
     func run() async throws {
-        guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
+        // Written beside `out` and moved over it at the end: a device that cannot be recorded (not there, not
+        // an input device) leaves no empty file, and an earlier recording under that name intact.
+        let partial = out + ".partial"
+        guard FileManager.default.createFile(atPath: partial, contents: nil), let handle = FileHandle(forWritingAtPath: partial) else {
             throw CommandFailure(.cannotCreate, "cannot create the recording \(out): check that its directory exists and that you may write there")
         }
         let session = EvdevSession(path: device, grab: grab, pathSetting: nil)
         let count = Locked(0)
+        let opened = Locked(false)
         let result = Locked<EvdevSession.End?>(nil)
         let kernel = ProcessInfo.processInfo.operatingSystemVersionString
-        try await untilInterrupted(seconds: seconds) {
-            result.value = try await onDedicatedThread(name: "diag record") { flag in
-                try session.record(flag, kernel: kernel) { info in
-                    describe(info).forEach(say)
-                    say("Recording to \(out); press the button, then Ctrl-C.")
-                } write: { text in
-                    handle.write(Data(text.utf8))
-                    if text.hasPrefix("E:") { count.update { $0 += 1 } }
+        do {
+            try await untilInterrupted(seconds: seconds) {
+                result.value = try await onDedicatedThread(name: "diag record") { flag in
+                    try session.record(flag, kernel: kernel) { info in
+                        opened.value = true
+                        describe(info).forEach(say)
+                        say("Recording to \(out); press the button, then Ctrl-C.")
+                    } write: { text in
+                        handle.write(Data(text.utf8))
+                        if text.hasPrefix("E:") { count.update { $0 += 1 } }
+                    }
                 }
             }
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
         }
         try? handle.synchronize()
         try? handle.close()
+        // A device that never opened recorded nothing: no file. One that went away while recording keeps what
+        // it recorded.
+        if case .gone(let reason) = result.value, !opened.value {
+            try? FileManager.default.removeItem(atPath: partial)
+            say("PROBLEM: \(reason)")
+            throw ExitCode(ExitStatus.verdict.rawValue)
+        }
+        guard rename(partial, out) == 0 else {
+            throw CommandFailure(
+                .cannotCreate, "cannot move the recording to \(out) (\(String(cString: strerror(errno)))): it is in \(partial)")
+        }
         if case .gone(let reason) = result.value {
             say("PROBLEM: \(reason)")
             throw ExitCode(ExitStatus.verdict.rawValue)

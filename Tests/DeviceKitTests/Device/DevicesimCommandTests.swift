@@ -69,9 +69,15 @@ import Testing
         let result = try await ChildProcess.run(["diag", "watch", "/dev/input/no-such-button", "--seconds", "5"])
         #expect(result.status == 1)
         #expect(result.output.contains("PROBLEM: /dev/input/no-such-button does not exist"), "\(result.output)")
-        let notInput = try await ChildProcess.run(["diag", "record", "/dev/null", "--out", NSTemporaryDirectory() + "x.evemu", "--seconds", "5"])
+        // A recording already under the name stays as it was, and nothing else is left beside it.
+        let directory = ScratchDirectory.make("record")
+        let earlier = Data("# an earlier recording\n".utf8)
+        #expect(FileManager.default.createFile(atPath: directory + "/x.evemu", contents: earlier))
+        let notInput = try await ChildProcess.run(["diag", "record", "/dev/null", "--out", directory + "/x.evemu", "--seconds", "5"])
         #expect(notInput.status == 1)
         #expect(notInput.output.contains("is not an input event device"), "\(notInput.output)")
+        #expect(FileManager.default.contents(atPath: directory + "/x.evemu") == earlier)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["x.evemu"])
     }
 }
 
