@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// One device connection over TCP: frames cut by `FrameDecoder` go to the runtime, and the connection's

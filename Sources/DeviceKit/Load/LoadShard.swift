@@ -71,6 +71,7 @@ final class LoadShard: @unchecked Sendable {
         self.timers = LoopTimers(loop: loop)
         self.deviceTimers = LoopTimers(loop: loop, slack: Self.deviceTimerSlack) { $0.device.timerFired($0.timer) }
         self.plan = plan
+        centrePeers = (DatagramPeer(plan.address(.primary)), DatagramPeer(plan.address(.secondary)))
         recorder = plan.recordCalls.map(CallRecorder.init(directory:))
         deviceConfiguration = Shared(plan.deviceConfiguration)
         self.firstID = firstID
@@ -398,10 +399,14 @@ final class LoadShard: @unchecked Sendable {
     var datagramSockets: [BatchedDatagramSocket] = []
     private var flushScheduled = false
 
+    /// The centre's addresses as the sockets take them, made once rather than a datagram.
+    private let centrePeers: (primary: DatagramPeer?, secondary: DatagramPeer?)
+
     /// Sends through the shared socket: queued now, sent with everything else this turn of the loop queued
     /// (the heartbeats of one timer wake-up leave in one `sendmmsg` a socket).
-    func sendDatagram(_ buffer: ByteBuffer, socket: Int, to centre: SocketAddress) {
-        guard socket < datagramSockets.count, !datagramLost(), let peer = DatagramPeer(centre) else { return }
+    func sendDatagram(_ buffer: ByteBuffer, socket: Int, to path: LinkMachine.Path) {
+        let centre = path == .secondary ? centrePeers.secondary : centrePeers.primary
+        guard socket < datagramSockets.count, !datagramLost(), let peer = centre else { return }
         guard datagramSockets[socket].enqueue(to: peer, { $0.writeImmutableBuffer(buffer) }) else {
             counts.datagramsUnsent += 1
             return

@@ -160,7 +160,7 @@ final class SimulatedDevice: DeviceDriver, @unchecked Sendable {
     func address(_ path: LinkMachine.Path) -> SocketAddress { shard.plan.address(path) }
 
     func sendDatagram(_ buffer: ByteBuffer, to path: LinkMachine.Path) {
-        shard.sendDatagram(buffer, socket: Int(socket), to: shard.plan.address(path))
+        shard.sendDatagram(buffer, socket: Int(socket), to: path)
     }
 
     /// In memory: a load run's devices do not outlive it (see the type's documentation).
