@@ -1,16 +1,13 @@
-import Crypto
-
 /// What the centre knows of its devices' keys and anchors, in memory: the registry (key files or the fleet
 /// master key), the devices' keys derived from it (two HKDFs each, kept in a bounded cache: a ramp of
-/// handshakes asks for each key more than once, and with a master key every made-up id has one), each
-/// session's down key, and each device's latest anchor and key epoch as far as this process knows — the
+/// handshakes asks for each key more than once, and with a master key every made-up id has one), and each
+/// device's latest anchor and key epoch as far as this process knows — the
 /// journal decides (several processes may share it), this only remembers its answers.
 ///
 /// A value on the runtime's loop; no I/O. `derived` in the answers lets the owner count derivations.
 struct CenterKeys {
     let registry: DeviceRegistry
     private var deviceKeys: BoundedCache<UInt32, DeviceKey>
-    private var downKeys = DeviceTable<(anchor: UInt64, epoch: UInt16, key: SymmetricKey)>()
     private var anchors: DeviceTable<CenterJournal.StoredAnchor>
 
     init(registry: DeviceRegistry, cacheLimit: Int, anchors: [UInt32: CenterJournal.StoredAnchor]) {
@@ -64,14 +61,5 @@ struct CenterKeys {
         if stored.epoch > known.epoch || (stored.epoch == known.epoch && stored.anchor > known.anchor) {
             anchors[device] = stored
         }
-    }
-
-    /// The down key of the session under `anchor` of `key`'s epoch, derived once per session. Keyed by epoch
-    /// too: a re-provisioned device starts its new key's anchors again from 0.
-    mutating func downKey(_ device: UInt32, key: DeviceKey, anchor: UInt64) -> SymmetricKey {
-        if let cached = downKeys[device], cached.anchor == anchor, cached.epoch == key.epoch { return cached.key }
-        let downKey = key.downKey(anchor: anchor)
-        downKeys[device] = (anchor, key.epoch, downKey)
-        return downKey
     }
 }

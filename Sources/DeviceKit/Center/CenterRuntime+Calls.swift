@@ -27,7 +27,7 @@ extension CenterRuntime {
     /// Offers a call to `device` about `alarmID` (0: none), replacing a call in progress. Returns the call id,
     /// or `nil` if the device is unknown or the centre stopped.
     func offerCall(device: UInt32, alarmID: UInt32) -> UInt32? {
-        guard !stopped, sessions[device] != nil || deviceKey(device) != nil else { return nil }
+        guard !stopped, sessions.contains(device) || deviceKey(device) != nil else { return nil }
         let callID = UInt32.random(in: 1 ... .max)
         runCall(device) { $0.place(callID: callID, alarmID: alarmID) }
         return callID
@@ -165,7 +165,7 @@ extension CenterRuntime {
 
     private func startMedia(_ callID: UInt32, local: MediaDescription, remote: MediaDescription, device: UInt32) {
         let controlPeer: SocketAddress?
-        switch paths[device] {
+        switch sessions.withValue(device, { $0.path }) ?? nil {
         case .stream(let channel)?: controlPeer = channel.remoteAddress
         case .datagram(let peer)?: controlPeer = peer.socketAddress
         case nil: controlPeer = nil

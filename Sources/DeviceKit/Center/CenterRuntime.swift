@@ -44,8 +44,8 @@ final class CenterRuntime {
     let logger: Logger
     let startedAt = ContinuousClock.now
 
-    var sessions = DeviceTable<CenterSession>()
-    var paths = DeviceTable<ReplyPath>()
+    /// Each device's session machine, with its reply path and down key (`SessionEntry` says why together).
+    var sessions = DeviceTable<SessionEntry>()
     /// Where the `sessionStart` being stored came from: the session's reply path once it opens.
     private var pendingPaths: [UInt32: (anchor: UInt64, path: ReplyPath)] = [:]
     /// TCP connections: which to evict (ConnectionTable), and their handlers by id and by channel.
@@ -62,7 +62,7 @@ final class CenterRuntime {
     private var refusalReportTask: RepeatedTask?
     /// Forgeries under ids without a key at hand, per source, before any derivation.
     private var forgeryBudget: ForgeryBudget
-    /// Device keys, down keys and the anchors this process knows (the journal decides).
+    /// Device keys and the anchors this process knows (the journal decides).
     private var keys: CenterKeys
     private var activeSessions = 0
     private(set) var supervision: Supervision
@@ -221,7 +221,7 @@ final class CenterRuntime {
             return .refused
         }
         // What the device's machine says, read once in place: whether there is one, its session, its key epoch.
-        let machine = sessions.withValue(device) { $0.facts }
+        let machine = sessions.withValue(device) { $0.machine.facts }
         if shedding, machine?.hasSession != true {
             shed()
             return .refused
@@ -257,7 +257,7 @@ final class CenterRuntime {
         }
         // Sessions being opened (their anchors on the way to the journal) count too: a burst of session starts
         // would otherwise all pass the limit before the first one opened. This device's own counts once.
-        let opening = pendingPaths.count - (pendingPaths[device] == nil ? 0 : 1)
+        let opening = pendingPaths.isEmpty ? 0 : pendingPaths.count - (pendingPaths[device] == nil ? 0 : 1)
         let mayOpen = activeSessions + opening < configuration.maximumSessions
         let now = self.now
         let actions = feed(device, path: path) {
@@ -366,7 +366,7 @@ final class CenterRuntime {
 
     /// What the centre knows of `device` now: online, and what it last said in this process's sessions.
     func snapshot(_ device: UInt32) -> DeviceSnapshot {
-        DeviceSnapshot(device: device, online: supervision.isOnline(device), report: sessions.withValue(device) { $0.report })
+        DeviceSnapshot(device: device, online: supervision.isOnline(device), report: sessions.withValue(device) { $0.machine.report })
     }
 
     /// Every device supervised since this process started.
@@ -398,13 +398,13 @@ final class CenterRuntime {
         // buffers (its opener's plaintext) with the one left in the table, and copy them every frame. One
         // lookup for a device the table holds. `event` must not touch `sessions` (an overlapping access): the
         // call sites only use their argument.
-        var stepped = sessions.withValue(device) { Self.step(&$0, event) }
+        var stepped = sessions.withValue(device) { Self.step(&$0, event, path: path) }
         if stepped == nil {
             guard let key = deviceKey(device) else { return [] }
-            var session = CenterSession(
-                key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch))
-            stepped = Self.step(&session, event)
-            if stepped?.holdsState == true { sessions[device] = session }
+            var entry = SessionEntry(machine: CenterSession(
+                key: key, parameters: configuration.session, storedAnchor: keys.storedAnchor(device, epoch: key.epoch)))
+            stepped = Self.step(&entry, event, path: path)
+            if stepped?.holdsState == true { sessions[device] = entry }
         }
         guard let (hadSession, actions, hasSession, holdsState) = stepped else { return [] }
         if hasSession != hadSession {
@@ -417,13 +417,15 @@ final class CenterRuntime {
         return actions
     }
 
-    /// One event on a machine, with what it was and is: one access to the table for all of it.
+    /// One event on a machine, with what it was and is: one access to the table for all of it. A frame of
+    /// the session that came by `path` makes it the session's reply path here, in the same access.
     private static func step(
-        _ session: inout CenterSession, _ event: (inout CenterSession) -> [CenterSession.Action]
+        _ entry: inout SessionEntry, _ event: (inout CenterSession) -> [CenterSession.Action], path: ReplyPath?
     ) -> (hadSession: Bool, actions: [CenterSession.Action], hasSession: Bool, holdsState: Bool) {
-        let hadSession = session.hasSession
-        let actions = event(&session)
-        return (hadSession, actions, session.hasSession, session.holdsState)
+        let hadSession = entry.machine.hasSession
+        let actions = event(&entry.machine)
+        if let path, actions.contains(.authenticated) { entry.path = path }
+        return (hadSession, actions, entry.machine.hasSession, entry.machine.holdsState)
     }
 
     private func run(_ actions: [CenterSession.Action], device: UInt32, path: ReplyPath?) {
@@ -437,7 +439,7 @@ final class CenterRuntime {
                 metrics.dropped(reason)
                 countRefusal(reason.rawValue)
             case .authenticated:
-                if let path { authenticated(device, path: path) }
+                if let path { authenticated(path) }
                 if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
             case .persistAnchor(let anchor, let epoch):
                 if let path { pendingPaths[device] = (anchor, path) }
@@ -447,7 +449,8 @@ final class CenterRuntime {
                 // found out only there): now it is the session's first frame, and proof of life.
                 if let pending = pendingPaths[device], pending.anchor == anchor {
                     pendingPaths[device] = nil
-                    authenticated(device, path: pending.path)
+                    sessions.withValue(device) { $0.path = pending.path }
+                    authenticated(pending.path)
                 }
                 if let report = supervision.deviceSeen(device, now: now.monotonic) { supervisionReported(report) }
                 metrics.sessionsOpened.increment()
@@ -474,9 +477,9 @@ final class CenterRuntime {
         }
     }
 
-    /// A frame of `device`'s current session came by `path`: answers go there, and a connection is authenticated.
-    private func authenticated(_ device: UInt32, path: ReplyPath) {
-        paths[device] = path
+    /// A frame of a device's current session came by `path` (its session entry has it as its reply path now):
+    /// a connection is authenticated.
+    private func authenticated(_ path: ReplyPath) {
         if case .stream(let channel) = path, let id = streamIDs[ObjectIdentifier(channel)] {
             connectionTable.authenticated(id)
             streams[id]?.sessionAuthenticated()
@@ -497,7 +500,7 @@ final class CenterRuntime {
                 let salt = UInt32.random(in: .min ... .max)
                 let now = self.now
                 self.feed(device) { $0.anchorPersisted(anchor, epoch: epoch, salt: salt, now: now) }
-                if epoch > previous ?? 0, let key = self.sessions.withValue(device, { $0.key }), key.epoch == epoch {
+                if epoch > previous ?? 0, let key = self.sessions.withValue(device, { $0.machine.key }), key.epoch == epoch {
                     // The device moved to a later key epoch: its old key is retired here too.
                     self.keys.adopt(key, for: device)
                     self.metrics.keyEpochsChanged.increment()
@@ -695,9 +698,11 @@ final class CenterRuntime {
     // MARK: Sending
 
     private func send(_ frame: CenterSession.DownFrame, to device: UInt32) {
-        // The session's key read where it lies: `sessions[device]?.key` would copy the whole session out.
-        guard !stopped, let path = paths[device], let deviceKey = sessions.withValue(device, { $0.key }) else { return }
-        send(frame, to: device, key: keys.downKey(device, key: deviceKey, anchor: frame.anchor), path: path)
+        // Read where they lie, the down key derived there once a session: `sessions[device]` would copy the
+        // whole session out.
+        let answer = sessions.withValue(device) { entry in entry.path.map { ($0, entry.downKey(anchor: frame.anchor)) } }
+        guard !stopped, let (path, key) = answer ?? nil else { return }
+        send(frame, to: device, key: key, path: path)
     }
 
     /// The centre is full: `nak(0, busy)` answers the `sessionStart` under `anchor`, sealed under its key `epoch`,
@@ -710,7 +715,7 @@ final class CenterRuntime {
                 "at the session limit: devices are turned away (they try their secondary centre)",
                 metadata: ["limit": "\(configuration.maximumSessions)", "turned.away": "\(count)"])
         }
-        guard !stopped, let path, let current = sessions.withValue(device, { $0.key }) ?? deviceKey(device),
+        guard !stopped, let path, let current = sessions.withValue(device, { $0.machine.key }) ?? deviceKey(device),
             let deviceKey = current.epoch == epoch ? current : keys.laterKey(device, epoch: epoch)
         else { return }
         let salt = UInt32.random(in: .min ... .max)
@@ -835,7 +840,7 @@ final class CenterRuntime {
             // session of it, while that session's anchor is the stored one (the device did not open a newer
             // session at another node or process). Told even if the journal cannot be written: the centre's
             // own view is still the best it has.
-            let anchor = sessions.withValue(device) { $0.anchor } ?? nil
+            let anchor = sessions.withValue(device) { $0.machine.anchor } ?? nil
             journal.write(.supervision(device: device, online: false, at: now.wall, ifAnchor: anchor)) { result in
                 if case .success(.supervision(written: false)) = result {
                     self.logger.debug("device moved to another centre node or process", metadata: ["device.id": "\(device)"])

@@ -1,7 +1,7 @@
 /// Device id → slot: `DeviceTable`'s index, an open-addressed hash table without SipHash.
 ///
-/// Why not `[UInt32: UInt32]`: every frame looks a device up in several tables (sessions, reply paths,
-/// supervision, keys), and the dictionary's SipHash-1-3 of the id and its generic probing were 7 % of the
+/// Why not `[UInt32: UInt32]`: every frame looks a device up in several tables (sessions, supervision),
+/// and the dictionary's SipHash-1-3 of the id and its generic probing were 7 % of the
 /// centre's time a heartbeat (docs/benchmarks.md). The ids here are registered devices' (a frame under an id
 /// without a key is refused before it reaches a table), not chosen by whoever sends, so the flood resistance
 /// SipHash buys is not needed, and a multiplicative (Fibonacci) hash spreads consecutive ids evenly.

@@ -44,14 +44,18 @@ import Testing
         #expect(keys.storedEpoch(9) == 2 && keys.storedAnchor(9, epoch: 2) == 1)
     }
 
+    /// The down key now lives in the session's entry (`SessionEntry`), derived there once a session.
     @Test func aDownKeyIsTheSessionsAndFollowsItsAnchorAndEpoch() throws {
-        var keys = CenterKeys(registry: DeviceRegistry(master: Self.master), cacheLimit: 8, anchors: [:])
         let key = DeviceKey(deviceID: 4, master: Self.master)
-        let first = keys.downKey(4, key: key, anchor: 100)
+        var entry = SessionEntry(machine: CenterSession(key: key, parameters: .init(), storedAnchor: nil))
+        let first = entry.downKey(anchor: 100)
         #expect(first == key.downKey(anchor: 100))
-        #expect(keys.downKey(4, key: key, anchor: 100) == first)
-        #expect(keys.downKey(4, key: key, anchor: 101) == key.downKey(anchor: 101), "a new session, a new key")
+        #expect(entry.downKey(anchor: 100) == first)
+        #expect(entry.downKey(anchor: 101) == key.downKey(anchor: 101), "a new session, a new key")
+        #expect(entry.downKey(anchor: 101) != first)
         let reprovisioned = try #require(DeviceRegistry(master: Self.master).key(for: 4, epoch: 1))
-        #expect(keys.downKey(4, key: reprovisioned, anchor: 101) == reprovisioned.downKey(anchor: 101), "same anchor, later epoch")
+        var later = SessionEntry(machine: CenterSession(key: reprovisioned, parameters: .init(), storedAnchor: nil))
+        #expect(later.downKey(anchor: 101) == reprovisioned.downKey(anchor: 101), "same anchor, later epoch")
+        #expect(later.downKey(anchor: 101) != entry.downKey(anchor: 101))
     }
 }
