@@ -17,8 +17,10 @@ public struct LoadCounts: Codable, Hashable, Sendable {
     public var alarmsAcknowledged = 0
     /// Alarms raised but never acknowledged by the end of the drain period: raised − acknowledged.
     public var alarmsLost = 0
-    /// Poisson arrivals that found every started home with an alarm still open (the firmware holds one
-    /// alarm per home): not raised, so not in `alarmsRaised`. Non-zero means the rate outruns the devices.
+    /// Poisson arrivals that found every started home of their event loop with an alarm still open (the
+    /// firmware holds one alarm per home; each loop draws its share of the arrivals for its share of the homes,
+    /// so one loop's homes may all be busy while another's are not): not raised, so not in `alarmsRaised`.
+    /// Non-zero means the rate outruns the devices.
     public var alarmsWithoutFreeDevice = 0
     public var alarmRetransmissions = 0
     /// Acks for a message already acknowledged (the centre answered a retransmission and the original).
@@ -423,7 +425,7 @@ public struct LoadReport: Codable, Equatable, Sendable {
                 + "retransmitted \(c.alarmRetransmissions), duplicate acks \(c.duplicateAcks), rejected (nak) \(c.rejected)"
                 + (c.rejectionReasons.isEmpty ? "" : " (" + Self.byCount(c.rejectionReasons).map { "\($0.count) \($0.reason)" }.joined(separator: ", ") + ")"))
         if c.alarmsWithoutFreeDevice > 0 {
-            lines.append("arrivals   \(c.alarmsWithoutFreeDevice) not raised: every home had an alarm open (add devices or lower the rate)")
+            lines.append("arrivals   \(c.alarmsWithoutFreeDevice) not raised: every home of their event loop had an alarm open (add devices or lower the rate)")
         }
         lines.append("cancels    sent \(c.cancelsSent), acknowledged \(c.cancelsAcknowledged); case updates received \(c.caseUpdatesReceived)")
         if c.eventsSent > 0 { lines.append("events     sent \(c.eventsSent), acknowledged \(c.eventsAcknowledged)") }

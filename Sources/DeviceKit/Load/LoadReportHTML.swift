@@ -115,7 +115,7 @@ extension LoadReport {
         var rows: [(String, String)] = [
             ("alarms raised (Poisson arrivals)", "\(c.alarmsRaised)"), ("alarms sent (went on the wire)", "\(c.alarmsSent)"),
             ("alarms acknowledged", "\(c.alarmsAcknowledged)"), ("alarms lost (raised − acknowledged)", "\(c.alarmsLost)"),
-            ("arrivals not raised (every home had an alarm open)", "\(c.alarmsWithoutFreeDevice)"),
+            ("arrivals not raised (every home of their event loop had an alarm open)", "\(c.alarmsWithoutFreeDevice)"),
             ("alarm retransmissions", "\(c.alarmRetransmissions)"), ("duplicate acks", "\(c.duplicateAcks)"), ("rejected (nak)", "\(c.rejected)"),
             ("cancels sent / acknowledged", "\(c.cancelsSent) / \(c.cancelsAcknowledged)"),
             ("events sent / acknowledged", "\(c.eventsSent) / \(c.eventsAcknowledged)"),
