@@ -1,10 +1,10 @@
 /// Device id → slot: `DeviceTable`'s index, an open-addressed hash table without SipHash.
 ///
-/// Why not `[UInt32: UInt32]`: every frame looks a device up in several tables (sessions, supervision),
-/// and the dictionary's SipHash-1-3 of the id and its generic probing were 7 % of the
-/// centre's time a heartbeat (docs/benchmarks.md). The ids here are registered devices' (a frame under an id
-/// without a key is refused before it reaches a table), not chosen by whoever sends, so the flood resistance
-/// SipHash buys is not needed, and a multiplicative (Fibonacci) hash spreads consecutive ids evenly.
+/// Why not `[UInt32: UInt32]`: every frame looks a device up in several tables (sessions, supervision), and
+/// the dictionary's SipHash-1-3 of the id and its generic probing were 7 % of the centre's time a heartbeat
+/// (docs/benchmarks.md). The ids here are registered devices' (a frame under an id without a key is refused
+/// before it reaches a table), not chosen by whoever sends, so the flood resistance SipHash buys is not
+/// needed, and a multiplicative (Fibonacci) hash spreads consecutive ids evenly.
 ///
 /// Layout: 256 shards chosen by the id's low byte, so that growing rehashes at most a 256th of the index while
 /// the event loop waits. A shard is a power-of-two array of entries `id << 32 | (slot + 1)`, 0 for empty,

@@ -3,8 +3,8 @@ import NIOCore
 
 /// The address and port of a UDP peer as the kernel gives and takes it: a `sockaddr_in6`, which holds a
 /// `sockaddr_in` at its start for IPv4. A plain value (28 bytes, nothing counted by reference), so that a
-/// table of a million sessions' reply paths costs no retains and no allocations, and a datagram's sender is read out
-/// of `recvmmsg`'s array without making a `SocketAddress` (whose storage NIO allocates).
+/// million sessions' reply paths cost no retains and no allocations, and a datagram's sender is read out of
+/// `recvmmsg`'s array without making a `SocketAddress` (whose storage NIO allocates).
 struct DatagramPeer: Hashable, Sendable {
     /// An IPv4 peer's `sockaddr_in` in the first 16 bytes, the rest zero; or an IPv6 peer's `sockaddr_in6`.
     private(set) var storage: sockaddr_in6
