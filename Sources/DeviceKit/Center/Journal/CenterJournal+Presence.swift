@@ -50,13 +50,28 @@ extension CenterJournal {
     }
 
     /// Gives `node` the online devices of nodes whose lease ended before `now` (and of no node), with
-    /// `reclaimingOwn` its own too; returns them.
+    /// `reclaimingOwn` its own too; returns them. A statement a term (`PresenceAdoption`).
     static func adoptPresence(_ sql: any JournalSQL, node: String, now: Int64, reclaimingOwn: Bool) throws -> [UInt32] {
-        let lapsed = "node IN (SELECT c.node FROM centre_node c WHERE c.lease_until < ? AND c.node <> ?)"
-        let due = reclaimingOwn ? "(node IS NULL OR node = ? OR \(lapsed))" : "(node IS NULL OR \(lapsed))"
-        let arguments: [JournalValue] = [.text(node)] + (reclaimingOwn ? [.text(node)] : []) + [.integer(now), .text(node)]
-        return try sql.query("UPDATE device_presence SET node = ? WHERE online = 1 AND \(due) RETURNING device", arguments)
-            .map { try $0.uint32("device") }
+        // Its own first: the devices of no node and of lapsed nodes are its own once taken.
+        var rows = reclaimingOwn ? try sql.query(PresenceAdoption.own, .text(node)) : []
+        rows += try sql.query(PresenceAdoption.ofNoNode, .text(node))
+        rows += try sql.query(PresenceAdoption.ofLapsedNodes, .text(node), .integer(now), .text(node))
+        return try rows.map { try $0.uint32("device") }
+    }
+
+    /// The statements of `adoptPresence`, which every lease renewal runs (every 2.5 s by default). One statement
+    /// a term, each a search of the index of online devices by node: SQLite plans the terms joined
+    /// (`node IS NULL OR node IN (…)`) as a scan of that whole index, every online device read at every renewal.
+    /// With a million devices online that was 0.11 s of the journal's writer every 2.5 s, which the alarms
+    /// written meanwhile waited behind (docs/benchmarks.md, "Issue 19's table, re-measured").
+    enum PresenceAdoption {
+        static let ofNoNode = "UPDATE device_presence SET node = ? WHERE online = 1 AND node IS NULL RETURNING device"
+        static let ofLapsedNodes = """
+            UPDATE device_presence SET node = ? WHERE online = 1
+            AND node IN (SELECT c.node FROM centre_node c WHERE c.lease_until < ? AND c.node <> ?) RETURNING device
+            """
+        /// At start: the devices the node's previous run left online are its own already.
+        static let own = "SELECT device FROM device_presence WHERE online = 1 AND node = ?"
     }
 
     /// The node that supervises `device`, and whether its latest report is online (`nil`: never reported).
