@@ -75,8 +75,9 @@ struct DeviceTable<Value> {
         if let free = freeSlots.popLast() {
             slot = Int(free)
             storage.slot(slot).pointee = value
+            storage.setDevice(device, of: slot)
         } else {
-            slot = storage.append(value)
+            slot = storage.append(value, device: device)
         }
         index.insert(device, slot: slot)
         count += 1
@@ -97,17 +98,30 @@ struct DeviceTable<Value> {
     var entries: [(key: UInt32, value: Value)] {
         var all: [(key: UInt32, value: Value)] = []
         all.reserveCapacity(count)
-        index.forEach { device, slot in
-            if let value = storage.slot(slot).pointee { all.append((device, value)) }
+        storage.forEachSlot { device, value in
+            if let value = value.pointee { all.append((device, value)) }
         }
         return all
     }
 
-    /// The slots: chunks of `chunkSize` allocated as needed, every slot up to `used` initialised (nil when free).
+    /// Changes every device's value where it lies, in slot order: the order of memory. A walk through the
+    /// index reads the values in the hash's order instead, a cache miss each; the centre's supervision walks a
+    /// million devices so every second, and before this it also copied them all out first (`entries`): a stall
+    /// of its loop of 20-40 ms every second (docs/benchmarks.md, "Issue 19's table, re-measured").
+    mutating func updateEach(_ body: (_ device: UInt32, _ value: inout Value) -> Void) {
+        makeStorageUnique()
+        storage.forEachSlot { device, value in
+            if value.pointee != nil { body(device, &value.pointee!) }
+        }
+    }
+
+    /// The slots: chunks of `chunkSize` allocated as needed, every slot up to `used` initialised (nil when free),
+    /// and beside each chunk the device id of each of its slots (a free slot's last).
     private final class Storage {
         let chunkSize: Int
         // Read on every lookup; changed only by `append`, never while a slot's value is borrowed.
         @exclusivity(unchecked) private var chunks: [UnsafeMutablePointer<Value?>] = []
+        @exclusivity(unchecked) private var deviceChunks: [UnsafeMutablePointer<UInt32>] = []
         @exclusivity(unchecked) private var used = 0
 
         init(chunkSize: Int) {
@@ -119,6 +133,7 @@ struct DeviceTable<Value> {
                 chunk.deinitialize(count: min(chunkSize, used - number * chunkSize))
                 chunk.deallocate()
             }
+            for devices in deviceChunks { devices.deallocate() }
         }
 
         @inline(__always)
@@ -126,18 +141,34 @@ struct DeviceTable<Value> {
             chunks[slot / chunkSize] + slot % chunkSize
         }
 
-        /// A new slot holding `value`.
-        func append(_ value: Value?) -> Int {
-            if used == chunks.count * chunkSize { chunks.append(.allocate(capacity: chunkSize)) }
+        /// A new slot holding `device`'s `value`.
+        func append(_ value: Value?, device: UInt32) -> Int {
+            if used == chunks.count * chunkSize {
+                chunks.append(.allocate(capacity: chunkSize))
+                deviceChunks.append(.allocate(capacity: chunkSize))
+            }
             slot(used).initialize(to: value)
+            setDevice(device, of: used)
             used += 1
             return used - 1
+        }
+
+        func setDevice(_ device: UInt32, of slot: Int) {
+            deviceChunks[slot / chunkSize][slot % chunkSize] = device
+        }
+
+        /// Each slot up to `used`, with its device id, chunk by chunk.
+        func forEachSlot(_ body: (_ device: UInt32, _ value: UnsafeMutablePointer<Value?>) -> Void) {
+            for (number, values) in chunks.enumerated() {
+                let devices = deviceChunks[number]
+                for offset in 0..<min(chunkSize, used - number * chunkSize) { body(devices[offset], values + offset) }
+            }
         }
 
         /// Storage of its own with the same values in the same slots.
         func copy() -> Storage {
             let copy = Storage(chunkSize: chunkSize)
-            for slot in 0..<used { _ = copy.append(self.slot(slot).pointee) }
+            forEachSlot { device, value in _ = copy.append(value.pointee, device: device) }
             return copy
         }
     }

@@ -57,13 +57,16 @@ public struct Supervision: Sendable {
     }
 
     /// The devices that have been silent for longer than `offlineAfter`, each reported once.
+    /// One walk of every device where it lies (`DeviceTable.updateEach`): the centre ticks every second.
     public mutating func tick(now: Duration) -> [Report] {
         var reports: [Report] = []
-        for (device, watched) in devices.entries where watched.online && now - watched.lastSeen > offlineAfter {
-            devices[device]?.online = false
-            onlineCount -= 1
+        let heardBefore = now - offlineAfter
+        devices.updateEach { device, watched in
+            guard watched.online, watched.lastSeen < heardBefore else { return }
+            watched.online = false
             reports.append(.offline(device))
         }
+        onlineCount -= reports.count
         return reports.sorted { $0.device < $1.device }
     }
 }

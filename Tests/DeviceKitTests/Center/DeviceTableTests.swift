@@ -32,6 +32,18 @@ import Testing
         #expect(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.key, $0.value) }) == reference)
         let copied = DeviceTable(reference)
         #expect(copied.count == reference.count && reference.allSatisfy { copied[$0.key] == $0.value })
+
+        // A walk changes each device's own value once, freed slots (reused or not) skipped; a copy taken
+        // before keeps its values.
+        let before = table
+        var visited: [UInt32: Int] = [:]
+        table.updateEach { device, value in
+            visited[device, default: 0] += 1
+            value = value * 2 + Int(device)
+        }
+        #expect(visited == reference.mapValues { _ in 1 })
+        #expect(Dictionary(uniqueKeysWithValues: table.entries.map { ($0.key, $0.value) }) == Dictionary(uniqueKeysWithValues: reference.map { ($0.key, $0.value * 2 + Int($0.key)) }))
+        #expect(reference.allSatisfy { before[$0.key] == $0.value }, "the copy is unchanged")
     }
 
     private static func clear(_ value: inout Int?, if clearing: Bool) {
