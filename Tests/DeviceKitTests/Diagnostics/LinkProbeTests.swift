@@ -40,9 +40,10 @@ import Testing
 
     @Test func nothingListeningSaysConnectionRefused() async throws {
         let centre = try await RunningCentre.start(journal: temporaryJournal())
-        let port = centre.ports.tcp
         await centre.stop()
-        let error = await #expect(throws: LinkProbe.Failure.self) { try await probe(centre, transport: .tcp, port: port).run() }
+        // Not the stopped centre's port: a server of a test beside this one may bind it meanwhile.
+        let nothing = try DeadPort()
+        let error = await #expect(throws: LinkProbe.Failure.self) { try await probe(centre, transport: .tcp, port: nothing.port).run() }
         #expect(error?.description.contains("connection refused") == true, "\(String(describing: error))")
     }
 
