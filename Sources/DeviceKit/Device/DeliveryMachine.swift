@@ -83,6 +83,9 @@ public struct DeliveryMachine: Sendable {
     /// Whether a message waits for the centre's answer: one on the wire, or one queued to go. A message the
     /// centre answered "later" is not (`tryAgainLater`), so that a link is not taken for dead meanwhile.
     public var isAwaitingAnswer: Bool { !urgent.isEmpty || !routine.isEmpty || inFlight.values.contains { !$0.deferred } }
+    /// Whether an alarm or a cancel waits for its answer, queued or on the wire: the link reconnects within the
+    /// backoff's first second meanwhile (`LinkMachine.urgentChanged`).
+    public var isUrgentWaiting: Bool { !urgent.isEmpty || inFlight.values.contains { $0.message.outboxPriority == 0 } }
 
     /// Messages found in the durable outbox at start, in the outbox's order.
     public mutating func loaded(_ messages: [Message]) -> [Action] {

@@ -784,6 +784,7 @@ public struct DeviceMachine: Sendable {
                 out.append(.observe(.fault("the centre refused \(message.kind.name) \(message.reliableID ?? 0): \(reason)")))
             }
         }
+        out += run(link.urgentChanged(delivery.isUrgentWaiting), now: now)
         return out + run(link.busyChanged(delivery.isAwaitingAnswer, now: now.monotonic), now: now)
     }
 

@@ -21,6 +21,8 @@ import Testing
         var removed: [UInt32] = []
         var connects: [Int] = []
         var scheduled: [DeviceMachine.Timer] = []
+        /// Each scheduled timer's delay, in `scheduled`'s order.
+        var delays: [Duration] = []
         var media: [DeviceMachine.Action] = []
         var sip: [DeviceMachine.Action] = []
         /// The centre's side: the session's anchor, salt and next sequence.
@@ -60,7 +62,9 @@ import Testing
                     stored.append(message)
                     run { $0.stored(message, now: $1) }
                 case .remove(let id): removed.append(id)
-                case .schedule(let timer, _): scheduled.append(timer)
+                case .schedule(let timer, let after):
+                    scheduled.append(timer)
+                    delays.append(after)
                 case .indicate(let state): indicated.append(state)
                 case .observe(let kind): observed.append(kind)
                 case .bindMedia, .startMedia: media.append(action)
@@ -164,6 +168,28 @@ import Testing
         #expect(d.sentMessages(.ack).count == 2, "acknowledged twice")
         #expect(d.observed.count { $0 == .story(.caseUpdated(alarmID: alarm.id, .operatorEngaged)) } == 1, "applied once")
         #expect(d.indicated.last == .helpComing)
+    }
+
+    /// A centre unreachable for a while leaves the link waiting out a long backoff; a press then cuts the wait to
+    /// the backoff's first second, and every failed attempt while the alarm waits draws from that second again.
+    @Test func aPressDuringALongBackoffReconnectsWithinASecond() {
+        var d = Device()
+        d.run { $0.start(pending: [], bootCount: 1, now: $1) }
+        for _ in 0..<6 {
+            d.run { [generation = d.lastConnect] in $0.connectFailed(generation: generation, cause: "nothing listens on that port (connection refused)", now: $1) }
+            if d.connects.count < 6 { d.reconnect() }
+        }
+        #expect(d.delays.last! > .seconds(1), "the sixth failure's window is 32 s: \(d.delays)")
+        let before = d.scheduled.count
+        d.run { $0.raiseAlarm(kind: .button, now: $1) }
+        let reconnects = zip(d.scheduled, d.delays).dropFirst(before).filter { if case .link(.reconnect) = $0.0 { true } else { false } }
+        #expect(reconnects.count == 1 && reconnects[0].1 <= .seconds(1), "\(reconnects)")
+        d.reconnect()
+        d.run { [generation = d.lastConnect] in $0.connectFailed(generation: generation, cause: "nothing listens on that port (connection refused)", now: $1) }
+        #expect(d.delays.last! <= .seconds(1), "the alarm still waits")
+        d.reconnect()
+        d.openSession()
+        #expect(d.sentMessages(.alarm).count == 1)
     }
 
     @Test func anAlarmPressedWhileTheCentreCannotBeReachedIsShownWaitingAndSentWhenTheLinkReturns() {

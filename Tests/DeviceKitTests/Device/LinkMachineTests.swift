@@ -202,6 +202,59 @@ import Testing
         #expect(Backoff().window(attempt: 7) == .seconds(60))
     }
 
+    /// While an alarm waits, a failed attempt is followed by a draw from the first second, not the doubled window;
+    /// once the centre answered `nak busy` (full) the window grows again, alarm or not.
+    @Test func whileAnAlarmWaitsReconnectingKeepsTheFirstSecondUnlessTheCentreIsFull() {
+        var m = machine(secondary: false, seed: 5)
+        _ = m.start()
+        #expect(m.urgentChanged(true) == [], "connecting: nothing to cut short")
+        var delays: [Duration] = []
+        for _ in 0..<12 {
+            let actions = m.connectFailed()
+            delays.append(reconnectDelay(actions)!)
+            guard case .scheduleTimer(let timer, _) = actions.last! else { Issue.record("no timer"); return }
+            #expect(m.timerFired(timer, now: .zero) == [.connect(.primary)])
+        }
+        #expect(delays.allSatisfy { $0 <= .seconds(1) }, "\(delays)")
+        // Twelve draws from windows of 1 s … 60 s would not all fall in the first second; their sum is far above.
+        #expect(delays.reduce(.zero, +) < .seconds(12))
+        _ = m.connected()
+        let busy = m.messageReceived(.nak(Nak(id: 0, reason: .busy, senderTime: 0)), now: .seconds(1))
+        #expect(busy.contains(.attemptFailed(.primary, .turnedAway)))
+        // The thirteenth failure in a row: its window is the cap, 60 s; a draw under 1 s has odds of 1 in 60.
+        #expect(reconnectDelay(busy)! > .seconds(1), "\(busy)")
+        #expect(m.urgentChanged(false) == [] && m.urgentChanged(true) == [], "a full centre is not hurried")
+    }
+
+    /// An alarm raised while the link waits out a long backoff (the centre unreachable for a while) cuts the wait
+    /// to a new draw from the first second; the earlier timer is then stale.
+    @Test func anAlarmRaisedDuringALongBackoffCutsItToTheFirstSecond() {
+        var m = machine(secondary: false, seed: 9)
+        _ = m.start()
+        var timer: LinkMachine.Timer?
+        var longest = Duration.zero
+        for attempt in 0..<6 {
+            let actions = m.connectFailed()
+            guard case .scheduleTimer(let t, let after) = actions.last! else { Issue.record("no timer"); return }
+            timer = t
+            longest = after
+            if attempt < 5 { _ = m.timerFired(t, now: .zero) }
+        }
+        #expect(longest > .seconds(1), "the sixth failure draws from 32 s: \(longest)")
+        let cut = m.urgentChanged(true)
+        guard case .scheduleTimer(let next, let after)? = cut.first, cut.count == 1 else { Issue.record("\(cut)"); return }
+        #expect(after <= .seconds(1))
+        #expect(m.timerFired(timer!, now: .zero) == [], "the long wait's timer is stale")
+        #expect(m.timerFired(next, now: .zero) == [.connect(.primary)])
+        #expect(m.urgentChanged(true) == [], "still the same alarm")
+
+        // After one failure the wait is already from the first second: nothing to cut.
+        var once = machine(secondary: false)
+        _ = once.start()
+        _ = once.connectFailed()
+        #expect(once.urgentChanged(true) == [])
+    }
+
     @Test func tenThousandDevicesThatLostTheirCentreDoNotReturnInTheSameSecond() {
         // Every device fails five times, then reconnects: count reconnections per second of the last attempt.
         var perSecond: [Int64: Int] = [:]
