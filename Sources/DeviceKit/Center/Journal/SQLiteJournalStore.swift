@@ -211,28 +211,33 @@ private struct SQLiteJournalSQL: JournalSQL {
     var dialect: JournalDialect { .sqlite }
 
     func query(_ sql: String, _ arguments: [JournalValue]) throws -> [JournalRow] {
-        let statement = try db.cachedStatement(sql: sql)
+        let statement = try Self.bound(db.cachedStatement(sql: sql), arguments)
         let columns = statement.columnNames
-        return try Row.fetchAll(statement, arguments: Self.arguments(arguments)).map { row in
+        return try Row.fetchAll(statement).map { row in
             JournalRow(columns: columns, values: (0..<columns.count).map { Self.value(row[$0] as DatabaseValue) })
         }
     }
 
     func execute(_ sql: String, _ arguments: [JournalValue]) throws -> Int {
-        try db.cachedStatement(sql: sql).execute(arguments: Self.arguments(arguments))
+        try Self.bound(db.cachedStatement(sql: sql), arguments).execute()
         return db.changesCount
     }
 
-    private static func arguments(_ values: [JournalValue]) -> StatementArguments {
-        StatementArguments(
-            values.map { value -> (any DatabaseValueConvertible)? in
-                switch value {
-                case .null: nil
-                case .integer(let integer): integer
-                case .text(let text): text
-                case .bytes(let bytes): Data(bytes)
-                }
-            })
+    /// Binds `values` to the statement's parameters in order, checked (a count that does not fit throws).
+    /// Bound once here rather than passed to `execute(arguments:)`, which binds each value inside a closure of
+    /// its own (nested a value deep) on every execution.
+    private static func bound(_ statement: Statement, _ values: [JournalValue]) throws -> Statement {
+        try statement.setArguments(
+            StatementArguments(
+                values.map { value -> (any DatabaseValueConvertible)? in
+                    switch value {
+                    case .null: nil
+                    case .integer(let integer): integer
+                    case .text(let text): text
+                    case .bytes(let bytes): Data(bytes)
+                    }
+                }))
+        return statement
     }
 
     private static func value(_ value: DatabaseValue) -> JournalValue {
