@@ -103,15 +103,6 @@ struct DeviceIndex {
         guard let (position, _) = shards[index].find(device) else { return }
         shards[index].remove(at: position)
     }
-
-    /// Every device and its slot, in no order.
-    func forEach(_ body: (_ device: UInt32, _ slot: Int) -> Void) {
-        for shard in shards {
-            for entry in shard.entries where entry != 0 {
-                body(UInt32(truncatingIfNeeded: entry >> 32), Int(UInt32(truncatingIfNeeded: entry) - 1))
-            }
-        }
-    }
 }
 
 extension DeviceIndex: Sendable {}

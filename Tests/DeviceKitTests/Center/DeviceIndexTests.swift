@@ -24,7 +24,7 @@ import Testing
         }
     }
 
-    /// Many ids over all shards: growth keeps every entry, and `forEach` lists each once.
+    /// Many ids over all shards: growth keeps every entry where it was put.
     @Test func itKeepsEveryEntryAcrossGrowth() {
         var index = DeviceIndex()
         var random = SplitMix64(seed: 11)
@@ -37,8 +37,5 @@ import Testing
         }
         #expect(reference.allSatisfy { index.slot(of: $0.key) == $0.value })
         #expect(index.slot(of: 0) == reference[0])
-        var listed: [UInt32: Int] = [:]
-        index.forEach { device, slot in listed[device] = slot }
-        #expect(listed == reference)
     }
 }
