@@ -148,7 +148,7 @@ struct CenterCommand: AsyncParsableCommand {
     var noVideo = false
 
     @Option(parsing: .unconditional, help: "The most journal writes committed in one transaction and fsync (group commit); 1 writes each alone.")
-    var journalBatch = 512
+    var journalBatch = 2048
 
     @Option(parsing: .unconditional, help: "Receive and send buffer of the UDP socket in bytes (SO_RCVBUF/SO_SNDBUF; the kernel caps it at net.core.rmem_max).")
     var udpBuffer = 8 << 20
@@ -308,7 +308,7 @@ struct CenterCommand: AsyncParsableCommand {
         if let mediaSilence, mediaSilence.duration < .milliseconds(500) {
             throw ValidationError("--media-silence must be at least 500ms, e.g. --media-silence 5s.")
         }
-        guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 512.") }
+        guard journalBatch >= 1 else { throw ValidationError("--journal-batch must be at least 1, e.g. --journal-batch 2048.") }
         let location = try journalLocation()
         if let udpReadInterval, udpReadInterval.duration > .milliseconds(100) {
             throw ValidationError("--udp-read-interval \(udpReadInterval) is longer than 100ms: every answer over UDP would wait that long; e.g. --udp-read-interval 1ms, or 0 to read at once.")

@@ -94,6 +94,8 @@ public struct CenterConfiguration: Sendable {
     public var media: MediaLink.Parameters
     /// The most journal writes (alarms, events, anchors, …) committed in one transaction, with one fsync.
     /// Writes that arrive while a batch is being written go in the next (group commit); 1 writes each alone.
+    /// 2048: with 512, 60,000 devices opening sessions at 30,000 a second (two writes each) filled every batch
+    /// and queued the rest; set-up p99 was 205–469 ms against 66–146 ms (docs/benchmarks.md).
     public var journalBatchLimit: Int
     /// Device keys kept after their derivation from the registry (two HKDFs each with a fleet master key) for
     /// devices without a session (a session holds its own): about 235 bytes each. Least recently used go first.
@@ -133,7 +135,7 @@ public struct CenterConfiguration: Sendable {
         refusalReportInterval: Duration = .seconds(1),
         offencesBeforeClose: Int = 16, cases: CasePolicy.Configuration = CasePolicy.Configuration(),
         callOnEngage: Bool = true, engageCallRate: Double = 50, media: MediaLink.Parameters = MediaLink.Parameters(),
-        journalBatchLimit: Int = 512, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
+        journalBatchLimit: Int = 2048, deviceKeyCacheLimit: Int = 20_000, udpBufferSize: Int = 8 << 20,
         udpMessagesPerRead: Int = 32, udpReadInterval: Duration = .milliseconds(1), reusePort: Bool = false, dc09: DC09PortConfiguration? = nil, forward: [DC09ForwardTarget] = [],
         forwardParameters: DC09ForwardMachine.Parameters = .init()
     ) {
