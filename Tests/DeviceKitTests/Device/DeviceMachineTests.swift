@@ -179,14 +179,20 @@ import Testing
             d.run { [generation = d.lastConnect] in $0.connectFailed(generation: generation, cause: "nothing listens on that port (connection refused)", now: $1) }
             if d.connects.count < 6 { d.reconnect() }
         }
-        #expect(d.delays.last! > .seconds(1), "the sixth failure's window is 32 s: \(d.delays)")
+        /// The delays of the reconnect timers scheduled from `index` of `scheduled` on.
+        func reconnectDelays(from index: Int) -> [Duration] {
+            zip(d.scheduled, d.delays).dropFirst(index).compactMap { if case .link(.reconnect) = $0.0 { $0.1 } else { nil } }
+        }
+        #expect(reconnectDelays(from: 0).last! > .seconds(1), "the sixth failure's window is 32 s: \(reconnectDelays(from: 0))")
         let before = d.scheduled.count
         d.run { $0.raiseAlarm(kind: .button, now: $1) }
-        let reconnects = zip(d.scheduled, d.delays).dropFirst(before).filter { if case .link(.reconnect) = $0.0 { true } else { false } }
-        #expect(reconnects.count == 1 && reconnects[0].1 <= .seconds(1), "\(reconnects)")
+        let cut = reconnectDelays(from: before)
+        #expect(cut.count == 1 && cut[0] <= .seconds(1), "\(cut)")
         d.reconnect()
+        let again = d.scheduled.count
         d.run { [generation = d.lastConnect] in $0.connectFailed(generation: generation, cause: "nothing listens on that port (connection refused)", now: $1) }
-        #expect(d.delays.last! <= .seconds(1), "the alarm still waits")
+        let next = reconnectDelays(from: again)
+        #expect(next.count == 1 && next[0] <= .seconds(1), "the alarm still waits: \(next)")
         d.reconnect()
         d.openSession()
         #expect(d.sentMessages(.alarm).count == 1)
