@@ -332,6 +332,15 @@ public final class CenterJournal: Sendable {
         /// A DC-09 receiver acknowledged these queued events (`--forward`): they leave the queue.
         case forwarded(rows: [Int64])
 
+        /// A session anchor or a supervision report: it waits behind the writes devices and operators wait on
+        /// (`JournalBatcher`).
+        var waitsBehindOthers: Bool {
+            switch self {
+            case .anchor, .supervision: true
+            case .message, .caseUpdate, .caseUpdateDelivered, .dc09Event, .forwarded: false
+            }
+        }
+
         /// The device whose rows the write reads and then writes (the journal holds them for the transaction).
         var device: UInt32? {
             switch self {

@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import NIOCore
 import NIOPosix
@@ -8,6 +9,13 @@ import Synchronization
 /// together in the next transaction (at most `batchLimit`), so one fsync serves many alarms. Each write's
 /// `then` runs on the loop only after its own batch committed or failed — so an `ack`, a `nak busy` or a
 /// `sessionAccept` is never sent for what is not durable.
+///
+/// What devices and operators wait on goes first: a batch takes the messages (alarms, cancels), case updates,
+/// DC-09 events and forwards queued, in order, before the session anchors and supervision reports, in order.
+/// A fleet reconnecting (two of those a session, 60,000 writes a second) would otherwise queue its alarms
+/// behind the backlog. Only those two kinds wait longer, and neither is read by the writes that pass them: a
+/// device's messages come in a session whose anchor committed before its `sessionAccept` was sent, and
+/// supervision is presence only. Messages and case updates keep their order, which the cases depend on.
 ///
 /// A journal that cannot be written (a full disk, a PostgreSQL server gone) is the centre's own alarm: at the
 /// first failed batch it says so in the log at error level (then once a minute while it lasts), sets
@@ -26,8 +34,10 @@ final class JournalBatcher {
     private let pool: NIOThreadPool
     private let metrics: CenterMetrics
     private let batchLimit: Int
-    /// Writes waiting for the next batch, and whether a batch is on the writer thread now.
-    private var queue: [(write: CenterJournal.Write, then: Completion)] = []
+    /// Writes waiting for the next batch (the first that others wait on, then anchors and supervision), and
+    /// whether a batch is on the writer thread now.
+    private var queue = Deque<(write: CenterJournal.Write, then: Completion)>()
+    private var background = Deque<(write: CenterJournal.Write, then: Completion)>()
     private var busy = false
     private var stopped = false
     private let health: JournalHealth
@@ -57,7 +67,7 @@ final class JournalBatcher {
     /// Queues `write` for the next batch; `then` runs on the loop once that batch committed (or failed).
     func write(_ write: CenterJournal.Write, then: @escaping Completion) {
         loop.preconditionInEventLoop()
-        queue.append((write, then))
+        if write.waitsBehindOthers { background.append((write, then)) } else { queue.append((write, then)) }
         guard !busy else { return }
         busy = true
         // After the frames of this read: those that arrived together are written together.
@@ -101,13 +111,15 @@ final class JournalBatcher {
     /// Sends up to `batchLimit` queued writes to the writer thread as one transaction; when it is done,
     /// answers each write in order and sends the writes that queued meanwhile.
     private func commitNextBatch() {
-        guard !stopped, !queue.isEmpty else {
+        guard !stopped, !queue.isEmpty || !background.isEmpty else {
             busy = false
             return
         }
-        let count = min(queue.count, batchLimit)
-        let batch = Array(queue.prefix(count))
-        queue.removeFirst(count)
+        var batch = Array(queue.prefix(batchLimit))
+        queue.removeFirst(batch.count)
+        let rest = min(background.count, batchLimit - batch.count)
+        batch += background.prefix(rest)
+        background.removeFirst(rest)
         let writes = batch.map(\.write)
         metrics.journalBatches.increment()
         metrics.journalBatchedWrites.increment(by: Int64(writes.count))
@@ -189,7 +201,7 @@ final class JournalBatcher {
                     batcher.failed(error)
                     if batcher.failing != nil { batcher.scheduleProbe() }
                 }
-                if !batcher.queue.isEmpty {
+                if !batcher.queue.isEmpty || !batcher.background.isEmpty {
                     batcher.busy = true
                     batcher.commitNextBatch()
                 }
