@@ -140,38 +140,35 @@ final class CenterAcceptGuard: ChannelInboundHandler {
 /// (`CenterConfiguration.udpReadInterval`, `BatchedDatagramReader`) and answered through the same
 /// `BatchedDatagramSocket` (`CenterRuntime.datagramSocket`).
 ///
-/// After a full read the centre asks the kernel how full the socket's receive buffer is (SO_MEMINFO). Past
-/// `shedAbove` of it the centre is behind: in the next turn the frames of devices without a session are shed
-/// (`CenterRuntime.frameReceived(shedding:)`), so that handshakes asked faster than the centre takes them
-/// cannot fill the buffer and have the kernel drop sessions' frames, alarms among them. Below it the buffer
-/// is a queue worth keeping: shedding at every full read turned 60,000 session starts asked in one second
-/// into 8,600 sessions a second instead of 29,800 (the shed devices ask again a second later, while the
-/// centre idles), docs/benchmarks.md.
+/// The frames of sessions are worked on as they are read; the frames of devices without a session (session
+/// starts) wait in a `SessionStartQueue`, whose doc says why, and are worked on after each read, a batch at a
+/// time, before the socket is read again.
 enum CenterDatagrams {
-    /// The share of the socket's receive buffer past which session starts are shed.
-    static let shedAbove = 0.5
-
     /// The reader of the centre's UDP socket, which feeds `runtime`.
-    /// - Parameter readInterval: zero: `autoRead` is on and NIO reads everything.
+    /// - Parameters:
+    ///   - readInterval: zero: `autoRead` is on and NIO reads everything.
+    ///   - startsWaiting: session starts waiting at most (`CenterConfiguration.udpSessionStartsWaiting`).
     static func reader(
-        runtime: CenterRuntime, socket: BatchedDatagramSocket, readInterval: Duration = .zero, readsPerTurn: Int = 4
+        runtime: CenterRuntime, socket: BatchedDatagramSocket, readInterval: Duration = .zero, readsPerTurn: Int = 4,
+        startsWaiting: Int = 8192
     ) -> BatchedDatagramReader {
-        /// The last read was full and left the receive buffer more than `shedAbove` full.
-        final class Behind { var value = false }
-        let behind = Behind()
-        let fullRead = readsPerTurn * socket.batch
+        let starts = SessionStartQueue(limit: startsWaiting)
         return BatchedDatagramReader(
             socket: socket, readInterval: readInterval, readsPerTurn: readsPerTurn,
             received: { datagram, peer in
                 do throws(ProtocolError) {
                     let frame = try SealedFrame(datagram: datagram)
-                    _ = runtime.frameReceived(frame, from: .datagram(peer), source: peer.source, shedding: behind.value)
+                    _ = runtime.frameReceived(frame, from: .datagram(peer), source: peer.source, startsWaiting: starts)
                 } catch {
                     runtime.frameRefused(error)
                 }
             },
-            drained: { read in
-                behind.value = read >= fullRead && (socket.receiveBufferFill() ?? 0) > shedAbove
+            drained: { _ in
+                for _ in 0..<starts.batch {
+                    guard let start = starts.next() else { break }
+                    runtime.putOffStartDue(start)
+                }
+                return !starts.isEmpty
             })
     }
 }

@@ -111,6 +111,9 @@ public struct CenterConfiguration: Sendable {
     /// heartbeats arrive spread evenly and seldom queue, so without it the loop sleeps and wakes for nearly
     /// every datagram, the larger part of its CPU. Zero: read at once.
     public var udpReadInterval: Duration
+    /// UDP session starts waiting behind the frames of sessions at most (`SessionStartQueue`); past it they are
+    /// shed and their devices ask again. 8,192 are about 140 ms of work, short of a device's 1 s retry.
+    public var udpSessionStartsWaiting = 8192
     /// Bind the TCP and UDP sockets with SO_REUSEPORT, so that several centres (worker processes, or
     /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
     /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.

@@ -67,8 +67,8 @@ struct CenterConnectionMachine: Hashable, Sendable {
         case (.waiting(extended: false), .pending):
             state = .waiting(extended: true)
             return arm()
-        case (_, .pending):
-            return []  // extended once already, or authenticated
+        case (_, .pending), (_, .putOff):
+            return []  // extended once already, or authenticated; nothing is put off on a connection
         case (_, .refused):
             offences += 1
             return offences >= offencesBeforeClose ? close(reason: "offences") : []

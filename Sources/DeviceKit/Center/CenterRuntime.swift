@@ -20,6 +20,9 @@ enum FrameVerdict: Equatable {
     case pending
     /// Refused or dropped: no proof of anything.
     case refused
+    /// Over UDP, a frame of a device without a session: put off behind the frames of sessions, worked on soon
+    /// after (`SessionStartQueue`).
+    case putOff
 }
 
 /// The one owner of the centre's state machines: it feeds them frames, journal outcomes and timers, and runs
@@ -207,13 +210,28 @@ final class CenterRuntime {
 
     /// A frame arrived on a connection or as a datagram from `source`.
     ///
-    /// - Parameter shedding: the UDP socket is behind (its last read was full and left its receive buffer more
-    ///   than half full, `CenterDatagrams`): a frame of a device without a session, which can only be a
-    ///   `sessionStart` (a key derivation, a handshake and a journal write), is dropped before any work, so that the queue drains and the kernel never drops the
-    ///   frames of sessions, alarms among them, for want of room. The device asks again within seconds.
-    func frameReceived(_ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, shedding: Bool = false) -> FrameVerdict {
+    /// - Parameter startsWaiting: the UDP socket's queue of session starts (`SessionStartQueue`): a frame of a
+    ///   device without a session, which can only be a `sessionStart` (a key derivation, a handshake and a
+    ///   journal write), is put there once its checks that cost nothing passed, and worked on (through this
+    ///   method, without a queue) after the frames of sessions read with it; with the queue full it is shed.
+    func frameReceived(
+        _ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, startsWaiting: SessionStartQueue? = nil
+    ) -> FrameVerdict {
         guard !stopped else { return .refused }
         metrics.framesReceived.increment()
+        return frameArrived(frame, from: path, source: source, startsWaiting: startsWaiting)
+    }
+
+    /// A session start put off (`SessionStartQueue`) is worked on now: its checks run again (its source's
+    /// budget may be spent by now). It was counted when it was read.
+    func putOffStartDue(_ start: SessionStartQueue.Start) {
+        guard !stopped else { return }
+        _ = frameArrived(start.frame, from: start.path, source: start.source, startsWaiting: nil)
+    }
+
+    private func frameArrived(
+        _ frame: SealedFrame, from path: ReplyPath, source: SourceAddress, startsWaiting: SessionStartQueue?
+    ) -> FrameVerdict {
         let device = frame.header.deviceID
         // A down frame is never for the centre: refused before it can cost a key derivation.
         guard frame.header.direction == .up else {
@@ -222,10 +240,6 @@ final class CenterRuntime {
         }
         // What the device's machine says, read once in place: whether there is one, its session, its key epoch.
         let machine = sessions.withValue(device) { $0.machine.facts }
-        if shedding, machine?.hasSession != true {
-            shed()
-            return .refused
-        }
         // A frame under an id with neither a session nor a cached key costs a key derivation: only while its
         // source's forgeries stay within their budget (protocol.md §6.1).
         let derives = machine == nil && !keys.hasKey(device)
@@ -233,6 +247,11 @@ final class CenterRuntime {
         if derives && !forgeryBudget.allows(source, now: monotonic) {
             metrics.sourceLimited.increment()
             countRefusal("sourceLimited")
+            return .refused
+        }
+        if let startsWaiting, machine?.hasSession != true {
+            if startsWaiting.putOff(frame, path: path, source: source) { return .putOff }
+            shed()
             return .refused
         }
         guard machine != nil || deviceKey(device) != nil else {
@@ -279,7 +298,7 @@ final class CenterRuntime {
         countRefusal("shed")
         if let count = shedLog.count(now: ContinuousClock.now - startedAt) {
             logger.warning(
-                "behind on the UDP socket: session starts are shed until it drains (the devices ask again)",
+                "behind on session starts over UDP: past the queue's limit they are shed (the devices ask again)",
                 metadata: ["shed": "\(count)"])
         }
     }

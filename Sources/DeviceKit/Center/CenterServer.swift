@@ -495,6 +495,7 @@ public final class CenterServer: Service, Sendable {
         let vector = configuration.udpMessagesPerRead
         let buffer = configuration.udpBufferSize
         let interval = configuration.udpReadInterval
+        let startsWaiting = configuration.udpSessionStartsWaiting
         // The socket is ours, so that the frames' path reads and writes it in batches without NIO's
         // per-datagram envelopes (BatchedDatagramSocket); NIO's channel owns and closes it.
         let descriptor = try BatchedDatagramSocket.bound(host: configuration.host, port: port, reusePort: configuration.reusePort)
@@ -514,7 +515,8 @@ public final class CenterServer: Service, Sendable {
                     let socket = BatchedDatagramSocket(descriptor: descriptor, slot: slot, batch: vector, queueLimit: buffer)
                     runtime.value.datagramSocket = socket
                     try channel.pipeline.syncOperations.addHandler(CenterDatagrams.reader(
-                        runtime: runtime.value, socket: socket, readInterval: interval, readsPerTurn: Self.datagramReadsPerTurn))
+                        runtime: runtime.value, socket: socket, readInterval: interval, readsPerTurn: Self.datagramDrainReads,
+                        startsWaiting: startsWaiting))
                 }
             }
             .withBoundSocket(descriptor).get()
@@ -522,8 +524,12 @@ public final class CenterServer: Service, Sendable {
 }
 
 extension CenterServer {
-    /// recvmmsg calls per turn of the loop on the UDP socket.
+    /// recvmmsg calls per turn of the loop on the UDP socket, when NIO reads it (on a wake-up).
     fileprivate static let datagramReadsPerTurn = 4
+    /// recvmmsg calls per drain of the UDP socket at most, when the reader drains it itself: up to 512
+    /// datagrams. Reading is cheap next to working on a session start, so a drain that has put-off starts
+    /// to work on after it reads the socket empty first: alarms wait in neither the kernel's buffer nor its drops.
+    fileprivate static let datagramDrainReads = 16
 
     /// SO_REUSEPORT, which NIO does not name: set before bind on every socket that shares the port.
     fileprivate static var reusePortOption: ChannelOptions.Types.SocketOption {

@@ -21,6 +21,17 @@ public struct SealedFrame: Sendable {
         self.bytes = datagram
     }
 
+    private init(header: FrameHeader, bytes: ByteBuffer) {
+        self.header = header
+        self.bytes = bytes
+    }
+
+    /// The same frame in storage of its own: a datagram's frame is a view into the buffer it was read into,
+    /// which the next read may overwrite.
+    func copied() -> SealedFrame {
+        SealedFrame(header: header, bytes: ByteBuffer(bytes: bytes.readableBytesView))
+    }
+
     /// Seals `message` into one frame appended to `buffer` (protocol.md §3), in place: the header and the
     /// plaintext body are written, the body is encrypted over itself and the tag written after it. Nothing is
     /// allocated beyond `buffer`'s own growth.

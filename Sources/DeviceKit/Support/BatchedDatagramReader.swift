@@ -13,7 +13,9 @@ import NIOCore
 /// With `readInterval` zero, `autoRead` is on and NIO reads everything; the reader only passes it on.
 ///
 /// Every datagram goes to `received` with its sender, in the order read; after each read or drain,
-/// `drained` is told how many datagrams it took (`fullRead` or more: the socket may hold more).
+/// `drained` is told how many datagrams it took (`fullRead` or more: the socket may hold more), and says
+/// whether its owner has work left from them (the centre's put-off session starts): then the reader drains
+/// again in the loop's next turn, whatever it read, so that the work goes on between reads.
 final class BatchedDatagramReader: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
@@ -21,13 +23,15 @@ final class BatchedDatagramReader: ChannelInboundHandler {
     private let readInterval: TimeAmount?
     private let readsPerTurn: Int
     private let received: (ByteBuffer, DatagramPeer) -> Void
-    private let drained: (Int) -> Void
+    private let drained: (Int) -> Bool
     private var readThisTurn = 0
+    /// A drain for the owner's work left is scheduled (with `autoRead`, NIO may read again before it runs).
+    private var workDrainScheduled = false
 
     /// - Parameter readsPerTurn: `recvmmsg` calls one drain makes at most.
     init(
         socket: BatchedDatagramSocket, readInterval: Duration, readsPerTurn: Int,
-        received: @escaping (ByteBuffer, DatagramPeer) -> Void, drained: @escaping (Int) -> Void = { _ in }
+        received: @escaping (ByteBuffer, DatagramPeer) -> Void, drained: @escaping (Int) -> Bool = { _ in false }
     ) {
         self.socket = socket
         self.readInterval = readInterval == .zero ? nil : TimeAmount(readInterval)
@@ -87,7 +91,16 @@ final class BatchedDatagramReader: ChannelInboundHandler {
     }
 
     private func afterReading(_ read: Int, context: ChannelHandlerContext) {
-        drained(read)
+        if drained(read) {
+            guard !workDrainScheduled else { return }
+            workDrainScheduled = true
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                bound.value.0.workDrainScheduled = false
+                bound.value.0.drain(context: bound.value.1)
+            }
+            return
+        }
         guard let readInterval else { return }
         if read == 0 {
             context.read()

@@ -111,19 +111,6 @@ final class BatchedDatagramSocket {
         return .datagrams(Int(count))
     }
 
-    /// The share of the socket's receive buffer its queued datagrams take (Linux `SO_MEMINFO`: the bytes
-    /// held against the buffer's size), or `nil` if the kernel does not say.
-    func receiveBufferFill() -> Double? {
-        guard isOpen else { return nil }
-        var info = (UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0), UInt32(0))
-        var size = socklen_t(MemoryLayout.size(ofValue: info))
-        guard getsockopt(descriptor, SOL_SOCKET, Self.soMeminfo, &info, &size) == 0, info.1 > 0 else { return nil }
-        return Double(info.0) / Double(info.1)
-    }
-
-    /// SO_MEMINFO (Linux 4.6), which Glibc does not name.
-    private static let soMeminfo: Int32 = 55
-
     // MARK: Sending
 
     /// Whether datagrams wait for the next `flush()`.

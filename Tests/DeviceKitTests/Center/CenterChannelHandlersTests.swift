@@ -145,4 +145,54 @@ import Testing
         #expect(try channel.readOutbound(as: AddressedEnvelope<ByteBuffer>.self) == nil)
         _ = try? channel.finish()
     }
+
+    /// Over UDP, the frames of devices without a session are put off as they are read (`SessionStartQueue`):
+    /// past the queue's limit they are shed; after the read, a batch (32) is worked on, and the rest in the loop's next
+    /// turns, a batch each. Their source's checks run again when they are worked on.
+    @Test func sessionStartsArePutOffAndWorkedOnABatchAtATimeAfterTheRead() throws {
+        let centre = try Centre()
+        let descriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { close(descriptor) }
+        let socket = BatchedDatagramSocket(descriptor: descriptor, slot: 2048, batch: 8, queueLimit: 1 << 16)
+        centre.runtime.datagramSocket = socket
+        let channel = EmbeddedChannel(
+            handler: CenterDatagrams.reader(runtime: centre.runtime, socket: socket, startsWaiting: 150), loop: centre.loop)
+        let peer = try SocketAddress(ipAddress: "127.0.0.1", port: 40_001)
+        // One read of 200 session starts of ids the registry does not hold: each is refused once worked on.
+        for n in 0..<200 {
+            let frame = try Self.frame(Self.sessionStart, device: 5_000 + UInt32(n), counter: 1)
+            channel.pipeline.fireChannelRead(NIOAny(AddressedEnvelope(remoteAddress: peer, data: frame)))
+        }
+        let unknown = "center_frames_unknown_device_total"
+        #expect(centre.metric("center_frames_received_total") == 200)
+        #expect(centre.metric(#"center_frames_dropped_total{reason="shed"}"#) == 50, "past the limit of 150")
+        #expect(centre.metric(unknown) == 0, "put off, not worked on yet")
+        channel.pipeline.fireChannelReadComplete()
+        #expect(centre.metric(unknown) == 32, "one batch after the read")
+        centre.loop.run()
+        #expect(centre.metric(unknown) == 150, "the rest in the next turns")
+        #expect(centre.metric("center_frames_received_total") == 200, "counted once, when read")
+        _ = try? channel.finish()
+    }
+}
+
+@Suite struct SessionStartQueueTests {
+    @Test func startsAreKeptInOrderUpToTheLimitInStorageOfTheirOwn() throws {
+        let queue = SessionStartQueue(limit: 2)
+        let frame = try SealedFrame(datagram: CenterChannelHandlersTests.frame(.testHeartbeat, device: 7, counter: 1))
+        let path = ReplyPath.datagram(DatagramPeer(try SocketAddress(ipAddress: "127.0.0.1", port: 40_001))!)
+        let source = SourceAddress(try SocketAddress(ipAddress: "127.0.0.1", port: 40_001))
+        #expect(queue.putOff(frame, path: path, source: source))
+        #expect(queue.putOff(try SealedFrame(datagram: CenterChannelHandlersTests.frame(.testHeartbeat, device: 8, counter: 1)), path: path, source: source))
+        #expect(!queue.putOff(frame, path: path, source: source), "full")
+        #expect(queue.count == 2)
+        // Not a view of the socket's receive buffer, which the next read would then have to allocate anew.
+        let first = try #require(queue.next())
+        #expect(Array(first.frame.bytes.readableBytesView) == Array(frame.bytes.readableBytesView))
+        #expect(first.frame.header == frame.header)
+        let address = { (bytes: ByteBuffer) in bytes.withUnsafeReadableBytes { $0.baseAddress } }
+        #expect(address(first.frame.bytes) != address(frame.bytes))
+        #expect(queue.next()?.frame.header.deviceID == 8)
+        #expect(queue.next() == nil && queue.isEmpty)
+    }
 }
