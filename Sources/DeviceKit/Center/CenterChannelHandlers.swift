@@ -150,7 +150,7 @@ enum CenterDatagrams {
     ///   - startsWaiting: session starts waiting at most (`CenterConfiguration.udpSessionStartsWaiting`).
     static func reader(
         runtime: CenterRuntime, socket: BatchedDatagramSocket, readInterval: Duration = .zero, readsPerTurn: Int = 4,
-        startsWaiting: Int = 8192
+        startsWaiting: Int = SessionStartQueue.defaultLimit
     ) -> BatchedDatagramReader {
         let starts = SessionStartQueue(limit: startsWaiting)
         return BatchedDatagramReader(

@@ -113,7 +113,7 @@ public struct CenterConfiguration: Sendable {
     public var udpReadInterval: Duration
     /// UDP session starts waiting behind the frames of sessions at most (`SessionStartQueue`); past it they are
     /// shed and their devices ask again. 8,192 are about 140 ms of work, short of a device's 1 s retry.
-    public var udpSessionStartsWaiting = 8192
+    public var udpSessionStartsWaiting = SessionStartQueue.defaultLimit
     /// Bind the TCP and UDP sockets with SO_REUSEPORT, so that several centres (worker processes, or
     /// instances in one process) listen on the same port and the kernel spreads connections and UDP 4-tuples
     /// over them. They must share one journal: it is what keeps anchors rising and alarms recorded once.

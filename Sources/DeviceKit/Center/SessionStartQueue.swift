@@ -25,6 +25,9 @@ final class SessionStartQueue {
         let source: SourceAddress
     }
 
+    /// The default `limit` (`CenterConfiguration.udpSessionStartsWaiting`).
+    static let defaultLimit = 8192
+
     /// Session starts waiting at most; past it they are shed.
     let limit: Int
     /// Session starts worked on between two reads of the socket.

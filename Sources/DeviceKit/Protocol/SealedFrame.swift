@@ -26,8 +26,8 @@ public struct SealedFrame: Sendable {
         self.bytes = bytes
     }
 
-    /// The same frame in storage of its own: a datagram's frame is a view into the buffer it was read into,
-    /// which the next read may overwrite.
+    /// The same frame in storage of its own: a datagram's frame is a view into the buffer it was read into, and
+    /// kept, it keeps that whole buffer alive and makes the next read into it allocate a new one.
     func copied() -> SealedFrame {
         SealedFrame(header: header, bytes: ByteBuffer(bytes: bytes.readableBytesView))
     }
