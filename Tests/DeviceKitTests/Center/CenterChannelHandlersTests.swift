@@ -44,6 +44,18 @@ import Testing
             return channel
         }
 
+        /// The centre's UDP reader on an embedded channel, answering through a real socket on loopback (the
+        /// caller closes its `descriptor`).
+        func datagramPort(
+            startsWaiting: Int = SessionStartQueue.defaultLimit
+        ) throws -> (channel: EmbeddedChannel, socket: BatchedDatagramSocket, descriptor: CInt) {
+            let descriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+            let socket = BatchedDatagramSocket(descriptor: descriptor, slot: 2048, batch: 8, queueLimit: 1 << 16)
+            runtime.datagramSocket = socket
+            let reader = CenterDatagrams.reader(runtime: runtime, socket: socket, startsWaiting: startsWaiting)
+            return (EmbeddedChannel(handler: reader, loop: loop), socket, descriptor)
+        }
+
         func metric(_ sample: String) -> Double { metricValue(sample, in: metrics.emitToString()) }
 
         func closed(_ reason: String) -> Double { metric(#"center_connections_closed_total{reason="\#(reason)"}"#) }
@@ -131,11 +143,8 @@ import Testing
     @Test func aDatagramThatIsNoFrameIsCountedAndAnsweredWithNothing() throws {
         let centre = try Centre()
         // The answers' socket, a real one on loopback: nothing may be queued on it.
-        let descriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+        let (channel, socket, descriptor) = try centre.datagramPort()
         defer { close(descriptor) }
-        let socket = BatchedDatagramSocket(descriptor: descriptor, slot: 2048, batch: 8, queueLimit: 1 << 16)
-        centre.runtime.datagramSocket = socket
-        let channel = EmbeddedChannel(handler: CenterDatagrams.reader(runtime: centre.runtime, socket: socket), loop: centre.loop)
         let peer = try SocketAddress(ipAddress: "127.0.0.1", port: 40_001)
         try channel.writeInbound(AddressedEnvelope(remoteAddress: peer, data: ByteBuffer(bytes: [0x70, 0x00, 0x20])))
         try channel.writeInbound(AddressedEnvelope(remoteAddress: peer, data: try Self.frame(.testHeartbeat, device: 99, counter: 1)))
@@ -147,16 +156,12 @@ import Testing
     }
 
     /// Over UDP, the frames of devices without a session are put off as they are read (`SessionStartQueue`):
-    /// past the queue's limit they are shed; after the read, a batch (32) is worked on, and the rest in the loop's next
-    /// turns, a batch each. Their source's checks run again when they are worked on.
+    /// past the queue's limit they are shed; after the read, a batch (32) is worked on, and the rest in the
+    /// loop's next turns, a batch each. Their source's checks run again when they are worked on.
     @Test func sessionStartsArePutOffAndWorkedOnABatchAtATimeAfterTheRead() throws {
         let centre = try Centre()
-        let descriptor = try BatchedDatagramSocket.bound(host: "127.0.0.1", port: 0, reusePort: false)
+        let (channel, _, descriptor) = try centre.datagramPort(startsWaiting: 150)
         defer { close(descriptor) }
-        let socket = BatchedDatagramSocket(descriptor: descriptor, slot: 2048, batch: 8, queueLimit: 1 << 16)
-        centre.runtime.datagramSocket = socket
-        let channel = EmbeddedChannel(
-            handler: CenterDatagrams.reader(runtime: centre.runtime, socket: socket, startsWaiting: 150), loop: centre.loop)
         let peer = try SocketAddress(ipAddress: "127.0.0.1", port: 40_001)
         // One read of 200 session starts of ids the registry does not hold: each is refused once worked on.
         for n in 0..<200 {
