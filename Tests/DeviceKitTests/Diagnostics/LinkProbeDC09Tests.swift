@@ -9,10 +9,12 @@ import Testing
 @Suite struct LinkProbeDC09Tests {
     static let key = try! DC09Key(bytes: Array(repeating: 0x21, count: 32))
 
+    /// The timeout is long: no test here waits it out, and at the suite's start, with dozens of tests running,
+    /// 2 s was once too short for a TCP NULL to be answered.
     func probe(port: Int, transport: Transport, account: String = "4A1", key: DC09Key? = LinkProbeDC09Tests.key) throws -> LinkProbe {
         var probe = LinkProbe(
             key: try DeviceKey(deviceID: 1, rootKey: RunningCentre.rootKey), address: try SocketAddress(ipAddress: "127.0.0.1", port: port),
-            transport: transport, counterStore: InMemoryCounterStore(), bootCount: 1, timeout: .seconds(2))
+            transport: transport, counterStore: InMemoryCounterStore(), bootCount: 1, timeout: .seconds(10))
         probe.dc09 = (DC09FrameSession.Configuration(account: account, key: key), 90)
         return probe
     }
