@@ -59,33 +59,48 @@ public struct DeviceKey: Sendable {
     /// Seals and opens centre → device frames of the session whose `sessionStart` had counter `anchor`.
     public func downKey(anchor: UInt64) -> SymmetricKey {
         // The anchor's 48 bits, big-endian.
-        let salt = withUnsafeBytes(of: (anchor << 16).bigEndian) { Array($0.prefix(6)) }
-        let down: InlineKey
-        switch source {
-        case .provisioned(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
-        case .fleet(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+        withUnsafeBytes(of: (anchor << 16).bigEndian) { bytes in
+            let salt = UnsafeRawBufferPointer(rebasing: bytes[0..<6])
+            let down: InlineKey
+            switch source {
+            case .provisioned(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+            case .fleet(let root): down = InlineKey.hkdfSHA256(inputKeyMaterial: root, salt: salt, info: Self.downInfo)
+            }
+            return down.symmetricKey
         }
-        return down.symmetricKey
     }
 }
 
 /// The fleet master key from which every device's root key is derived, so a centre serving 100,000 devices
 /// holds one secret instead of a 100,000-line key file.
+///
+/// Held as HKDF's pseudorandom key rather than as the master itself: the salt and the master are the same for
+/// every device, so is the extract step's output, `PRK = HMAC(salt, master)`. It is computed once, and kept as
+/// an HMAC key made ready (`PreparedHMACKey`), so a device's root key costs one HMAC of two SHA-256 blocks,
+/// where the whole HKDF took two HMACs of four blocks each (a centre derives it on a device's first frame, a
+/// load run for each device it simulates).
 public struct FleetMasterKey: Sendable {
-    private let key: SymmetricKey
+    private let expandKey: PreparedHMACKey
 
     /// 32 to 64 bytes.
     public init(bytes: [UInt8]) throws(KeyError) {
         try KeyKind.fleetMaster.check(length: bytes.count)
-        key = SymmetricKey(data: bytes)
+        var pseudoRandomKey = InlineKey.hkdfExtract(salt: Self.salt, inputKeyMaterial: bytes)
+        defer { pseudoRandomKey.wipe() }
+        expandKey = pseudoRandomKey.withUnsafeBytes { PreparedHMACKey(key: $0) }
     }
 
     /// protocol.md §3.2: HKDF-SHA256(IKM = master, salt = "DeviceKit v1 device", info = id as 4 bytes, then
-    /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian.
+    /// for an epoch above 0 the epoch as 2 bytes), 32 bytes; big-endian. HKDF's expand step over the prepared
+    /// PRK: `T(1) = HMAC(PRK, info ‖ 0x01)`.
     func rootKey(for deviceID: UInt32, epoch: UInt16 = 0) -> InlineKey {
-        var info = withUnsafeBytes(of: deviceID.bigEndian) { Array($0) }
-        if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }
-        return InlineKey.hkdfSHA256(inputKeyMaterial: key, salt: Self.salt, info: info)
+        let info = (deviceID.bigEndian, epoch.bigEndian)
+        return InlineKey { okm in
+            withUnsafeBytes(of: info) { info in
+                // The tuple lies as id (4 B) then epoch (2 B), with no padding between them.
+                expandKey.authenticate(UnsafeRawBufferPointer(rebasing: info[0..<(epoch > 0 ? 6 : 4)]), suffix: 0x01, into: okm)
+            }
+        }
     }
 
     private static let salt = Array("DeviceKit v1 device".utf8)

@@ -37,6 +37,42 @@ import Testing
         }
     }
 
+    /// A prepared HMAC key gives swift-crypto's HMAC, for keys shorter, as long as and longer than the block,
+    /// and gives it again and again (each MAC starts from a copy of the prepared state).
+    @Test func aPreparedHMACKeyGivesSwiftCryptosHMAC() {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let key = (0..<Int.random(in: 1...80, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let prepared = key.withUnsafeBytes { PreparedHMACKey(key: $0) }
+            for _ in 0..<3 {
+                let message = (0..<Int.random(in: 0...100, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                let suffix = Bool.random(using: &random) ? UInt8.random(in: 0...255, using: &random) : nil
+                let ours = InlineKey { out in message.withUnsafeBytes { prepared.authenticate($0, suffix: suffix, into: out) } }
+                let theirs = HMAC<SHA256>.authenticationCode(for: message + (suffix.map { [$0] } ?? []), using: SymmetricKey(data: key))
+                #expect(ours.withUnsafeBytes { Array($0) } == Array(theirs), "key \(key.count) B, message \(message.count) B")
+            }
+        }
+    }
+
+    /// The fleet's root keys, derived from the master's PRK prepared once, are protocol.md §3.2's HKDF, as
+    /// swift-crypto computes it from the master each time: masters of 32 to 64 bytes, epochs 0 (4-byte info)
+    /// and above (6 bytes).
+    @Test func aFleetRootKeyIsTheHKDFOfTheMaster() throws {
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let master = (0..<Int.random(in: 32...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let fleet = try FleetMasterKey(bytes: master)
+            let id = UInt32.random(in: 0...UInt32.max, using: &random)
+            let epoch: UInt16 = Bool.random(using: &random) ? 0 : .random(in: 1...UInt16.max, using: &random)
+            var info = withUnsafeBytes(of: id.bigEndian) { Array($0) }
+            if epoch > 0 { info += withUnsafeBytes(of: epoch.bigEndian) { Array($0) } }
+            let theirs = HKDF<SHA256>.deriveKey(
+                inputKeyMaterial: SymmetricKey(data: master), salt: Array("DeviceKit v1 device".utf8), info: info,
+                outputByteCount: 32)
+            #expect(fleet.rootKey(for: id, epoch: epoch).withUnsafeBytes { Array($0) } == theirs.withUnsafeBytes { Array($0) })
+        }
+    }
+
     /// A wiped key is zeros where it lay.
     @Test func aWipedKeyIsZeros() {
         var key = InlineKey.hkdfSHA256(inputKeyMaterial: [UInt8](repeating: 1, count: 32), salt: [UInt8](), info: [UInt8]())
