@@ -286,9 +286,15 @@ final class LoadShard: @unchecked Sendable {
             device.start(intended: ramp.instant(of: n))
         }
         if started < devices.count {
-            schedule(ramp.instant(of: started) - now()) { [self] in startDue() }
+            // At most one wake-up a `rampTick`: at 15,000 starts a second a shard would otherwise sleep and wake
+            // every 67 µs for one device. The devices due by then start together, their session starts leave in
+            // one `sendmmsg`, and each is measured from its own instant, so the wait is in the set-up latency.
+            schedule(Swift.max(ramp.instant(of: started) - now(), Self.rampTick)) { [self] in startDue() }
         }
     }
+
+    /// The ramp's shortest wait between two wake-ups.
+    static let rampTick = Duration.milliseconds(1)
 
     /// Wakes up at the start of each phase of the steady part, and for the link drops.
     private func schedulePhases() {
