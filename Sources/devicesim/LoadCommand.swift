@@ -215,6 +215,9 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(help: "With --sip-call: a file holding the digest password of every device (one line), for a PBX that asks for one.")
     var sipPasswordFile: String?
 
+    @Option(parsing: .unconditional, help: "Event-loop threads for this process's devices (default: over UDP with our protocol and no calls, one per 20,000 round trips a second at the run's busiest, in the ramp or after it, at most one a core; otherwise one a core).")
+    var loops: Int?
+
     /// These options as a command line that parses back to them, one entry an option, in the order above;
     /// an option left out (`nil`) is left to its default.
     var arguments: [String] {
@@ -248,6 +251,7 @@ struct LoadPlanOptions: ParsableArguments {
             ("--sip-transport", sipTransport),
             ("--sip-user-prefix", sipUserPrefix),
             ("--sip-password-file", sipPasswordFile),
+            ("--loops", loops),
         ]
         return options.flatMap { name, value in value.map { [name, $0.description] } ?? [] } + (stampVoice ? ["--stamp-voice"] : [])
     }
@@ -267,6 +271,7 @@ struct LoadPlanOptions: ParsableArguments {
         _ = try heartbeatSeconds()
         guard Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be tcp or udp, not '\(transport)'.") }
         guard devicesPerSocket >= 1 else { throw ValidationError("--devices-per-socket must be at least 1.") }
+        if let loops, loops < 1 { throw ValidationError("--loops must be at least 1.") }
         guard let reporting = ReportingProtocol(rawValue: reportingProtocol) else {
             throw ValidationError("--protocol must be devicekit or dc09, not '\(reportingProtocol)'.")
         }
@@ -304,6 +309,7 @@ struct LoadPlanOptions: ParsableArguments {
         plan.callDuration = callDuration?.duration ?? .seconds(30)
         plan.media.stampVoice = stampVoice
         plan.recordCalls = recordCalls
+        plan.loops = loops
         if reportsOverDC09 {
             let key = try dc09KeyFile.map { try DC09Key(bytes: try GivenKey.file($0, what: "the DC-09 key file").bytes(.dc09)) }
             plan.dc09 = DC09Load(framing: DC09FrameSession.Configuration(
@@ -469,8 +475,9 @@ struct LoadRunCommand: AsyncParsableCommand {
         let spawned = try await spawnedCenter.start(on: given, masterHex: try masterHex(), heartbeat: try planOptions.heartbeatSeconds())
         if let spawned { plan.centre = spawned.address }
         plan.keepsAcknowledgedAlarms = spawnedCenter.centerJournal != nil || spawned != nil
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let runner = LoadRunner(plan: plan, group: group)
+        let loops = plan.eventLoops(cores: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+        let runner = LoadRunner(plan: plan, group: group, loops: loops)
         var report: LoadReport
         do {
             report = try await runner.run(startingAt: workerStart(), beside: spawned?.crashes(during: plan), progress: progressOutput())

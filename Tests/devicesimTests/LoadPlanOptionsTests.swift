@@ -11,7 +11,7 @@ import Testing
             "--center", "[::1]:7701", "--secondary", "[::1]:7702", "--devices", "12345", "--transport", "udp", "--ramp", "250.5", "--heartbeat-interval", "7",
             "--alarm-rate", "3.25", "--event-rate", "0.5", "--drop-links", "1.5", "--udp-loss", "0.05", "--cancel-share", "0.3",
             "--call-share", "0.2", "--call-duration", "12.5", "--duration", "45", "--drain", "20.25", "--first-id", "1001",
-            "--devices-per-socket", "64", "--record-calls", "calls", "--stamp-voice",
+            "--devices-per-socket", "64", "--record-calls", "calls", "--stamp-voice", "--loops", "3",
         ],
         ["--devices", "3", "--scenario", "power-cut.toml", "--heartbeat", "9s"],
         ["--devices", "5", "--protocol", "dc09", "--dc09-format", "cid", "--dc09-key-file", "aes.hex", "--dc09-receiver", "7", "--dc09-line", "3A"],
@@ -50,6 +50,7 @@ import Testing
         (["--sip-password-file", "p"], "need --sip-call"),
         (["--sip-call", "tel:+4930123"], "is not a SIP URI"),
         (["--sip-call", "sip:arc@127.0.0.1", "--sip-transport", "sctp"], "must be udp or tcp"),
+        (["--loops", "0"], "--loops must be at least 1"),
     ])
     func theSIPOptionsAreChecked(arguments: [String], words: String) {
         #expect {

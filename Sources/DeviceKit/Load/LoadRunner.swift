@@ -69,6 +69,8 @@ public struct LoadPlan: Sendable {
     /// The devices call this SIP address after an alarm's ack, as a home with `[voice] sip` does
     /// (`--sip-call`); `callShare` and `callDuration` apply to these calls then.
     public var sip: LoadSIPCalls?
+    /// Event loops (threads) to run this process's devices on (`--loops`); `nil`: `eventLoops(cores:)` decides.
+    public var loops: Int?
 
     public init(
         centre: SocketAddress, master: FleetMasterKey, transport: Transport = .udp, firstID: UInt32 = 1, fleetSize: Int,
@@ -100,6 +102,32 @@ public struct LoadPlan: Sendable {
         counterStart = min(wallMilliseconds << 6, Wire.maximumUpCounter / 2)
         firstMessageID = UInt32(truncatingIfNeeded: (wallMilliseconds / 1000) &* 16)
     }
+
+    /// The event loops this process runs its devices on, on a machine of `cores` cores: `loops` if given; for
+    /// our protocol over UDP without calls, one for every `datagramsPerLoop` round trips a second the plan asks
+    /// at its busiest (the ramp's session starts, or the steady phase's heartbeats, alarms, events and cut
+    /// links), at most one a core; otherwise one a core.
+    ///
+    /// A loop more than the work needs costs: each loop sleeps and wakes for its own timers and its own share
+    /// of the centre's answers, and on a machine shared with the centre those wake-ups are the load tool's
+    /// largest cost. 20,000 devices with 2 s heartbeats (10,000 round trips a second) took 16.0–17.4 µs of CPU
+    /// a round trip on one loop against 18.7–19.7 µs on two, the centre beside it 11.0–11.6 against 12.7–12.8
+    /// µs a frame (docs/benchmarks.md). A handshake ramp of 40,000 a second is better on two.
+    public func eventLoops(cores: Int) -> Int {
+        let cores = Swift.max(1, cores)
+        if let loops { return Swift.max(1, loops) }
+        guard transport == .udp, dc09 == nil, sip == nil, callShare == 0 else { return cores }
+        let heartbeat = Double(heartbeatOverride ?? Self.centreHeartbeatSeconds)
+        let steady = Double(ids.count) / heartbeat + alarmRate + (fleetEventRate + fleetLinkDropRate) * processShare
+        let busiest = Swift.max(rampRate, steady)
+        return Swift.min(cores, Swift.max(1, Int((busiest / Self.datagramsPerLoop).rounded(.up))))
+    }
+
+    /// Round trips a second one loop is given at most when `eventLoops` chooses (a loop takes about 16 µs of
+    /// CPU a round trip: a third of a core).
+    public static let datagramsPerLoop = 20_000.0
+    /// The heartbeat interval a centre sets unless told otherwise (`devicesim center`'s default).
+    static let centreHeartbeatSeconds: UInt16 = 30
 
     /// This process's device ids.
     public var ids: Range<UInt64> { shard.ids(first: firstID, fleet: fleetSize) }

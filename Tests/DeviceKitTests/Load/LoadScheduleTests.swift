@@ -79,6 +79,35 @@ import Testing
         for part in layout { ids += (0..<part.count).map { part.firstID + UInt64($0) * 4 } }
         #expect(ids.sorted() == Array(10..<21))
     }
+
+    /// One event loop for every 20,000 UDP round trips a second at the run's busiest, at most one a core;
+    /// `--loops` overrides; TCP, DC-09 and calls keep one a core.
+    @Test func theEventLoopsFollowTheWorkAskedOverUDP() throws {
+        func plan(devices: Int, ramp: Double, heartbeat: UInt16?, alarms: Double = 0, transport: Transport = .udp) throws -> LoadPlan {
+            try LoadPlan(
+                centre: .init(ipAddress: "127.0.0.1", port: 1), master: FleetMasterKey(bytes: Array(repeating: 1, count: 32)),
+                transport: transport, fleetSize: devices, rampRate: ramp, fleetAlarmRate: alarms, heartbeatOverride: heartbeat)
+        }
+        // 20,000 devices at 2 s: 10,000 round trips a second after a ramp of 5,000 a second.
+        #expect(try plan(devices: 20_000, ramp: 5_000, heartbeat: 2).eventLoops(cores: 2) == 1)
+        // A ramp of 35,000 sessions a second is the busiest part.
+        #expect(try plan(devices: 60_000, ramp: 35_000, heartbeat: nil).eventLoops(cores: 2) == 2)
+        // A million at 30 s: 33,333 heartbeats a second, two loops, and no more than the cores.
+        #expect(try plan(devices: 1_000_000, ramp: 10_000, heartbeat: 30).eventLoops(cores: 2) == 2)
+        #expect(try plan(devices: 1_000_000, ramp: 10_000, heartbeat: 1).eventLoops(cores: 4) == 4)
+        // Without an interval given, the centre's default of 30 s: 600,000 devices is 20,000 a second.
+        #expect(try plan(devices: 600_000, ramp: 1_000, heartbeat: nil).eventLoops(cores: 8) == 1)
+        #expect(try plan(devices: 600_030, ramp: 1_000, heartbeat: nil).eventLoops(cores: 8) == 2)
+        // Alarms count too.
+        #expect(try plan(devices: 10, ramp: 10, heartbeat: 30, alarms: 25_000).eventLoops(cores: 8) == 2)
+        #expect(try plan(devices: 20_000, ramp: 5_000, heartbeat: 2, transport: .tcp).eventLoops(cores: 2) == 2)
+        var calling = try plan(devices: 20_000, ramp: 5_000, heartbeat: 2)
+        calling.callShare = 0.5
+        #expect(calling.eventLoops(cores: 2) == 2)
+        var given = try plan(devices: 20_000, ramp: 5_000, heartbeat: 2)
+        given.loops = 3
+        #expect(given.eventLoops(cores: 2) == 3)
+    }
 }
 
 @Suite struct ProcessUsageTests {
