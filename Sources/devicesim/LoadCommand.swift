@@ -172,7 +172,7 @@ struct LoadPlanOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The steady phase (alarms are raised), after the ramp and one second to settle (default 60s).", transform: DurationOption.seconds)
     var duration: DurationOption?
 
-    @Option(parsing: .unconditional, help: "How long to wait after the steady phase for outstanding acks; alarms still unacknowledged then are lost (default 10s).", transform: DurationOption.seconds)
+    @Option(parsing: .unconditional, help: "How long to wait at most after the steady phase for outstanding acks; alarms still unacknowledged then are lost (default 10s; 30s with --drop-links or --udp-loss, under which an alarm may still be on its way after 10 s).", transform: DurationOption.seconds)
     var drain: DurationOption?
 
     @Option(parsing: .unconditional, help: "The first device id of the fleet.")
@@ -301,7 +301,7 @@ struct LoadPlanOptions: ParsableArguments {
             centre: centre, master: master, transport: Transport(rawValue: transport) ?? .tcp, firstID: firstID,
             fleetSize: devices, shard: shard, rampRate: ramp, fleetAlarmRate: alarmRate ?? 2, cancelShare: cancelShare,
             heartbeatOverride: try heartbeatSeconds(), duration: duration?.duration ?? .seconds(60),
-            drain: drain?.duration ?? .seconds(10), devicesPerSocket: devicesPerSocket)
+            drain: drain?.duration ?? (dropLinks > 0 || udpLoss > 0 ? .seconds(30) : .seconds(10)), devicesPerSocket: devicesPerSocket)
         plan.fleetEventRate = eventRate ?? 0
         plan.fleetLinkDropRate = dropLinks
         plan.udpLoss = udpLoss

@@ -1,3 +1,5 @@
+import DeviceKit
+import NIOCore
 import Testing
 
 @testable import devicesim
@@ -58,6 +60,20 @@ import Testing
         } throws: { error in
             LoadPlanOptions.message(for: error).contains(words)
         }
+    }
+
+    /// Under faults an alarm raised in the steady phase's last second may need more than 10 s: the default
+    /// drain is 30 s then, and `--drain` still decides when given.
+    @Test func faultsLengthenTheDefaultDrain() throws {
+        let master = try FleetMasterKey(bytes: Array(repeating: 7, count: 32))
+        let centre = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        func drain(_ arguments: [String]) throws -> Duration {
+            try LoadPlanOptions.parse(["--devices", "2"] + arguments).plan(centre: centre, master: master, shard: .whole).drain
+        }
+        #expect(try drain([]) == .seconds(10))
+        #expect(try drain(["--udp-loss", "0.2"]) == .seconds(30))
+        #expect(try drain(["--drop-links", "5"]) == .seconds(30))
+        #expect(try drain(["--udp-loss", "0.2", "--drain", "5s"]) == .seconds(5))
     }
 
     @Test func optionsLeftOutAreLeftOutOfTheRendering() throws {
