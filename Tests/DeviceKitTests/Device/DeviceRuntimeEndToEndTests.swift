@@ -87,7 +87,11 @@ import Testing
         try await harness.startCentre()
         _ = try await harness.waitFor(device, "the alarm delivered") { if case .story(.delivered) = $0 { true } else { false } }
         try await harness.everythingSentSoFarIsHandled(by: device)
-        #expect(harness.alarmsRecorded(device: 13).count == 1)
+        // Once in the journal, whichever centre wrote it. The event tells of it only if its writer lived to: a
+        // centre stopped between its commit and the commit's completion acknowledges nothing and says nothing,
+        // and the restarted one finds the alarm recorded (a retransmission: acknowledged, no new event).
+        #expect(try harness.journalAlarms(device: 13).count == 1)
+        #expect(harness.alarmsRecorded(device: 13).count <= 1)
         await device.stop()
         await harness.stopCentre()
     }

@@ -93,6 +93,11 @@ final class EndToEndHarness: Sendable {
         centreEvents.compactMap { if case .alarm(device, let a, _, _) = $0 { a.id } else { nil } }
     }
 
+    /// The ids of `device`'s alarms in the centre's journal, read-only, whether or not a centre runs.
+    func journalAlarms(device: UInt32) throws -> [UInt32] {
+        try CenterJournal.recordedAlarms(readOnly: directory + "/centre.sqlite").filter { $0.device == device }.map(\.alarmID)
+    }
+
     func device(
         id: UInt32, transport: DeviceRuntimeConfiguration.Transport = .tcp, outbox: (any Outbox)? = nil,
         counter: (any CounterStore)? = nil, indicators: RecordingIndicators = RecordingIndicators(),
